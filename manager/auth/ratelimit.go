@@ -1,0 +1,47 @@
+package auth
+
+import (
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/time/rate"
+)
+
+// Limiter bounds attempts per key (an email, a client address) with a token
+// bucket per key. Keys are kept in an LRU so a flood of distinct keys cannot
+// grow memory without bound.
+type Limiter struct {
+	mu      sync.Mutex
+	buckets *lru.Cache[string, *rate.Limiter]
+	every   time.Duration
+	burst   int
+	now     func() time.Time
+}
+
+// NewLimiter allows burst attempts at once per key, then one every `every`.
+func NewLimiter(burst int, every time.Duration, now func() time.Time) *Limiter {
+	c, err := lru.New[string, *rate.Limiter](65536)
+	if err != nil {
+		panic(err) // only for a non-positive size
+	}
+	return &Limiter{buckets: c, every: every, burst: burst, now: now}
+}
+
+// Allow takes one attempt for key; when refused it says how long to wait.
+func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, found := l.buckets.Get(key)
+	if !found {
+		b = rate.NewLimiter(rate.Every(l.every), l.burst)
+		l.buckets.Add(key, b)
+	}
+	now := l.now()
+	r := b.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}

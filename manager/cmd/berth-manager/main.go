@@ -1,0 +1,168 @@
+// Command berth-manager runs one manager of a Berth control plane.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/berth-cluster/berth/manager/server"
+	"github.com/berth-cluster/berth/shared/version"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "berth-manager:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// hostList collects repeated -folder-host NAME=PATH flags.
+type hostList map[string]string
+
+func (h hostList) String() string { return fmt.Sprint(map[string]string(h)) }
+
+func (h hostList) Set(v string) error {
+	name, path, ok := strings.Cut(v, "=")
+	if !ok || name == "" || path == "" {
+		return fmt.Errorf("folder host %q must be NAME=PATH", v)
+	}
+	if _, dup := h[name]; dup {
+		return fmt.Errorf("folder host %s is given twice", name)
+	}
+	h[name] = path
+	return nil
+}
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("berth-manager", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		dev              = fs.Bool("dev", false, "run a one-node cluster (data in -data-dir, or a temp dir)")
+		nodeID           = fs.String("node-id", "", "this manager's id in the Raft cluster (default: the host name; 'dev' with -dev)")
+		httpAddr         = fs.String("http-addr", "127.0.0.1:8080", "HTTP API listen address")
+		advertiseHTTP    = fs.String("advertise-http", "", "HTTP address peers and clients use (default: -http-addr)")
+		raftAddr         = fs.String("raft-addr", "127.0.0.1:8300", "Raft transport listen address (port 0 picks one)")
+		dataDir          = fs.String("data-dir", "", "directory for the Raft log, snapshots and first-start credentials")
+		bootstrapExpect  = fs.Int("bootstrap-expect", 0, "number of managers in a new cluster listed in -peers")
+		peers            = fs.String("peers", "", "every manager of a new cluster: id=raftaddr=httpaddr,...")
+		join             = fs.String("join", "", "HTTP address of a running manager to join")
+		joinToken        = fs.String("join-token", "", "shared secret managers present to join the cluster")
+		agentToken       = fs.String("agent-token", "", "token agents present to register")
+		heartbeatTimeout = fs.Duration("heartbeat-timeout", 30*time.Second, "an agent silent this long is LOST")
+		adminEmail       = fs.String("bootstrap-admin-email", "admin@berth.local", "email of the superadmin created on first start")
+		tokenTTL         = fs.Duration("token-ttl", 12*time.Hour, "lifetime of login tokens")
+		logLevel         = fs.String("log-level", "info", "debug, info, warn or error")
+		showVersion      = fs.Bool("version", false, "print the version and exit")
+	)
+	folderHosts := hostList{}
+	fs.Var(folderHosts, "folder-host", "storage folder host NAME=PATH (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := applyEnv(fs, getenv); err != nil {
+		return err
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "berth-manager %s (%s)\n", version.Version, version.Commit)
+		return nil
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	if *nodeID == "" {
+		if *dev {
+			*nodeID = "dev"
+		} else if h, err := os.Hostname(); err == nil {
+			*nodeID = h
+		}
+	}
+	if *dataDir == "" {
+		if !*dev {
+			return errors.New("-data-dir is required (only -dev may run without one)")
+		}
+		d, err := os.MkdirTemp("", "berth-dev-")
+		if err != nil {
+			return fmt.Errorf("make dev data dir: %w", err)
+		}
+		*dataDir = d
+	}
+	peerList, err := server.ParsePeers(*peers)
+	if err != nil {
+		return fmt.Errorf("-peers: %w", err)
+	}
+	abs, err := filepath.Abs(*dataDir)
+	if err != nil {
+		return fmt.Errorf("-data-dir: %w", err)
+	}
+	cfg := server.Config{
+		NodeID: *nodeID, HTTPAddr: *httpAddr, AdvertiseHTTP: *advertiseHTTP, RaftAddr: *raftAddr, DataDir: abs,
+		Dev: *dev, BootstrapExpect: *bootstrapExpect, Peers: peerList, Join: *join, JoinToken: *joinToken,
+		AgentToken: *agentToken, HeartbeatTimeout: *heartbeatTimeout, FolderHosts: folderHosts,
+		BootstrapAdminEmail: *adminEmail, BootstrapAdminPassword: getenv("BERTH_BOOTSTRAP_ADMIN_PASSWORD"),
+		TokenTTL: *tokenTTL, Log: log, Out: stdout, RaftLog: stderr, RaftLogLevel: *logLevel,
+	}
+	if cfg.Dev && cfg.RaftAddr == "127.0.0.1:8300" && !flagSet(fs, "raft-addr") {
+		cfg.RaftAddr = "127.0.0.1:0"
+	}
+	srv, err := server.Start(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "berth-manager %s listening on http://%s (node %s, data %s)\n", version.Version, srv.HTTPAddr(), cfg.NodeID, abs)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	log.Info("shutting down")
+	return srv.Close()
+}
+
+// applyEnv sets every flag not given on the command line from
+// BERTH_<FLAG> (dashes as underscores), so containers and units can
+// configure the manager through the environment.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if flagSet(fs, f.Name) {
+			return
+		}
+		name := "BERTH_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		v := getenv(name)
+		if v == "" {
+			return
+		}
+		if f.Name == "folder-host" {
+			for _, item := range strings.Split(v, ",") {
+				if err := f.Value.Set(strings.TrimSpace(item)); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				}
+			}
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}

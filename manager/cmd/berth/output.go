@@ -1,0 +1,155 @@
+package main
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Output formats of -o.
+const (
+	formatJSON  = "json"
+	formatTable = "table"
+	formatCSV   = "csv"
+)
+
+// view is one result ready to render: data is what -o json prints (the API
+// object itself), columns and rows what table and csv print.
+type view struct {
+	data    any
+	columns []string
+	rows    [][]string
+	// single marks one object: the table format prints it as FIELD VALUE
+	// lines rather than one wide row.
+	single bool
+}
+
+// render writes v to w in the given format.
+func render(w io.Writer, format string, v view) error {
+	switch format {
+	case formatJSON:
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(v.data); err != nil {
+			return fmt.Errorf("writing JSON: %w", err)
+		}
+		return nil
+	case formatCSV:
+		return renderCSV(w, v)
+	case formatTable:
+		return renderTable(w, v)
+	}
+	return fmt.Errorf("output format %q is not one of json, table, csv", format)
+}
+
+func renderTable(w io.Writer, v view) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	cell := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		// A tab or newline inside a cell would break the columns.
+		return strings.NewReplacer("\t", " ", "\n", " ", "\r", " ").Replace(s)
+	}
+	if v.single {
+		for _, row := range v.rows {
+			for i, col := range v.columns {
+				fmt.Fprintf(tw, "%s:\t%s\n", col, cell(row[i]))
+			}
+		}
+		return flush(tw)
+	}
+	head := make([]string, len(v.columns))
+	for i, col := range v.columns {
+		head[i] = strings.ToUpper(col)
+	}
+	fmt.Fprintln(tw, strings.Join(head, "\t"))
+	for _, row := range v.rows {
+		cells := make([]string, len(row))
+		for i, s := range row {
+			cells[i] = cell(s)
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+	}
+	return flush(tw)
+}
+
+func flush(tw *tabwriter.Writer) error {
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("writing table: %w", err)
+	}
+	return nil
+}
+
+// renderCSV writes a header row and the rows with RFC 4180 quoting. Like the
+// manager's CSV export, a cell starting with = + - or @ is prefixed with ' so
+// that spreadsheets do not run it as a formula.
+func renderCSV(w io.Writer, v view) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(v.columns); err != nil {
+		return fmt.Errorf("writing CSV: %w", err)
+	}
+	for _, row := range v.rows {
+		cells := make([]string, len(row))
+		for i, s := range row {
+			cells[i] = csvSafe(s)
+		}
+		if err := cw.Write(cells); err != nil {
+			return fmt.Errorf("writing CSV: %w", err)
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("writing CSV: %w", err)
+	}
+	return nil
+}
+
+func csvSafe(s string) string {
+	if s != "" && strings.ContainsRune("=+-@", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+// Cell formatting shared by the resource views.
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func fmtTimePtr(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return fmtTime(*t)
+}
+
+func fmtBool(b bool) string { return strconv.FormatBool(b) }
+
+func fmtInt(i int) string { return strconv.Itoa(i) }
+
+func fmtIntPtr[T int | int64](p *T) string {
+	if p == nil {
+		return ""
+	}
+	return strconv.FormatInt(int64(*p), 10)
+}
+
+func fmtList(s []string) string { return strings.Join(s, ",") }
+
+// printNextCursor tells a person how to get the next page; for json the
+// cursor is in the printed object already.
+func (c *cli) printNextCursor(next string) {
+	if next != "" && c.output != formatJSON {
+		fmt.Fprintf(c.stderr, "More results: repeat with --cursor %s\n", next)
+	}
+}

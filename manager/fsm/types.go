@@ -1,0 +1,39 @@
+package fsm
+
+// MsgType is the first byte of every Raft log entry. Numbers are stable
+// forever: never renumber, never reuse a retired one.
+type MsgType uint8
+
+// IgnoreUnknown marks an entry a node may skip when it does not know the type
+// (a newer manager wrote it during a rolling upgrade). Without the bit an
+// unknown type stops the node rather than let its state diverge.
+const IgnoreUnknown MsgType = 0x80
+
+// The log entry types.
+const (
+	MsgBootstrap    MsgType = 1
+	MsgMemberPut    MsgType = 2
+	MsgMemberDelete MsgType = 3
+	MsgTokenCreate  MsgType = 4
+	MsgTokenDelete  MsgType = 5
+	MsgTokensExpire MsgType = 6
+	MsgUserCreate   MsgType = 7
+	MsgUserUpdate   MsgType = 8
+	MsgKeypairPut   MsgType = 9
+)
+
+// appliers maps each type to its applier; every resource file contributes
+// its own entries.
+func appliers() map[MsgType]applier {
+	return map[MsgType]applier{
+		MsgBootstrap:    handle(applyBootstrap),
+		MsgMemberPut:    handle(applyMemberPut),
+		MsgMemberDelete: handle(applyMemberDelete),
+		MsgTokenCreate:  handle(applyTokenCreate),
+		MsgTokenDelete:  handle(applyTokenDelete),
+		MsgTokensExpire: handle(applyTokensExpire),
+		MsgUserCreate:   handle(applyUserCreate),
+		MsgUserUpdate:   handle(applyUserUpdate),
+		MsgKeypairPut:   handle(applyKeypairPut),
+	}
+}

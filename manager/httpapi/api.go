@@ -1,0 +1,226 @@
+// Package httpapi serves the manager's HTTP API: one route table (routes.go)
+// from which the mux, the role checks, the forwarding rules and the OpenAPI
+// document are all derived, so they cannot disagree.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/berth-cluster/berth/manager/apierr"
+	"github.com/berth-cluster/berth/manager/auth"
+	"github.com/berth-cluster/berth/manager/fsm"
+	"github.com/berth-cluster/berth/manager/raftnode"
+	"github.com/berth-cluster/berth/manager/state"
+)
+
+// Cluster is what the API needs of the Raft side of the manager.
+type Cluster interface {
+	// Propose commits a command and returns the FSM's response; a rule the
+	// command broke comes back as Response.Err.
+	Propose(ctx context.Context, c fsm.Command) (*fsm.Response, error)
+	State() *state.Store
+	Node() *raftnode.Node
+	// HTTPAddr is this manager's advertised HTTP address.
+	HTTPAddr() string
+}
+
+// Config holds the API's tunables and external edges.
+type Config struct {
+	Cluster  Cluster
+	Log      *slog.Logger
+	Metrics  prometheus.Registerer
+	Gatherer prometheus.Gatherer
+	Now      func() time.Time
+	Rand     io.Reader
+	// TokenTTL is how long a login token lives.
+	TokenTTL time.Duration
+	// JoinToken, when set, lets managers started with -join add themselves.
+	JoinToken string
+	// LoginBurst attempts per email and per client address, then one per LoginEvery.
+	LoginBurst int
+	LoginEvery time.Duration
+}
+
+// API is the HTTP handler of one manager.
+type API struct {
+	cfg          Config
+	cluster      Cluster
+	log          *slog.Logger
+	now          func() time.Time
+	rnd          io.Reader
+	loginByEmail *auth.Limiter
+	loginByAddr  *auth.Limiter
+	routes       []Route
+	metrics      *httpMetrics
+	mux          *http.ServeMux
+}
+
+// New builds the API.
+func New(cfg Config) *API {
+	if cfg.TokenTTL == 0 {
+		cfg.TokenTTL = 12 * time.Hour
+	}
+	if cfg.LoginBurst == 0 {
+		cfg.LoginBurst = 10
+	}
+	if cfg.LoginEvery == 0 {
+		cfg.LoginEvery = 6 * time.Second
+	}
+	a := &API{
+		cfg: cfg, cluster: cfg.Cluster, log: cfg.Log, now: cfg.Now, rnd: cfg.Rand,
+		loginByEmail: auth.NewLimiter(cfg.LoginBurst, cfg.LoginEvery, cfg.Now),
+		loginByAddr:  auth.NewLimiter(cfg.LoginBurst*3, cfg.LoginEvery/3, cfg.Now),
+	}
+	a.metrics = newHTTPMetrics(cfg.Metrics)
+	a.routes = a.routeTable()
+	a.mux = http.NewServeMux()
+	for i := range a.routes {
+		rt := &a.routes[i]
+		a.mux.Handle(rt.Method+" "+rt.Path, a.serve(rt))
+	}
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		a.metrics.observe("unmatched", r.Method, http.StatusNotFound, 0)
+		writeProblem(w, apierr.Problem(apierr.New(apierr.NotFound, "no route %s %s; see GET /v1/openapi.json", r.Method, r.URL.Path)))
+	})
+	return a
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// Routes lists every route (the OpenAPI test walks it).
+func (a *API) Routes() []Route { return a.routes }
+
+// Call is one request on its way through a route's handler.
+type Call struct {
+	W    http.ResponseWriter
+	R    *http.Request
+	Who  *Identity
+	Body []byte
+	api  *API
+}
+
+// Decode parses the JSON body into v (see DecodeJSON).
+func (c *Call) Decode(v any) error { return DecodeJSON(c.Body, v) }
+
+// JSON writes a JSON response.
+func (c *Call) JSON(status int, v any) error {
+	writeJSON(c.W, status, v)
+	return nil
+}
+
+// Propose commits a command and turns its outcome into an error the route
+// can return as is.
+func (c *Call) Propose(cmd fsm.Command) (any, error) {
+	resp, err := c.api.cluster.Propose(c.R.Context(), cmd)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Err != nil {
+		return nil, resp.Err
+	}
+	return resp.Value, nil
+}
+
+// serve wraps a route's handler with, in order: metrics, panic recovery,
+// forwarding to the leader, consistency, body limits, authentication and
+// the route's role check.
+func (a *API) serve(rt *Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				a.log.Error("handler panicked", "route", rt.Path, "method", rt.Method, "panic", fmt.Sprint(p))
+				if sw.status == 0 {
+					writeProblem(sw, apierr.Problem(fmt.Errorf("panic: %v", p)))
+				}
+			}
+			a.metrics.observe(rt.Path, rt.Method, sw.code(), time.Since(start))
+		}()
+		if err := a.handle(rt, sw, r); err != nil {
+			a.fail(sw, r, err)
+		}
+	})
+}
+
+func (a *API) handle(rt *Route, w http.ResponseWriter, r *http.Request) error {
+	served, err := a.route(rt, w, r)
+	if served || err != nil {
+		return err
+	}
+	c := &Call{W: w, R: r, api: a}
+	if !rt.Stream {
+		if c.Body, err = readBody(r); err != nil {
+			return err
+		}
+	}
+	if rt.Access != Public {
+		who, err := a.authenticate(r, c.Body)
+		if err != nil {
+			return err
+		}
+		if err := rt.Access.allows(who, r.Method); err != nil {
+			return err
+		}
+		c.Who = who
+	}
+	return rt.Handle(c)
+}
+
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apierr.Error
+	switch {
+	case errors.As(err, &ae):
+	case errors.Is(err, raftnode.ErrNotLeader):
+		err = apierr.New(apierr.Unavailable, "leadership changed while handling the request; retry it")
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		err = apierr.New(apierr.Unavailable, "the request timed out waiting for the cluster; retry it")
+	default:
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeProblem(w, apierr.Problem(err))
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusWriter) code() int {
+	if s.status == 0 {
+		return http.StatusOK
+	}
+	return s.status
+}

@@ -1,0 +1,133 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/berth-cluster/berth/manager/apierr"
+	"github.com/berth-cluster/berth/manager/auth"
+	"github.com/berth-cluster/berth/manager/state"
+	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/sign"
+)
+
+// Identity is the authenticated caller.
+type Identity struct {
+	User *state.User
+	// Keypair is set when the request was signed with a keypair.
+	Keypair *state.Keypair
+	// TokenHash is set when the request carried a login token.
+	TokenHash string
+}
+
+// Role is the role the caller acts with. A keypair without is_admin acts as
+// a plain user even for an admin, so scripts can hold least privilege.
+func (i *Identity) Role() string {
+	if i.Keypair != nil && !i.Keypair.IsAdmin && i.User.Role != api.RoleMonitor {
+		return api.RoleUser
+	}
+	return i.User.Role
+}
+
+// IsAdmin reports whether the caller acts as admin or superadmin.
+func (i *Identity) IsAdmin() bool {
+	r := i.Role()
+	return r == api.RoleAdmin || r == api.RoleSuperadmin
+}
+
+func unauthorized(format string, args ...any) error {
+	return apierr.New(apierr.Unauthorized, format, args...)
+}
+
+// authenticate resolves the caller from a bearer token or a keypair
+// signature. Every failure is 401 with the reason, except that a reason
+// never says whether an unknown credential exists.
+func (a *API) authenticate(r *http.Request, body []byte) (*Identity, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+			return a.tokenIdentity(c.Value)
+		}
+		return nil, unauthorized("this request needs credentials: log in (POST /v1/auth/login) and send Authorization: Bearer TOKEN, or sign it with a keypair")
+	}
+	if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
+		return a.tokenIdentity(strings.TrimSpace(tok))
+	}
+	if strings.HasPrefix(h, sign.Scheme+" ") {
+		return a.keypairIdentity(r, h, body)
+	}
+	return nil, unauthorized("unsupported Authorization scheme; use Bearer or %s", sign.Scheme)
+}
+
+// sessionCookie carries the console's login token (HttpOnly).
+const sessionCookie = "berth_session"
+
+func (a *API) tokenIdentity(token string) (*Identity, error) {
+	tx := a.cluster.State().Read()
+	hash := auth.HashToken(token)
+	t, err := tx.Token(hash)
+	if err != nil {
+		return nil, err
+	}
+	if t == nil {
+		return nil, unauthorized("the token is not valid (unknown, logged out, or revoked); log in again")
+	}
+	if !a.now().Before(t.ExpiresAt) {
+		return nil, unauthorized("the token expired at %s; log in again", t.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z"))
+	}
+	u, err := activeUser(tx, t.User)
+	if err != nil {
+		return nil, err
+	}
+	return &Identity{User: u, TokenHash: hash}, nil
+}
+
+func (a *API) keypairIdentity(r *http.Request, header string, body []byte) (*Identity, error) {
+	ak, sig, err := sign.ParseHeader(header)
+	if err != nil {
+		return nil, unauthorized("malformed %s header: %v", sign.Scheme, err)
+	}
+	date := r.Header.Get(sign.DateHeader)
+	if _, err := sign.CheckDate(date, a.now()); err != nil {
+		return nil, unauthorized("%s: %v", sign.DateHeader, err)
+	}
+	tx := a.cluster.State().Read()
+	kp, err := tx.Keypair(ak)
+	if err != nil {
+		return nil, err
+	}
+	if kp == nil {
+		return nil, unauthorized("unknown access key %s", ak)
+	}
+	canon, err := sign.CanonicalString(r.Method, r.URL.EscapedPath(), r.URL.RawQuery, date, body)
+	if err != nil {
+		return nil, unauthorized("cannot build the string to sign: %v", err)
+	}
+	if !sign.Verify(kp.SecretKey, canon, sig) {
+		return nil, unauthorized("the signature does not match; sign METHOD, PATH, sorted query, %s and the body's SHA-256 with the secret key", sign.DateHeader)
+	}
+	// Checked after the signature so the answer reveals nothing to someone
+	// who does not hold the secret.
+	if !kp.IsActive {
+		return nil, unauthorized("access key %s is inactive", ak)
+	}
+	u, err := activeUser(tx, kp.User)
+	if err != nil {
+		return nil, err
+	}
+	return &Identity{User: u, Keypair: kp}, nil
+}
+
+func activeUser(tx *state.Txn, email string) (*state.User, error) {
+	u, err := tx.User(email)
+	if err != nil {
+		return nil, err
+	}
+	if u == nil {
+		return nil, unauthorized("the credential's user no longer exists")
+	}
+	if u.Status != api.StatusActive {
+		return nil, unauthorized("user %s is inactive; none of its credentials authenticates", u.Email)
+	}
+	return u, nil
+}

@@ -1,0 +1,120 @@
+// Package server assembles one berth-manager: the Raft node and its FSM, the
+// HTTP API, and the work only the leader does (bootstrap objects, member
+// records, token expiry). Tests start several in one process.
+package server
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Peer is one manager of a statically configured cluster.
+type Peer struct {
+	ID       string
+	RaftAddr string
+	HTTPAddr string
+}
+
+// ParsePeers reads the -peers flag: id=raftaddr=httpaddr,...
+func ParsePeers(s string) ([]Peer, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []Peer
+	seen := map[string]bool{}
+	for _, item := range strings.Split(s, ",") {
+		parts := strings.Split(strings.TrimSpace(item), "=")
+		if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+			return nil, fmt.Errorf("peer %q must be id=raftaddr=httpaddr", item)
+		}
+		if seen[parts[0]] {
+			return nil, fmt.Errorf("peer id %s is listed twice", parts[0])
+		}
+		seen[parts[0]] = true
+		out = append(out, Peer{ID: parts[0], RaftAddr: parts[1], HTTPAddr: parts[2]})
+	}
+	return out, nil
+}
+
+// RaftTiming shortens Raft's timers (tests); zero values keep the defaults.
+type RaftTiming struct {
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	SnapshotThreshold  uint64
+	SnapshotInterval   time.Duration
+	TrailingLogs       uint64
+}
+
+// Config is everything one manager needs.
+type Config struct {
+	NodeID   string
+	HTTPAddr string // listen address; port 0 picks one
+	RaftAddr string // listen address; port 0 picks one
+	// AdvertiseHTTP is what peers and clients dial (default: the bound address).
+	AdvertiseHTTP string
+	DataDir       string
+
+	Dev             bool
+	BootstrapExpect int
+	Peers           []Peer
+	Join            string // HTTP address of a running manager
+	JoinToken       string
+
+	AgentToken       string
+	HeartbeatTimeout time.Duration
+	FolderHosts      map[string]string
+
+	BootstrapAdminEmail    string
+	BootstrapAdminPassword string
+	TokenTTL               time.Duration
+
+	Log          *slog.Logger
+	Out          io.Writer // where first-start credentials are printed
+	RaftLog      io.Writer
+	RaftLogLevel string
+	Raft         RaftTiming
+
+	Now  func() time.Time
+	Rand io.Reader
+}
+
+func (c *Config) validate() error {
+	var errs []string
+	if c.NodeID == "" {
+		errs = append(errs, "-node-id is required")
+	}
+	if c.DataDir == "" {
+		errs = append(errs, "-data-dir is required")
+	}
+	modes := 0
+	for _, on := range []bool{c.Dev, len(c.Peers) > 0, c.Join != ""} {
+		if on {
+			modes++
+		}
+	}
+	if modes > 1 {
+		errs = append(errs, "choose one of -dev, -bootstrap-expect/-peers, -join")
+	}
+	if len(c.Peers) > 0 {
+		if c.BootstrapExpect != len(c.Peers) {
+			errs = append(errs, fmt.Sprintf("-bootstrap-expect %d but -peers lists %d managers", c.BootstrapExpect, len(c.Peers)))
+		}
+		self := false
+		for _, p := range c.Peers {
+			self = self || p.ID == c.NodeID
+		}
+		if !self {
+			errs = append(errs, fmt.Sprintf("-peers must include this manager (-node-id %s)", c.NodeID))
+		}
+	} else if c.BootstrapExpect > 1 {
+		errs = append(errs, "-bootstrap-expect needs -peers listing every manager as id=raftaddr=httpaddr")
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}

@@ -1,0 +1,261 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/berth-cluster/berth/manager/apierr"
+	"github.com/berth-cluster/berth/manager/fsm"
+	"github.com/berth-cluster/berth/manager/httpapi"
+	"github.com/berth-cluster/berth/manager/raftnode"
+	"github.com/berth-cluster/berth/manager/state"
+)
+
+// Server is one running manager.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	fsm      *fsm.FSM
+	node     *raftnode.Node
+	api      *httpapi.API
+	http     *http.Server
+	listener net.Listener
+	httpAddr string
+	reg      *prometheus.Registry
+
+	mu    sync.Mutex
+	peers []Peer
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Start opens the Raft node and the HTTP listener and begins serving. A
+// -dev node or one with -peers bootstraps its cluster; one with -join asks
+// the cluster to add it until it is added.
+func Start(cfg Config) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Out == nil {
+		cfg.Out = os.Stdout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.BootstrapAdminEmail == "" {
+		cfg.BootstrapAdminEmail = "admin@berth.local"
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
+	}
+	log := cfg.Log.With("node", cfg.NodeID)
+	s := &Server{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.fsm = fsm.New(log)
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for http on %s: %w", cfg.HTTPAddr, err)
+	}
+	s.listener = ln
+	s.httpAddr = cfg.AdvertiseHTTP
+	if s.httpAddr == "" {
+		s.httpAddr = ln.Addr().String()
+	}
+	node, err := raftnode.Open(raftnode.Config{
+		ID: cfg.NodeID, BindAddr: cfg.RaftAddr, DataDir: cfg.DataDir, FSM: s.fsm, Logger: log,
+		RaftLog: cfg.RaftLog, RaftLogLevel: cfg.RaftLogLevel, Metrics: s.reg,
+		HeartbeatTimeout: cfg.Raft.HeartbeatTimeout, ElectionTimeout: cfg.Raft.ElectionTimeout,
+		LeaderLeaseTimeout: cfg.Raft.LeaderLeaseTimeout, SnapshotThreshold: cfg.Raft.SnapshotThreshold,
+		SnapshotInterval: cfg.Raft.SnapshotInterval, TrailingLogs: cfg.Raft.TrailingLogs,
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s.node = node
+	s.api = httpapi.New(httpapi.Config{Cluster: s, Log: log, Metrics: s.reg, Gatherer: s.reg, Now: cfg.Now,
+		Rand: cfg.Rand, TokenTTL: cfg.TokenTTL, JoinToken: cfg.JoinToken})
+	s.http = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.watchLeadership()
+	}()
+
+	switch {
+	case cfg.Dev:
+		err = s.Bootstrap([]Peer{{ID: cfg.NodeID, RaftAddr: node.Addr(), HTTPAddr: s.httpAddr}})
+	case len(cfg.Peers) > 0:
+		err = s.Bootstrap(cfg.Peers)
+	case cfg.Join != "":
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.joinLoop()
+		}()
+	}
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	log.Info("manager started", "http", s.httpAddr, "raft", node.Addr(), "data_dir", cfg.DataDir)
+	return s, nil
+}
+
+// Bootstrap forms a new cluster of the peers (harmless on a node with state).
+func (s *Server) Bootstrap(peers []Peer) error {
+	s.mu.Lock()
+	s.peers = peers
+	s.mu.Unlock()
+	servers := make([]raft.Server, len(peers))
+	for i, p := range peers {
+		servers[i] = raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.RaftAddr), Suffrage: raft.Voter}
+	}
+	return s.node.Bootstrap(servers)
+}
+
+// Propose implements httpapi.Cluster.
+func (s *Server) Propose(ctx context.Context, c fsm.Command) (*fsm.Response, error) {
+	data, err := fsm.Encode(c)
+	if err != nil {
+		return nil, err
+	}
+	if !s.node.IsLeader() {
+		return nil, raftnode.ErrNotLeader
+	}
+	v, err := s.node.Apply(ctx, data)
+	if err != nil {
+		return nil, err
+	}
+	resp, ok := v.(*fsm.Response)
+	if !ok {
+		return nil, fmt.Errorf("fsm returned %T for %T", v, c)
+	}
+	return resp, nil
+}
+
+// State implements httpapi.Cluster.
+func (s *Server) State() *state.Store { return s.fsm.State() }
+
+// Node implements httpapi.Cluster.
+func (s *Server) Node() *raftnode.Node { return s.node }
+
+// HTTPAddr is the address clients and peers reach this manager's API at.
+func (s *Server) HTTPAddr() string { return s.httpAddr }
+
+// RaftAddr is the address of this manager's Raft transport.
+func (s *Server) RaftAddr() string { return s.node.Addr() }
+
+// ID is this manager's node id.
+func (s *Server) ID() string { return s.cfg.NodeID }
+
+// Handler is the HTTP API (tests call it without a socket).
+func (s *Server) Handler() http.Handler { return s.api }
+
+// API is the route table owner (the OpenAPI test reads it).
+func (s *Server) API() *httpapi.API { return s.api }
+
+// Close stops the manager as a crash would look to its peers: no
+// leadership transfer, no goodbye.
+func (s *Server) Close() error {
+	s.cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	herr := s.http.Shutdown(ctx)
+	nerr := s.node.Close()
+	s.wg.Wait()
+	return errors.Join(herr, nerr)
+}
+
+// joinLoop asks the cluster at -join to add this manager until it does.
+func (s *Server) joinLoop() {
+	body, _ := json.Marshal(map[string]string{"id": s.cfg.NodeID, "raft_address": s.node.Addr(), "http_address": s.httpAddr})
+	backoff := 500 * time.Millisecond
+	for {
+		err := s.joinOnce(body)
+		if err == nil {
+			s.log.Info("joined cluster", "via", s.cfg.Join)
+			return
+		}
+		s.log.Warn("join failed; retrying", "via", s.cfg.Join, "err", err, "retry_in", backoff)
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+func (s *Server) joinOnce(body []byte) error {
+	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+	defer cancel()
+	url := s.cfg.Join
+	if !bytes.HasPrefix([]byte(url), []byte("http")) {
+		url = "http://" + url
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/operator/raft/join", bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("build join request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(httpapi.JoinTokenHeader, s.cfg.JoinToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("join via %s: %w", s.cfg.Join, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return fmt.Errorf("join via %s: %s: %s", s.cfg.Join, resp.Status, bytes.TrimSpace(msg))
+}
+
+// propose is the leader's own write path (no HTTP request behind it).
+func (s *Server) propose(ctx context.Context, c fsm.Command) (any, error) {
+	resp, err := s.Propose(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Err != nil {
+		var ae *apierr.Error
+		if errors.As(resp.Err, &ae) {
+			return nil, fmt.Errorf("%T refused: %w", c, resp.Err)
+		}
+		return nil, resp.Err
+	}
+	return resp.Value, nil
+}

@@ -1,0 +1,156 @@
+// Package state is the manager's replicated state: go-memdb tables rebuilt
+// from the Raft log and snapshots. Only the FSM writes to it (through Write);
+// everything else reads through Read. Objects handed out by a read are shared
+// with the store and must never be mutated: copy, change, put.
+package state
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/hashicorp/go-memdb"
+)
+
+// Meta is carried by every object: the Raft indexes that created and last
+// modified it. They are the version of the object.
+type Meta struct {
+	CreateIndex uint64 `json:"create_index"`
+	ModifyIndex uint64 `json:"modify_index"`
+}
+
+func (m *Meta) meta() *Meta { return m }
+
+type versioned interface{ meta() *Meta }
+
+// Store holds the current database. Restore swaps it whole, so readers that
+// started before a restore keep a consistent view.
+type Store struct {
+	db atomic.Pointer[memdb.MemDB]
+}
+
+// New returns an empty store.
+func New() *Store {
+	s := &Store{}
+	s.db.Store(newDB())
+	return s
+}
+
+func newDB() *memdb.MemDB {
+	db, err := memdb.NewMemDB(schema())
+	if err != nil {
+		// The schema is a constant of this program: an invalid one is a bug
+		// that every test would hit first.
+		panic(fmt.Sprintf("state: invalid schema: %v", err))
+	}
+	return db
+}
+
+// Txn is a transaction on the store; reads see one consistent version.
+type Txn struct {
+	tx *memdb.Txn
+}
+
+// Read opens a read-only transaction.
+func (s *Store) Read() *Txn { return &Txn{tx: s.db.Load().Txn(false)} }
+
+// Write opens the write transaction. Only the FSM calls it, one at a time.
+func (s *Store) Write() *Txn { return &Txn{tx: s.db.Load().Txn(true)} }
+
+// Commit makes a write transaction's changes visible.
+func (t *Txn) Commit() { t.tx.Commit() }
+
+// Abort drops a write transaction's changes; harmless after Commit and on reads.
+func (t *Txn) Abort() { t.tx.Abort() }
+
+// Snapshot returns a point-in-time copy of the store for the FSM snapshot.
+func (s *Store) Snapshot() *Store {
+	c := &Store{}
+	c.db.Store(s.db.Load().Snapshot())
+	return c
+}
+
+// Reset replaces the content with an empty database and returns a write
+// transaction on it; the FSM fills it while restoring a snapshot and commits.
+// The new database becomes visible to readers only through Swap.
+func Reset() (*Store, *Txn) {
+	s := New()
+	return s, s.Write()
+}
+
+// Swap makes other's database the current one (after a restore).
+func (s *Store) Swap(other *Store) { s.db.Store(other.db.Load()) }
+
+// put stamps the object with the Raft index and inserts it.
+func (t *Txn) put(table string, index uint64, obj versioned) error {
+	m := obj.meta()
+	if m.CreateIndex == 0 {
+		m.CreateIndex = index
+	}
+	m.ModifyIndex = index
+	if err := t.tx.Insert(table, obj); err != nil {
+		return fmt.Errorf("insert into %s: %w", table, err)
+	}
+	return nil
+}
+
+// Insert puts an object exactly as it is (snapshot restore).
+func (t *Txn) Insert(table string, obj any) error {
+	if err := t.tx.Insert(table, obj); err != nil {
+		return fmt.Errorf("restore into %s: %w", table, err)
+	}
+	return nil
+}
+
+func (t *Txn) remove(table string, obj any) error {
+	if err := t.tx.Delete(table, obj); err != nil {
+		return fmt.Errorf("delete from %s: %w", table, err)
+	}
+	return nil
+}
+
+func first[T any](t *Txn, table, index string, args ...any) (*T, error) {
+	raw, err := t.tx.First(table, index, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read %s by %s: %w", table, index, err)
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	return raw.(*T), nil
+}
+
+func list[T any](t *Txn, table, index string, args ...any) ([]*T, error) {
+	it, err := t.tx.Get(table, index, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list %s by %s: %w", table, index, err)
+	}
+	var out []*T
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*T))
+	}
+	return out, nil
+}
+
+// after lists objects whose id sorts after cursor, at most limit of them
+// (limit <= 0: no bound). Ids never change, so a cursor stays valid while
+// other objects are written.
+func after[T any](t *Txn, table, cursor string, limit int, keep func(*T) bool) ([]*T, string, error) {
+	it, err := t.tx.LowerBound(table, "id", cursor)
+	if err != nil {
+		return nil, "", fmt.Errorf("list %s: %w", table, err)
+	}
+	var out []*T
+	next := ""
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		obj := raw.(*T)
+		if keep != nil && !keep(obj) {
+			continue
+		}
+		if limit > 0 && len(out) == limit {
+			next = idOf(obj)
+			break
+		}
+		out = append(out, obj)
+	}
+	return out, next, nil
+}
