@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/berth-cluster/berth/manager/apierr"
+	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
 	"github.com/berth-cluster/berth/shared/version"
 )
@@ -31,6 +32,9 @@ func (a *API) readyz(c *Call) error {
 	id, _ := a.cluster.Node().Leader()
 	if id == "" {
 		return apierr.New(apierr.Unavailable, "this manager knows no leader yet")
+	}
+	if done, err := a.cluster.State().Read().Setting(state.SettingBootstrapped); err != nil || done == "" {
+		return apierr.New(apierr.Unavailable, "this manager has not yet applied the cluster's first-start objects")
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready", "leader": id})
 }
