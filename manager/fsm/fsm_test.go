@@ -41,7 +41,7 @@ func dump(t *testing.T, f *FSM) map[string]string {
 
 // testLog builds a log that writes every table, including entries the FSM
 // must refuse (duplicates, unknown users), from a seeded generator.
-func testLog(t *testing.T, seed uint64, users int) [][]byte {
+func testLog(t testing.TB, seed uint64, users int) [][]byte {
 	t.Helper()
 	rnd := rand.New(rand.NewPCG(seed, seed))
 	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)

@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/berth-cluster/berth/manager/apierr"
 	"github.com/berth-cluster/berth/manager/fsm"
 	"github.com/berth-cluster/berth/manager/httpapi"
 	"github.com/berth-cluster/berth/manager/raftnode"
@@ -251,11 +250,7 @@ func (s *Server) propose(ctx context.Context, c fsm.Command) (any, error) {
 		return nil, err
 	}
 	if resp.Err != nil {
-		var ae *apierr.Error
-		if errors.As(resp.Err, &ae) {
-			return nil, fmt.Errorf("%T refused: %w", c, resp.Err)
-		}
-		return nil, resp.Err
+		return nil, fmt.Errorf("%T refused: %w", c, resp.Err)
 	}
 	return resp.Value, nil
 }

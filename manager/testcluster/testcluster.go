@@ -35,12 +35,14 @@ type Cluster struct {
 	Servers []*server.Server // nil while a node is stopped
 }
 
-// Timing is the Raft timing tests use: fast failover, still tolerant of a
+// timing is the Raft timing tests use: fast failover, still tolerant of a
 // loaded two-core machine.
-var Timing = server.RaftTiming{
-	HeartbeatTimeout:   500 * time.Millisecond,
-	ElectionTimeout:    500 * time.Millisecond,
-	LeaderLeaseTimeout: 250 * time.Millisecond,
+func timing() server.RaftTiming {
+	return server.RaftTiming{
+		HeartbeatTimeout:   500 * time.Millisecond,
+		ElectionTimeout:    500 * time.Millisecond,
+		LeaderLeaseTimeout: 250 * time.Millisecond,
+	}
 }
 
 // Config is the configuration of a test manager with its own temp dir.
@@ -52,7 +54,7 @@ func Config(t testing.TB, id string) server.Config {
 	return server.Config{
 		NodeID: id, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DataDir: t.TempDir(),
 		BootstrapAdminPassword: AdminPassword, Log: slog.New(slog.NewTextHandler(out, nil)),
-		Out: io.Discard, RaftLog: out, RaftLogLevel: "warn", Raft: Timing,
+		Out: io.Discard, RaftLog: out, RaftLogLevel: "warn", Raft: timing(),
 	}
 }
 
