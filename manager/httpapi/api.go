@@ -4,6 +4,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -169,6 +170,9 @@ func (a *API) handle(rt *Route, w http.ResponseWriter, r *http.Request) error {
 	if rt.Access != Public {
 		who, err := a.authenticate(r, c.Body)
 		if err != nil {
+			if a.forwardUnknownCredential(w, r, c.Body, err) {
+				return nil
+			}
 			return err
 		}
 		if err := rt.Access.allows(who, r.Method); err != nil {
@@ -177,6 +181,23 @@ func (a *API) handle(rt *Route, w http.ResponseWriter, r *http.Request) error {
 		c.Who = who
 	}
 	return rt.Handle(c)
+}
+
+// forwardUnknownCredential sends a request a follower could not
+// authenticate to the leader, once: a token or keypair made a moment ago may
+// not have reached this follower yet, and the leader has every committed one.
+func (a *API) forwardUnknownCredential(w http.ResponseWriter, r *http.Request, body []byte, err error) bool {
+	if !apierr.Is(err, apierr.Unauthorized) || a.cluster.Node().IsLeader() || r.Header.Get(hdrForwardedBy) != "" {
+		return false
+	}
+	target, lerr := a.leaderURL()
+	if lerr != nil {
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	a.forward(w, r, target)
+	return true
 }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {

@@ -71,7 +71,7 @@ func (a *API) login(c *Call) error {
 	}
 	http.SetCookie(c.W, &http.Cookie{Name: sessionCookie, Value: token, Path: "/", Expires: t.ExpiresAt,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.R.TLS != nil})
-	return c.JSON(http.StatusOK, api.LoginResponse{Token: token, ExpiresAt: t.ExpiresAt, User: a.userView(u, nil)})
+	return c.JSON(http.StatusOK, api.LoginResponse{Token: token, ExpiresAt: t.ExpiresAt, CSRFToken: a.csrfToken(t.Hash), User: a.userView(u, nil)})
 }
 
 func (a *API) logout(c *Call) error {

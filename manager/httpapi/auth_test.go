@@ -86,6 +86,13 @@ func TestLoginTokensAuthenticateUntilLogoutOrExpiry(t *testing.T) {
 			if want := clock.Now().Add(ttl); !out.ExpiresAt.Equal(want) {
 				t.Errorf("expires_at %s, want %s (now + TokenTTL)", out.ExpiresAt, want)
 			}
+			var raw struct {
+				ExpiresAt string `json:"expires_at"`
+			}
+			r.JSON(t, &raw)
+			if _, err := time.Parse(time.RFC3339, raw.ExpiresAt); err != nil || !strings.HasSuffix(raw.ExpiresAt, "Z") {
+				t.Errorf("expires_at %q is not an RFC 3339 UTC time", raw.ExpiresAt)
+			}
 			if out.User.Email != email || out.User.Role != api.RoleUser || out.User.Status != api.StatusActive {
 				t.Errorf("user %+v, want %s, active, role user", out.User, email)
 			}
@@ -219,6 +226,10 @@ func TestLoginRateLimitPerEmail(t *testing.T) {
 			retry = n
 		})
 	}
+	t.Run("the same email in another case is the same bucket", func(t *testing.T) {
+		r := loginAnswer(t, s, " LIMITED@Example.com", testPassword)
+		wantProblem(t, r, http.StatusTooManyRequests, api.ProblemRateLimited)
+	})
 	t.Run("another email is not limited", func(t *testing.T) {
 		wantStatus(t, loginAnswer(t, s, testcluster.AdminEmail, testcluster.AdminPassword), http.StatusOK)
 	})

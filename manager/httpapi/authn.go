@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"crypto/subtle"
 	"net/http"
 	"strings"
 
@@ -46,7 +47,14 @@ func (a *API) authenticate(r *http.Request, body []byte) (*Identity, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
-			return a.tokenIdentity(c.Value)
+			who, err := a.tokenIdentity(c.Value)
+			if err != nil {
+				return nil, err
+			}
+			if err := a.checkCSRF(r, who.TokenHash); err != nil {
+				return nil, err
+			}
+			return who, nil
 		}
 		return nil, unauthorized("this request needs credentials: log in (POST /v1/auth/login) and send Authorization: Bearer TOKEN, or sign it with a keypair")
 	}
@@ -59,8 +67,37 @@ func (a *API) authenticate(r *http.Request, body []byte) (*Identity, error) {
 	return nil, unauthorized("unsupported Authorization scheme; use Bearer or %s", sign.Scheme)
 }
 
+// unknownKeySecret stands in for the secret of an access key that does not
+// exist, so the failure costs the same HMAC as a wrong signature.
+const unknownKeySecret = "berth-unknown-access-key"
+
 // sessionCookie carries the console's login token (HttpOnly).
 const sessionCookie = "berth_session"
+
+// CSRFHeader must accompany every state-changing request authenticated by
+// the session cookie; its value is the login response's csrf_token. A page
+// of another origin can make the browser send the cookie but can neither
+// read the token nor set a custom header without CORS, which Berth never
+// grants.
+const CSRFHeader = "X-Berth-CSRF"
+
+// csrfToken is derived from the login token, so it needs no storage and dies
+// with the login.
+func (a *API) csrfToken(tokenHash string) string {
+	return signClient(a.clusterSecret(), "csrf:"+tokenHash)[:32]
+}
+
+func (a *API) checkCSRF(r *http.Request, tokenHash string) error {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return nil
+	}
+	got := r.Header.Get(CSRFHeader)
+	if subtle.ConstantTimeCompare([]byte(got), []byte(a.csrfToken(tokenHash))) != 1 {
+		return apierr.New(apierr.Forbidden, "a request authenticated by the session cookie must carry the %s header with the csrf_token from login", CSRFHeader)
+	}
+	return nil
+}
 
 func (a *API) tokenIdentity(token string) (*Identity, error) {
 	tx := a.cluster.State().Read()
@@ -96,15 +133,19 @@ func (a *API) keypairIdentity(r *http.Request, header string, body []byte) (*Ide
 	if err != nil {
 		return nil, err
 	}
-	if kp == nil {
-		return nil, unauthorized("unknown access key %s", ak)
-	}
 	canon, err := sign.CanonicalString(r.Method, r.URL.EscapedPath(), r.URL.RawQuery, date, body)
 	if err != nil {
 		return nil, unauthorized("cannot build the string to sign: %v", err)
 	}
-	if !sign.Verify(kp.SecretKey, canon, sig) {
-		return nil, unauthorized("the signature does not match; sign METHOD, PATH, sorted query, %s and the body's SHA-256 with the secret key", sign.DateHeader)
+	// One answer for an unknown key and a wrong signature, and a signature
+	// computed either way, so neither the text nor the time tells which
+	// access keys exist.
+	secret := unknownKeySecret
+	if kp != nil {
+		secret = kp.SecretKey
+	}
+	if !sign.Verify(secret, canon, sig) || kp == nil {
+		return nil, unauthorized("unknown access key or wrong signature; sign METHOD, PATH, sorted query, %s and the body's SHA-256 with the secret key", sign.DateHeader)
 	}
 	// Checked after the signature so the answer reveals nothing to someone
 	// who does not hold the secret.

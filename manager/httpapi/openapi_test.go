@@ -61,7 +61,7 @@ func TestOpenAPIDocumentDescribesEveryRoute(t *testing.T) {
 			}
 			op := item.GetOperation(rt.Method)
 			if op == nil {
-				t.Fatalf("%s %s is not in the document (it has %v)", rt.Method, rt.Path, keys(item.Operations()))
+				t.Fatalf("%s %s is not in the document (it has %v)", rt.Method, rt.Path, operationMethods(item.Operations()))
 			}
 			if op.Summary == "" || op.OperationID == "" {
 				t.Errorf("summary %q, operationId %q: want both", op.Summary, op.OperationID)
@@ -109,7 +109,7 @@ func TestOpenAPIDocumentDescribesEveryRoute(t *testing.T) {
 	}
 }
 
-func keys[V any](m map[string]V) []string {
+func operationMethods[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

@@ -11,8 +11,8 @@ import (
 	"github.com/berth-cluster/berth/shared/api"
 )
 
-// maxBody is the documented request body limit (API.md: "Bodies over 1 MiB → 413").
-const maxBody = 1 << 20
+// documentedBodyLimit is the documented request body limit (API.md: "Bodies over 1 MiB → 413").
+const documentedBodyLimit = 1 << 20
 
 // paddedLogin is a login body of exactly n bytes: a JSON object followed by
 // spaces, which a decoder must accept.
@@ -95,7 +95,7 @@ func TestRequestProblemsAreProblemJSON(t *testing.T) {
 	}
 
 	t.Run("bodies over 1 MiB are 413", func(t *testing.T) {
-		over := paddedLogin(t, maxBody+1)
+		over := paddedLogin(t, documentedBodyLimit+1)
 		cases := map[string]func() *http.Request{
 			"with Content-Length": func() *http.Request {
 				return newRequest(t, http.MethodPost, base+"/v1/auth/login", over)
@@ -111,7 +111,7 @@ func TestRequestProblemsAreProblemJSON(t *testing.T) {
 				return req
 			},
 			"far over, with Content-Length": func() *http.Request {
-				return newRequest(t, http.MethodPost, base+"/v1/users", paddedLogin(t, 8*maxBody))
+				return newRequest(t, http.MethodPost, base+"/v1/users", paddedLogin(t, 8*documentedBodyLimit))
 			},
 		}
 		for name, build := range cases {
@@ -124,7 +124,7 @@ func TestRequestProblemsAreProblemJSON(t *testing.T) {
 
 	t.Run("a body of exactly 1 MiB is read", func(t *testing.T) {
 		// The padded login is well formed; its credentials are wrong.
-		r := send(t, newRequest(t, http.MethodPost, base+"/v1/auth/login", paddedLogin(t, maxBody)))
+		r := send(t, newRequest(t, http.MethodPost, base+"/v1/auth/login", paddedLogin(t, documentedBodyLimit)))
 		wantProblem(t, r, http.StatusUnauthorized, api.ProblemUnauthorized)
 	})
 

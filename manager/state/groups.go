@@ -36,7 +36,9 @@ func (t *Txn) Group(domain, name string) (*Group, error) {
 }
 
 // Groups lists the groups of a domain by name.
-func (t *Txn) Groups(domain string) ([]*Group, error) { return list[Group](t, tableGroups, "domain", domain) }
+func (t *Txn) Groups(domain string) ([]*Group, error) {
+	return list[Group](t, tableGroups, "domain", domain)
+}
 
 // PutGroup inserts or replaces a group at the Raft index.
 func (t *Txn) PutGroup(index uint64, g *Group) error { return t.put(tableGroups, index, g) }

@@ -96,10 +96,13 @@ type LoginRequest struct {
 	Password string `json:"password"`
 }
 
-// LoginResponse carries a bearer token that expires at ExpiresAt.
+// LoginResponse carries a bearer token that expires at ExpiresAt. A browser
+// that uses the session cookie instead sends CSRFToken in X-Berth-CSRF with
+// every request that changes something.
 type LoginResponse struct {
 	Token     string    `json:"token"`
 	ExpiresAt time.Time `json:"expires_at"`
+	CSRFToken string    `json:"csrf_token"`
 	User      User      `json:"user"`
 }
 
