@@ -20,6 +20,10 @@ const (
 	MsgUserCreate   MsgType = 7
 	MsgUserUpdate   MsgType = 8
 	MsgKeypairPut   MsgType = 9
+	// 10-19: users, keypairs, domains, groups administration.
+	// 20-29: resource policies.
+	// 30-39: agents.
+	MsgAgentPut MsgType = 30
 )
 
 // appliers maps each type to its applier; every resource file contributes
@@ -35,5 +39,6 @@ func appliers() map[MsgType]applier {
 		MsgUserCreate:   handle(applyUserCreate),
 		MsgUserUpdate:   handle(applyUserUpdate),
 		MsgKeypairPut:   handle(applyKeypairPut),
+		MsgAgentPut:     handle(applyAgentPut),
 	}
 }

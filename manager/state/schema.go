@@ -30,6 +30,7 @@ func Tables() []Table {
 		tokensTable(),
 		membersTable(),
 		settingsTable(),
+		agentsTable(),
 	}
 }
 

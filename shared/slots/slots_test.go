@@ -53,3 +53,25 @@ func TestLimitsRoundTripWritesNullForUnlimited(t *testing.T) {
 		t.Fatalf("marshal = %s, want %s", b, want)
 	}
 }
+
+func TestSlotsArithmeticIsExact(t *testing.T) {
+	a := Slots{CPU: 1500, Mem: 1 << 30}
+	b := Slots{CPU: 500, CUDAShares: 25}
+	sum := a.Add(b)
+	if sum[CPU] != 2000 || sum[Mem] != 1<<30 || sum[CUDAShares] != 25 {
+		t.Fatalf("sum %v", sum)
+	}
+	if diff := sum.Sub(a); diff[CPU] != 500 || diff[CUDAShares] != 25 || len(diff) != 2 {
+		t.Fatalf("diff %v", diff)
+	}
+	if !b.FitsIn(sum) || sum.FitsIn(b) {
+		t.Fatal("FitsIn is wrong")
+	}
+	got := sum.Exceeding(Limits{CPU: 1000, Mem: 2 << 30})
+	if len(got) != 1 || got[0] != "cpu 2 > 1" {
+		t.Fatalf("Exceeding = %q", got)
+	}
+	if a[CUDADevice] != 0 || len(a) != 2 {
+		t.Fatal("Add must not change its receiver")
+	}
+}

@@ -1,0 +1,49 @@
+package state
+
+import (
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/berth-cluster/berth/shared/slots"
+)
+
+// Agent statuses.
+const (
+	AgentAlive = "ALIVE"
+	AgentLost  = "LOST"
+)
+
+// Agent is a node that runs sessions. Capacity is what it reported
+// (hardware minus reserved); what it has occupied is derived from the
+// session records, never stored here.
+type Agent struct {
+	ID              string      `json:"id"`
+	Address         string      `json:"address"`
+	Status          string      `json:"status"`
+	Schedulable     bool        `json:"schedulable"`
+	Capacity        slots.Slots `json:"capacity"`
+	Version         string      `json:"version"`
+	LastHeartbeatAt time.Time   `json:"last_heartbeat_at"`
+	Meta
+}
+
+func (a *Agent) id() string { return a.ID }
+
+const tableAgents = "agents"
+
+func agentsTable() Table {
+	return Table{Name: tableAgents, ID: 9, New: func() any { return new(Agent) },
+		schema: &memdb.TableSchema{Indexes: map[string]*memdb.IndexSchema{
+			"id": stringIndex("id", "ID", true, false),
+		}}}
+}
+
+// Agent returns the agent with the id or nil.
+func (t *Txn) Agent(id string) (*Agent, error) { return first[Agent](t, tableAgents, "id", id) }
+
+// Agents lists every agent by id.
+func (t *Txn) Agents() ([]*Agent, error) { return list[Agent](t, tableAgents, "id") }
+
+// PutAgent inserts or replaces an agent at the Raft index.
+func (t *Txn) PutAgent(index uint64, a *Agent) error { return t.put(tableAgents, index, a) }
