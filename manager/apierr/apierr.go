@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/berth-cluster/berth/shared/api"
 )
@@ -52,6 +53,8 @@ type Error struct {
 	Kind   Kind
 	Detail string
 	Fields []api.FieldError
+	// RetryAfter, for RateLimited and Unavailable, says when to try again.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

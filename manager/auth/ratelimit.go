@@ -30,11 +30,17 @@ func NewLimiter(burst int, every time.Duration, now func() time.Time) *Limiter {
 
 // Allow takes one attempt for key; when refused it says how long to wait.
 func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
+	return l.AllowWith(key, l.burst, l.every)
+}
+
+// AllowWith is Allow with a bucket shape of the key's own (a keypair's
+// rate_limit); a key whose shape changed starts a fresh bucket.
+func (l *Limiter) AllowWith(key string, burst int, every time.Duration) (ok bool, retryAfter time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b, found := l.buckets.Get(key)
-	if !found {
-		b = rate.NewLimiter(rate.Every(l.every), l.burst)
+	if !found || b.Burst() != burst || b.Limit() != rate.Every(every) {
+		b = rate.NewLimiter(rate.Every(every), burst)
 		l.buckets.Add(key, b)
 	}
 	now := l.now()

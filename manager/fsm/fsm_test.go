@@ -82,6 +82,42 @@ func testLog(t testing.TB, seed uint64, users int) [][]byte {
 			cmds = append(cmds, UserUpdate{Email: email, ModifiedAt: at(i), Username: &name})
 		}
 	}
+	// Administration of people: domains, groups, membership, keypair changes.
+	off := false
+	pol := "default"
+	rl := 30
+	desc := "changed"
+	cmds = append(cmds,
+		DomainCreate{Domain: state.Domain{Name: "research", IsActive: true, CreatedAt: base}},
+		DomainCreate{Domain: state.Domain{Name: "research"}}, // refused: exists
+		GroupCreate{Group: state.Group{Domain: "default", Name: "ml", CreatedAt: base}},
+		GroupCreate{Group: state.Group{Domain: "nowhere", Name: "ml"}}, // refused: no domain
+		GroupUpdate{Domain: "default", Name: "ml", Description: &desc, IsActive: &off},
+		GroupMembers{Domain: "default", Name: "ml", Add: []string{"u1@x.io", "u2@x.io", "admin@x.io"}, Remove: []string{"u2@x.io"}, ModifiedAt: base},
+		GroupMembers{Domain: "default", Name: "ml", Add: []string{"ghost@x.io"}}, // refused: no user
+		KeypairUpdate{AccessKey: fmt.Sprintf("AK%018d", 3), IsActive: &off, ResourcePolicy: &pol, RateLimit: &rl},
+		KeypairDelete{AccessKey: fmt.Sprintf("AK%018d", 4)},
+		KeypairsTouch{LastUsed: map[string]time.Time{fmt.Sprintf("AK%018d", 5): at(7), fmt.Sprintf("AK%018d", 6): at(8), "AKGONE0000000000000": at(9)}},
+	)
+	// Resource policies: create, update (slots set and made unlimited, nullable
+	// fields set and cleared), deletes refused while in use and for default.
+	two, lifetime, size, hosts := 2, int64(3600), int64(1<<30), []string{"local", "nfs"}
+	cmds = append(cmds,
+		PolicyCreate{Policy: state.ResourcePolicy{ResourcePolicy: api.ResourcePolicy{Name: "gpu", TotalResourceSlots: slots.Limits{slots.CUDAShares: 150},
+			MaxContainersPerSession: 1, MaxVfolderCount: 10, AllowedVfolderHosts: []string{}, CreatedAt: base, ModifiedAt: base}}},
+		PolicyCreate{Policy: state.ResourcePolicy{ResourcePolicy: api.ResourcePolicy{Name: "students", MaxContainersPerSession: 1, CreatedAt: base}}},
+		PolicyCreate{Policy: state.ResourcePolicy{ResourcePolicy: api.ResourcePolicy{Name: "gpu"}}}, // refused: exists
+		PolicyUpdate{Name: "gpu", ModifiedAt: at(3), Slots: map[slots.Name]*int64{slots.CPU: &lifetime, slots.CUDAShares: nil},
+			MaxConcurrentSessions: &Nullable[int]{Value: &two}, MaxSessionLifetime: &Nullable[int64]{Value: &lifetime},
+			AllowedVfolderHosts: &hosts, MaxVfolderSize: &Nullable[int64]{Value: &size}},
+		PolicyUpdate{Name: "students", ModifiedAt: at(4), MaxConcurrentSessions: &Nullable[int]{}, IdleTimeout: &lifetime},
+		PolicyUpdate{Name: "nothing", ModifiedAt: at(5)}, // refused: no such policy
+		KeypairPut{Keypair: state.Keypair{AccessKey: "AKSTUDENT0000000000", User: "admin@x.io", ResourcePolicy: "students", CreatedAt: base}},
+		PolicyDelete{Name: "students"}, // refused: a keypair holds it
+		PolicyDelete{Name: "default"},  // refused: never deleted
+		PolicyDelete{Name: "nothing"},  // refused: no such policy
+		PolicyDelete{Name: "gpu"},
+	)
 	cmds = append(cmds, TokensExpire{Now: at(users / 2)}, TokenDelete{Hash: "h1"}, MemberDelete{ID: "m2"},
 		KeypairPut{Keypair: state.Keypair{AccessKey: "AKNOBODY00000000000", User: "nobody@x.io", ResourcePolicy: "default"}})
 	var log [][]byte

@@ -21,7 +21,17 @@ const (
 	MsgUserUpdate   MsgType = 8
 	MsgKeypairPut   MsgType = 9
 	// 10-19: users, keypairs, domains, groups administration.
+	MsgKeypairUpdate MsgType = 10
+	MsgKeypairDelete MsgType = 11
+	MsgKeypairsTouch MsgType = 12
+	MsgDomainCreate  MsgType = 13
+	MsgGroupCreate   MsgType = 14
+	MsgGroupUpdate   MsgType = 15
+	MsgGroupMembers  MsgType = 16
 	// 20-29: resource policies.
+	MsgPolicyCreate MsgType = 20
+	MsgPolicyUpdate MsgType = 21
+	MsgPolicyDelete MsgType = 22
 	// 30-39: agents.
 	MsgAgentPut MsgType = 30
 )
@@ -30,15 +40,25 @@ const (
 // its own entries.
 func appliers() map[MsgType]applier {
 	return map[MsgType]applier{
-		MsgBootstrap:    handle(applyBootstrap),
-		MsgMemberPut:    handle(applyMemberPut),
-		MsgMemberDelete: handle(applyMemberDelete),
-		MsgTokenCreate:  handle(applyTokenCreate),
-		MsgTokenDelete:  handle(applyTokenDelete),
-		MsgTokensExpire: handle(applyTokensExpire),
-		MsgUserCreate:   handle(applyUserCreate),
-		MsgUserUpdate:   handle(applyUserUpdate),
-		MsgKeypairPut:   handle(applyKeypairPut),
-		MsgAgentPut:     handle(applyAgentPut),
+		MsgBootstrap:     handle(applyBootstrap),
+		MsgMemberPut:     handle(applyMemberPut),
+		MsgMemberDelete:  handle(applyMemberDelete),
+		MsgTokenCreate:   handle(applyTokenCreate),
+		MsgTokenDelete:   handle(applyTokenDelete),
+		MsgTokensExpire:  handle(applyTokensExpire),
+		MsgUserCreate:    handle(applyUserCreate),
+		MsgUserUpdate:    handle(applyUserUpdate),
+		MsgKeypairPut:    handle(applyKeypairPut),
+		MsgKeypairUpdate: handle(applyKeypairUpdate),
+		MsgKeypairDelete: handle(applyKeypairDelete),
+		MsgKeypairsTouch: handle(applyKeypairsTouch),
+		MsgDomainCreate:  handle(applyDomainCreate),
+		MsgGroupCreate:   handle(applyGroupCreate),
+		MsgGroupUpdate:   handle(applyGroupUpdate),
+		MsgGroupMembers:  handle(applyGroupMembers),
+		MsgPolicyCreate:  handle(applyPolicyCreate),
+		MsgPolicyUpdate:  handle(applyPolicyUpdate),
+		MsgPolicyDelete:  handle(applyPolicyDelete),
+		MsgAgentPut:      handle(applyAgentPut),
 	}
 }

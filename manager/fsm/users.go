@@ -136,6 +136,9 @@ func applyUserUpdate(tx *state.Txn, index uint64, c *UserUpdate) (any, error) {
 	setIf(&u.Role, c.Role)
 	setIf(&u.Description, c.Description)
 	u.ModifiedAt = c.ModifiedAt
+	if err := keepASuperadmin(tx, old, u); err != nil {
+		return nil, err
+	}
 	if err := tx.PutUser(index, u); err != nil {
 		return nil, err
 	}
@@ -150,6 +153,26 @@ func applyUserUpdate(tx *state.Txn, index uint64, c *UserUpdate) (any, error) {
 		}
 	}
 	return u, nil
+}
+
+// keepASuperadmin refuses the change that would leave the cluster without
+// an active superadmin, since nobody could then administer it.
+func keepASuperadmin(tx *state.Txn, old, u *state.User) error {
+	wasActiveSuper := old.Role == api.RoleSuperadmin && old.Status == api.StatusActive
+	isActiveSuper := u.Role == api.RoleSuperadmin && u.Status == api.StatusActive
+	if !wasActiveSuper || isActiveSuper {
+		return nil
+	}
+	others, _, err := tx.Users("", 1, func(o *state.User) bool {
+		return o.Email != old.Email && o.Role == api.RoleSuperadmin && o.Status == api.StatusActive
+	})
+	if err != nil {
+		return err
+	}
+	if len(others) == 0 {
+		return apierr.New(apierr.Conflict, "%s is the last active superadmin; make another user superadmin first", old.Email)
+	}
+	return nil
 }
 
 func setIf[T any](dst *T, v *T) {

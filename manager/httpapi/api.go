@@ -59,6 +59,8 @@ type API struct {
 	rnd          io.Reader
 	loginByEmail *auth.Limiter
 	loginByAddr  *auth.Limiter
+	keypairRate  *auth.Limiter
+	keypairUses  *keypairUses
 	routes       []Route
 	metrics      *httpMetrics
 	mux          *http.ServeMux
@@ -79,6 +81,8 @@ func New(cfg Config) *API {
 		cfg: cfg, cluster: cfg.Cluster, log: cfg.Log, now: cfg.Now, rnd: cfg.Rand,
 		loginByEmail: auth.NewLimiter(cfg.LoginBurst, cfg.LoginEvery, cfg.Now),
 		loginByAddr:  auth.NewLimiter(cfg.LoginBurst*3, cfg.LoginEvery/3, cfg.Now),
+		keypairRate:  auth.NewLimiter(1, time.Second, cfg.Now),
+		keypairUses:  &keypairUses{last: map[string]time.Time{}},
 	}
 	a.metrics = newHTTPMetrics(cfg.Metrics)
 	a.routes = a.routeTable()
@@ -204,6 +208,9 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apierr.Error
 	switch {
 	case errors.As(err, &ae):
+		if ae.RetryAfter > 0 {
+			retryAfter(w, ae.RetryAfter)
+		}
 	case errors.Is(err, raftnode.ErrNotLeader):
 		err = apierr.New(apierr.Unavailable, "leadership changed while handling the request; retry it")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

@@ -2,8 +2,11 @@ package httpapi
 
 import (
 	"crypto/subtle"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/berth-cluster/berth/manager/apierr"
 	"github.com/berth-cluster/berth/manager/auth"
@@ -156,7 +159,43 @@ func (a *API) keypairIdentity(r *http.Request, header string, body []byte) (*Ide
 	if err != nil {
 		return nil, err
 	}
+	if kp.RateLimit > 0 {
+		if ok, wait := a.keypairRate.AllowWith(ak, kp.RateLimit, rateWindow/time.Duration(kp.RateLimit)); !ok {
+			return nil, &apierr.Error{Kind: apierr.RateLimited, RetryAfter: wait,
+				Detail: fmt.Sprintf("access key %s may make %d requests per 15 minutes; wait %s", ak, kp.RateLimit, wait.Round(time.Second))}
+		}
+	}
+	a.keypairUses.touch(ak, a.now())
 	return &Identity{User: u, Keypair: kp}, nil
+}
+
+// rateWindow is the period a keypair's rate_limit counts requests over.
+const rateWindow = 15 * time.Minute
+
+// keypairUses remembers when each keypair was last used, until the leader
+// writes the batch to the replicated state (DrainKeypairUses).
+type keypairUses struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func (k *keypairUses) touch(ak string, at time.Time) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if at.After(k.last[ak]) {
+		k.last[ak] = at
+	}
+}
+
+// DrainKeypairUses returns and forgets the keypair uses seen since the
+// last call.
+func (a *API) DrainKeypairUses() map[string]time.Time {
+	k := a.keypairUses
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := k.last
+	k.last = map[string]time.Time{}
+	return out
 }
 
 func activeUser(tx *state.Txn, email string) (*state.User, error) {

@@ -2,46 +2,69 @@ package httpapi
 
 import (
 	"net/http"
+	"regexp"
 
 	"github.com/berth-cluster/berth/manager/apierr"
+	"github.com/berth-cluster/berth/manager/fsm"
+	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
 )
+
+// validName is the shape of domain and group names: they appear in paths.
+var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+const nameRule = "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+func domainView(d *state.Domain) api.Domain {
+	return api.Domain{Name: d.Name, Description: d.Description, IsActive: d.IsActive, CreatedAt: d.CreatedAt}
+}
 
 func (a *API) listDomains(c *Call) error {
 	ds, err := a.cluster.State().Read().Domains()
 	if err != nil {
 		return err
 	}
-	out := api.List[api.Domain]{Items: make([]api.Domain, 0, len(ds))}
+	var visible []api.Domain
 	for _, d := range ds {
-		if c.Who.Role() != api.RoleSuperadmin && d.Name != c.Who.User.Domain {
-			continue
+		if c.Who.Role() == api.RoleSuperadmin || d.Name == c.Who.User.Domain {
+			visible = append(visible, domainView(d))
 		}
-		out.Items = append(out.Items, api.Domain{Name: d.Name, Description: d.Description, IsActive: d.IsActive, CreatedAt: d.CreatedAt})
+	}
+	out, err := pageOf(c, visible, func(d api.Domain) string { return d.Name })
+	if err != nil {
+		return err
 	}
 	return c.JSON(http.StatusOK, out)
 }
 
-func (a *API) listGroups(c *Call) error {
+func (a *API) createDomain(c *Call) error {
+	var req api.DomainCreate
+	if err := c.Decode(&req); err != nil {
+		return err
+	}
+	if !validName.MatchString(req.Name) {
+		return apierr.Field(apierr.Invalid, "name", "name "+nameRule)
+	}
+	v, err := c.Propose(fsm.DomainCreate{Domain: state.Domain{Name: req.Name, Description: req.Description, IsActive: true, CreatedAt: a.now().UTC()}})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, domainView(v.(*state.Domain)))
+}
+
+// domainOf checks the caller may administer the domain in the path: a
+// superadmin any, an admin (or monitor, reading) only their own.
+func (a *API) domainOf(c *Call) (string, error) {
 	domain := c.R.PathValue("domain")
 	if c.Who.Role() != api.RoleSuperadmin && domain != c.Who.User.Domain {
-		return apierr.New(apierr.NotFound, "no domain %s", domain)
+		return "", apierr.New(apierr.NotFound, "no domain %s", domain)
 	}
-	tx := a.cluster.State().Read()
-	d, err := tx.Domain(domain)
+	d, err := a.cluster.State().Read().Domain(domain)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if d == nil {
-		return apierr.New(apierr.NotFound, "no domain %s", domain)
+		return "", apierr.New(apierr.NotFound, "no domain %s", domain)
 	}
-	gs, err := tx.Groups(domain)
-	if err != nil {
-		return err
-	}
-	out := api.List[api.Group]{Items: make([]api.Group, 0, len(gs))}
-	for _, g := range gs {
-		out.Items = append(out.Items, api.Group{Name: g.Name, Domain: g.Domain, Description: g.Description, IsActive: g.IsActive, CreatedAt: g.CreatedAt})
-	}
-	return c.JSON(http.StatusOK, out)
+	return domain, nil
 }

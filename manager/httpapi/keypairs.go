@@ -2,20 +2,19 @@ package httpapi
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/berth-cluster/berth/manager/apierr"
+	"github.com/berth-cluster/berth/manager/fsm"
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
 )
 
-// listKeypairs shows an admin every keypair of the users they administer
-// (?user=, ?is_active=) and anyone else their own.
-func (a *API) listKeypairs(c *Call) error {
+// keypairFilter reads ?user= and ?is_active= and limits a caller to what
+// they may see: an admin the keypairs of their domain (a superadmin all),
+// anyone else their own.
+func (a *API) keypairFilter(c *Call, tx *state.Txn) (func(*state.Keypair) bool, error) {
 	q := c.R.URL.Query()
-	limit, err := listLimit(q.Get("limit"))
-	if err != nil {
-		return err
-	}
 	var active *bool
 	switch q.Get("is_active") {
 	case "":
@@ -23,26 +22,45 @@ func (a *API) listKeypairs(c *Call) error {
 		v := q.Get("is_active") == "true"
 		active = &v
 	default:
-		return apierr.Field(apierr.Invalid, "is_active", "is_active must be true or false")
+		return nil, apierr.Field(apierr.Invalid, "is_active", "is_active must be true or false")
 	}
 	user := normalizeEmail(q.Get("user"))
 	admin := c.Who.IsAdmin() || c.Who.Role() == api.RoleMonitor
 	if !admin {
 		if user != "" && user != c.Who.User.Email {
-			return apierr.Field(apierr.Forbidden, "user", "you may list only your own keypairs")
+			return nil, apierr.Field(apierr.Forbidden, "user", "you may list only your own keypairs")
 		}
 		user = c.Who.User.Email
 	}
-	tx := a.cluster.State().Read()
-	keep := func(k *state.Keypair) bool {
+	return func(k *state.Keypair) bool {
 		if (user != "" && k.User != user) || (active != nil && k.IsActive != *active) {
 			return false
 		}
-		if c.Who.Role() == api.RoleSuperadmin || k.User == c.Who.User.Email {
-			return true
-		}
-		u, err := tx.User(k.User)
-		return err == nil && u != nil && a.canSeeUser(c.Who, u)
+		return a.canSeeKeypair(c.Who, tx, k)
+	}, nil
+}
+
+func (a *API) canSeeKeypair(who *Identity, tx *state.Txn, k *state.Keypair) bool {
+	if who.Role() == api.RoleSuperadmin || k.User == who.User.Email {
+		return true
+	}
+	if !who.IsAdmin() && who.Role() != api.RoleMonitor {
+		return false
+	}
+	u, err := tx.User(k.User)
+	return err == nil && u != nil && a.canSeeUser(who, u)
+}
+
+func (a *API) listKeypairs(c *Call) error {
+	q := c.R.URL.Query()
+	limit, err := listLimit(q.Get("limit"))
+	if err != nil {
+		return err
+	}
+	tx := a.cluster.State().Read()
+	keep, err := a.keypairFilter(c, tx)
+	if err != nil {
+		return err
 	}
 	kps, next, err := tx.Keypairs(q.Get("cursor"), limit, keep)
 	if err != nil {
@@ -53,4 +71,163 @@ func (a *API) listKeypairs(c *Call) error {
 		out.Items = append(out.Items, keypairView(k))
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+var keypairColumns = []string{"access_key", "user", "is_active", "is_admin", "resource_policy", "rate_limit", "concurrency_used", "created_at", "last_used"}
+
+func (a *API) exportKeypairs(c *Call) error {
+	name, err := exportFilename(c.R.URL.Query().Get("filename"), "keypairs.csv")
+	if err != nil {
+		return err
+	}
+	tx := a.cluster.State().Read()
+	keep, err := a.keypairFilter(c, tx)
+	if err != nil {
+		return err
+	}
+	return c.csvExport(name, keypairColumns, func(row func([]string) error) error {
+		return tx.EachKeypair(keep, func(k *state.Keypair) error {
+			v := keypairView(k)
+			last := ""
+			if v.LastUsed != nil {
+				last = csvTime(*v.LastUsed)
+			}
+			return row([]string{v.AccessKey, v.User, strconv.FormatBool(v.IsActive), strconv.FormatBool(v.IsAdmin),
+				v.ResourcePolicy, strconv.Itoa(v.RateLimit), strconv.Itoa(v.ConcurrencyUsed), csvTime(v.CreatedAt), last})
+		})
+	})
+}
+
+func (a *API) createKeypair(c *Call) error {
+	var req api.KeypairCreate
+	if err := c.Decode(&req); err != nil {
+		return err
+	}
+	req.User = normalizeEmail(req.User)
+	setDefault(&req.ResourcePolicy, "default")
+	var bad apierr.Fields
+	if req.User == "" {
+		bad.Add("user", "user (the owner's email) is required")
+	}
+	if req.RateLimit < 0 {
+		bad.Add("rate_limit", "rate_limit must be 0 (no limit) or a positive number of requests per 15 minutes")
+	}
+	if err := bad.Err(); err != nil {
+		return err
+	}
+	u, err := a.cluster.State().Read().User(req.User)
+	if err != nil {
+		return err
+	}
+	if u == nil || !a.canSeeUser(c.Who, u) {
+		return apierr.Field(apierr.Invalid, "user", "no user with email "+req.User)
+	}
+	if u.Status != api.StatusActive {
+		return apierr.Field(apierr.Conflict, "user", "user "+u.Email+" is inactive; reactivate it before giving it credentials")
+	}
+	privileged := u.Role == api.RoleAdmin || u.Role == api.RoleSuperadmin
+	isAdmin := privileged
+	if req.IsAdmin != nil {
+		if *req.IsAdmin && !privileged {
+			return apierr.Field(apierr.Invalid, "is_admin", "is_admin needs a user with the admin or superadmin role; "+u.Email+" is "+u.Role)
+		}
+		isAdmin = *req.IsAdmin
+	}
+	kp, err := a.newKeypair(u.Email, req.ResourcePolicy, isAdmin)
+	if err != nil {
+		return err
+	}
+	kp.RateLimit = req.RateLimit
+	v, err := c.Propose(fsm.KeypairPut{Keypair: *kp})
+	if err != nil {
+		return err
+	}
+	out := keypairView(v.(*state.Keypair))
+	out.SecretKey = kp.SecretKey
+	return c.JSON(http.StatusCreated, out)
+}
+
+// keypairOf finds the keypair in the path that the caller may see.
+func (a *API) keypairOf(c *Call) (*state.Keypair, error) {
+	ak := c.R.PathValue("access_key")
+	tx := a.cluster.State().Read()
+	k, err := tx.Keypair(ak)
+	if err != nil {
+		return nil, err
+	}
+	if k == nil || !a.canSeeKeypair(c.Who, tx, k) {
+		return nil, apierr.New(apierr.NotFound, "no keypair with access key %s", ak)
+	}
+	return k, nil
+}
+
+func (a *API) getKeypair(c *Call) error {
+	k, err := a.keypairOf(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, keypairView(k))
+}
+
+func (a *API) updateKeypair(c *Call) error {
+	var p api.KeypairPatch
+	if err := c.Decode(&p); err != nil {
+		return err
+	}
+	var bad apierr.Fields
+	if p.RateLimit != nil && *p.RateLimit < 0 {
+		bad.Add("rate_limit", "rate_limit must be 0 (no limit) or a positive number of requests per 15 minutes")
+	}
+	if p.ResourcePolicy != nil && *p.ResourcePolicy == "" {
+		bad.Add("resource_policy", "resource_policy must name a policy")
+	}
+	if err := bad.Err(); err != nil {
+		return err
+	}
+	k, err := a.keypairOf(c)
+	if err != nil {
+		return err
+	}
+	if err := a.mayAdminister(c, k); err != nil {
+		return err
+	}
+	v, err := c.Propose(fsm.KeypairUpdate{AccessKey: k.AccessKey, IsActive: p.IsActive, ResourcePolicy: p.ResourcePolicy, RateLimit: p.RateLimit})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, keypairView(v.(*state.Keypair)))
+}
+
+func (a *API) deleteKeypair(c *Call) error {
+	k, err := a.keypairOf(c)
+	if err != nil {
+		return err
+	}
+	if err := a.mayAdminister(c, k); err != nil {
+		return err
+	}
+	if _, err := c.Propose(fsm.KeypairDelete{AccessKey: k.AccessKey}); err != nil {
+		return err
+	}
+	c.W.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// mayAdminister: only admins change keypairs, and only a superadmin those
+// of a superadmin.
+func (a *API) mayAdminister(c *Call, k *state.Keypair) error {
+	if !c.Who.IsAdmin() {
+		return apierr.New(apierr.Forbidden, "only an admin may change or delete keypairs")
+	}
+	if c.Who.Role() == api.RoleSuperadmin {
+		return nil
+	}
+	u, err := a.cluster.State().Read().User(k.User)
+	if err != nil {
+		return err
+	}
+	if u != nil && u.Role == api.RoleSuperadmin {
+		return apierr.New(apierr.Forbidden, "only a superadmin may change the keypairs of a superadmin")
+	}
+	return nil
 }

@@ -2,15 +2,19 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/berth-cluster/berth/shared/api"
 )
 
 // routeTable is every endpoint of the manager. Each resource's handlers
 // live in their own file (auth.go, users.go, keypairs.go, policies.go,
-// domains.go, operator.go, info.go).
+// domains.go, groups.go, operator.go, info.go).
 func (a *API) routeTable() []Route {
-	get, post, del := http.MethodGet, http.MethodPost, http.MethodDelete
+	get, post, patch, del := http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete
+	csv := "text/csv"
+	userFilters := []string{"status", "email", "username", "group"}
+	keypairFilters := []string{"user", "is_active"}
 	return []Route{
 		{Method: get, Path: "/healthz", Summary: "The process is up", Access: Public, Local: true, Handle: a.healthz},
 		{Method: get, Path: "/readyz", Summary: "This manager knows a leader and has the cluster's first-start objects", Access: Public, Local: true, Handle: a.readyz},
@@ -23,15 +27,33 @@ func (a *API) routeTable() []Route {
 		{Method: get, Path: "/v1/auth/whoami", Summary: "The caller", Access: Authenticated, Out: api.WhoAmI{}, Handle: a.whoami},
 		{Method: post, Path: "/v1/auth/password", Summary: "Change the caller's password", Access: Authenticated, In: api.PasswordChange{}, Status: http.StatusNoContent, Handle: a.changePassword},
 
-		{Method: get, Path: "/v1/users", Summary: "List users", Access: AdminRead, Query: []string{"status", "email", "username", "group", "limit", "cursor"}, Out: api.List[api.User]{}, Handle: a.listUsers},
-		{Method: post, Path: "/v1/users", Summary: "Create a user with a first keypair", Access: Admin, In: userCreate{}, Out: userCreated{}, Status: http.StatusCreated, Handle: a.createUser},
+		{Method: get, Path: "/v1/users", Summary: "List users (substring filters on email and username, any case)", Access: AdminRead, Query: slices.Concat(userFilters, []string{"limit", "cursor"}), Out: api.List[api.User]{}, Handle: a.listUsers},
+		{Method: post, Path: "/v1/users", Summary: "Create a user with a first keypair", Access: Admin, In: api.UserCreate{}, Out: api.UserCreated{}, Status: http.StatusCreated, Handle: a.createUser},
 		{Method: get, Path: "/v1/users/{email}", Summary: "One user with domain, groups and keypairs", Access: AdminRead, Out: api.User{}, Handle: a.getUser},
+		{Method: patch, Path: "/v1/users/{email}", Summary: "Change a user; status inactive deactivates every keypair and login", Access: Admin, In: userPatch{}, Out: api.User{}, Handle: a.updateUser},
 		{Method: del, Path: "/v1/users/{email}", Summary: "Refused: users are deactivated, never deleted", Access: Admin, Handle: a.deleteUser},
+		{Method: get, Path: "/v1/export/users.csv", Summary: "Users as CSV (the list filters apply; groups joined with ';')", Access: AdminRead, Query: slices.Concat(userFilters, []string{"filename"}), Produces: csv, Handle: a.exportUsers},
 
-		{Method: get, Path: "/v1/keypairs", Summary: "List keypairs (admins: of their users; others: their own)", Access: Authenticated, Query: []string{"user", "is_active", "limit", "cursor"}, Out: api.List[api.Keypair]{}, Handle: a.listKeypairs},
-		{Method: get, Path: "/v1/resource-policies", Summary: "List resource policies", Access: AdminRead, Out: api.List[api.ResourcePolicy]{}, Handle: a.listResourcePolicies},
-		{Method: get, Path: "/v1/domains", Summary: "List domains", Access: AdminRead, Out: api.List[api.Domain]{}, Handle: a.listDomains},
-		{Method: get, Path: "/v1/domains/{domain}/groups", Summary: "List the groups of a domain", Access: AdminRead, Out: api.List[api.Group]{}, Handle: a.listGroups},
+		{Method: get, Path: "/v1/keypairs", Summary: "List keypairs (admins: of their users; others: their own)", Access: Authenticated, Query: slices.Concat(keypairFilters, []string{"limit", "cursor"}), Out: api.List[api.Keypair]{}, Handle: a.listKeypairs},
+		{Method: post, Path: "/v1/keypairs", Summary: "Create a keypair for a user; the secret is shown only here", Access: Admin, In: api.KeypairCreate{}, Out: api.Keypair{}, Status: http.StatusCreated, Handle: a.createKeypair},
+		{Method: get, Path: "/v1/keypairs/{access_key}", Summary: "One keypair", Access: Authenticated, Out: api.Keypair{}, Handle: a.getKeypair},
+		{Method: patch, Path: "/v1/keypairs/{access_key}", Summary: "Activate, deactivate, change policy or rate limit (requests per 15 minutes, 0 = none)", Access: Admin, In: api.KeypairPatch{}, Out: api.Keypair{}, Handle: a.updateKeypair},
+		{Method: del, Path: "/v1/keypairs/{access_key}", Summary: "Delete a keypair", Access: Admin, Status: http.StatusNoContent, Handle: a.deleteKeypair},
+		{Method: get, Path: "/v1/export/keypairs.csv", Summary: "Keypairs as CSV (the list filters apply)", Access: Authenticated, Query: slices.Concat(keypairFilters, []string{"filename"}), Produces: csv, Handle: a.exportKeypairs},
+		{Method: get, Path: "/v1/resource-policies", Summary: "List resource policies by name", Access: AdminRead, Query: []string{"limit", "cursor"}, Out: api.List[api.ResourcePolicy]{}, Handle: a.listResourcePolicies},
+		{Method: post, Path: "/v1/resource-policies", Summary: "Create a resource policy; absent fields default to unlimited slots, max_containers_per_session 1, idle_timeout 0 (never), max_concurrent_sessions, max_session_lifetime and max_vfolder_size null (unlimited), allowed_vfolder_hosts [], max_vfolder_count 10", Access: Admin, In: api.ResourcePolicyRequest{}, Out: api.ResourcePolicy{}, Status: http.StatusCreated, Handle: a.createResourcePolicy},
+		{Method: get, Path: "/v1/resource-policies/{name}", Summary: "One resource policy", Access: AdminRead, Out: api.ResourcePolicy{}, Handle: a.getResourcePolicy},
+		{Method: patch, Path: "/v1/resource-policies/{name}", Summary: "Change the fields sent (a slot or nullable field sent as null becomes unlimited; slots not named stay); the name cannot change; new sessions see the change at once", Access: Admin, In: api.ResourcePolicyRequest{}, Out: api.ResourcePolicy{}, Handle: a.updateResourcePolicy},
+		{Method: del, Path: "/v1/resource-policies/{name}", Summary: "Delete a policy no keypair holds (inactive ones included); default is never deleted", Access: Admin, Status: http.StatusNoContent, Handle: a.deleteResourcePolicy},
+		{Method: get, Path: "/v1/export/resource-policies.csv", Summary: "Resource policies as CSV (empty cell = unlimited; allowed_vfolder_hosts joined with ';')", Access: AdminRead, Query: []string{"filename"}, Produces: csv, Handle: a.exportResourcePolicies},
+		{Method: get, Path: "/v1/resources/me", Summary: "Resource indicator of the caller's keypair (token callers: their oldest active keypair); admins may name any keypair with ?access_key=", Access: Authenticated, Query: []string{"access_key"}, Out: api.ResourceIndicator{}, Handle: a.myResources},
+		{Method: get, Path: "/v1/domains", Summary: "List domains", Access: AdminRead, Query: []string{"limit", "cursor"}, Out: api.List[api.Domain]{}, Handle: a.listDomains},
+		{Method: post, Path: "/v1/domains", Summary: "Create a domain", Access: Superadmin, In: api.DomainCreate{}, Out: api.Domain{}, Status: http.StatusCreated, Handle: a.createDomain},
+		{Method: get, Path: "/v1/domains/{domain}/groups", Summary: "List the groups of a domain", Access: AdminRead, Query: []string{"limit", "cursor"}, Out: api.List[api.Group]{}, Handle: a.listGroups},
+		{Method: post, Path: "/v1/domains/{domain}/groups", Summary: "Create a group", Access: Admin, In: api.GroupCreate{}, Out: api.Group{}, Status: http.StatusCreated, Handle: a.createGroup},
+		{Method: get, Path: "/v1/domains/{domain}/groups/{group}", Summary: "One group with its members", Access: AdminRead, Out: api.GroupDetail{}, Handle: a.getGroup},
+		{Method: patch, Path: "/v1/domains/{domain}/groups/{group}", Summary: "Change a group's description or activity", Access: Admin, In: api.GroupPatch{}, Out: api.Group{}, Handle: a.updateGroup},
+		{Method: post, Path: "/v1/domains/{domain}/groups/{group}/members", Summary: "Add and remove members (users of the domain)", Access: Admin, In: api.GroupMembersChange{}, Out: api.GroupDetail{}, Handle: a.changeGroupMembers},
 
 		{Method: post, Path: "/v1/operator/raft/join", Summary: "A new manager asks to join (cluster join token)", Access: Public, In: api.JoinRequest{}, Status: http.StatusNoContent, Handle: a.join},
 		{Method: get, Path: "/v1/operator/raft", Summary: "Raft configuration and indexes", Access: Superadmin, Local: true, Out: api.RaftConfiguration{}, Handle: a.raftConfiguration},

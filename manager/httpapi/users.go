@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/berth-cluster/berth/manager/apierr"
@@ -16,32 +17,11 @@ import (
 	"github.com/berth-cluster/berth/shared/api"
 )
 
-// userCreate is the body of POST /v1/users.
-type userCreate struct {
-	Email              string   `json:"email"`
-	Username           string   `json:"username"`
-	FullName           string   `json:"full_name,omitempty"`
-	Password           string   `json:"password"`
-	Role               string   `json:"role,omitempty"`
-	Domain             string   `json:"domain,omitempty"`
-	Groups             []string `json:"groups,omitempty"`
-	Status             string   `json:"status,omitempty"`
-	NeedPasswordChange bool     `json:"need_password_change,omitempty"`
-	ResourcePolicy     string   `json:"resource_policy,omitempty"`
-	Description        string   `json:"description,omitempty"`
-}
-
-// userCreated is the answer: the user and its first keypair with the secret.
-type userCreated struct {
-	User    api.User    `json:"user"`
-	Keypair api.Keypair `json:"keypair"`
-}
-
 const maxNameLen = 64
 
 var roles = []string{api.RoleSuperadmin, api.RoleAdmin, api.RoleUser, api.RoleMonitor}
 
-func (req *userCreate) validate() error {
+func validateUserCreate(req *api.UserCreate) error {
 	var bad apierr.Fields
 	switch {
 	case req.Email == "":
@@ -78,7 +58,7 @@ func looksLikeEmail(s string) bool {
 }
 
 func (a *API) createUser(c *Call) error {
-	var req userCreate
+	var req api.UserCreate
 	if err := c.Decode(&req); err != nil {
 		return err
 	}
@@ -87,7 +67,7 @@ func (a *API) createUser(c *Call) error {
 	setDefault(&req.Status, api.StatusActive)
 	setDefault(&req.Domain, "default")
 	setDefault(&req.ResourcePolicy, "default")
-	if err := req.validate(); err != nil {
+	if err := validateUserCreate(&req); err != nil {
 		return err
 	}
 	if req.Role == api.RoleSuperadmin && c.Who.Role() != api.RoleSuperadmin {
@@ -118,7 +98,7 @@ func (a *API) createUser(c *Call) error {
 	if err != nil {
 		return err
 	}
-	out := userCreated{User: a.userView(v.(*state.User), []string{kp.AccessKey}), Keypair: keypairView(kp)}
+	out := api.UserCreated{User: a.userView(v.(*state.User), []string{kp.AccessKey}), Keypair: keypairView(kp)}
 	out.Keypair.SecretKey = kp.SecretKey
 	return c.JSON(http.StatusCreated, out)
 }
@@ -167,25 +147,35 @@ func (a *API) canSeeUser(who *Identity, u *state.User) bool {
 	return who.Role() == api.RoleSuperadmin || who.User.Domain == u.Domain
 }
 
+// userFilter reads the list filters shared by GET /v1/users and the CSV
+// export: ?status=, substrings of ?email= and ?username= (any case), ?group=.
+func (a *API) userFilter(c *Call) (func(*state.User) bool, error) {
+	q := c.R.URL.Query()
+	status := q.Get("status")
+	if status != "" && status != api.StatusActive && status != api.StatusInactive {
+		return nil, apierr.Field(apierr.Invalid, "status", "status must be active or inactive")
+	}
+	emailSub := strings.ToLower(q.Get("email"))
+	nameSub := strings.ToLower(q.Get("username"))
+	group := q.Get("group")
+	return func(u *state.User) bool {
+		return a.canSeeUser(c.Who, u) &&
+			(status == "" || u.Status == status) &&
+			strings.Contains(u.Email, emailSub) &&
+			strings.Contains(strings.ToLower(u.Username), nameSub) &&
+			(group == "" || slices.Contains(u.Groups, group))
+	}, nil
+}
+
 func (a *API) listUsers(c *Call) error {
 	q := c.R.URL.Query()
 	limit, err := listLimit(q.Get("limit"))
 	if err != nil {
 		return err
 	}
-	status := q.Get("status")
-	if status != "" && status != api.StatusActive && status != api.StatusInactive {
-		return apierr.Field(apierr.Invalid, "status", "status must be active or inactive")
-	}
-	emailSub := strings.ToLower(q.Get("email"))
-	nameSub := strings.ToLower(q.Get("username"))
-	group := q.Get("group")
-	keep := func(u *state.User) bool {
-		return a.canSeeUser(c.Who, u) &&
-			(status == "" || u.Status == status) &&
-			strings.Contains(u.Email, emailSub) &&
-			strings.Contains(strings.ToLower(u.Username), nameSub) &&
-			(group == "" || slices.Contains(u.Groups, group))
+	keep, err := a.userFilter(c)
+	if err != nil {
+		return err
 	}
 	users, next, err := a.cluster.State().Read().Users(q.Get("cursor"), limit, keep)
 	if err != nil {
@@ -196,6 +186,110 @@ func (a *API) listUsers(c *Call) error {
 		out.Items = append(out.Items, a.userView(u, nil))
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+var userColumns = []string{"email", "username", "full_name", "role", "status", "domain", "groups", "need_password_change", "created_at"}
+
+func (a *API) exportUsers(c *Call) error {
+	name, err := exportFilename(c.R.URL.Query().Get("filename"), "users.csv")
+	if err != nil {
+		return err
+	}
+	keep, err := a.userFilter(c)
+	if err != nil {
+		return err
+	}
+	// One read transaction: the file is one consistent version of the table
+	// however long the download takes.
+	tx := a.cluster.State().Read()
+	return c.csvExport(name, userColumns, func(row func([]string) error) error {
+		return tx.EachUser(keep, func(u *state.User) error {
+			return row([]string{u.Email, u.Username, u.FullName, u.Role, u.Status, u.Domain,
+				strings.Join(u.Groups, ";"), strconv.FormatBool(u.NeedPasswordChange), csvTime(u.CreatedAt)})
+		})
+	})
+}
+
+// userPatch is the body of PATCH /v1/users/{email}; Email is there only to
+// refuse it with a clear reason.
+type userPatch struct {
+	Email *string `json:"email,omitempty"`
+	api.UserPatch
+}
+
+func (p *userPatch) validate() error {
+	var bad apierr.Fields
+	if p.Email != nil {
+		bad.Add("email", "the email is the user id and cannot be changed")
+	}
+	if p.Username != nil {
+		switch {
+		case strings.TrimSpace(*p.Username) == "":
+			bad.Add("username", "username must not be empty")
+		case utf8.RuneCountInString(*p.Username) > maxNameLen:
+			bad.Add("username", "username must be at most %d characters", maxNameLen)
+		}
+	}
+	if p.FullName != nil && utf8.RuneCountInString(*p.FullName) > maxNameLen {
+		bad.Add("full_name", "full_name must be at most %d characters", maxNameLen)
+	}
+	if p.Password != nil {
+		for _, reason := range auth.PasswordProblems(*p.Password) {
+			bad.Add("password", "%s", reason)
+		}
+	}
+	if p.Status != nil && *p.Status != api.StatusActive && *p.Status != api.StatusInactive {
+		bad.Add("status", "status must be active or inactive")
+	}
+	if p.Role != nil && !slices.Contains(roles, *p.Role) {
+		bad.Add("role", "role must be one of %s", strings.Join(roles, ", "))
+	}
+	return bad.Err()
+}
+
+func (a *API) updateUser(c *Call) error {
+	email := normalizeEmail(c.R.PathValue("email"))
+	var p userPatch
+	if err := c.Decode(&p); err != nil {
+		return err
+	}
+	if err := p.validate(); err != nil {
+		return err
+	}
+	u, err := a.cluster.State().Read().User(email)
+	if err != nil {
+		return err
+	}
+	if u == nil || !a.canSeeUser(c.Who, u) {
+		return apierr.New(apierr.NotFound, "no user with email %s", email)
+	}
+	if c.Who.Role() != api.RoleSuperadmin {
+		if u.Role == api.RoleSuperadmin {
+			return apierr.New(apierr.Forbidden, "only a superadmin may change a superadmin")
+		}
+		if p.Role != nil && *p.Role == api.RoleSuperadmin {
+			return apierr.Field(apierr.Forbidden, "role", "only a superadmin may grant the superadmin role")
+		}
+	}
+	if u.Email == c.Who.User.Email && p.Status != nil && *p.Status == api.StatusInactive {
+		return apierr.Field(apierr.Invalid, "status", "you cannot deactivate your own account; ask another administrator")
+	}
+	cmd := fsm.UserUpdate{Email: email, ModifiedAt: a.now().UTC(), Username: p.Username, FullName: p.FullName,
+		Status: p.Status, NeedPasswordChange: p.NeedPasswordChange, Role: p.Role, Groups: p.Groups, Description: p.Description}
+	if p.Password != nil {
+		hash, err := auth.HashPassword(a.rnd, *p.Password)
+		if err != nil {
+			return err
+		}
+		cmd.PasswordHash = &hash
+		// A password set by an administrator ends every login of the user.
+		none := ""
+		cmd.RevokeTokensExcept = &none
+	}
+	if _, err := c.Propose(cmd); err != nil {
+		return err
+	}
+	return a.getUser(c)
 }
 
 func (a *API) deleteUser(c *Call) error {
@@ -219,6 +313,14 @@ func (a *API) userView(u *state.User, keypairs []string) api.User {
 	return api.User{Email: u.Email, Username: u.Username, FullName: u.FullName, Role: u.Role, Status: u.Status,
 		NeedPasswordChange: u.NeedPasswordChange, Domain: u.Domain, Groups: slices.Clone(u.Groups),
 		Description: u.Description, Keypairs: keypairs, CreatedAt: u.CreatedAt, ModifiedAt: u.ModifiedAt}
+}
+
+// csvTime renders a time for CSV cells (RFC 3339 UTC, empty when unset).
+func csvTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 func keypairView(k *state.Keypair) api.Keypair {

@@ -68,6 +68,10 @@ type Config struct {
 	HeartbeatTimeout time.Duration
 	FolderHosts      map[string]string
 
+	// KeypairTouchEvery is how often the leader records keypairs' last use
+	// (default 15s).
+	KeypairTouchEvery time.Duration
+
 	BootstrapAdminEmail    string
 	BootstrapAdminPassword string
 	TokenTTL               time.Duration

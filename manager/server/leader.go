@@ -18,6 +18,9 @@ import (
 // tokenSweepEvery is how often the leader removes expired login tokens.
 const tokenSweepEvery = time.Minute
 
+// defaultKeypairTouchEvery is how often the leader records keypairs' last use.
+const defaultKeypairTouchEvery = 15 * time.Second
+
 // watchLeadership runs the leader's duties while this node leads.
 func (s *Server) watchLeadership() {
 	var stop context.CancelFunc
@@ -60,17 +63,37 @@ func (s *Server) lead(ctx context.Context) {
 		}
 		return
 	}
-	t := time.NewTicker(tokenSweepEvery)
-	defer t.Stop()
+	sweep := time.NewTicker(tokenSweepEvery)
+	defer sweep.Stop()
+	every := s.cfg.KeypairTouchEvery
+	if every <= 0 {
+		every = defaultKeypairTouchEvery
+	}
+	touch := time.NewTicker(every)
+	defer touch.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-sweep.C:
 			if _, err := s.propose(ctx, fsm.TokensExpire{Now: s.cfg.Now().UTC()}); err != nil && ctx.Err() == nil {
 				s.log.Warn("expire login tokens", "err", err)
 			}
+		case <-touch.C:
+			s.flushKeypairUses(ctx)
 		}
+	}
+}
+
+// flushKeypairUses writes the keypairs' last use, gathered in memory, in one
+// entry, so a signed request costs no Raft round trip of its own.
+func (s *Server) flushKeypairUses(ctx context.Context) {
+	uses := s.api.DrainKeypairUses()
+	if len(uses) == 0 {
+		return
+	}
+	if _, err := s.propose(ctx, fsm.KeypairsTouch{LastUsed: uses}); err != nil && ctx.Err() == nil {
+		s.log.Warn("record keypair use", "keypairs", len(uses), "err", err)
 	}
 }
 

@@ -56,3 +56,11 @@ func (t *Txn) Keypairs(cursor string, limit int, keep func(*Keypair) bool) ([]*K
 
 // PutKeypair inserts or replaces a keypair at the Raft index.
 func (t *Txn) PutKeypair(index uint64, k *Keypair) error { return t.put(tableKeypairs, index, k) }
+
+// DeleteKeypair removes a keypair.
+func (t *Txn) DeleteKeypair(k *Keypair) error { return t.remove(tableKeypairs, k) }
+
+// EachKeypair calls f for every keypair keep accepts, in access-key order.
+func (t *Txn) EachKeypair(keep func(*Keypair) bool, f func(*Keypair) error) error {
+	return each(t, tableKeypairs, keep, f)
+}

@@ -38,3 +38,7 @@ func (t *Txn) ResourcePolicies() ([]*ResourcePolicy, error) {
 func (t *Txn) PutResourcePolicy(index uint64, p *ResourcePolicy) error {
 	return t.put(tablePolicies, index, p)
 }
+
+// DeleteResourcePolicy removes a policy; the FSM checks first that no
+// keypair refers to it.
+func (t *Txn) DeleteResourcePolicy(p *ResourcePolicy) error { return t.remove(tablePolicies, p) }

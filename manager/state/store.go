@@ -154,3 +154,20 @@ func after[T any](t *Txn, table, cursor string, limit int, keep func(*T) bool) (
 	}
 	return out, next, nil
 }
+
+func each[T any](t *Txn, table string, keep func(*T) bool, f func(*T) error) error {
+	it, err := t.tx.Get(table, "id")
+	if err != nil {
+		return fmt.Errorf("scan %s: %w", table, err)
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		obj := raw.(*T)
+		if keep != nil && !keep(obj) {
+			continue
+		}
+		if err := f(obj); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -60,3 +60,9 @@ func (t *Txn) Users(cursor string, limit int, keep func(*User) bool) (users []*U
 
 // PutUser inserts or replaces a user at the Raft index.
 func (t *Txn) PutUser(index uint64, u *User) error { return t.put(tableUsers, index, u) }
+
+// EachUser calls f for every user keep accepts, in email order, stopping at
+// the first error. Exports stream through it without building a list.
+func (t *Txn) EachUser(keep func(*User) bool, f func(*User) error) error {
+	return each(t, tableUsers, keep, f)
+}

@@ -139,6 +139,13 @@ func (c *Cluster) Kill(i int) {
 	if err := s.Close(); err != nil {
 		c.t.Logf("close manager %d: %v", i, err)
 	}
+	// A keep-alive connection to the stopped manager may still sit in the
+	// shared transport's pool; a POST that picks it fails with EOF and, not
+	// being idempotent, is rightly not retried. A crashed process would reset
+	// those connections; drop them as the crash would.
+	if tr, ok := http.DefaultTransport.(*http.Transport); ok {
+		tr.CloseIdleConnections()
+	}
 }
 
 // Restart starts manager i again on its data dir and addresses.

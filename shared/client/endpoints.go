@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 
@@ -63,17 +62,19 @@ func (c *Client) GetUser(ctx context.Context, email string) (*api.User, error) {
 	return get[api.User](ctx, c, "/v1/users/"+url.PathEscape(email), nil)
 }
 
-// CreateUser sends POST /v1/users with body and returns the raw answer
-// ({user, keypair}).
-func (c *Client) CreateUser(ctx context.Context, body any) (json.RawMessage, error) {
-	var out json.RawMessage
+// CreateUser sends POST /v1/users and returns the user with its first
+// keypair, whose secret key the manager sends only this once. body is
+// usually an api.UserCreate; any value with its JSON shape will do.
+func (c *Client) CreateUser(ctx context.Context, body any) (*api.UserCreated, error) {
+	var out api.UserCreated
 	if err := c.Do(ctx, http.MethodPost, "/v1/users", nil, body, &out); err != nil {
 		return nil, err
 	}
-	return out, nil
+	return &out, nil
 }
 
-// UpdateUser sends PATCH /v1/users/{email} with body and returns the user.
+// UpdateUser sends PATCH /v1/users/{email} with body (usually an
+// api.UserPatch, whose nil fields stay unchanged) and returns the user.
 func (c *Client) UpdateUser(ctx context.Context, email string, body any) (*api.User, error) {
 	var out api.User
 	if err := c.Do(ctx, http.MethodPatch, "/v1/users/"+url.PathEscape(email), nil, body, &out); err != nil {

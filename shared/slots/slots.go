@@ -46,7 +46,7 @@ func Parse(n Name, text string) (int64, error) {
 	if !ok {
 		return 0, fmt.Errorf("unknown slot %q (known: %s)", n, knownList())
 	}
-	r, ok := new(big.Rat).SetString(strings.TrimSpace(text))
+	r, ok := BoundedRat(strings.TrimSpace(text))
 	if !ok {
 		return 0, fmt.Errorf("%s must be a number, not %q", n, text)
 	}
@@ -132,7 +132,8 @@ func (l *Limits) UnmarshalJSON(b []byte) error {
 			continue
 		}
 		var num json.Number
-		if err := json.Unmarshal(v, &num); err != nil {
+		// json.Number also takes a quoted number; a string is not one.
+		if len(v) > 0 && v[0] == '"' || json.Unmarshal(v, &num) != nil {
 			errs = append(errs, fmt.Sprintf("%s must be a number or null", n))
 			continue
 		}

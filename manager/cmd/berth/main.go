@@ -108,7 +108,10 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) s
 		c.userCmd(),
 		c.keypairCmd(),
 		c.policyCmd(),
+		c.resourcesCmd(),
 		c.domainCmd(),
+		c.groupCmd(),
+		c.withPolicyExport(c.exportCmd()),
 	)
 	return root
 }

@@ -1,20 +1,64 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-cluster/berth/shared/api"
 	"github.com/berth-cluster/berth/shared/slots"
 )
+
+// policyView shows policies with the columns of GET
+// /v1/export/resource-policies.csv: an empty cell is unlimited, folder
+// hosts are joined with ';'.
+func policyView(data any, ps []api.ResourcePolicy) view {
+	v := view{data: data, columns: []string{"name"}}
+	for _, n := range slots.Known {
+		v.columns = append(v.columns, string(n))
+	}
+	v.columns = append(v.columns, "max_containers_per_session", "idle_timeout", "max_concurrent_sessions",
+		"max_session_lifetime", "allowed_vfolder_hosts", "max_vfolder_size", "max_vfolder_count")
+	for _, p := range ps {
+		row := []string{p.Name}
+		for _, n := range slots.Known {
+			cell := ""
+			if q, ok := p.TotalResourceSlots[n]; ok {
+				cell = slots.Format(n, q).String()
+			}
+			row = append(row, cell)
+		}
+		row = append(row,
+			fmtInt(p.MaxContainersPerSession), strconv.FormatInt(p.IdleTimeout, 10),
+			fmtIntPtr(p.MaxConcurrentSessions), fmtIntPtr(p.MaxSessionLifetime),
+			strings.Join(p.AllowedVfolderHosts, ";"), fmtIntPtr(p.MaxVfolderSize), fmtInt(p.MaxVfolderCount),
+		)
+		v.rows = append(v.rows, row)
+	}
+	return v
+}
+
+func policyDetail(p *api.ResourcePolicy) view {
+	v := policyView(p, []api.ResourcePolicy{*p})
+	v.single = true
+	v.columns = append(v.columns, "created_at", "modified_at")
+	v.rows[0] = append(v.rows[0], fmtTime(p.CreatedAt), fmtTime(p.ModifiedAt))
+	return v
+}
 
 func (c *cli) policyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "policy",
 		Short: "Manage resource policies (admin)",
+		Long: "Resource policies bound what the keypairs on them may use. Limits are checked by the\n" +
+			"manager (cpu ≤ 512, mem ≤ 1024 GiB, cuda.device ≤ 64, cuda.shares ≤ 256, ...); a change\n" +
+			"applies to new sessions at once, running ones keep what they hold.",
 	}
-	cmd.AddCommand(c.policyListCmd())
+	cmd.AddCommand(c.policyListCmd(), c.policyGetCmd(), c.policyCreateCmd(), c.policyUpdateCmd(), c.policyDeleteCmd())
 	return cmd
 }
 
@@ -35,30 +79,7 @@ func (c *cli) policyListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// The columns of GET /v1/export/resource-policies.csv.
-			v := view{data: list, columns: []string{"name"}}
-			for _, n := range slots.Known {
-				v.columns = append(v.columns, string(n))
-			}
-			v.columns = append(v.columns, "max_containers_per_session", "idle_timeout", "max_concurrent_sessions",
-				"max_session_lifetime", "allowed_vfolder_hosts", "max_vfolder_size", "max_vfolder_count")
-			for _, p := range list.Items {
-				row := []string{p.Name}
-				for _, n := range slots.Known {
-					cell := ""
-					if q, ok := p.TotalResourceSlots[n]; ok {
-						cell = slots.Format(n, q).String()
-					}
-					row = append(row, cell)
-				}
-				row = append(row,
-					fmtInt(p.MaxContainersPerSession), strconv.FormatInt(p.IdleTimeout, 10),
-					fmtIntPtr(p.MaxConcurrentSessions), fmtIntPtr(p.MaxSessionLifetime),
-					fmtList(p.AllowedVfolderHosts), fmtIntPtr(p.MaxVfolderSize), fmtInt(p.MaxVfolderCount),
-				)
-				v.rows = append(v.rows, row)
-			}
-			if err := render(c.stdout, c.output, v); err != nil {
+			if err := render(c.stdout, c.output, policyView(list, list.Items)); err != nil {
 				return err
 			}
 			c.printNextCursor(list.NextCursor)
@@ -67,4 +88,111 @@ func (c *cli) policyListCmd() *cobra.Command {
 	}
 	pg.flags(cmd)
 	return cmd
+}
+
+func (c *cli) policyGetCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "get NAME",
+		Short: "Show one resource policy",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			p, err := cl.GetResourcePolicy(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return render(c.stdout, c.output, policyDetail(p))
+		},
+	}
+}
+
+func (c *cli) policyCreateCmd() *cobra.Command {
+	var f policyFlags
+	cmd := &cobra.Command{
+		Use:   "create NAME [flags]",
+		Short: "Create a resource policy; a limit not given is unlimited",
+		Long: "Create a resource policy. Flags not given take the manager's defaults: every slot\n" +
+			"unlimited, 1 container per session, no idle timeout, unlimited concurrent sessions,\n" +
+			"session lifetime and folder size, no folder hosts, 10 folders.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body, err := f.body(cmd)
+			if err != nil {
+				return err
+			}
+			body["name"] = args[0]
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			p, err := cl.CreateResourcePolicy(cmd.Context(), body)
+			if err != nil {
+				return err
+			}
+			return render(c.stdout, c.output, policyDetail(p))
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func (c *cli) policyUpdateCmd() *cobra.Command {
+	var f policyFlags
+	cmd := &cobra.Command{
+		Use:   "update NAME [flags]",
+		Short: "Change a resource policy; only the flags given are changed (the name cannot be)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body, err := f.body(cmd)
+			if err != nil {
+				return err
+			}
+			if len(body) == 0 {
+				return errors.New("nothing to change: give at least one flag, for example --cpu 2 (see --help)")
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			p, err := cl.UpdateResourcePolicy(cmd.Context(), args[0], body)
+			if err != nil {
+				return err
+			}
+			return render(c.stdout, c.output, policyDetail(p))
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func (c *cli) policyDeleteCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a resource policy (refused while any keypair, active or not, holds it; never default)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			if err := cl.DeleteResourcePolicy(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "Deleted resource policy %s\n", args[0])
+			return nil
+		},
+	}
+}
+
+// withPolicyExport adds "export resource-policies" to the export command.
+func (c *cli) withPolicyExport(export *cobra.Command) *cobra.Command {
+	export.AddCommand(c.exportKindCmd(exportKind{
+		kind:    "resource-policies",
+		short:   "Export resource policies as CSV (admin; an empty cell is unlimited, folder hosts joined with ';')",
+		filters: func(*cobra.Command) func(url.Values) { return func(url.Values) {} },
+	}))
+	return export
 }

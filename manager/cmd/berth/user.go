@@ -1,12 +1,18 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"net/url"
 
 	"github.com/spf13/cobra"
 
 	"github.com/berth-cluster/berth/shared/api"
 )
+
+// secretOnce is printed after every command that shows a new secret key:
+// the manager keeps no way to show it again.
+const secretOnce = "The secret key is shown only this once: store it now. It cannot be retrieved later."
 
 // userView shows users with the columns of GET /v1/export/users.csv.
 func userView(data any, users []api.User) view {
@@ -22,12 +28,40 @@ func userView(data any, users []api.User) view {
 	return v
 }
 
+// userDetail shows one user with every field the API returns. Only GET
+// /v1/users/{email} lists the keypairs; withKeypairs leaves the column out
+// of other answers rather than show an empty list that is not true.
+func userDetail(data any, u api.User, withKeypairs bool) view {
+	v := userView(data, []api.User{u})
+	v.single = true
+	v.columns = append(v.columns, "description")
+	v.rows[0] = append(v.rows[0], u.Description)
+	if withKeypairs {
+		v.columns = append(v.columns, "keypairs")
+		v.rows[0] = append(v.rows[0], fmtList(u.Keypairs))
+	}
+	v.columns = append(v.columns, "modified_at")
+	v.rows[0] = append(v.rows[0], fmtTime(u.ModifiedAt))
+	return v
+}
+
 func (c *cli) userCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "user",
 		Short: "Manage users (admin)",
+		Long: "Manage users (admin). Users are never deleted: deactivate them instead, which ends\n" +
+			"their logins and deactivates every keypair they have.",
 	}
-	cmd.AddCommand(c.userListCmd(), c.userGetCmd())
+	cmd.AddCommand(
+		c.userListCmd(),
+		c.userGetCmd(),
+		c.userCreateCmd(),
+		c.userUpdateCmd(),
+		c.userStatusCmd("deactivate", api.StatusInactive,
+			"Deactivate a user: their logins end and every keypair of theirs becomes inactive"),
+		c.userStatusCmd("activate", api.StatusActive,
+			"Reactivate a user; their keypairs stay inactive until re-enabled one by one"),
+	)
 	return cmd
 }
 
@@ -73,7 +107,7 @@ func (c *cli) userListCmd() *cobra.Command {
 func (c *cli) userGetCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "get EMAIL",
-		Short: "Show one user",
+		Short: "Show one user with their domain, groups and keypairs",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := c.client()
@@ -84,11 +118,199 @@ func (c *cli) userGetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			v := userView(u, []api.User{*u})
-			v.single = true
-			v.columns = append(v.columns, "description", "keypairs", "modified_at")
-			v.rows[0] = append(v.rows[0], u.Description, fmtList(u.Keypairs), fmtTime(u.ModifiedAt))
-			return render(c.stdout, c.output, v)
+			return render(c.stdout, c.output, userDetail(u, *u, true))
 		},
 	}
+}
+
+// passwordFromInput is the value of --password that asks for the password
+// the way a missing one does, so that it need not appear on the command line.
+const passwordFromInput = "-"
+
+const newPasswordSources = "BERTH_NEW_PASSWORD, else asked twice without echo on a terminal, else one line of standard input"
+
+// newPassword reads a new user's password from BERTH_NEW_PASSWORD, else
+// from the terminal (twice, to catch typos nobody can see), else as one
+// line of standard input (for scripts).
+func (c *cli) newPassword() (string, error) {
+	if p := c.getenv("BERTH_NEW_PASSWORD"); p != "" {
+		return p, nil
+	}
+	if !isTerminal(c.stdinF) {
+		return c.prompt("")
+	}
+	first, err := c.promptSecret("New password: ")
+	if err != nil {
+		return "", err
+	}
+	again, err := c.promptSecret("Repeat the new password: ")
+	if err != nil {
+		return "", err
+	}
+	if first != again {
+		return "", errors.New("the two passwords differ")
+	}
+	return first, nil
+}
+
+func (c *cli) userCreateCmd() *cobra.Command {
+	var (
+		in       api.UserCreate
+		inactive bool
+	)
+	cmd := &cobra.Command{
+		Use:   "create EMAIL --username NAME",
+		Short: "Create a user and their first keypair",
+		Long: "Create a user and their first keypair, and print the keypair's access key and\n" +
+			"secret key. The secret key is shown only this once.\n\n" +
+			"The password comes from --password, else BERTH_NEW_PASSWORD, else it is asked for twice\n" +
+			"without echo on a terminal, else it is one line of standard input.\n" +
+			"It needs at least 8 characters with a letter, a digit and a special character.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in.Email = args[0]
+			if inactive {
+				in.Status = api.StatusInactive
+			}
+			if in.Password == "" || in.Password == passwordFromInput {
+				p, err := c.newPassword()
+				if err != nil {
+					return fmt.Errorf("reading the password of %s: %w", in.Email, err)
+				}
+				in.Password = p
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			out, err := cl.CreateUser(cmd.Context(), in)
+			if err != nil {
+				return err
+			}
+			v := userView(out, []api.User{out.User})
+			v.single = true
+			v.columns = append(v.columns, "description", "access_key", "secret_key")
+			v.rows[0] = append(v.rows[0], out.User.Description, out.Keypair.AccessKey, out.Keypair.SecretKey)
+			if err := render(c.stdout, c.output, v); err != nil {
+				return err
+			}
+			fmt.Fprintln(c.stderr, secretOnce)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&in.Username, "username", "", "unique user name, at most 64 characters (required)")
+	fl.StringVar(&in.FullName, "full-name", "", "the person's full name, at most 64 characters")
+	fl.StringVar(&in.Password, "password", "", "password (\"-\" or absent: read from "+newPasswordSources+")")
+	fl.StringVar(&in.Role, "role", "", "superadmin, admin, user or monitor (default user)")
+	fl.StringVar(&in.Domain, "domain", "", "domain of the user (default: default)")
+	fl.StringSliceVar(&in.Groups, "group", nil, "a group of the domain to join (repeatable)")
+	fl.BoolVar(&inactive, "inactive", false, "create the user inactive (and their keypair inactive)")
+	fl.BoolVar(&in.NeedPasswordChange, "need-password-change", false, "mark that the user should change the password")
+	fl.StringVar(&in.ResourcePolicy, "resource-policy", "", "resource policy of the first keypair (default: default)")
+	fl.StringVar(&in.Description, "description", "", "free text about the user")
+	_ = cmd.MarkFlagRequired("username")
+	return cmd
+}
+
+func (c *cli) userUpdateCmd() *cobra.Command {
+	var f struct {
+		username, fullName, password, role, description string
+		groups                                          []string
+		needPasswordChange                              bool
+	}
+	cmd := &cobra.Command{
+		Use:   "update EMAIL",
+		Short: "Change a user; only the flags given are changed",
+		Long: "Change a user; only the flags given are sent, everything else stays as it is.\n" +
+			"The email cannot change: it is the user id. Setting a password ends every login of the user.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var p api.UserPatch
+			fl := cmd.Flags()
+			if fl.Changed("username") {
+				p.Username = &f.username
+			}
+			if fl.Changed("full-name") {
+				p.FullName = &f.fullName
+			}
+			if fl.Changed("role") {
+				p.Role = &f.role
+			}
+			if fl.Changed("description") {
+				p.Description = &f.description
+			}
+			if fl.Changed("need-password-change") {
+				p.NeedPasswordChange = &f.needPasswordChange
+			}
+			if fl.Changed("group") {
+				// Never nil, so that --group "" sends [] and clears the list.
+				groups := append([]string{}, f.groups...)
+				p.Groups = &groups
+			}
+			if fl.Changed("password") {
+				if f.password == passwordFromInput {
+					pw, err := c.newPassword()
+					if err != nil {
+						return fmt.Errorf("reading the new password of %s: %w", args[0], err)
+					}
+					f.password = pw
+				}
+				p.Password = &f.password
+			}
+			if p == (api.UserPatch{}) {
+				return errors.New("nothing to change: give at least one of --username, --full-name, --password, " +
+					"--role, --group, --need-password-change, --description")
+			}
+			return c.patchUser(cmd, args[0], p)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.username, "username", "", "new user name")
+	fl.StringVar(&f.fullName, "full-name", "", "new full name")
+	fl.StringVar(&f.password, "password", "", "new password (\"-\": read from "+newPasswordSources+")")
+	fl.StringVar(&f.role, "role", "", "new role: superadmin, admin, user or monitor")
+	fl.StringSliceVar(&f.groups, "group", nil, "the user's groups (repeatable; replaces the whole list; --group \"\" removes every group)")
+	fl.BoolVar(&f.needPasswordChange, "need-password-change", false, "mark (true) or unmark (false) that the user should change the password")
+	fl.StringVar(&f.description, "description", "", "new description")
+	return cmd
+}
+
+// userStatusCmd builds "user activate" and "user deactivate", which differ
+// only in the status sent and what they tell the administrator afterwards.
+func (c *cli) userStatusCmd(use, status, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use + " EMAIL",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.patchUser(cmd, args[0], api.UserPatch{Status: &status}); err != nil {
+				return err
+			}
+			email := args[0]
+			if status == api.StatusActive {
+				// Reactivation deliberately leaves credentials off; say how
+				// to turn them back on so it does not look like a failure.
+				fmt.Fprintf(c.stderr, "%s is active again. Their keypairs stay inactive: re-enable each one with\n"+
+					"\"berth keypair activate ACCESS_KEY\" (list them with \"berth keypair list --user %s --active=false\").\n",
+					email, email)
+				return nil
+			}
+			fmt.Fprintf(c.stderr, "%s is inactive: their logins have ended and every keypair of theirs is inactive.\n", email)
+			return nil
+		},
+	}
+}
+
+// patchUser sends p and prints the user as the manager answers it.
+func (c *cli) patchUser(cmd *cobra.Command, email string, p api.UserPatch) error {
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	u, err := cl.UpdateUser(cmd.Context(), email, p)
+	if err != nil {
+		return err
+	}
+	return render(c.stdout, c.output, userDetail(u, *u, false))
 }

@@ -1,0 +1,68 @@
+package httpapi_test
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berth-cluster/berth/manager/testcluster"
+	"github.com/berth-cluster/berth/shared/api"
+)
+
+// Concurrent creates of one email (or one username) through the three
+// managers of a cluster: the FSM decides, so exactly one wins.
+func TestConcurrentCreatesThroughDifferentManagersExactlyOneWins(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	token := testcluster.Login(t, c.Servers[0], testcluster.AdminEmail, testcluster.AdminPassword)
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		for _, s := range c.Servers {
+			if r := testcluster.Do(t, http.MethodGet, testcluster.URL(s)+"/v1/auth/whoami?stale=true", token, nil); r.Status != 200 {
+				return fmt.Errorf("%s does not know the token yet", s.ID())
+			}
+		}
+		return nil
+	})
+	for round, same := range []string{"email", "username"} {
+		t.Run("same "+same, func(t *testing.T) {
+			const racers = 6
+			statuses := make([]int, racers)
+			var wg sync.WaitGroup
+			for i := 0; i < racers; i++ {
+				wg.Add(1)
+				go func(i int) {
+					defer wg.Done()
+					email, name := fmt.Sprintf("race%d@example.com", round), fmt.Sprintf("racer%d-%d", round, i)
+					if same == "username" {
+						email, name = fmt.Sprintf("race%d-%d@example.com", round, i), fmt.Sprintf("racer%d", round)
+					}
+					s := c.Servers[i%len(c.Servers)]
+					statuses[i] = testcluster.Do(t, http.MethodPost, testcluster.URL(s)+"/v1/users", token, map[string]any{
+						"email": email, "username": name, "password": testPassword}).Status
+				}(i)
+			}
+			wg.Wait()
+			won, lost := 0, 0
+			for _, st := range statuses {
+				switch st {
+				case 201:
+					won++
+				case 409:
+					lost++
+				}
+			}
+			if won != 1 || lost != racers-1 {
+				t.Fatalf("statuses %v: want exactly one 201 and the rest 409", statuses)
+			}
+		})
+	}
+	// And every manager agrees on the winners.
+	leader := c.Leader()
+	r := testcluster.Do(t, http.MethodGet, testcluster.URL(leader)+"/v1/users?username=racer", token, nil)
+	var l api.List[api.User]
+	r.JSON(t, &l)
+	if len(l.Items) != 2 {
+		t.Fatalf("%d racers exist, want 2", len(l.Items))
+	}
+}

@@ -1,0 +1,74 @@
+// Package quota is the arithmetic of what a keypair may still start: its
+// policy's limits against what it occupies, and what the alive agents have
+// free. It is pure so that the resource indicator and (later) the scheduler's
+// admission checks compute the same figures from the same inputs.
+package quota
+
+import (
+	"github.com/berth-cluster/berth/shared/slots"
+)
+
+// Agent is one agent's part in the figures.
+type Agent struct {
+	Capacity slots.Slots
+	// Occupied is what sessions of every keypair hold on the agent.
+	Occupied    slots.Slots
+	Alive       bool
+	Schedulable bool
+}
+
+// Figures are the indicator's computed parts. In Remaining an absent slot
+// is unlimited; in the Slots an absent slot is zero.
+type Figures struct {
+	Remaining slots.Limits
+	// Total is the summed capacity of alive agents, Free what of it no
+	// session holds.
+	Total, Free slots.Slots
+	// LargestAgentFree is, per slot, the most free on any one alive,
+	// schedulable agent (slots may come from different agents: it bounds
+	// each slot of a single-container request separately).
+	LargestAgentFree slots.Slots
+	// Allocatable is min(Remaining, LargestAgentFree) per slot: the most one
+	// new single-container session could get now.
+	Allocatable slots.Slots
+}
+
+// Compute derives the figures from a policy's limits, what the keypair
+// occupies and the agents. Nothing is ever negative: an agent or keypair
+// over its capacity or limit (an admin lowered a policy under running
+// sessions) simply has nothing left.
+func Compute(limits slots.Limits, occupied slots.Slots, agents []Agent) Figures {
+	f := Figures{Remaining: slots.Limits{}, Total: slots.Slots{}, Free: slots.Slots{},
+		LargestAgentFree: slots.Slots{}, Allocatable: slots.Slots{}}
+	for n, lim := range limits {
+		f.Remaining[n] = max(0, lim-occupied[n])
+	}
+	for _, a := range agents {
+		if !a.Alive {
+			continue
+		}
+		for n, capacity := range a.Capacity {
+			free := max(0, capacity-a.Occupied[n])
+			addNonZero(f.Total, n, capacity)
+			addNonZero(f.Free, n, free)
+			if a.Schedulable && free > f.LargestAgentFree[n] {
+				f.LargestAgentFree[n] = free
+			}
+		}
+	}
+	// A slot no agent has free is zero whatever the limit, so the largest
+	// free amounts name every slot that can be non-zero.
+	for n, v := range f.LargestAgentFree {
+		if rem, limited := f.Remaining[n]; limited {
+			v = min(v, rem)
+		}
+		addNonZero(f.Allocatable, n, v)
+	}
+	return f
+}
+
+func addNonZero(s slots.Slots, n slots.Name, v int64) {
+	if v != 0 {
+		s[n] += v
+	}
+}
