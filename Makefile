@@ -5,17 +5,22 @@ PKG      := github.com/berth-cluster/berth
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X $(PKG)/shared/version.Version=$(VERSION) -X $(PKG)/shared/version.Commit=$(COMMIT)
+# containerd's client imports Go's plugin package unless this tag is set, and
+# a binary linking plugin and go-nvml will not start without an NVIDIA driver
+# (shared/DEPENDENCIES.md): every build and test uses it.
+TAGS     := no_dynamic_plugins
 # The race detector roughly doubles test time on two cores; CI keeps it on.
 TESTFLAGS ?= -race -timeout 15m
 
 .PHONY: build test run bench lint fuzz cluster clean
 
 build:
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/berth-manager ./manager/cmd/berth-manager
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/berth ./manager/cmd/berth
+	$(GO) build -tags $(TAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/berth-manager ./manager/cmd/berth-manager
+	$(GO) build -tags $(TAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/berth ./manager/cmd/berth
+	$(GO) build -tags $(TAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/berth-agent ./agent/cmd/berth-agent
 
 test: lint
-	$(GO) test $(TESTFLAGS) ./...
+	$(GO) test -tags $(TAGS) $(TESTFLAGS) ./...
 
 run: build
 	scripts/dev.sh
@@ -24,7 +29,7 @@ cluster: build
 	scripts/cluster.sh
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchmem ./...
 
 # Each fuzz target for a short while (FUZZTIME=1m for longer runs).
 FUZZTIME ?= 15s
@@ -34,7 +39,7 @@ fuzz:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
-	$(GO) vet ./...
+	$(GO) vet -tags $(TAGS) ./...
 
 clean:
 	rm -rf $(BIN) .berth-dev

@@ -1,52 +1,99 @@
 #!/usr/bin/env bash
-# `make run`: a one-node Berth cluster on this machine, data under .berth-dev/
-# (kept across runs). Prints the URL and the superadmin's credentials, then
-# runs in the foreground until Ctrl-C.
+# `make run`: a one-node Berth cluster on this machine — a manager, a private
+# containerd (scripts/containerd.sh) with the base image berth/base:latest,
+# and an agent — with state under .berth-dev/ (kept across runs). Prints the
+# URL and the superadmin's credentials, then runs until Ctrl-C, which stops
+# all of it (containers included).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 http=${BERTH_HTTP_ADDR:-127.0.0.1:8080}
 raft=${BERTH_RAFT_ADDR:-127.0.0.1:8300}
-data=${BERTH_DEV_DIR:-.berth-dev}/manager
-mkdir -p "$data"
+agent_http=${BERTH_AGENT_HTTP_ADDR:-127.0.0.1:6001}
+dev=${BERTH_DEV_DIR:-.berth-dev}
+data=$dev/manager
+mkdir -p "$data" "$dev/agent"
+dev_abs=$(cd "$dev" && pwd)
+
+# The agents' join token is made once and kept with the dev state.
+if [ ! -s "$dev/agent-token" ]; then
+  (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dev/agent-token")
+fi
+token=$(cat "$dev/agent-token")
+
+pids=()
+containerd_dir=""
+cleanup() {
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${pids[$i]}" 2>/dev/null || true
+    wait "${pids[$i]}" 2>/dev/null || true
+  done
+  if [ -n "$containerd_dir" ]; then
+    scripts/containerd.sh stop "$containerd_dir" >/dev/null 2>&1 || true
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_for() { # URL what pid
+  for _ in $(seq 1 150); do
+    curl -fsS "$1" >/dev/null 2>&1 && return 0
+    kill -0 "$3" 2>/dev/null || { echo "$2 exited; see its log" >&2; return 1; }
+    sleep 0.2
+  done
+  echo "$2 did not become ready at $1" >&2
+  return 1
+}
 
 bin/berth-manager -dev -node-id dev -http-addr "$http" -raft-addr "$raft" -data-dir "$data" \
-  -log-level "${BERTH_LOG_LEVEL:-warn}" >"$data/stdout.log" 2>"$data/manager.log" &
-pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null' INT TERM EXIT
-
-for _ in $(seq 1 100); do
-  if curl -fsS "http://$http/readyz" >/dev/null 2>&1 && { [ -n "${BERTH_BOOTSTRAP_ADMIN_PASSWORD:-}" ] || [ -s "$data/bootstrap-admin.txt" ]; }; then
-    break
-  fi
-  if ! kill -0 $pid 2>/dev/null; then
-    echo "berth-manager exited; its log:" >&2
-    tail -n 20 "$data/manager.log" >&2
-    exit 1
-  fi
+  -agent-token "$token" -log-level "${BERTH_LOG_LEVEL:-warn}" >"$data/stdout.log" 2>"$data/manager.log" &
+pids+=($!)
+wait_for "http://$http/readyz" berth-manager "${pids[0]}" || { tail -n 20 "$data/manager.log" >&2; exit 1; }
+for _ in $(seq 1 50); do
+  [ -n "${BERTH_BOOTSTRAP_ADMIN_PASSWORD:-}" ] || [ -s "$data/bootstrap-admin.txt" ] && break
   sleep 0.2
 done
-if ! curl -fsS "http://$http/readyz" >/dev/null 2>&1; then
-  echo "berth-manager did not become ready on $http; see $data/manager.log" >&2
-  exit 1
+
+# The agent needs root and containerd + runc (scripts/install-deps.sh).
+agent_note=""
+if [ "$(id -u)" != 0 ] || ! command -v containerd >/dev/null || ! command -v runc >/dev/null; then
+  agent_note="no agent: it needs root and containerd + runc (run scripts/install-deps.sh as root)"
+else
+  # A short path: containerd's socket path is limited to 107 bytes.
+  containerd_dir=/tmp/berth-dev-$(printf %s "$dev_abs" | sha256sum | cut -c1-8)
+  scripts/containerd.sh start "$containerd_dir" >/dev/null
+  sock=$containerd_dir/containerd.sock
+  if [ ! -s "$dev/base.tar" ]; then
+    scripts/build-base-image.sh "$dev/base.tar" >/dev/null
+  fi
+  bin/berth-agent image import -containerd "$sock" "$dev/base.tar" >/dev/null
+  bin/berth-agent -manager "http://$http" -token "$token" -state-dir "$dev/agent" -containerd "$sock" \
+    -runc-root "$containerd_dir/runc" -http-addr "$agent_http" -log-level "${BERTH_LOG_LEVEL:-warn}" >"$dev/agent/stdout.log" 2>"$dev/agent/agent.log" &
+  pids+=($!)
+  wait_for "http://$agent_http/healthz" berth-agent "${pids[1]}" || { tail -n 20 "$dev/agent/agent.log" >&2; exit 1; }
 fi
 
 echo
-echo "Berth manager is running: http://$http   (log: $data/manager.log)"
+echo "Berth is running: http://$http   (logs: $data/manager.log, $dev/agent/agent.log)"
 if [ -n "${BERTH_BOOTSTRAP_ADMIN_PASSWORD:-}" ]; then
   echo "Superadmin: admin@berth.local with the password in BERTH_BOOTSTRAP_ADMIN_PASSWORD"
 else
   echo "Superadmin credentials ($data/bootstrap-admin.txt):"
   sed 's/^/  /' "$data/bootstrap-admin.txt"
 fi
+if [ -n "$agent_note" ]; then
+  echo "$agent_note"
+else
+  echo "Agent: http://$agent_http on a private containerd ($containerd_dir), image berth/base:latest"
+fi
 cat <<HELP
 
 Try it:
   export BERTH_ADDR=http://$http
   bin/berth login -e admin@berth.local
-  bin/berth info
+  bin/berth agent list
   bin/berth user list
 
-Ctrl-C stops the manager; its state stays in ${data} (make clean removes it).
+Ctrl-C stops everything; the state stays in ${dev} (make clean removes it).
 HELP
-wait $pid
+wait "${pids[0]}"

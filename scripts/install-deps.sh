@@ -3,21 +3,38 @@
 # machine, from Debian's packages. Idempotent: installs only what is missing.
 set -euo pipefail
 
+# runc is in /usr/sbin, which a non-login PATH may lack.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
 # command:package pairs the build and the test suite use. Later parts of the
-# system add theirs here (containerd, runc, busybox-static, chromium).
+# system add theirs here (chromium).
 need=(
   "gcc:gcc"
   "make:make"
   "git:git"
   "curl:curl"
+  # The agent's tests run a private containerd (scripts/containerd.sh,
+  # docs/CONTAINERD.md); the system's, if any, is never used.
+  "containerd:containerd"
+  "containerd-shim-runc-v2:containerd"
+  "ctr:containerd"
+  "runc:runc"
 )
 
 missing=()
+add() { [[ " ${missing[*]} " == *" $1 "* ]] || missing+=("$1"); }
 for pair in "${need[@]}"; do
   cmd=${pair%%:*}
   pkg=${pair#*:}
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  command -v "$cmd" >/dev/null 2>&1 || add "$pkg"
 done
+# busybox-static provides /bin/busybox, the only program of the base image
+# (scripts/build-base-image.sh). It must be statically linked: Debian's
+# "busybox" package (dynamic) provides the same path, and busybox-static
+# replaces it.
+if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
+  add busybox-static
+fi
 
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"

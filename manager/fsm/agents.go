@@ -1,11 +1,17 @@
 package fsm
 
 import (
+	"slices"
+	"time"
+
+	"github.com/berth-cluster/berth/manager/apierr"
 	"github.com/berth-cluster/berth/manager/state"
+	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/slots"
 )
 
-// AgentPut records an agent as it registered or heartbeated: its address,
-// capacity and liveness. Occupancy is not in it: that is derived from
+// AgentPut records an agent whole: a new registration (id, secret and
+// times made by the handler). Occupancy is not in it: that is derived from
 // session records.
 type AgentPut struct {
 	Agent state.Agent `json:"agent"`
@@ -21,6 +27,12 @@ func applyAgentPut(tx *state.Txn, index uint64, c *AgentPut) (any, error) {
 		return nil, err
 	}
 	if old != nil {
+		// Ids are random; a clash with an agent that has its own secret
+		// means the proposer reused an id, which must not take over that
+		// agent's identity.
+		if old.Secret != "" && old.Secret != a.Secret {
+			return nil, apierr.New(apierr.Conflict, "agent %s already exists", a.ID)
+		}
 		a.Meta = old.Meta
 	}
 	if err := tx.PutAgent(index, &a); err != nil {
@@ -28,3 +40,105 @@ func applyAgentPut(tx *state.Txn, index uint64, c *AgentPut) (any, error) {
 	}
 	return &a, nil
 }
+
+// AgentUpdate changes the fields that are set on an existing agent. Every
+// writer (re-registration, a heartbeat that brings news, an admin's PATCH)
+// sends only what it knows, so none of them overwrites another's field.
+type AgentUpdate struct {
+	ID          string        `json:"id"`
+	Address     *string       `json:"address,omitempty"`
+	Capacity    *slots.Slots  `json:"capacity,omitempty"`
+	Node        *api.NodeInfo `json:"node,omitempty"`
+	Images      *[]api.Image  `json:"images,omitempty"`
+	Version     *string       `json:"version,omitempty"`
+	Status      *string       `json:"status,omitempty"`
+	Schedulable *bool         `json:"schedulable,omitempty"`
+	// LastHeartbeatAt only moves forward: an entry proposed before a later
+	// one but applied after it must not turn the clock back.
+	LastHeartbeatAt *time.Time `json:"last_heartbeat_at,omitempty"`
+}
+
+// MsgType implements Command.
+func (AgentUpdate) MsgType() MsgType { return MsgAgentUpdate }
+
+func applyAgentUpdate(tx *state.Txn, index uint64, c *AgentUpdate) (any, error) {
+	old, err := tx.Agent(c.ID)
+	if err != nil {
+		return nil, err
+	}
+	if old == nil {
+		return nil, apierr.New(apierr.NotFound, "no agent %s", c.ID)
+	}
+	if c.Status != nil && *c.Status != state.AgentAlive && *c.Status != state.AgentLost {
+		return nil, apierr.Field(apierr.Invalid, "status", "status must be ALIVE or LOST")
+	}
+	a := *old
+	setIf(&a.Address, c.Address)
+	setIf(&a.Node, c.Node)
+	setIf(&a.Version, c.Version)
+	setIf(&a.Status, c.Status)
+	setIf(&a.Schedulable, c.Schedulable)
+	if c.Capacity != nil {
+		a.Capacity = c.Capacity.Clone()
+	}
+	if c.Images != nil {
+		a.Images = slices.Clone(*c.Images)
+	}
+	if c.LastHeartbeatAt != nil && c.LastHeartbeatAt.After(a.LastHeartbeatAt) {
+		a.LastHeartbeatAt = *c.LastHeartbeatAt
+	}
+	if err := tx.PutAgent(index, &a); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// AgentsLost marks agents LOST: the leader found them silent for longer
+// than the heartbeat timeout.
+type AgentsLost struct {
+	// At is the leader's clock when it decided.
+	At     time.Time   `json:"at"`
+	Agents []LostAgent `json:"agents"`
+}
+
+// LostAgent is one agent the leader found silent, with the last sign of
+// life it knew of.
+type LostAgent struct {
+	ID       string    `json:"id"`
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// MsgType implements Command.
+func (AgentsLost) MsgType() MsgType { return MsgAgentsLost }
+
+// applyAgentsLost returns the ids it marked. An agent is skipped when it is
+// gone, already LOST, or when the log shows a heartbeat later than the one
+// the leader judged by (it came back while the entry was on its way).
+func applyAgentsLost(tx *state.Txn, index uint64, c *AgentsLost) (any, error) {
+	var marked []string
+	for _, l := range c.Agents {
+		old, err := tx.Agent(l.ID)
+		if err != nil {
+			return nil, err
+		}
+		if old == nil || old.Status != state.AgentAlive || old.LastHeartbeatAt.After(l.LastSeen) {
+			continue
+		}
+		a := *old
+		a.Status = state.AgentLost
+		if err := agentLost(tx, index, &a, c.At); err != nil {
+			return nil, err
+		}
+		if err := tx.PutAgent(index, &a); err != nil {
+			return nil, err
+		}
+		marked = append(marked, a.ID)
+	}
+	return marked, nil
+}
+
+// agentLost is where the loss of an agent reaches what ran on it. Sessions
+// do not exist yet; the issue that adds them makes every session with a
+// container on the agent ERROR with reason agent-lost here, in the same
+// entry, so they stop occupying slots at the same index the agent is lost.
+func agentLost(_ *state.Txn, _ uint64, _ *state.Agent, _ time.Time) error { return nil }

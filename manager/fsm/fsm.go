@@ -57,6 +57,7 @@ type FSM struct {
 	appliers map[MsgType]applier
 	log      *slog.Logger
 	applied  atomic.Uint64
+	watch    indexWatch
 }
 
 // New returns an FSM over an empty store.
@@ -72,7 +73,7 @@ func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
 
 // Apply implements raft.FSM.
 func (f *FSM) Apply(l *raft.Log) any {
-	defer f.applied.Store(l.Index)
+	defer f.advance(l.Index)
 	if l.Type != raft.LogCommand {
 		return nil
 	}
@@ -119,5 +120,8 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	f.store.Swap(fresh)
+	// Blocking queries look again: the state changed even if the applied
+	// index this FSM knows did not.
+	f.watch.notify()
 	return nil
 }

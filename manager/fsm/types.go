@@ -33,7 +33,9 @@ const (
 	MsgPolicyUpdate MsgType = 21
 	MsgPolicyDelete MsgType = 22
 	// 30-39: agents.
-	MsgAgentPut MsgType = 30
+	MsgAgentPut    MsgType = 30
+	MsgAgentUpdate MsgType = 31
+	MsgAgentsLost  MsgType = 32
 )
 
 // appliers maps each type to its applier; every resource file contributes
@@ -60,5 +62,7 @@ func appliers() map[MsgType]applier {
 		MsgPolicyUpdate:  handle(applyPolicyUpdate),
 		MsgPolicyDelete:  handle(applyPolicyDelete),
 		MsgAgentPut:      handle(applyAgentPut),
+		MsgAgentUpdate:   handle(applyAgentUpdate),
+		MsgAgentsLost:    handle(applyAgentsLost),
 	}
 }

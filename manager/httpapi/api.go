@@ -31,6 +31,12 @@ type Cluster interface {
 	Node() *raftnode.Node
 	// HTTPAddr is this manager's advertised HTTP address.
 	HTTPAddr() string
+	// AppliedIndex is the index of the last entry the FSM applied.
+	AppliedIndex() uint64
+	// WaitIndex returns the applied index once it is greater than after,
+	// or, when ctx ends first, the applied index then with ctx's error
+	// (blocking queries).
+	WaitIndex(ctx context.Context, after uint64) (uint64, error)
 }
 
 // Config holds the API's tunables and external edges.
@@ -45,6 +51,8 @@ type Config struct {
 	TokenTTL time.Duration
 	// JoinToken, when set, lets managers started with -join add themselves.
 	JoinToken string
+	// AgentToken, when set, lets agents register (the managers' -agent-token).
+	AgentToken string
 	// LoginBurst attempts per email and per client address, then one per LoginEvery.
 	LoginBurst int
 	LoginEvery time.Duration
@@ -61,6 +69,8 @@ type API struct {
 	loginByAddr  *auth.Limiter
 	keypairRate  *auth.Limiter
 	keypairUses  *keypairUses
+	agents       *agentLiveness
+	agentMetrics *agentCollector
 	routes       []Route
 	metrics      *httpMetrics
 	mux          *http.ServeMux
@@ -85,6 +95,11 @@ func New(cfg Config) *API {
 		keypairUses:  &keypairUses{last: map[string]time.Time{}},
 	}
 	a.metrics = newHTTPMetrics(cfg.Metrics)
+	a.agents = newAgentLiveness()
+	a.agentMetrics = newAgentCollector(a)
+	if cfg.Metrics != nil {
+		cfg.Metrics.MustRegister(a.agentMetrics)
+	}
 	a.routes = a.routeTable()
 	a.mux = http.NewServeMux()
 	for i := range a.routes {

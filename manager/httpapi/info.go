@@ -66,6 +66,18 @@ func (a *API) info(c *Call) error {
 	applied, _, _ := n.Indexes()
 	out := api.Info{Version: version.Version, Commit: version.Commit, APIVersion: version.APIVersion, License: version.License,
 		Cluster: api.ClusterInfo{Leader: leader, Members: members, RaftIndex: applied}}
+	agents, err := a.cluster.State().Read().Agents()
+	if err != nil {
+		return err
+	}
+	for _, ag := range agents {
+		switch ag.Status {
+		case state.AgentAlive:
+			out.Agents.Alive++
+		case state.AgentLost:
+			out.Agents.Lost++
+		}
+	}
 	return c.JSON(http.StatusOK, out)
 }
 

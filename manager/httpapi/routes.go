@@ -55,6 +55,14 @@ func (a *API) routeTable() []Route {
 		{Method: patch, Path: "/v1/domains/{domain}/groups/{group}", Summary: "Change a group's description or activity", Access: Admin, In: api.GroupPatch{}, Out: api.Group{}, Handle: a.updateGroup},
 		{Method: post, Path: "/v1/domains/{domain}/groups/{group}/members", Summary: "Add and remove members (users of the domain)", Access: Admin, In: api.GroupMembersChange{}, Out: api.GroupDetail{}, Handle: a.changeGroupMembers},
 
+		{Method: post, Path: "/v1/agents/register", Summary: "An agent registers (header " + api.AgentTokenHeader + " = the managers' -agent-token); without id: a new agent, 201 with its id and secret (shown only here); with id: Authorization: Bearer SECRET too, the record is updated, 200", Access: Public, In: api.AgentRegister{}, Out: api.AgentRegistered{}, Status: http.StatusCreated, Handle: a.registerAgent},
+		{Method: post, Path: "/v1/agents/{id}/heartbeat", Summary: "An agent's heartbeat (Authorization: Bearer SECRET): liveness and its report; answers its status and desired index", Access: Public, In: api.AgentHeartbeat{}, Out: api.HeartbeatAnswer{}, Handle: a.agentHeartbeat},
+		{Method: get, Path: "/v1/agents/{id}/desired", Summary: "The containers an agent should run (Authorization: Bearer SECRET); with ?index=N it blocks until the state passes N or ?wait= (default 30s, at most 5m) elapses", Access: Public, Query: []string{"index", "wait"}, Out: api.DesiredState{}, Handle: a.agentDesired},
+		{Method: get, Path: "/v1/agents", Summary: "List agents with capacity, occupied, used (leader's last reports; empty on a stale read from a follower) and status", Access: AdminRead, Query: []string{"status", "limit", "cursor"}, Out: api.List[api.Agent]{}, Handle: a.listAgents},
+		{Method: get, Path: "/v1/agents/{id}", Summary: "One agent", Access: AdminRead, Out: api.Agent{}, Handle: a.getAgent},
+		{Method: patch, Path: "/v1/agents/{id}", Summary: "Make an agent schedulable or not (what runs on it stays)", Access: Admin, In: api.AgentPatch{}, Out: api.Agent{}, Handle: a.updateAgent},
+		{Method: get, Path: "/v1/images", Summary: "Images on the ALIVE agents, each with the agents that have it", Access: AdminRead, Query: []string{"limit", "cursor"}, Out: api.List[api.ClusterImage]{}, Handle: a.listImages},
+
 		{Method: post, Path: "/v1/operator/raft/join", Summary: "A new manager asks to join (cluster join token)", Access: Public, In: api.JoinRequest{}, Status: http.StatusNoContent, Handle: a.join},
 		{Method: get, Path: "/v1/operator/raft", Summary: "Raft configuration and indexes", Access: Superadmin, Local: true, Out: api.RaftConfiguration{}, Handle: a.raftConfiguration},
 		{Method: del, Path: "/v1/operator/raft/peers/{id}", Summary: "Remove a manager from the Raft cluster", Access: Superadmin, Status: http.StatusNoContent, Handle: a.removePeer},

@@ -57,6 +57,10 @@ func (s *Server) watchLeadership() {
 }
 
 func (s *Server) lead(ctx context.Context) {
+	// Agents' clocks start before anything else, so heartbeats that reach
+	// this leader while it settles in are kept.
+	s.api.StartAgentClocks(s.cfg.Now().UTC())
+	defer s.api.StopAgentClocks()
 	if err := s.establish(ctx); err != nil {
 		if ctx.Err() == nil {
 			s.log.Error("leader setup failed; will retry on the next leadership", "err", err)
@@ -71,6 +75,8 @@ func (s *Server) lead(ctx context.Context) {
 	}
 	touch := time.NewTicker(every)
 	defer touch.Stop()
+	agents := time.NewTicker(s.agentCheckEvery())
+	defer agents.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -81,6 +87,8 @@ func (s *Server) lead(ctx context.Context) {
 			}
 		case <-touch.C:
 			s.flushKeypairUses(ctx)
+		case <-agents.C:
+			s.markLostAgents(ctx)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 
+	"github.com/berth-cluster/berth/shared/api"
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
@@ -16,15 +17,25 @@ const (
 
 // Agent is a node that runs sessions. Capacity is what it reported
 // (hardware minus reserved); what it has occupied is derived from the
-// session records, never stored here.
+// session records, never stored here. What it measures (usage, the
+// containers it runs) changes every heartbeat and lives only in the
+// leader's memory; LastHeartbeatAt here is refreshed now and then, not on
+// every beat.
 type Agent struct {
-	ID              string      `json:"id"`
-	Address         string      `json:"address"`
-	Status          string      `json:"status"`
-	Schedulable     bool        `json:"schedulable"`
-	Capacity        slots.Slots `json:"capacity"`
-	Version         string      `json:"version"`
-	LastHeartbeatAt time.Time   `json:"last_heartbeat_at"`
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	// Secret authenticates the agent's heartbeats and, the other way, the
+	// managers' calls to the agent (exec, logs). It is kept as it is, like a
+	// keypair secret, because the managers must present it; it leaves the
+	// manager only in the registration answer.
+	Secret          string       `json:"secret"`
+	Status          string       `json:"status"`
+	Schedulable     bool         `json:"schedulable"`
+	Capacity        slots.Slots  `json:"capacity"`
+	Node            api.NodeInfo `json:"node"`
+	Images          []api.Image  `json:"images"`
+	Version         string       `json:"version"`
+	LastHeartbeatAt time.Time    `json:"last_heartbeat_at"`
 	Meta
 }
 

@@ -52,6 +52,8 @@ type Config struct {
 	// MaxAttempts bounds how many times one call is sent in all, across
 	// addresses; 0 means twice per address, at least 3.
 	MaxAttempts int
+	// Header is sent with every request (an agent's join token, say).
+	Header http.Header
 	// RetryBackoff is the wait after the first full pass over the addresses
 	// fails; it grows linearly with each further pass, up to 2s. 0 means
 	// 200ms; a negative value means no wait.
@@ -68,6 +70,7 @@ type Client struct {
 	now         func() time.Time
 	maxAttempts int
 	backoff     time.Duration
+	header      http.Header
 	// preferred is the index of the address that last answered; calls
 	// start there.
 	preferred atomic.Int64
@@ -86,6 +89,7 @@ func New(cfg Config) (*Client, error) {
 		now:         cfg.Now,
 		maxAttempts: cfg.MaxAttempts,
 		backoff:     cfg.RetryBackoff,
+		header:      cfg.Header.Clone(),
 	}
 	for _, a := range cfg.Addrs {
 		u, err := parseAddr(a)
@@ -307,6 +311,11 @@ func (c *Client) newRequest(ctx context.Context, auth bool, base *url.URL, metho
 	}
 	req.Header.Set("Accept", "application/json, "+api.ProblemContentType+", */*;q=0.5")
 	req.Header.Set("User-Agent", "berth-client/"+version.Version)
+	for k, vs := range c.header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
 	if contentType != "" && len(body) > 0 {
 		req.Header.Set("Content-Type", contentType)
 	}

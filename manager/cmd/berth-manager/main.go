@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/berth-cluster/berth/manager/server"
+	"github.com/berth-cluster/berth/shared/flagenv"
 	"github.com/berth-cluster/berth/shared/version"
 )
 
@@ -71,7 +72,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := applyEnv(fs, getenv); err != nil {
+	if err := flagenv.Apply(fs, getenv, "folder-host"); err != nil {
 		return err
 	}
 	if *showVersion {
@@ -116,7 +117,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		BootstrapAdminEmail: *adminEmail, BootstrapAdminPassword: getenv("BERTH_BOOTSTRAP_ADMIN_PASSWORD"),
 		TokenTTL: *tokenTTL, Log: log, Out: stdout, RaftLog: stderr, RaftLogLevel: *logLevel,
 	}
-	if cfg.Dev && cfg.RaftAddr == "127.0.0.1:8300" && !flagSet(fs, "raft-addr") {
+	if cfg.Dev && cfg.RaftAddr == "127.0.0.1:8300" && !flagenv.Given(fs, "raft-addr") {
 		cfg.RaftAddr = "127.0.0.1:0"
 	}
 	srv, err := server.Start(cfg)
@@ -130,39 +131,4 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	<-ctx.Done()
 	log.Info("shutting down")
 	return srv.Close()
-}
-
-// applyEnv sets every flag not given on the command line from
-// BERTH_<FLAG> (dashes as underscores), so containers and units can
-// configure the manager through the environment.
-func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		if flagSet(fs, f.Name) {
-			return
-		}
-		name := "BERTH_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		v := getenv(name)
-		if v == "" {
-			return
-		}
-		if f.Name == "folder-host" {
-			for _, item := range strings.Split(v, ",") {
-				if err := f.Value.Set(strings.TrimSpace(item)); err != nil {
-					errs = append(errs, fmt.Errorf("%s: %w", name, err))
-				}
-			}
-			return
-		}
-		if err := f.Value.Set(v); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", name, err))
-		}
-	})
-	return errors.Join(errs...)
-}
-
-func flagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
 }

@@ -1,11 +1,12 @@
 package main
 
 import (
-	"net/url"
+	"context"
 
 	"github.com/spf13/cobra"
 
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/client"
 )
 
 func domainView(data any, ds []api.Domain) view {
@@ -13,6 +14,12 @@ func domainView(data any, ds []api.Domain) view {
 	for _, d := range ds {
 		v.rows = append(v.rows, []string{d.Name, d.Description, fmtBool(d.IsActive), fmtTime(d.CreatedAt)})
 	}
+	return v
+}
+
+func domainDetail(d *api.Domain) view {
+	v := domainView(d, []api.Domain{*d})
+	v.single = true
 	return v
 }
 
@@ -31,23 +38,9 @@ func (c *cli) domainListCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List domains",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			q := url.Values{}
-			pg.apply(q)
-			list, err := cl.ListDomains(cmd.Context(), q)
-			if err != nil {
-				return err
-			}
-			if err := render(c.stdout, c.output, domainView(list, list.Items)); err != nil {
-				return err
-			}
-			c.printNextCursor(list.NextCursor)
-			return nil
-		},
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, _ []string) error {
+			return showList(c, domainView)(cl.ListDomains(ctx, pg.query()))
+		}),
 	}
 	pg.flags(cmd)
 	return cmd
@@ -59,20 +52,10 @@ func (c *cli) domainCreateCmd() *cobra.Command {
 		Use:   "create NAME",
 		Short: "Create a domain (superadmin)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
 			in.Name = args[0]
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			d, err := cl.CreateDomain(cmd.Context(), in)
-			if err != nil {
-				return err
-			}
-			v := domainView(d, []api.Domain{*d})
-			v.single = true
-			return render(c.stdout, c.output, v)
-		},
+			return show(c, domainDetail)(cl.CreateDomain(ctx, in))
+		}),
 	}
 	cmd.Flags().StringVar(&in.Description, "description", "", "free text about the domain")
 	return cmd

@@ -1,15 +1,17 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/spf13/cobra"
+
+	"github.com/berth-cluster/berth/shared/client"
 )
 
 // exportKind is one GET /v1/export/{kind}.csv with its list filters.
@@ -28,41 +30,12 @@ func (c *cli) exportCmd() *cobra.Command {
 			"formula cells defused), to standard output or to the file given with -O.",
 	}
 	for _, k := range []exportKind{
-		{kind: "users", short: "Export users as CSV (admin)", filters: userExportFilters},
-		{kind: "keypairs", short: "Export keypairs as CSV (admins: their users'; others: their own)", filters: keypairExportFilters},
+		{kind: "users", short: "Export users as CSV (admin)", filters: userFilters},
+		{kind: "keypairs", short: "Export keypairs as CSV (admins: their users'; others: their own)", filters: keypairFilters},
 	} {
 		cmd.AddCommand(c.exportKindCmd(k))
 	}
 	return cmd
-}
-
-func userExportFilters(cmd *cobra.Command) func(q url.Values) {
-	var status, email, username, group string
-	cmd.Flags().StringVar(&status, "status", "", "only users with this status: active or inactive")
-	cmd.Flags().StringVar(&email, "email", "", "only users whose email contains this")
-	cmd.Flags().StringVar(&username, "username", "", "only users whose username contains this")
-	cmd.Flags().StringVar(&group, "group", "", "only members of this group")
-	return func(q url.Values) {
-		setIf(q, "status", status)
-		setIf(q, "email", email)
-		setIf(q, "username", username)
-		setIf(q, "group", group)
-	}
-}
-
-func keypairExportFilters(cmd *cobra.Command) func(q url.Values) {
-	var (
-		user   string
-		active bool
-	)
-	cmd.Flags().StringVar(&user, "user", "", "only keypairs of the user with this email")
-	cmd.Flags().BoolVar(&active, "active", false, "only active keypairs (--active=false: only inactive ones); all when absent")
-	return func(q url.Values) {
-		setIf(q, "user", user)
-		if cmd.Flags().Changed("active") {
-			q.Set("is_active", strconv.FormatBool(active))
-		}
-	}
 }
 
 func (c *cli) exportKindCmd(k exportKind) *cobra.Command {
@@ -73,20 +46,19 @@ func (c *cli) exportKindCmd(k exportKind) *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	setFilters := k.filters(cmd)
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {
 		// The bytes are the manager's CSV; a table or JSON would need
 		// parsing them back, which -o csv of the list commands already does.
 		if cmd.Flags().Changed("output") && c.output != formatCSV {
 			return fmt.Errorf("export always writes the manager's CSV; -o %s does not apply (the list commands take it)", c.output)
 		}
+		return nil
+	}
+	cmd.RunE = c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, _ []string) error {
 		q := url.Values{}
 		setFilters(q)
 		setIf(q, "filename", filename)
-		cl, err := c.client()
-		if err != nil {
-			return err
-		}
-		body, err := cl.Export(cmd.Context(), k.kind, q)
+		body, err := cl.Export(ctx, k.kind, q)
 		if err != nil {
 			return err
 		}
@@ -103,7 +75,7 @@ func (c *cli) exportKindCmd(k exportKind) *cobra.Command {
 		}
 		fmt.Fprintf(c.stderr, "Saved the %s export to %s (%d bytes)\n", k.kind, outFile, n)
 		return nil
-	}
+	})
 	cmd.Flags().StringVar(&filename, "filename", "",
 		"file name the manager puts in Content-Disposition (at most 255 characters, no separators; .csv added)")
 	cmd.Flags().StringVarP(&outFile, "output-file", "O", "", "write to this file instead of standard output")

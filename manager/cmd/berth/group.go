@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 
 	"github.com/spf13/cobra"
 
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/client"
 )
 
 // defaultDomain is the domain the manager creates on first start, which a
@@ -20,7 +22,15 @@ func groupView(data any, gs []api.Group) view {
 	return v
 }
 
-func groupDetailView(g *api.GroupDetail) view {
+func groupDetail(g *api.Group) view {
+	v := groupView(g, []api.Group{*g})
+	v.single = true
+	return v
+}
+
+// groupWithMembersView shows one group with its members, as "group get" and
+// the member changes answer it.
+func groupWithMembersView(g *api.GroupDetail) view {
 	v := groupView(g, []api.Group{g.Group})
 	v.single = true
 	v.columns = append(v.columns, "members")
@@ -55,21 +65,9 @@ func (c *cli) groupListCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List the groups of a domain",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			list, err := cl.ListGroups(cmd.Context(), domain)
-			if err != nil {
-				return err
-			}
-			if err := render(c.stdout, c.output, groupView(list, list.Items)); err != nil {
-				return err
-			}
-			c.printNextCursor(list.NextCursor)
-			return nil
-		},
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, _ []string) error {
+			return showList(c, groupView)(cl.ListGroups(ctx, domain))
+		}),
 	}
 	domainFlag(cmd, &domain)
 	return cmd
@@ -84,20 +82,10 @@ func (c *cli) groupCreateCmd() *cobra.Command {
 		Use:   "create NAME",
 		Short: "Create a group",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
 			in.Name = args[0]
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			g, err := cl.CreateGroup(cmd.Context(), domain, in)
-			if err != nil {
-				return err
-			}
-			v := groupView(g, []api.Group{*g})
-			v.single = true
-			return render(c.stdout, c.output, v)
-		},
+			return show(c, groupDetail)(cl.CreateGroup(ctx, domain, in))
+		}),
 	}
 	domainFlag(cmd, &domain)
 	cmd.Flags().StringVar(&in.Description, "description", "", "free text about the group")
@@ -110,17 +98,9 @@ func (c *cli) groupGetCmd() *cobra.Command {
 		Use:   "get NAME",
 		Short: "Show a group with its members",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			g, err := cl.GetGroup(cmd.Context(), domain, args[0])
-			if err != nil {
-				return err
-			}
-			return render(c.stdout, c.output, groupDetailView(g))
-		},
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
+			return show(c, groupWithMembersView)(cl.GetGroup(ctx, domain, args[0]))
+		}),
 	}
 	domainFlag(cmd, &domain)
 	return cmd
@@ -130,13 +110,13 @@ func (c *cli) groupUpdateCmd() *cobra.Command {
 	var (
 		domain, description string
 		active              bool
+		p                   api.GroupPatch
 	)
 	cmd := &cobra.Command{
 		Use:   "update NAME",
 		Short: "Change a group's description or activity; only the flags given are changed",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var p api.GroupPatch
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("description") {
 				p.Description = &description
 			}
@@ -146,18 +126,11 @@ func (c *cli) groupUpdateCmd() *cobra.Command {
 			if p == (api.GroupPatch{}) {
 				return errors.New("nothing to change: give --description or --active=true|false")
 			}
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			g, err := cl.UpdateGroup(cmd.Context(), domain, args[0], p)
-			if err != nil {
-				return err
-			}
-			v := groupView(g, []api.Group{*g})
-			v.single = true
-			return render(c.stdout, c.output, v)
+			return nil
 		},
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
+			return show(c, groupDetail)(cl.UpdateGroup(ctx, domain, args[0], p))
+		}),
 	}
 	domainFlag(cmd, &domain)
 	cmd.Flags().StringVar(&description, "description", "", "new description")
@@ -173,23 +146,15 @@ func (c *cli) groupMembersCmd(use string, add bool, short string) *cobra.Command
 		Use:   use + " NAME EMAIL...",
 		Short: short,
 		Args:  cobra.MinimumNArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
 			var toAdd, toRemove []string
 			if add {
 				toAdd = args[1:]
 			} else {
 				toRemove = args[1:]
 			}
-			g, err := cl.ChangeGroupMembers(cmd.Context(), domain, args[0], toAdd, toRemove)
-			if err != nil {
-				return err
-			}
-			return render(c.stdout, c.output, groupDetailView(g))
-		},
+			return show(c, groupWithMembersView)(cl.ChangeGroupMembers(ctx, domain, args[0], toAdd, toRemove))
+		}),
 	}
 	domainFlag(cmd, &domain)
 	return cmd

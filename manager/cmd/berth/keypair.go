@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/client"
 )
 
 // keypairView shows keypairs with the columns of GET /v1/export/keypairs.csv.
@@ -32,6 +34,15 @@ func keypairDetail(k *api.Keypair) view {
 	return v
 }
 
+// keypairCreatedView is keypairDetail with the secret key, which only the
+// answer to a create holds.
+func keypairCreatedView(k *api.Keypair) view {
+	v := keypairDetail(k)
+	v.columns = append(v.columns, "secret_key")
+	v.rows[0] = append(v.rows[0], k.SecretKey)
+	return v
+}
+
 func (c *cli) keypairCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "keypair",
@@ -49,40 +60,39 @@ func (c *cli) keypairCmd() *cobra.Command {
 	return cmd
 }
 
-func (c *cli) keypairListCmd() *cobra.Command {
+// keypairFilters adds the filter flags of "keypair list" and "export
+// keypairs" to cmd and returns what copies the ones given into the query.
+func keypairFilters(cmd *cobra.Command) func(q url.Values) {
 	var (
 		user   string
 		active bool
-		pg     page
+	)
+	cmd.Flags().StringVar(&user, "user", "", "only keypairs of the user with this email")
+	cmd.Flags().BoolVar(&active, "active", false, "only active keypairs (--active=false: only inactive ones); all when absent")
+	return func(q url.Values) {
+		setIf(q, "user", user)
+		if cmd.Flags().Changed("active") {
+			q.Set("is_active", strconv.FormatBool(active))
+		}
+	}
+}
+
+func (c *cli) keypairListCmd() *cobra.Command {
+	var (
+		pg         page
+		setFilters func(url.Values)
 	)
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List keypairs",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			q := url.Values{}
-			setIf(q, "user", user)
-			if cmd.Flags().Changed("active") {
-				q.Set("is_active", strconv.FormatBool(active))
-			}
-			pg.apply(q)
-			list, err := cl.ListKeypairs(cmd.Context(), q)
-			if err != nil {
-				return err
-			}
-			if err := render(c.stdout, c.output, keypairView(list, list.Items)); err != nil {
-				return err
-			}
-			c.printNextCursor(list.NextCursor)
-			return nil
-		},
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, _ []string) error {
+			q := pg.query()
+			setFilters(q)
+			return showList(c, keypairView)(cl.ListKeypairs(ctx, q))
+		}),
 	}
-	cmd.Flags().StringVar(&user, "user", "", "only keypairs of the user with this email")
-	cmd.Flags().BoolVar(&active, "active", false, "only active keypairs (--active=false: only inactive ones); all when absent")
+	setFilters = keypairFilters(cmd)
 	pg.flags(cmd)
 	return cmd
 }
@@ -96,29 +106,18 @@ func (c *cli) keypairCreateCmd() *cobra.Command {
 		Use:   "create --user EMAIL",
 		Short: "Create a keypair for a user and print its secret key (shown only once)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, cmd *cobra.Command, _ []string) error {
 			// Absent, the manager decides from the user's role; only an
 			// explicit --admin or --admin=false overrides it.
 			if cmd.Flags().Changed("admin") {
 				in.IsAdmin = &admin
 			}
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			k, err := cl.CreateKeypair(cmd.Context(), in)
-			if err != nil {
-				return err
-			}
-			v := keypairDetail(k)
-			v.columns = append(v.columns, "secret_key")
-			v.rows[0] = append(v.rows[0], k.SecretKey)
-			if err := render(c.stdout, c.output, v); err != nil {
+			if err := show(c, keypairCreatedView)(cl.CreateKeypair(ctx, in)); err != nil {
 				return err
 			}
 			fmt.Fprintln(c.stderr, secretOnce)
 			return nil
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&in.User, "user", "", "email of the keypair's owner (required)")
@@ -134,17 +133,9 @@ func (c *cli) keypairGetCmd() *cobra.Command {
 		Use:   "get ACCESS_KEY",
 		Short: "Show one keypair",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			k, err := cl.GetKeypair(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return render(c.stdout, c.output, keypairDetail(k))
-		},
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
+			return show(c, keypairDetail)(cl.GetKeypair(ctx, args[0]))
+		}),
 	}
 }
 
@@ -152,13 +143,13 @@ func (c *cli) keypairUpdateCmd() *cobra.Command {
 	var (
 		policy    string
 		rateLimit int
+		p         api.KeypairPatch
 	)
 	cmd := &cobra.Command{
 		Use:   "update ACCESS_KEY",
 		Short: "Change a keypair's resource policy or rate limit; only the flags given are changed",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var p api.KeypairPatch
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("resource-policy") {
 				p.ResourcePolicy = &policy
 			}
@@ -168,8 +159,11 @@ func (c *cli) keypairUpdateCmd() *cobra.Command {
 			if p == (api.KeypairPatch{}) {
 				return errors.New("nothing to change: give --resource-policy or --rate-limit")
 			}
-			return c.patchKeypair(cmd, args[0], p)
+			return nil
 		},
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
+			return show(c, keypairDetail)(cl.UpdateKeypair(ctx, args[0], p))
+		}),
 	}
 	cmd.Flags().StringVar(&policy, "resource-policy", "", "new resource policy")
 	cmd.Flags().IntVar(&rateLimit, "rate-limit", 0, "new rate limit in requests per 15 minutes (0: no limit)")
@@ -182,23 +176,10 @@ func (c *cli) keypairActiveCmd(use string, active bool, short string) *cobra.Com
 		Use:   use + " ACCESS_KEY",
 		Short: short,
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.patchKeypair(cmd, args[0], api.KeypairPatch{IsActive: &active})
-		},
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
+			return show(c, keypairDetail)(cl.UpdateKeypair(ctx, args[0], api.KeypairPatch{IsActive: &active}))
+		}),
 	}
-}
-
-// patchKeypair sends p and prints the keypair as the manager answers it.
-func (c *cli) patchKeypair(cmd *cobra.Command, accessKey string, p api.KeypairPatch) error {
-	cl, err := c.client()
-	if err != nil {
-		return err
-	}
-	k, err := cl.UpdateKeypair(cmd.Context(), accessKey, p)
-	if err != nil {
-		return err
-	}
-	return render(c.stdout, c.output, keypairDetail(k))
 }
 
 func (c *cli) keypairDeleteCmd() *cobra.Command {
@@ -206,16 +187,12 @@ func (c *cli) keypairDeleteCmd() *cobra.Command {
 		Use:   "delete ACCESS_KEY",
 		Short: "Delete a keypair (refused while it owns unfinished sessions)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			if err := cl.DeleteKeypair(cmd.Context(), args[0]); err != nil {
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
+			if err := cl.DeleteKeypair(ctx, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "Deleted keypair %s\n", args[0])
 			return nil
-		},
+		}),
 	}
 }

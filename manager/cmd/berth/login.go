@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -126,20 +127,17 @@ func isTerminal(r io.Reader) bool {
 }
 
 func (c *cli) logoutCmd() *cobra.Command {
+	var path string
 	return &cobra.Command{
 		Use:   "logout",
 		Short: "End the saved login session and remove the credentials file",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			path, err := credentialsPath(c.getenv)
-			if err != nil {
-				return err
-			}
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			err = cl.Logout(cmd.Context())
+		PreRunE: func(*cobra.Command, []string) (err error) {
+			path, err = credentialsPath(c.getenv)
+			return err
+		},
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, _ []string) error {
+			err := cl.Logout(ctx)
 			var p *api.Problem
 			if err != nil && !(errors.As(err, &p) && p.Status == 401) {
 				return err
@@ -150,7 +148,7 @@ func (c *cli) logoutCmd() *cobra.Command {
 			}
 			fmt.Fprintln(c.stdout, "Logged out")
 			return nil
-		},
+		}),
 	}
 }
 
@@ -159,20 +157,18 @@ func (c *cli) whoamiCmd() *cobra.Command {
 		Use:   "whoami",
 		Short: "Show who the credentials belong to",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			me, err := cl.WhoAmI(cmd.Context())
-			if err != nil {
-				return err
-			}
-			v := userView(me, []api.User{me.User})
-			v.single = true
-			v.columns = append(v.columns, "access_key")
-			v.rows[0] = append(v.rows[0], me.AccessKey)
-			return render(c.stdout, c.output, v)
-		},
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, _ []string) error {
+			return show(c, whoamiView)(cl.WhoAmI(ctx))
+		}),
 	}
+}
+
+// whoamiView is the user the credentials belong to, with the access key
+// they authenticate with.
+func whoamiView(me *api.WhoAmI) view {
+	v := userView(me, []api.User{me.User})
+	v.single = true
+	v.columns = append(v.columns, "access_key")
+	v.rows[0] = append(v.rows[0], me.AccessKey)
+	return v
 }

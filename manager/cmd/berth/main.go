@@ -111,6 +111,8 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) s
 		c.resourcesCmd(),
 		c.domainCmd(),
 		c.groupCmd(),
+		c.agentCmd(),
+		c.imageCmd(),
 		c.withPolicyExport(c.exportCmd()),
 	)
 	return root
@@ -167,6 +169,20 @@ func (c *cli) client() (*client.Client, error) {
 	return client.New(cfg)
 }
 
+// withClient adapts fn to cobra's RunE: it builds the API client (see
+// client) and runs fn with it and the command's context. Checks that must
+// fail before the client is built, such as "nothing to change", go in the
+// command's PreRunE.
+func (c *cli) withClient(fn func(ctx context.Context, cl *client.Client, cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		return fn(cmd.Context(), cl, cmd, args)
+	}
+}
+
 // printError writes err to w; an API problem is written with its detail and
 // every field error on lines of their own.
 func printError(w io.Writer, err error) {
@@ -199,11 +215,15 @@ func (p *page) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&p.cursor, "cursor", "", "continue from the cursor a previous page printed")
 }
 
-func (p *page) apply(q url.Values) {
+// query returns the query parameters of the flags given; a command adds
+// its filters to it.
+func (p *page) query() url.Values {
+	q := url.Values{}
 	if p.limit > 0 {
 		q.Set("limit", strconv.Itoa(p.limit))
 	}
 	setIf(q, "cursor", p.cursor)
+	return q
 }
 
 // setIf sets key in q when value is not empty.

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/client"
 )
 
 func (c *cli) operatorCmd() *cobra.Command {
@@ -25,24 +29,20 @@ func (c *cli) raftListPeersCmd() *cobra.Command {
 		Use:   "list-peers",
 		Short: "List the managers in the Raft configuration",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			rc, err := cl.RaftConfiguration(cmd.Context())
-			if err != nil {
-				return err
-			}
-			v := view{data: rc, columns: []string{"id", "address", "raft_address", "state", "voter", "leader"}}
-			for _, s := range rc.Servers {
-				v.rows = append(v.rows, []string{
-					s.ID, s.Address, s.RaftAddr, s.State, fmtBool(s.Voter), fmtBool(s.ID == rc.Leader),
-				})
-			}
-			return render(c.stdout, c.output, v)
-		},
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, _ []string) error {
+			return show(c, raftPeersView)(cl.RaftConfiguration(ctx))
+		}),
 	}
+}
+
+func raftPeersView(rc *api.RaftConfiguration) view {
+	v := view{data: rc, columns: []string{"id", "address", "raft_address", "state", "voter", "leader"}}
+	for _, s := range rc.Servers {
+		v.rows = append(v.rows, []string{
+			s.ID, s.Address, s.RaftAddr, s.State, fmtBool(s.Voter), fmtBool(s.ID == rc.Leader),
+		})
+	}
+	return v
 }
 
 func (c *cli) raftRemovePeerCmd() *cobra.Command {
@@ -50,16 +50,12 @@ func (c *cli) raftRemovePeerCmd() *cobra.Command {
 		Use:   "remove-peer ID",
 		Short: "Remove a manager from the Raft configuration",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			if err := cl.RemoveRaftPeer(cmd.Context(), args[0]); err != nil {
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
+			if err := cl.RemoveRaftPeer(ctx, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "Removed peer %s\n", args[0])
 			return nil
-		},
+		}),
 	}
 }

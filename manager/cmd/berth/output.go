@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/berth-cluster/berth/shared/api"
 )
 
 // Output formats of -o.
@@ -145,6 +147,34 @@ func fmtIntPtr[T int | int64](p *T) string {
 }
 
 func fmtList(s []string) string { return strings.Join(s, ",") }
+
+// show returns what renders the answer of an API call with toView, or
+// returns the call's error instead:
+//
+//	return show(c, keypairDetail)(cl.GetKeypair(ctx, args[0]))
+func show[T any](c *cli, toView func(T) view) func(T, error) error {
+	return func(answer T, err error) error {
+		if err != nil {
+			return err
+		}
+		return render(c.stdout, c.output, toView(answer))
+	}
+}
+
+// showList is show for one page of a list: it renders the page's items,
+// then prints how to get the next page.
+func showList[T any](c *cli, toView func(data any, items []T) view) func(*api.List[T], error) error {
+	return func(list *api.List[T], err error) error {
+		if err != nil {
+			return err
+		}
+		if err := render(c.stdout, c.output, toView(list, list.Items)); err != nil {
+			return err
+		}
+		c.printNextCursor(list.NextCursor)
+		return nil
+	}
+}
 
 // printNextCursor tells a person how to get the next page; for json the
 // cursor is in the printed object already.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/client"
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
@@ -68,23 +70,9 @@ func (c *cli) policyListCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List resource policies (an empty limit is unlimited)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			q := url.Values{}
-			pg.apply(q)
-			list, err := cl.ListResourcePolicies(cmd.Context(), q)
-			if err != nil {
-				return err
-			}
-			if err := render(c.stdout, c.output, policyView(list, list.Items)); err != nil {
-				return err
-			}
-			c.printNextCursor(list.NextCursor)
-			return nil
-		},
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, _ []string) error {
+			return showList(c, policyView)(cl.ListResourcePolicies(ctx, pg.query()))
+		}),
 	}
 	pg.flags(cmd)
 	return cmd
@@ -95,22 +83,17 @@ func (c *cli) policyGetCmd() *cobra.Command {
 		Use:   "get NAME",
 		Short: "Show one resource policy",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			p, err := cl.GetResourcePolicy(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return render(c.stdout, c.output, policyDetail(p))
-		},
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
+			return show(c, policyDetail)(cl.GetResourcePolicy(ctx, args[0]))
+		}),
 	}
 }
 
 func (c *cli) policyCreateCmd() *cobra.Command {
-	var f policyFlags
+	var (
+		f    policyFlags
+		body map[string]any
+	)
 	cmd := &cobra.Command{
 		Use:   "create NAME [flags]",
 		Short: "Create a resource policy; a limit not given is unlimited",
@@ -118,51 +101,42 @@ func (c *cli) policyCreateCmd() *cobra.Command {
 			"unlimited, 1 container per session, no idle timeout, unlimited concurrent sessions,\n" +
 			"session lifetime and folder size, no folder hosts, 10 folders.",
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			body, err := f.body(cmd)
-			if err != nil {
+		PreRunE: func(cmd *cobra.Command, args []string) (err error) {
+			if body, err = f.body(cmd); err != nil {
 				return err
 			}
 			body["name"] = args[0]
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			p, err := cl.CreateResourcePolicy(cmd.Context(), body)
-			if err != nil {
-				return err
-			}
-			return render(c.stdout, c.output, policyDetail(p))
+			return nil
 		},
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, _ []string) error {
+			return show(c, policyDetail)(cl.CreateResourcePolicy(ctx, body))
+		}),
 	}
 	f.register(cmd)
 	return cmd
 }
 
 func (c *cli) policyUpdateCmd() *cobra.Command {
-	var f policyFlags
+	var (
+		f    policyFlags
+		body map[string]any
+	)
 	cmd := &cobra.Command{
 		Use:   "update NAME [flags]",
 		Short: "Change a resource policy; only the flags given are changed (the name cannot be)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			body, err := f.body(cmd)
-			if err != nil {
+		PreRunE: func(cmd *cobra.Command, _ []string) (err error) {
+			if body, err = f.body(cmd); err != nil {
 				return err
 			}
 			if len(body) == 0 {
 				return errors.New("nothing to change: give at least one flag, for example --cpu 2 (see --help)")
 			}
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			p, err := cl.UpdateResourcePolicy(cmd.Context(), args[0], body)
-			if err != nil {
-				return err
-			}
-			return render(c.stdout, c.output, policyDetail(p))
+			return nil
 		},
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
+			return show(c, policyDetail)(cl.UpdateResourcePolicy(ctx, args[0], body))
+		}),
 	}
 	f.register(cmd)
 	return cmd
@@ -173,17 +147,13 @@ func (c *cli) policyDeleteCmd() *cobra.Command {
 		Use:   "delete NAME",
 		Short: "Delete a resource policy (refused while any keypair, active or not, holds it; never default)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			if err := cl.DeleteResourcePolicy(cmd.Context(), args[0]); err != nil {
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
+			if err := cl.DeleteResourcePolicy(ctx, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "Deleted resource policy %s\n", args[0])
 			return nil
-		},
+		}),
 	}
 }
 

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 
 	"github.com/spf13/cobra"
 
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/client"
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
@@ -20,12 +22,8 @@ func (c *cli) resourcesCmd() *cobra.Command {
 			"(allocatable = the smaller of remaining and the most free on one agent).\n" +
 			"Admins may name any keypair with --access-key.",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			ind, err := cl.MyResources(cmd.Context(), accessKey)
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, _ []string) error {
+			ind, err := cl.MyResources(ctx, accessKey)
 			if err != nil {
 				return err
 			}
@@ -38,7 +36,7 @@ func (c *cli) resourcesCmd() *cobra.Command {
 					ind.AccessKey, ind.ResourcePolicy, ind.Concurrency.Used, most)
 			}
 			return render(c.stdout, c.output, indicatorView(ind, c.output == formatTable))
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&accessKey, "access-key", "", "show this keypair instead of your own (admins: any keypair)")
 	return cmd

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -8,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/client"
 )
 
 // secretOnce is printed after every command that shows a new secret key:
@@ -31,8 +33,8 @@ func userView(data any, users []api.User) view {
 // userDetail shows one user with every field the API returns. Only GET
 // /v1/users/{email} lists the keypairs; withKeypairs leaves the column out
 // of other answers rather than show an empty list that is not true.
-func userDetail(data any, u api.User, withKeypairs bool) view {
-	v := userView(data, []api.User{u})
+func userDetail(u *api.User, withKeypairs bool) view {
+	v := userView(u, []api.User{*u})
 	v.single = true
 	v.columns = append(v.columns, "description")
 	v.rows[0] = append(v.rows[0], u.Description)
@@ -43,6 +45,31 @@ func userDetail(data any, u api.User, withKeypairs bool) view {
 	v.columns = append(v.columns, "modified_at")
 	v.rows[0] = append(v.rows[0], fmtTime(u.ModifiedAt))
 	return v
+}
+
+// userCreatedView shows the new user with their first keypair's keys.
+func userCreatedView(out *api.UserCreated) view {
+	v := userView(out, []api.User{out.User})
+	v.single = true
+	v.columns = append(v.columns, "description", "access_key", "secret_key")
+	v.rows[0] = append(v.rows[0], out.User.Description, out.Keypair.AccessKey, out.Keypair.SecretKey)
+	return v
+}
+
+// userFilters adds the filter flags of "user list" and "export users" to
+// cmd and returns what copies the ones given into the query.
+func userFilters(cmd *cobra.Command) func(q url.Values) {
+	var status, email, username, group string
+	cmd.Flags().StringVar(&status, "status", "", "only users with this status: active or inactive")
+	cmd.Flags().StringVar(&email, "email", "", "only users whose email contains this")
+	cmd.Flags().StringVar(&username, "username", "", "only users whose username contains this")
+	cmd.Flags().StringVar(&group, "group", "", "only members of this group")
+	return func(q url.Values) {
+		setIf(q, "status", status)
+		setIf(q, "email", email)
+		setIf(q, "username", username)
+		setIf(q, "group", group)
+	}
 }
 
 func (c *cli) userCmd() *cobra.Command {
@@ -66,41 +93,22 @@ func (c *cli) userCmd() *cobra.Command {
 }
 
 func (c *cli) userListCmd() *cobra.Command {
-	var f struct {
-		status, email, username, group string
-		page                           page
-	}
+	var (
+		pg         page
+		setFilters func(url.Values)
+	)
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List users",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			q := url.Values{}
-			setIf(q, "status", f.status)
-			setIf(q, "email", f.email)
-			setIf(q, "username", f.username)
-			setIf(q, "group", f.group)
-			f.page.apply(q)
-			list, err := cl.ListUsers(cmd.Context(), q)
-			if err != nil {
-				return err
-			}
-			if err := render(c.stdout, c.output, userView(list, list.Items)); err != nil {
-				return err
-			}
-			c.printNextCursor(list.NextCursor)
-			return nil
-		},
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, _ []string) error {
+			q := pg.query()
+			setFilters(q)
+			return showList(c, userView)(cl.ListUsers(ctx, q))
+		}),
 	}
-	cmd.Flags().StringVar(&f.status, "status", "", "only users with this status: active or inactive")
-	cmd.Flags().StringVar(&f.email, "email", "", "only users whose email contains this")
-	cmd.Flags().StringVar(&f.username, "username", "", "only users whose username contains this")
-	cmd.Flags().StringVar(&f.group, "group", "", "only members of this group")
-	f.page.flags(cmd)
+	setFilters = userFilters(cmd)
+	pg.flags(cmd)
 	return cmd
 }
 
@@ -109,17 +117,13 @@ func (c *cli) userGetCmd() *cobra.Command {
 		Use:   "get EMAIL",
 		Short: "Show one user with their domain, groups and keypairs",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client()
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
+			u, err := cl.GetUser(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			u, err := cl.GetUser(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return render(c.stdout, c.output, userDetail(u, *u, true))
-		},
+			return render(c.stdout, c.output, userDetail(u, true))
+		}),
 	}
 }
 
@@ -167,7 +171,13 @@ func (c *cli) userCreateCmd() *cobra.Command {
 			"without echo on a terminal, else it is one line of standard input.\n" +
 			"It needs at least 8 characters with a letter, a digit and a special character.",
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		PreRunE: func(cmd *cobra.Command, args []string) error {
+			// cobra checks required flags only after PreRunE: check them
+			// first so that a missing --username is told before the
+			// password is asked for.
+			if err := cmd.ValidateRequiredFlags(); err != nil {
+				return err
+			}
 			in.Email = args[0]
 			if inactive {
 				in.Status = api.StatusInactive
@@ -179,24 +189,15 @@ func (c *cli) userCreateCmd() *cobra.Command {
 				}
 				in.Password = p
 			}
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			out, err := cl.CreateUser(cmd.Context(), in)
-			if err != nil {
-				return err
-			}
-			v := userView(out, []api.User{out.User})
-			v.single = true
-			v.columns = append(v.columns, "description", "access_key", "secret_key")
-			v.rows[0] = append(v.rows[0], out.User.Description, out.Keypair.AccessKey, out.Keypair.SecretKey)
-			if err := render(c.stdout, c.output, v); err != nil {
+			return nil
+		},
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, _ []string) error {
+			if err := show(c, userCreatedView)(cl.CreateUser(ctx, in)); err != nil {
 				return err
 			}
 			fmt.Fprintln(c.stderr, secretOnce)
 			return nil
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&in.Username, "username", "", "unique user name, at most 64 characters (required)")
@@ -214,19 +215,21 @@ func (c *cli) userCreateCmd() *cobra.Command {
 }
 
 func (c *cli) userUpdateCmd() *cobra.Command {
-	var f struct {
-		username, fullName, password, role, description string
-		groups                                          []string
-		needPasswordChange                              bool
-	}
+	var (
+		f struct {
+			username, fullName, password, role, description string
+			groups                                          []string
+			needPasswordChange                              bool
+		}
+		p api.UserPatch
+	)
 	cmd := &cobra.Command{
 		Use:   "update EMAIL",
 		Short: "Change a user; only the flags given are changed",
 		Long: "Change a user; only the flags given are sent, everything else stays as it is.\n" +
 			"The email cannot change: it is the user id. Setting a password ends every login of the user.",
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var p api.UserPatch
+		PreRunE: func(cmd *cobra.Command, args []string) error {
 			fl := cmd.Flags()
 			if fl.Changed("username") {
 				p.Username = &f.username
@@ -262,8 +265,11 @@ func (c *cli) userUpdateCmd() *cobra.Command {
 				return errors.New("nothing to change: give at least one of --username, --full-name, --password, " +
 					"--role, --group, --need-password-change, --description")
 			}
-			return c.patchUser(cmd, args[0], p)
+			return nil
 		},
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
+			return c.patchUser(ctx, cl, args[0], p)
+		}),
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.username, "username", "", "new user name")
@@ -283,8 +289,8 @@ func (c *cli) userStatusCmd(use, status, short string) *cobra.Command {
 		Use:   use + " EMAIL",
 		Short: short,
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := c.patchUser(cmd, args[0], api.UserPatch{Status: &status}); err != nil {
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
+			if err := c.patchUser(ctx, cl, args[0], api.UserPatch{Status: &status}); err != nil {
 				return err
 			}
 			email := args[0]
@@ -298,19 +304,15 @@ func (c *cli) userStatusCmd(use, status, short string) *cobra.Command {
 			}
 			fmt.Fprintf(c.stderr, "%s is inactive: their logins have ended and every keypair of theirs is inactive.\n", email)
 			return nil
-		},
+		}),
 	}
 }
 
 // patchUser sends p and prints the user as the manager answers it.
-func (c *cli) patchUser(cmd *cobra.Command, email string, p api.UserPatch) error {
-	cl, err := c.client()
+func (c *cli) patchUser(ctx context.Context, cl *client.Client, email string, p api.UserPatch) error {
+	u, err := cl.UpdateUser(ctx, email, p)
 	if err != nil {
 		return err
 	}
-	u, err := cl.UpdateUser(cmd.Context(), email, p)
-	if err != nil {
-		return err
-	}
-	return render(c.stdout, c.output, userDetail(u, *u, false))
+	return render(c.stdout, c.output, userDetail(u, false))
 }

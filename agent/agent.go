@@ -1,0 +1,225 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/berth-cluster/berth/agent/fingerprint"
+	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/slots"
+)
+
+// Agent is one running berth-agent.
+type Agent struct {
+	cfg      Config
+	log      *slog.Logger
+	facts    fingerprint.Facts
+	capacity slots.Slots
+	mgr      Manager
+	conv     *converger
+	metrics  *metrics
+	listener net.Listener
+	addr     string
+
+	// converging serialises convergence between the desired and resync loops.
+	converging sync.Mutex
+
+	mu         sync.Mutex
+	id         identity
+	lastErrors []string
+}
+
+// New fingerprints the node and prepares the agent; Run starts it.
+func New(cfg Config) (*Agent, error) {
+	cfg.defaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	facts, err := fingerprint.Read(cfg.Host)
+	if err != nil {
+		return nil, fmt.Errorf("fingerprint the node: %w", err)
+	}
+	id, err := loadIdentity(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	capacity := slots.Slots{
+		slots.CPU: max(0, int64(facts.CPUs)*1000-cfg.ReservedMilliCPU),
+		slots.Mem: max(0, facts.MemoryBytes-cfg.ReservedMemBytes),
+	}
+	mgr := cfg.Manager
+	if mgr == nil {
+		mgr = &httpManager{addrs: cfg.Managers, token: cfg.Token}
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	addr := cfg.Advertise
+	if addr == "" {
+		addr = ln.Addr().String()
+	}
+	a := &Agent{cfg: cfg, log: cfg.Log, facts: facts, capacity: capacity, mgr: mgr, id: id, listener: ln, addr: addr,
+		conv: newConverger(cfg.Runtime, cfg.Log, cfg.Now, cfg.OrphanGrace, cfg.StopGrace)}
+	a.metrics = newMetrics(cfg.Metrics, a)
+	return a, nil
+}
+
+// Addr is the address the agent's API listens on.
+func (a *Agent) Addr() string { return a.addr }
+
+// ID is the id the managers gave this agent ("" before registration).
+func (a *Agent) ID() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.id.ID
+}
+
+// Run serves until ctx ends. Containers keep running when it returns: an
+// agent restart must not disturb sessions.
+func (a *Agent) Run(ctx context.Context) error {
+	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(a.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("agent http server stopped", "err", err)
+		}
+	}()
+	defer func() {
+		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shut)
+		wg.Wait()
+	}()
+
+	// Re-attach: whatever runs now was started by an earlier run of this
+	// agent; it is not started again.
+	if existing, err := a.cfg.Runtime.List(ctx); err != nil {
+		a.noteError(fmt.Errorf("list containers at start: %w", err))
+	} else {
+		a.conv.adopt(existing)
+		a.log.Info("re-attached to running containers", "count", len(existing))
+	}
+	if err := a.register(ctx); err != nil {
+		return err // only ctx ending stops registration
+	}
+	loops := []func(context.Context){a.heartbeatLoop, a.desiredLoop, a.resyncLoop}
+	for _, loop := range loops {
+		wg.Add(1)
+		go func(loop func(context.Context)) {
+			defer wg.Done()
+			loop(ctx)
+		}(loop)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// register introduces the agent to the managers, retrying until they
+// answer; the id and secret are kept in the state dir.
+func (a *Agent) register(ctx context.Context) error {
+	backoff := 500 * time.Millisecond
+	for {
+		err := a.registerOnce(ctx)
+		if err == nil {
+			return nil
+		}
+		a.log.Warn("registration failed; retrying", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+func (a *Agent) registerOnce(ctx context.Context) error {
+	images, err := a.images(ctx)
+	if err != nil {
+		a.noteError(err)
+	}
+	a.mu.Lock()
+	id := a.id
+	a.mu.Unlock()
+	req := api.AgentRegister{ID: id.ID, Address: a.addr, Capacity: a.capacity, Node: a.nodeInfo(ctx), Images: images, Version: a.cfg.Version}
+	out, err := a.mgr.Register(ctx, req, id.Secret)
+	var p *api.Problem
+	if err != nil && id.ID != "" && errors.As(err, &p) && p.Status == http.StatusUnauthorized {
+		// The managers do not know this id (their state was rebuilt, or the
+		// agent was removed): join again as a new agent.
+		a.log.Warn("the managers do not know this agent's id; registering as a new agent", "old_id", id.ID)
+		id = identity{}
+		req.ID = ""
+		out, err = a.mgr.Register(ctx, req, "")
+	}
+	if err != nil {
+		return err
+	}
+	if out.Secret != "" {
+		id = identity{ID: out.ID, Secret: out.Secret}
+		if err := saveIdentity(a.cfg.StateDir, id); err != nil {
+			return err
+		}
+	}
+	a.mu.Lock()
+	a.id = id
+	a.mu.Unlock()
+	a.log.Info("registered", "agent", id.ID, "capacity", a.capacity.String())
+	return nil
+}
+
+func (a *Agent) nodeInfo(ctx context.Context) api.NodeInfo {
+	v, err := a.cfg.Runtime.Version(ctx)
+	if err != nil {
+		a.noteError(fmt.Errorf("containerd version: %w", err))
+	}
+	return api.NodeInfo{Hostname: a.facts.Hostname, Arch: a.facts.Arch, Kernel: a.facts.Kernel, CPUs: a.facts.CPUs,
+		MemoryBytes: a.facts.MemoryBytes, ReservedCPU: string(slots.Format(slots.CPU, a.cfg.ReservedMilliCPU)),
+		ReservedMemBytes: a.cfg.ReservedMemBytes, ContainerdVersion: v, CgroupVersion: a.facts.CgroupVersion}
+}
+
+func (a *Agent) images(ctx context.Context) ([]api.Image, error) {
+	imgs, err := a.cfg.Runtime.Images(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	out := make([]api.Image, len(imgs))
+	for i, im := range imgs {
+		out[i] = api.Image{Name: im.Name, Digest: im.Digest, Size: im.Size}
+	}
+	return out, nil
+}
+
+// noteError remembers a failure for the next heartbeat, so the managers see
+// it (an agent with a broken containerd stays up and says so).
+func (a *Agent) noteError(err error) {
+	a.log.Warn("agent error", "err", err)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.lastErrors) < 16 {
+		a.lastErrors = append(a.lastErrors, err.Error())
+	}
+}
+
+func (a *Agent) takeErrors() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := a.lastErrors
+	a.lastErrors = nil
+	return out
+}
+
+func (a *Agent) credentials() identity {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.id
+}

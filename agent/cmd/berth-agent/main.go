@@ -1,0 +1,163 @@
+// Command berth-agent runs the node daemon of Berth (see agent/). It also
+// imports OCI image tarballs: berth-agent image import FILE.tar.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/berth-cluster/berth/agent"
+	"github.com/berth-cluster/berth/agent/runtime/containerd"
+	"github.com/berth-cluster/berth/shared/flagenv"
+	"github.com/berth-cluster/berth/shared/slots"
+	"github.com/berth-cluster/berth/shared/version"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "berth-agent:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "image" {
+		return imageCmd(ctx, args[1:], getenv, stdout, stderr)
+	}
+	fs := flag.NewFlagSet("berth-agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		managers    = fs.String("manager", "", "manager URLs, comma-separated: http://HOST:PORT[,http://HOST2:PORT]")
+		token       = fs.String("token", "", "the managers' -agent-token")
+		stateDir    = fs.String("state-dir", "", "directory for the agent's identity and container logs")
+		socket      = fs.String("containerd", "/run/containerd/containerd.sock", "containerd socket")
+		namespace   = fs.String("containerd-namespace", containerd.DefaultNamespace, "containerd namespace of this agent's containers and images")
+		runcRoot    = fs.String("runc-root", "", "runc's state directory (default: containerd's; a private containerd sets its own)")
+		httpAddr    = fs.String("http-addr", "127.0.0.1:6001", "listen address of the agent's API (exec, logs, metrics)")
+		advertise   = fs.String("advertise-addr", "", "address the managers dial (default: -http-addr)")
+		reservedCPU = fs.String("reserved-cpu", "1", "cores kept for the system (decimal)")
+		reservedMem = fs.String("reserved-mem", "1GiB", "memory kept for the system (bytes or 512MiB, 1GiB…)")
+		heartbeat   = fs.Duration("heartbeat", 3*time.Second, "how often to report to the managers")
+		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
+		showVersion = fs.Bool("version", false, "print the version and exit")
+	)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := flagenv.Apply(fs, getenv); err != nil {
+		return err
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "berth-agent %s (%s)\n", version.Version, version.Commit)
+		return nil
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	milliCPU, err := slots.Parse(slots.CPU, *reservedCPU)
+	if err != nil {
+		return fmt.Errorf("-reserved-cpu: %w", err)
+	}
+	memBytes, err := slots.ParseSize(*reservedMem)
+	if err != nil {
+		return fmt.Errorf("-reserved-mem: %w", err)
+	}
+	if *stateDir == "" {
+		return errors.New("-state-dir is required")
+	}
+	dir, err := filepath.Abs(*stateDir)
+	if err != nil {
+		return fmt.Errorf("-state-dir: %w", err)
+	}
+	rt, err := containerd.New(ctx, containerd.Config{Socket: *socket, Namespace: *namespace, LogDir: filepath.Join(dir, "logs"), RuncRoot: *runcRoot})
+	if err != nil {
+		return fmt.Errorf("connect to containerd at %s (is it running? scripts/containerd.sh start starts a private one): %w", *socket, err)
+	}
+	defer rt.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a, err := agent.New(agent.Config{
+		Managers: splitList(*managers), Token: *token, StateDir: dir, HTTPAddr: *httpAddr, Advertise: *advertise,
+		ReservedMilliCPU: milliCPU, ReservedMemBytes: memBytes, HeartbeatEvery: *heartbeat,
+		Runtime: rt, Log: log, Metrics: reg, Gatherer: reg, Version: version.Version,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "berth-agent %s serving on http://%s (containerd %s, namespace %s)\n", version.Version, a.Addr(), *socket, *namespace)
+	return a.Run(ctx)
+}
+
+// imageCmd is `berth-agent image import [-containerd SOCK] [-containerd-namespace NS] FILE.tar`.
+func imageCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "import" {
+		return errors.New("usage: berth-agent image import [-containerd SOCK] [-containerd-namespace NS] FILE.tar")
+	}
+	fs := flag.NewFlagSet("berth-agent image import", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	socket := fs.String("containerd", "/run/containerd/containerd.sock", "containerd socket")
+	namespace := fs.String("containerd-namespace", containerd.DefaultNamespace, "containerd namespace to import into")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if err := flagenv.Apply(fs, getenv); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("name one OCI image tarball to import")
+	}
+	f, err := os.Open(fs.Arg(0))
+	if err != nil {
+		return fmt.Errorf("open image tarball: %w", err)
+	}
+	defer f.Close()
+	logDir, err := os.MkdirTemp("", "berth-import-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(logDir)
+	rt, err := containerd.New(ctx, containerd.Config{Socket: *socket, Namespace: *namespace, LogDir: logDir})
+	if err != nil {
+		return fmt.Errorf("connect to containerd at %s: %w", *socket, err)
+	}
+	defer rt.Close()
+	imgs, err := rt.ImportImage(ctx, f)
+	if err != nil {
+		return fmt.Errorf("import %s: %w", fs.Arg(0), err)
+	}
+	for _, im := range imgs {
+		fmt.Fprintf(stdout, "imported %s %s (%d bytes)\n", im.Name, im.Digest, im.Size)
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,100 @@
+// Package agent is the berth-agent daemon: it fingerprints the node,
+// registers with the managers, heartbeats what really runs and what it
+// uses, learns the containers it should run and converges the runtime to
+// them, and serves exec and logs to the managers.
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/berth-cluster/berth/agent/fingerprint"
+	"github.com/berth-cluster/berth/agent/runtime"
+)
+
+// Config is everything one agent needs.
+type Config struct {
+	Managers  []string // manager base URLs
+	Token     string   // the cluster's agent join token
+	StateDir  string
+	HTTPAddr  string // listen address of the agent's API
+	Advertise string // address managers dial (default: the bound address)
+
+	ReservedMilliCPU int64
+	ReservedMemBytes int64
+
+	HeartbeatEvery time.Duration // default 3s
+	// OrphanGrace is how long a container the manager does not want keeps
+	// running before the agent removes it (it may be a placement the agent
+	// has not heard of yet).
+	OrphanGrace time.Duration // default 30s
+	StopGrace   time.Duration // SIGTERM → SIGKILL, default 10s
+	DesiredWait time.Duration // blocking query wait, default 30s
+
+	Runtime  runtime.Runtime
+	Host     fingerprint.Host
+	Manager  Manager // nil: the HTTP client of Managers
+	Log      *slog.Logger
+	Metrics  prometheus.Registerer
+	Gatherer prometheus.Gatherer
+	Now      func() time.Time
+	Rand     io.Reader
+	Version  string
+}
+
+func (c *Config) defaults() {
+	if c.HeartbeatEvery <= 0 {
+		c.HeartbeatEvery = 3 * time.Second
+	}
+	if c.OrphanGrace <= 0 {
+		c.OrphanGrace = 30 * time.Second
+	}
+	if c.StopGrace <= 0 {
+		c.StopGrace = 10 * time.Second
+	}
+	if c.DesiredWait <= 0 {
+		c.DesiredWait = 30 * time.Second
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Host == nil {
+		c.Host = fingerprint.System{}
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []string
+	if c.Manager == nil && len(c.Managers) == 0 {
+		errs = append(errs, "-manager is required (a comma-separated list of manager URLs)")
+	}
+	if c.Manager == nil && c.Token == "" {
+		errs = append(errs, "-token is required (the managers' -agent-token)")
+	}
+	if c.StateDir == "" {
+		errs = append(errs, "-state-dir is required")
+	}
+	if c.Runtime == nil {
+		errs = append(errs, "no container runtime")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		errs = append(errs, fmt.Sprintf("-http-addr %q must be host:port", c.HTTPAddr))
+	}
+	if c.ReservedMilliCPU < 0 || c.ReservedMemBytes < 0 {
+		errs = append(errs, "reserved resources must not be negative")
+	}
+	if len(errs) > 0 {
+		return errors.New("invalid agent configuration: " + strings.Join(errs, "; "))
+	}
+	return nil
+}

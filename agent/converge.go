@@ -1,0 +1,264 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/berth-cluster/berth/agent/runtime"
+	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/slots"
+)
+
+// Container statuses the agent reports besides the runtime's own states.
+const (
+	// statusFailed: the agent could not start the container (Reason says why).
+	statusFailed = "failed"
+	// statusGone: the agent started the container and it has vanished from
+	// the runtime (removed behind the agent's back).
+	statusGone = "gone"
+)
+
+// converger brings the runtime to the desired containers. It starts each
+// desired container once: one that vanishes after it started is reported
+// gone, not restarted, so the manager decides what the session becomes.
+type converger struct {
+	rt          runtime.Runtime
+	log         *slog.Logger
+	now         func() time.Time
+	orphanGrace time.Duration
+	stopGrace   time.Duration
+
+	mu          sync.Mutex
+	desired     map[string]api.DesiredContainer
+	haveDesired bool // false until the managers have answered once
+	started     map[string]bool
+	failed      map[string]string // id → why it could not start
+	orphanSince map[string]time.Time
+}
+
+func newConverger(rt runtime.Runtime, log *slog.Logger, now func() time.Time, orphanGrace, stopGrace time.Duration) *converger {
+	return &converger{rt: rt, log: log, now: now, orphanGrace: orphanGrace, stopGrace: stopGrace,
+		desired: map[string]api.DesiredContainer{}, started: map[string]bool{}, failed: map[string]string{},
+		orphanSince: map[string]time.Time{}}
+}
+
+// setDesired replaces the desired set.
+func (c *converger) setDesired(list []api.DesiredContainer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.desired = make(map[string]api.DesiredContainer, len(list))
+	for _, d := range list {
+		c.desired[d.ID] = d
+	}
+	c.haveDesired = true
+	for id := range c.failed {
+		if _, ok := c.desired[id]; !ok {
+			delete(c.failed, id)
+		}
+	}
+}
+
+// adopt records containers found running at start as started, so a restarted
+// agent re-attaches to them instead of starting them again.
+func (c *converger) adopt(cs []runtime.Container) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ct := range cs {
+		c.started[ct.ID] = true
+	}
+}
+
+// converge starts what is desired and missing and removes what is not
+// desired once its grace has passed. Errors of single containers are
+// recorded for the report; the returned error is the runtime failing as a
+// whole (containerd down).
+func (c *converger) converge(ctx context.Context) error {
+	actual, err := c.rt.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+	c.mu.Lock()
+	if !c.haveDesired {
+		c.mu.Unlock()
+		return nil // never act before knowing what the managers want
+	}
+	desired := make(map[string]api.DesiredContainer, len(c.desired))
+	for id, d := range c.desired {
+		desired[id] = d
+	}
+	c.mu.Unlock()
+
+	present := map[string]bool{}
+	for _, ct := range actual {
+		present[ct.ID] = true
+		if _, want := desired[ct.ID]; want {
+			c.clearOrphan(ct.ID)
+			continue
+		}
+		c.removeOrphan(ctx, ct)
+	}
+	for _, id := range sortedKeys(desired) {
+		if present[id] || c.wasStarted(id) || c.hasFailed(id) {
+			continue
+		}
+		c.start(ctx, desired[id])
+	}
+	return nil
+}
+
+func (c *converger) start(ctx context.Context, d api.DesiredContainer) {
+	spec, err := specOf(d)
+	if err == nil {
+		_, err = c.rt.Run(ctx, spec)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		reason := "start-failed: " + err.Error()
+		if errors.Is(err, runtime.ErrImageNotFound) {
+			reason = "image-missing: " + err.Error()
+		}
+		c.failed[d.ID] = reason
+		c.log.Warn("could not start container", "container", d.ID, "session", d.SessionID, "err", err)
+		return
+	}
+	c.started[d.ID] = true
+	c.log.Info("started container", "container", d.ID, "session", d.SessionID, "image", d.Image)
+}
+
+func (c *converger) removeOrphan(ctx context.Context, ct runtime.Container) {
+	c.mu.Lock()
+	since, seen := c.orphanSince[ct.ID]
+	if !seen {
+		since = c.now()
+		c.orphanSince[ct.ID] = since
+	}
+	c.mu.Unlock()
+	if c.now().Sub(since) < c.orphanGrace {
+		return
+	}
+	if ct.State == runtime.Running {
+		if err := c.rt.Stop(ctx, ct.ID, c.stopGrace); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+			c.log.Warn("could not stop container the managers no longer want", "container", ct.ID, "err", err)
+			return
+		}
+	}
+	if err := c.rt.Remove(ctx, ct.ID); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		c.log.Warn("could not remove container the managers no longer want", "container", ct.ID, "err", err)
+		return
+	}
+	c.log.Info("removed container the managers no longer want", "container", ct.ID, "session", ct.SessionID)
+	c.mu.Lock()
+	delete(c.orphanSince, ct.ID)
+	delete(c.started, ct.ID)
+	c.mu.Unlock()
+}
+
+func (c *converger) clearOrphan(id string) {
+	c.mu.Lock()
+	delete(c.orphanSince, id)
+	c.mu.Unlock()
+}
+
+func (c *converger) wasStarted(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.started[id]
+}
+
+func (c *converger) hasFailed(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.failed[id]
+	return ok
+}
+
+// report describes every container: what the runtime holds (with usage for
+// running ones), desired ones that failed to start, started ones that vanished.
+func (c *converger) report(ctx context.Context) ([]api.ContainerReport, error) {
+	actual, err := c.rt.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	var out []api.ContainerReport
+	present := map[string]bool{}
+	for _, ct := range actual {
+		present[ct.ID] = true
+		r := api.ContainerReport{ID: ct.ID, SessionID: ct.SessionID, Index: ct.Index, Status: string(ct.State)}
+		if !ct.StartedAt.IsZero() {
+			at := ct.StartedAt.UTC()
+			r.StartedAt = &at
+		}
+		switch ct.State {
+		case runtime.Running:
+			if u, err := c.rt.Usage(ctx, ct.ID); err == nil {
+				r.CPUSeconds, r.MemoryWorkingSet = u.CPUSeconds, u.MemoryWorkingSet
+			}
+		case runtime.Exited:
+			code := ct.ExitCode
+			r.ExitCode = &code
+			at := ct.ExitedAt.UTC()
+			r.ExitedAt = &at
+			if ct.OOMKilled {
+				r.Reason = "oom-killed"
+			}
+		}
+		out = append(out, r)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range sortedKeys(c.desired) {
+		d := c.desired[id]
+		switch {
+		case present[id]:
+		case c.failed[id] != "":
+			out = append(out, api.ContainerReport{ID: id, SessionID: d.SessionID, Index: d.Index, Status: statusFailed, Reason: c.failed[id]})
+		case c.started[id]:
+			out = append(out, api.ContainerReport{ID: id, SessionID: d.SessionID, Index: d.Index, Status: statusGone, Reason: "container vanished from the runtime"})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// occupied is what the desired containers hold of this node.
+func (c *converger) occupied() slots.Slots {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	total := slots.Slots{}
+	for _, d := range c.desired {
+		total = total.Add(d.Slots)
+	}
+	return total
+}
+
+// specOf maps a desired container to the runtime's spec.
+func specOf(d api.DesiredContainer) (runtime.Spec, error) {
+	assignment, err := json.Marshal(d.Slots)
+	if err != nil {
+		return runtime.Spec{}, fmt.Errorf("encode slot assignment of %s: %w", d.ID, err)
+	}
+	s := runtime.Spec{ID: d.ID, SessionID: d.SessionID, Index: d.Index, Image: d.Image, Command: d.Command, Env: d.Env,
+		WorkingDir: d.WorkingDir, MilliCPU: d.Slots[slots.CPU], MemoryBytes: d.Slots[slots.Mem],
+		Labels: map[string]string{runtime.LabelSlots: string(assignment), runtime.LabelSession: d.SessionID, runtime.LabelIndex: strconv.Itoa(d.Index)}}
+	for _, m := range d.Mounts {
+		s.Mounts = append(s.Mounts, runtime.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
+	}
+	return s, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

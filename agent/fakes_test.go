@@ -1,0 +1,212 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/berth-cluster/berth/agent/runtime"
+	"github.com/berth-cluster/berth/shared/api"
+)
+
+// fakeRuntime holds containers in memory; tests change them behind the
+// agent's back to simulate crashes and removals.
+type fakeRuntime struct {
+	mu         sync.Mutex
+	containers map[string]runtime.Container
+	images     map[string]bool
+	runs       []runtime.Spec
+	removed    []string
+	listErr    error
+}
+
+func newFakeRuntime(images ...string) *fakeRuntime {
+	f := &fakeRuntime{containers: map[string]runtime.Container{}, images: map[string]bool{}}
+	for _, i := range images {
+		f.images[i] = true
+	}
+	return f
+}
+
+func (f *fakeRuntime) Version(context.Context) (string, error) { return "fake-1.0", nil }
+
+func (f *fakeRuntime) Run(_ context.Context, s runtime.Spec) (runtime.Container, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.images[s.Image] {
+		return runtime.Container{}, fmt.Errorf("run %s: %w: %s", s.ID, runtime.ErrImageNotFound, s.Image)
+	}
+	f.runs = append(f.runs, s)
+	c := runtime.Container{ID: s.ID, SessionID: s.SessionID, Index: s.Index, Image: s.Image, Labels: s.Labels, State: runtime.Running, StartedAt: time.Unix(100, 0)}
+	f.containers[s.ID] = c
+	return c, nil
+}
+
+func (f *fakeRuntime) List(context.Context) ([]runtime.Container, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.listErr != nil {
+		return nil, f.listErr
+	}
+	var out []runtime.Container
+	for _, c := range f.containers {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func (f *fakeRuntime) Stop(_ context.Context, id string, _ time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.containers[id]
+	if !ok {
+		return runtime.ErrNotFound
+	}
+	c.State = runtime.Exited
+	c.ExitCode = 143
+	f.containers[id] = c
+	return nil
+}
+
+func (f *fakeRuntime) Remove(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.containers[id]; !ok {
+		return runtime.ErrNotFound
+	}
+	delete(f.containers, id)
+	f.removed = append(f.removed, id)
+	return nil
+}
+
+func (f *fakeRuntime) Exec(_ context.Context, id string, cmd []string, _ time.Duration) (runtime.ExecResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.containers[id]
+	if !ok {
+		return runtime.ExecResult{}, runtime.ErrNotFound
+	}
+	if c.State != runtime.Running {
+		return runtime.ExecResult{}, runtime.ErrNotRunning
+	}
+	return runtime.ExecResult{ExitCode: 0, Stdout: []byte(fmt.Sprint(cmd))}, nil
+}
+
+func (f *fakeRuntime) Usage(context.Context, string) (runtime.Usage, error) {
+	return runtime.Usage{CPUSeconds: 1.5, MemoryWorkingSet: 1 << 20}, nil
+}
+
+func (f *fakeRuntime) Logs(_ context.Context, id string) (io.ReadCloser, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.containers[id]; !ok {
+		return nil, runtime.ErrNotFound
+	}
+	return io.NopCloser(bytes.NewReader([]byte("hello from " + id + "\n"))), nil
+}
+
+func (f *fakeRuntime) ImportImage(context.Context, io.Reader) ([]runtime.Image, error) {
+	return nil, nil
+}
+
+func (f *fakeRuntime) Images(context.Context) ([]runtime.Image, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []runtime.Image
+	for n := range f.images {
+		out = append(out, runtime.Image{Name: n, Digest: "sha256:0"})
+	}
+	return out, nil
+}
+
+func (f *fakeRuntime) Close() error { return nil }
+
+// fakeManager answers the agent like the managers would, in memory.
+type fakeManager struct {
+	mu         sync.Mutex
+	desired    api.DesiredState
+	changed    chan struct{}
+	registers  []api.AgentRegister
+	secrets    []string
+	heartbeats []api.AgentHeartbeat
+	rejectHB   bool
+}
+
+func newFakeManager() *fakeManager {
+	return &fakeManager{desired: api.DesiredState{Index: 1}, changed: make(chan struct{})}
+}
+
+func (m *fakeManager) setDesired(cs ...api.DesiredContainer) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.desired = api.DesiredState{Index: m.desired.Index + 1, Containers: cs}
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
+
+func (m *fakeManager) Register(_ context.Context, req api.AgentRegister, secret string) (api.AgentRegistered, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.registers = append(m.registers, req)
+	m.secrets = append(m.secrets, secret)
+	if req.ID != "" {
+		return api.AgentRegistered{ID: req.ID}, nil
+	}
+	return api.AgentRegistered{ID: "agent-test", Secret: "s3cret"}, nil
+}
+
+func (m *fakeManager) Heartbeat(_ context.Context, _, _ string, hb api.AgentHeartbeat) (api.HeartbeatAnswer, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.rejectHB {
+		m.rejectHB = false
+		return api.HeartbeatAnswer{}, &api.Problem{Status: 401, Title: "Not authenticated"}
+	}
+	m.heartbeats = append(m.heartbeats, hb)
+	return api.HeartbeatAnswer{Status: api.AgentAlive, DesiredIndex: m.desired.Index}, nil
+}
+
+func (m *fakeManager) Desired(ctx context.Context, _, _ string, index uint64, wait time.Duration) (api.DesiredState, error) {
+	m.mu.Lock()
+	ds, ch := m.desired, m.changed
+	m.mu.Unlock()
+	if ds.Index > index {
+		return ds, nil
+	}
+	select {
+	case <-ch:
+	case <-time.After(wait):
+	case <-ctx.Done():
+		return api.DesiredState{}, ctx.Err()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.desired, nil
+}
+
+func (m *fakeManager) lastHeartbeat() (api.AgentHeartbeat, int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.heartbeats) == 0 {
+		return api.AgentHeartbeat{}, 0
+	}
+	return m.heartbeats[len(m.heartbeats)-1], len(m.heartbeats)
+}
+
+// registrations returns copies of the registrations and the secrets sent.
+func (m *fakeManager) registrations() ([]api.AgentRegister, []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]api.AgentRegister(nil), m.registers...), append([]string(nil), m.secrets...)
+}
+
+func (f *fakeRuntime) runCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.runs)
+}

@@ -1,0 +1,76 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/client"
+)
+
+// AgentTokenHeader carries the cluster's agent join token on registration.
+const AgentTokenHeader = "X-Berth-Agent-Token"
+
+// Manager is the agent's view of the control plane.
+type Manager interface {
+	// Register introduces the agent; with an id and secret from an earlier
+	// registration it re-registers under the same id.
+	Register(ctx context.Context, req api.AgentRegister, secret string) (api.AgentRegistered, error)
+	Heartbeat(ctx context.Context, id, secret string, hb api.AgentHeartbeat) (api.HeartbeatAnswer, error)
+	// Desired blocks until the desired containers change past index, or
+	// wait passes.
+	Desired(ctx context.Context, id, secret string, index uint64, wait time.Duration) (api.DesiredState, error)
+}
+
+// httpManager speaks to the managers' HTTP API, failing over between them.
+type httpManager struct {
+	addrs []string
+	token string
+}
+
+func (m *httpManager) client(secret string) (*client.Client, error) {
+	h := http.Header{}
+	h.Set(AgentTokenHeader, m.token)
+	return client.New(client.Config{Addrs: m.addrs, Token: secret, Header: h, MaxAttempts: 2 * len(m.addrs)})
+}
+
+func (m *httpManager) Register(ctx context.Context, req api.AgentRegister, secret string) (api.AgentRegistered, error) {
+	var out api.AgentRegistered
+	cl, err := m.client(secret)
+	if err != nil {
+		return out, err
+	}
+	if err := cl.Do(ctx, http.MethodPost, "/v1/agents/register", nil, req, &out); err != nil {
+		return out, fmt.Errorf("register with the managers: %w", err)
+	}
+	return out, nil
+}
+
+func (m *httpManager) Heartbeat(ctx context.Context, id, secret string, hb api.AgentHeartbeat) (api.HeartbeatAnswer, error) {
+	var out api.HeartbeatAnswer
+	cl, err := m.client(secret)
+	if err != nil {
+		return out, err
+	}
+	if err := cl.Do(ctx, http.MethodPost, "/v1/agents/"+url.PathEscape(id)+"/heartbeat", nil, hb, &out); err != nil {
+		return out, fmt.Errorf("heartbeat: %w", err)
+	}
+	return out, nil
+}
+
+func (m *httpManager) Desired(ctx context.Context, id, secret string, index uint64, wait time.Duration) (api.DesiredState, error) {
+	var out api.DesiredState
+	cl, err := m.client(secret)
+	if err != nil {
+		return out, err
+	}
+	q := url.Values{"index": {strconv.FormatUint(index, 10)}, "wait": {wait.String()}}
+	if err := cl.Do(ctx, http.MethodGet, "/v1/agents/"+url.PathEscape(id)+"/desired", q, nil, &out); err != nil {
+		return out, fmt.Errorf("fetch desired containers: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,30 @@
+package containerd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// Logs opens the container's log file: stdout and stderr interleaved as the
+// shim wrote them. The file outlives the task and the agent, not Remove.
+func (r *Runtime) Logs(ctx context.Context, id string) (io.ReadCloser, error) {
+	ctx = r.ns(ctx)
+	// The id becomes a file name: load validates it and says whether the
+	// container exists at all.
+	if _, err := r.load(ctx, id); err != nil {
+		return nil, fmt.Errorf("logs: %w", err)
+	}
+	f, err := os.Open(r.logPath(id))
+	if errors.Is(err, os.ErrNotExist) {
+		// Created, never started: no output yet.
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("logs of %s: %w", id, err)
+	}
+	return f, nil
+}

@@ -1,0 +1,112 @@
+package containerd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	ctrd "github.com/containerd/containerd"
+	runcoptions "github.com/containerd/containerd/api/types/runc/options"
+	"github.com/containerd/containerd/cio"
+	"github.com/containerd/containerd/errdefs"
+	"github.com/containerd/containerd/identifiers"
+
+	"github.com/berth-cluster/berth/agent/runtime"
+)
+
+// cleanupTimeout bounds undoing a half-made container after a failed Run,
+// which must happen even when the caller's ctx is what failed.
+const cleanupTimeout = 30 * time.Second
+
+// runcShim is the runtime every container runs under: containerd's runc v2
+// shim, one shim process per container, which outlives the agent.
+const runcShim = "io.containerd.runc.v2"
+
+// Run creates the container (filesystem from the image, OCI spec, labels)
+// and starts its task, with output going to the container's log file.
+func (r *Runtime) Run(ctx context.Context, s runtime.Spec) (runtime.Container, error) {
+	ctx = r.ns(ctx)
+	if err := identifiers.Validate(s.ID); err != nil {
+		return runtime.Container{}, fmt.Errorf("run: container id: %w", err)
+	}
+	img, err := r.image(ctx, s.Image)
+	if err != nil {
+		return runtime.Container{}, fmt.Errorf("run %s: %w", s.ID, err)
+	}
+	// Images imported by ImportImage are unpacked already; this covers ones
+	// imported by other means (ctr) and an emptied snapshotter.
+	unpacked, err := img.IsUnpacked(ctx, r.cfg.Snapshotter)
+	if err != nil {
+		return runtime.Container{}, fmt.Errorf("run %s: check image %s unpacked: %w", s.ID, img.Name(), err)
+	}
+	if !unpacked {
+		if err := img.Unpack(ctx, r.cfg.Snapshotter); err != nil {
+			return runtime.Container{}, fmt.Errorf("run %s: unpack image %s: %w", s.ID, img.Name(), err)
+		}
+	}
+
+	l := limits{defaultPids: r.cfg.DefaultPids, cgroups: r.cg}
+	c, err := r.client.NewContainer(ctx, s.ID,
+		ctrd.WithRuntime(runcShim, &runcoptions.Options{Root: r.cfg.RuncRoot}),
+		ctrd.WithImage(img),
+		ctrd.WithSnapshotter(r.cfg.Snapshotter),
+		// The snapshot must exist before the spec: WithImageConfig reads
+		// /etc/group from it.
+		ctrd.WithNewSnapshot(s.ID+"-rootfs", img),
+		ctrd.WithNewSpec(specOpts(img, s, l)...),
+		ctrd.WithContainerLabels(containerLabels(s)),
+	)
+	if errdefs.IsAlreadyExists(err) {
+		return runtime.Container{}, fmt.Errorf("run %s: container already exists: %w", s.ID, err)
+	}
+	if err != nil {
+		return runtime.Container{}, fmt.Errorf("run %s: create container: %w", s.ID, err)
+	}
+
+	// The shim opens the log file itself and keeps writing when the agent
+	// is gone; nothing in this process holds the container's output.
+	t, err := c.NewTask(ctx, cio.LogFile(r.logPath(s.ID)))
+	if err != nil {
+		if notFound(err) {
+			err = fmt.Errorf("%w (%v)", ErrCommandNotFound, err)
+		}
+		return runtime.Container{}, errors.Join(
+			fmt.Errorf("run %s: create task: %w", s.ID, err),
+			r.undo(ctx, c, nil))
+	}
+	if err := t.Start(ctx); err != nil {
+		return runtime.Container{}, errors.Join(
+			fmt.Errorf("run %s: start task: %w", s.ID, err),
+			r.undo(ctx, c, t))
+	}
+
+	info, err := c.Info(ctx, ctrd.WithoutRefreshedMetadata)
+	if err != nil {
+		return runtime.Container{}, fmt.Errorf("run %s: container info: %w", s.ID, err)
+	}
+	out := fromInfo(info)
+	out.State = runtime.Running
+	out.Pid = t.Pid()
+	// The same approximation List makes (containerd keeps no start time),
+	// so that both report the same instant.
+	out.StartedAt = info.CreatedAt
+	return out, nil
+}
+
+// undo removes what a failed Run made, so that a retry with the same id can
+// succeed.
+func (r *Runtime) undo(ctx context.Context, c ctrd.Container, t ctrd.Task) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	var errs []error
+	if t != nil {
+		if _, err := t.Delete(ctx, ctrd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("clean up task: %w", err))
+		}
+	}
+	if err := c.Delete(ctx, ctrd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		errs = append(errs, fmt.Errorf("clean up container: %w", err))
+	}
+	return errors.Join(errs...)
+}

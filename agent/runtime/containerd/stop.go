@@ -1,0 +1,111 @@
+package containerd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	ctrd "github.com/containerd/containerd"
+	"github.com/containerd/containerd/errdefs"
+)
+
+// killWait bounds the wait for a task to be reaped after SIGKILL; past it
+// something is wrong below us (a stuck shim, D-state processes).
+const killWait = 30 * time.Second
+
+// Stop sends SIGTERM, waits up to grace, then SIGKILL. A container that has
+// no task or whose task has exited is already stopped: Stop returns nil.
+func (r *Runtime) Stop(ctx context.Context, id string, grace time.Duration) error {
+	ctx = r.ns(ctx)
+	c, err := r.load(ctx, id)
+	if err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	t, err := c.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stop %s: load task: %w", id, err)
+	}
+	st, err := t.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("stop %s: task status: %w", id, err)
+	}
+	if st.Status == ctrd.Stopped {
+		return nil
+	}
+
+	// Wait must be registered before the signal, or the exit can be missed.
+	exited, err := t.Wait(ctx)
+	if err != nil {
+		return fmt.Errorf("stop %s: wait for task: %w", id, err)
+	}
+	if grace > 0 {
+		if err := t.Kill(ctx, syscall.SIGTERM); err != nil {
+			if gone(err) {
+				return nil
+			}
+			return fmt.Errorf("stop %s: SIGTERM: %w", id, err)
+		}
+		timer := time.NewTimer(grace)
+		defer timer.Stop()
+		select {
+		case <-exited:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("stop %s: %w", id, ctx.Err())
+		case <-timer.C:
+		}
+	}
+	if err := t.Kill(ctx, syscall.SIGKILL); err != nil {
+		if gone(err) {
+			return nil
+		}
+		return fmt.Errorf("stop %s: SIGKILL: %w", id, err)
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stop %s: waiting after SIGKILL: %w", id, ctx.Err())
+	case <-time.After(killWait):
+		return fmt.Errorf("stop %s: task still running %s after SIGKILL", id, killWait)
+	}
+}
+
+// gone: the signal found no process, which for Stop means done.
+func gone(err error) bool {
+	return errdefs.IsNotFound(err) || errdefs.IsFailedPrecondition(err)
+}
+
+// Remove deletes the task (killing it if it still runs), the container, its
+// snapshot and its log file.
+func (r *Runtime) Remove(ctx context.Context, id string) error {
+	ctx = r.ns(ctx)
+	c, err := r.load(ctx, id)
+	if err != nil {
+		return fmt.Errorf("remove: %w", err)
+	}
+	t, err := c.Task(ctx, nil)
+	switch {
+	case errdefs.IsNotFound(err):
+	case err != nil:
+		return fmt.Errorf("remove %s: load task: %w", id, err)
+	default:
+		if _, err := t.Delete(ctx, ctrd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("remove %s: delete task: %w", id, err)
+		}
+	}
+	if err := c.Delete(ctx, ctrd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("remove %s: delete container: %w", id, err)
+	}
+	r.forgetOOM(id)
+	if err := os.Remove(r.logPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove %s: log file: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/slots"
+)
+
+var testAgent = api.Agent{
+	ID: "agent-abcdefghijkl", Address: "10.0.0.5:6001", Status: api.AgentAlive, Schedulable: true,
+	Capacity: slots.Slots{slots.CPU: 7000, slots.Mem: 15 << 30}, Occupied: slots.Slots{},
+	Used:            api.AgentUsage{CPUSeconds: 3.75, MemoryWorkingSet: 128 << 20, Containers: 2},
+	GPUs:            []api.AgentGPU{},
+	Images:          []api.Image{{Name: "berth/base:latest", Digest: "sha256:aa", Size: 1 << 20}},
+	Node:            api.NodeInfo{Hostname: "node-a", Arch: "amd64", Kernel: "6.1.0", CPUs: 8, MemoryBytes: 16 << 30, CgroupVersion: 2},
+	LastHeartbeatAt: adminCreated, Version: "0.5.0",
+}
+
+func TestAgentCommands(t *testing.T) {
+	id := testAgent.ID
+	notSchedulable := testAgent
+	notSchedulable.Schedulable = false
+	answers := map[string]adminAnswer{
+		"GET /v1/agents":         {http.StatusOK, api.List[api.Agent]{Items: []api.Agent{testAgent}, NextCursor: "agent-z"}},
+		"GET /v1/agents/" + id:   {http.StatusOK, testAgent},
+		"PATCH /v1/agents/" + id: {http.StatusOK, notSchedulable},
+		"GET /v1/images": {http.StatusOK, api.List[api.ClusterImage]{Items: []api.ClusterImage{
+			{Image: testAgent.Images[0], Agents: []string{id, "agent-other"}}}}},
+	}
+	tests := []struct {
+		name       string
+		args       []string
+		want       adminCall
+		wantStdout []string
+		wantStderr string
+	}{
+		{
+			name: "agent list",
+			args: []string{"agent", "list", "--status", "lost", "--limit", "5"},
+			want: adminCall{"GET", "/v1/agents", "limit=5&status=LOST", ""},
+			wantStdout: []string{"ID", "STATUS", "USED_MEM", id, "ALIVE", "cpu=7 mem=15GiB", "3.75", "128MiB",
+				"2025-05-06T07:08:09Z"},
+			wantStderr: "--cursor agent-z",
+		},
+		{
+			name:       "agent get shows the node",
+			args:       []string{"agent", "get", id},
+			want:       adminCall{"GET", "/v1/agents/" + id, "", ""},
+			wantStdout: []string{"hostname:", "node-a\n", "cgroup_version:", "2\n", "image_names:", "berth/base:latest\n"},
+		},
+		{
+			name:       "agent schedulable",
+			args:       []string{"agent", "schedulable", id, "false"},
+			want:       adminCall{"PATCH", "/v1/agents/" + id, "", `{"schedulable":false}`},
+			wantStdout: []string{"schedulable:", "false\n"},
+		},
+		{
+			name:       "image list",
+			args:       []string{"image", "list"},
+			want:       adminCall{"GET", "/v1/images", "", ""},
+			wantStdout: []string{"berth/base:latest", "sha256:aa", "1MiB", id + ",agent-other"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newAdminFake(t, answers)
+			res := berth(t, f.env(), "", tt.args...)
+			if res.code != 0 {
+				t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
+			}
+			if got := f.only(t); got != tt.want {
+				t.Errorf("sent %+v, want %+v", got, tt.want)
+			}
+			for _, w := range tt.wantStdout {
+				if !strings.Contains(res.stdout, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, res.stdout)
+				}
+			}
+			if !strings.Contains(res.stderr, tt.wantStderr) {
+				t.Errorf("stderr %q lacks %q", res.stderr, tt.wantStderr)
+			}
+		})
+	}
+}
+
+func TestAgentListCSVAndJSONKeepWireFigures(t *testing.T) {
+	f := newAdminFake(t, map[string]adminAnswer{"GET /v1/agents": {http.StatusOK, api.List[api.Agent]{Items: []api.Agent{testAgent}}}})
+	res := berth(t, f.env(), "", "agent", "list", "-o", "csv")
+	want := "id,status,schedulable,address,capacity,occupied,used_cpu_seconds,used_mem,containers,images,version,last_heartbeat_at\n" +
+		"agent-abcdefghijkl,ALIVE,true,10.0.0.5:6001,cpu=7 mem=16106127360,,3.75,134217728,2,1,0.5.0,2025-05-06T07:08:09Z\n"
+	if res.code != 0 || res.stdout != want {
+		t.Errorf("csv: exit %d\n%s\nwant\n%s", res.code, res.stdout, want)
+	}
+	res = berth(t, f.env(), "", "agent", "list", "-o", "json")
+	var got api.List[api.Agent]
+	if err := json.Unmarshal([]byte(res.stdout), &got); err != nil || len(got.Items) != 1 || got.Items[0].Used != testAgent.Used {
+		t.Errorf("json: %v\n%s", err, res.stdout)
+	}
+}
+
+func TestAgentSchedulableWantsABoolean(t *testing.T) {
+	f := newAdminFake(t, nil)
+	res := berth(t, f.env(), "", "agent", "schedulable", testAgent.ID, "maybe")
+	if res.code != 1 || !strings.Contains(res.stderr, `schedulable must be true or false, not "maybe"`) || f.count() != 0 {
+		t.Fatalf("exit %d, stderr %q, %d requests", res.code, res.stderr, f.count())
+	}
+}

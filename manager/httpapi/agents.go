@@ -1,0 +1,196 @@
+package httpapi
+
+import (
+	"cmp"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/berth-cluster/berth/manager/apierr"
+	"github.com/berth-cluster/berth/manager/auth"
+	"github.com/berth-cluster/berth/manager/fsm"
+	"github.com/berth-cluster/berth/manager/state"
+	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/slots"
+)
+
+// registerAgent is POST /v1/agents/register. The cluster's agent token
+// admits a node; a new one gets an id and a secret of its own, an agent
+// that kept them (its state dir) proves the secret and updates its record.
+func (a *API) registerAgent(c *Call) error {
+	if a.cfg.AgentToken == "" {
+		return apierr.New(apierr.Forbidden, "start the managers with -agent-token to accept agents")
+	}
+	got := c.R.Header.Get(api.AgentTokenHeader)
+	if subtle.ConstantTimeCompare([]byte(got), []byte(a.cfg.AgentToken)) != 1 {
+		return apierr.New(apierr.Unauthorized, "wrong or missing %s: it must be the managers' -agent-token", api.AgentTokenHeader)
+	}
+	var req api.AgentRegister
+	if err := decodeAgentReport(c, true, &req); err != nil {
+		return err
+	}
+	req.Images = sortedImages(req.Images)
+	if req.ID != "" {
+		return a.reregisterAgent(c, &req)
+	}
+	id, err := newAgentID(a.rnd)
+	if err != nil {
+		return err
+	}
+	secret, err := auth.NewSecretKey(a.rnd)
+	if err != nil {
+		return err
+	}
+	now := a.now().UTC()
+	ag := state.Agent{ID: id, Secret: secret, Address: req.Address, Status: state.AgentAlive, Schedulable: true,
+		Capacity: req.Capacity, Node: req.Node, Images: req.Images, Version: req.Version, LastHeartbeatAt: now}
+	if _, err := c.Propose(fsm.AgentPut{Agent: ag}); err != nil {
+		return err
+	}
+	a.agents.beat(id, now, nil)
+	a.log.Info("agent registered", "agent", id, "address", req.Address, "capacity", req.Capacity.String())
+	return c.JSON(http.StatusCreated, api.AgentRegistered{ID: id, Secret: secret})
+}
+
+// reregisterAgent updates a known agent's record with what it reports now;
+// what an admin decided (schedulable) stays.
+func (a *API) reregisterAgent(c *Call, req *api.AgentRegister) error {
+	rec, err := a.agentWithSecret(req.ID, c.R)
+	if err != nil {
+		return err
+	}
+	now := a.now().UTC()
+	alive := state.AgentAlive
+	if _, err := c.Propose(fsm.AgentUpdate{ID: rec.ID, Address: &req.Address, Capacity: &req.Capacity, Node: &req.Node,
+		Images: &req.Images, Version: &req.Version, Status: &alive, LastHeartbeatAt: &now}); err != nil {
+		return err
+	}
+	a.agents.beat(rec.ID, now, nil)
+	a.log.Info("agent registered again", "agent", rec.ID, "address", req.Address, "was", rec.Status)
+	return c.JSON(http.StatusOK, api.AgentRegistered{ID: rec.ID})
+}
+
+// unknownAgentSecret stands in for the secret of an agent that does not
+// exist, so the comparison costs the same either way.
+const unknownAgentSecret = "berth-unknown-agent-0000000000000000000"
+
+// agentWithSecret authenticates an agent by Authorization: Bearer SECRET.
+// One answer for an unknown id and a wrong secret, so the answer does not
+// tell which agent ids exist.
+func (a *API) agentWithSecret(id string, r *http.Request) (*state.Agent, error) {
+	secret, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	rec, err := a.cluster.State().Read().Agent(id)
+	if err != nil {
+		return nil, err
+	}
+	want := unknownAgentSecret
+	if rec != nil && rec.Secret != "" {
+		want = rec.Secret
+	}
+	if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(secret)), []byte(want)) != 1 || rec == nil || rec.Secret == "" {
+		return nil, apierr.New(apierr.Unauthorized, "unknown agent id or wrong secret: send Authorization: Bearer SECRET with the secret "+
+			"the registration returned; an agent this cluster does not know must register again without an id")
+	}
+	return rec, nil
+}
+
+// newAgentID returns "agent-" and 12 random lower-case letters and digits
+// (base32: every character equally likely, 60 bits).
+func newAgentID(rnd io.Reader) (string, error) {
+	b := make([]byte, 8)
+	if _, err := io.ReadFull(rnd, b); err != nil {
+		return "", fmt.Errorf("make agent id: %w", err)
+	}
+	s := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)
+	return "agent-" + strings.ToLower(s[:12]), nil
+}
+
+// decodeAgentReport decodes a registration or heartbeat into v after
+// checking its address and capacity from the raw body, because the slots
+// decoder folds absent and zero together and stops at the first bad slot:
+// this way every problem is reported at once, and cpu and mem must be
+// present. required: a registration must carry both (a heartbeat may omit
+// them: nothing changed).
+func decodeAgentReport(c *Call, required bool, v any) error {
+	var raw struct {
+		Address  string                         `json:"address"`
+		Capacity map[slots.Name]json.RawMessage `json:"capacity"`
+	}
+	var bad apierr.Fields
+	if json.Unmarshal(c.Body, &raw) == nil { // else the strict decoder says what is wrong
+		checkAddress(raw.Address, required, &bad)
+		checkCapacity(raw.Capacity, required, &bad)
+	}
+	if err := c.Decode(v); err != nil && len(bad) == 0 {
+		return err
+	}
+	return bad.Err()
+}
+
+func checkCapacity(capacity map[slots.Name]json.RawMessage, required bool, bad *apierr.Fields) {
+	if capacity == nil {
+		if required {
+			bad.Add("capacity", "capacity is required: the agent's cpu and mem after the reserved share")
+		}
+		return
+	}
+	for _, n := range []slots.Name{slots.CPU, slots.Mem} {
+		if _, ok := capacity[n]; !ok {
+			bad.Add("capacity."+string(n), "capacity.%s is required", n)
+		}
+	}
+	names := make([]slots.Name, 0, len(capacity))
+	for n := range capacity {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		field := "capacity." + string(n)
+		var num json.Number
+		v := capacity[n]
+		if len(v) == 0 || v[0] == '"' || json.Unmarshal(v, &num) != nil || string(v) == "null" {
+			bad.Add(field, "%s must be a number", field)
+			continue
+		}
+		if _, err := slots.Parse(n, num.String()); err != nil {
+			bad.Add(field, "%s", err.Error())
+		}
+	}
+}
+
+// checkAddress wants host:port, where the managers reach the agent.
+func checkAddress(addr string, required bool, bad *apierr.Fields) {
+	if addr == "" && !required {
+		return
+	}
+	host, port, err := net.SplitHostPort(addr)
+	n, perr := strconv.Atoi(port)
+	if err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+		bad.Add("address", "address must be host:port where the managers reach the agent's API, e.g. 10.0.0.5:6001")
+	}
+}
+
+// sortedImages orders an agent's images by name and digest (and makes nil
+// empty), so a report listing the same images in another order is no
+// change.
+func sortedImages(images []api.Image) []api.Image {
+	out := slices.Clone(nonNil(images))
+	slices.SortFunc(out, func(x, y api.Image) int {
+		return cmp.Or(cmp.Compare(x.Name, y.Name), cmp.Compare(x.Digest, y.Digest))
+	})
+	return out
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,143 @@
+package httpapi
+
+import (
+	"cmp"
+	"net/http"
+	"slices"
+
+	"github.com/berth-cluster/berth/manager/apierr"
+	"github.com/berth-cluster/berth/manager/fsm"
+	"github.com/berth-cluster/berth/manager/state"
+	"github.com/berth-cluster/berth/shared/api"
+)
+
+// agentView is an agent as admins see it. used and a fresher
+// last_heartbeat_at come from the leader's memory: a follower answering
+// ?stale=true has no reports, so it shows used empty and the replicated
+// last_heartbeat_at (at most 30 s old, see agentRecordEvery).
+func (a *API) agentView(tx *state.Txn, ag *state.Agent) (api.Agent, error) {
+	held, err := occupiedOnAgent(tx, ag.ID)
+	if err != nil {
+		return api.Agent{}, err
+	}
+	out := api.Agent{ID: ag.ID, Address: ag.Address, Status: ag.Status, Schedulable: ag.Schedulable,
+		Capacity: ag.Capacity.Clone(), Occupied: held, GPUs: []api.AgentGPU{}, Images: slices.Clone(nonNil(ag.Images)),
+		Node: ag.Node, LastHeartbeatAt: ag.LastHeartbeatAt, Version: ag.Version}
+	if at, used, ok := a.agents.last(ag.ID); ok {
+		out.Used = used
+		if at.After(out.LastHeartbeatAt) {
+			out.LastHeartbeatAt = at
+		}
+	}
+	return out, nil
+}
+
+func (a *API) listAgents(c *Call) error {
+	status := c.R.URL.Query().Get("status")
+	if status != "" && status != state.AgentAlive && status != state.AgentLost {
+		return apierr.Field(apierr.Invalid, "status", "status must be ALIVE or LOST")
+	}
+	tx := a.cluster.State().Read()
+	agents, err := tx.Agents()
+	if err != nil {
+		return err
+	}
+	views := make([]api.Agent, 0, len(agents))
+	for _, ag := range agents {
+		if status != "" && ag.Status != status {
+			continue
+		}
+		v, err := a.agentView(tx, ag)
+		if err != nil {
+			return err
+		}
+		views = append(views, v)
+	}
+	out, err := pageOf(c, views, func(v api.Agent) string { return v.ID })
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (a *API) getAgent(c *Call) error {
+	tx := a.cluster.State().Read()
+	ag, err := agentOr404(tx, c.R.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	v, err := a.agentView(tx, ag)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+func agentOr404(tx *state.Txn, id string) (*state.Agent, error) {
+	ag, err := tx.Agent(id)
+	if err != nil {
+		return nil, err
+	}
+	if ag == nil {
+		return nil, apierr.New(apierr.NotFound, "no agent %s", id)
+	}
+	return ag, nil
+}
+
+func (a *API) updateAgent(c *Call) error {
+	var p api.AgentPatch
+	if err := c.Decode(&p); err != nil {
+		return err
+	}
+	if p.Schedulable == nil {
+		return apierr.Field(apierr.Invalid, "schedulable", "schedulable is required (true or false)")
+	}
+	id := c.R.PathValue("id")
+	if _, err := agentOr404(a.cluster.State().Read(), id); err != nil {
+		return err
+	}
+	v, err := c.Propose(fsm.AgentUpdate{ID: id, Schedulable: p.Schedulable})
+	if err != nil {
+		return err
+	}
+	out, err := a.agentView(a.cluster.State().Read(), v.(*state.Agent))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// listImages is the union of the images of the ALIVE agents (a LOST
+// agent's images cannot be used), each with the agents that have it.
+func (a *API) listImages(c *Call) error {
+	agents, err := a.cluster.State().Read().Agents()
+	if err != nil {
+		return err
+	}
+	type key struct{ name, digest string }
+	byKey := map[key]*api.ClusterImage{}
+	for _, ag := range agents { // in id order, so each image's agents are sorted
+		if ag.Status != state.AgentAlive {
+			continue
+		}
+		for _, im := range ag.Images {
+			k := key{im.Name, im.Digest}
+			if byKey[k] == nil {
+				byKey[k] = &api.ClusterImage{Image: im, Agents: []string{}}
+			}
+			byKey[k].Agents = append(byKey[k].Agents, ag.ID)
+		}
+	}
+	items := make([]api.ClusterImage, 0, len(byKey))
+	for _, im := range byKey {
+		items = append(items, *im)
+	}
+	// Sorted by the cursor key itself, which is what paging compares.
+	imageID := func(im api.ClusterImage) string { return im.Name + "@" + im.Digest }
+	slices.SortFunc(items, func(x, y api.ClusterImage) int { return cmp.Compare(imageID(x), imageID(y)) })
+	out, err := pageOf(c, items, imageID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}

@@ -1,0 +1,147 @@
+package httpapi
+
+import (
+	"context"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/berth-cluster/berth/manager/apierr"
+	"github.com/berth-cluster/berth/manager/fsm"
+	"github.com/berth-cluster/berth/manager/state"
+	"github.com/berth-cluster/berth/shared/api"
+)
+
+// agentHeartbeat is POST /v1/agents/{id}/heartbeat, on the leader (it is
+// a write route: followers forward it). The beat and its report go to the
+// leader's memory; Raft sees only what changed in the replicated record
+// (see heartbeatUpdate), so a steady cluster writes nothing per beat.
+func (a *API) agentHeartbeat(c *Call) error {
+	rec, err := a.agentWithSecret(c.R.PathValue("id"), c.R)
+	if err != nil {
+		return err
+	}
+	var hb api.AgentHeartbeat
+	if err := decodeAgentReport(c, false, &hb); err != nil {
+		return err
+	}
+	if hb.Images != nil { // nil: not reported, no change
+		hb.Images = sortedImages(hb.Images)
+	}
+	now := a.now().UTC()
+	before := a.agents.beat(rec.ID, now, &hb)
+	a.agentMetrics.beats.Inc()
+	if !slices.Equal(before, hb.Errors) && len(hb.Errors) > 0 {
+		a.log.Warn("agent reports errors", "agent", rec.ID, "errors", hb.Errors)
+	}
+	if upd := heartbeatUpdate(rec, &hb, now); upd != nil {
+		v, err := c.Propose(*upd)
+		if err != nil {
+			return err
+		}
+		if rec.Status != state.AgentAlive {
+			a.log.Info("agent is back", "agent", rec.ID, "was", rec.Status)
+		}
+		rec = v.(*state.Agent)
+	}
+	return c.JSON(http.StatusOK, api.HeartbeatAnswer{Status: rec.Status, DesiredIndex: desiredIndex(rec)})
+}
+
+// heartbeatUpdate is the Raft write a heartbeat needs, or nil: only a
+// change of status (LOST → ALIVE), address, capacity or images, or a
+// replicated last_heartbeat_at older than agentRecordEvery, is written.
+func heartbeatUpdate(rec *state.Agent, hb *api.AgentHeartbeat, now time.Time) *fsm.AgentUpdate {
+	u := fsm.AgentUpdate{ID: rec.ID}
+	changed := false
+	if rec.Status != state.AgentAlive {
+		alive := state.AgentAlive
+		u.Status, changed = &alive, true
+	}
+	if hb.Address != "" && hb.Address != rec.Address {
+		u.Address, changed = &hb.Address, true
+	}
+	if hb.Capacity != nil && !maps.Equal(hb.Capacity, rec.Capacity) {
+		u.Capacity, changed = &hb.Capacity, true
+	}
+	if hb.Images != nil && !slices.Equal(hb.Images, rec.Images) {
+		u.Images, changed = &hb.Images, true
+	}
+	if !changed && now.Sub(rec.LastHeartbeatAt) < agentRecordEvery {
+		return nil
+	}
+	u.LastHeartbeatAt = &now
+	return &u
+}
+
+// desiredIndex is the index the agent's desired containers last changed
+// at, which the heartbeat answer carries so the agent asks for them again
+// only when it moved. Until sessions exist only the agent's own record
+// counts; the sessions issue adds the latest modify index of the sessions
+// placed on it.
+func desiredIndex(rec *state.Agent) uint64 { return rec.ModifyIndex }
+
+// maxDesiredWait bounds ?wait= so a forgotten request does not hold a
+// connection for long.
+const maxDesiredWait = 5 * time.Minute
+
+// agentDesired is GET /v1/agents/{id}/desired: the containers the agent
+// should run. With ?index=N it is a blocking query: the answer waits until
+// the applied index passes N or ?wait= (default 30s) elapses, and either
+// way carries the full current set and the index it was read at.
+func (a *API) agentDesired(c *Call) error {
+	rec, err := a.agentWithSecret(c.R.PathValue("id"), c.R)
+	if err != nil {
+		return err
+	}
+	index, wait, err := desiredQuery(c)
+	if err != nil {
+		return err
+	}
+	if index != nil {
+		ctx, cancel := context.WithTimeout(c.R.Context(), wait)
+		defer cancel()
+		// Running out of wait is a normal answer; only the caller going
+		// away ends the request.
+		if _, err := a.cluster.WaitIndex(ctx, *index); err != nil && c.R.Context().Err() != nil {
+			return err
+		}
+	}
+	// The index is read before the state: the containers are at least as
+	// new as the index says, so the agent's next ?index= misses nothing.
+	applied := a.cluster.AppliedIndex()
+	containers, err := desiredContainers(a.cluster.State().Read(), rec.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, api.DesiredState{Index: applied, Containers: containers})
+}
+
+func desiredQuery(c *Call) (index *uint64, wait time.Duration, err error) {
+	q := c.R.URL.Query()
+	var bad apierr.Fields
+	if s := q.Get("index"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			bad.Add("index", "index must be a whole number: the index of the previous answer")
+		}
+		index = &n
+	}
+	wait = 30 * time.Second
+	if s := q.Get("wait"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 || d > maxDesiredWait {
+			bad.Add("wait", "wait must be a duration from 0s to %s, e.g. 30s", maxDesiredWait)
+		}
+		wait = d
+	}
+	return index, wait, bad.Err()
+}
+
+// desiredContainers lists what an agent should run. Sessions do not exist
+// yet, so nothing; the sessions issue fills it from the containers placed
+// on the agent in an occupying state.
+func desiredContainers(_ *state.Txn, _ string) ([]api.DesiredContainer, error) {
+	return []api.DesiredContainer{}, nil
+}

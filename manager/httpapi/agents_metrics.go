@@ -1,0 +1,82 @@
+package httpapi
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/berth-cluster/berth/manager/state"
+	"github.com/berth-cluster/berth/shared/slots"
+)
+
+// agentCollector reports the agents at scrape time from the replicated
+// state (every manager) and the leader's last heartbeat reports (the leader
+// only: followers receive none), so no gauge has to be kept in step with
+// the state by hand.
+type agentCollector struct {
+	api      *API
+	beats    prometheus.Counter
+	byStatus *prometheus.Desc
+	capacity *prometheus.Desc
+	usedCPU  *prometheus.Desc
+	usedMem  *prometheus.Desc
+}
+
+func newAgentCollector(a *API) *agentCollector {
+	return &agentCollector{
+		api: a,
+		beats: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "berth_agent_heartbeats_total",
+			Help: "Agent heartbeats this manager accepted (as leader).",
+		}),
+		byStatus: prometheus.NewDesc("berth_agents", "Agents by status.", []string{"status"}, nil),
+		capacity: prometheus.NewDesc("berth_agent_capacity", "What an agent offers, per slot (cpu in cores, mem in bytes, GPUs and shares in units).",
+			[]string{"agent", "slot"}, nil),
+		usedCPU: prometheus.NewDesc("berth_agent_used_cpu_seconds", "CPU time of the containers an agent last reported (leader only).",
+			[]string{"agent"}, nil),
+		usedMem: prometheus.NewDesc("berth_agent_used_memory_bytes", "Memory working set of the containers an agent last reported (leader only).",
+			[]string{"agent"}, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *agentCollector) Describe(ch chan<- *prometheus.Desc) {
+	c.beats.Describe(ch)
+	ch <- c.byStatus
+	ch <- c.capacity
+	ch <- c.usedCPU
+	ch <- c.usedMem
+}
+
+// Collect implements prometheus.Collector.
+func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
+	c.beats.Collect(ch)
+	agents, err := c.api.cluster.State().Read().Agents()
+	if err != nil {
+		c.api.log.Error("agent metrics: read agents", "err", err)
+		return
+	}
+	count := map[string]int{state.AgentAlive: 0, state.AgentLost: 0}
+	for _, ag := range agents {
+		count[ag.Status]++
+		for _, n := range slots.Known {
+			ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, slotValue(n, ag.Capacity[n]), ag.ID, string(n))
+		}
+		if _, used, ok := c.api.agents.last(ag.ID); ok {
+			ch <- prometheus.MustNewConstMetric(c.usedCPU, prometheus.GaugeValue, used.CPUSeconds, ag.ID)
+			ch <- prometheus.MustNewConstMetric(c.usedMem, prometheus.GaugeValue, float64(used.MemoryWorkingSet), ag.ID)
+		}
+	}
+	for status, n := range count {
+		ch <- prometheus.MustNewConstMetric(c.byStatus, prometheus.GaugeValue, float64(n), status)
+	}
+}
+
+// slotValue is a slot quantity in its wire unit (cores, not millicores).
+func slotValue(n slots.Name, v int64) float64 {
+	f, err := strconv.ParseFloat(slots.Format(n, v).String(), 64)
+	if err != nil {
+		return float64(v) // Format writes decimals; unreachable
+	}
+	return f
+}

@@ -1,0 +1,18 @@
+package api
+
+// AgentTokenHeader carries the cluster's agent join token (the managers'
+// -agent-token) on POST /v1/agents/register.
+const AgentTokenHeader = "X-Berth-Agent-Token"
+
+// AgentPatch is PATCH /v1/agents/{id}: an unschedulable agent keeps what it
+// runs but gets no new sessions.
+type AgentPatch struct {
+	Schedulable *bool `json:"schedulable"`
+}
+
+// ClusterImage is one item of GET /v1/images: an image and the ALIVE agents
+// that have it.
+type ClusterImage struct {
+	Image
+	Agents []string `json:"agents"`
+}

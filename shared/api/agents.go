@@ -1,0 +1,160 @@
+package api
+
+import (
+	"time"
+
+	"github.com/berth-cluster/berth/shared/slots"
+)
+
+// Agent statuses.
+const (
+	AgentAlive = "ALIVE"
+	AgentLost  = "LOST"
+)
+
+// Agent is GET /v1/agents: a node as the manager knows it.
+type Agent struct {
+	ID              string      `json:"id"`
+	Address         string      `json:"address"`
+	Status          string      `json:"status"`
+	Schedulable     bool        `json:"schedulable"`
+	Capacity        slots.Slots `json:"capacity"`
+	Occupied        slots.Slots `json:"occupied"`
+	Used            AgentUsage  `json:"used"`
+	GPUs            []AgentGPU  `json:"gpus"`
+	Images          []Image     `json:"images"`
+	Node            NodeInfo    `json:"node"`
+	LastHeartbeatAt time.Time   `json:"last_heartbeat_at"`
+	Version         string      `json:"version"`
+}
+
+// AgentGPU is one GPU of an agent (GPUs land with a later issue).
+type AgentGPU struct {
+	UUID            string  `json:"uuid"`
+	Name            string  `json:"name"`
+	MemoryBytes     int64   `json:"memory_bytes"`
+	SharesTotal     float64 `json:"shares_total"`
+	SharesAllocated float64 `json:"shares_allocated"`
+	Fake            bool    `json:"fake"`
+}
+
+// NodeInfo is what the agent's fingerprint found besides capacity.
+type NodeInfo struct {
+	Hostname          string `json:"hostname"`
+	Arch              string `json:"arch"`
+	Kernel            string `json:"kernel"`
+	CPUs              int    `json:"cpus"`
+	MemoryBytes       int64  `json:"memory_bytes"`
+	ReservedCPU       string `json:"reserved_cpu"`
+	ReservedMemBytes  int64  `json:"reserved_mem_bytes"`
+	ContainerdVersion string `json:"containerd_version"`
+	CgroupVersion     int    `json:"cgroup_version"`
+}
+
+// Image is a container image present on an agent.
+type Image struct {
+	Name   string `json:"name"`
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+}
+
+// AgentUsage is what an agent measured: totals over its containers.
+type AgentUsage struct {
+	CPUSeconds       float64 `json:"cpu_seconds"`
+	MemoryWorkingSet int64   `json:"memory_working_set_bytes"`
+	Containers       int     `json:"containers"`
+}
+
+// AgentRegister is POST /v1/agents/register, authenticated with the cluster
+// join token (header X-Berth-Agent-Token). An agent that already has an id
+// (from its state dir) sends it with its secret to register again.
+type AgentRegister struct {
+	ID       string      `json:"id,omitempty"`
+	Address  string      `json:"address"`
+	Capacity slots.Slots `json:"capacity"`
+	Node     NodeInfo    `json:"node"`
+	Images   []Image     `json:"images"`
+	Version  string      `json:"version"`
+}
+
+// AgentRegistered answers a registration: the id to keep and the secret the
+// agent authenticates its heartbeats with (and the manager its calls to the
+// agent). The secret is sent only when it is new.
+type AgentRegistered struct {
+	ID     string `json:"id"`
+	Secret string `json:"secret,omitempty"`
+}
+
+// ContainerReport is one container an agent runs, as it reports it.
+type ContainerReport struct {
+	ID        string     `json:"id"`
+	SessionID string     `json:"session_id"`
+	Index     int        `json:"index"`
+	Status    string     `json:"status"` // created, running, exited
+	ExitCode  *int       `json:"exit_code,omitempty"`
+	Reason    string     `json:"reason,omitempty"` // e.g. oom-killed, image-missing
+	StartedAt *time.Time `json:"started_at,omitempty"`
+	ExitedAt  *time.Time `json:"exited_at,omitempty"`
+	// Usage measured from the task's cgroup.
+	CPUSeconds       float64 `json:"cpu_seconds"`
+	MemoryWorkingSet int64   `json:"memory_working_set_bytes"`
+}
+
+// AgentHeartbeat is POST /v1/agents/{id}/heartbeat, authenticated with the
+// agent's secret (Authorization: Bearer SECRET).
+type AgentHeartbeat struct {
+	Address    string            `json:"address"`
+	Capacity   slots.Slots       `json:"capacity"`
+	Images     []Image           `json:"images"`
+	Containers []ContainerReport `json:"containers"`
+	Errors     []string          `json:"errors,omitempty"`
+}
+
+// HeartbeatAnswer tells the agent the manager's view: the Raft index its
+// desired containers are at, so it asks again only when they changed.
+type HeartbeatAnswer struct {
+	Status       string `json:"status"`
+	DesiredIndex uint64 `json:"desired_index"`
+}
+
+// DesiredContainer is one container the manager wants an agent to run.
+type DesiredContainer struct {
+	ID         string            `json:"id"`
+	SessionID  string            `json:"session_id"`
+	Index      int               `json:"index"`
+	Image      string            `json:"image"`
+	Command    []string          `json:"command"`
+	Env        map[string]string `json:"env"`
+	WorkingDir string            `json:"working_dir"`
+	Slots      slots.Slots       `json:"slots"`
+	Mounts     []Mount           `json:"mounts"`
+}
+
+// Mount is a host directory bind-mounted into a container.
+type Mount struct {
+	Source   string `json:"source"`
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"read_only"`
+}
+
+// DesiredState is GET /v1/agents/{id}/desired?index=N: the containers the
+// agent should run, at Raft index Index. With ?index= the call blocks until
+// the state moves past N or ?wait= (default 30s) passes.
+type DesiredState struct {
+	Index      uint64             `json:"index"`
+	Containers []DesiredContainer `json:"containers"`
+}
+
+// ExecRequest runs a command in a session's container (POST
+// /v1/sessions/{id}/exec, and the manager's call to the agent).
+type ExecRequest struct {
+	Command  []string `json:"command"`
+	TimeoutS int      `json:"timeout_s,omitempty"`
+}
+
+// ExecResult is what the command did. Output is cut at 1 MiB per stream.
+type ExecResult struct {
+	ExitCode int    `json:"exit_code"`
+	Stdout   string `json:"stdout"`
+	Stderr   string `json:"stderr"`
+}

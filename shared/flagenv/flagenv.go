@@ -1,0 +1,53 @@
+// Package flagenv lets every command-line flag of a daemon come from the
+// environment as BERTH_<FLAG> (dashes as underscores), so containers and
+// systemd units can configure it without a long command line.
+package flagenv
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+)
+
+// Name is the environment variable of a flag.
+func Name(flagName string) string {
+	return "BERTH_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Apply sets every flag not given on the command line from its environment
+// variable. Flags listed in repeatable take a comma-separated list.
+func Apply(fs *flag.FlagSet, getenv func(string) string, repeatable ...string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] {
+			return
+		}
+		name := Name(f.Name)
+		v := getenv(name)
+		if v == "" {
+			return
+		}
+		values := []string{v}
+		for _, r := range repeatable {
+			if r == f.Name {
+				values = strings.Split(v, ",")
+			}
+		}
+		for _, item := range values {
+			if err := f.Value.Set(strings.TrimSpace(item)); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Given reports whether the flag was set on the command line.
+func Given(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}

@@ -1,0 +1,39 @@
+package flagenv
+
+import (
+	"flag"
+	"io"
+	"strings"
+	"testing"
+)
+
+type list []string
+
+func (l *list) String() string     { return strings.Join(*l, ",") }
+func (l *list) Set(v string) error { *l = append(*l, v); return nil }
+
+func TestEnvironmentFillsOnlyFlagsNotGiven(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	addr := fs.String("http-addr", "default", "")
+	dir := fs.String("data-dir", "", "")
+	n := fs.Int("bootstrap-expect", 0, "")
+	var hosts list
+	fs.Var(&hosts, "folder-host", "")
+	if err := fs.Parse([]string{"-http-addr", "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"BERTH_HTTP_ADDR": "env", "BERTH_DATA_DIR": "/d", "BERTH_BOOTSTRAP_EXPECT": "3", "BERTH_FOLDER_HOST": "a=/x, b=/y"}
+	if err := Apply(fs, func(k string) string { return env[k] }, "folder-host"); err != nil {
+		t.Fatal(err)
+	}
+	if *addr != "cli" || *dir != "/d" || *n != 3 || strings.Join(hosts, "|") != "a=/x|b=/y" {
+		t.Fatalf("addr %q dir %q n %d hosts %q", *addr, *dir, *n, hosts)
+	}
+	env = map[string]string{"BERTH_BOOTSTRAP_EXPECT": "three"}
+	fs2 := flag.NewFlagSet("y", flag.ContinueOnError)
+	fs2.Int("bootstrap-expect", 0, "")
+	if err := Apply(fs2, func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "BERTH_BOOTSTRAP_EXPECT") {
+		t.Fatalf("a bad value must name its variable: %v", err)
+	}
+}
