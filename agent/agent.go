@@ -120,6 +120,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}(loop)
 	}
 	<-ctx.Done()
+	a.conv.waitStops() // stops under way end with ctx; none outlives Run
 	return nil
 }
 

@@ -35,8 +35,13 @@ type converger struct {
 	orphanGrace time.Duration
 	stopGrace   time.Duration
 
-	mu          sync.Mutex
-	desired     map[string]api.DesiredContainer
+	mu      sync.Mutex
+	desired map[string]api.DesiredContainer
+	// stop is what the managers ended on purpose: removed at once, with no
+	// orphan grace (DesiredState.Stop).
+	stop        map[string]bool
+	stopping    map[string]bool // stops under way, see stopNow
+	stops       sync.WaitGroup
 	haveDesired bool // false until the managers have answered once
 	started     map[string]bool
 	failed      map[string]string // id → why it could not start
@@ -45,17 +50,23 @@ type converger struct {
 
 func newConverger(rt runtime.Runtime, log *slog.Logger, now func() time.Time, orphanGrace, stopGrace time.Duration) *converger {
 	return &converger{rt: rt, log: log, now: now, orphanGrace: orphanGrace, stopGrace: stopGrace,
-		desired: map[string]api.DesiredContainer{}, started: map[string]bool{}, failed: map[string]string{},
+		desired: map[string]api.DesiredContainer{}, stop: map[string]bool{}, stopping: map[string]bool{}, started: map[string]bool{}, failed: map[string]string{},
 		orphanSince: map[string]time.Time{}}
 }
 
-// setDesired replaces the desired set.
-func (c *converger) setDesired(list []api.DesiredContainer) {
+// setDesired replaces the desired set and the containers to stop at once.
+func (c *converger) setDesired(list []api.DesiredContainer, stop ...string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.desired = make(map[string]api.DesiredContainer, len(list))
 	for _, d := range list {
 		c.desired[d.ID] = d
+	}
+	c.stop = make(map[string]bool, len(stop))
+	for _, id := range stop {
+		if _, want := c.desired[id]; !want { // what is desired runs, whatever else is said
+			c.stop[id] = true
+		}
 	}
 	c.haveDesired = true
 	for id := range c.failed {
@@ -93,17 +104,27 @@ func (c *converger) converge(ctx context.Context) error {
 	for id, d := range c.desired {
 		desired[id] = d
 	}
+	stop := make(map[string]bool, len(c.stop))
+	for id := range c.stop {
+		stop[id] = true
+	}
 	c.mu.Unlock()
 
 	present := map[string]bool{}
+	var ended []runtime.Container
 	for _, ct := range actual {
 		present[ct.ID] = true
 		if _, want := desired[ct.ID]; want {
 			c.clearOrphan(ct.ID)
 			continue
 		}
+		if stop[ct.ID] {
+			ended = append(ended, ct)
+			continue
+		}
 		c.removeOrphan(ctx, ct)
 	}
+	c.stopNow(ctx, ended)
 	for _, id := range sortedKeys(desired) {
 		if present[id] || c.wasStarted(id) || c.hasFailed(id) {
 			continue
@@ -144,17 +165,51 @@ func (c *converger) removeOrphan(ctx context.Context, ct runtime.Container) {
 	if c.now().Sub(since) < c.orphanGrace {
 		return
 	}
+	c.remove(ctx, ct, "the managers no longer want it")
+}
+
+// stopNow stops and removes the containers the managers ended, each in
+// the background: a container that ignores SIGTERM holds its stop for the
+// whole grace, and neither the other containers of the session nor the
+// starts of new sessions should wait for it. A container already being
+// stopped is left to that stop.
+func (c *converger) stopNow(ctx context.Context, cts []runtime.Container) {
+	for _, ct := range cts {
+		c.mu.Lock()
+		busy := c.stopping[ct.ID]
+		c.stopping[ct.ID] = true
+		c.mu.Unlock()
+		if busy {
+			continue
+		}
+		c.stops.Add(1)
+		go func() {
+			defer c.stops.Done()
+			c.remove(ctx, ct, "its session ended")
+			c.mu.Lock()
+			delete(c.stopping, ct.ID)
+			c.mu.Unlock()
+		}()
+	}
+}
+
+// waitStops waits for the stops under way (tests, and the agent's exit).
+func (c *converger) waitStops() { c.stops.Wait() }
+
+// remove stops a running container (SIGTERM, SIGKILL after the stop grace)
+// and deletes it; why says why in the log.
+func (c *converger) remove(ctx context.Context, ct runtime.Container, why string) {
 	if ct.State == runtime.Running {
 		if err := c.rt.Stop(ctx, ct.ID, c.stopGrace); err != nil && !errors.Is(err, runtime.ErrNotFound) {
-			c.log.Warn("could not stop container the managers no longer want", "container", ct.ID, "err", err)
+			c.log.Warn("could not stop container", "container", ct.ID, "why", why, "err", err)
 			return
 		}
 	}
 	if err := c.rt.Remove(ctx, ct.ID); err != nil && !errors.Is(err, runtime.ErrNotFound) {
-		c.log.Warn("could not remove container the managers no longer want", "container", ct.ID, "err", err)
+		c.log.Warn("could not remove container", "container", ct.ID, "why", why, "err", err)
 		return
 	}
-	c.log.Info("removed container the managers no longer want", "container", ct.ID, "session", ct.SessionID)
+	c.log.Info("removed container", "container", ct.ID, "session", ct.SessionID, "why", why)
 	c.mu.Lock()
 	delete(c.orphanSince, ct.ID)
 	delete(c.started, ct.ID)
@@ -187,7 +242,10 @@ func (c *converger) report(ctx context.Context) ([]api.ContainerReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
-	var out []api.ContainerReport
+	// Never nil: an empty list says "nothing runs here", which the
+	// managers act on (a TERMINATING session's containers are gone); a
+	// report that could not list the runtime carries no list at all.
+	out := []api.ContainerReport{}
 	present := map[string]bool{}
 	for _, ct := range actual {
 		present[ct.ID] = true

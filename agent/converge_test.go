@@ -2,8 +2,10 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,5 +143,64 @@ func TestAdoptedContainersAreNotStartedAgain(t *testing.T) {
 	r := reportByID(t, c)["a"]
 	if len(rt.runs) != 0 || r.Status != "exited" || r.ExitCode == nil || *r.ExitCode != 137 || r.Reason != "oom-killed" {
 		t.Fatalf("runs %d, report %+v", len(rt.runs), r)
+	}
+}
+
+func TestContainersTheManagersEndedAreStoppedAndRemovedAtOnce(t *testing.T) {
+	rt := newFakeRuntime("img")
+	clk := &clock{now: time.Unix(1000, 0)}
+	c := newTestConverger(rt, clk)
+	c.setDesired([]api.DesiredContainer{desired("a", "img"), desired("b", "img")})
+	_ = c.converge(context.Background())
+	rt.containers["orphan"] = runtime.Container{ID: "orphan", State: runtime.Running}
+
+	// a's session ended; b still runs; the orphan is nobody's.
+	c.setDesired([]api.DesiredContainer{desired("b", "img")}, "a")
+	if err := c.converge(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.waitStops()
+	if len(rt.removed) != 1 || rt.removed[0] != "a" {
+		t.Fatalf("removed %v, want only a, at once (the orphan keeps its grace)", rt.removed)
+	}
+	got := reportByID(t, c)
+	if _, ok := got["a"]; ok {
+		t.Fatalf("a is still reported: %+v", got["a"])
+	}
+	if got["b"].Status != "running" || got["orphan"].Status != "running" {
+		t.Fatalf("report %+v", got)
+	}
+	// Stopping again (the list stays until the managers change it) is harmless.
+	err := c.converge(context.Background())
+	c.waitStops()
+	if err != nil || len(rt.removed) != 1 {
+		t.Fatalf("second pass: err %v, removed %v", err, rt.removed)
+	}
+}
+
+func TestAStopListNamingADesiredContainerIsIgnored(t *testing.T) {
+	rt := newFakeRuntime("img")
+	c := newTestConverger(rt, &clock{now: time.Unix(1000, 0)})
+	c.setDesired([]api.DesiredContainer{desired("a", "img")}, "a")
+	_ = c.converge(context.Background())
+	_ = c.converge(context.Background())
+	c.waitStops()
+	if len(rt.runs) != 1 || len(rt.removed) != 0 {
+		t.Fatalf("runs %d, removed %v: a desired container must run", len(rt.runs), rt.removed)
+	}
+}
+
+func TestAnEmptyReportIsAnEmptyListNotNone(t *testing.T) {
+	c := newTestConverger(newFakeRuntime("img"), &clock{now: time.Unix(1000, 0)})
+	rs, err := c.report(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(api.AgentHeartbeat{Containers: rs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"containers":[]`) {
+		t.Fatalf("heartbeat %s: an agent running nothing must say so with an empty list", b)
 	}
 }

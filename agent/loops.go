@@ -89,7 +89,7 @@ func (a *Agent) desiredLoop(ctx context.Context) {
 		// A new leader may answer with a lower index than the last one seen
 		// (it has not applied as far yet); take its answer as it is.
 		index = ds.Index
-		a.conv.setDesired(ds.Containers)
+		a.conv.setDesired(ds.Containers, ds.Stop...)
 		a.convergeNow(ctx)
 	}
 }

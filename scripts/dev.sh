@@ -68,7 +68,7 @@ else
   fi
   bin/berth-agent image import -containerd "$sock" "$dev/base.tar" >/dev/null
   bin/berth-agent -manager "http://$http" -token "$token" -state-dir "$dev/agent" -containerd "$sock" \
-    -runc-root "$containerd_dir/runc" -http-addr "$agent_http" -log-level "${BERTH_LOG_LEVEL:-warn}" >"$dev/agent/stdout.log" 2>"$dev/agent/agent.log" &
+    -runc-root "$containerd_dir/runc" -reserved-cpu "${BERTH_RESERVED_CPU:-0}" -reserved-mem "${BERTH_RESERVED_MEM:-512MiB}" -http-addr "$agent_http" -log-level "${BERTH_LOG_LEVEL:-warn}" >"$dev/agent/stdout.log" 2>"$dev/agent/agent.log" &
   pids+=($!)
   wait_for "http://$agent_http/healthz" berth-agent "${pids[1]}" || { tail -n 20 "$dev/agent/agent.log" >&2; exit 1; }
 fi

@@ -137,8 +137,10 @@ func applyAgentsLost(tx *state.Txn, index uint64, c *AgentsLost) (any, error) {
 	return marked, nil
 }
 
-// agentLost is where the loss of an agent reaches what ran on it. Sessions
-// do not exist yet; the issue that adds them makes every session with a
-// container on the agent ERROR with reason agent-lost here, in the same
-// entry, so they stop occupying slots at the same index the agent is lost.
-func agentLost(_ *state.Txn, _ uint64, _ *state.Agent, _ time.Time) error { return nil }
+// agentLost is where the loss of an agent reaches what ran on it: every
+// session holding slots on the agent becomes ERROR with reason agent-lost
+// in the same entry, so they stop occupying slots at the same index the
+// agent is lost.
+func agentLost(tx *state.Txn, index uint64, a *state.Agent, at time.Time) error {
+	return sessionsLost(tx, index, a.ID, at)
+}

@@ -119,6 +119,7 @@ func testLog(t testing.TB, seed uint64, users int) [][]byte {
 		PolicyDelete{Name: "nothing"},  // refused: no such policy
 		PolicyDelete{Name: "gpu"},
 	)
+	cmds = append(cmds, sessionEntries(base)...)
 	cmds = append(cmds, TokensExpire{Now: at(users / 2)}, TokenDelete{Hash: "h1"}, MemberDelete{ID: "m2"},
 		KeypairPut{Keypair: state.Keypair{AccessKey: "AKNOBODY00000000000", User: "nobody@x.io", ResourcePolicy: "default"}})
 	var log [][]byte

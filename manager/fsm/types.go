@@ -36,6 +36,12 @@ const (
 	MsgAgentPut    MsgType = 30
 	MsgAgentUpdate MsgType = 31
 	MsgAgentsLost  MsgType = 32
+	// 40-49: compute sessions.
+	MsgSessionCreate    MsgType = 40
+	MsgPlan             MsgType = 41
+	MsgSessionsReport   MsgType = 42
+	MsgSessionTerminate MsgType = 43
+	MsgSessionsTouch    MsgType = 44
 )
 
 // appliers maps each type to its applier; every resource file contributes
@@ -64,5 +70,11 @@ func appliers() map[MsgType]applier {
 		MsgAgentPut:      handle(applyAgentPut),
 		MsgAgentUpdate:   handle(applyAgentUpdate),
 		MsgAgentsLost:    handle(applyAgentsLost),
+		// Sessions: sessions_apply.go, sessions_report.go.
+		MsgSessionCreate:    handle(applySessionCreate),
+		MsgPlan:             handle(applyPlan),
+		MsgSessionsReport:   handle(applySessionsReport),
+		MsgSessionTerminate: handle(applySessionTerminate),
+		MsgSessionsTouch:    handle(applySessionsTouch),
 	}
 }

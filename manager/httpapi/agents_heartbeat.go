@@ -46,7 +46,15 @@ func (a *API) agentHeartbeat(c *Call) error {
 		}
 		rec = v.(*state.Agent)
 	}
-	return c.JSON(http.StatusOK, api.HeartbeatAnswer{Status: rec.Status, DesiredIndex: desiredIndex(rec)})
+	// What the containers do moves their sessions along (sessions_report.go).
+	if err := a.reportSessions(c, rec.ID, now, &hb); err != nil {
+		return err
+	}
+	index, err := desiredIndex(a.cluster.State().Read(), rec)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, api.HeartbeatAnswer{Status: rec.Status, DesiredIndex: index})
 }
 
 // heartbeatUpdate is the Raft write a heartbeat needs, or nil: only a
@@ -77,10 +85,21 @@ func heartbeatUpdate(rec *state.Agent, hb *api.AgentHeartbeat, now time.Time) *f
 
 // desiredIndex is the index the agent's desired containers last changed
 // at, which the heartbeat answer carries so the agent asks for them again
-// only when it moved. Until sessions exist only the agent's own record
-// counts; the sessions issue adds the latest modify index of the sessions
-// placed on it.
-func desiredIndex(rec *state.Agent) uint64 { return rec.ModifyIndex }
+// only when it moved: the latest modify index of the agent's record and of
+// the sessions occupying it. Only those are read (an agent's finished
+// sessions grow without bound), so when the latest of them ends the value
+// may go down: a different value, not only a higher one, means news.
+func desiredIndex(tx *state.Txn, rec *state.Agent) (uint64, error) {
+	ss, err := tx.OccupyingOnAgent(rec.ID)
+	if err != nil {
+		return 0, err
+	}
+	index := rec.ModifyIndex
+	for _, s := range ss {
+		index = max(index, s.ModifyIndex)
+	}
+	return index, nil
+}
 
 // maxDesiredWait bounds ?wait= so a forgotten request does not hold a
 // connection for long.
@@ -111,11 +130,16 @@ func (a *API) agentDesired(c *Call) error {
 	// The index is read before the state: the containers are at least as
 	// new as the index says, so the agent's next ?index= misses nothing.
 	applied := a.cluster.AppliedIndex()
-	containers, err := desiredContainers(a.cluster.State().Read(), rec.ID)
+	tx := a.cluster.State().Read()
+	containers, err := desiredContainers(tx, rec.ID)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, api.DesiredState{Index: applied, Containers: containers})
+	stop, err := a.stopContainers(tx, rec.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, api.DesiredState{Index: applied, Containers: containers, Stop: stop})
 }
 
 func desiredQuery(c *Call) (index *uint64, wait time.Duration, err error) {
@@ -137,11 +161,4 @@ func desiredQuery(c *Call) (index *uint64, wait time.Duration, err error) {
 		wait = d
 	}
 	return index, wait, bad.Err()
-}
-
-// desiredContainers lists what an agent should run. Sessions do not exist
-// yet, so nothing; the sessions issue fills it from the containers placed
-// on the agent in an occupying state.
-func desiredContainers(_ *state.Txn, _ string) ([]api.DesiredContainer, error) {
-	return []api.DesiredContainer{}, nil
 }

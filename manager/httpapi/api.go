@@ -71,6 +71,7 @@ type API struct {
 	keypairUses  *keypairUses
 	agents       *agentLiveness
 	agentMetrics *agentCollector
+	sessions     *sessionTracker
 	routes       []Route
 	metrics      *httpMetrics
 	mux          *http.ServeMux
@@ -96,6 +97,7 @@ func New(cfg Config) *API {
 	}
 	a.metrics = newHTTPMetrics(cfg.Metrics)
 	a.agents = newAgentLiveness()
+	a.sessions = newSessionTracker()
 	a.agentMetrics = newAgentCollector(a)
 	if cfg.Metrics != nil {
 		cfg.Metrics.MustRegister(a.agentMetrics)

@@ -128,19 +128,22 @@ func agentLoads(tx *state.Txn) ([]quota.Agent, error) {
 	return out, nil
 }
 
-// What sessions hold is derived from the session records, never stored
-// beside them, so it cannot drift. Sessions do not exist yet: until the
-// issue that adds them, these three are the only places that must learn to
-// read them (sum the slots of a keypair's sessions in an occupying state:
-// SCHEDULED, PREPARING, RUNNING, TERMINATING; count its unfinished ones),
-// and the indicator and admission then agree by construction.
+// What sessions hold is derived from the session records (manager/state),
+// never stored beside them, so the indicator, admission and the scheduler
+// agree by construction.
 
 // occupied is what a keypair's sessions hold.
-func occupied(_ *state.Txn, _ string) (slots.Slots, error) { return slots.Slots{}, nil }
+func occupied(tx *state.Txn, accessKey string) (slots.Slots, error) {
+	return tx.OccupiedByKeypair(accessKey)
+}
 
 // occupiedOnAgent is what the sessions of every keypair hold on an agent.
-func occupiedOnAgent(_ *state.Txn, _ string) (slots.Slots, error) { return slots.Slots{}, nil }
+func occupiedOnAgent(tx *state.Txn, agent string) (slots.Slots, error) {
+	return tx.OccupiedOnAgent(agent)
+}
 
 // unfinishedSessions counts a keypair's sessions that count against
-// max_concurrent_sessions.
-func unfinishedSessions(_ *state.Txn, _ string) (int, error) { return 0, nil }
+// max_concurrent_sessions (those holding slots).
+func unfinishedSessions(tx *state.Txn, accessKey string) (int, error) {
+	return tx.OccupyingSessions(accessKey)
+}

@@ -15,6 +15,7 @@ func (a *API) routeTable() []Route {
 	csv := "text/csv"
 	userFilters := []string{"status", "email", "username", "group"}
 	keypairFilters := []string{"user", "is_active"}
+	sessionFilters := []string{"status", "owner", "all"}
 	return []Route{
 		{Method: get, Path: "/healthz", Summary: "The process is up", Access: Public, Local: true, Handle: a.healthz},
 		{Method: get, Path: "/readyz", Summary: "This manager knows a leader and has the cluster's first-start objects", Access: Public, Local: true, Handle: a.readyz},
@@ -47,6 +48,13 @@ func (a *API) routeTable() []Route {
 		{Method: del, Path: "/v1/resource-policies/{name}", Summary: "Delete a policy no keypair holds (inactive ones included); default is never deleted", Access: Admin, Status: http.StatusNoContent, Handle: a.deleteResourcePolicy},
 		{Method: get, Path: "/v1/export/resource-policies.csv", Summary: "Resource policies as CSV (empty cell = unlimited; allowed_vfolder_hosts joined with ';')", Access: AdminRead, Query: []string{"filename"}, Produces: csv, Handle: a.exportResourcePolicies},
 		{Method: get, Path: "/v1/resources/me", Summary: "Resource indicator of the caller's keypair (token callers: their oldest active keypair); admins may name any keypair with ?access_key=", Access: Authenticated, Query: []string{"access_key"}, Out: api.ResourceIndicator{}, Handle: a.myResources},
+		{Method: post, Path: "/v1/sessions", Summary: "Start a compute session with the caller's keypair (token callers: their oldest active keypair); a request that can never run (over the policy, over every agent, unknown image) is refused at once with the numbers, else it is PENDING until the scheduler places it; resources are per container", Access: Authenticated, In: api.SessionCreate{}, Out: api.Session{}, Status: http.StatusCreated, Handle: a.createSession},
+		{Method: get, Path: "/v1/sessions", Summary: "List sessions in id order: the caller's own; admins and monitors may ask for one owner's or, with all=true, every one they can see", Query: slices.Concat(sessionFilters, []string{"limit", "cursor"}), Access: Authenticated, Out: api.List[api.Session]{}, Handle: a.listSessions},
+		{Method: get, Path: "/v1/sessions/{id}", Summary: "One session with its containers and status history", Access: Authenticated, Out: api.Session{}, Handle: a.getSession},
+		{Method: del, Path: "/v1/sessions/{id}", Summary: "Terminate a session: PENDING ones are CANCELLED, others go TERMINATING, then TERMINATED once their containers are gone", Access: Authenticated, Out: api.Session{}, Status: http.StatusAccepted, Handle: a.terminateSession},
+		{Method: post, Path: "/v1/sessions/{id}/exec", Summary: "Run a command in the session's first container (RUNNING sessions only); counts as activity", Access: Authenticated, In: api.ExecRequest{}, Out: api.ExecResult{}, Handle: a.execSession},
+		{Method: get, Path: "/v1/sessions/{id}/logs", Summary: "The output of the session's first container; counts as activity", Access: Authenticated, Produces: "text/plain", Handle: a.sessionLogs},
+		{Method: get, Path: "/v1/export/sessions.csv", Summary: "Sessions as CSV (admins: every session they can see, users: their own; the list filters apply; agents joined with ';'; slots per container)", Access: Authenticated, Query: slices.Concat(sessionFilters, []string{"filename"}), Produces: csv, Handle: a.exportSessions},
 		{Method: get, Path: "/v1/domains", Summary: "List domains", Access: AdminRead, Query: []string{"limit", "cursor"}, Out: api.List[api.Domain]{}, Handle: a.listDomains},
 		{Method: post, Path: "/v1/domains", Summary: "Create a domain", Access: Superadmin, In: api.DomainCreate{}, Out: api.Domain{}, Status: http.StatusCreated, Handle: a.createDomain},
 		{Method: get, Path: "/v1/domains/{domain}/groups", Summary: "List the groups of a domain", Access: AdminRead, Query: []string{"limit", "cursor"}, Out: api.List[api.Group]{}, Handle: a.listGroups},

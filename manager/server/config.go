@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/berth-cluster/berth/manager/sched"
 )
 
 // Peer is one manager of a statically configured cluster.
@@ -71,6 +73,20 @@ type Config struct {
 	// KeypairTouchEvery is how often the leader records keypairs' last use
 	// (default 15s).
 	KeypairTouchEvery time.Duration
+	// IdleCheckEvery is how often the leader records sessions' activity
+	// and ends idle and overlong sessions (default 5s).
+	IdleCheckEvery time.Duration
+
+	// Scheduler is the order PENDING sessions are taken in: fifo (the
+	// default) or drf. Placement picks agents: concentrated (bin-pack, the
+	// default) or dispersed (spread).
+	Scheduler string
+	Placement string
+	// SchedulerSkipAfter is how many tries a session that finds no room
+	// holds the head of the queue before it is passed over (default 3).
+	SchedulerSkipAfter int
+	// SchedulerBatch is the most sessions one plan places (default 512).
+	SchedulerBatch int
 
 	BootstrapAdminEmail    string
 	BootstrapAdminPassword string
@@ -116,6 +132,12 @@ func (c *Config) validate() error {
 		}
 	} else if c.BootstrapExpect > 1 {
 		errs = append(errs, "-bootstrap-expect needs -peers listing every manager as id=raftaddr=httpaddr")
+	}
+	if _, err := sched.ParseOrder(c.Scheduler); err != nil {
+		errs = append(errs, "-"+err.Error())
+	}
+	if _, err := sched.ParseStrategy(c.Placement); err != nil {
+		errs = append(errs, "-"+err.Error())
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))

@@ -67,6 +67,8 @@ func (s *Server) lead(ctx context.Context) {
 		}
 		return
 	}
+	defer s.startIdleLoop(ctx)()  // idle.go
+	defer s.startScheduler(ctx)() // scheduler.go
 	sweep := time.NewTicker(tokenSweepEvery)
 	defer sweep.Stop()
 	every := s.cfg.KeypairTouchEvery

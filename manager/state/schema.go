@@ -31,6 +31,7 @@ func Tables() []Table {
 		membersTable(),
 		settingsTable(),
 		agentsTable(),
+		sessionsTable(),
 	}
 }
 
@@ -45,6 +46,8 @@ func schema() *memdb.DBSchema {
 		t.schema.Name = t.Name
 		s.Tables[t.Name] = t.schema
 	}
+	// Derived, so not among the snapshot's Tables (usage.go).
+	s.Tables[tableUsage] = usageSchema()
 	return s
 }
 

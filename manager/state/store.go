@@ -98,6 +98,10 @@ func (t *Txn) Insert(table string, obj any) error {
 	if err := t.tx.Insert(table, obj); err != nil {
 		return fmt.Errorf("restore into %s: %w", table, err)
 	}
+	if s, ok := obj.(*Session); ok && table == tableSessions {
+		// Occupancy is derived, not in the snapshot: rebuilt here.
+		return t.account(s, 1)
+	}
 	return nil
 }
 

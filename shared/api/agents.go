@@ -143,6 +143,10 @@ type Mount struct {
 type DesiredState struct {
 	Index      uint64             `json:"index"`
 	Containers []DesiredContainer `json:"containers"`
+	// Stop lists containers the managers ended on purpose (a terminated
+	// session): the agent stops and removes them at once, without the
+	// grace it gives containers it merely does not know.
+	Stop []string `json:"stop,omitempty"`
 }
 
 // ExecRequest runs a command in a session's container (POST

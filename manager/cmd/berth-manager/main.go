@@ -64,6 +64,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		heartbeatTimeout = fs.Duration("heartbeat-timeout", 30*time.Second, "an agent silent this long is LOST")
 		adminEmail       = fs.String("bootstrap-admin-email", "admin@berth.local", "email of the superadmin created on first start")
 		tokenTTL         = fs.Duration("token-ttl", 12*time.Hour, "lifetime of login tokens")
+		scheduler        = fs.String("scheduler", "fifo", "order PENDING sessions are taken in: fifo or drf (dominant resource fairness per keypair)")
+		placement        = fs.String("placement", "concentrated", "how agents are picked: concentrated (bin-pack) or dispersed (spread)")
 		logLevel         = fs.String("log-level", "info", "debug, info, warn or error")
 		showVersion      = fs.Bool("version", false, "print the version and exit")
 	)
@@ -115,7 +117,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		Dev: *dev, BootstrapExpect: *bootstrapExpect, Peers: peerList, Join: *join, JoinToken: *joinToken,
 		AgentToken: *agentToken, HeartbeatTimeout: *heartbeatTimeout, FolderHosts: folderHosts,
 		BootstrapAdminEmail: *adminEmail, BootstrapAdminPassword: getenv("BERTH_BOOTSTRAP_ADMIN_PASSWORD"),
-		TokenTTL: *tokenTTL, Log: log, Out: stdout, RaftLog: stderr, RaftLogLevel: *logLevel,
+		TokenTTL: *tokenTTL, Scheduler: *scheduler, Placement: *placement, Log: log, Out: stdout, RaftLog: stderr, RaftLogLevel: *logLevel,
 	}
 	if cfg.Dev && cfg.RaftAddr == "127.0.0.1:8300" && !flagenv.Given(fs, "raft-addr") {
 		cfg.RaftAddr = "127.0.0.1:0"

@@ -47,6 +47,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root := newRootCmd(stdin, stdout, stderr, getenv)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
+		if code, ok := commandExit(err); ok {
+			return code
+		}
 		printError(stderr, err)
 		return 1
 	}
@@ -113,7 +116,8 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) s
 		c.groupCmd(),
 		c.agentCmd(),
 		c.imageCmd(),
-		c.withPolicyExport(c.exportCmd()),
+		c.sessionCmd(),
+		c.withSessionExport(c.withPolicyExport(c.exportCmd())),
 	)
 	return root
 }

@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/client"
+	"github.com/berth-cluster/berth/shared/slots"
+)
+
+// exitCode ends berth with a status of its own and no message: "session
+// exec" exits with the command's code, as a shell would.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// commandExit reports the status an error asks berth to exit with.
+func commandExit(err error) (int, bool) {
+	var e exitCode
+	if errors.As(err, &e) {
+		return int(e), true
+	}
+	return 0, false
+}
+
+var sessionColumns = []string{"id", "name", "owner", "image", "type", "status", "status_info", "agents",
+	"requested", "created_at", "started_at", "terminated_at", "exit_code"}
+
+// sessionViewer renders sessions; the detail adds what one session shows.
+func (c *cli) sessionViewer(detail bool) func(data any, ss []api.Session) view {
+	human := c.output == formatTable
+	return func(data any, ss []api.Session) view {
+		v := view{data: data, columns: sessionColumns, single: detail}
+		if detail {
+			v.columns = append(append([]string{}, sessionColumns...), "access_key", "occupied", "last_activity_at", "history")
+		}
+		for _, s := range ss {
+			var agents []string
+			for _, ct := range s.Containers {
+				agents = append(agents, ct.Agent+":"+ct.Status)
+			}
+			row := []string{s.ID, s.Name, s.Owner, s.Image, s.Type, s.Status, s.StatusInfo, fmtList(agents),
+				slotsCell(s.Requested, human), fmtTime(s.CreatedAt),
+				fmtTimePtr(s.StartedAt), fmtTimePtr(s.TerminatedAt), fmtIntPtr(s.ExitCode)}
+			if detail {
+				var hist []string
+				for _, h := range s.StatusHistory {
+					step := h.Status + "@" + fmtTime(h.At)
+					if h.Reason != "" {
+						step += "(" + h.Reason + ")"
+					}
+					hist = append(hist, step)
+				}
+				row = append(row, s.AccessKey, slotsCell(s.Occupied, human), fmtTimePtr(s.LastActivityAt), strings.Join(hist, " "))
+			}
+			v.rows = append(v.rows, row)
+		}
+		return v
+	}
+}
+
+func (c *cli) sessionDetail(s *api.Session) view { return c.sessionViewer(true)(s, []api.Session{*s}) }
+
+func (c *cli) sessionCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "session",
+		Short: "Start, inspect, use and end compute sessions",
+	}
+	cmd.AddCommand(c.sessionStartCmd(), c.sessionListCmd(), c.sessionGetCmd(), c.sessionExecCmd(),
+		c.sessionLogsCmd(), c.sessionTerminateCmd())
+	return cmd
+}
+
+// sessionStart holds the flags of "session start".
+type sessionStart struct {
+	image, typ, name, cpu, mem, gpu, fgpu string
+	clusterSize                           int
+	env                                   []string
+}
+
+// body builds the request, reporting every bad flag at once.
+func (f *sessionStart) body(command []string) (api.SessionCreate, error) {
+	in := api.SessionCreate{Image: f.image, Type: f.typ, Name: f.name, Command: command, ClusterSize: f.clusterSize,
+		Resources: slots.Slots{}}
+	var bad []string
+	if q, err := slots.Parse(slots.CPU, f.cpu); err != nil {
+		bad = append(bad, "--cpu: "+err.Error())
+	} else {
+		in.Resources[slots.CPU] = q
+	}
+	if q, err := slots.ParseSize(f.mem); err != nil {
+		bad = append(bad, "--mem: "+err.Error())
+	} else {
+		in.Resources[slots.Mem] = q
+	}
+	for _, g := range []struct {
+		flag, text string
+		slot       slots.Name
+	}{{"gpu", f.gpu, slots.CUDADevice}, {"fgpu", f.fgpu, slots.CUDAShares}} {
+		if g.text == "" {
+			continue
+		}
+		if q, err := slots.Parse(g.slot, g.text); err != nil {
+			bad = append(bad, "--"+g.flag+": "+err.Error())
+		} else {
+			in.Resources[g.slot] = q
+		}
+	}
+	for _, kv := range f.env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			bad = append(bad, fmt.Sprintf("--env %q must be NAME=VALUE", kv))
+			continue
+		}
+		if in.Env == nil {
+			in.Env = map[string]string{}
+		}
+		in.Env[k] = v
+	}
+	if len(bad) > 0 {
+		return in, errors.New(strings.Join(bad, "; "))
+	}
+	return in, nil
+}
+
+func (c *cli) sessionStartCmd() *cobra.Command {
+	var f sessionStart
+	cmd := &cobra.Command{
+		Use:   "start --image IMAGE [flags] [-- COMMAND [ARG...]]",
+		Short: "Start a session (it is PENDING until the scheduler places it)",
+		Long: "Start a compute session with your keypair. Resources are per container. A request that can\n" +
+			"never run (over your policy or over every agent) is refused at once with the numbers.\n" +
+			"An interactive session without a command stays up for exec; a batch session runs its\n" +
+			"command and ends with its exit code.",
+		Example: "  berth session start --image berth/base:latest --cpu 1 --mem 512MiB\n" +
+			"  berth session start --image berth/base:latest --type batch -- sh -c 'echo done'",
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
+			in, err := f.body(args)
+			if err != nil {
+				return err
+			}
+			return show(c, c.sessionDetail)(cl.CreateSession(ctx, in))
+		}),
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.image, "image", "", "image to run (one the agents have: berth image list)")
+	fl.StringVar(&f.typ, "type", api.SessionInteractive, "interactive or batch")
+	fl.StringVar(&f.name, "name", "", "a name for the session")
+	fl.StringVar(&f.cpu, "cpu", "1", "cores per container (decimal)")
+	fl.StringVar(&f.mem, "mem", "1GiB", "memory per container (bytes or KiB, MiB, GiB, TiB)")
+	fl.StringVar(&f.gpu, "gpu", "", "whole GPUs per container (cuda.device)")
+	fl.StringVar(&f.fgpu, "fgpu", "", "fractional GPU per container (cuda.shares, e.g. 0.5)")
+	fl.IntVar(&f.clusterSize, "cluster-size", 0, "containers in the session (default 1)")
+	fl.StringArrayVar(&f.env, "env", nil, "environment variable NAME=VALUE (repeatable)")
+	return cmd
+}
+
+func (c *cli) sessionListCmd() *cobra.Command {
+	var (
+		status, owner string
+		all           bool
+		pg            page
+	)
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List your sessions (admins: --owner or --all)",
+		Args:  cobra.NoArgs,
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, _ []string) error {
+			q := pg.query()
+			sessionFilterQuery(q, status, owner, all)
+			return showList(c, c.sessionViewer(false))(cl.ListSessions(ctx, q))
+		}),
+	}
+	sessionFilterFlags(cmd, &status, &owner, &all)
+	pg.flags(cmd)
+	return cmd
+}
+
+func sessionFilterFlags(cmd *cobra.Command, status, owner *string, all *bool) {
+	cmd.Flags().StringVar(status, "status", "", "only sessions in this status (PENDING, RUNNING, TERMINATED, ...)")
+	cmd.Flags().StringVar(owner, "owner", "", "only this user's sessions (admin)")
+	cmd.Flags().BoolVar(all, "all", false, "every user's sessions (admin)")
+}
+
+func sessionFilterQuery(q url.Values, status, owner string, all bool) {
+	setIf(q, "status", strings.ToUpper(status))
+	setIf(q, "owner", owner)
+	if all {
+		q.Set("all", "true")
+	}
+}
+
+func (c *cli) sessionGetCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "get ID",
+		Short: "Show one session with its containers and status history",
+		Args:  cobra.ExactArgs(1),
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
+			return show(c, c.sessionDetail)(cl.GetSession(ctx, args[0]))
+		}),
+	}
+}
+
+func (c *cli) sessionExecCmd() *cobra.Command {
+	var timeout int
+	cmd := &cobra.Command{
+		Use:   "exec ID -- COMMAND [ARG...]",
+		Short: "Run a command in a RUNNING session; prints its output and exits with its code",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
+			res, err := cl.ExecSession(ctx, args[0], args[1:], timeout)
+			if err != nil {
+				return err
+			}
+			if c.output == formatJSON {
+				if err := render(c.stdout, formatJSON, view{data: res}); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprint(c.stdout, res.Stdout)
+				fmt.Fprint(c.stderr, res.Stderr)
+			}
+			if res.ExitCode != 0 {
+				return exitCode(res.ExitCode)
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().IntVar(&timeout, "timeout", 0, "seconds the command may run (0: the agent's default, 30; at most 600)")
+	return cmd
+}
+
+func (c *cli) sessionLogsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "logs ID",
+		Short: "Print the output of the session's first container",
+		Args:  cobra.ExactArgs(1),
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
+			body, err := cl.SessionLogs(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			defer body.Close()
+			if _, err := io.Copy(c.stdout, body); err != nil {
+				return fmt.Errorf("reading the logs of %s: %w", args[0], err)
+			}
+			return nil
+		}),
+	}
+}
+
+func (c *cli) sessionTerminateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "terminate ID",
+		Short: "End a session (PENDING: cancelled; otherwise TERMINATING, then TERMINATED)",
+		Args:  cobra.ExactArgs(1),
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
+			return show(c, c.sessionDetail)(cl.TerminateSession(ctx, args[0]))
+		}),
+	}
+}
+
+// withSessionExport adds "export sessions" to the export command.
+func (c *cli) withSessionExport(export *cobra.Command) *cobra.Command {
+	export.AddCommand(c.exportKindCmd(exportKind{
+		kind:  "sessions",
+		short: "Export sessions as CSV (admins: every session they can see; others: their own)",
+		filters: func(cmd *cobra.Command) func(url.Values) {
+			var (
+				status, owner string
+				all           bool
+			)
+			sessionFilterFlags(cmd, &status, &owner, &all)
+			return func(q url.Values) { sessionFilterQuery(q, status, owner, all) }
+		},
+	}))
+	return export
+}

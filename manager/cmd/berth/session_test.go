@@ -1,0 +1,149 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/slots"
+)
+
+var testSession = api.Session{
+	ID: "s-abcdefghijkl", Name: "nb", Owner: "ada@example.com", AccessKey: "AKAAAABBBBCCCCDDDDEE", Image: "berth/base:latest",
+	Type: api.SessionBatch, Status: api.SessionRunning, StatusHistory: []api.StatusChange{
+		{Status: api.SessionPending, At: adminCreated, Reason: "created"}, {Status: api.SessionRunning, At: adminCreated}},
+	Requested: slots.Slots{slots.CPU: 500, slots.Mem: 512 << 20}, Occupied: slots.Slots{slots.CPU: 1000, slots.Mem: 1 << 30},
+	Containers: []api.SessionContainer{{Agent: "agent-a", Status: "running"}, {Agent: "agent-b", Status: "running"}},
+	CreatedAt:  adminCreated, StartedAt: &adminCreated,
+}
+
+func TestSessionCommandsSendExactlyTheirRequest(t *testing.T) {
+	id := testSession.ID
+	terminating := testSession
+	terminating.Status = api.SessionTerminating
+	answers := map[string]adminAnswer{
+		"POST /v1/sessions":           {http.StatusCreated, testSession},
+		"GET /v1/sessions":            {http.StatusOK, api.List[api.Session]{Items: []api.Session{testSession}}},
+		"GET /v1/sessions/" + id:      {http.StatusOK, testSession},
+		"DELETE /v1/sessions/" + id:   {http.StatusAccepted, terminating},
+		"GET /v1/export/sessions.csv": {http.StatusOK, "x"},
+	}
+	tests := []struct {
+		name       string
+		args       []string
+		want       adminCall
+		wantStdout []string
+	}{
+		{
+			name: "start with every flag and a command after --",
+			args: []string{"session", "start", "--image", "berth/base:latest", "--type", "batch", "--cpu", "0.5", "--mem", "512MiB",
+				"--cluster-size", "2", "--env", "A=1", "--env", "B=x=y", "--name", "nb", "--", "sh", "-c", "exit 3"},
+			want: adminCall{"POST", "/v1/sessions", "", `{"name":"nb","image":"berth/base:latest","type":"batch",` +
+				`"command":["sh","-c","exit 3"],"resources":{"cpu":0.5,"cuda.device":0,"cuda.shares":0,"mem":536870912},` +
+				`"cluster_size":2,"env":{"A":"1","B":"x=y"}}`},
+			wantStdout: []string{"id:", id, "agents:", "agent-a:running,agent-b:running", "requested:", "cpu=0.5 mem=512MiB",
+				"occupied:", "cpu=1 mem=1GiB", "history:", "PENDING@2025-05-06T07:08:09Z(created) RUNNING@2025-05-06T07:08:09Z"},
+		},
+		{
+			name:       "start with the defaults: interactive, 1 core, 1 GiB",
+			args:       []string{"session", "start", "--image", "img", "--fgpu", "0.5"},
+			want:       adminCall{"POST", "/v1/sessions", "", `{"image":"img","type":"interactive","resources":{"cpu":1,"cuda.device":0,"cuda.shares":0.5,"mem":1073741824}}`},
+			wantStdout: []string{id},
+		},
+		{
+			name:       "list with filters",
+			args:       []string{"session", "list", "--status", "running", "--owner", "bob@example.com", "--all", "--limit", "3"},
+			want:       adminCall{"GET", "/v1/sessions", "all=true&limit=3&owner=bob%40example.com&status=RUNNING", ""},
+			wantStdout: []string{"ID", "STATUS", id, "RUNNING", "cpu=0.5 mem=512MiB"},
+		},
+		{
+			name:       "get",
+			args:       []string{"session", "get", id},
+			want:       adminCall{"GET", "/v1/sessions/" + id, "", ""},
+			wantStdout: []string{"status:", "RUNNING"},
+		},
+		{
+			name:       "terminate",
+			args:       []string{"session", "terminate", id},
+			want:       adminCall{"DELETE", "/v1/sessions/" + id, "", ""},
+			wantStdout: []string{"status:", "TERMINATING"},
+		},
+		{
+			name: "export sessions",
+			args: []string{"export", "sessions", "--status", "terminated", "--filename", "s"},
+			want: adminCall{"GET", "/v1/export/sessions.csv", "filename=s&status=TERMINATED", ""},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newAdminFake(t, answers)
+			res := berth(t, f.env(), "", tt.args...)
+			if res.code != 0 {
+				t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
+			}
+			if got := f.only(t); got != tt.want {
+				t.Errorf("sent %+v\nwant %+v", got, tt.want)
+			}
+			for _, w := range tt.wantStdout {
+				if !strings.Contains(res.stdout, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, res.stdout)
+				}
+			}
+		})
+	}
+}
+
+func TestSessionStartReportsEveryBadFlagAndSendsNothing(t *testing.T) {
+	f := newAdminFake(t, nil)
+	res := berth(t, f.env(), "", "session", "start", "--image", "img", "--cpu", "x", "--mem", "lots", "--env", "NOVALUE")
+	if res.code != 1 || f.count() != 0 {
+		t.Fatalf("exit %d with %d requests, want 1 and none", res.code, f.count())
+	}
+	for _, w := range []string{"--cpu: cpu must be a number", "--mem:", `--env "NOVALUE" must be NAME=VALUE`} {
+		if !strings.Contains(res.stderr, w) {
+			t.Errorf("stderr %q lacks %q", res.stderr, w)
+		}
+	}
+}
+
+// exec prints the command's output on the matching streams and exits with
+// its code, as the command itself would.
+func TestSessionExecExitsWithTheCommandsCode(t *testing.T) {
+	var body string
+	m := newFakeManager(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		body = string(b)
+		writeJSON(w, http.StatusOK, api.ExecResult{ExitCode: 3, Stdout: "out\n", Stderr: "err\n"})
+	})
+	env := map[string]string{"BERTH_ADDR": m.URL, "BERTH_TOKEN": "tok"}
+	res := berth(t, env, "", "session", "exec", testSession.ID, "--timeout", "9", "--", "sh", "-c", "echo out; exit 3")
+	if res.code != 3 || res.stdout != "out\n" || res.stderr != "err\n" {
+		t.Fatalf("exit %d stdout %q stderr %q, want 3, the command's streams and nothing else", res.code, res.stdout, res.stderr)
+	}
+	if r := m.last(t); r.Method != http.MethodPost || r.URL.Path != "/v1/sessions/"+testSession.ID+"/exec" ||
+		body != `{"command":["sh","-c","echo out; exit 3"],"timeout_s":9}` {
+		t.Fatalf("sent %s %s %s", r.Method, r.URL.Path, body)
+	}
+	res = berth(t, env, "", "session", "exec", testSession.ID, "-o", "json", "--", "false")
+	var got api.ExecResult
+	if err := json.Unmarshal([]byte(res.stdout), &got); err != nil || res.code != 3 || got.Stdout != "out\n" {
+		t.Fatalf("json: exit %d, %v, %s", res.code, err, res.stdout)
+	}
+}
+
+func TestSessionLogsPrintsTheText(t *testing.T) {
+	m := newFakeManager(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "hello\nworld\n")
+	})
+	res := berth(t, map[string]string{"BERTH_ADDR": m.URL, "BERTH_TOKEN": "tok"}, "", "session", "logs", testSession.ID)
+	if res.code != 0 || res.stdout != "hello\nworld\n" {
+		t.Fatalf("exit %d stdout %q stderr %q", res.code, res.stdout, res.stderr)
+	}
+	if r := m.last(t); r.URL.Path != "/v1/sessions/"+testSession.ID+"/logs" {
+		t.Fatalf("asked for %s", r.URL.Path)
+	}
+}

@@ -1,0 +1,268 @@
+package fsm
+
+import (
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/berth-cluster/berth/manager/apierr"
+	"github.com/berth-cluster/berth/manager/sched"
+	"github.com/berth-cluster/berth/manager/state"
+	"github.com/berth-cluster/berth/shared/api"
+)
+
+// The appliers of the session entries (sessions.go). Every status change
+// appends to status_history with the entry's time; the terminal statuses
+// (TERMINATED, ERROR, CANCELLED) also set terminated_at.
+
+// Bounds that keep slot arithmetic far from int64 overflow whatever a
+// proposer sends: a request is at most 2^50 base units per slot (a petabyte
+// of memory) and 1000 containers (the policy maximum is 100).
+const (
+	maxSlotValue   = int64(1) << 50
+	maxClusterSize = 1000
+)
+
+// Container statuses as the managers record them: "scheduled" until the
+// agent reports, then what it reports.
+const (
+	containerScheduled = "scheduled"
+	containerCreated   = "created"
+	containerRunning   = "running"
+	containerExited    = "exited"
+	containerFailed    = "failed"
+	containerGone      = "gone"
+)
+
+func finished(status string) bool {
+	switch status {
+	case api.SessionTerminated, api.SessionError, api.SessionCancelled:
+		return true
+	}
+	return false
+}
+
+// transition moves a session to status, recording why. The reason is also
+// the status_info of a session on its way out or ended; a PENDING one's says
+// why it waits (the scheduler's to write), a running one's is empty.
+func transition(s *state.Session, status string, at time.Time, reason string) {
+	s.Status = status
+	s.StatusInfo = ""
+	if status == api.SessionTerminating || finished(status) {
+		s.StatusInfo = reason
+	}
+	s.StatusHistory = append(s.StatusHistory, api.StatusChange{Status: status, At: at, Reason: reason})
+	if finished(status) {
+		s.TerminatedAt = &at
+	}
+}
+
+func applySessionCreate(tx *state.Txn, index uint64, c *SessionCreate) (any, error) {
+	s := c.Session.Copy()
+	if s.ID == "" {
+		return nil, apierr.Field(apierr.Invalid, "id", "a session needs an id")
+	}
+	if err := checkRequest(s); err != nil {
+		return nil, err
+	}
+	old, err := tx.Session(s.ID)
+	if err != nil {
+		return nil, err
+	}
+	if old != nil {
+		// Ids are random; a clash means the proposer reused one.
+		return nil, apierr.New(apierr.Conflict, "session %s already exists", s.ID)
+	}
+	k, err := tx.Keypair(s.AccessKey)
+	if err != nil {
+		return nil, err
+	}
+	if k == nil {
+		return nil, apierr.Field(apierr.Invalid, "access_key", "no keypair with access key "+s.AccessKey)
+	}
+	if !k.IsActive {
+		return nil, apierr.New(apierr.Forbidden, "keypair %s is inactive", k.AccessKey)
+	}
+	u, err := tx.User(k.User)
+	if err != nil {
+		return nil, err
+	}
+	if u == nil || u.Status != api.StatusActive {
+		return nil, apierr.New(apierr.Forbidden, "user %s is inactive", k.User)
+	}
+	// What the lifecycle fills in is never taken from the proposer.
+	s.Owner = k.User
+	if s.Domain == "" {
+		s.Domain = u.Domain
+	}
+	s.ClusterSize = max(1, s.ClusterSize)
+	s.Containers, s.Attempts = nil, 0
+	s.StartedAt, s.TerminatedAt, s.ExitCode = nil, nil, nil
+	s.StatusHistory = nil
+	s.Meta = state.Meta{}
+	transition(s, api.SessionPending, s.CreatedAt, "created")
+	if err := tx.PutSession(index, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkRequest refuses what would break admission's arithmetic. Decoding
+// already refuses unknown and negative slots; a hand-made entry could
+// still carry amounts whose sums overflow.
+func checkRequest(s *state.Session) error {
+	for _, n := range slices.Sorted(maps.Keys(s.Requested)) {
+		if v := s.Requested[n]; v < 0 || v > maxSlotValue {
+			return apierr.Field(apierr.Invalid, "resources", "slot "+string(n)+" is out of range")
+		}
+	}
+	if s.ClusterSize > maxClusterSize {
+		return apierr.Field(apierr.Invalid, "cluster_size", "cluster_size is out of range")
+	}
+	return nil
+}
+
+// PlanResult is what applying a Plan did, for the scheduler's metrics and
+// logs.
+type PlanResult struct {
+	// Placed are the sessions now SCHEDULED, in plan order.
+	Placed []string
+	// Refused are placements that no longer fit, with why; those sessions
+	// stay PENDING.
+	Refused []Wait
+	// Stale are placements of sessions no longer PENDING (placed by an
+	// earlier plan, cancelled) or unknown: ignored.
+	Stale []string
+}
+
+// applyPlan re-verifies each placement, in order, with the scheduler's own
+// predicates against the state as it is now plus the placements of this
+// plan already admitted: a plan made from an old view, or by a deposed
+// leader, can never over-admit.
+func applyPlan(tx *state.Txn, index uint64, c *Plan) (any, error) {
+	view := sched.NewCluster(sched.StateSource(tx))
+	res := &PlanResult{}
+	for _, p := range c.Placements {
+		s, err := tx.Session(p.SessionID)
+		if err != nil {
+			return nil, err
+		}
+		if s == nil || s.Status != api.SessionPending {
+			res.Stale = append(res.Stale, p.SessionID)
+			continue
+		}
+		f, err := view.Admit(sched.RequestOf(s), p.Agents)
+		if err != nil {
+			return nil, err
+		}
+		n := s.Copy()
+		if f != nil {
+			n.StatusInfo = f.Reason
+			n.Attempts++
+			res.Refused = append(res.Refused, Wait{SessionID: s.ID, Info: f.Reason})
+		} else {
+			placeSession(n, p.Agents, c.At)
+			res.Placed = append(res.Placed, s.ID)
+		}
+		if err := tx.PutSession(index, n); err != nil {
+			return nil, err
+		}
+	}
+	for _, w := range c.Waits {
+		s, err := tx.Session(w.SessionID)
+		if err != nil {
+			return nil, err
+		}
+		if s == nil || s.Status != api.SessionPending {
+			continue
+		}
+		n := s.Copy()
+		n.StatusInfo = w.Info
+		n.Attempts++
+		if err := tx.PutSession(index, n); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// placeSession makes a session SCHEDULED with container i on agents[i].
+func placeSession(s *state.Session, agents []string, at time.Time) {
+	s.Containers = make([]state.SessionContainer, len(agents))
+	for i, a := range agents {
+		s.Containers[i] = state.SessionContainer{Index: i, Agent: a, Status: containerScheduled, Slots: s.Requested.Clone()}
+	}
+	distinct := slices.Compact(slices.Sorted(slices.Values(agents)))
+	transition(s, api.SessionScheduled, at, "placed on "+strings.Join(distinct, ", "))
+}
+
+func applySessionTerminate(tx *state.Txn, index uint64, c *SessionTerminate) (any, error) {
+	s, err := tx.Session(c.SessionID)
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return nil, apierr.New(apierr.NotFound, "no session %s", c.SessionID)
+	}
+	reason := c.Reason
+	if reason == "" {
+		reason = "user-request"
+	}
+	n := s.Copy()
+	switch {
+	case s.Status == api.SessionPending:
+		transition(n, api.SessionCancelled, c.At, reason)
+	case s.Status == api.SessionTerminating || finished(s.Status):
+		// Already on its way out or ended: asking again changes nothing.
+		return s, nil
+	case allEnded(n.Containers):
+		// Every container already stopped (a batch session between its
+		// last exits and their report): nothing left to wait for.
+		transition(n, api.SessionTerminated, c.At, reason)
+	default:
+		transition(n, api.SessionTerminating, c.At, reason)
+	}
+	if err := tx.PutSession(index, n); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+func applySessionsTouch(tx *state.Txn, index uint64, c *SessionsTouch) (any, error) {
+	// Sorted so the order of writes does not depend on map iteration.
+	for _, id := range slices.Sorted(maps.Keys(c.LastActivity)) {
+		s, err := tx.Session(id)
+		if err != nil {
+			return nil, err
+		}
+		at := c.LastActivity[id]
+		if s == nil || finished(s.Status) || (s.LastActivityAt != nil && !at.After(*s.LastActivityAt)) {
+			continue // gone, ended, or older news
+		}
+		n := s.Copy()
+		n.LastActivityAt = &at
+		if err := tx.PutSession(index, n); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
+}
+
+// sessionsLost ends the sessions that hold slots on a LOST agent: ERROR
+// with reason agent-lost, in the entry that marks the agent, so they stop
+// occupying at the same index. (Backend.AI leaves them RUNNING forever.)
+func sessionsLost(tx *state.Txn, index uint64, agent string, at time.Time) error {
+	ss, err := tx.OccupyingOnAgent(agent)
+	if err != nil {
+		return err
+	}
+	for _, s := range ss {
+		n := s.Copy()
+		transition(n, api.SessionError, at, "agent-lost")
+		if err := tx.PutSession(index, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}

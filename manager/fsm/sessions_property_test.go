@@ -1,0 +1,253 @@
+package fsm
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/berth-cluster/berth/manager/sched"
+	"github.com/berth-cluster/berth/manager/state"
+	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/slots"
+)
+
+// TestPlansNeverOverAdmit applies random interleavings of creates, plans
+// (hand-made ones with stale, duplicate and wrong placements, and the real
+// scheduler's made from old snapshots), reports, terminations, touches and
+// agents lost and back, and checks after every entry that no keypair is
+// over max_concurrent_sessions or its slot totals, no agent over its
+// capacity, and that the indexed occupancy equals a full recompute.
+func TestPlansNeverOverAdmit(t *testing.T) {
+	seeds := 12
+	if testing.Short() {
+		seeds = 3
+	}
+	for seed := range uint64(seeds) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { runAdmissionChaos(t, seed, 400) })
+	}
+}
+
+type chaos struct {
+	t      *testing.T
+	rnd    *rand.Rand
+	f      *FSM
+	index  *uint64
+	base   time.Time
+	ids    []string
+	old    []*state.Store // snapshots the stale plans are made from
+	placed int
+}
+
+func runAdmissionChaos(t *testing.T, seed uint64, steps int) {
+	f, index, base := sessionFSM(t)
+	three := 3
+	mustApply(t, f, index, PolicyCreate{Policy: state.ResourcePolicy{ResourcePolicy: api.ResourcePolicy{Name: "wide",
+		TotalResourceSlots: slots.Limits{slots.Mem: 12 << 30}, MaxContainersPerSession: 3, MaxConcurrentSessions: &three}}})
+	mustApply(t, f, index, KeypairPut{Keypair: state.Keypair{AccessKey: "AKWIDE", User: "admin@x.io", IsActive: true, ResourcePolicy: "wide"}})
+	mustApply(t, f, index, AgentPut{Agent: state.Agent{ID: "a3", Status: state.AgentAlive, Schedulable: true,
+		Capacity: slots.Slots{slots.CPU: 8000, slots.Mem: 16 << 30}}})
+	c := &chaos{t: t, rnd: rand.New(rand.NewPCG(seed, 99)), f: f, index: index, base: base}
+	for step := range steps {
+		at := base.Add(time.Duration(step) * time.Second)
+		cmd := c.next(step, at)
+		apply(t, f, index, cmd) // refusals are expected; only the invariants matter
+		checkAdmission(t, f, fmt.Sprintf("step %d (%T)", step, cmd))
+		if c.rnd.IntN(8) == 0 {
+			c.old = append(c.old, f.State().Snapshot())
+		}
+	}
+	if c.placed == 0 {
+		t.Fatal("no plan placed anything: the test proves nothing")
+	}
+}
+
+func (c *chaos) pick() string {
+	if len(c.ids) == 0 || c.rnd.IntN(20) == 0 {
+		return "ghost"
+	}
+	return c.ids[c.rnd.IntN(len(c.ids))]
+}
+
+func (c *chaos) agent() string { return []string{"a1", "a2", "a3", "a3", "nowhere"}[c.rnd.IntN(5)] }
+
+func (c *chaos) next(step int, at time.Time) Command {
+	switch r := c.rnd.IntN(20); {
+	case r < 6:
+		id := fmt.Sprintf("s%d", step)
+		c.ids = append(c.ids, id)
+		ak := []string{sessionKey, "AKWIDE", "AKWIDE"}[c.rnd.IntN(3)]
+		cmd := newSession(id, ak, []string{api.SessionBatch, api.SessionInteractive}[c.rnd.IntN(2)], int64(500*(1+c.rnd.IntN(6))), 1+c.rnd.IntN(3), at)
+		cmd.Session.Requested[slots.Mem] = int64(c.rnd.IntN(5)) << 30
+		return cmd
+	case r < 9:
+		return c.handPlan(at)
+	case r < 12:
+		return c.stalePlan(at)
+	case r < 16:
+		return c.report(at)
+	case r < 18:
+		return SessionTerminate{SessionID: c.pick(), At: at, Reason: "user-request"}
+	case r < 19:
+		return SessionsTouch{LastActivity: map[string]time.Time{c.pick(): at}}
+	default:
+		id := c.agent()
+		if c.rnd.IntN(2) == 0 {
+			return AgentsLost{At: at, Agents: []LostAgent{{ID: id, LastSeen: at}}}
+		}
+		status, sched := state.AgentAlive, c.rnd.IntN(3) > 0
+		return AgentUpdate{ID: id, Status: &status, Schedulable: &sched, LastHeartbeatAt: &at}
+	}
+}
+
+// handPlan places random sessions (PENDING or not, known or not) on random
+// agents, sometimes with the wrong number of them, the same session twice.
+func (c *chaos) handPlan(at time.Time) Plan {
+	p := Plan{At: at}
+	for range 1 + c.rnd.IntN(5) {
+		id := c.pick()
+		n := 1 + c.rnd.IntN(3)
+		var agents []string
+		for range n {
+			agents = append(agents, c.agent())
+		}
+		p.Placements = append(p.Placements, Placement{SessionID: id, Agents: agents})
+		if c.rnd.IntN(4) == 0 {
+			p.Placements = append(p.Placements, Placement{SessionID: id, Agents: agents})
+		}
+	}
+	p.Waits = []Wait{{SessionID: c.pick(), Info: "waiting"}}
+	return p
+}
+
+// stalePlan is what the real scheduler would have proposed from an old
+// snapshot: a deposed leader's plan, or one that crossed other entries.
+func (c *chaos) stalePlan(at time.Time) Plan {
+	st := c.f.State()
+	if len(c.old) > 0 && c.rnd.IntN(3) > 0 {
+		st = c.old[c.rnd.IntN(len(c.old))]
+	}
+	tx := st.Read()
+	var pending []sched.Request
+	if err := tx.EachPending(func(s *state.Session) bool {
+		pending = append(pending, sched.RequestOf(s))
+		return true
+	}); err != nil {
+		c.t.Fatal(err)
+	}
+	opt := sched.Options{Order: sched.Order(1 + c.rnd.IntN(2)), Strategy: sched.Strategy(1 + c.rnd.IntN(2))}
+	ds, err := sched.Schedule(sched.NewCluster(sched.StateSource(tx)), pending, opt)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	p := Plan{At: at}
+	for _, d := range ds {
+		if d.Failure == nil {
+			p.Placements = append(p.Placements, Placement{SessionID: d.Request.SessionID, Agents: d.Agents})
+			c.placed++
+		} else {
+			p.Waits = append(p.Waits, Wait{SessionID: d.Request.SessionID, Info: d.Failure.Reason})
+		}
+	}
+	return p
+}
+
+func (c *chaos) report(at time.Time) SessionsReport {
+	id := c.pick()
+	s, _ := c.f.State().Read().Session(id)
+	agent, index := c.agent(), c.rnd.IntN(3)
+	if s != nil && len(s.Containers) > 0 && c.rnd.IntN(5) > 0 {
+		index = c.rnd.IntN(len(s.Containers))
+		agent = s.Containers[index].Agent
+	}
+	statuses := []string{"created", "running", "running", "exited", "failed", "gone"}
+	code := c.rnd.IntN(3)
+	return SessionsReport{At: at, Agent: agent, Reports: []ContainerReport{
+		{SessionID: id, Index: index, Status: statuses[c.rnd.IntN(len(statuses))], ExitCode: &code}}}
+}
+
+// checkAdmission recomputes every occupancy from all session records and
+// holds it against the limits and against the indexed helpers.
+func checkAdmission(t *testing.T, f *FSM, when string) {
+	t.Helper()
+	tx := f.State().Read()
+	byKey := map[string]slots.Slots{}
+	count := map[string]int{}
+	onAgent := map[string]slots.Slots{}
+	err := tx.EachSession(nil, func(s *state.Session) error {
+		if last := s.StatusHistory[len(s.StatusHistory)-1].Status; last != s.Status {
+			t.Fatalf("%s: %s is %s but its history ends %s", when, s.ID, s.Status, last)
+		}
+		if finished(s.Status) != (s.TerminatedAt != nil) {
+			t.Fatalf("%s: %s is %s with terminated_at %v", when, s.ID, s.Status, s.TerminatedAt)
+		}
+		if !state.Occupying(s.Status) {
+			return nil
+		}
+		if len(s.Containers) != s.ClusterSize {
+			t.Fatalf("%s: %s holds %d containers of %d", when, s.ID, len(s.Containers), s.ClusterSize)
+		}
+		count[s.AccessKey]++
+		byKey[s.AccessKey] = byKey[s.AccessKey].Add(s.Holds())
+		for _, ct := range s.Containers {
+			onAgent[ct.Agent] = onAgent[ct.Agent].Add(ct.Slots)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ak := range []string{sessionKey, "AKWIDE", "AKADMIN000000000000"} {
+		k, _ := tx.Keypair(ak)
+		p, _ := tx.ResourcePolicy(k.ResourcePolicy)
+		if p.MaxConcurrentSessions != nil && count[ak] > *p.MaxConcurrentSessions {
+			t.Fatalf("%s: %s occupies %d sessions, max %d", when, ak, count[ak], *p.MaxConcurrentSessions)
+		}
+		if ex := byKey[ak].Exceeding(p.TotalResourceSlots); len(ex) > 0 {
+			t.Fatalf("%s: %s over its policy: %v", when, ak, ex)
+		}
+		if got, _ := tx.OccupiedByKeypair(ak); !sameSlots(got, byKey[ak]) {
+			t.Fatalf("%s: %s indexed %v, recomputed %v", when, ak, got, byKey[ak])
+		}
+		if got, _ := tx.OccupyingSessions(ak); got != count[ak] {
+			t.Fatalf("%s: %s indexed %d sessions, recomputed %d", when, ak, got, count[ak])
+		}
+	}
+	checkUsage(t, tx, when)
+	agents, _ := tx.Agents()
+	for _, a := range agents {
+		if !onAgent[a.ID].FitsIn(a.Capacity) {
+			t.Fatalf("%s: agent %s holds %v over its capacity %v", when, a.ID, onAgent[a.ID], a.Capacity)
+		}
+		if got, _ := tx.OccupiedOnAgent(a.ID); !sameSlots(got, onAgent[a.ID]) {
+			t.Fatalf("%s: agent %s indexed %v, recomputed %v", when, a.ID, got, onAgent[a.ID])
+		}
+	}
+}
+
+// checkUsage holds the incrementally kept usage rows against a recompute
+// from the session records.
+func checkUsage(t *testing.T, tx *state.Txn, when string) {
+	t.Helper()
+	rows, err := tx.Usages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := tx.RecomputeUsage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("%s: %d usage rows, recomputed %d", when, len(rows), len(want))
+	}
+	for _, u := range rows {
+		w := want[u.Key]
+		if w == nil || w.Sessions != u.Sessions || !sameSlots(w.Slots, u.Slots) {
+			t.Fatalf("%s: usage %s is %+v, recomputed %+v", when, u.Key, u, w)
+		}
+	}
+}
+
+func sameSlots(a, b slots.Slots) bool {
+	return a.Sub(b).String() == "" && b.Sub(a).String() == ""
+}

@@ -1,0 +1,211 @@
+package fsm
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/berth-cluster/berth/manager/state"
+	"github.com/berth-cluster/berth/shared/api"
+)
+
+// reasonOOM is the reason an agent gives a container the OOM killer ended.
+const reasonOOM = "oom-killed"
+
+// applySessionsReport records what an agent reported about its containers
+// and moves each session along its lifecycle. Reports about sessions that
+// do not hold slots (PENDING, ended), about containers not placed on the
+// reporting agent, or that change nothing are ignored, so a report
+// repeated or delayed is harmless. It returns how many sessions changed.
+func applySessionsReport(tx *state.Txn, index uint64, c *SessionsReport) (any, error) {
+	type entry struct {
+		s     *state.Session
+		dirty bool
+	}
+	byID := map[string]*entry{}
+	var order []*entry
+	for _, r := range c.Reports {
+		e := byID[r.SessionID]
+		if e == nil {
+			old, err := tx.Session(r.SessionID)
+			if err != nil {
+				return nil, err
+			}
+			if old == nil || !state.Occupying(old.Status) {
+				continue
+			}
+			e = &entry{s: old.Copy()}
+			byID[r.SessionID] = e
+			order = append(order, e)
+		}
+		if r.Index < 0 || r.Index >= len(e.s.Containers) {
+			continue
+		}
+		if updateContainer(&e.s.Containers[r.Index], c.Agent, r) {
+			e.dirty = true
+		}
+	}
+	changed := 0
+	for _, e := range order {
+		if advance(e.s, c.At) {
+			e.dirty = true
+		}
+		if !e.dirty {
+			continue
+		}
+		if err := tx.PutSession(index, e.s); err != nil {
+			return nil, err
+		}
+		changed++
+	}
+	return changed, nil
+}
+
+// updateContainer applies one report; it reports whether anything changed.
+// A container that ended stays ended: a late "running" cannot revive it.
+func updateContainer(ct *state.SessionContainer, agent string, r ContainerReport) bool {
+	switch r.Status {
+	case containerCreated, containerRunning, containerExited, containerFailed, containerGone:
+	default:
+		return false
+	}
+	if ct.Agent != agent || ended(ct.Status) {
+		return false
+	}
+	changed := ct.Status != r.Status || (r.Reason != "" && ct.Reason != r.Reason)
+	ct.Status = r.Status
+	if r.Reason != "" {
+		ct.Reason = r.Reason
+	}
+	if r.ExitCode != nil && (ct.ExitCode == nil || *ct.ExitCode != *r.ExitCode) {
+		code := *r.ExitCode
+		ct.ExitCode = &code
+		changed = true
+	}
+	return changed
+}
+
+func ended(status string) bool {
+	return status == containerExited || status == containerFailed || status == containerGone
+}
+
+func allEnded(cs []state.SessionContainer) bool {
+	for _, ct := range cs {
+		if !ended(ct.Status) {
+			return false
+		}
+	}
+	return true
+}
+
+// advance derives the session's status from its containers' and reports
+// whether it changed.
+func advance(s *state.Session, at time.Time) bool {
+	if s.Status == api.SessionTerminating {
+		if !allEnded(s.Containers) {
+			return false
+		}
+		s.ExitCode = exitCode(s.Containers)
+		transition(s, api.SessionTerminated, at, s.StatusInfo)
+		return true
+	}
+	if status, reason, code, done := outcome(s); done {
+		s.ExitCode = code
+		transition(s, status, at, reason)
+		return true
+	}
+	started, running := 0, 0
+	for _, ct := range s.Containers {
+		switch {
+		case ct.Status == containerRunning:
+			running++
+			started++
+		case ct.Status == containerCreated || ct.Status == containerExited:
+			started++
+		}
+	}
+	// A batch session whose first containers already finished still runs
+	// while the others do.
+	if s.Type == api.SessionBatch {
+		running += countStatus(s.Containers, containerExited)
+	}
+	switch {
+	case running == len(s.Containers) && s.Status != api.SessionRunning:
+		if s.StartedAt == nil {
+			s.StartedAt = &at
+		}
+		transition(s, api.SessionRunning, at, "containers running")
+		return true
+	case started > 0 && s.Status == api.SessionScheduled:
+		transition(s, api.SessionPreparing, at, "containers starting")
+		return true
+	}
+	return false
+}
+
+// outcome says whether the containers end the session and how: a failed,
+// vanished or OOM-killed container is an ERROR; an interactive session
+// ends with its first exited container, a batch one when all have exited.
+func outcome(s *state.Session) (status, reason string, code *int, done bool) {
+	for i, ct := range s.Containers {
+		switch {
+		case ct.Status == containerFailed:
+			reason := ct.Reason
+			if reason == "" {
+				reason = fmt.Sprintf("container %d failed", i)
+			}
+			return api.SessionError, reason, ct.ExitCode, true
+		case ct.Status == containerGone:
+			return api.SessionError, "container vanished", nil, true
+		case ct.Status == containerExited && ct.Reason == reasonOOM:
+			return api.SessionError, reasonOOM, ct.ExitCode, true
+		}
+	}
+	exited := countStatus(s.Containers, containerExited)
+	if exited == 0 {
+		return "", "", nil, false
+	}
+	if s.Type != api.SessionBatch {
+		for _, ct := range s.Containers {
+			if ct.Status == containerExited {
+				if ct.ExitCode == nil {
+					return api.SessionTerminated, "exited", nil, true
+				}
+				return api.SessionTerminated, fmt.Sprintf("exited (code %d)", *ct.ExitCode), ct.ExitCode, true
+			}
+		}
+	}
+	if exited < len(s.Containers) {
+		return "", "", nil, false
+	}
+	return api.SessionTerminated, "exited", exitCode(s.Containers), true
+}
+
+// exitCode is a batch session's: the first non-zero of its containers', else
+// 0; nil when no container reported one.
+func exitCode(cs []state.SessionContainer) *int {
+	var first *int
+	for _, ct := range cs {
+		if ct.ExitCode == nil {
+			continue
+		}
+		if *ct.ExitCode != 0 {
+			code := *ct.ExitCode
+			return &code
+		}
+		if first == nil {
+			zero := 0
+			first = &zero
+		}
+	}
+	return first
+}
+
+func countStatus(cs []state.SessionContainer, status string) int {
+	n := 0
+	for _, ct := range cs {
+		if ct.Status == status {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,327 @@
+package httpapi
+
+import (
+	"encoding/base32"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/berth-cluster/berth/manager/apierr"
+	"github.com/berth-cluster/berth/manager/fsm"
+	"github.com/berth-cluster/berth/manager/state"
+	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/slots"
+)
+
+// sessionCreateBody is POST /v1/sessions as it arrives: resources and
+// cluster_size stay raw so that every bad value is reported at once (the
+// slots decoder stops at the first one and folds absent into zero).
+type sessionCreateBody struct {
+	Name        string                         `json:"name"`
+	Image       string                         `json:"image"`
+	Type        string                         `json:"type"`
+	Command     []string                       `json:"command"`
+	Resources   map[slots.Name]json.RawMessage `json:"resources"`
+	ClusterSize json.RawMessage                `json:"cluster_size"`
+	Mounts      []string                       `json:"mounts"`
+	Env         map[string]string              `json:"env"`
+}
+
+// sessionRequest is a request that passed the checks of its shape.
+type sessionRequest struct {
+	body        sessionCreateBody
+	resources   slots.Slots // per container
+	clusterSize int
+}
+
+// envKey is what a POSIX shell accepts as a variable name.
+var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// createSession is POST /v1/sessions. Everything the request alone decides
+// is checked here, all at once: its shape (400), then whether it could ever
+// run — within the policy totals and on some alive agent, with an image one
+// of them has (422). What depends on the moment (is there room now?) is the
+// scheduler's; the session waits PENDING until then.
+func (a *API) createSession(c *Call) error {
+	var body sessionCreateBody
+	if err := c.Decode(&body); err != nil {
+		return err
+	}
+	tx := a.cluster.State().Read()
+	kp := c.Who.Keypair
+	if kp == nil {
+		var err error
+		if kp, err = loginKeypair(tx, c.Who.User.Email); err != nil {
+			return err
+		}
+	}
+	policy, err := tx.ResourcePolicy(kp.ResourcePolicy)
+	if err != nil {
+		return err
+	}
+	if policy == nil {
+		return fmt.Errorf("keypair %s refers to resource policy %s, which does not exist", kp.AccessKey, kp.ResourcePolicy)
+	}
+	req, shape := checkSessionShape(body)
+	agents, err := tx.Agents()
+	if err != nil {
+		return err
+	}
+	fit := checkSessionFit(req, policy, agents)
+	if err := sessionProblems(shape, fit); err != nil {
+		return err
+	}
+	s, err := a.newSession(req, c.Who.User, kp)
+	if err != nil {
+		return err
+	}
+	v, err := c.Propose(fsm.SessionCreate{Session: *s})
+	if err != nil {
+		return err
+	}
+	if got, ok := v.(*state.Session); ok {
+		s = got
+	}
+	return c.JSON(http.StatusCreated, sessionView(s))
+}
+
+// checkSessionShape checks what the request says by itself.
+func checkSessionShape(b sessionCreateBody) (*sessionRequest, apierr.Fields) {
+	var bad apierr.Fields
+	req := &sessionRequest{body: b, clusterSize: 1}
+	switch n := utf8.RuneCountInString(b.Name); {
+	case n > maxNameLen:
+		bad.Add("name", "name must be at most %d characters", maxNameLen)
+	case strings.IndexFunc(b.Name, unicode.IsControl) >= 0:
+		bad.Add("name", "name must not contain control characters")
+	}
+	if strings.TrimSpace(b.Image) == "" {
+		bad.Add("image", "image is required: the name of an image the agents have, e.g. berth/base:latest")
+	}
+	switch b.Type {
+	case api.SessionInteractive, api.SessionBatch:
+	default:
+		bad.Add("type", "type must be interactive or batch")
+	}
+	switch {
+	case b.Type == api.SessionBatch && len(b.Command) == 0:
+		bad.Add("command", "a batch session needs a command to run")
+	case len(b.Command) > 0 && b.Command[0] == "":
+		bad.Add("command", "command must start with the program to run")
+	}
+	req.resources = checkResources(b.Resources, &bad)
+	if len(b.ClusterSize) > 0 && string(b.ClusterSize) != "null" {
+		n, ok := jsonWholeIn(b.ClusterSize, 1, 1<<20)
+		if !ok {
+			bad.Add("cluster_size", "cluster_size must be a whole number of containers, at least 1")
+		} else {
+			req.clusterSize = int(n)
+		}
+	}
+	for _, k := range sortedStrings(b.Env) {
+		if !envKey.MatchString(k) {
+			bad.Add("env", "env name %q must be letters, digits and _, not starting with a digit", k)
+		}
+		if strings.ContainsRune(b.Env[k], 0) {
+			bad.Add("env", "env %s must not contain a NUL character", k)
+		}
+	}
+	if len(b.Mounts) > 0 {
+		bad.Add("mounts", "storage folders are not available yet; send no mounts")
+	}
+	return req, bad
+}
+
+// checkResources reads the per-container request: cpu and mem are
+// required and positive; one GPU kind at most.
+func checkResources(raw map[slots.Name]json.RawMessage, bad *apierr.Fields) slots.Slots {
+	out := slots.Slots{}
+	broken := map[slots.Name]bool{} // already reported: one reason per slot is enough
+	if raw == nil {
+		bad.Add("resources", "resources is required: at least cpu (cores) and mem (bytes) per container")
+		return out
+	}
+	for _, n := range sortedNames(raw) {
+		field := "resources." + string(n)
+		var num json.Number
+		v := raw[n]
+		if string(v) == "null" {
+			continue
+		}
+		if len(v) == 0 || v[0] == '"' || json.Unmarshal(v, &num) != nil {
+			bad.Add(field, "%s must be a number", field)
+			broken[n] = true
+			continue
+		}
+		q, err := slots.Parse(n, num.String())
+		if err != nil {
+			bad.Add(field, "%s", err.Error())
+			broken[n] = true
+			continue
+		}
+		if q > 0 {
+			out[n] = q
+		}
+	}
+	for _, n := range []slots.Name{slots.CPU, slots.Mem} {
+		if out[n] <= 0 && !broken[n] {
+			if _, given := raw[n]; given {
+				bad.Add("resources."+string(n), "resources.%s must be more than 0", n)
+			} else {
+				bad.Add("resources."+string(n), "resources.%s is required", n)
+			}
+		}
+	}
+	if out[slots.CUDADevice] > 0 && out[slots.CUDAShares] > 0 {
+		bad.Add("resources", "ask for cuda.device (whole GPUs) or cuda.shares (fractions), not both")
+	}
+	return out
+}
+
+// checkSessionFit checks the request against what could ever hold it: the
+// keypair's policy and the biggest alive, schedulable agent. Both are about
+// the request at all, not about what is free now.
+func checkSessionFit(req *sessionRequest, p *state.ResourcePolicy, agents []*state.Agent) apierr.Fields {
+	var bad apierr.Fields
+	b := req.body
+	if strings.TrimSpace(b.Image) != "" && !imageOnAliveAgent(agents, b.Image) {
+		bad.Add("image", "image %s is not on any ALIVE agent; import it on an agent (berth-agent image import) or pick one from GET /v1/images", b.Image)
+	}
+	if most := p.MaxContainersPerSession; most > 0 && req.clusterSize > most {
+		bad.Add("cluster_size", "cluster_size %d > %d containers per session allowed by policy %s", req.clusterSize, most, p.Name)
+	}
+	total := slots.Slots{}
+	for n, v := range req.resources {
+		// Saturating: an absurd request must read as over every limit, not
+		// wrap around under it.
+		total[n] = math.MaxInt64
+		if v <= math.MaxInt64/int64(req.clusterSize) {
+			total[n] = v * int64(req.clusterSize)
+		}
+	}
+	for _, over := range total.Exceeding(p.TotalResourceSlots) {
+		name := over[:strings.IndexByte(over, ' ')]
+		bad.Add("resources."+name, "%s allowed by policy %s", over, p.Name)
+	}
+	fitAgents(req.resources, agents, &bad)
+	return bad
+}
+
+// fitAgents wants one alive, schedulable agent whose capacity holds one
+// container of the request.
+func fitAgents(per slots.Slots, agents []*state.Agent, bad *apierr.Fields) {
+	if len(per) == 0 {
+		return
+	}
+	largest := slots.Slots{}
+	for _, ag := range agents {
+		if ag.Status != state.AgentAlive || !ag.Schedulable {
+			continue
+		}
+		if per.FitsIn(ag.Capacity) {
+			return
+		}
+		for n, v := range ag.Capacity {
+			largest[n] = max(largest[n], v)
+		}
+	}
+	short := false
+	for _, n := range slots.Known {
+		if per[n] > largest[n] {
+			short = true
+			bad.Add("resources."+string(n), "no agent has %s %s (largest %s)", n, slots.Format(n, per[n]), slots.Format(n, largest[n]))
+		}
+	}
+	if !short {
+		// Each slot fits some agent, but no single agent has them all.
+		bad.Add("resources", "no agent has %s together", per.String())
+	}
+}
+
+func imageOnAliveAgent(agents []*state.Agent, image string) bool {
+	for _, ag := range agents {
+		if ag.Status != state.AgentAlive {
+			continue
+		}
+		for _, im := range ag.Images {
+			if im.Name == image {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sessionProblems is one answer with every problem: 400 when the request
+// itself is malformed, else 422 when it could never run.
+func sessionProblems(shape, fit apierr.Fields) error {
+	all := append(append(apierr.Fields{}, shape...), fit...)
+	if len(all) == 0 {
+		return nil
+	}
+	err := all.Err().(*apierr.Error)
+	if len(shape) == 0 {
+		err.Kind = apierr.Unprocessable
+		if len(fit) > 1 {
+			err.Detail = fmt.Sprintf("the session can never run: %d reasons", len(fit))
+		} else {
+			err.Detail = "the session can never run: " + fit[0].Reason
+		}
+	}
+	return err
+}
+
+// newSession makes the record: the id and times are made here, never in
+// Apply (DESIGN.md: Apply is deterministic).
+func (a *API) newSession(req *sessionRequest, u *state.User, kp *state.Keypair) (*state.Session, error) {
+	id, err := newSessionID(a.rnd)
+	if err != nil {
+		return nil, err
+	}
+	now := a.now().UTC()
+	b := req.body
+	env := b.Env
+	if env == nil {
+		env = map[string]string{}
+	}
+	return &state.Session{ID: id, Name: b.Name, Owner: u.Email, AccessKey: kp.AccessKey, Domain: u.Domain,
+		Image: b.Image, Type: b.Type, Command: nonNil(b.Command), Env: env, Mounts: []api.Mount{},
+		ClusterSize: req.clusterSize, Requested: req.resources, Status: api.SessionPending,
+		StatusHistory: []api.StatusChange{{Status: api.SessionPending, At: now}},
+		Containers:    []state.SessionContainer{}, CreatedAt: now}, nil
+}
+
+// newSessionID returns "s-" and 12 random lower-case letters and digits.
+func newSessionID(rnd io.Reader) (string, error) {
+	b := make([]byte, 8)
+	if _, err := io.ReadFull(rnd, b); err != nil {
+		return "", fmt.Errorf("make session id: %w", err)
+	}
+	s := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)
+	return "s-" + strings.ToLower(s[:12]), nil
+}
+
+func sortedNames[V any](m map[slots.Name]V) []slots.Name {
+	out := make([]slots.Name, 0, len(m))
+	for n := range m {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sortedStrings[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,201 @@
+package httpapi
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth-cluster/berth/manager/apierr"
+	"github.com/berth-cluster/berth/manager/fsm"
+	"github.com/berth-cluster/berth/manager/state"
+	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/slots"
+)
+
+var sessionStatuses = []string{api.SessionPending, api.SessionScheduled, api.SessionPreparing, api.SessionRunning,
+	api.SessionTerminating, api.SessionTerminated, api.SessionError, api.SessionCancelled}
+
+// sessionEnded reports whether a session is in a final state.
+func sessionEnded(status string) bool {
+	return status == api.SessionTerminated || status == api.SessionError || status == api.SessionCancelled
+}
+
+// sessionView is a session as API.md shows it. requested is per container,
+// as it was asked for; occupied is what the whole session holds now.
+func sessionView(s *state.Session) api.Session {
+	out := api.Session{ID: s.ID, Name: s.Name, Owner: s.Owner, AccessKey: s.AccessKey, Image: s.Image, Type: s.Type,
+		Status: s.Status, StatusInfo: s.StatusInfo, StatusHistory: slices.Clone(nonNil(s.StatusHistory)),
+		Requested: s.Requested.Clone(), Occupied: s.Holds(), Containers: make([]api.SessionContainer, 0, len(s.Containers)),
+		CreatedAt: s.CreatedAt, StartedAt: s.StartedAt, TerminatedAt: s.TerminatedAt, ExitCode: s.ExitCode,
+		LastActivityAt: s.LastActivityAt}
+	for _, c := range s.Containers {
+		out.Containers = append(out.Containers, api.SessionContainer{Agent: c.Agent, Status: c.Status,
+			Slots: c.Slots.Clone(), GPUs: []api.SessionGPU{}})
+	}
+	return out
+}
+
+// canSeeSession: owners see their sessions; admins and monitors those of
+// their domain (superadmins every one).
+func canSeeSession(who *Identity, s *state.Session) bool {
+	if s.Owner == who.User.Email {
+		return true
+	}
+	if who.Role() == api.RoleSuperadmin {
+		return true
+	}
+	return (who.IsAdmin() || who.Role() == api.RoleMonitor) && who.User.Domain == s.Domain
+}
+
+// canActOnSession: owners and admins may terminate, exec and read logs;
+// monitors only look.
+func canActOnSession(who *Identity, s *state.Session) bool {
+	return s.Owner == who.User.Email || (who.IsAdmin() && canSeeSession(who, s))
+}
+
+// visibleSession reads one session the caller may see; one answer for
+// "no such session" and "not yours", so ids do not leak.
+func (a *API) visibleSession(c *Call) (*state.Session, error) {
+	id := c.R.PathValue("id")
+	s, err := a.cluster.State().Read().Session(id)
+	if err != nil {
+		return nil, err
+	}
+	if s == nil || !canSeeSession(c.Who, s) {
+		return nil, apierr.New(apierr.NotFound, "no session %s", id)
+	}
+	return s, nil
+}
+
+// sessionFilter reads ?status=, ?owner= and ?all=true, shared by the list
+// and the CSV export. A user sees their own sessions; admins and monitors
+// may ask for one owner's or, with all=true, every one they can see.
+// exportAll makes the export's default "every visible session" for admins.
+func (a *API) sessionFilter(c *Call, exportAll bool) (func(*state.Session) bool, error) {
+	q := c.R.URL.Query()
+	var bad apierr.Fields
+	status := strings.ToUpper(q.Get("status"))
+	if status != "" && !slices.Contains(sessionStatuses, status) {
+		bad.Add("status", "status must be one of %s", strings.Join(sessionStatuses, ", "))
+	}
+	asked := false
+	if v := q.Get("all"); v != "" {
+		var err error
+		if asked, err = strconv.ParseBool(v); err != nil {
+			bad.Add("all", "all must be true or false")
+		}
+	}
+	all := exportAll || asked
+	owner := normalizeEmail(q.Get("owner"))
+	if err := bad.Err(); err != nil {
+		return nil, err
+	}
+	watcher := c.Who.IsAdmin() || c.Who.Role() == api.RoleMonitor
+	me := c.Who.User.Email
+	switch {
+	case !watcher && owner != "" && owner != me:
+		return nil, apierr.Field(apierr.Forbidden, "owner", "only admins may list other users' sessions")
+	case !watcher && asked:
+		return nil, apierr.Field(apierr.Forbidden, "all", "only admins may list every user's sessions")
+	case !watcher:
+		owner, all = me, false
+	case owner == "" && !all:
+		owner = me
+	}
+	return func(s *state.Session) bool {
+		return canSeeSession(c.Who, s) && (owner == "" || s.Owner == owner) && (status == "" || s.Status == status)
+	}, nil
+}
+
+func (a *API) listSessions(c *Call) error {
+	q := c.R.URL.Query()
+	limit, err := listLimit(q.Get("limit"))
+	if err != nil {
+		return err
+	}
+	keep, err := a.sessionFilter(c, false)
+	if err != nil {
+		return err
+	}
+	ss, next, err := a.cluster.State().Read().Sessions(q.Get("cursor"), limit, keep)
+	if err != nil {
+		return err
+	}
+	out := api.List[api.Session]{Items: make([]api.Session, 0, len(ss)), NextCursor: next}
+	for _, s := range ss {
+		out.Items = append(out.Items, sessionView(s))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (a *API) getSession(c *Call) error {
+	s, err := a.visibleSession(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, sessionView(s))
+}
+
+// terminateSession is DELETE /v1/sessions/{id}: 202, the session goes
+// TERMINATING and, once its agents report the containers gone,
+// TERMINATED (a PENDING one is CANCELLED at once). Asking again, or for a
+// session that already ended, changes nothing and answers the same way.
+func (a *API) terminateSession(c *Call) error {
+	s, err := a.visibleSession(c)
+	if err != nil {
+		return err
+	}
+	if !canActOnSession(c.Who, s) {
+		return apierr.New(apierr.Forbidden, "only the owner or an admin may terminate session %s", s.ID)
+	}
+	if !sessionEnded(s.Status) && s.Status != api.SessionTerminating {
+		v, err := c.Propose(fsm.SessionTerminate{SessionID: s.ID, At: a.now().UTC(), Reason: "user-request"})
+		if err != nil {
+			return err
+		}
+		if got, ok := v.(*state.Session); ok {
+			s = got
+		} else if s, err = a.visibleSession(c); err != nil {
+			return err
+		}
+	}
+	return c.JSON(http.StatusAccepted, sessionView(s))
+}
+
+var sessionColumns = []string{"id", "name", "owner", "access_key", "image", "type", "status", "status_info", "agents",
+	"cpu", "mem", "cuda.device", "cuda.shares", "created_at", "started_at", "terminated_at", "exit_code"}
+
+// exportSessions is the sessions CSV: admins get every session they can
+// see (the list filters narrow it), users their own. Slots are per
+// container, as requested.
+func (a *API) exportSessions(c *Call) error {
+	name, err := exportFilename(c.R.URL.Query().Get("filename"), "sessions.csv")
+	if err != nil {
+		return err
+	}
+	keep, err := a.sessionFilter(c, true)
+	if err != nil {
+		return err
+	}
+	tx := a.cluster.State().Read()
+	return c.csvExport(name, sessionColumns, func(row func([]string) error) error {
+		return tx.EachSession(keep, func(s *state.Session) error {
+			cells := []string{s.ID, s.Name, s.Owner, s.AccessKey, s.Image, s.Type, s.Status, s.StatusInfo,
+				strings.Join(s.Agents, ";")}
+			for _, n := range slots.Known {
+				cells = append(cells, slots.Format(n, s.Requested[n]).String())
+			}
+			cells = append(cells, csvTime(s.CreatedAt), csvTimePtr(s.StartedAt), csvTimePtr(s.TerminatedAt), csvOptional(s.ExitCode))
+			return row(cells)
+		})
+	})
+}
+
+func csvTimePtr(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return csvTime(*t)
+}

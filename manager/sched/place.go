@@ -1,0 +1,148 @@
+package sched
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Strategy is how agents are chosen among those that fit.
+type Strategy int
+
+const (
+	// Concentrated bin-packs: the fullest agent that fits, leaving whole
+	// agents free for big requests.
+	Concentrated Strategy = iota + 1
+	// Dispersed spreads: the emptiest agent, so sessions interfere least.
+	Dispersed
+)
+
+// ParseStrategy reads the -placement flag.
+func ParseStrategy(s string) (Strategy, error) {
+	switch s {
+	case "", "concentrated":
+		return Concentrated, nil
+	case "dispersed":
+		return Dispersed, nil
+	}
+	return 0, fmt.Errorf("placement %q must be concentrated or dispersed", s)
+}
+
+func (s Strategy) String() string {
+	if s == Dispersed {
+		return "dispersed"
+	}
+	return "concentrated"
+}
+
+// fits reports whether need fits on an agent holding have (this session's
+// earlier containers included): the arithmetic of CheckAgents, one
+// container at a time, so what Place picks the applier accepts.
+func fits(have, need, capacity vec) bool {
+	for i := range need {
+		if need[i] > 0 && have[i]+need[i] > capacity[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// fullness is the mean share of its capacity an agent would hold, over the
+// slots it has.
+func fullness(used, capacity vec) float64 {
+	sum, n := 0.0, 0
+	for i := range used {
+		if capacity[i] > 0 {
+			sum += float64(used[i]) / float64(capacity[i])
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
+}
+
+// Place picks an agent for every container of r by the strategy, after the
+// keypair's predicates. Each container needs its own fit; several may land
+// on one agent. Ties go to the smallest agent id, so the same view gives
+// the same answer. Nothing is committed: the caller commits what it keeps.
+func (c *Cluster) Place(r Request, s Strategy) ([]string, *Failure, error) {
+	if f, err := c.CheckKeypair(r); f != nil || err != nil {
+		return nil, f, err
+	}
+	need, _ := toVec(r.Slots) // CheckKeypair refused unknown slots
+	all, err := c.allAgents()
+	if err != nil {
+		return nil, nil, err
+	}
+	n := r.size()
+	out := make([]string, 0, n)
+	// This session's own containers already placed count on their agents
+	// (extra), and are taken off again whatever the outcome.
+	var touched []*agentState
+	defer func() {
+		for _, a := range touched {
+			a.extra = vec{}
+		}
+	}()
+	for i := range n {
+		var best *agentState
+		bestScore := 0.0
+		for _, a := range all {
+			have := a.occupied.add(a.extra)
+			if !a.usable() || !fits(have, need, a.capacity) {
+				continue
+			}
+			score := fullness(have.add(need), a.capacity)
+			if best == nil || (s == Dispersed && score < bestScore) || (s != Dispersed && score > bestScore) {
+				best, bestScore = a, score
+			}
+		}
+		if best == nil {
+			return nil, noRoom(all, need, i, n), nil
+		}
+		if best.extra == (vec{}) {
+			touched = append(touched, best)
+		}
+		best.extra = best.extra.add(need)
+		out = append(out, best.id)
+	}
+	return out, nil, nil
+}
+
+// noRoom says why container i of n fits on no agent: the first slot no
+// agent has enough of, with the most any agent has; or, when each slot fits
+// somewhere but never together, every slot asked for.
+func noRoom(all []*agentState, need vec, i, n int) *Failure {
+	var largest vec
+	usable := false
+	for _, a := range all {
+		if !a.usable() {
+			continue
+		}
+		usable = true
+		free := a.free().sub(a.extra)
+		for j := range largest {
+			largest[j] = max(largest[j], free[j])
+		}
+	}
+	if !usable {
+		return fail(KindCapacity, "no agent is alive and schedulable")
+	}
+	which := ""
+	if n > 1 {
+		which = fmt.Sprintf(" for container %d of %d", i+1, n)
+	}
+	for j := range need {
+		if need[j] > largest[j] {
+			return fail(KindCapacity, "no agent has %s %s free%s (largest %s)", slotAt(j), amount(j, need[j]), which, amount(j, largest[j]))
+		}
+	}
+	var parts []string
+	for j := range need {
+		if need[j] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %s", slotAt(j), amount(j, need[j])))
+		}
+	}
+	return fail(KindCapacity, "no agent has %s free at once%s", strings.Join(parts, " and "), which)
+}

@@ -1,0 +1,118 @@
+package sched
+
+import (
+	"fmt"
+)
+
+// Kind says which side a failure is on; it decides whether a waiting
+// session may hold the head of the queue.
+type Kind int
+
+const (
+	// KindKeypair: the keypair's own limits (concurrency, slot totals,
+	// containers per session, inactive). Only that keypair's sessions could
+	// make room, so such a session never blocks anyone else's.
+	KindKeypair Kind = iota + 1
+	// KindCapacity: no agent has room. Ending sessions of anyone make room,
+	// so a big request blocks the queue for a while lest small ones starve it.
+	KindCapacity
+	// KindInvalid: the request or placement is malformed (an unknown slot,
+	// a placement with the wrong number of agents).
+	KindInvalid
+)
+
+// Failure is why a session cannot be admitted now, in words and numbers:
+// "concurrency 3/3", "cpu 2 + 1 > 2", "no agent has cpu 1.5 free (largest 1)".
+type Failure struct {
+	Kind   Kind
+	Reason string
+}
+
+func fail(k Kind, format string, args ...any) *Failure {
+	return &Failure{Kind: k, Reason: fmt.Sprintf(format, args...)}
+}
+
+// CheckKeypair applies the keypair's predicates: it exists and may start
+// sessions, cluster_size within max_containers_per_session, concurrency
+// within max_concurrent_sessions, and its slot totals with this session
+// within the policy's.
+func (c *Cluster) CheckKeypair(r Request) (*Failure, error) {
+	k, err := c.keypair(r.AccessKey)
+	if err != nil {
+		return nil, err
+	}
+	if k == nil {
+		return fail(KindKeypair, "keypair %s does not exist", r.AccessKey), nil
+	}
+	if k.refusal != "" {
+		return fail(KindKeypair, "%s", k.refusal), nil
+	}
+	// The policy's minimum is 1; a zero can only be an unset field.
+	if maxC := max(1, k.maxContainers); r.size() > maxC {
+		return fail(KindKeypair, "cluster_size %d > max_containers_per_session %d", r.size(), maxC), nil
+	}
+	if k.maxConcurrent != nil && k.sessions >= *k.maxConcurrent {
+		return fail(KindKeypair, "concurrency %d/%d", k.sessions, *k.maxConcurrent), nil
+	}
+	need, bad := toVec(r.Slots)
+	if bad != "" {
+		return fail(KindInvalid, "unknown slot %s", bad), nil
+	}
+	if o := over(k.occupied, need.times(int64(r.size())), k.limit, k.limited); o != "" {
+		return fail(KindKeypair, "%s", o), nil
+	}
+	return nil, nil
+}
+
+// CheckAgents verifies a placement: one agent per container, every agent
+// alive and schedulable, and on each what it holds plus this session's
+// containers there within its capacity.
+func (c *Cluster) CheckAgents(r Request, agents []string) (*Failure, error) {
+	if len(agents) != r.size() {
+		return fail(KindInvalid, "placement names %d agents for %d containers", len(agents), r.size()), nil
+	}
+	need, bad := toVec(r.Slots)
+	if bad != "" {
+		return fail(KindInvalid, "unknown slot %s", bad), nil
+	}
+	perAgent := map[string]int64{}
+	for _, id := range agents {
+		perAgent[id]++
+	}
+	for i, id := range agents {
+		if perAgent[id] == 0 {
+			continue // checked with its first container
+		}
+		n := perAgent[id]
+		perAgent[id] = 0
+		a, err := c.agent(id)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case a == nil:
+			return fail(KindCapacity, "agent %s of container %d does not exist", id, i), nil
+		case !a.alive:
+			return fail(KindCapacity, "agent %s is lost", id), nil
+		case !a.schedulable:
+			return fail(KindCapacity, "agent %s is not schedulable", id), nil
+		}
+		if o := over(a.occupied, need.times(n), a.capacity, allLimited()); o != "" {
+			return fail(KindCapacity, "agent %s: %s", id, o), nil
+		}
+	}
+	return nil, nil
+}
+
+// Admit verifies a placement with every predicate and, when it fits,
+// commits it to the view so the next placement of the batch sees it. This
+// is what the Plan applier calls for each placement in order.
+func (c *Cluster) Admit(r Request, agents []string) (*Failure, error) {
+	if f, err := c.CheckKeypair(r); f != nil || err != nil {
+		return f, err
+	}
+	if f, err := c.CheckAgents(r, agents); f != nil || err != nil {
+		return f, err
+	}
+	return nil, c.Commit(r, agents)
+}

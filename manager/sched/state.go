@@ -1,0 +1,85 @@
+package sched
+
+import (
+	"fmt"
+
+	"github.com/berth-cluster/berth/manager/state"
+	"github.com/berth-cluster/berth/shared/api"
+)
+
+// StateSource reads a Cluster's starting point from the replicated state:
+// the scheduler from a read transaction, the Plan applier from its write
+// transaction. Occupancy is the state's usage rows, derived from the
+// session records and kept with them.
+func StateSource(tx *state.Txn) Source { return stateSource{tx} }
+
+type stateSource struct{ tx *state.Txn }
+
+func (s stateSource) Keypair(ak string) (*Keypair, error) {
+	k, err := s.tx.Keypair(ak)
+	if err != nil || k == nil {
+		return nil, err
+	}
+	out := &Keypair{AccessKey: ak}
+	u, err := s.tx.User(k.User)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.tx.ResourcePolicy(k.ResourcePolicy)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !k.IsActive:
+		out.Refusal = fmt.Sprintf("keypair %s is inactive", ak)
+	case u == nil || u.Status != api.StatusActive:
+		out.Refusal = fmt.Sprintf("user %s is inactive", k.User)
+	case p == nil:
+		out.Refusal = fmt.Sprintf("resource policy %s does not exist", k.ResourcePolicy)
+	default:
+		out.Limits = p.TotalResourceSlots
+		out.MaxConcurrent = p.MaxConcurrentSessions
+		out.MaxContainers = p.MaxContainersPerSession
+	}
+	if out.Occupied, out.Sessions, err = s.tx.KeypairUsage(ak); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s stateSource) Agent(id string) (*Agent, error) {
+	a, err := s.tx.Agent(id)
+	if err != nil || a == nil {
+		return nil, err
+	}
+	out := agentOf(a)
+	out.Occupied, err = s.tx.OccupiedOnAgent(id)
+	return out, err
+}
+
+func (s stateSource) Agents() ([]*Agent, error) {
+	as, err := s.tx.Agents()
+	if err != nil {
+		return nil, err
+	}
+	held, err := s.tx.AgentUsages()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Agent, len(as))
+	for i, a := range as {
+		out[i] = agentOf(a)
+		out[i].Occupied = held[a.ID]
+	}
+	return out, nil
+}
+
+func agentOf(a *state.Agent) *Agent {
+	return &Agent{ID: a.ID, Alive: a.Status == state.AgentAlive, Schedulable: a.Schedulable, Capacity: a.Capacity}
+}
+
+// RequestOf is a PENDING session as admission sees it.
+func RequestOf(s *state.Session) Request {
+	return Request{SessionID: s.ID, AccessKey: s.AccessKey, Slots: s.Requested, Containers: s.ClusterSize,
+		CreateIndex: s.CreateIndex, Attempts: s.Attempts}
+}

@@ -1,0 +1,207 @@
+package state
+
+import (
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/slots"
+)
+
+// SessionContainer is one container of a session: where it was placed and
+// what it holds there.
+type SessionContainer struct {
+	Index    int         `json:"index"`
+	Agent    string      `json:"agent"`
+	Status   string      `json:"status"` // as the agent last reported it
+	Slots    slots.Slots `json:"slots"`
+	ExitCode *int        `json:"exit_code,omitempty"`
+	Reason   string      `json:"reason,omitempty"`
+}
+
+// ContainerID is the runtime id of a session's container.
+func ContainerID(sessionID string, index int) string {
+	return sessionID + "-" + strconv.Itoa(index)
+}
+
+// Session is a compute session. Requested is per container; a session of
+// ClusterSize containers holds ClusterSize × Requested once placed.
+type Session struct {
+	ID             string             `json:"id"`
+	Name           string             `json:"name"`
+	Owner          string             `json:"owner"`
+	AccessKey      string             `json:"access_key"`
+	Domain         string             `json:"domain"`
+	Image          string             `json:"image"`
+	Type           string             `json:"type"`
+	Command        []string           `json:"command"`
+	Env            map[string]string  `json:"env"`
+	Mounts         []api.Mount        `json:"mounts"`
+	ClusterSize    int                `json:"cluster_size"`
+	Requested      slots.Slots        `json:"requested"`
+	Status         string             `json:"status"`
+	StatusInfo     string             `json:"status_info"`
+	StatusHistory  []api.StatusChange `json:"status_history"`
+	Containers     []SessionContainer `json:"containers"`
+	Attempts       int                `json:"attempts"` // scheduling tries that failed
+	CreatedAt      time.Time          `json:"created_at"`
+	StartedAt      *time.Time         `json:"started_at"`
+	TerminatedAt   *time.Time         `json:"terminated_at"`
+	ExitCode       *int               `json:"exit_code"`
+	LastActivityAt *time.Time         `json:"last_activity_at"`
+	// Agents lists the agents the containers are on (an index).
+	Agents []string `json:"agents"`
+	Meta
+}
+
+func (s *Session) id() string { return s.ID }
+
+// Copy returns a deep copy to modify and put back.
+func (s *Session) Copy() *Session {
+	c := *s
+	c.Command = slices.Clone(s.Command)
+	c.StatusHistory = slices.Clone(s.StatusHistory)
+	c.Containers = slices.Clone(s.Containers)
+	c.Agents = slices.Clone(s.Agents)
+	c.Mounts = slices.Clone(s.Mounts)
+	if s.Env != nil {
+		c.Env = make(map[string]string, len(s.Env))
+		for k, v := range s.Env {
+			c.Env[k] = v
+		}
+	}
+	return &c
+}
+
+// Occupying reports whether a session in this status holds slots.
+func Occupying(status string) bool {
+	switch status {
+	case api.SessionScheduled, api.SessionPreparing, api.SessionRunning, api.SessionTerminating:
+		return true
+	}
+	return false
+}
+
+// Holds is what the session occupies in all (zero unless occupying).
+func (s *Session) Holds() slots.Slots {
+	total := slots.Slots{}
+	if !Occupying(s.Status) {
+		return total
+	}
+	for _, c := range s.Containers {
+		total = total.Add(c.Slots)
+	}
+	return total
+}
+
+// HoldsOn is what the session occupies on one agent.
+func (s *Session) HoldsOn(agent string) slots.Slots {
+	total := slots.Slots{}
+	if !Occupying(s.Status) {
+		return total
+	}
+	for _, c := range s.Containers {
+		if c.Agent == agent {
+			total = total.Add(c.Slots)
+		}
+	}
+	return total
+}
+
+const tableSessions = "sessions"
+
+func sessionsTable() Table {
+	return Table{Name: tableSessions, ID: 10, New: func() any { return new(Session) },
+		schema: &memdb.TableSchema{Indexes: map[string]*memdb.IndexSchema{
+			"id":         stringIndex("id", "ID", true, false),
+			"access_key": stringIndex("access_key", "AccessKey", false, false),
+			"owner":      stringIndex("owner", "Owner", false, false),
+			"status":     stringIndex("status", "Status", false, false),
+			"agent": {Name: "agent", AllowMissing: true,
+				Indexer: &memdb.StringSliceFieldIndex{Field: "Agents"}},
+			// Admission's index (sessions_index.go): the sessions that
+			// hold slots on an agent.
+			"occupying_agent": {Name: "occupying_agent", AllowMissing: true,
+				Indexer: &occupyingIndex{keys: func(s *Session) []string { return s.Agents }}},
+		}}}
+}
+
+// Session returns the session with the id or nil.
+func (t *Txn) Session(id string) (*Session, error) { return first[Session](t, tableSessions, "id", id) }
+
+// SessionsOfKeypair lists a keypair's sessions, any status.
+func (t *Txn) SessionsOfKeypair(accessKey string) ([]*Session, error) {
+	return list[Session](t, tableSessions, "access_key", accessKey)
+}
+
+// SessionsOnAgent lists the sessions with a container on the agent.
+func (t *Txn) SessionsOnAgent(agent string) ([]*Session, error) {
+	return list[Session](t, tableSessions, "agent", agent)
+}
+
+// SessionsInStatus lists the sessions in one status, in id order.
+func (t *Txn) SessionsInStatus(status string) ([]*Session, error) {
+	return list[Session](t, tableSessions, "status", status)
+}
+
+// Sessions pages through sessions in id order.
+func (t *Txn) Sessions(cursor string, limit int, keep func(*Session) bool) ([]*Session, string, error) {
+	return after(t, tableSessions, cursor, limit, keep)
+}
+
+// EachSession calls f for every session keep accepts, in id order.
+func (t *Txn) EachSession(keep func(*Session) bool, f func(*Session) error) error {
+	return each(t, tableSessions, keep, f)
+}
+
+// PutSession inserts or replaces a session at the Raft index.
+func (t *Txn) PutSession(index uint64, s *Session) error {
+	s.Agents = s.Agents[:0]
+	for _, c := range s.Containers {
+		if c.Agent != "" && !slices.Contains(s.Agents, c.Agent) {
+			s.Agents = append(s.Agents, c.Agent)
+		}
+	}
+	slices.Sort(s.Agents)
+	// Occupancy moves with the record (usage.go): out of what the old
+	// version held, into what this one holds.
+	old, err := t.Session(s.ID)
+	if err != nil {
+		return err
+	}
+	if err := t.account(old, -1); err != nil {
+		return err
+	}
+	if err := t.account(s, 1); err != nil {
+		return err
+	}
+	return t.put(tableSessions, index, s)
+}
+
+// OccupiedByKeypair is what a keypair's occupying sessions hold, derived
+// from the session records and kept with them (usage.go), so it cannot
+// drift and costs one lookup.
+func (t *Txn) OccupiedByKeypair(accessKey string) (slots.Slots, error) {
+	sl, _, err := t.KeypairUsage(accessKey)
+	return sl, err
+}
+
+// OccupiedOnAgent is what every session holds on an agent.
+func (t *Txn) OccupiedOnAgent(agent string) (slots.Slots, error) {
+	u, err := t.usage(usageAgent + agent)
+	if err != nil || u == nil {
+		return slots.Slots{}, err
+	}
+	return u.Slots.Clone(), nil
+}
+
+// OccupyingSessions counts a keypair's sessions that count against
+// max_concurrent_sessions: those holding slots. Waiting (PENDING) ones do
+// not; they wait for one of these to end.
+func (t *Txn) OccupyingSessions(accessKey string) (int, error) {
+	_, n, err := t.KeypairUsage(accessKey)
+	return n, err
+}

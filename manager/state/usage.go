@@ -1,0 +1,148 @@
+package state
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/berth-cluster/berth/shared/slots"
+)
+
+// Usage is what the occupying sessions of one keypair, or on one agent,
+// hold: occupancy kept incrementally. It is derived, never written by
+// itself: PutSession (and the restore of a snapshot, through Insert) moves a
+// session's holdings out of the rows it left and into the rows it joins, in
+// the same transaction, so it cannot drift from the session records;
+// RecomputeUsage derives it afresh from them to prove so. Summing a
+// keypair's sessions on every admission instead would cost what the keypair
+// ever ran, at every scheduling pass and every plan, on every manager.
+//
+// Every write of a session must go through PutSession; a delete of a
+// session, should one ever exist, must take its holdings out the same way.
+type Usage struct {
+	Key      string      `json:"key"` // "keypair/AK…" or "agent/ID"
+	Slots    slots.Slots `json:"slots"`
+	Sessions int         `json:"sessions"` // occupying sessions (keypair rows)
+}
+
+const (
+	tableUsage   = "usage"
+	usageKeypair = "keypair/"
+	usageAgent   = "agent/"
+)
+
+// usageSchema is not among Tables(): being derived, it is not written to
+// snapshots but rebuilt while their sessions are restored.
+func usageSchema() *memdb.TableSchema {
+	return &memdb.TableSchema{Name: tableUsage, Indexes: map[string]*memdb.IndexSchema{
+		"id": stringIndex("id", "Key", true, false),
+	}}
+}
+
+func (t *Txn) usage(key string) (*Usage, error) { return first[Usage](t, tableUsage, "id", key) }
+
+// addUsage adds sl (which may be negative) and sessions to a row; a row
+// that comes to hold nothing is removed, so the table stays as small as
+// what runs.
+func (t *Txn) addUsage(key string, sl slots.Slots, sessions int) error {
+	old, err := t.usage(key)
+	if err != nil {
+		return err
+	}
+	base, n := slots.Slots{}, &Usage{Key: key, Sessions: sessions}
+	if old != nil {
+		base = old.Slots
+		n.Sessions += old.Sessions
+	}
+	n.Slots = base.Add(sl)
+	if n.Sessions == 0 && len(n.Slots) == 0 {
+		if old == nil {
+			return nil
+		}
+		return t.remove(tableUsage, old)
+	}
+	if err := t.tx.Insert(tableUsage, n); err != nil {
+		return fmt.Errorf("insert into %s: %w", tableUsage, err)
+	}
+	return nil
+}
+
+// account adds (sign 1) or takes out (sign -1) what a session holds.
+func (t *Txn) account(s *Session, sign int64) error {
+	if s == nil || !Occupying(s.Status) {
+		return nil
+	}
+	scaled := func(sl slots.Slots) slots.Slots {
+		out := make(slots.Slots, len(sl))
+		for n, v := range sl {
+			out[n] = sign * v
+		}
+		return out
+	}
+	if err := t.addUsage(usageKeypair+s.AccessKey, scaled(s.Holds()), int(sign)); err != nil {
+		return err
+	}
+	for _, c := range s.Containers {
+		if err := t.addUsage(usageAgent+c.Agent, scaled(c.Slots), 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// KeypairUsage is what a keypair's occupying sessions hold, and how many
+// they are.
+func (t *Txn) KeypairUsage(accessKey string) (slots.Slots, int, error) {
+	u, err := t.usage(usageKeypair + accessKey)
+	if err != nil || u == nil {
+		return slots.Slots{}, 0, err
+	}
+	return u.Slots.Clone(), u.Sessions, nil
+}
+
+// AgentUsages is what the occupying sessions hold on each agent that holds
+// anything, by agent id.
+func (t *Txn) AgentUsages() (map[string]slots.Slots, error) {
+	it, err := t.tx.Get(tableUsage, "id_prefix", usageAgent)
+	if err != nil {
+		return nil, fmt.Errorf("list agent usage: %w", err)
+	}
+	out := map[string]slots.Slots{}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		u := raw.(*Usage)
+		out[strings.TrimPrefix(u.Key, usageAgent)] = u.Slots
+	}
+	return out, nil
+}
+
+// Usages lists the stored usage rows by key.
+func (t *Txn) Usages() ([]*Usage, error) { return list[Usage](t, tableUsage, "id") }
+
+// RecomputeUsage derives every usage row afresh from the session records,
+// by key: what Usages must equal.
+func (t *Txn) RecomputeUsage() (map[string]*Usage, error) {
+	out := map[string]*Usage{}
+	add := func(key string, sl slots.Slots, sessions int) {
+		u := out[key]
+		if u == nil {
+			u = &Usage{Key: key, Slots: slots.Slots{}}
+			out[key] = u
+		}
+		u.Slots = u.Slots.Add(sl)
+		u.Sessions += sessions
+	}
+	err := each(t, tableSessions, func(s *Session) bool { return Occupying(s.Status) }, func(s *Session) error {
+		add(usageKeypair+s.AccessKey, s.Holds(), 1)
+		for _, c := range s.Containers {
+			add(usageAgent+c.Agent, c.Slots, 0)
+		}
+		return nil
+	})
+	for k, u := range out {
+		if u.Sessions == 0 && len(u.Slots) == 0 {
+			delete(out, k)
+		}
+	}
+	return out, err
+}

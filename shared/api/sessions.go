@@ -1,0 +1,79 @@
+package api
+
+import (
+	"time"
+
+	"github.com/berth-cluster/berth/shared/slots"
+)
+
+// Session types.
+const (
+	SessionInteractive = "interactive"
+	SessionBatch       = "batch"
+)
+
+// Session statuses (DESIGN.md "Admission and scheduling").
+const (
+	SessionPending     = "PENDING"
+	SessionScheduled   = "SCHEDULED"
+	SessionPreparing   = "PREPARING"
+	SessionRunning     = "RUNNING"
+	SessionTerminating = "TERMINATING"
+	SessionTerminated  = "TERMINATED"
+	SessionError       = "ERROR"
+	SessionCancelled   = "CANCELLED"
+)
+
+// SessionCreate is the body of POST /v1/sessions.
+type SessionCreate struct {
+	Name        string            `json:"name,omitempty"`
+	Image       string            `json:"image"`
+	Type        string            `json:"type"`
+	Command     []string          `json:"command,omitempty"`
+	Resources   slots.Slots       `json:"resources"`
+	ClusterSize int               `json:"cluster_size,omitempty"`
+	Mounts      []string          `json:"mounts,omitempty"`
+	Env         map[string]string `json:"env,omitempty"`
+}
+
+// StatusChange is one entry of a session's status_history.
+type StatusChange struct {
+	Status string    `json:"status"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// SessionGPU is a GPU slice given to a container (GPUs land later).
+type SessionGPU struct {
+	UUID  string  `json:"uuid"`
+	Share float64 `json:"share"`
+}
+
+// SessionContainer is one container of a session.
+type SessionContainer struct {
+	Agent  string       `json:"agent"`
+	Status string       `json:"status"`
+	Slots  slots.Slots  `json:"slots"`
+	GPUs   []SessionGPU `json:"gpus"`
+}
+
+// Session is a compute session as API.md describes it.
+type Session struct {
+	ID             string             `json:"id"`
+	Name           string             `json:"name"`
+	Owner          string             `json:"owner"`
+	AccessKey      string             `json:"access_key"`
+	Image          string             `json:"image"`
+	Type           string             `json:"type"`
+	Status         string             `json:"status"`
+	StatusInfo     string             `json:"status_info"`
+	StatusHistory  []StatusChange     `json:"status_history"`
+	Requested      slots.Slots        `json:"requested"`
+	Occupied       slots.Slots        `json:"occupied"`
+	Containers     []SessionContainer `json:"containers"`
+	CreatedAt      time.Time          `json:"created_at"`
+	StartedAt      *time.Time         `json:"started_at"`
+	TerminatedAt   *time.Time         `json:"terminated_at"`
+	ExitCode       *int               `json:"exit_code"`
+	LastActivityAt *time.Time         `json:"last_activity_at"`
+}
