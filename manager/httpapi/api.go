@@ -100,7 +100,7 @@ func New(cfg Config) *API {
 	a.sessions = newSessionTracker()
 	a.agentMetrics = newAgentCollector(a)
 	if cfg.Metrics != nil {
-		cfg.Metrics.MustRegister(a.agentMetrics)
+		cfg.Metrics.MustRegister(a.agentMetrics, newSessionCollector(a))
 	}
 	a.routes = a.routeTable()
 	a.mux = http.NewServeMux()
