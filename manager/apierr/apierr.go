@@ -29,6 +29,8 @@ const (
 	Unprocessable
 	RateLimited
 	Unavailable
+	// OutcomeUnknown: a write that may or may not have been applied.
+	OutcomeUnknown
 )
 
 var kinds = map[Kind]struct {
@@ -46,6 +48,7 @@ var kinds = map[Kind]struct {
 	Unprocessable:    {http.StatusUnprocessableEntity, api.ProblemValidation, "Request cannot be satisfied"},
 	RateLimited:      {http.StatusTooManyRequests, api.ProblemRateLimited, "Too many requests"},
 	Unavailable:      {http.StatusServiceUnavailable, api.ProblemNoLeader, "Service unavailable"},
+	OutcomeUnknown:   {http.StatusServiceUnavailable, api.ProblemOutcomeUnknown, "Outcome unknown"},
 }
 
 // Error is a failure with a reason a person can act on.

@@ -120,6 +120,12 @@ func testLog(t testing.TB, seed uint64, users int) [][]byte {
 		PolicyDelete{Name: "gpu"},
 	)
 	cmds = append(cmds, sessionEntries(base)...)
+	// Sessions batched in one entry, one of them refused (its id exists).
+	cmds = append(cmds, SessionsCreate{Sessions: []state.Session{
+		newSession("s8", sessionKey, api.SessionBatch, 1000, 1, at(7)).Session,
+		newSession("s1", sessionKey, api.SessionBatch, 1000, 1, at(7)).Session,
+		newSession("s9", sessionKey, api.SessionInteractive, 500, 2, at(7)).Session,
+	}})
 	cmds = append(cmds, TokensExpire{Now: at(users / 2)}, TokenDelete{Hash: "h1"}, MemberDelete{ID: "m2"},
 		KeypairPut{Keypair: state.Keypair{AccessKey: "AKNOBODY00000000000", User: "nobody@x.io", ResourcePolicy: "default"}})
 	var log [][]byte

@@ -42,6 +42,7 @@ const (
 	MsgSessionsReport   MsgType = 42
 	MsgSessionTerminate MsgType = 43
 	MsgSessionsTouch    MsgType = 44
+	MsgSessionsCreate   MsgType = 45
 )
 
 // appliers maps each type to its applier; every resource file contributes
@@ -70,11 +71,12 @@ func appliers() map[MsgType]applier {
 		MsgAgentPut:      handle(applyAgentPut),
 		MsgAgentUpdate:   handle(applyAgentUpdate),
 		MsgAgentsLost:    handle(applyAgentsLost),
-		// Sessions: sessions_apply.go, sessions_report.go.
+		// Sessions: sessions_apply.go, sessions_report.go, sessions_batch.go.
 		MsgSessionCreate:    handle(applySessionCreate),
 		MsgPlan:             handle(applyPlan),
 		MsgSessionsReport:   handle(applySessionsReport),
 		MsgSessionTerminate: handle(applySessionTerminate),
 		MsgSessionsTouch:    handle(applySessionsTouch),
+		MsgSessionsCreate:   handle(applySessionsCreate),
 	}
 }

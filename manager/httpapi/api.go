@@ -27,6 +27,10 @@ type Cluster interface {
 	// Propose commits a command and returns the FSM's response; a rule the
 	// command broke comes back as Response.Err.
 	Propose(ctx context.Context, c fsm.Command) (*fsm.Response, error)
+	// ProposeSessionCreate commits one new session, batched with the
+	// creates that arrive with it into one entry; the response is this
+	// session's alone (Value the session recorded, or Err its rule).
+	ProposeSessionCreate(ctx context.Context, s state.Session) (*fsm.Response, error)
 	State() *state.Store
 	Node() *raftnode.Node
 	// HTTPAddr is this manager's advertised HTTP address.
@@ -228,8 +232,10 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		if ae.RetryAfter > 0 {
 			retryAfter(w, ae.RetryAfter)
 		}
+	case errors.Is(err, raftnode.ErrOutcomeUnknown):
+		err = apierr.New(apierr.OutcomeUnknown, "leadership changed while this write was being committed: it may or may not have been applied; look before sending it again")
 	case errors.Is(err, raftnode.ErrNotLeader):
-		err = apierr.New(apierr.Unavailable, "leadership changed while handling the request; retry it")
+		err = apierr.New(apierr.Unavailable, "leadership changed before the request was applied; retry it")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		err = apierr.New(apierr.Unavailable, "the request timed out waiting for the cluster; retry it")
 	default:

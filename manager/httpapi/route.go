@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -118,7 +119,14 @@ func (a *API) forward(w http.ResponseWriter, r *http.Request, target *url.URL) {
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			a.log.Warn("forward to leader failed", "leader", target.Host, "err", err)
-			writeProblem(w, apierr.Problem(apierr.New(apierr.Unavailable, "could not reach the leader at %s; retry in a few seconds", target.Host)))
+			var op *net.OpError
+			if r.Method == http.MethodGet || (errors.As(err, &op) && op.Op == "dial") {
+				// Nothing reached the leader (or it was a read): safe to retry.
+				writeProblem(w, apierr.Problem(apierr.New(apierr.Unavailable, "could not reach the leader at %s; retry in a few seconds", target.Host)))
+				return
+			}
+			writeProblem(w, apierr.Problem(apierr.New(apierr.OutcomeUnknown,
+				"the leader at %s went away while handling this request: it may or may not have been applied; look before sending it again", target.Host)))
 		},
 	}
 	proxy.ServeHTTP(w, r)

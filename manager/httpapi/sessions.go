@@ -14,7 +14,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/berth-cluster/berth/manager/apierr"
-	"github.com/berth-cluster/berth/manager/fsm"
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
 	"github.com/berth-cluster/berth/shared/slots"
@@ -82,11 +81,14 @@ func (a *API) createSession(c *Call) error {
 	if err != nil {
 		return err
 	}
-	v, err := c.Propose(fsm.SessionCreate{Session: *s})
+	resp, err := a.cluster.ProposeSessionCreate(c.R.Context(), *s)
+	if err == nil {
+		err = resp.Err
+	}
 	if err != nil {
 		return err
 	}
-	if got, ok := v.(*state.Session); ok {
+	if got, ok := resp.Value.(*state.Session); ok {
 		s = got
 	}
 	return c.JSON(http.StatusCreated, sessionView(s))

@@ -56,8 +56,14 @@ type Node struct {
 	stopObs  chan struct{}
 }
 
-// ErrNotLeader is returned by writes on a node that is not the leader.
+// ErrNotLeader is returned by writes on a node that is not the leader: the
+// entry was not appended, so the write may safely be sent again.
 var ErrNotLeader = errors.New("this manager is not the Raft leader")
+
+// ErrOutcomeUnknown is returned when leadership was lost, or the wait ran
+// out, after the entry was appended: it may still commit. Sending the write
+// again could apply it twice, so callers must not retry it blindly.
+var ErrOutcomeUnknown = errors.New("leadership changed or the wait ran out while the write was being committed; it may or may not have been applied")
 
 // Open starts the node. It does not bootstrap; call Bootstrap on a new
 // cluster or let the node be added by the leader.
@@ -171,16 +177,19 @@ func (n *Node) Apply(ctx context.Context, data []byte) (any, error) {
 	select {
 	case err := <-done:
 		if err != nil {
-			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
-				errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			switch {
+			case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress),
+				errors.Is(err, raft.ErrEnqueueTimeout):
 				return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
+			case errors.Is(err, raft.ErrLeadershipLost):
+				return nil, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
 			}
 			return nil, fmt.Errorf("raft apply: %w", err)
 		}
 		n.metrics.apply.Observe(time.Since(start).Seconds())
 		return f.Response(), nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("raft apply: %w", ctx.Err())
+		return nil, fmt.Errorf("raft apply: %w (%w)", ErrOutcomeUnknown, ctx.Err())
 	}
 }
 

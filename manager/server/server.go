@@ -36,6 +36,7 @@ type Server struct {
 	listener net.Listener
 	httpAddr string
 	reg      *prometheus.Registry
+	creates  *sessionCreates // batcher.go
 
 	mu    sync.Mutex
 	peers []Peer
@@ -96,6 +97,7 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.node = node
+	s.creates = s.newSessionCreates()
 	s.api = httpapi.New(httpapi.Config{Cluster: s, Log: log, Metrics: s.reg, Gatherer: s.reg, Now: cfg.Now,
 		Rand: cfg.Rand, TokenTTL: cfg.TokenTTL, JoinToken: cfg.JoinToken, AgentToken: cfg.AgentToken})
 	s.http = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second}
@@ -193,6 +195,8 @@ func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	herr := s.http.Shutdown(ctx)
+	// After the handlers (they may still wait on a batch), before Raft.
+	s.creates.b.Close()
 	nerr := s.node.Close()
 	s.wg.Wait()
 	return errors.Join(herr, nerr)

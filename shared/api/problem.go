@@ -20,8 +20,12 @@ const (
 	ProblemTooLarge     = "https://berth.dev/problems/too-large"
 	ProblemRateLimited  = "https://berth.dev/problems/rate-limited"
 	ProblemNoLeader     = "https://berth.dev/problems/no-leader"
-	ProblemMethod       = "https://berth.dev/problems/method-not-allowed"
-	ProblemInternal     = "https://berth.dev/problems/internal"
+	// ProblemOutcomeUnknown: the write may or may not have been applied
+	// (leadership changed while it was being committed). Unlike no-leader,
+	// it is not safe to send a non-idempotent request again blindly.
+	ProblemOutcomeUnknown = "https://berth.dev/problems/outcome-unknown"
+	ProblemMethod         = "https://berth.dev/problems/method-not-allowed"
+	ProblemInternal       = "https://berth.dev/problems/internal"
 )
 
 // FieldError names one violated rule of one request field.
