@@ -72,7 +72,7 @@ type API struct {
 	loginByEmail *auth.Limiter
 	loginByAddr  *auth.Limiter
 	keypairRate  *auth.Limiter
-	keypairUses  *keypairUses
+	keypairUses  *lastSeen
 	agents       *agentLiveness
 	agentMetrics *agentCollector
 	sessions     *sessionTracker
@@ -97,7 +97,7 @@ func New(cfg Config) *API {
 		loginByEmail: auth.NewLimiter(cfg.LoginBurst, cfg.LoginEvery, cfg.Now),
 		loginByAddr:  auth.NewLimiter(cfg.LoginBurst*3, cfg.LoginEvery/3, cfg.Now),
 		keypairRate:  auth.NewLimiter(1, time.Second, cfg.Now),
-		keypairUses:  &keypairUses{last: map[string]time.Time{}},
+		keypairUses:  newLastSeen(),
 	}
 	a.metrics = newHTTPMetrics(cfg.Metrics)
 	a.agents = newAgentLiveness()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/berth-cluster/berth/manager/apierr"
@@ -172,31 +171,9 @@ func (a *API) keypairIdentity(r *http.Request, header string, body []byte) (*Ide
 // rateWindow is the period a keypair's rate_limit counts requests over.
 const rateWindow = 15 * time.Minute
 
-// keypairUses remembers when each keypair was last used, until the leader
-// writes the batch to the replicated state (DrainKeypairUses).
-type keypairUses struct {
-	mu   sync.Mutex
-	last map[string]time.Time
-}
-
-func (k *keypairUses) touch(ak string, at time.Time) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if at.After(k.last[ak]) {
-		k.last[ak] = at
-	}
-}
-
 // DrainKeypairUses returns and forgets the keypair uses seen since the
 // last call.
-func (a *API) DrainKeypairUses() map[string]time.Time {
-	k := a.keypairUses
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	out := k.last
-	k.last = map[string]time.Time{}
-	return out
-}
+func (a *API) DrainKeypairUses() map[string]time.Time { return a.keypairUses.drain() }
 
 func activeUser(tx *state.Txn, email string) (*state.User, error) {
 	u, err := tx.User(email)

@@ -27,8 +27,9 @@ const reportRepeatAfter = 30 * time.Second
 // loop), each agent's last CPU sample, and the container news last
 // proposed. None of it is replicated; a new leader starts empty.
 type sessionTracker struct {
+	touched *lastSeen
+
 	mu       sync.Mutex
-	touched  map[string]time.Time
 	samples  map[string]cpuSample // by agent
 	reported map[string]reportMemo
 }
@@ -46,29 +47,16 @@ type reportMemo struct {
 }
 
 func newSessionTracker() *sessionTracker {
-	return &sessionTracker{touched: map[string]time.Time{}, samples: map[string]cpuSample{},
+	return &sessionTracker{touched: newLastSeen(), samples: map[string]cpuSample{},
 		reported: map[string]reportMemo{}}
 }
 
 // touch records activity of a session.
-func (t *sessionTracker) touch(id string, at time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if at.After(t.touched[id]) {
-		t.touched[id] = at
-	}
-}
+func (t *sessionTracker) touch(id string, at time.Time) { t.touched.touch(id, at) }
 
 // DrainSessionActivity returns and forgets the session activity seen since
 // the last call (API use, busy CPU), for the leader to record.
-func (a *API) DrainSessionActivity() map[string]time.Time {
-	t := a.sessions
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := t.touched
-	t.touched = map[string]time.Time{}
-	return out
-}
+func (a *API) DrainSessionActivity() map[string]time.Time { return a.sessions.touched.drain() }
 
 // NoteSessionActivity puts activity back that could not be recorded, so
 // the next flush carries it.
