@@ -7,6 +7,8 @@
 package sched
 
 import (
+	"time"
+
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
@@ -45,7 +47,10 @@ type Request struct {
 	Slots       slots.Slots // per container
 	Containers  int         // cluster_size; 0 reads as 1
 	CreateIndex uint64
-	Attempts    int
+	// CreatedAt orders sessions created in one batched entry (one index):
+	// the handler stamps it as requests arrive.
+	CreatedAt time.Time
+	Attempts  int
 }
 
 func (r *Request) size() int { return max(1, r.Containers) }

@@ -39,7 +39,7 @@ func (o Order) String() string {
 }
 
 func byCreation(x, y Request) int {
-	return cmp.Or(cmp.Compare(x.CreateIndex, y.CreateIndex), strings.Compare(x.SessionID, y.SessionID))
+	return cmp.Or(cmp.Compare(x.CreateIndex, y.CreateIndex), x.CreatedAt.Compare(y.CreatedAt), strings.Compare(x.SessionID, y.SessionID))
 }
 
 // queue hands out requests one at a time; after says whether the last one

@@ -2,6 +2,7 @@ package sched
 
 import (
 	"testing"
+	"time"
 
 	"github.com/berth-cluster/berth/shared/slots"
 )
@@ -116,4 +117,16 @@ func TestParseOptions(t *testing.T) {
 	if _, err := ParseStrategy("random"); err == nil || err.Error() != `placement "random" must be concentrated or dispersed` {
 		t.Errorf("ParseStrategy(random): %v", err)
 	}
+}
+
+// Sessions created in one batched entry share its Raft index; they are
+// taken in the order the handler stamped them, not by their random ids.
+func TestFIFOKeepsArrivalOrderWithinOneEntry(t *testing.T) {
+	c := cluster([]*Keypair{unlimited("A")}, alive("a1", cpu(1), nil))
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	first, second := req("zz-first", "A", cpu(1), 10), req("aa-second", "A", cpu(1), 10)
+	first.CreatedAt, second.CreatedAt = base, base.Add(time.Millisecond)
+	second.Attempts = 3
+	wantDecisions(t, schedule(t, c, []Request{second, first}, Options{}),
+		"zz-first@a1", "aa-second:no agent has cpu 1 free (largest 0)")
 }

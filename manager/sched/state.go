@@ -81,5 +81,5 @@ func agentOf(a *state.Agent) *Agent {
 // RequestOf is a PENDING session as admission sees it.
 func RequestOf(s *state.Session) Request {
 	return Request{SessionID: s.ID, AccessKey: s.AccessKey, Slots: s.Requested, Containers: s.ClusterSize,
-		CreateIndex: s.CreateIndex, Attempts: s.Attempts}
+		CreateIndex: s.CreateIndex, CreatedAt: s.CreatedAt, Attempts: s.Attempts}
 }

@@ -65,7 +65,7 @@ func (t *Txn) EachPending(f func(*Session) bool) error {
 		return err
 	}
 	slices.SortFunc(ss, func(x, y *Session) int {
-		return cmp.Or(cmp.Compare(x.CreateIndex, y.CreateIndex), strings.Compare(x.ID, y.ID))
+		return cmp.Or(cmp.Compare(x.CreateIndex, y.CreateIndex), x.CreatedAt.Compare(y.CreatedAt), strings.Compare(x.ID, y.ID))
 	})
 	for _, s := range ss {
 		if !f(s) {
