@@ -74,6 +74,7 @@ type AgentRegister struct {
 	Capacity slots.Slots `json:"capacity"`
 	Node     NodeInfo    `json:"node"`
 	Images   []Image     `json:"images"`
+	GPUs     []GPUDevice `json:"gpus,omitempty"`
 	Version  string      `json:"version"`
 }
 
@@ -98,6 +99,9 @@ type ContainerReport struct {
 	// Usage measured from the task's cgroup.
 	CPUSeconds       float64 `json:"cpu_seconds"`
 	MemoryWorkingSet int64   `json:"memory_working_set_bytes"`
+	// GPUMemoryBytes is the GPU memory of the task's processes, where NVML
+	// can attribute it.
+	GPUMemoryBytes int64 `json:"gpu_memory_bytes,omitempty"`
 }
 
 // AgentHeartbeat is POST /v1/agents/{id}/heartbeat, authenticated with the
@@ -108,6 +112,10 @@ type AgentHeartbeat struct {
 	Images     []Image           `json:"images"`
 	Containers []ContainerReport `json:"containers"`
 	Errors     []string          `json:"errors,omitempty"`
+	// GPUs is the inventory (nil: not reported, no change); GPUUsage what
+	// each GPU measured.
+	GPUs     []GPUDevice `json:"gpus,omitempty"`
+	GPUUsage []GPUUsage  `json:"gpu_usage,omitempty"`
 }
 
 // HeartbeatAnswer tells the agent the manager's view: the Raft index its
@@ -128,6 +136,8 @@ type DesiredContainer struct {
 	WorkingDir string            `json:"working_dir"`
 	Slots      slots.Slots       `json:"slots"`
 	Mounts     []Mount           `json:"mounts"`
+	// GPUs are the GPU slices of the container (none: NVIDIA_VISIBLE_DEVICES=void).
+	GPUs []GPUSlice `json:"gpus,omitempty"`
 }
 
 // Mount is a host directory bind-mounted into a container.
