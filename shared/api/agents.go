@@ -75,7 +75,10 @@ type AgentRegister struct {
 	Node     NodeInfo    `json:"node"`
 	Images   []Image     `json:"images"`
 	GPUs     []GPUDevice `json:"gpus,omitempty"`
-	Version  string      `json:"version"`
+	// GPUShareQuantum is the agent's allocation quantum of cuda.shares
+	// (slots units; 10 = 0.1 GPU): slices on it are multiples of it.
+	GPUShareQuantum int64  `json:"gpu_share_quantum,omitempty"`
+	Version         string `json:"version"`
 }
 
 // AgentRegistered answers a registration: the id to keep and the secret the
@@ -114,8 +117,9 @@ type AgentHeartbeat struct {
 	Errors     []string          `json:"errors,omitempty"`
 	// GPUs is the inventory (nil: not reported, no change); GPUUsage what
 	// each GPU measured.
-	GPUs     []GPUDevice `json:"gpus,omitempty"`
-	GPUUsage []GPUUsage  `json:"gpu_usage,omitempty"`
+	GPUs            []GPUDevice `json:"gpus,omitempty"`
+	GPUUsage        []GPUUsage  `json:"gpu_usage,omitempty"`
+	GPUShareQuantum int64       `json:"gpu_share_quantum,omitempty"`
 }
 
 // HeartbeatAnswer tells the agent the manager's view: the Raft index its
