@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berth-cluster/berth/agent/runtime"
@@ -46,6 +47,9 @@ type converger struct {
 	started     map[string]bool
 	failed      map[string]string // id → why it could not start
 	orphanSince map[string]time.Time
+	// orphansRemoved counts the containers removed for being unknown to
+	// the managers past the grace (a metric).
+	orphansRemoved atomic.Int64
 }
 
 func newConverger(rt runtime.Runtime, log *slog.Logger, now func() time.Time, orphanGrace, stopGrace time.Duration) *converger {
@@ -165,7 +169,9 @@ func (c *converger) removeOrphan(ctx context.Context, ct runtime.Container) {
 	if c.now().Sub(since) < c.orphanGrace {
 		return
 	}
-	c.remove(ctx, ct, "the managers no longer want it")
+	if c.remove(ctx, ct, "orphan: the managers do not want it (grace "+c.orphanGrace.String()+" passed)") {
+		c.orphansRemoved.Add(1)
+	}
 }
 
 // stopNow stops and removes the containers the managers ended, each in
@@ -197,23 +203,25 @@ func (c *converger) stopNow(ctx context.Context, cts []runtime.Container) {
 func (c *converger) waitStops() { c.stops.Wait() }
 
 // remove stops a running container (SIGTERM, SIGKILL after the stop grace)
-// and deletes it; why says why in the log.
-func (c *converger) remove(ctx context.Context, ct runtime.Container, why string) {
+// and deletes it; why says why in the log. It reports whether the
+// container is gone.
+func (c *converger) remove(ctx context.Context, ct runtime.Container, why string) bool {
 	if ct.State == runtime.Running {
 		if err := c.rt.Stop(ctx, ct.ID, c.stopGrace); err != nil && !errors.Is(err, runtime.ErrNotFound) {
 			c.log.Warn("could not stop container", "container", ct.ID, "why", why, "err", err)
-			return
+			return false
 		}
 	}
 	if err := c.rt.Remove(ctx, ct.ID); err != nil && !errors.Is(err, runtime.ErrNotFound) {
 		c.log.Warn("could not remove container", "container", ct.ID, "why", why, "err", err)
-		return
+		return false
 	}
 	c.log.Info("removed container", "container", ct.ID, "session", ct.SessionID, "why", why)
 	c.mu.Lock()
 	delete(c.orphanSince, ct.ID)
 	delete(c.started, ct.ID)
 	c.mu.Unlock()
+	return true
 }
 
 func (c *converger) clearOrphan(id string) {

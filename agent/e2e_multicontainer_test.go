@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,9 +31,11 @@ var showEnv = []string{"sh", "-c", `echo "$BERTH_CONTAINER_INDEX $BERTH_CLUSTER_
 
 // realAgent is one agent under test and the runtime of its namespace.
 type realAgent struct {
-	a  *agent.Agent
-	rt *containerd.Runtime
-	ns string
+	a    *agent.Agent
+	rt   *containerd.Runtime
+	ns   string
+	cfg  agent.Config
+	stop func() // ends the agent as kill -9 would: its containers run on
 }
 
 type multiCluster struct {
@@ -40,16 +43,32 @@ type multiCluster struct {
 	agents map[string]*realAgent // by agent id, once registered
 }
 
-// startMultiCluster starts containerd, a dev manager placing concentrated,
-// and two agents of one core each; the default policy allows two
-// containers per session.
-func startMultiCluster(t *testing.T) *multiCluster {
+// runRealAgent starts an agent with cfg until stop or the test's end.
+func runRealAgent(t *testing.T, cfg agent.Config) (*agent.Agent, func()) {
+	t.Helper()
+	a, err := agent.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return a, stop
+}
+
+// startMultiCluster starts containerd, a dev manager placing concentrated
+// (changed by tweak), and two agents of one core each; the default policy
+// allows two containers per session.
+func startMultiCluster(t *testing.T, tweak ...func(*server.Config)) *multiCluster {
 	t.Helper()
 	socket := testenv.Containerd(t)
-	c := testcluster.StartDev(t, func(cfg *server.Config) {
+	c := testcluster.StartDev(t, append([]func(*server.Config){func(cfg *server.Config) {
 		cfg.AgentToken = "agent-token"
 		cfg.Placement = "concentrated"
-	})
+	}}, tweak...)...)
 	mc := &multiCluster{sessionCluster: &sessionCluster{t: t, s: c.Servers[0]}, agents: map[string]*realAgent{}}
 	var started []*realAgent
 	for range 2 {
@@ -62,17 +81,11 @@ func startMultiCluster(t *testing.T) *multiCluster {
 		t.Cleanup(func() { rt.Close() })
 		// Four cores less three reserved: one core to offer, whatever
 		// this machine has.
-		a, err := agent.New(agent.Config{Managers: []string{testcluster.URL(mc.s)}, Token: "agent-token", StateDir: t.TempDir(),
+		cfg := agent.Config{Managers: []string{testcluster.URL(mc.s)}, Token: "agent-token", StateDir: t.TempDir(),
 			HTTPAddr: "127.0.0.1:0", ReservedMilliCPU: 3000, HeartbeatEvery: 200 * time.Millisecond, StopGrace: time.Second,
-			Host: fourCores{}, Runtime: rt, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- a.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-		started = append(started, &realAgent{a: a, rt: rt, ns: ns})
+			Host: fourCores{}, Runtime: rt, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test"}
+		a, stop := runRealAgent(t, cfg)
+		started = append(started, &realAgent{a: a, rt: rt, ns: ns, cfg: cfg, stop: stop})
 	}
 
 	mc.admin = testcluster.Login(t, mc.s, testcluster.AdminEmail, testcluster.AdminPassword)

@@ -37,8 +37,10 @@ func newMetrics(reg prometheus.Registerer, a *Agent) *metrics {
 		func() float64 { return float64(a.conv.occupied()[slots.CPU]) })
 	occupiedMem := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "berth_agent_occupied_memory_bytes", Help: "Memory held by the containers the managers placed here."},
 		func() float64 { return float64(a.conv.occupied()[slots.Mem]) })
+	orphans := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "berth_agent_orphans_removed_total", Help: "Containers removed because the managers did not want them once the orphan grace had passed."},
+		func() float64 { return float64(a.conv.orphansRemoved.Load()) })
 	if reg != nil {
-		reg.MustRegister(m.heartbeats, m.heartbeatFailures, m.containers, m.usedCPU, m.usedMem, capacity, occupied, occupiedMem)
+		reg.MustRegister(m.heartbeats, m.heartbeatFailures, m.containers, m.usedCPU, m.usedMem, capacity, occupied, occupiedMem, orphans)
 	}
 	return m
 }

@@ -43,6 +43,9 @@ const (
 	MsgSessionTerminate MsgType = 43
 	MsgSessionsTouch    MsgType = 44
 	MsgSessionsCreate   MsgType = 45
+	// 50-59: storage folders. 60-69: maintenance.
+	MsgUsageRecalculate MsgType = 60
+	// 70-79: GPUs.
 )
 
 // appliers maps each type to its applier; every resource file contributes
@@ -78,5 +81,7 @@ func appliers() map[MsgType]applier {
 		MsgSessionTerminate: handle(applySessionTerminate),
 		MsgSessionsTouch:    handle(applySessionsTouch),
 		MsgSessionsCreate:   handle(applySessionsCreate),
+		// Maintenance: maintenance.go.
+		MsgUsageRecalculate: handle(applyUsageRecalculate),
 	}
 }

@@ -76,6 +76,7 @@ type API struct {
 	agents       *agentLiveness
 	agentMetrics *agentCollector
 	sessions     *sessionTracker
+	usage        *usageChecks
 	routes       []Route
 	metrics      *httpMetrics
 	mux          *http.ServeMux
@@ -103,6 +104,7 @@ func New(cfg Config) *API {
 	a.agents = newAgentLiveness()
 	a.sessions = newSessionTracker()
 	a.agentMetrics = newAgentCollector(a)
+	a.usage = newUsageChecks(cfg.Metrics)
 	if cfg.Metrics != nil {
 		cfg.Metrics.MustRegister(a.agentMetrics, newSessionCollector(a))
 	}

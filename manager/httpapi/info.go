@@ -66,7 +66,8 @@ func (a *API) info(c *Call) error {
 	applied, _, _ := n.Indexes()
 	out := api.Info{Version: version.Version, Commit: version.Commit, APIVersion: version.APIVersion, License: version.License,
 		Cluster: api.ClusterInfo{Leader: leader, Members: members, RaftIndex: applied}}
-	agents, err := a.cluster.State().Read().Agents()
+	tx := a.cluster.State().Read()
+	agents, err := tx.Agents()
 	if err != nil {
 		return err
 	}
@@ -77,6 +78,12 @@ func (a *API) info(c *Call) error {
 		case state.AgentLost:
 			out.Agents.Lost++
 		}
+	}
+	if out.Sessions.Pending, err = tx.CountSessionsInStatus(api.SessionPending); err != nil {
+		return err
+	}
+	if out.Sessions.Running, err = tx.CountSessionsInStatus(api.SessionRunning); err != nil {
+		return err
 	}
 	return c.JSON(http.StatusOK, out)
 }

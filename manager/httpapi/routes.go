@@ -21,6 +21,7 @@ func (a *API) routeTable() []Route {
 		{Method: get, Path: "/readyz", Summary: "This manager knows a leader and has the cluster's first-start objects", Access: Public, Local: true, Handle: a.readyz},
 		{Method: get, Path: "/metrics", Summary: "Prometheus metrics", Access: Public, Local: true, Produces: "text/plain", Handle: a.metricsHandler},
 		{Method: get, Path: "/v1/openapi.json", Summary: "This API as OpenAPI 3", Access: Public, Local: true, Handle: a.openapi},
+		{Method: post, Path: "/v1/maintenance/recalculate-usage", Summary: "Recompute every derived occupancy (per agent, per keypair) from the session records, compare the records with what agents report running, fix what differs and list it", Access: Superadmin, Out: api.UsageRecalculation{}, Handle: a.recalculateUsage},
 		{Method: get, Path: "/v1/info", Summary: "Version, licence and cluster state", Access: Authenticated, Local: true, Out: api.Info{}, Handle: a.info},
 
 		{Method: post, Path: "/v1/auth/login", Summary: "Log in with email and password", Access: Public, In: api.LoginRequest{}, Out: api.LoginResponse{}, Handle: a.login},

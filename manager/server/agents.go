@@ -55,6 +55,33 @@ func (s *Server) markLostAgents(ctx context.Context) {
 		return
 	}
 	for _, id := range v.([]string) {
+		s.lost.Inc()
 		s.log.Warn("agent lost: no heartbeat within the timeout", "agent", id, "timeout", s.heartbeatTimeout())
+	}
+}
+
+// defaultUsageCheckEvery is how often the leader checks usage for drift
+// when -usage-check-every is not given.
+const defaultUsageCheckEvery = time.Minute
+
+// startUsageChecks runs the periodic usage check for one leadership; the
+// returned function stops it and waits until it has.
+func (s *Server) startUsageChecks(ctx context.Context) (stop func()) {
+	every := s.cfg.UsageCheckEvery
+	if every < 0 {
+		return func() {}
+	}
+	if every == 0 {
+		every = defaultUsageCheckEvery
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.api.UsageCheckLoop(ctx, every)
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
 }

@@ -76,6 +76,10 @@ type Config struct {
 	// IdleCheckEvery is how often the leader records sessions' activity
 	// and ends idle and overlong sessions (default 5s).
 	IdleCheckEvery time.Duration
+	// UsageCheckEvery is how often the leader compares the derived
+	// occupancy with the session records and the records with what agents
+	// report, repairing what differs (default 1m; negative: never).
+	UsageCheckEvery time.Duration
 
 	// Scheduler is the order PENDING sessions are taken in: fifo (the
 	// default) or drf. Placement picks agents: concentrated (bin-pack, the

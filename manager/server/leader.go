@@ -69,6 +69,7 @@ func (s *Server) lead(ctx context.Context) {
 	}
 	defer s.startIdleLoop(ctx)()  // idle.go
 	defer s.startScheduler(ctx)() // scheduler.go
+	defer s.startUsageChecks(ctx)()
 	sweep := time.NewTicker(tokenSweepEvery)
 	defer sweep.Stop()
 	every := s.cfg.KeypairTouchEvery

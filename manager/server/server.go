@@ -37,6 +37,8 @@ type Server struct {
 	httpAddr string
 	reg      *prometheus.Registry
 	creates  *sessionCreates // batcher.go
+	// lost counts the agents this manager declared LOST as leader.
+	lost prometheus.Counter
 
 	mu    sync.Mutex
 	peers []Peer
@@ -98,6 +100,8 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s.node = node
 	s.creates = s.newSessionCreates()
+	s.lost = registered(s.reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_agents_lost_total",
+		Help: "Agents this manager, as leader, declared LOST for silence past the heartbeat timeout (their sessions became ERROR agent-lost)."}))
 	s.api = httpapi.New(httpapi.Config{Cluster: s, Log: log, Metrics: s.reg, Gatherer: s.reg, Now: cfg.Now,
 		Rand: cfg.Rand, TokenTTL: cfg.TokenTTL, JoinToken: cfg.JoinToken, AgentToken: cfg.AgentToken})
 	s.http = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second}

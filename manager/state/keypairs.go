@@ -64,3 +64,10 @@ func (t *Txn) DeleteKeypair(k *Keypair) error { return t.remove(tableKeypairs, k
 func (t *Txn) EachKeypair(keep func(*Keypair) bool, f func(*Keypair) error) error {
 	return each(t, tableKeypairs, keep, f)
 }
+
+// CountKeypairs is how many keypairs exist.
+func (t *Txn) CountKeypairs() (int, error) {
+	n := 0
+	err := t.EachKeypair(nil, func(*Keypair) error { n++; return nil })
+	return n, err
+}

@@ -147,6 +147,11 @@ func (t *Txn) SessionsInStatus(status string) ([]*Session, error) {
 	return list[Session](t, tableSessions, "status", status)
 }
 
+// CountSessionsInStatus is how many sessions are in one status.
+func (t *Txn) CountSessionsInStatus(status string) (int, error) {
+	return count(t, tableSessions, "status", status)
+}
+
 // Sessions pages through sessions in id order.
 func (t *Txn) Sessions(cursor string, limit int, keep func(*Session) bool) ([]*Session, string, error) {
 	return after(t, tableSessions, cursor, limit, keep)

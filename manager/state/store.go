@@ -135,6 +135,19 @@ func list[T any](t *Txn, table, index string, args ...any) ([]*T, error) {
 	return out, nil
 }
 
+// count is how many objects an index holds for args.
+func count(t *Txn, table, index string, args ...any) (int, error) {
+	it, err := t.tx.Get(table, index, args...)
+	if err != nil {
+		return 0, fmt.Errorf("count %s by %s: %w", table, index, err)
+	}
+	n := 0
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		n++
+	}
+	return n, nil
+}
+
 // after lists objects whose id sorts after cursor, at most limit of them
 // (limit <= 0: no bound). Ids never change, so a cursor stays valid while
 // other objects are written.

@@ -2,6 +2,8 @@ package state
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/go-memdb"
@@ -146,3 +148,126 @@ func (t *Txn) RecomputeUsage() (map[string]*Usage, error) {
 	}
 	return out, err
 }
+
+// UsageDrift is one difference between a stored usage row and what the
+// session records make of it: Slot is a slot name, or "sessions" for the
+// count of occupying sessions of a keypair.
+type UsageDrift struct {
+	Key      string `json:"key"`
+	Slot     string `json:"slot"`
+	Recorded int64  `json:"recorded"`
+	Actual   int64  `json:"actual"`
+}
+
+// DriftSessions is the Slot of a drift in a keypair's count of occupying
+// sessions (what concurrency_used shows).
+const DriftSessions = "sessions"
+
+// UsageDrifts compares the stored usage rows with RecomputeUsage and
+// returns every difference, by key and slot. Nothing should ever differ
+// (see Usage); the check exists so that a bug, if one ever slips in, is
+// found, measured and repaired rather than trusted.
+func (t *Txn) UsageDrifts() ([]UsageDrift, error) {
+	want, err := t.RecomputeUsage()
+	if err != nil {
+		return nil, err
+	}
+	have, err := t.Usages()
+	if err != nil {
+		return nil, err
+	}
+	stored := make(map[string]*Usage, len(have))
+	for _, u := range have {
+		stored[u.Key] = u
+	}
+	keys := make(map[string]bool, len(want)+len(stored))
+	for k := range want {
+		keys[k] = true
+	}
+	for k := range stored {
+		keys[k] = true
+	}
+	var out []UsageDrift
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		w, h := want[k], stored[k]
+		if w == nil {
+			w = &Usage{Key: k}
+		}
+		if h == nil {
+			h = &Usage{Key: k}
+		}
+		names := map[string]bool{}
+		for n := range w.Slots {
+			names[string(n)] = true
+		}
+		for n := range h.Slots {
+			names[string(n)] = true
+		}
+		for _, n := range slices.Sorted(maps.Keys(names)) {
+			if rec, act := h.Slots[slots.Name(n)], w.Slots[slots.Name(n)]; rec != act {
+				out = append(out, UsageDrift{Key: k, Slot: n, Recorded: rec, Actual: act})
+			}
+		}
+		if h.Sessions != w.Sessions {
+			out = append(out, UsageDrift{Key: k, Slot: DriftSessions, Recorded: int64(h.Sessions), Actual: int64(w.Sessions)})
+		}
+	}
+	return out, nil
+}
+
+// RepairUsage rewrites every usage row that differs from the session
+// records (the FSM's recalculate-usage entry) and returns what differed.
+func (t *Txn) RepairUsage() ([]UsageDrift, error) {
+	drifts, err := t.UsageDrifts()
+	if err != nil || len(drifts) == 0 {
+		return drifts, err
+	}
+	want, err := t.RecomputeUsage()
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range driftKeys(drifts) {
+		if err := t.SetUsage(k, want[k]); err != nil {
+			return nil, err
+		}
+	}
+	return drifts, nil
+}
+
+func driftKeys(ds []UsageDrift) []string {
+	var out []string
+	for _, d := range ds {
+		if len(out) == 0 || out[len(out)-1] != d.Key {
+			out = append(out, d.Key)
+		}
+	}
+	return out
+}
+
+// SetUsage overwrites one usage row (u nil or empty removes it). The FSM
+// repairs drift with it; tests use it to inject drift. Nothing else may
+// write usage: it is derived from the sessions.
+func (t *Txn) SetUsage(key string, u *Usage) error {
+	old, err := t.usage(key)
+	if err != nil {
+		return err
+	}
+	if u == nil || (u.Sessions == 0 && len(u.Slots) == 0) {
+		if old == nil {
+			return nil
+		}
+		return t.remove(tableUsage, old)
+	}
+	n := &Usage{Key: key, Slots: u.Slots.Clone(), Sessions: u.Sessions}
+	if err := t.tx.Insert(tableUsage, n); err != nil {
+		return fmt.Errorf("insert into %s: %w", tableUsage, err)
+	}
+	return nil
+}
+
+// UsageKeypair and UsageAgent are the usage keys of a keypair and of an
+// agent.
+func UsageKeypair(accessKey string) string { return usageKeypair + accessKey }
+
+// UsageAgent: see UsageKeypair.
+func UsageAgent(id string) string { return usageAgent + id }

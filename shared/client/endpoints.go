@@ -106,3 +106,13 @@ func get[T any](ctx context.Context, c *Client, path string, query url.Values) (
 	}
 	return &out, nil
 }
+
+// RecalculateUsage repairs derived occupancy and returns what differed
+// (superadmin).
+func (c *Client) RecalculateUsage(ctx context.Context) (*api.UsageRecalculation, error) {
+	var out api.UsageRecalculation
+	if err := c.Do(ctx, http.MethodPost, "/v1/maintenance/recalculate-usage", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -56,6 +56,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		reservedCPU = fs.String("reserved-cpu", "1", "cores kept for the system (decimal)")
 		reservedMem = fs.String("reserved-mem", "1GiB", "memory kept for the system (bytes or 512MiB, 1GiB…)")
 		heartbeat   = fs.Duration("heartbeat", 3*time.Second, "how often to report to the managers")
+		orphanGrace = fs.Duration("orphan-grace", 30*time.Second, "how long a container the managers do not know may run before it is removed")
+		stopGrace   = fs.Duration("stop-grace", 10*time.Second, "how long a stopped container has between SIGTERM and SIGKILL")
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 		showVersion = fs.Bool("version", false, "print the version and exit")
 	)
@@ -100,6 +102,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	a, err := agent.New(agent.Config{
 		Managers: splitList(*managers), Token: *token, StateDir: dir, HTTPAddr: *httpAddr, Advertise: *advertise,
 		ReservedMilliCPU: milliCPU, ReservedMemBytes: memBytes, HeartbeatEvery: *heartbeat,
+		OrphanGrace: *orphanGrace, StopGrace: *stopGrace,
 		Runtime: rt, Log: log, Metrics: reg, Gatherer: reg, Version: version.Version,
 	})
 	if err != nil {

@@ -62,6 +62,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		joinToken        = fs.String("join-token", "", "shared secret managers present to join the cluster")
 		agentToken       = fs.String("agent-token", "", "token agents present to register")
 		heartbeatTimeout = fs.Duration("heartbeat-timeout", 30*time.Second, "an agent silent this long is LOST")
+		usageCheckEvery  = fs.Duration("usage-check-every", time.Minute, "how often the leader checks derived usage against the session records and agents' reports, repairing drift (negative: never)")
 		adminEmail       = fs.String("bootstrap-admin-email", "admin@berth.local", "email of the superadmin created on first start")
 		tokenTTL         = fs.Duration("token-ttl", 12*time.Hour, "lifetime of login tokens")
 		scheduler        = fs.String("scheduler", "fifo", "order PENDING sessions are taken in: fifo or drf (dominant resource fairness per keypair)")
@@ -115,7 +116,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	cfg := server.Config{
 		NodeID: *nodeID, HTTPAddr: *httpAddr, AdvertiseHTTP: *advertiseHTTP, RaftAddr: *raftAddr, DataDir: abs,
 		Dev: *dev, BootstrapExpect: *bootstrapExpect, Peers: peerList, Join: *join, JoinToken: *joinToken,
-		AgentToken: *agentToken, HeartbeatTimeout: *heartbeatTimeout, FolderHosts: folderHosts,
+		AgentToken: *agentToken, HeartbeatTimeout: *heartbeatTimeout, UsageCheckEvery: *usageCheckEvery, FolderHosts: folderHosts,
 		BootstrapAdminEmail: *adminEmail, BootstrapAdminPassword: getenv("BERTH_BOOTSTRAP_ADMIN_PASSWORD"),
 		TokenTTL: *tokenTTL, Scheduler: *scheduler, Placement: *placement, Log: log, Out: stdout, RaftLog: stderr, RaftLogLevel: *logLevel,
 	}

@@ -107,6 +107,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) s
 		c.logoutCmd(),
 		c.whoamiCmd(),
 		c.infoCmd(),
+		c.maintenanceCmd(),
 		c.operatorCmd(),
 		c.userCmd(),
 		c.keypairCmd(),

@@ -1,0 +1,95 @@
+package agent_test
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/berth-cluster/berth/manager/server"
+	"github.com/berth-cluster/berth/manager/testcluster"
+	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/slots"
+)
+
+// Agent faults end to end, on real containers: an agent killed (its
+// process gone, its containers running on) becomes LOST after the
+// heartbeat timeout, its sessions ERROR agent-lost with their slots freed,
+// and what waited for those slots runs elsewhere; restarted, it is ALIVE
+// again and kills the containers of the sessions that ended meanwhile.
+func TestKilledAgentIsLostAndItsStaleContainersDieWhenItReturns(t *testing.T) {
+	const timeout = 2 * time.Second
+	mc := startMultiCluster(t, func(cfg *server.Config) { cfg.HeartbeatTimeout = timeout })
+	// The user may hold one core: a second session waits for the first.
+	mc.want(mc.do(mc.admin, http.MethodPatch, "/v1/resource-policies/default",
+		map[string]any{"total_resource_slots": map[string]any{"cpu": 1}}), http.StatusOK)
+
+	first := mc.wait(mc.startCluster(1, 1).ID, api.SessionRunning)
+	second := mc.startCluster(1, 1)
+	if got := mc.get(second.ID); got.Status != api.SessionPending {
+		t.Fatalf("the second session is %s (%s), want PENDING behind the keypair's one core", got.Status, got.StatusInfo)
+	}
+	lostID := first.Containers[0].Agent
+	lost := mc.agents[lostID]
+	if lost == nil {
+		t.Fatalf("the session runs on %s, not one of the test's agents", lostID)
+	}
+	containerID := first.ID + "-0"
+
+	lost.stop()
+	killed := time.Now()
+	var lostAfter time.Duration
+	testcluster.Eventually(t, slowMachine, func() error {
+		var ag api.Agent
+		mc.do(mc.admin, http.MethodGet, "/v1/agents/"+lostID, nil).JSON(t, &ag)
+		if ag.Status != api.AgentLost {
+			return fmt.Errorf("agent %s is %s", lostID, ag.Status)
+		}
+		lostAfter = time.Since(killed)
+		return nil
+	})
+	t.Logf("agent LOST %s after it was killed (timeout %s, heartbeats every 200ms)", lostAfter, timeout)
+	if lostAfter < timeout-200*time.Millisecond {
+		t.Errorf("agent LOST %s after its last heartbeat at the earliest, before the %s timeout", lostAfter, timeout)
+	}
+
+	ended := mc.wait(first.ID, api.SessionError)
+	if ended.StatusInfo != "agent-lost" || ended.Occupied[slots.CPU] != 0 {
+		t.Fatalf("session on the lost agent: status_info %q, occupied %v", ended.StatusInfo, ended.Occupied)
+	}
+	moved := mc.wait(second.ID, api.SessionRunning)
+	if ag := moved.Containers[0].Agent; ag == lostID {
+		t.Fatalf("the waiting session was placed on the LOST agent %s", ag)
+	}
+	if _, ok := mc.containers(lost)[containerID]; !ok {
+		t.Fatalf("container %s died with its agent; a killed agent's containers run on", containerID)
+	}
+
+	a, stop := runRealAgent(t, lost.cfg)
+	lost.a, lost.stop = a, stop
+	if a.ID() != lostID {
+		t.Fatalf("the restarted agent came back as %s, not %s", a.ID(), lostID)
+	}
+	testcluster.Eventually(t, slowMachine, func() error {
+		var ag api.Agent
+		mc.do(mc.admin, http.MethodGet, "/v1/agents/"+lostID, nil).JSON(t, &ag)
+		if ag.Status != api.AgentAlive {
+			return fmt.Errorf("agent %s is %s", lostID, ag.Status)
+		}
+		if _, ok := mc.containers(lost)[containerID]; ok {
+			return fmt.Errorf("the stale container %s still runs", containerID)
+		}
+		return nil
+	})
+	if got := mc.get(first.ID); got.Status != api.SessionError {
+		t.Fatalf("the ended session came back as %s", got.Status)
+	}
+	r := mc.do(mc.admin, http.MethodPost, "/v1/maintenance/recalculate-usage", nil)
+	mc.want(r, http.StatusOK)
+	var rec api.UsageRecalculation
+	r.JSON(t, &rec)
+	if len(rec.Drift) != 0 {
+		t.Errorf("recalculate usage after the fault found %+v", rec.Drift)
+	}
+	mc.endAndClean(moved)
+}
