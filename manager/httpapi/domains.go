@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"regexp"
+	"unicode/utf8"
 
 	"github.com/berth-cluster/berth/manager/apierr"
 	"github.com/berth-cluster/berth/manager/fsm"
@@ -45,6 +47,9 @@ func (a *API) createDomain(c *Call) error {
 	if !validName.MatchString(req.Name) {
 		return apierr.Field(apierr.Invalid, "name", "name "+nameRule)
 	}
+	if err := checkDescription(&req.Description); err != nil {
+		return err
+	}
 	v, err := c.Propose(fsm.DomainCreate{Domain: state.Domain{Name: req.Name, Description: req.Description, IsActive: true, CreatedAt: a.now().UTC()}})
 	if err != nil {
 		return err
@@ -67,4 +72,15 @@ func (a *API) domainOf(c *Call) (string, error) {
 		return "", apierr.New(apierr.NotFound, "no domain %s", domain)
 	}
 	return domain, nil
+}
+
+// maxDescriptionLen bounds the free-text description of domains and
+// groups: shown in lists and the console, never meant for documents.
+const maxDescriptionLen = 1024
+
+func checkDescription(d *string) error {
+	if d != nil && utf8.RuneCountInString(*d) > maxDescriptionLen {
+		return apierr.Field(apierr.Invalid, "description", fmt.Sprintf("description must be at most %d characters", maxDescriptionLen))
+	}
+	return nil
 }

@@ -46,6 +46,9 @@ func (a *API) createGroup(c *Call) error {
 	if !validName.MatchString(req.Name) {
 		return apierr.Field(apierr.Invalid, "name", "name "+nameRule)
 	}
+	if err := checkDescription(&req.Description); err != nil {
+		return err
+	}
 	v, err := c.Propose(fsm.GroupCreate{Group: state.Group{Domain: domain, Name: req.Name, Description: req.Description,
 		IsActive: true, CreatedAt: a.now().UTC()}})
 	if err != nil {
@@ -83,6 +86,9 @@ func (a *API) updateGroup(c *Call) error {
 	}
 	var p api.GroupPatch
 	if err := c.Decode(&p); err != nil {
+		return err
+	}
+	if err := checkDescription(p.Description); err != nil {
 		return err
 	}
 	v, err := c.Propose(fsm.GroupUpdate{Domain: domain, Name: c.R.PathValue("group"), Description: p.Description, IsActive: p.IsActive})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -78,7 +79,43 @@ func DecodeJSON(body []byte, v any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return apierr.New(apierr.Invalid, "the request body has data after the JSON object")
 	}
+	if hasNUL(reflect.ValueOf(v)) {
+		// No name, path, command argument or environment value can hold
+		// one: C strings end there, so it would mean one thing here and
+		// another in containerd, a file system or a CSV reader.
+		return apierr.New(apierr.Invalid, `the request body holds a NUL character (\u0000) in a string; no field takes one`)
+	}
 	return nil
+}
+
+// hasNUL reports whether any string reachable from v holds U+0000.
+func hasNUL(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.String:
+		return strings.IndexByte(v.String(), 0) >= 0
+	case reflect.Pointer, reflect.Interface:
+		return !v.IsNil() && hasNUL(v.Elem())
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() && hasNUL(v.Field(i)) {
+				return true
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			if hasNUL(v.Index(i)) {
+				return true
+			}
+		}
+	case reflect.Map:
+		it := v.MapRange()
+		for it.Next() {
+			if hasNUL(it.Key()) || hasNUL(it.Value()) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func decodeError(err error) error {
