@@ -12,7 +12,7 @@ TAGS     := no_dynamic_plugins
 # The race detector roughly doubles test time on two cores; CI keeps it on.
 TESTFLAGS ?= -race -timeout 15m
 
-.PHONY: build test run bench lint fuzz cluster clean
+.PHONY: build test run bench lint fuzz chaos cluster clean
 
 build:
 	$(GO) build -tags $(TAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/berth-manager ./manager/cmd/berth-manager
@@ -30,6 +30,11 @@ cluster: build
 
 bench:
 	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchmem ./...
+
+# The reliability suite for longer than make test's 20 s (root, ip netns).
+CHAOS_DURATION ?= 5m
+chaos:
+	CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -tags $(TAGS) -count=1 -timeout 60m -v -run . ./manager/chaos
 
 # Each fuzz target for a short while (FUZZTIME=1m for longer runs).
 FUZZTIME ?= 15s
