@@ -19,6 +19,9 @@ need=(
   "containerd-shim-runc-v2:containerd"
   "ctr:containerd"
   "runc:runc"
+  # The reliability suite puts each manager in a network namespace of its
+  # own (manager/chaos).
+  "ip:iproute2"
 )
 
 missing=()
