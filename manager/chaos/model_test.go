@@ -24,9 +24,9 @@ func TestRegisterModelJudgesHistories(t *testing.T) {
 		{"read after write sees it", []porcupine.Operation{w(0, 1, 0, 10, false), r(1, 1, 20, 30)}, true},
 		{"stale read after a completed write", []porcupine.Operation{w(0, 1, 0, 10, false), w(0, 2, 11, 20, false), r(1, 1, 30, 40)}, false},
 		{"concurrent read may see either", []porcupine.Operation{w(0, 1, 0, 10, false), w(0, 2, 11, 50, false), r(1, 1, 20, 30)}, true},
-		{"unknown write seen", []porcupine.Operation{w(0, 7, 0, 1 << 62, true), r(1, 7, 20, 30)}, true},
-		{"unknown write not seen", []porcupine.Operation{w(0, 7, 0, 1 << 62, true), r(1, 0, 20, 30)}, true},
-		{"unknown write seen, then unseen", []porcupine.Operation{w(0, 7, 0, 1 << 62, true), r(1, 7, 20, 30), r(1, 0, 40, 50)}, false},
+		{"unknown write seen", []porcupine.Operation{w(0, 7, 0, 1<<62, true), r(1, 7, 20, 30)}, true},
+		{"unknown write not seen", []porcupine.Operation{w(0, 7, 0, 1<<62, true), r(1, 0, 20, 30)}, true},
+		{"unknown write seen, then unseen", []porcupine.Operation{w(0, 7, 0, 1<<62, true), r(1, 7, 20, 30), r(1, 0, 40, 50)}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
