@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-cluster/berth/agent/testenv"
 	"github.com/berth-cluster/berth/manager/server"
 	"github.com/berth-cluster/berth/manager/testcluster"
 	"github.com/berth-cluster/berth/shared/api"
@@ -92,4 +93,39 @@ func TestKilledAgentIsLostAndItsStaleContainersDieWhenItReturns(t *testing.T) {
 		t.Errorf("recalculate usage after the fault found %+v", rec.Drift)
 	}
 	mc.endAndClean(moved)
+}
+
+// containerd crashing and coming back under a running agent leaves the
+// session's container as it was (the shim keeps it; the same container,
+// not a new one, answers afterwards), and the agent goes on without a
+// restart of its own.
+func TestContainerdRestartedUnderARunningAgent(t *testing.T) {
+	sc := startSessionCluster(t, 0)
+	s := sc.wait(sc.start(api.SessionInteractive, 1).ID, api.SessionRunning)
+	execIn := func(cmd ...string) (api.ExecResult, int) {
+		r := sc.do(sc.user, http.MethodPost, "/v1/sessions/"+s.ID+"/exec", map[string]any{"command": cmd})
+		var res api.ExecResult
+		if r.Status == http.StatusOK {
+			r.JSON(t, &res)
+		}
+		return res, r.Status
+	}
+	if res, code := execIn("touch", "/tmp/before-the-crash"); code != http.StatusOK || res.ExitCode != 0 {
+		t.Fatalf("exec before the crash: %d %+v", code, res)
+	}
+
+	testenv.RestartContainerd(t, sc.socket)
+
+	testcluster.Eventually(t, slowMachine, func() error {
+		res, code := execIn("cat", "/tmp/before-the-crash")
+		if code != http.StatusOK || res.ExitCode != 0 {
+			return fmt.Errorf("exec after the restart: %d %+v", code, res)
+		}
+		return nil
+	})
+	if got := sc.get(s.ID); got.Status != api.SessionRunning {
+		t.Fatalf("the session is %s (%s) after containerd came back", got.Status, got.StatusInfo)
+	}
+	sc.terminate(s.ID)
+	sc.wait(s.ID, api.SessionTerminated)
 }

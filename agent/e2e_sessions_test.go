@@ -34,11 +34,12 @@ type fourCores struct{ fingerprint.System }
 func (fourCores) NumCPU() int { return 4 }
 
 type sessionCluster struct {
-	t     *testing.T
-	s     *server.Server
-	rt    *containerd.Runtime
-	admin string
-	user  string // a plain user's login token
+	t      *testing.T
+	s      *server.Server
+	socket string // the private containerd's
+	rt     *containerd.Runtime
+	admin  string
+	user   string // a plain user's login token
 }
 
 // startSessionCluster starts containerd with the base image, a dev manager,
@@ -53,7 +54,7 @@ func startSessionCluster(t *testing.T, idleTimeout int) *sessionCluster {
 		cfg.AgentToken = "agent-token"
 		cfg.IdleCheckEvery = 200 * time.Millisecond
 	})
-	sc := &sessionCluster{t: t, s: c.Servers[0]}
+	sc := &sessionCluster{t: t, s: c.Servers[0], socket: socket}
 	rt, err := containerd.New(context.Background(), containerd.Config{Socket: socket, Namespace: ns, LogDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)

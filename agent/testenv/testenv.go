@@ -43,6 +43,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -397,4 +398,35 @@ func logTail(dir string) string {
 		lines = lines[len(lines)-40:]
 	}
 	return "--- containerd.log (end) ---\n" + strings.Join(lines, "\n") + "\n"
+}
+
+// RestartContainerd kills the private containerd of socket as a crash
+// would (SIGKILL: its shims and their containers live on) and starts it
+// again on the same directory, as systemd would.
+func RestartContainerd(t testing.TB, socket string) {
+	t.Helper()
+	dir := filepath.Dir(socket)
+	raw, err := os.ReadFile(filepath.Join(dir, "containerd.pid"))
+	if err != nil {
+		t.Fatalf("read containerd's pid: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatalf("containerd's pid %q: %v", raw, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill containerd (pid %d): %v", pid, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("containerd (pid %d) outlived SIGKILL for 30s", pid)
+		}
+		time.Sleep(10 * time.Millisecond) // a process outside the test: nothing to wait on
+	}
+	start := time.Now()
+	if out, err := run(60*time.Second, "bash", scriptPath(t, "containerd.sh"), "start", dir); err != nil {
+		t.Fatalf("scripts/containerd.sh start %s: %v\n%s%s", dir, err, out, logTail(dir))
+	}
+	t.Logf("containerd restarted in %v", time.Since(start).Round(time.Millisecond))
 }
