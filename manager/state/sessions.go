@@ -76,14 +76,11 @@ func (s *Session) Copy() *Session {
 	return &c
 }
 
+// occupyingStatuses are the statuses in which a session holds slots.
+var occupyingStatuses = []string{api.SessionScheduled, api.SessionPreparing, api.SessionRunning, api.SessionTerminating}
+
 // Occupying reports whether a session in this status holds slots.
-func Occupying(status string) bool {
-	switch status {
-	case api.SessionScheduled, api.SessionPreparing, api.SessionRunning, api.SessionTerminating:
-		return true
-	}
-	return false
-}
+func Occupying(status string) bool { return slices.Contains(occupyingStatuses, status) }
 
 // Holds is what the session occupies in all (zero unless occupying).
 func (s *Session) Holds() slots.Slots {
