@@ -31,7 +31,7 @@ type gpuState struct {
 	extra int64
 }
 
-func (g *gpuState) free() int64    { return g.shares - g.held - g.extra }
+func (g *gpuState) free() int64     { return g.shares - g.held - g.extra }
 func (g *gpuState) untouched() bool { return g.held == 0 && g.extra == 0 && g.shares > 0 }
 
 // roundShares rounds x up to a multiple of the quantum q: the agent cuts
