@@ -184,4 +184,24 @@ func gpuShort(a *agentState, h vec) string {
 	return fmt.Sprintf("no GPU slices for cuda.shares %s (largest %s)", slots.Format(slots.CUDAShares, h[vecShares]), slots.Format(slots.CUDAShares, shares))
 }
 
+// gpuCost is what slices cost the agent's GPUs: how many untouched GPUs
+// they would leave partly held (fragmenting), and how many GPUs they span.
+type gpuCost struct{ broken, gpus int }
+
+func (c gpuCost) less(o gpuCost) bool {
+	return c.broken < o.broken || (c.broken == o.broken && c.gpus < o.gpus)
+}
+
+func (a *agentState) cost(sl []state.GPUSlice) gpuCost {
+	c := gpuCost{gpus: len(sl)}
+	for _, s := range sl {
+		for i := range a.gpus {
+			if g := &a.gpus[i]; g.uuid == s.UUID && g.untouched() && s.Share < g.shares {
+				c.broken++
+			}
+		}
+	}
+	return c
+}
+
 func wantsGPU(need vec) bool { return need[vecDevice] > 0 || need[vecShares] > 0 }

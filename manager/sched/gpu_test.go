@@ -118,6 +118,30 @@ func TestHalvesShareOneGPUSoAWholeOneStillFits(t *testing.T) {
 	wantDecisions(t, schedule(t, c, pending, Options{}), "h1@a1", "h2@a1", "one@a1")
 }
 
+func TestAgentsAreChosenSoNoGPUIsFragmentedNeedlessly(t *testing.T) {
+	for _, strategy := range []Strategy{Concentrated, Dispersed} {
+		t.Run(strategy.String(), func(t *testing.T) {
+			// Two agents of one GPU each; b1 has more cpu free, so by
+			// fullness alone dispersed would spread the halves over both
+			// GPUs and the whole one would find no room.
+			a1, b1 := gpuAgent("a1", 10, 0), gpuAgent("b1", 10, 0)
+			a1.Occupied[slots.CPU] = 32000
+			c := cluster([]*Keypair{unlimited("A")}, a1, b1)
+			pending := []Request{req("h1", "A", fgpu(50), 1), req("h2", "A", fgpu(50), 2), req("one", "A", fgpu(100), 3)}
+			got := schedule(t, c, pending, Options{Strategy: strategy})
+			if got[2] != "one@a1" && got[2] != "one@b1" || got[0][3:] != got[1][3:] {
+				t.Errorf("decisions %q: the halves must share an agent and the whole one fit", got)
+			}
+		})
+	}
+	// A slice beyond one GPU goes where its remainder fills a partly held
+	// GPU rather than starting another.
+	c := cluster([]*Keypair{unlimited("A")}, gpuAgent("a1", 10, 0, 0), gpuAgent("b1", 10, 0, 40))
+	if got := place(t, c, req("s", "A", fgpu(150), 1), Dispersed); got != "b1" {
+		t.Errorf("1.5 went to %s, want b1", got)
+	}
+}
+
 func TestFiveHalvesOnTwoGPUsPlaceFourAndOneWaits(t *testing.T) {
 	c := cluster([]*Keypair{unlimited("A")}, gpuAgent("a1", 10, 0, 0))
 	var pending []Request

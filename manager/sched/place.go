@@ -91,22 +91,28 @@ func (c *Cluster) Place(r Request, s Strategy) ([]string, *Failure, error) {
 	for i := range n {
 		var best *agentState
 		var bestSlices []state.GPUSlice
-		bestScore := 0.0
+		bestScore, bestCost := 0.0, gpuCost{}
 		for _, a := range all {
 			have, h := a.occupied.add(a.extra), a.hold(need)
 			if !a.usable() || !fits(have, h, a.capacity) {
 				continue
 			}
 			var sl []state.GPUSlice
+			var cost gpuCost
 			if wantsGPU(h) {
 				var ok bool
 				if sl, ok = a.allocate(h); !ok {
 					continue
 				}
+				cost = a.cost(sl)
 			}
 			score := fullness(have.add(h), a.capacity)
-			if best == nil || (s == Dispersed && score < bestScore) || (s != Dispersed && score > bestScore) {
-				best, bestScore, bestSlices = a, score, sl
+			// Whatever the strategy, a slice goes where it breaks no whole
+			// GPU and spans the fewest GPUs, if any agent allows.
+			better := best == nil || cost.less(bestCost) ||
+				(cost == bestCost && ((s == Dispersed && score < bestScore) || (s != Dispersed && score > bestScore)))
+			if better {
+				best, bestScore, bestCost, bestSlices = a, score, cost, sl
 			}
 		}
 		if best == nil {
