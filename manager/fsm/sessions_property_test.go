@@ -47,7 +47,7 @@ func runAdmissionChaos(t *testing.T, seed uint64, steps int) {
 	mustApply(t, f, index, KeypairPut{Keypair: state.Keypair{AccessKey: "AKWIDE", User: "admin@x.io", IsActive: true, ResourcePolicy: "wide"}})
 	mustApply(t, f, index, AgentPut{Agent: state.Agent{ID: "a3", Status: state.AgentAlive, Schedulable: true,
 		Capacity: slots.Slots{slots.CPU: 8000, slots.Mem: 16 << 30, slots.CUDADevice: 2, slots.CUDAShares: 200},
-		GPUs: []api.GPUDevice{{UUID: "GPU-a", Shares: 100}, {UUID: "GPU-b", Index: 1, Shares: 100}}, GPUShareQuantum: 10}})
+		GPUs:     []api.GPUDevice{{UUID: "GPU-a", Shares: 100}, {UUID: "GPU-b", Index: 1, Shares: 100}}, GPUShareQuantum: 10}})
 	c := &chaos{t: t, rnd: rand.New(rand.NewPCG(seed, 99)), f: f, index: index, base: base}
 	for step := range steps {
 		at := base.Add(time.Duration(step) * time.Second)
