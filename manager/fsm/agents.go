@@ -53,6 +53,10 @@ type AgentUpdate struct {
 	Version     *string       `json:"version,omitempty"`
 	Status      *string       `json:"status,omitempty"`
 	Schedulable *bool         `json:"schedulable,omitempty"`
+	// GPUs replaces the GPU inventory (an empty list: the agent has none
+	// now); GPUShareQuantum its cuda.shares quantum.
+	GPUs            *[]api.GPUDevice `json:"gpus,omitempty"`
+	GPUShareQuantum *int64           `json:"gpu_share_quantum,omitempty"`
 	// LastHeartbeatAt only moves forward: an entry proposed before a later
 	// one but applied after it must not turn the clock back.
 	LastHeartbeatAt *time.Time `json:"last_heartbeat_at,omitempty"`
@@ -84,6 +88,10 @@ func applyAgentUpdate(tx *state.Txn, index uint64, c *AgentUpdate) (any, error) 
 	if c.Images != nil {
 		a.Images = slices.Clone(*c.Images)
 	}
+	if c.GPUs != nil {
+		a.GPUs = slices.Clone(*c.GPUs)
+	}
+	setIf(&a.GPUShareQuantum, c.GPUShareQuantum)
 	if c.LastHeartbeatAt != nil && c.LastHeartbeatAt.After(a.LastHeartbeatAt) {
 		a.LastHeartbeatAt = *c.LastHeartbeatAt
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/berth-cluster/berth/manager/sched"
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/slots"
 )
 
 // The appliers of the session entries (sessions.go). Every status change
@@ -152,7 +153,7 @@ func applyPlan(tx *state.Txn, index uint64, c *Plan) (any, error) {
 			res.Stale = append(res.Stale, p.SessionID)
 			continue
 		}
-		f, err := view.Admit(sched.RequestOf(s), p.Agents)
+		gpus, f, err := view.AdmitGPUs(sched.RequestOf(s), p.Agents)
 		if err != nil {
 			return nil, err
 		}
@@ -162,7 +163,7 @@ func applyPlan(tx *state.Txn, index uint64, c *Plan) (any, error) {
 			n.Attempts++
 			res.Refused = append(res.Refused, Wait{SessionID: s.ID, Info: f.Reason})
 		} else {
-			placeSession(n, p.Agents, c.At)
+			placeSession(n, p.Agents, gpus, c.At)
 			res.Placed = append(res.Placed, s.ID)
 		}
 		if err := tx.PutSession(index, n); err != nil {
@@ -187,11 +188,25 @@ func applyPlan(tx *state.Txn, index uint64, c *Plan) (any, error) {
 	return res, nil
 }
 
-// placeSession makes a session SCHEDULED with container i on agents[i].
-func placeSession(s *state.Session, agents []string, at time.Time) {
+// placeSession makes a session SCHEDULED with container i on agents[i],
+// holding the GPU slices gpus[i]. A container's cuda.shares is what its
+// slices hold (the request rounded up to the agent's quantum).
+func placeSession(s *state.Session, agents []string, gpus [][]state.GPUSlice, at time.Time) {
 	s.Containers = make([]state.SessionContainer, len(agents))
 	for i, a := range agents {
-		s.Containers[i] = state.SessionContainer{Index: i, Agent: a, Status: containerScheduled, Slots: s.Requested.Clone()}
+		held := s.Requested.Clone()
+		var sl []state.GPUSlice
+		if i < len(gpus) {
+			sl = gpus[i]
+		}
+		if s.Requested[slots.CUDAShares] > 0 {
+			total := int64(0)
+			for _, g := range sl {
+				total += g.Share
+			}
+			held[slots.CUDAShares] = max(total, s.Requested[slots.CUDAShares])
+		}
+		s.Containers[i] = state.SessionContainer{Index: i, Agent: a, Status: containerScheduled, Slots: held, GPUs: sl}
 	}
 	distinct := slices.Compact(slices.Sorted(slices.Values(agents)))
 	transition(s, api.SessionScheduled, at, "placed on "+strings.Join(distinct, ", "))

@@ -46,7 +46,8 @@ func runAdmissionChaos(t *testing.T, seed uint64, steps int) {
 		TotalResourceSlots: slots.Limits{slots.Mem: 12 << 30}, MaxContainersPerSession: 3, MaxConcurrentSessions: &three}}})
 	mustApply(t, f, index, KeypairPut{Keypair: state.Keypair{AccessKey: "AKWIDE", User: "admin@x.io", IsActive: true, ResourcePolicy: "wide"}})
 	mustApply(t, f, index, AgentPut{Agent: state.Agent{ID: "a3", Status: state.AgentAlive, Schedulable: true,
-		Capacity: slots.Slots{slots.CPU: 8000, slots.Mem: 16 << 30}}})
+		Capacity: slots.Slots{slots.CPU: 8000, slots.Mem: 16 << 30, slots.CUDADevice: 2, slots.CUDAShares: 200},
+		GPUs:     []api.GPUDevice{{UUID: "GPU-a", Shares: 100}, {UUID: "GPU-b", Index: 1, Shares: 100}}, GPUShareQuantum: 10}})
 	c := &chaos{t: t, rnd: rand.New(rand.NewPCG(seed, 99)), f: f, index: index, base: base}
 	for step := range steps {
 		at := base.Add(time.Duration(step) * time.Second)
@@ -79,6 +80,12 @@ func (c *chaos) next(step int, at time.Time) Command {
 		ak := []string{sessionKey, "AKWIDE", "AKWIDE"}[c.rnd.IntN(3)]
 		cmd := newSession(id, ak, []string{api.SessionBatch, api.SessionInteractive}[c.rnd.IntN(2)], int64(500*(1+c.rnd.IntN(6))), 1+c.rnd.IntN(3), at)
 		cmd.Session.Requested[slots.Mem] = int64(c.rnd.IntN(5)) << 30
+		switch c.rnd.IntN(4) {
+		case 0:
+			cmd.Session.Requested[slots.CUDAShares] = 1 + c.rnd.Int64N(200)
+		case 1:
+			cmd.Session.Requested[slots.CUDADevice] = 1 + c.rnd.Int64N(2)
+		}
 		return cmd
 	case r < 9:
 		return c.handPlan(at)
@@ -214,6 +221,7 @@ func checkAdmission(t *testing.T, f *FSM, when string) {
 		}
 	}
 	checkUsage(t, tx, when)
+	checkGPUs(t, tx, when)
 	agents, _ := tx.Agents()
 	for _, a := range agents {
 		if !onAgent[a.ID].FitsIn(a.Capacity) {
@@ -250,4 +258,57 @@ func checkUsage(t *testing.T, tx *state.Txn, when string) {
 
 func sameSlots(a, b slots.Slots) bool {
 	return a.Sub(b).String() == "" && b.Sub(a).String() == ""
+}
+
+// checkGPUs recomputes every GPU's slices from the session records: no GPU
+// holds more than it offers, a GPU given whole holds nothing else, every
+// slice is on a GPU of its container's agent, and a container's
+// cuda.shares is what its slices hold.
+func checkGPUs(t *testing.T, tx *state.Txn, when string) {
+	t.Helper()
+	type gpuKey struct{ agent, uuid string }
+	held, whole, slices := map[gpuKey]int64{}, map[gpuKey]int{}, map[gpuKey]int{}
+	err := tx.EachSession(func(s *state.Session) bool { return state.Occupying(s.Status) }, func(s *state.Session) error {
+		for _, ct := range s.Containers {
+			sum := int64(0)
+			for _, g := range ct.GPUs {
+				k := gpuKey{ct.Agent, g.UUID}
+				held[k] += g.Share
+				slices[k]++
+				if g.Whole {
+					whole[k]++
+				} else {
+					sum += g.Share
+				}
+			}
+			if wantsGPU := s.Requested[slots.CUDADevice] + s.Requested[slots.CUDAShares]; wantsGPU > 0 && len(ct.GPUs) == 0 {
+				t.Fatalf("%s: %s container %d asks for GPUs and holds no slice", when, s.ID, ct.Index)
+			}
+			if sum != ct.Slots[slots.CUDAShares] {
+				t.Fatalf("%s: %s container %d holds cuda.shares %d, its slices %d", when, s.ID, ct.Index, ct.Slots[slots.CUDAShares], sum)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agents, _ := tx.Agents()
+	offered := map[gpuKey]int64{}
+	for _, a := range agents {
+		for _, g := range a.GPUs {
+			offered[gpuKey{a.ID, g.UUID}] = g.Shares
+		}
+	}
+	for k, h := range held {
+		if shares, ok := offered[k]; !ok || h > shares {
+			t.Fatalf("%s: GPU %s of %s holds %d of %d", when, k.uuid, k.agent, h, shares)
+		}
+		if whole[k] > 0 && slices[k] > 1 {
+			t.Fatalf("%s: GPU %s of %s is given whole and shared (%d slices)", when, k.uuid, k.agent, slices[k])
+		}
+		if got, _ := tx.GPUUsage(k.agent); got[k.uuid] != h {
+			t.Fatalf("%s: GPU %s of %s indexed %d, recomputed %d", when, k.uuid, k.agent, got[k.uuid], h)
+		}
+	}
 }

@@ -37,6 +37,10 @@ func (a *API) registerAgent(c *Call) error {
 		return err
 	}
 	req.Images = sortedImages(req.Images)
+	if err := checkGPUs(req.GPUs, req.GPUShareQuantum); err != nil {
+		return err
+	}
+	req.GPUs = sortedGPUs(req.GPUs)
 	if req.ID != "" {
 		return a.reregisterAgent(c, &req)
 	}
@@ -50,7 +54,8 @@ func (a *API) registerAgent(c *Call) error {
 	}
 	now := a.now().UTC()
 	ag := state.Agent{ID: id, Secret: secret, Address: req.Address, Status: state.AgentAlive, Schedulable: true,
-		Capacity: req.Capacity, Node: req.Node, Images: req.Images, Version: req.Version, LastHeartbeatAt: now}
+		Capacity: req.Capacity, Node: req.Node, Images: req.Images, GPUs: req.GPUs, GPUShareQuantum: req.GPUShareQuantum,
+		Version: req.Version, LastHeartbeatAt: now}
 	if _, err := c.Propose(fsm.AgentPut{Agent: ag}); err != nil {
 		return err
 	}
@@ -69,7 +74,8 @@ func (a *API) reregisterAgent(c *Call, req *api.AgentRegister) error {
 	now := a.now().UTC()
 	alive := state.AgentAlive
 	if _, err := c.Propose(fsm.AgentUpdate{ID: rec.ID, Address: &req.Address, Capacity: &req.Capacity, Node: &req.Node,
-		Images: &req.Images, Version: &req.Version, Status: &alive, LastHeartbeatAt: &now}); err != nil {
+		Images: &req.Images, GPUs: &req.GPUs, GPUShareQuantum: &req.GPUShareQuantum,
+		Version: &req.Version, Status: &alive, LastHeartbeatAt: &now}); err != nil {
 		return err
 	}
 	a.agents.beat(rec.ID, now, nil)
@@ -193,4 +199,48 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// maxGPUShares bounds what one GPU may offer of cuda.shares (slots units):
+// 100 is one GPU; far more than any sharing makes sense for is a mistake.
+const maxGPUShares = 100 * 100
+
+// checkGPUs checks a reported GPU inventory and share quantum, every
+// problem at once: uuids present and distinct, shares offered positive and
+// bounded, the quantum within what one GPU offers.
+func checkGPUs(gpus []api.GPUDevice, quantum int64) error {
+	var bad apierr.Fields
+	seen := map[string]bool{}
+	most := int64(0)
+	for i, g := range gpus {
+		field := fmt.Sprintf("gpus[%d]", i)
+		switch {
+		case g.UUID == "":
+			bad.Add(field+".uuid", "%s.uuid is required", field)
+		case seen[g.UUID]:
+			bad.Add(field+".uuid", "GPU %s is listed twice", g.UUID)
+		}
+		seen[g.UUID] = true
+		if g.Shares <= 0 || g.Shares > maxGPUShares {
+			bad.Add(field+".shares", "%s.shares must be from 1 to %d (hundredths of a GPU; 100 = one GPU)", field, maxGPUShares)
+		}
+		if g.MemoryBytes < 0 {
+			bad.Add(field+".memory_bytes", "%s.memory_bytes must not be negative", field)
+		}
+		most = max(most, g.Shares)
+	}
+	if quantum < 0 || (len(gpus) > 0 && quantum > most) {
+		bad.Add("gpu_share_quantum", "gpu_share_quantum must be from 1 to what one GPU offers (%d), in hundredths of a GPU", most)
+	}
+	return bad.Err()
+}
+
+// sortedGPUs orders an inventory by NVML index, then uuid (and makes nil
+// empty), so the same GPUs reported in another order are no change.
+func sortedGPUs(gpus []api.GPUDevice) []api.GPUDevice {
+	out := slices.Clone(nonNil(gpus))
+	slices.SortFunc(out, func(x, y api.GPUDevice) int {
+		return cmp.Or(cmp.Compare(x.Index, y.Index), cmp.Compare(x.UUID, y.UUID))
+	})
+	return out
 }

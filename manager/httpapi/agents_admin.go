@@ -20,8 +20,12 @@ func (a *API) agentView(tx *state.Txn, ag *state.Agent) (api.Agent, error) {
 	if err != nil {
 		return api.Agent{}, err
 	}
+	gpuHeld, err := tx.GPUUsage(ag.ID)
+	if err != nil {
+		return api.Agent{}, err
+	}
 	out := api.Agent{ID: ag.ID, Address: ag.Address, Status: ag.Status, Schedulable: ag.Schedulable,
-		Capacity: ag.Capacity.Clone(), Occupied: held, GPUs: []api.AgentGPU{}, Images: slices.Clone(nonNil(ag.Images)),
+		Capacity: ag.Capacity.Clone(), Occupied: held, GPUs: agentGPUs(ag, gpuHeld), Images: slices.Clone(nonNil(ag.Images)),
 		Node: ag.Node, LastHeartbeatAt: ag.LastHeartbeatAt, Version: ag.Version}
 	if at, used, ok := a.agents.last(ag.ID); ok {
 		out.Used = used
@@ -30,6 +34,17 @@ func (a *API) agentView(tx *state.Txn, ag *state.Agent) (api.Agent, error) {
 		}
 	}
 	return out, nil
+}
+
+// agentGPUs is an agent's GPUs with what the sessions' slices hold of
+// each (the GPU ledger, derived from the session records).
+func agentGPUs(ag *state.Agent, held map[string]int64) []api.AgentGPU {
+	out := make([]api.AgentGPU, 0, len(ag.GPUs))
+	for _, g := range ag.GPUs {
+		out = append(out, api.AgentGPU{UUID: g.UUID, Name: g.Name, MemoryBytes: g.MemoryBytes,
+			SharesTotal: sharesValue(g.Shares), SharesAllocated: sharesValue(held[g.UUID]), Fake: g.Fake})
+	}
+	return out
 }
 
 func (a *API) listAgents(c *Call) error {

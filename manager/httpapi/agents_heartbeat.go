@@ -30,6 +30,12 @@ func (a *API) agentHeartbeat(c *Call) error {
 	if hb.Images != nil { // nil: not reported, no change
 		hb.Images = sortedImages(hb.Images)
 	}
+	if err := checkGPUs(hb.GPUs, hb.GPUShareQuantum); err != nil {
+		return err
+	}
+	if hb.GPUs != nil {
+		hb.GPUs = sortedGPUs(hb.GPUs)
+	}
 	now := a.now().UTC()
 	before := a.agents.beat(rec.ID, now, &hb)
 	a.agentMetrics.beats.Inc()
@@ -58,7 +64,8 @@ func (a *API) agentHeartbeat(c *Call) error {
 }
 
 // heartbeatUpdate is the Raft write a heartbeat needs, or nil: only a
-// change of status (LOST → ALIVE), address, capacity or images, or a
+// change of status (LOST → ALIVE), address, capacity, images, GPU
+// inventory or share quantum, or a
 // replicated last_heartbeat_at older than agentRecordEvery, is written.
 func heartbeatUpdate(rec *state.Agent, hb *api.AgentHeartbeat, now time.Time) *fsm.AgentUpdate {
 	u := fsm.AgentUpdate{ID: rec.ID}
@@ -75,6 +82,12 @@ func heartbeatUpdate(rec *state.Agent, hb *api.AgentHeartbeat, now time.Time) *f
 	}
 	if hb.Images != nil && !slices.Equal(hb.Images, rec.Images) {
 		u.Images, changed = &hb.Images, true
+	}
+	if hb.GPUs != nil && !slices.Equal(hb.GPUs, nonNil(rec.GPUs)) {
+		u.GPUs, changed = &hb.GPUs, true
+	}
+	if hb.GPUShareQuantum != 0 && hb.GPUShareQuantum != rec.GPUShareQuantum {
+		u.GPUShareQuantum, changed = &hb.GPUShareQuantum, true
 	}
 	if !changed && now.Sub(rec.LastHeartbeatAt) < agentRecordEvery {
 		return nil

@@ -20,6 +20,7 @@ type agentCollector struct {
 	capacity *prometheus.Desc
 	usedCPU  *prometheus.Desc
 	usedMem  *prometheus.Desc
+	gpuHeld  *prometheus.Desc
 }
 
 func newAgentCollector(a *API) *agentCollector {
@@ -36,6 +37,8 @@ func newAgentCollector(a *API) *agentCollector {
 			[]string{"agent"}, nil),
 		usedMem: prometheus.NewDesc("berth_agent_used_memory_bytes", "Memory working set of the containers an agent last reported (leader only).",
 			[]string{"agent"}, nil),
+		gpuHeld: prometheus.NewDesc("berth_gpu_shares_allocated", "What sessions hold of each GPU of an agent, in GPUs (1 = one whole GPU).",
+			[]string{"agent", "gpu"}, nil),
 	}
 }
 
@@ -46,14 +49,21 @@ func (c *agentCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.capacity
 	ch <- c.usedCPU
 	ch <- c.usedMem
+	ch <- c.gpuHeld
 }
 
 // Collect implements prometheus.Collector.
 func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 	c.beats.Collect(ch)
-	agents, err := c.api.cluster.State().Read().Agents()
+	tx := c.api.cluster.State().Read()
+	agents, err := tx.Agents()
 	if err != nil {
 		c.api.log.Error("agent metrics: read agents", "err", err)
+		return
+	}
+	gpuHeld, err := tx.GPUUsages()
+	if err != nil {
+		c.api.log.Error("agent metrics: read GPU usage", "err", err)
 		return
 	}
 	count := map[string]int{state.AgentAlive: 0, state.AgentLost: 0}
@@ -61,6 +71,9 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 		count[ag.Status]++
 		for _, n := range slots.Known {
 			ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, slotValue(n, ag.Capacity[n]), ag.ID, string(n))
+		}
+		for _, g := range ag.GPUs {
+			ch <- prometheus.MustNewConstMetric(c.gpuHeld, prometheus.GaugeValue, slotValue(slots.CUDAShares, gpuHeld[ag.ID][g.UUID]), ag.ID, g.UUID)
 		}
 		if _, used, ok := c.api.agents.last(ag.ID); ok {
 			ch <- prometheus.MustNewConstMetric(c.usedCPU, prometheus.GaugeValue, used.CPUSeconds, ag.ID)

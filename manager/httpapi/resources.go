@@ -122,8 +122,16 @@ func agentLoads(tx *state.Txn) ([]quota.Agent, error) {
 		if err != nil {
 			return nil, err
 		}
+		gpuHeld, err := tx.GPUUsage(ag.ID)
+		if err != nil {
+			return nil, err
+		}
+		var gpus []quota.GPU
+		for _, g := range ag.GPUs {
+			gpus = append(gpus, quota.GPU{Shares: g.Shares, Held: gpuHeld[g.UUID]})
+		}
 		out = append(out, quota.Agent{Capacity: ag.Capacity, Occupied: held,
-			Alive: ag.Status == state.AgentAlive, Schedulable: ag.Schedulable})
+			Alive: ag.Status == state.AgentAlive, Schedulable: ag.Schedulable, GPUs: gpus})
 	}
 	return out, nil
 }

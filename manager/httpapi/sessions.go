@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/berth-cluster/berth/manager/apierr"
+	"github.com/berth-cluster/berth/manager/sched"
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
 	"github.com/berth-cluster/berth/shared/slots"
@@ -227,12 +228,22 @@ func fitAgents(per slots.Slots, agents []*state.Agent, bad *apierr.Fields) {
 		if ag.Status != state.AgentAlive || !ag.Schedulable {
 			continue
 		}
-		if per.FitsIn(ag.Capacity) {
+		if sched.FitsEmpty(ag, per) {
 			return
 		}
 		for n, v := range ag.Capacity {
-			largest[n] = max(largest[n], v)
+			if n != slots.CUDADevice && n != slots.CUDAShares {
+				largest[n] = max(largest[n], v)
+			}
 		}
+		// GPU slots are placed on the GPUs the agent reported, whatever
+		// its capacity says.
+		shares := int64(0)
+		for _, g := range ag.GPUs {
+			shares += g.Shares
+		}
+		largest[slots.CUDADevice] = max(largest[slots.CUDADevice], int64(len(ag.GPUs)))
+		largest[slots.CUDAShares] = max(largest[slots.CUDAShares], shares)
 	}
 	short := false
 	for _, n := range slots.Known {

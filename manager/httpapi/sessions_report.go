@@ -42,6 +42,10 @@ func desiredContainers(tx *state.Txn, agent string) ([]api.DesiredContainer, err
 	if err != nil {
 		return nil, err
 	}
+	rec, err := tx.Agent(agent)
+	if err != nil {
+		return nil, err
+	}
 	out := []api.DesiredContainer{}
 	for _, s := range ss {
 		switch s.Status {
@@ -51,7 +55,7 @@ func desiredContainers(tx *state.Txn, agent string) ([]api.DesiredContainer, err
 		}
 		for _, ct := range s.Containers {
 			if ct.Agent == agent {
-				out = append(out, desiredContainer(s, ct))
+				out = append(out, desiredContainer(s, ct, rec))
 			}
 		}
 	}
@@ -59,7 +63,34 @@ func desiredContainers(tx *state.Txn, agent string) ([]api.DesiredContainer, err
 	return out, nil
 }
 
-func desiredContainer(s *state.Session, ct state.SessionContainer) api.DesiredContainer {
+// desiredGPUs resolves a container's slices against the agent's inventory
+// (rec may be nil: the agent is gone, and so is every GPU): what the agent
+// needs to set the device up, with the slice's part of the GPU's memory.
+func desiredGPUs(ct state.SessionContainer, rec *state.Agent) []api.GPUSlice {
+	var out []api.GPUSlice
+	for _, sl := range ct.GPUs {
+		g := api.GPUSlice{UUID: sl.UUID, Share: sl.Share, Whole: sl.Whole}
+		if rec != nil {
+			for _, d := range rec.GPUs {
+				if d.UUID != sl.UUID {
+					continue
+				}
+				g.Index, g.Minor, g.Fake = d.Index, d.Minor, d.Fake
+				g.MemoryBytes = d.MemoryBytes
+				if d.Shares > 0 && sl.Share < d.Shares {
+					// share/shares of the memory, rounded down, without
+					// the product overflowing.
+					m := d.MemoryBytes
+					g.MemoryBytes = m/d.Shares*sl.Share + m%d.Shares*sl.Share/d.Shares
+				}
+			}
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+func desiredContainer(s *state.Session, ct state.SessionContainer, rec *state.Agent) api.DesiredContainer {
 	env := maps.Clone(s.Env)
 	if env == nil {
 		env = map[string]string{}
@@ -73,7 +104,8 @@ func desiredContainer(s *state.Session, ct state.SessionContainer) api.DesiredCo
 		cmd = slices.Clone(keepAlive)
 	}
 	return api.DesiredContainer{ID: state.ContainerID(s.ID, ct.Index), SessionID: s.ID, Index: ct.Index, Image: s.Image,
-		Command: nonNil(cmd), Env: env, Slots: ct.Slots.Clone(), Mounts: slices.Clone(nonNil(s.Mounts))}
+		Command: nonNil(cmd), Env: env, Slots: ct.Slots.Clone(), Mounts: slices.Clone(nonNil(s.Mounts)),
+		GPUs: desiredGPUs(ct, rec)}
 }
 
 // stopContainers lists what an agent must stop and remove at once: the

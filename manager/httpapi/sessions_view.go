@@ -31,11 +31,18 @@ func sessionView(s *state.Session) api.Session {
 		CreatedAt: s.CreatedAt, StartedAt: s.StartedAt, TerminatedAt: s.TerminatedAt, ExitCode: s.ExitCode,
 		LastActivityAt: s.LastActivityAt}
 	for _, c := range s.Containers {
+		gpus := make([]api.SessionGPU, 0, len(c.GPUs))
+		for _, g := range c.GPUs {
+			gpus = append(gpus, api.SessionGPU{UUID: g.UUID, Share: sharesValue(g.Share)})
+		}
 		out.Containers = append(out.Containers, api.SessionContainer{Agent: c.Agent, Status: c.Status,
-			Slots: c.Slots.Clone(), GPUs: []api.SessionGPU{}})
+			Slots: c.Slots.Clone(), GPUs: gpus})
 	}
 	return out
 }
+
+// sharesValue is a cuda.shares quantity as the wire's decimal (0.5).
+func sharesValue(v int64) float64 { return slotValue(slots.CUDAShares, v) }
 
 // canSeeSession: owners see their sessions; admins and monitors those of
 // their domain (superadmins every one).

@@ -15,6 +15,37 @@ type Agent struct {
 	Occupied    slots.Slots
 	Alive       bool
 	Schedulable bool
+	// GPUs, when the agent reported an inventory, decide its GPU slots:
+	// free cuda.device is the GPUs nothing holds, free cuda.shares what
+	// no slice holds, and the most one container can get is what the
+	// placement would give it (whole free GPUs plus the most free on a
+	// partly held one), not capacity minus occupied.
+	GPUs []GPU
+}
+
+// GPU is one GPU's cuda.shares: what it offers and what slices hold.
+type GPU struct {
+	Shares, Held int64
+}
+
+// gpuFree is an agent's free GPU slots (sums) and the most one container
+// could get of each.
+func gpuFree(gpus []GPU) (free, largest slots.Slots) {
+	free, largest = slots.Slots{}, slots.Slots{}
+	partly := int64(0)
+	for _, g := range gpus {
+		f := max(0, g.Shares-g.Held)
+		free[slots.CUDAShares] += f
+		if g.Held == 0 {
+			free[slots.CUDADevice]++
+			largest[slots.CUDAShares] += g.Shares
+		} else {
+			partly = max(partly, f)
+		}
+	}
+	largest[slots.CUDADevice] = free[slots.CUDADevice]
+	largest[slots.CUDAShares] += partly
+	return free, largest
 }
 
 // Figures are the indicator's computed parts. In Remaining an absent slot
@@ -47,12 +78,18 @@ func Compute(limits slots.Limits, occupied slots.Slots, agents []Agent) Figures 
 		if !a.Alive {
 			continue
 		}
+		gFree, gLargest := gpuFree(a.GPUs)
 		for n, capacity := range a.Capacity {
-			free := max(0, capacity-a.Occupied[n])
+			free, most := max(0, capacity-a.Occupied[n]), int64(0)
+			if len(a.GPUs) > 0 && (n == slots.CUDADevice || n == slots.CUDAShares) {
+				free, most = gFree[n], gLargest[n]
+			} else {
+				most = free
+			}
 			addNonZero(f.Total, n, capacity)
 			addNonZero(f.Free, n, free)
-			if a.Schedulable && free > f.LargestAgentFree[n] {
-				f.LargestAgentFree[n] = free
+			if a.Schedulable && most > f.LargestAgentFree[n] {
+				f.LargestAgentFree[n] = most
 			}
 		}
 	}

@@ -96,6 +96,32 @@ func TestComputeIndicatorFigures(t *testing.T) {
 			largest:     `{"cpu":16,"cuda.device":2,"cuda.shares":0,"mem":34359738368}`,
 			allocatable: `{"cpu":16,"cuda.device":2,"cuda.shares":0,"mem":34359738368}`,
 		},
+		{
+			// Four GPUs: one given whole, one with 0.3 taken, two untouched.
+			// Free cuda.shares sums what no slice holds; one container could
+			// get two whole GPUs plus the 0.7 left on the third.
+			name:   "an agent's GPUs decide its GPU slots, not capacity minus occupied",
+			limits: slots.Limits{slots.CUDAShares: 500},
+			agents: []Agent{{Capacity: slots.Slots{slots.CPU: 8000, slots.CUDADevice: 4, slots.CUDAShares: 400},
+				Occupied: slots.Slots{slots.CUDADevice: 1, slots.CUDAShares: 30}, Alive: true, Schedulable: true,
+				GPUs: []GPU{{Shares: 100, Held: 100}, {Shares: 100, Held: 30}, {Shares: 100}, {Shares: 100}}}},
+			remaining:   `{"cpu":null,"cuda.device":null,"cuda.shares":5,"mem":null}`,
+			total:       `{"cpu":8,"cuda.device":4,"cuda.shares":4,"mem":0}`,
+			free:        `{"cpu":8,"cuda.device":2,"cuda.shares":2.7,"mem":0}`,
+			largest:     `{"cpu":8,"cuda.device":2,"cuda.shares":2.7,"mem":0}`,
+			allocatable: `{"cpu":8,"cuda.device":2,"cuda.shares":2.7,"mem":0}`,
+		},
+		{
+			name: "a partly held GPU's rest is the largest slice when no GPU is untouched",
+			agents: []Agent{{Capacity: slots.Slots{slots.CPU: 8000, slots.CUDADevice: 2, slots.CUDAShares: 200},
+				Occupied: slots.Slots{slots.CUDAShares: 140}, Alive: true, Schedulable: true,
+				GPUs: []GPU{{Shares: 100, Held: 90}, {Shares: 100, Held: 50}}}},
+			remaining:   `{"cpu":null,"cuda.device":null,"cuda.shares":null,"mem":null}`,
+			total:       `{"cpu":8,"cuda.device":2,"cuda.shares":2,"mem":0}`,
+			free:        `{"cpu":8,"cuda.device":0,"cuda.shares":0.6,"mem":0}`,
+			largest:     `{"cpu":8,"cuda.device":0,"cuda.shares":0.5,"mem":0}`,
+			allocatable: `{"cpu":8,"cuda.device":0,"cuda.shares":0.5,"mem":0}`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
@@ -38,6 +39,10 @@ type Agent struct {
 	Schedulable bool
 	Capacity    slots.Slots
 	Occupied    slots.Slots // what every session holds on it
+	// GPUs in the agent's order (by NVML index), with what is held of
+	// each; GPUQuantum is the step of its cuda.shares slices.
+	GPUs       []GPU
+	GPUQuantum int64
 }
 
 // Request is a PENDING session as admission sees it.
@@ -90,7 +95,9 @@ type agentState struct {
 	alive, schedulable bool
 	capacity, occupied vec
 	// extra is what the session being placed already put here (Place only).
-	extra vec
+	extra   vec
+	gpus    []gpuState
+	quantum int64
 }
 
 func (a *agentState) usable() bool { return a.alive && a.schedulable }
@@ -127,6 +134,10 @@ func newAgentState(a *Agent) *agentState {
 	s := &agentState{id: a.ID, alive: a.Alive, schedulable: a.Schedulable}
 	s.capacity, _ = toVec(a.Capacity)
 	s.occupied, _ = toVec(a.Occupied)
+	s.quantum = a.GPUQuantum
+	for _, g := range a.GPUs {
+		s.gpus = append(s.gpus, gpuState{uuid: g.UUID, shares: g.Shares, held: g.Held})
+	}
 	return s
 }
 
@@ -172,28 +183,49 @@ func (c *Cluster) allAgents() ([]*agentState, error) {
 // Commit records an admitted session: its keypair and its agents hold its
 // slots from now on in this view. The caller has verified it fits.
 func (c *Cluster) Commit(r Request, agents []string) error {
+	_, err := c.commit(r, agents)
+	return err
+}
+
+// commit is Commit returning each container's GPU slices, allocated on its
+// agent in container order: the same slices CheckAgents found room for.
+func (c *Cluster) commit(r Request, agents []string) ([][]state.GPUSlice, error) {
 	need, bad := toVec(r.Slots)
 	if bad != "" {
-		return fmt.Errorf("session %s asks for unknown slot %s", r.SessionID, bad)
+		return nil, fmt.Errorf("session %s asks for unknown slot %s", r.SessionID, bad)
 	}
 	k, err := c.keypair(r.AccessKey)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if k != nil {
-		k.occupied = k.occupied.add(need.times(int64(len(agents))))
-		k.sessions++
-	}
-	for _, id := range agents {
+	gpus := make([][]state.GPUSlice, len(agents))
+	var held vec
+	for i, id := range agents {
 		a, err := c.agent(id)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if a != nil {
-			a.occupied = a.occupied.add(need)
+		if a == nil {
+			held = held.add(need)
+			continue
 		}
+		h := a.hold(need)
+		if wantsGPU(h) {
+			sl, ok := a.allocate(h)
+			if !ok {
+				return nil, fmt.Errorf("session %s: container %d does not fit the GPUs of agent %s", r.SessionID, i, id)
+			}
+			a.take(sl, false)
+			gpus[i] = sl
+		}
+		a.occupied = a.occupied.add(h)
+		held = held.add(h)
 	}
-	return nil
+	if k != nil {
+		k.occupied = k.occupied.add(held)
+		k.sessions++
+	}
+	return gpus, nil
 }
 
 // Capacity is the summed capacity of alive agents (DRF shares are of it).
@@ -231,6 +263,10 @@ func (c *Cluster) Digest() (uint64, error) {
 		}
 		for _, v := range a.occupied {
 			buf = binary.BigEndian.AppendUint64(buf, uint64(v))
+		}
+		for _, g := range a.gpus {
+			buf = append(buf, g.uuid...)
+			buf = binary.BigEndian.AppendUint64(buf, uint64(g.held))
 		}
 		h.Write(buf)
 	}

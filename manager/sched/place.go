@@ -2,7 +2,10 @@ package sched
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/berth-cluster/berth/manager/state"
 )
 
 // Strategy is how agents are chosen among those that fit.
@@ -82,29 +85,44 @@ func (c *Cluster) Place(r Request, s Strategy) ([]string, *Failure, error) {
 	var touched []*agentState
 	defer func() {
 		for _, a := range touched {
-			a.extra = vec{}
+			a.dropExtra()
 		}
 	}()
 	for i := range n {
 		var best *agentState
-		bestScore := 0.0
+		var bestSlices []state.GPUSlice
+		bestScore, bestCost := 0.0, gpuCost{}
 		for _, a := range all {
-			have := a.occupied.add(a.extra)
-			if !a.usable() || !fits(have, need, a.capacity) {
+			have, h := a.occupied.add(a.extra), a.hold(need)
+			if !a.usable() || !fits(have, h, a.capacity) {
 				continue
 			}
-			score := fullness(have.add(need), a.capacity)
-			if best == nil || (s == Dispersed && score < bestScore) || (s != Dispersed && score > bestScore) {
-				best, bestScore = a, score
+			var sl []state.GPUSlice
+			var cost gpuCost
+			if wantsGPU(h) {
+				var ok bool
+				if sl, ok = a.allocate(h); !ok {
+					continue
+				}
+				cost = a.cost(sl)
+			}
+			score := fullness(have.add(h), a.capacity)
+			// Whatever the strategy, a slice goes where it breaks no whole
+			// GPU and spans the fewest GPUs, if any agent allows.
+			better := best == nil || cost.less(bestCost) ||
+				(cost == bestCost && ((s == Dispersed && score < bestScore) || (s != Dispersed && score > bestScore)))
+			if better {
+				best, bestScore, bestCost, bestSlices = a, score, cost, sl
 			}
 		}
 		if best == nil {
 			return nil, noRoom(all, need, i, n), nil
 		}
-		if best.extra == (vec{}) {
+		if !slices.Contains(touched, best) {
 			touched = append(touched, best)
 		}
-		best.extra = best.extra.add(need)
+		best.extra = best.extra.add(best.hold(need))
+		best.take(bestSlices, true)
 		out = append(out, best.id)
 	}
 	return out, nil, nil
@@ -122,6 +140,8 @@ func noRoom(all []*agentState, need vec, i, n int) *Failure {
 		}
 		usable = true
 		free := a.free().sub(a.extra)
+		// What the GPUs can give one container, not the sums.
+		free[vecDevice], free[vecShares] = a.gpuLargest()
 		for j := range largest {
 			largest[j] = max(largest[j], free[j])
 		}

@@ -2,6 +2,8 @@ package sched
 
 import (
 	"fmt"
+
+	"github.com/berth-cluster/berth/manager/state"
 )
 
 // Kind says which side a failure is on; it decides whether a waiting
@@ -97,22 +99,51 @@ func (c *Cluster) CheckAgents(r Request, agents []string) (*Failure, error) {
 		case !a.schedulable:
 			return fail(KindCapacity, "agent %s is not schedulable", id), nil
 		}
-		if o := over(a.occupied, need.times(n), a.capacity, allLimited()); o != "" {
+		h := a.hold(need)
+		if o := over(a.occupied, h.times(n), a.capacity, allLimited()); o != "" {
 			return fail(KindCapacity, "agent %s: %s", id, o), nil
+		}
+		if f := gpuFit(a, h, n); f != nil {
+			return f, nil
 		}
 	}
 	return nil, nil
+}
+
+// gpuFit checks that n containers holding h each find slices on the
+// agent's GPUs, one after the other as Commit will allocate them.
+func gpuFit(a *agentState, h vec, n int64) *Failure {
+	if !wantsGPU(h) {
+		return nil
+	}
+	defer a.dropExtra()
+	for range n {
+		sl, ok := a.allocate(h)
+		if !ok {
+			return fail(KindCapacity, "agent %s: %s", a.id, gpuShort(a, h))
+		}
+		a.take(sl, true)
+	}
+	return nil
 }
 
 // Admit verifies a placement with every predicate and, when it fits,
 // commits it to the view so the next placement of the batch sees it. This
 // is what the Plan applier calls for each placement in order.
 func (c *Cluster) Admit(r Request, agents []string) (*Failure, error) {
+	_, f, err := c.AdmitGPUs(r, agents)
+	return f, err
+}
+
+// AdmitGPUs is Admit that also returns each container's GPU slices (nil
+// for a container without GPUs), which the Plan applier records.
+func (c *Cluster) AdmitGPUs(r Request, agents []string) ([][]state.GPUSlice, *Failure, error) {
 	if f, err := c.CheckKeypair(r); f != nil || err != nil {
-		return f, err
+		return nil, f, err
 	}
 	if f, err := c.CheckAgents(r, agents); f != nil || err != nil {
-		return f, err
+		return nil, f, err
 	}
-	return nil, c.Commit(r, agents)
+	gpus, err := c.commit(r, agents)
+	return gpus, nil, err
 }

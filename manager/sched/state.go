@@ -5,6 +5,7 @@ import (
 
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/slots"
 )
 
 // StateSource reads a Cluster's starting point from the replicated state:
@@ -53,8 +54,25 @@ func (s stateSource) Agent(id string) (*Agent, error) {
 		return nil, err
 	}
 	out := agentOf(a)
-	out.Occupied, err = s.tx.OccupiedOnAgent(id)
-	return out, err
+	if out.Occupied, err = s.tx.OccupiedOnAgent(id); err != nil {
+		return nil, err
+	}
+	held, err := s.tx.GPUUsage(id)
+	if err != nil {
+		return nil, err
+	}
+	withGPUs(out, a, held)
+	return out, nil
+}
+
+// withGPUs sets the agent's GPUs with what the ledger says is held of
+// each. A GPU the agent no longer reports is gone from placement; slices
+// still held on it end with their sessions.
+func withGPUs(out *Agent, a *state.Agent, held map[string]int64) {
+	out.GPUQuantum = a.GPUShareQuantum
+	for _, g := range a.GPUs {
+		out.GPUs = append(out.GPUs, GPU{UUID: g.UUID, Shares: g.Shares, Held: held[g.UUID]})
+	}
 }
 
 func (s stateSource) Agents() ([]*Agent, error) {
@@ -66,10 +84,15 @@ func (s stateSource) Agents() ([]*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	gpus, err := s.tx.GPUUsages()
+	if err != nil {
+		return nil, err
+	}
 	out := make([]*Agent, len(as))
 	for i, a := range as {
 		out[i] = agentOf(a)
 		out[i].Occupied = held[a.ID]
+		withGPUs(out[i], a, gpus[a.ID])
 	}
 	return out, nil
 }
@@ -82,4 +105,26 @@ func agentOf(a *state.Agent) *Agent {
 func RequestOf(s *state.Session) Request {
 	return Request{SessionID: s.ID, AccessKey: s.AccessKey, Slots: s.Requested, Containers: s.ClusterSize,
 		CreateIndex: s.CreateIndex, CreatedAt: s.CreatedAt, Attempts: s.Attempts}
+}
+
+// FitsEmpty reports whether one container of per could ever run on the
+// agent: it fits the agent's capacity and, for GPU slots, its GPUs when
+// nothing holds any (admission's "can this request fit at all").
+func FitsEmpty(a *state.Agent, per slots.Slots) bool {
+	need, bad := toVec(per)
+	if bad != "" {
+		return false
+	}
+	ag := agentOf(a)
+	withGPUs(ag, a, nil)
+	s := newAgentState(ag)
+	h := s.hold(need)
+	if !fits(vec{}, h, s.capacity) {
+		return false
+	}
+	if wantsGPU(h) {
+		_, ok := s.allocate(h)
+		return ok
+	}
+	return true
 }

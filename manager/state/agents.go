@@ -28,14 +28,19 @@ type Agent struct {
 	// managers' calls to the agent (exec, logs). It is kept as it is, like a
 	// keypair secret, because the managers must present it; it leaves the
 	// manager only in the registration answer.
-	Secret          string       `json:"secret"`
-	Status          string       `json:"status"`
-	Schedulable     bool         `json:"schedulable"`
-	Capacity        slots.Slots  `json:"capacity"`
-	Node            api.NodeInfo `json:"node"`
-	Images          []api.Image  `json:"images"`
-	Version         string       `json:"version"`
-	LastHeartbeatAt time.Time    `json:"last_heartbeat_at"`
+	Secret      string       `json:"secret"`
+	Status      string       `json:"status"`
+	Schedulable bool         `json:"schedulable"`
+	Capacity    slots.Slots  `json:"capacity"`
+	Node        api.NodeInfo `json:"node"`
+	Images      []api.Image  `json:"images"`
+	// GPUs is the agent's GPU inventory as it last reported it, and
+	// GPUShareQuantum the step its cuda.shares slices are cut in (slots
+	// units). What sessions hold of each GPU is derived (usage.go).
+	GPUs            []api.GPUDevice `json:"gpus,omitempty"`
+	GPUShareQuantum int64           `json:"gpu_share_quantum,omitempty"`
+	Version         string          `json:"version"`
+	LastHeartbeatAt time.Time       `json:"last_heartbeat_at"`
 	Meta
 }
 

@@ -20,6 +20,17 @@ type SessionContainer struct {
 	Slots    slots.Slots `json:"slots"`
 	ExitCode *int        `json:"exit_code,omitempty"`
 	Reason   string      `json:"reason,omitempty"`
+	// GPUs are the slices of the agent's GPUs the container holds.
+	GPUs []GPUSlice `json:"gpus,omitempty"`
+}
+
+// GPUSlice is the part of one GPU a container holds: Share in slots units
+// of cuda.shares (a whole GPU, given for cuda.device, holds all the GPU's
+// shares and has Whole set).
+type GPUSlice struct {
+	UUID  string `json:"uuid"`
+	Share int64  `json:"share"`
+	Whole bool   `json:"whole,omitempty"`
 }
 
 // ContainerID is the runtime id of a session's container.

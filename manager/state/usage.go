@@ -32,7 +32,12 @@ const (
 	tableUsage   = "usage"
 	usageKeypair = "keypair/"
 	usageAgent   = "agent/"
+	// usageGPU rows ("gpu/AGENT/UUID") hold the cuda.shares the sessions'
+	// slices take of one GPU: the GPU ledger.
+	usageGPU = "gpu/"
 )
+
+func gpuUsageKey(agent, uuid string) string { return usageGPU + agent + "/" + uuid }
 
 // usageSchema is not among Tables(): being derived, it is not written to
 // snapshots but rebuilt while their sessions are restored.
@@ -89,8 +94,49 @@ func (t *Txn) account(s *Session, sign int64) error {
 		if err := t.addUsage(usageAgent+c.Agent, scaled(c.Slots), 0); err != nil {
 			return err
 		}
+		for _, g := range c.GPUs {
+			if err := t.addUsage(gpuUsageKey(c.Agent, g.UUID), slots.Slots{slots.CUDAShares: sign * g.Share}, 0); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// GPUUsage is what the occupying sessions' slices hold of each GPU of an
+// agent (cuda.shares, slots units), by GPU uuid; GPUs nothing holds are
+// absent.
+func (t *Txn) GPUUsage(agent string) (map[string]int64, error) {
+	prefix := usageGPU + agent + "/"
+	it, err := t.tx.Get(tableUsage, "id_prefix", prefix)
+	if err != nil {
+		return nil, fmt.Errorf("list GPU usage of agent %s: %w", agent, err)
+	}
+	out := map[string]int64{}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		u := raw.(*Usage)
+		out[strings.TrimPrefix(u.Key, prefix)] = u.Slots[slots.CUDAShares]
+	}
+	return out, nil
+}
+
+// GPUUsages is GPUUsage of every agent whose GPUs hold anything, by agent
+// id.
+func (t *Txn) GPUUsages() (map[string]map[string]int64, error) {
+	it, err := t.tx.Get(tableUsage, "id_prefix", usageGPU)
+	if err != nil {
+		return nil, fmt.Errorf("list GPU usage: %w", err)
+	}
+	out := map[string]map[string]int64{}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		u := raw.(*Usage)
+		agent, uuid, _ := strings.Cut(strings.TrimPrefix(u.Key, usageGPU), "/")
+		if out[agent] == nil {
+			out[agent] = map[string]int64{}
+		}
+		out[agent][uuid] = u.Slots[slots.CUDAShares]
+	}
+	return out, nil
 }
 
 // KeypairUsage is what a keypair's occupying sessions hold, and how many
@@ -145,6 +191,9 @@ func (t *Txn) RecomputeUsage() (map[string]*Usage, error) {
 			add(usageKeypair+s.AccessKey, s.Holds(), 1)
 			for _, c := range s.Containers {
 				add(usageAgent+c.Agent, c.Slots, 0)
+				for _, g := range c.GPUs {
+					add(gpuUsageKey(c.Agent, g.UUID), slots.Slots{slots.CUDAShares: g.Share}, 0)
+				}
 			}
 		}
 	}

@@ -25,7 +25,7 @@ func (c *cli) agentViewer(detail bool) func(data any, agents []api.Agent) view {
 		v := view{data: data, columns: agentColumns, single: detail}
 		if detail {
 			v.columns = append(append([]string{}, agentColumns...), "hostname", "arch", "kernel", "cpus", "memory",
-				"containerd_version", "cgroup_version", "image_names")
+				"containerd_version", "cgroup_version", "image_names", "gpus")
 		}
 		for _, a := range agents {
 			mem := strconv.FormatInt(a.Used.MemoryWorkingSet, 10)
@@ -42,12 +42,26 @@ func (c *cli) agentViewer(detail bool) func(data any, agents []api.Agent) view {
 				}
 				n := a.Node
 				row = append(row, n.Hostname, n.Arch, n.Kernel, fmtInt(n.CPUs), strconv.FormatInt(n.MemoryBytes, 10),
-					n.ContainerdVersion, fmtInt(n.CgroupVersion), fmtList(names))
+					n.ContainerdVersion, fmtInt(n.CgroupVersion), fmtList(names), gpusCell(a.GPUs))
 			}
 			v.rows = append(v.rows, row)
 		}
 		return v
 	}
+}
+
+// gpusCell is "GPU-0 0.5/1 fake, GPU-1 0/1 fake": each GPU's allocated
+// and total shares.
+func gpusCell(gpus []api.AgentGPU) string {
+	parts := make([]string, len(gpus))
+	for i, g := range gpus {
+		parts[i] = fmt.Sprintf("%s %s/%s", g.UUID, strconv.FormatFloat(g.SharesAllocated, 'f', -1, 64),
+			strconv.FormatFloat(g.SharesTotal, 'f', -1, 64))
+		if g.Fake {
+			parts[i] += " fake"
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // slotsCell is "cpu=8 mem=16GiB" (people) or "cpu=8 mem=17179869184",

@@ -13,8 +13,9 @@ import (
 var testAgent = api.Agent{
 	ID: "agent-abcdefghijkl", Address: "10.0.0.5:6001", Status: api.AgentAlive, Schedulable: true,
 	Capacity: slots.Slots{slots.CPU: 7000, slots.Mem: 15 << 30}, Occupied: slots.Slots{},
-	Used:            api.AgentUsage{CPUSeconds: 3.75, MemoryWorkingSet: 128 << 20, Containers: 2},
-	GPUs:            []api.AgentGPU{},
+	Used: api.AgentUsage{CPUSeconds: 3.75, MemoryWorkingSet: 128 << 20, Containers: 2},
+	GPUs: []api.AgentGPU{{UUID: "GPU-0", Name: "Fake", MemoryBytes: 16 << 30, SharesTotal: 1, SharesAllocated: 0.5, Fake: true},
+		{UUID: "GPU-1", Name: "Fake", MemoryBytes: 16 << 30, SharesTotal: 1}},
 	Images:          []api.Image{{Name: "berth/base:latest", Digest: "sha256:aa", Size: 1 << 20}},
 	Node:            api.NodeInfo{Hostname: "node-a", Arch: "amd64", Kernel: "6.1.0", CPUs: 8, MemoryBytes: 16 << 30, CgroupVersion: 2},
 	LastHeartbeatAt: adminCreated, Version: "0.5.0",
@@ -47,10 +48,11 @@ func TestAgentCommands(t *testing.T) {
 			wantStderr: "--cursor agent-z",
 		},
 		{
-			name:       "agent get shows the node",
-			args:       []string{"agent", "get", id},
-			want:       adminCall{"GET", "/v1/agents/" + id, "", ""},
-			wantStdout: []string{"hostname:", "node-a\n", "cgroup_version:", "2\n", "image_names:", "berth/base:latest\n"},
+			name: "agent get shows the node",
+			args: []string{"agent", "get", id},
+			want: adminCall{"GET", "/v1/agents/" + id, "", ""},
+			wantStdout: []string{"hostname:", "node-a\n", "cgroup_version:", "2\n", "image_names:", "berth/base:latest\n",
+				"gpus:", "GPU-0 0.5/1 fake, GPU-1 0/1\n"},
 		},
 		{
 			name:       "agent schedulable",

@@ -1,0 +1,207 @@
+package sched
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+
+	"github.com/berth-cluster/berth/manager/state"
+	"github.com/berth-cluster/berth/shared/slots"
+)
+
+// GPU is one GPU of an agent as placement sees it.
+type GPU struct {
+	UUID string
+	// Shares is what it offers of cuda.shares, Held what the sessions'
+	// slices hold of it (slots units).
+	Shares, Held int64
+}
+
+// Positions of the GPU slots in a vec (slotIndex).
+const (
+	vecDevice = 2
+	vecShares = 3
+)
+
+type gpuState struct {
+	uuid         string
+	shares, held int64
+	// extra is what the session being placed already took (Place and
+	// CheckAgents only).
+	extra int64
+}
+
+func (g *gpuState) free() int64     { return g.shares - g.held - g.extra }
+func (g *gpuState) untouched() bool { return g.held == 0 && g.extra == 0 && g.shares > 0 }
+
+// roundShares rounds x up to a multiple of the quantum q: the agent cuts
+// slices in steps of q. A quantum not reported reads as the base unit.
+func roundShares(x, q int64) int64 {
+	if q <= 1 || x <= 0 {
+		return x
+	}
+	return (x + q - 1) / q * q
+}
+
+// hold is what one container of need takes on this agent: cuda.shares
+// rounded up to the agent's quantum.
+func (a *agentState) hold(need vec) vec {
+	need[vecShares] = roundShares(need[vecShares], a.quantum)
+	return need
+}
+
+// allocate picks the GPU slices for one container holding h (h = hold(need))
+// from what is free now, or reports that none fit. It changes nothing.
+//
+// cuda.device n takes n GPUs nothing holds, lowest position first.
+// cuda.shares x goes whole on one GPU whenever one has x free: the one with
+// the least free that fits (best fit), so partly used GPUs fill up first and
+// untouched GPUs stay whole for later whole-GPU or large requests. Only
+// when x is more than any one GPU offers is it split: untouched GPUs whole
+// (largest first) while x is at least what one offers, then the remainder
+// best fit on one more GPU. Ties go to the lower position, so the same view
+// always gives the same slices.
+func (a *agentState) allocate(h vec) ([]state.GPUSlice, bool) {
+	switch {
+	case h[vecDevice] > 0:
+		var out []state.GPUSlice
+		for i := range a.gpus {
+			if int64(len(out)) == h[vecDevice] {
+				break
+			}
+			if g := &a.gpus[i]; g.untouched() {
+				out = append(out, state.GPUSlice{UUID: g.uuid, Share: g.shares, Whole: true})
+			}
+		}
+		return out, int64(len(out)) == h[vecDevice]
+	case h[vecShares] > 0:
+		x := h[vecShares]
+		if i := a.bestFit(x, nil); i >= 0 {
+			return []state.GPUSlice{{UUID: a.gpus[i].uuid, Share: x}}, true
+		}
+		most := int64(0)
+		for _, g := range a.gpus {
+			most = max(most, g.shares)
+		}
+		if x <= most {
+			return nil, false // fits one GPU's size: never split
+		}
+		order := make([]int, 0, len(a.gpus))
+		for i := range a.gpus {
+			if a.gpus[i].untouched() {
+				order = append(order, i)
+			}
+		}
+		slices.SortStableFunc(order, func(i, j int) int { return cmp.Compare(a.gpus[j].shares, a.gpus[i].shares) })
+		var out []state.GPUSlice
+		taken := map[int]bool{}
+		rest := x
+		for _, i := range order {
+			if g := &a.gpus[i]; rest >= g.shares {
+				out = append(out, state.GPUSlice{UUID: g.uuid, Share: g.shares})
+				taken[i] = true
+				rest -= g.shares
+			}
+		}
+		if rest > 0 {
+			i := a.bestFit(rest, taken)
+			if i < 0 {
+				return nil, false
+			}
+			out = append(out, state.GPUSlice{UUID: a.gpus[i].uuid, Share: rest})
+		}
+		return out, true
+	}
+	return nil, true
+}
+
+// bestFit is the position of the GPU with the least free that still holds
+// x, skipping those taken, or -1.
+func (a *agentState) bestFit(x int64, taken map[int]bool) int {
+	best := -1
+	for i := range a.gpus {
+		f := a.gpus[i].free()
+		if taken[i] || f < x {
+			continue
+		}
+		if best < 0 || f < a.gpus[best].free() {
+			best = i
+		}
+	}
+	return best
+}
+
+// take adds slices to the GPUs' extra (Place, CheckAgents) or held
+// (Commit).
+func (a *agentState) take(sl []state.GPUSlice, toExtra bool) {
+	for _, s := range sl {
+		for i := range a.gpus {
+			if a.gpus[i].uuid != s.UUID {
+				continue
+			}
+			if toExtra {
+				a.gpus[i].extra += s.Share
+			} else {
+				a.gpus[i].held += s.Share
+			}
+		}
+	}
+}
+
+func (a *agentState) dropExtra() {
+	a.extra = vec{}
+	for i := range a.gpus {
+		a.gpus[i].extra = 0
+	}
+}
+
+// gpuLargest is the most one container could get on the agent's GPUs now:
+// whole GPUs nothing holds, and cuda.shares as allocate would split it
+// (every untouched GPU whole plus the most free on a partly held one).
+func (a *agentState) gpuLargest() (devices, shares int64) {
+	partly := int64(0)
+	for i := range a.gpus {
+		g := &a.gpus[i]
+		if g.untouched() {
+			devices++
+			shares += g.shares
+		} else {
+			partly = max(partly, g.free())
+		}
+	}
+	return devices, shares + partly
+}
+
+// gpuShort says why a container of need fits nowhere on the agent's GPUs.
+func gpuShort(a *agentState, h vec) string {
+	devices, shares := a.gpuLargest()
+	if len(a.gpus) == 0 {
+		return "it has no GPUs"
+	}
+	if h[vecDevice] > 0 {
+		return fmt.Sprintf("cuda.device %d > %d GPUs free", h[vecDevice], devices)
+	}
+	return fmt.Sprintf("no GPU slices for cuda.shares %s (largest %s)", slots.Format(slots.CUDAShares, h[vecShares]), slots.Format(slots.CUDAShares, shares))
+}
+
+// gpuCost is what slices cost the agent's GPUs: how many untouched GPUs
+// they would leave partly held (fragmenting), and how many GPUs they span.
+type gpuCost struct{ broken, gpus int }
+
+func (c gpuCost) less(o gpuCost) bool {
+	return c.broken < o.broken || (c.broken == o.broken && c.gpus < o.gpus)
+}
+
+func (a *agentState) cost(sl []state.GPUSlice) gpuCost {
+	c := gpuCost{gpus: len(sl)}
+	for _, s := range sl {
+		for i := range a.gpus {
+			if g := &a.gpus[i]; g.uuid == s.UUID && g.untouched() && s.Share < g.shares {
+				c.broken++
+			}
+		}
+	}
+	return c
+}
+
+func wantsGPU(need vec) bool { return need[vecDevice] > 0 || need[vecShares] > 0 }
