@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"sync"
@@ -38,8 +39,8 @@ func TestConcurrentCreatesThroughDifferentManagersExactlyOneWins(t *testing.T) {
 						email, name = fmt.Sprintf("race%d-%d@example.com", round, i), fmt.Sprintf("racer%d", round)
 					}
 					s := c.Servers[i%len(c.Servers)]
-					statuses[i] = testcluster.Do(t, http.MethodPost, testcluster.URL(s)+"/v1/users", token, map[string]any{
-						"email": email, "username": name, "password": testPassword}).Status
+					statuses[i] = createRetryingNoLeader(t, testcluster.URL(s)+"/v1/users", token, map[string]any{
+						"email": email, "username": name, "password": testPassword})
 				}(i)
 			}
 			wg.Wait()
@@ -64,5 +65,21 @@ func TestConcurrentCreatesThroughDifferentManagersExactlyOneWins(t *testing.T) {
 	r.JSON(t, &l)
 	if len(l.Items) != 2 {
 		t.Fatalf("%d racers exist, want 2", len(l.Items))
+	}
+}
+
+// createRetryingNoLeader posts body and returns the status, sending it again
+// while the answer is 503 no-leader (nothing was applied: a busy machine
+// can make the cluster re-elect mid-test) but never after any other answer.
+func createRetryingNoLeader(t *testing.T, url, token string, body any) int {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := testcluster.Do(t, http.MethodPost, url, token, body)
+		var p api.Problem
+		if r.Status != http.StatusServiceUnavailable || json.Unmarshal(r.Body, &p) != nil || p.Type != api.ProblemNoLeader ||
+			time.Now().After(deadline) {
+			return r.Status
+		}
+		<-time.After(50 * time.Millisecond) // an election takes a moment
 	}
 }
