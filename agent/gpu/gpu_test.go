@@ -10,8 +10,10 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -376,5 +378,30 @@ containerEdits:
 	g, err = n.Grant(context.Background(), "d", []api.GPUSlice{{UUID: uuidOf(m, 1), Index: 1, Minor: 1, Share: 100, Whole: true}})
 	if err != nil || g.Access.CDIDevices != nil || len(g.Access.DeviceNodes) == 0 {
 		t.Errorf("GPU without CDI spec: %+v, %v", g.Access, err)
+	}
+}
+
+// The product runner returns once the program has exited, even when a
+// child it forked (as `nvidia-cuda-mps-control -d` forks the daemon) keeps
+// the output pipe open.
+func TestExecRunnerDoesNotWaitForAForkedDaemon(t *testing.T) {
+	out, err := ExecRunner{}.Run(context.Background(), []string{"GREETING=hi"}, "", "sh", "-c", `echo "$GREETING"; sleep 600 & echo $!`)
+	if err != nil {
+		t.Fatalf("run: %q, %v", out, err)
+	}
+	greeting, pidText, _ := strings.Cut(strings.TrimSpace(out), "\n")
+	pid, perr := strconv.Atoi(pidText)
+	if greeting != "hi" || perr != nil {
+		t.Fatalf("output %q", out)
+	}
+	// Run has returned while the forked child still runs (and holds the pipe).
+	alive := syscall.Kill(pid, 0) == nil
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	if !alive {
+		t.Fatalf("the forked child %d had ended: Run waited for it", pid)
+	}
+	_, err = ExecRunner{}.Run(context.Background(), nil, "", "sh", "-c", "echo oops >&2; exit 3")
+	if err == nil || !strings.Contains(err.Error(), "exit status 3: oops") {
+		t.Fatalf("failing program: %v", err)
 	}
 }

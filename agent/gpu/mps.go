@@ -3,6 +3,7 @@ package gpu
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -37,7 +38,10 @@ func (ExecRunner) Run(ctx context.Context, env []string, stdin string, name stri
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
+	// `-d` forks the daemon, which may keep the output pipes open for its
+	// life: once the program itself has exited, wait for them no longer.
+	cmd.WaitDelay = time.Second
+	if err := cmd.Run(); err != nil && !(errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState.Success()) {
 		return out.String(), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(errOut.String()+" "+out.String()))
 	}
 	return out.String(), nil
