@@ -1,12 +1,16 @@
 package containerd
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -109,5 +113,59 @@ containerEdits:
 	_, err := generateErr(t, img, s, limits{defaultPids: 10, cdiDirs: []string{dir}})
 	if err == nil || !strings.Contains(err.Error(), "unresolved: nvidia.com/gpu=GPU-9") {
 		t.Errorf("unknown CDI device: %v", err)
+	}
+}
+
+// The GPU hook runs between task create and start with the task's cgroup
+// directory (cgroup v2): the task's init is in the cgroup and has not run
+// the command yet. A hook that fails leaves no container behind.
+func TestBeforeStartRunsBetweenTaskCreateAndStart(t *testing.T) {
+	e := newEnv(t, true)
+	rt := e.runtime(t)
+	ctx := testCtx(t)
+	id := uniqueID("gpu")
+	var dirs []string
+	var procs string
+	s := baseSpec(id, "sleep", "60")
+	s.GPU.BeforeStart = func(_ context.Context, dir string) error {
+		dirs = append(dirs, dir)
+		if dir != "" {
+			b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+			if err != nil {
+				return err
+			}
+			procs = strings.TrimSpace(string(b))
+		}
+		return nil
+	}
+	c, err := rt.Run(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rt.Stop(context.Background(), id, time.Second); _ = rt.Remove(context.Background(), id) })
+	want := ""
+	if rt.cg.v2 {
+		want = filepath.Join("/sys/fs/cgroup", cgroupsPathOf(t, rt, id))
+		if procs != strconv.Itoa(int(c.Pid)) {
+			t.Errorf("cgroup.procs at the hook = %q, want the task's init %d alone", procs, c.Pid)
+		}
+	}
+	if !slices.Equal(dirs, []string{want}) {
+		t.Errorf("hook called with %q, want once with %q", dirs, want)
+	}
+
+	failing := uniqueID("gpu")
+	s = baseSpec(failing, "sleep", "60")
+	s.GPU.BeforeStart = func(context.Context, string) error { return errors.New("no GPU memory cap") }
+	_, err = rt.Run(ctx, s)
+	if err == nil || !strings.Contains(err.Error(), "before start: no GPU memory cap") {
+		t.Fatalf("failing hook: %v", err)
+	}
+	cs, err := rt.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := find(cs, failing); ok {
+		t.Errorf("a container whose hook failed is still there")
 	}
 }
