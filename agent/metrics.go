@@ -46,7 +46,7 @@ func newMetrics(reg prometheus.Registerer, a *Agent) *metrics {
 		gpuInfo.WithLabelValues(d.UUID, labels[1], strconv.Itoa(d.Minor), d.Name, strconv.FormatInt(d.MemoryBytes, 10),
 			a.cfg.GPUs.DriverVersion(), a.cfg.GPUs.CUDAVersion(), labels[2]).Set(1)
 	}
-	capacity := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "berth_agent_capacity", Help: "Slots this node offers (hardware minus reserved), base units: millicores, bytes."}, []string{"slot"})
+	capacity := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "berth_agent_capacity", Help: "Slots this node offers (hardware minus reserved), base units: millicores, bytes, whole GPUs, hundredths of a GPU."}, []string{"slot"})
 	for n, v := range a.capacity {
 		capacity.WithLabelValues(string(n)).Set(float64(v))
 	}
