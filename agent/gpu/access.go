@@ -146,7 +146,9 @@ func (n *Node) record(containerID string, slices []api.GPUSlice) {
 	n.ledger[containerID] = append([]api.GPUSlice(nil), slices...)
 }
 
-// check validates slices against the inventory and returns their GPUs.
+// check validates slices against the inventory and returns their GPUs. The
+// inventory is the truth about each GPU (minor number, memory, fake): a
+// slice only names it and says how much of it.
 func (n *Node) check(slices []api.GPUSlice) ([]api.GPUDevice, error) {
 	devs := make([]api.GPUDevice, len(slices))
 	seen := map[string]bool{}
@@ -157,10 +159,8 @@ func (n *Node) check(slices []api.GPUSlice) ([]api.GPUDevice, error) {
 			return nil, fmt.Errorf("this node has no GPU %s", s.UUID)
 		case seen[s.UUID]:
 			return nil, fmt.Errorf("GPU %s is named twice", s.UUID)
-		case s.Share <= 0 || s.Share > d.Shares:
+		case !s.Whole && (s.Share <= 0 || s.Share > d.Shares):
 			return nil, fmt.Errorf("a share of %d of GPU %s, which offers %d", s.Share, s.UUID, d.Shares)
-		case s.Fake != d.Fake:
-			return nil, fmt.Errorf("slice of GPU %s says fake=%t, the GPU is fake=%t", s.UUID, s.Fake, d.Fake)
 		case !s.Whole && len(slices) > 1:
 			// One MPS daemon per GPU: a client reaches one daemon, and
 			// through it sees that daemon's GPU alone.

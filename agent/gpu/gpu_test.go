@@ -405,3 +405,36 @@ func TestExecRunnerDoesNotWaitForAForkedDaemon(t *testing.T) {
 		t.Fatalf("failing program: %v", err)
 	}
 }
+
+func TestGrantRefusesSlicesTheInventoryCannotHonour(t *testing.T) {
+	m := machine(t)
+	n, err := Open(Config{NVML: NewNVML(m), Host: realHost(t), Runner: &recordingRunner{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u0, u1 := uuidOf(m, 0), uuidOf(m, 1)
+	for _, c := range []struct {
+		name   string
+		slices []api.GPUSlice
+		want   string
+	}{
+		{"unknown GPU", []api.GPUSlice{{UUID: "GPU-nope", Share: 50}}, "GPUs of c: this node has no GPU GPU-nope"},
+		{"share beyond the GPU", []api.GPUSlice{{UUID: u0, Share: 150}}, "GPUs of c: a share of 150 of GPU " + u0 + ", which offers 100"},
+		{"no share", []api.GPUSlice{{UUID: u0}}, "GPUs of c: a share of 0 of GPU " + u0 + ", which offers 100"},
+		{"named twice", []api.GPUSlice{{UUID: u0, Share: 100, Whole: true}, {UUID: u0, Share: 100, Whole: true}}, "GPUs of c: GPU " + u0 + " is named twice"},
+		{"fraction with another GPU", []api.GPUSlice{{UUID: u1, Share: 100, Whole: true}, {UUID: u0, Share: 50}},
+			"GPUs of c: a fractional share of GPU " + u0 + " cannot be combined with other GPUs in one container (one MPS daemon per GPU)"},
+	} {
+		if _, err := n.Grant(context.Background(), "c", c.slices); err == nil || err.Error() != c.want {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+	if held := n.Held(); len(held) != 0 {
+		t.Errorf("refused grants left %v in the ledger", held)
+	}
+	// Two whole GPUs are fine, in the order given.
+	g, err := n.Grant(context.Background(), "c", []api.GPUSlice{{UUID: u1, Whole: true}, {UUID: u0, Whole: true}})
+	if err != nil || g.Env[EnvCUDAVisible] != u1+","+u0 || g.Env[EnvNVIDIAVisible] != u1+","+u0 {
+		t.Errorf("two whole GPUs: %v, %v", g.Env, err)
+	}
+}
