@@ -35,6 +35,7 @@ func machine(t *testing.T) *dgxa100.Server {
 		dev := d.(*dgxa100.Device)
 		dev.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{}, nvml.SUCCESS }
 		dev.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.SUCCESS }
+		dev.GetMPSComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.SUCCESS }
 	}
 	return m
 }
@@ -48,6 +49,10 @@ func TestInventoryOfAnEightGPUMachine(t *testing.T) {
 	busy.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{Gpu: 42}, nvml.SUCCESS }
 	busy.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
 		return []nvml.ProcessInfo{{Pid: 100, UsedGpuMemory: 1 << 30}, {Pid: 101, UsedGpuMemory: 2 << 30}, {Pid: 102, UsedGpuMemory: ^uint64(0)}}, nvml.SUCCESS
+	}
+	// MPS clients: one listed above too, one only here.
+	busy.GetMPSComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
+		return []nvml.ProcessInfo{{Pid: 101, UsedGpuMemory: 2 << 30}, {Pid: 103, UsedGpuMemory: 512 << 20}}, nvml.SUCCESS
 	}
 	n, err := Open(Config{NVML: NewNVML(m)})
 	if err != nil {
@@ -76,7 +81,7 @@ func TestInventoryOfAnEightGPUMachine(t *testing.T) {
 	if len(usage) != 8 || usage[2] != (api.GPUUsage{UUID: uuidOf(m, 2), MemoryUsedBytes: 3 << 30, UtilizationPercent: 42}) || usage[0].MemoryUsedBytes != 0 {
 		t.Errorf("usage %+v", usage)
 	}
-	if want := map[uint32]int64{100: 1 << 30, 101: 2 << 30, 102: 0}; !reflect.DeepEqual(pids, want) {
+	if want := map[uint32]int64{100: 1 << 30, 101: 2 << 30, 102: 0, 103: 512 << 20}; !reflect.DeepEqual(pids, want) {
 		t.Errorf("memory by pid %v, want %v (unknown memory as 0)", pids, want)
 	}
 }

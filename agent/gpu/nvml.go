@@ -178,18 +178,41 @@ func (g *goNVML) Usage(uuid string) (DeviceUsage, error) {
 	procs, ret := d.GetComputeRunningProcesses()
 	switch ret {
 	case nvml.SUCCESS:
-		for _, p := range procs {
-			if p.UsedGpuMemory != nvmlValueNotAvailable {
-				u.Processes[p.Pid] += int64(p.UsedGpuMemory)
-			} else if _, seen := u.Processes[p.Pid]; !seen {
-				u.Processes[p.Pid] = 0
-			}
-		}
+		addProcesses(u.Processes, procs)
 	case nvml.ERROR_NOT_SUPPORTED:
 	default:
 		return u, nvmlErr("processes on "+uuid, ret)
 	}
+	// MPS clients may be listed apart from other processes; drivers too old
+	// to know MPS lack the call, and calling a missing symbol would end the
+	// process.
+	if g.lib.Extensions().LookupSymbol(mpsProcessesSymbol) == nil {
+		procs, ret := d.GetMPSComputeRunningProcesses()
+		switch ret {
+		case nvml.SUCCESS:
+			addProcesses(u.Processes, procs)
+		case nvml.ERROR_NOT_SUPPORTED, nvml.ERROR_FUNCTION_NOT_FOUND:
+		default:
+			return u, nvmlErr("MPS processes on "+uuid, ret)
+		}
+	}
 	return u, nil
+}
+
+const mpsProcessesSymbol = "nvmlDeviceGetMPSComputeRunningProcesses"
+
+// addProcesses records each process's GPU memory; a pid listed twice (as a
+// process and as an MPS client) counts once, with the larger figure.
+func addProcesses(into map[uint32]int64, procs []nvml.ProcessInfo) {
+	for _, p := range procs {
+		var b int64
+		if p.UsedGpuMemory != nvmlValueNotAvailable {
+			b = int64(p.UsedGpuMemory)
+		}
+		if have, seen := into[p.Pid]; !seen || b > have {
+			into[p.Pid] = b
+		}
+	}
 }
 
 // nvmlValueNotAvailable is NVML's "unknown" in unsigned long long fields
