@@ -114,15 +114,14 @@ func (n *Node) Grant(ctx context.Context, containerID string, slices []api.GPUSl
 		return Grant{}, fmt.Errorf("GPUs of %s: %w", containerID, err)
 	}
 	if shared {
-		n.mu.Lock()
-		n.ledger[containerID] = append([]api.GPUSlice(nil), slices...)
-		err := n.ensureDaemon(ctx, slices[0].UUID)
+		n.record(containerID, slices)
+		n.mpsMu.Lock()
+		d, err := n.ensureDaemon(ctx, slices[0].UUID)
+		n.mpsMu.Unlock()
 		if err != nil {
+			n.mu.Lock()
 			delete(n.ledger, containerID)
-		}
-		d := n.daemons[slices[0].UUID]
-		n.mu.Unlock()
-		if err != nil {
+			n.mu.Unlock()
 			return Grant{}, fmt.Errorf("GPUs of %s: %w", containerID, err)
 		}
 		g.Access.Mounts = append(g.Access.Mounts,

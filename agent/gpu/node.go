@@ -61,12 +61,16 @@ type Node struct {
 	driver  string
 	cuda    string
 
-	mu      sync.Mutex
-	ledger  map[string][]api.GPUSlice // container id → its slices
-	daemons map[string]*mpsDaemon     // GPU uuid → its MPS control daemon
+	mu     sync.Mutex
+	ledger map[string][]api.GPUSlice // container id → its slices
 	// memLimits: whether per-cgroup GPU memory limits work here; learnt
 	// from the first attempt (nil: not tried yet).
 	memLimits *bool
+
+	// mpsMu serialises the MPS daemons' commands apart from mu, so that a
+	// slow control program never holds a heartbeat reading the ledger.
+	mpsMu   sync.Mutex
+	daemons map[string]*mpsDaemon // GPU uuid → its MPS control daemon
 }
 
 // Open reads the inventory. No library or driver is no error: the node has
@@ -219,12 +223,14 @@ func (n *Node) Held() map[string][]api.GPUSlice {
 // more is stopped.
 func (n *Node) Release(ctx context.Context, containerID string) error {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	held, ok := n.ledger[containerID]
+	delete(n.ledger, containerID)
+	n.mu.Unlock()
 	if !ok {
 		return nil
 	}
-	delete(n.ledger, containerID)
+	n.mpsMu.Lock()
+	defer n.mpsMu.Unlock()
 	var errs []error
 	for _, s := range held {
 		d := n.daemons[s.UUID]
@@ -246,7 +252,6 @@ func (n *Node) Supervise(ctx context.Context) error {
 		return nil
 	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	var uuids []string
 	seen := map[string]bool{}
 	for _, held := range n.ledger {
@@ -257,10 +262,13 @@ func (n *Node) Supervise(ctx context.Context) error {
 			}
 		}
 	}
+	n.mu.Unlock()
 	sort.Strings(uuids)
+	n.mpsMu.Lock()
+	defer n.mpsMu.Unlock()
 	var errs []error
 	for _, u := range uuids {
-		if err := n.ensureDaemon(ctx, u); err != nil {
+		if _, err := n.ensureDaemon(ctx, u); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -268,8 +276,9 @@ func (n *Node) Supervise(ctx context.Context) error {
 }
 
 // largestShared is the largest fractional slice held on a GPU (zero: none).
-// Callers hold n.mu.
 func (n *Node) largestShared(uuid string) api.GPUSlice {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	var big api.GPUSlice
 	for _, held := range n.ledger {
 		for _, s := range held {
@@ -282,11 +291,11 @@ func (n *Node) largestShared(uuid string) api.GPUSlice {
 }
 
 // ensureDaemon makes the GPU's MPS daemon run with defaults ≥ the largest
-// slice held on it. Callers hold n.mu.
-func (n *Node) ensureDaemon(ctx context.Context, uuid string) error {
+// slice held on it, and returns it. Callers hold n.mpsMu.
+func (n *Node) ensureDaemon(ctx context.Context, uuid string) (*mpsDaemon, error) {
 	dev, ok := n.byUUID[uuid]
 	if !ok {
-		return fmt.Errorf("no GPU %s on this node", uuid)
+		return nil, fmt.Errorf("no GPU %s on this node", uuid)
 	}
 	d := n.daemons[uuid]
 	if d == nil {
@@ -294,5 +303,5 @@ func (n *Node) ensureDaemon(ctx context.Context, uuid string) error {
 		n.daemons[uuid] = d
 	}
 	big := n.largestShared(uuid)
-	return d.ensure(ctx, n.cfg.Runner, memMiB(sliceMemory(dev, big)), threadPercent(dev, big))
+	return d, d.ensure(ctx, n.cfg.Runner, memMiB(sliceMemory(dev, big)), threadPercent(dev, big))
 }
