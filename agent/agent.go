@@ -37,7 +37,9 @@ type Agent struct {
 
 // New fingerprints the node and prepares the agent; Run starts it.
 func New(cfg Config) (*Agent, error) {
-	cfg.defaults()
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -53,6 +55,9 @@ func New(cfg Config) (*Agent, error) {
 		slots.CPU: max(0, int64(facts.CPUs)*1000-cfg.ReservedMilliCPU),
 		slots.Mem: max(0, facts.MemoryBytes-cfg.ReservedMemBytes),
 	}
+	for n, v := range cfg.GPUs.Capacity() {
+		capacity[n] = v
+	}
 	mgr := cfg.Manager
 	if mgr == nil {
 		mgr = &httpManager{addrs: cfg.Managers, token: cfg.Token}
@@ -66,7 +71,7 @@ func New(cfg Config) (*Agent, error) {
 		addr = ln.Addr().String()
 	}
 	a := &Agent{cfg: cfg, log: cfg.Log, facts: facts, capacity: capacity, mgr: mgr, id: id, listener: ln, addr: addr,
-		conv: newConverger(cfg.Runtime, cfg.Log, cfg.Now, cfg.OrphanGrace, cfg.StopGrace)}
+		conv: newConverger(cfg.Runtime, cfg.GPUs, cfg.Log, cfg.Now, cfg.OrphanGrace, cfg.StopGrace)}
 	a.metrics = newMetrics(cfg.Metrics, a)
 	return a, nil
 }
@@ -151,7 +156,8 @@ func (a *Agent) registerOnce(ctx context.Context) error {
 	a.mu.Lock()
 	id := a.id
 	a.mu.Unlock()
-	req := api.AgentRegister{ID: id.ID, Address: a.addr, Capacity: a.capacity, Node: a.nodeInfo(ctx), Images: images, Version: a.cfg.Version}
+	req := api.AgentRegister{ID: id.ID, Address: a.addr, Capacity: a.capacity, Node: a.nodeInfo(ctx), Images: images,
+		GPUs: a.cfg.GPUs.Devices(), GPUShareQuantum: a.cfg.GPUs.Quantum(), Version: a.cfg.Version}
 	out, err := a.mgr.Register(ctx, req, id.Secret)
 	var p *api.Problem
 	if err != nil && id.ID != "" && errors.As(err, &p) && p.Status == http.StatusUnauthorized {
@@ -174,7 +180,7 @@ func (a *Agent) registerOnce(ctx context.Context) error {
 	a.mu.Lock()
 	a.id = id
 	a.mu.Unlock()
-	a.log.Info("registered", "agent", id.ID, "capacity", a.capacity.String())
+	a.log.Info("registered", "agent", id.ID, "capacity", a.capacity.String(), "gpus", len(req.GPUs), "fake_gpus", a.cfg.GPUs.Fake())
 	return nil
 }
 

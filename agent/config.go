@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/berth-cluster/berth/agent/fingerprint"
+	"github.com/berth-cluster/berth/agent/gpu"
 	"github.com/berth-cluster/berth/agent/runtime"
 )
 
@@ -38,7 +39,10 @@ type Config struct {
 	StopGrace   time.Duration // SIGTERM → SIGKILL, default 10s
 	DesiredWait time.Duration // blocking query wait, default 30s
 
-	Runtime  runtime.Runtime
+	Runtime runtime.Runtime
+	// GPUs are the node's GPUs (nil: none; every container still gets
+	// NVIDIA_VISIBLE_DEVICES=void).
+	GPUs     *gpu.Node
 	Host     fingerprint.Host
 	Manager  Manager // nil: the HTTP client of Managers
 	Log      *slog.Logger
@@ -49,7 +53,7 @@ type Config struct {
 	Version  string
 }
 
-func (c *Config) defaults() {
+func (c *Config) defaults() error {
 	if c.HeartbeatEvery <= 0 {
 		c.HeartbeatEvery = 3 * time.Second
 	}
@@ -71,6 +75,14 @@ func (c *Config) defaults() {
 	if c.Host == nil {
 		c.Host = fingerprint.System{}
 	}
+	if c.GPUs == nil {
+		gpus, err := gpu.Open(gpu.Config{Log: c.Log})
+		if err != nil {
+			return err
+		}
+		c.GPUs = gpus
+	}
+	return nil
 }
 
 func (c *Config) validate() error {

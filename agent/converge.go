@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/berth-cluster/berth/agent/gpu"
 	"github.com/berth-cluster/berth/agent/runtime"
 	"github.com/berth-cluster/berth/shared/api"
 	"github.com/berth-cluster/berth/shared/slots"
@@ -31,6 +32,7 @@ const (
 // gone, not restarted, so the manager decides what the session becomes.
 type converger struct {
 	rt          runtime.Runtime
+	gpus        *gpu.Node
 	log         *slog.Logger
 	now         func() time.Time
 	orphanGrace time.Duration
@@ -52,8 +54,8 @@ type converger struct {
 	orphansRemoved atomic.Int64
 }
 
-func newConverger(rt runtime.Runtime, log *slog.Logger, now func() time.Time, orphanGrace, stopGrace time.Duration) *converger {
-	return &converger{rt: rt, log: log, now: now, orphanGrace: orphanGrace, stopGrace: stopGrace,
+func newConverger(rt runtime.Runtime, gpus *gpu.Node, log *slog.Logger, now func() time.Time, orphanGrace, stopGrace time.Duration) *converger {
+	return &converger{rt: rt, gpus: gpus, log: log, now: now, orphanGrace: orphanGrace, stopGrace: stopGrace,
 		desired: map[string]api.DesiredContainer{}, stop: map[string]bool{}, stopping: map[string]bool{}, started: map[string]bool{}, failed: map[string]string{},
 		orphanSince: map[string]time.Time{}}
 }
@@ -81,12 +83,21 @@ func (c *converger) setDesired(list []api.DesiredContainer, stop ...string) {
 }
 
 // adopt records containers found running at start as started, so a restarted
-// agent re-attaches to them instead of starting them again.
+// agent re-attaches to them instead of starting them again, and rebuilds
+// the GPU ledger from their labels.
 func (c *converger) adopt(cs []runtime.Container) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, ct := range cs {
 		c.started[ct.ID] = true
+		if label := ct.Labels[runtime.LabelGPUs]; label != "" {
+			var slices []api.GPUSlice
+			if err := json.Unmarshal([]byte(label), &slices); err != nil {
+				c.log.Warn("unreadable GPU label; the container's GPUs are not in the ledger", "container", ct.ID, "err", err)
+				continue
+			}
+			c.gpus.Adopt(ct.ID, slices)
+		}
 	}
 }
 
@@ -139,9 +150,17 @@ func (c *converger) converge(ctx context.Context) error {
 }
 
 func (c *converger) start(ctx context.Context, d api.DesiredContainer) {
-	spec, err := specOf(d)
+	grant, err := c.gpus.Grant(ctx, d.ID, d.GPUs)
 	if err == nil {
-		_, err = c.rt.Run(ctx, spec)
+		var spec runtime.Spec
+		if spec, err = specOf(d, grant); err == nil {
+			_, err = c.rt.Run(ctx, spec)
+		}
+		if err != nil {
+			if rerr := c.gpus.Release(ctx, d.ID); rerr != nil {
+				c.log.Warn("release GPUs of a container that did not start", "container", d.ID, "err", rerr)
+			}
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -217,6 +236,9 @@ func (c *converger) remove(ctx context.Context, ct runtime.Container, why string
 		return false
 	}
 	c.log.Info("removed container", "container", ct.ID, "session", ct.SessionID, "why", why)
+	if err := c.gpus.Release(ctx, ct.ID); err != nil {
+		c.log.Warn("release the container's GPUs", "container", ct.ID, "err", err)
+	}
 	c.mu.Lock()
 	delete(c.orphanSince, ct.ID)
 	delete(c.started, ct.ID)
@@ -305,15 +327,31 @@ func (c *converger) occupied() slots.Slots {
 	return total
 }
 
-// specOf maps a desired container to the runtime's spec.
-func specOf(d api.DesiredContainer) (runtime.Spec, error) {
+// specOf maps a desired container and its GPU grant to the runtime's spec.
+// The grant's environment wins over the session's: NVIDIA_VISIBLE_DEVICES,
+// CUDA_VISIBLE_DEVICES and the MPS limits are the agent's to say.
+func specOf(d api.DesiredContainer, g gpu.Grant) (runtime.Spec, error) {
 	assignment, err := json.Marshal(d.Slots)
 	if err != nil {
 		return runtime.Spec{}, fmt.Errorf("encode slot assignment of %s: %w", d.ID, err)
 	}
-	s := runtime.Spec{ID: d.ID, SessionID: d.SessionID, Index: d.Index, Image: d.Image, Command: d.Command, Env: d.Env,
-		WorkingDir: d.WorkingDir, MilliCPU: d.Slots[slots.CPU], MemoryBytes: d.Slots[slots.Mem],
+	env := make(map[string]string, len(d.Env)+len(g.Env))
+	for k, v := range d.Env {
+		env[k] = v
+	}
+	for k, v := range g.Env {
+		env[k] = v
+	}
+	s := runtime.Spec{ID: d.ID, SessionID: d.SessionID, Index: d.Index, Image: d.Image, Command: d.Command, Env: env,
+		WorkingDir: d.WorkingDir, MilliCPU: d.Slots[slots.CPU], MemoryBytes: d.Slots[slots.Mem], GPU: g.Access,
 		Labels: map[string]string{runtime.LabelSlots: string(assignment), runtime.LabelSession: d.SessionID, runtime.LabelIndex: strconv.Itoa(d.Index)}}
+	if len(d.GPUs) > 0 {
+		gpus, err := json.Marshal(d.GPUs)
+		if err != nil {
+			return runtime.Spec{}, fmt.Errorf("encode GPU slices of %s: %w", d.ID, err)
+		}
+		s.Labels[runtime.LabelGPUs] = string(gpus)
+	}
 	for _, m := range d.Mounts {
 		s.Mounts = append(s.Mounts, runtime.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
 	}

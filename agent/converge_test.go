@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-cluster/berth/agent/gpu"
 	"github.com/berth-cluster/berth/agent/runtime"
 	"github.com/berth-cluster/berth/shared/api"
 	"github.com/berth-cluster/berth/shared/slots"
@@ -19,7 +20,11 @@ type clock struct{ now time.Time }
 func (c *clock) Now() time.Time { return c.now }
 
 func newTestConverger(rt runtime.Runtime, clk *clock) *converger {
-	return newConverger(rt, slog.New(slog.NewTextHandler(io.Discard, nil)), clk.Now, 30*time.Second, time.Second)
+	noGPUs, err := gpu.Open(gpu.Config{})
+	if err != nil {
+		panic(err)
+	}
+	return newConverger(rt, noGPUs, slog.New(slog.NewTextHandler(io.Discard, nil)), clk.Now, 30*time.Second, time.Second)
 }
 
 func desired(id, image string) api.DesiredContainer {

@@ -20,6 +20,7 @@ type fakeRuntime struct {
 	containers map[string]runtime.Container
 	images     map[string]bool
 	runs       []runtime.Spec
+	pids       map[string][]uint32 // container id → host pids of its task
 	removed    []string
 	listErr    error
 }
@@ -99,6 +100,19 @@ func (f *fakeRuntime) Exec(_ context.Context, id string, cmd []string, _ time.Du
 
 func (f *fakeRuntime) Usage(context.Context, string) (runtime.Usage, error) {
 	return runtime.Usage{CPUSeconds: 1.5, MemoryWorkingSet: 1 << 20}, nil
+}
+
+func (f *fakeRuntime) Pids(_ context.Context, id string) ([]uint32, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.containers[id]
+	if !ok {
+		return nil, runtime.ErrNotFound
+	}
+	if c.State != runtime.Running {
+		return nil, runtime.ErrNotRunning
+	}
+	return f.pids[id], nil
 }
 
 func (f *fakeRuntime) Logs(_ context.Context, id string) (io.ReadCloser, error) {

@@ -3,9 +3,11 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/berth-cluster/berth/agent/runtime"
 	"github.com/berth-cluster/berth/shared/api"
 )
 
@@ -37,7 +39,12 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	if hb.Images, err = a.images(ctx); err != nil {
 		a.noteError(err)
 	}
+	// The inventory is sent with every heartbeat: it is small, and a
+	// manager that lost its state learns it again without a registration.
+	hb.GPUs, hb.GPUShareQuantum = a.cfg.GPUs.Devices(), a.cfg.GPUs.Quantum()
+	hb.GPUUsage = a.gpuUsage(ctx, hb.Containers)
 	a.metrics.observe(hb.Containers)
+	a.metrics.observeGPUs(hb.GPUUsage)
 	hb.Errors = a.takeErrors()
 	id := a.credentials()
 	ctx, cancel := context.WithTimeout(ctx, 2*a.cfg.HeartbeatEvery+5*time.Second)
@@ -113,4 +120,35 @@ func (a *Agent) convergeNow(ctx context.Context) {
 	if err := a.conv.converge(ctx); err != nil {
 		a.noteError(err)
 	}
+	if err := a.cfg.GPUs.Supervise(ctx); err != nil {
+		a.noteError(err)
+	}
+}
+
+// gpuUsage measures the GPUs and fills in each running container's GPU
+// memory: NVML names the host pids using a GPU, the runtime the host pids
+// of each container's task.
+func (a *Agent) gpuUsage(ctx context.Context, reports []api.ContainerReport) []api.GPUUsage {
+	usage, byPid, err := a.cfg.GPUs.Usage()
+	if err != nil {
+		a.noteError(fmt.Errorf("GPU usage: %w", err))
+	}
+	if len(byPid) == 0 {
+		return usage
+	}
+	held := a.cfg.GPUs.Held()
+	for i := range reports {
+		r := &reports[i]
+		if _, ok := held[r.ID]; !ok || r.Status != string(runtime.Running) {
+			continue
+		}
+		pids, err := a.cfg.Runtime.Pids(ctx, r.ID)
+		if err != nil {
+			continue // it ended since the report was made
+		}
+		for _, p := range pids {
+			r.GPUMemoryBytes += byPid[p]
+		}
+	}
+	return usage
 }

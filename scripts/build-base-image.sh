@@ -15,6 +15,9 @@
 # coreutils, tar, gzip and sha256sum. Environment:
 #   BUSYBOX=/bin/busybox   the (static) busybox binary to use
 #   SOURCE_DATE_EPOCH      the timestamp of every file and of the config (default 0)
+#   BERTH_IMAGE_NAME       the image's name (default berth/base:latest)
+#   BERTH_IMAGE_EXTRA      a directory whose contents are copied over the root
+#                          filesystem (scripts/gpu-check.sh adds its probe so)
 set -euo pipefail
 export LC_ALL=C
 umask 022
@@ -26,7 +29,8 @@ fi
 out=$1
 busybox=${BUSYBOX:-/bin/busybox}
 epoch=${SOURCE_DATE_EPOCH:-0}
-name=berth/base:latest
+name=${BERTH_IMAGE_NAME:-berth/base:latest}
+extra=${BERTH_IMAGE_EXTRA:-}
 
 if [ ! -x "$busybox" ]; then
   echo "$busybox not found: install Debian's busybox-static (scripts/install-deps.sh)" >&2
@@ -80,6 +84,10 @@ for applet in sh echo sleep cat ls env; do
   [ -L "$root/bin/$applet" ] || { echo "$busybox does not list the applet $applet" >&2; exit 1; }
 done
 ln -s ../../bin/busybox "$root/usr/bin/env"
+if [ -n "$extra" ]; then
+  [ -d "$extra" ] || { echo "BERTH_IMAGE_EXTRA=$extra is not a directory" >&2; exit 1; }
+  cp -a "$extra"/. "$root"/
+fi
 printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' >"$root/etc/passwd"
 printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$root/etc/group"
 chmod 0644 "$root/etc/passwd" "$root/etc/group"
@@ -124,7 +132,7 @@ put_blob() {
 printf '%s' '{"created":"'"$created"'","architecture":"'"$arch"'","os":"linux",'\
 '"config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],'\
 '"Cmd":["/bin/sh"],"WorkingDir":"/home/work",'\
-'"Labels":{"org.opencontainers.image.title":"berth/base","berth.busybox-static":"'"$bbversion"'"}},'\
+'"Labels":{"org.opencontainers.image.title":"'"${name%:*}"'","berth.busybox-static":"'"$bbversion"'"}},'\
 '"rootfs":{"type":"layers","diff_ids":["sha256:'"$diff_id"'"]},'\
 '"history":[{"created":"'"$created"'","created_by":"scripts/build-base-image.sh from Debian busybox-static '"$bbversion"'"}]}' \
   >"$work/config.json"
@@ -139,7 +147,7 @@ read -r manifest_digest manifest_size < <(put_blob "$work/manifest.json")
 printf '%s' '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",'\
 '"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:'"$manifest_digest"'","size":'"$manifest_size"','\
 '"platform":{"architecture":"'"$arch"'","os":"linux"},'\
-'"annotations":{"io.containerd.image.name":"'"$name"'","org.opencontainers.image.ref.name":"latest"}}]}' \
+'"annotations":{"io.containerd.image.name":"'"$name"'","org.opencontainers.image.ref.name":"'"${name##*:}"'"}}]}' \
   >"$layout/index.json"
 printf '%s' '{"imageLayoutVersion":"1.0.0"}' >"$layout/oci-layout"
 chmod 0755 "$layout" "$layout/blobs" "$blobs"

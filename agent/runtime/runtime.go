@@ -17,6 +17,9 @@ const (
 	LabelSession = "berth.session"
 	LabelIndex   = "berth.index"
 	LabelSlots   = "berth.slots" // JSON of the slot assignment
+	// LabelGPUs is the JSON of the container's GPU slices, from which a
+	// restarted agent rebuilds its GPU ledger.
+	LabelGPUs = "berth.gpus"
 )
 
 // Spec is one container to run.
@@ -36,6 +39,31 @@ type Spec struct {
 	Pids   int64
 	Labels map[string]string
 	Mounts []Mount
+	// GPU is how the container reaches its GPUs (zero: it has none).
+	GPU GPUAccess
+}
+
+// GPUAccess is what a container needs of the host to use its GPUs. The
+// environment (NVIDIA_VISIBLE_DEVICES, CUDA_*) is part of Spec.Env.
+type GPUAccess struct {
+	// CDIDevices are fully qualified CDI device names (nvidia.com/gpu=UUID),
+	// injected into the OCI spec from the runtime's CDI spec directories.
+	CDIDevices []string
+	// DeviceNodes are host device nodes (/dev/nvidia0, …) made available
+	// in the container at the same path, each with a cgroup allow rule.
+	DeviceNodes []string
+	// Mounts are bind mounts (driver libraries, the MPS pipe directory,
+	// /dev/shm); each replaces any earlier mount at the same target.
+	Mounts []Mount
+	// BeforeStart runs between task create and start with the task's
+	// cgroup directory (cgroup v2; "" on v1): the moment to cap what the
+	// task may take before any of its code runs.
+	BeforeStart func(ctx context.Context, cgroupDir string) error
+}
+
+// Empty tells whether the access grants nothing of the host.
+func (g GPUAccess) Empty() bool {
+	return len(g.CDIDevices) == 0 && len(g.DeviceNodes) == 0 && len(g.Mounts) == 0 && g.BeforeStart == nil
 }
 
 // Mount is a bind mount from the host.
@@ -116,6 +144,8 @@ type Runtime interface {
 	Exec(ctx context.Context, id string, cmd []string, timeout time.Duration) (ExecResult, error)
 	// Usage measures a running container.
 	Usage(ctx context.Context, id string) (Usage, error)
+	// Pids lists the host process ids of a running container's task.
+	Pids(ctx context.Context, id string) ([]uint32, error)
 	// Logs opens the container's output (stdout and stderr, as written).
 	Logs(ctx context.Context, id string) (io.ReadCloser, error)
 	// ImportImage loads an OCI image tarball and returns what it added.

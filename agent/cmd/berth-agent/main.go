@@ -16,10 +16,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"tags.cncf.io/container-device-interface/pkg/cdi"
+
 	"github.com/berth-cluster/berth/agent"
+	"github.com/berth-cluster/berth/agent/gpu"
 	"github.com/berth-cluster/berth/agent/runtime/containerd"
 	"github.com/berth-cluster/berth/shared/flagenv"
 	"github.com/berth-cluster/berth/shared/slots"
@@ -58,6 +62,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		heartbeat   = fs.Duration("heartbeat", 3*time.Second, "how often to report to the managers")
 		orphanGrace = fs.Duration("orphan-grace", 30*time.Second, "how long a container the managers do not know may run before it is removed")
 		stopGrace   = fs.Duration("stop-grace", 10*time.Second, "how long a stopped container has between SIGTERM and SIGKILL")
+		fakeGPUs    = fs.Int("fake-gpus", 0, "offer N mock GPUs (go-nvml's mock DGX A100), marked fake everywhere; for development and tests: containers get only their environment")
+		gpuShares   = fs.String("gpu-shares", "1", "cuda.shares each GPU offers (decimal; 1 = one whole GPU)")
+		gpuQuantum  = fs.String("gpu-share-quantum", "0.1", "allocation quantum of cuda.shares (decimal); -gpu-shares must be a multiple of it")
+		mpsDir      = fs.String("gpu-mps-dir", gpu.DefaultMPSDir, "directory of the MPS daemons' pipe and log directories, one per shared GPU (keep it short: it holds sockets)")
+		cdiDirs     = fs.String("cdi-spec-dirs", strings.Join(cdi.DefaultSpecDirs, ","), "CDI spec directories, comma-separated: GPUs they describe are given to containers through CDI")
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 		showVersion = fs.Bool("version", false, "print the version and exit")
 	)
@@ -84,6 +93,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("-reserved-mem: %w", err)
 	}
+	shares, err := slots.Parse(slots.CUDAShares, *gpuShares)
+	if err != nil {
+		return fmt.Errorf("-gpu-shares: %w", err)
+	}
+	quantum, err := slots.Parse(slots.CUDAShares, *gpuQuantum)
+	if err != nil {
+		return fmt.Errorf("-gpu-share-quantum: %w", err)
+	}
 	if *stateDir == "" {
 		return errors.New("-state-dir is required")
 	}
@@ -91,7 +108,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("-state-dir: %w", err)
 	}
-	rt, err := containerd.New(ctx, containerd.Config{Socket: *socket, Namespace: *namespace, LogDir: filepath.Join(dir, "logs"), RuncRoot: *runcRoot})
+	// Before containerd: a bad GPU flag is a usage error whatever runs.
+	gpus, err := openGPUs(*fakeGPUs, shares, quantum, *mpsDir, splitList(*cdiDirs), log)
+	if err != nil {
+		return err
+	}
+	defer gpus.Close()
+	rt, err := containerd.New(ctx, containerd.Config{Socket: *socket, Namespace: *namespace, LogDir: filepath.Join(dir, "logs"), RuncRoot: *runcRoot,
+		CDISpecDirs: splitList(*cdiDirs)})
 	if err != nil {
 		return fmt.Errorf("connect to containerd at %s (is it running? scripts/containerd.sh start starts a private one): %w", *socket, err)
 	}
@@ -103,7 +127,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Managers: splitList(*managers), Token: *token, StateDir: dir, HTTPAddr: *httpAddr, Advertise: *advertise,
 		ReservedMilliCPU: milliCPU, ReservedMemBytes: memBytes, HeartbeatEvery: *heartbeat,
 		OrphanGrace: *orphanGrace, StopGrace: *stopGrace,
-		Runtime: rt, Log: log, Metrics: reg, Gatherer: reg, Version: version.Version,
+		Runtime: rt, GPUs: gpus, Log: log, Metrics: reg, Gatherer: reg, Version: version.Version,
 	})
 	if err != nil {
 		return err
@@ -153,6 +177,26 @@ func imageCmd(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stdout, "imported %s %s (%d bytes)\n", im.Name, im.Digest, im.Size)
 	}
 	return nil
+}
+
+// openGPUs reads the GPUs through NVML, or makes n fake ones. The real
+// library is loaded at run time: without it (or its driver) the node has no
+// GPUs and the agent runs on.
+func openGPUs(n int, shares, quantum int64, mpsDir string, cdiDirs []string, log *slog.Logger) (*gpu.Node, error) {
+	cfg := gpu.Config{Shares: shares, Quantum: quantum, MPSDir: mpsDir, Host: gpu.Host{CDISpecDirs: cdiDirs}, Log: log}
+	switch {
+	case n < 0:
+		return nil, fmt.Errorf("-fake-gpus %d: must not be negative", n)
+	case n > 0:
+		m, err := gpu.FakeMachine(n)
+		if err != nil {
+			return nil, fmt.Errorf("-fake-gpus: %w", err)
+		}
+		cfg.NVML, cfg.Fake = gpu.NewNVML(m), true
+	default:
+		cfg.NVML = gpu.NewNVML(nvml.New())
+	}
+	return gpu.Open(cfg)
 }
 
 func splitList(s string) []string {

@@ -42,11 +42,25 @@ func TestBuiltAgentIsNotBindNowAndStarts(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(out), "berth-agent ") {
 		t.Fatalf("berth-agent -version: %v\n%s", err, out)
 	}
-	// With no containerd, it says so and exits instead of hanging.
+	// With no containerd, it says so and exits instead of hanging; with no
+	// NVIDIA library it has said so in one line before.
 	cmd := exec.Command(bin, "-manager", "http://127.0.0.1:1", "-token", "t", "-state-dir", t.TempDir(),
 		"-containerd", filepath.Join(t.TempDir(), "none.sock"), "-http-addr", "127.0.0.1:0")
 	out, err = cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "connect to containerd at") {
 		t.Fatalf("without containerd: %v\n%s", err, out)
+	}
+	if n := strings.Count(string(out), "no NVIDIA library or driver: this node offers no GPUs"); n != 1 {
+		t.Fatalf("without an NVIDIA driver: %d log lines saying so, want 1\n%s", n, out)
+	}
+	// GPU flags are checked before anything else is touched.
+	for _, c := range []struct{ flag, value, want string }{
+		{"-fake-gpus", "-1", "-fake-gpus -1: must not be negative"},
+		{"-gpu-share-quantum", "0.3", "GPU shares: 1 per GPU is not a positive multiple of the quantum 0.3"},
+	} {
+		out, err = exec.Command(bin, "-manager", "http://127.0.0.1:1", "-token", "t", "-state-dir", t.TempDir(), c.flag, c.value).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("%s %s: %v\n%s", c.flag, c.value, err, out)
+		}
 	}
 }

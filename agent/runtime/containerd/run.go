@@ -46,7 +46,7 @@ func (r *Runtime) Run(ctx context.Context, s runtime.Spec) (runtime.Container, e
 		}
 	}
 
-	l := limits{defaultPids: r.cfg.DefaultPids, cgroups: r.cg}
+	l := limits{defaultPids: r.cfg.DefaultPids, cgroups: r.cg, cdiDirs: r.cfg.CDISpecDirs}
 	c, err := r.client.NewContainer(ctx, s.ID,
 		ctrd.WithRuntime(runcShim, &runcoptions.Options{Root: r.cfg.RuncRoot}),
 		ctrd.WithImage(img),
@@ -74,6 +74,17 @@ func (r *Runtime) Run(ctx context.Context, s runtime.Spec) (runtime.Container, e
 		return runtime.Container{}, errors.Join(
 			fmt.Errorf("run %s: create task: %w", s.ID, err),
 			r.undo(ctx, c, nil))
+	}
+	if s.GPU.BeforeStart != nil {
+		var dir string
+		if spec, err := c.Spec(ctx); err == nil && spec.Linux != nil {
+			dir = taskCgroupDir(r.cfg.CgroupRoot, r.cg, spec.Linux.CgroupsPath)
+		}
+		if err := s.GPU.BeforeStart(ctx, dir); err != nil {
+			return runtime.Container{}, errors.Join(
+				fmt.Errorf("run %s: before start: %w", s.ID, err),
+				r.undo(ctx, c, t))
+		}
 	}
 	if err := t.Start(ctx); err != nil {
 		return runtime.Container{}, errors.Join(

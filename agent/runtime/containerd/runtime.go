@@ -27,6 +27,7 @@ import (
 	"github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/identifiers"
 	"github.com/containerd/containerd/namespaces"
+	"tags.cncf.io/container-device-interface/pkg/cdi"
 
 	"github.com/berth-cluster/berth/agent/runtime"
 )
@@ -66,6 +67,9 @@ type Config struct {
 	// CgroupRoot is where cgroupfs is mounted (default /sys/fs/cgroup); it is
 	// read to learn the cgroup version and, after an exit, OOM kill counts.
 	CgroupRoot string
+	// CDISpecDirs are where CDI specs are read when a Spec names CDI
+	// devices (default: cdi's /etc/cdi and /var/run/cdi).
+	CDISpecDirs []string
 	// Logger receives background problems (event stream lost, ...); nil
 	// discards them.
 	Logger *slog.Logger
@@ -115,6 +119,9 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	if cfg.FIFODir == "" {
 		cfg.FIFODir = filepath.Join(os.TempDir(), "berth-fifo")
+	}
+	if len(cfg.CDISpecDirs) == 0 {
+		cfg.CDISpecDirs = cdi.DefaultSpecDirs
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

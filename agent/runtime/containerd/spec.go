@@ -29,6 +29,7 @@ const (
 type limits struct {
 	defaultPids int64
 	cgroups     cgroupInfo
+	cdiDirs     []string // CDI spec directories, for Spec.GPU.CDIDevices
 }
 
 // specOpts turns a Berth Spec into OCI spec options. It is pure (no daemon):
@@ -36,6 +37,7 @@ type limits struct {
 // Order matters: the image config first, then what the Spec overrides.
 func specOpts(img oci.Image, s runtime.Spec, l limits) []oci.SpecOpts {
 	opts := []oci.SpecOpts{oci.WithImageConfig(img)}
+	opts = append(opts, gpuOpts(s.GPU, l.cdiDirs)...)
 	if len(s.Command) > 0 {
 		// The session's command is complete: it replaces the image's
 		// entrypoint and cmd alike.

@@ -59,13 +59,18 @@ func newFakeImage(t *testing.T, cfg ocispec.ImageConfig) fakeImage {
 // snapshot: the rootfs is an empty folder (no /etc/group to read).
 func generate(t *testing.T, img oci.Image, s runtime.Spec, l limits) *oci.Spec {
 	t.Helper()
-	ctx := namespaces.WithNamespace(context.Background(), "berth")
-	opts := append([]oci.SpecOpts{oci.WithRootFSPath(t.TempDir())}, specOpts(img, s, l)...)
-	spec, err := oci.GenerateSpec(ctx, nil, &containers.Container{ID: s.ID}, opts...)
+	spec, err := generateErr(t, img, s, l)
 	if err != nil {
 		t.Fatalf("GenerateSpec: %v", err)
 	}
 	return spec
+}
+
+func generateErr(t *testing.T, img oci.Image, s runtime.Spec, l limits) (*oci.Spec, error) {
+	t.Helper()
+	ctx := namespaces.WithNamespace(context.Background(), "berth")
+	opts := append([]oci.SpecOpts{oci.WithRootFSPath(t.TempDir())}, specOpts(img, s, l)...)
+	return oci.GenerateSpec(ctx, nil, &containers.Container{ID: s.ID}, opts...)
 }
 
 var v1Host = limits{defaultPids: 4096, cgroups: cgroupInfo{v2: false, swapAccounting: true}}

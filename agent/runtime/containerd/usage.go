@@ -95,3 +95,21 @@ func limitOf(l uint64) int64 {
 	}
 	return int64(l)
 }
+
+// Pids lists the host pids of the running task's processes.
+func (r *Runtime) Pids(ctx context.Context, id string) ([]uint32, error) {
+	ctx = r.ns(ctx)
+	t, err := r.runningTask(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("pids of %s: %w", id, err)
+	}
+	ps, err := t.Pids(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("pids of %s: %w", id, err)
+	}
+	out := make([]uint32, len(ps))
+	for i, p := range ps {
+		out[i] = p.Pid
+	}
+	return out, nil
+}
