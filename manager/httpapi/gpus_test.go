@@ -214,8 +214,8 @@ func TestGPUPolicyLimitsInTheIndicator(t *testing.T) {
 	wantJSON(t, "remaining", got.Remaining, `{"cpu":1.5,"mem":3221225472,"cuda.device":null,"cuda.shares":0.4}`)
 	wantJSON(t, "allocatable", got.Allocatable, `{"cpu":1.5,"mem":3221225472,"cuda.device":1,"cuda.shares":0.4}`)
 	// Over the policy in all: refused at once.
-	p := wantProblem(t, e.create(e.admin, gpuBody("cuda.shares", 1.5)), http.StatusUnprocessableEntity, api.ProblemValidation)
-	wantFields(t, p, map[string][]string{"resources.cuda.shares": {"cuda.shares 1.5 > 1 allowed by policy default"}})
+	p := wantProblem(t, e.create(e.admin, gpuBody("cuda.shares", 2)), http.StatusUnprocessableEntity, api.ProblemValidation)
+	wantFields(t, p, map[string][]string{"resources.cuda.shares": {"cuda.shares 2 > 1 allowed by policy default"}})
 }
 
 func TestGPURequestValidation(t *testing.T) {
@@ -243,6 +243,8 @@ func TestGPURequestValidation(t *testing.T) {
 			map[string][]string{"resources.cuda.device": {"no agent has cuda.device 3 (largest 2)"}}},
 		{"more shares than any agent's GPUs offer", 422, res(map[string]any{"cuda.shares": 2.5}),
 			map[string][]string{"resources.cuda.shares": {"no agent has cuda.shares 2.5 (largest 2)"}}},
+		{"a fraction beside whole GPUs", 422, res(map[string]any{"cuda.shares": 1.5}),
+			map[string][]string{"resources.cuda.shares": {"cuda.shares 1.5 is more than one GPU but not a whole number of GPUs: a fraction runs under one GPU's MPS daemon and cannot be held beside other GPUs; ask for at most one GPU's worth or whole GPUs"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			typ := api.ProblemValidation
@@ -250,10 +252,10 @@ func TestGPURequestValidation(t *testing.T) {
 			wantFields(t, p, tc.fields)
 		})
 	}
-	// Within the agent's GPUs, split across both: accepted.
-	s := e.waitStatus(e.mustCreate(e.admin, res(map[string]any{"cuda.shares": 1.5})).ID, api.SessionScheduled)
-	if got := gpusOf(s); got != "GPU-fake-0=1,GPU-fake-1=0.5" {
-		t.Errorf("1.5 shares: %q", got)
+	// Two GPUs' worth: both GPUs whole.
+	s := e.waitStatus(e.mustCreate(e.admin, res(map[string]any{"cuda.shares": 2})).ID, api.SessionScheduled)
+	if got := gpusOf(s); got != "GPU-fake-0=1,GPU-fake-1=1" {
+		t.Errorf("2 shares: %q", got)
 	}
 }
 

@@ -252,10 +252,37 @@ func fitAgents(per slots.Slots, agents []*state.Agent, bad *apierr.Fields) {
 			bad.Add("resources."+string(n), "no agent has %s %s (largest %s)", n, slots.Format(n, per[n]), slots.Format(n, largest[n]))
 		}
 	}
-	if !short {
-		// Each slot fits some agent, but no single agent has them all.
-		bad.Add("resources", "no agent has %s together", per.String())
+	if short {
+		return
 	}
+	if x := per[slots.CUDAShares]; x > 0 && fractionBesideGPUs(agents, x) {
+		bad.Add("resources."+string(slots.CUDAShares), "cuda.shares %s is more than one GPU but not a whole number of GPUs: a fraction runs under one GPU's MPS daemon and cannot be held beside other GPUs; ask for at most one GPU's worth or whole GPUs",
+			slots.Format(slots.CUDAShares, x))
+		return
+	}
+	// Each slot fits some agent, but no single agent has them all.
+	bad.Add("resources", "no agent has %s together", per.String())
+}
+
+// fractionBesideGPUs reports whether shares x would need a fraction of a
+// GPU beside other GPUs on every agent that has GPUs (see sched's
+// allocate): more than its largest GPU, and not a whole number of them.
+func fractionBesideGPUs(agents []*state.Agent, x int64) bool {
+	seen := false
+	for _, ag := range agents {
+		most := int64(0)
+		for _, g := range ag.GPUs {
+			most = max(most, g.Shares)
+		}
+		if most == 0 {
+			continue
+		}
+		seen = true
+		if x <= most || x%most == 0 {
+			return false
+		}
+	}
+	return seen
 }
 
 func imageOnAliveAgent(agents []*state.Agent, image string) bool {

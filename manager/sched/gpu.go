@@ -57,10 +57,12 @@ func (a *agentState) hold(need vec) vec {
 // cuda.shares x goes whole on one GPU whenever one has x free: the one with
 // the least free that fits (best fit), so partly used GPUs fill up first and
 // untouched GPUs stay whole for later whole-GPU or large requests. Only
-// when x is more than any one GPU offers is it split: untouched GPUs whole
-// (largest first) while x is at least what one offers, then the remainder
-// best fit on one more GPU. Ties go to the lower position, so the same view
-// always gives the same slices.
+// when x is more than any one GPU offers is it split, and then into untouched
+// GPUs whole (largest first) with nothing left over: a fraction of a GPU
+// runs under that GPU's MPS daemon, and a container reaches one MPS daemon
+// only, so it cannot hold a fraction beside other GPUs (agent/DESIGN.md).
+// Ties go to the lower position, so the same view always gives the same
+// slices.
 func (a *agentState) allocate(h vec) ([]state.GPUSlice, bool) {
 	switch {
 	case h[vecDevice] > 0:
@@ -94,25 +96,25 @@ func (a *agentState) allocate(h vec) ([]state.GPUSlice, bool) {
 		}
 		slices.SortStableFunc(order, func(i, j int) int { return cmp.Compare(a.gpus[j].shares, a.gpus[i].shares) })
 		var out []state.GPUSlice
-		taken := map[int]bool{}
 		rest := x
 		for _, i := range order {
 			if g := &a.gpus[i]; rest >= g.shares {
-				out = append(out, state.GPUSlice{UUID: g.uuid, Share: g.shares})
-				taken[i] = true
+				out = append(out, state.GPUSlice{UUID: g.uuid, Share: g.shares, Whole: true})
 				rest -= g.shares
 			}
 		}
-		if rest > 0 {
-			i := a.bestFit(rest, taken)
-			if i < 0 {
-				return nil, false
-			}
-			out = append(out, state.GPUSlice{UUID: a.gpus[i].uuid, Share: rest})
-		}
-		return out, true
+		return out, rest == 0
 	}
 	return nil, true
+}
+
+// mostShares is what the largest of the agent's GPUs offers.
+func (a *agentState) mostShares() int64 {
+	most := int64(0)
+	for _, g := range a.gpus {
+		most = max(most, g.shares)
+	}
+	return max(most, 1)
 }
 
 // bestFit is the position of the GPU with the least free that still holds
@@ -156,20 +158,19 @@ func (a *agentState) dropExtra() {
 }
 
 // gpuLargest is the most one container could get on the agent's GPUs now:
-// whole GPUs nothing holds, and cuda.shares as allocate would split it
-// (every untouched GPU whole plus the most free on a partly held one).
+// whole GPUs nothing holds, and cuda.shares as allocate gives it (every
+// untouched GPU whole, or the most free on any one GPU).
 func (a *agentState) gpuLargest() (devices, shares int64) {
-	partly := int64(0)
+	one := int64(0)
 	for i := range a.gpus {
 		g := &a.gpus[i]
 		if g.untouched() {
 			devices++
 			shares += g.shares
-		} else {
-			partly = max(partly, g.free())
 		}
+		one = max(one, g.free())
 	}
-	return devices, shares + partly
+	return devices, max(shares, one)
 }
 
 // gpuShort says why a container of need fits nowhere on the agent's GPUs.
@@ -180,6 +181,10 @@ func gpuShort(a *agentState, h vec) string {
 	}
 	if h[vecDevice] > 0 {
 		return fmt.Sprintf("cuda.device %d > %d GPUs free", h[vecDevice], devices)
+	}
+	if most := a.mostShares(); h[vecShares] > most && h[vecShares]%most != 0 {
+		return fmt.Sprintf("cuda.shares %s is more than one GPU (%s) but not a whole number of GPUs: a fraction runs under one GPU's MPS daemon and cannot be held beside other GPUs",
+			slots.Format(slots.CUDAShares, h[vecShares]), slots.Format(slots.CUDAShares, most))
 	}
 	return fmt.Sprintf("no GPU slices for cuda.shares %s (largest %s)", slots.Format(slots.CUDAShares, h[vecShares]), slots.Format(slots.CUDAShares, shares))
 }

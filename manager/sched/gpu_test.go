@@ -82,11 +82,12 @@ func TestGPUSlicesAreRoundedBestFitAndSplitOnlyBeyondOneGPU(t *testing.T) {
 		{"one whole GPU's worth goes on an untouched GPU", 10, []int64{50, 0}, fgpu(100), "a1-g1:100"},
 		{"at most one GPU's worth is never split", 10, []int64{50, 50}, fgpu(100),
 			"refused: agent a1: no GPU slices for cuda.shares 1 (largest 0.5)"},
-		{"beyond one GPU: whole GPUs and a remainder", 10, []int64{0, 0}, fgpu(150), "a1-g0:100,a1-g1:50"},
-		{"the remainder goes best fit onto a partly held GPU", 10, []int64{0, 0, 50}, fgpu(150), "a1-g0:100,a1-g2:50"},
-		{"two whole GPUs' worth and a remainder", 10, []int64{0, 0, 0}, fgpu(250), "a1-g0:100,a1-g1:100,a1-g2:50"},
-		{"beyond one GPU the remainder needs room too", 10, []int64{60, 60, 0}, fgpu(150),
-			"refused: agent a1: no GPU slices for cuda.shares 1.5 (largest 1.4)"},
+		{"beyond one GPU: whole GPUs only", 10, []int64{0, 0, 0}, fgpu(200), "a1-g0:whole,a1-g1:whole"},
+		{"beyond one GPU they must be untouched", 10, []int64{0, 10, 0}, fgpu(200), "a1-g0:whole,a1-g2:whole"},
+		{"beyond one GPU, a fraction left over is refused", 10, []int64{0, 0}, fgpu(150),
+			"refused: agent a1: cuda.shares 1.5 is more than one GPU (1) but not a whole number of GPUs: a fraction runs under one GPU's MPS daemon and cannot be held beside other GPUs"},
+		{"beyond one GPU with too few untouched", 10, []int64{10, 10, 0}, fgpu(200),
+			"refused: agent a1: no GPU slices for cuda.shares 2 (largest 1)"},
 		{"a whole GPU is one nothing holds", 10, []int64{10, 0}, wholeGPUs(1), "a1-g1:whole"},
 		{"whole GPUs in index order", 10, []int64{0, 0, 0}, wholeGPUs(2), "a1-g0:whole,a1-g1:whole"},
 		{"a partly held GPU is no whole GPU", 10, []int64{10, 0}, wholeGPUs(2), "refused: agent a1: cuda.device 2 > 1 GPUs free"},
@@ -134,11 +135,11 @@ func TestAgentsAreChosenSoNoGPUIsFragmentedNeedlessly(t *testing.T) {
 			}
 		})
 	}
-	// A slice beyond one GPU goes where its remainder fills a partly held
-	// GPU rather than starting another.
+	// A small slice goes where a GPU is already partly held rather than
+	// breaking an untouched one, whatever the strategy says.
 	c := cluster([]*Keypair{unlimited("A")}, gpuAgent("a1", 10, 0, 0), gpuAgent("b1", 10, 0, 40))
-	if got := place(t, c, req("s", "A", fgpu(150), 1), Dispersed); got != "b1" {
-		t.Errorf("1.5 went to %s, want b1", got)
+	if got := place(t, c, req("s", "A", fgpu(50), 1), Dispersed); got != "b1" {
+		t.Errorf("0.5 went to %s, want b1", got)
 	}
 }
 
