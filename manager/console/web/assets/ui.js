@@ -58,10 +58,16 @@ export function toast(text, kind = "ok") {
 // table renders rows with columns [{title, cell(row) -> node|string, head?: node}].
 export function table(columns, rows, { empty = "Nothing here yet.", id } = {}) {
   const head = h("tr", {}, columns.map((c) => h("th", { class: c.class }, c.head || c.title)));
+  return h("table", { class: "list", id }, h("thead", {}, head), tableBody(columns, rows, empty));
+}
+
+// tableBody renders only the rows, for a table whose header stays (one
+// with inputs in it).
+export function tableBody(columns, rows, empty = "Nothing here yet.") {
   const body = rows.length
     ? rows.map((r) => h("tr", {}, columns.map((c) => h("td", { class: c.class, "data-col": c.title }, c.cell(r)))))
     : [h("tr", {}, h("td", { colspan: columns.length, class: "empty" }, empty))];
-  return h("table", { class: "list", id }, h("thead", {}, head), h("tbody", {}, body));
+  return h("tbody", {}, body);
 }
 
 // openDialog shows a modal <dialog>; content(close) returns its body and

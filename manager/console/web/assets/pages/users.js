@@ -2,7 +2,7 @@
 // POLICIES tabs, each with a "..." menu on the far right of the tab header
 // that exports the tab as CSV.
 import * as api from "../api.js";
-import { h, clear, button, iconButton, notice, table, tabs, moreMenu, toast, errorText, confirmDialog } from "../ui.js";
+import { h, clear, button, iconButton, notice, table, tableBody, tabs, moreMenu, toast, errorText, confirmDialog } from "../ui.js";
 import { exportDialog } from "../export.js";
 import { time } from "../format.js";
 import { createUserDialog, updateUserDialog, userDetailsDialog } from "./user_dialogs.js";
@@ -55,6 +55,30 @@ async function usersTab(body, ctx, status, selectStatus, more) {
     }
   }, { id: "create-user" });
   let seq = 0;
+  const columns = [
+    { title: "ID", head: h("div", { class: "th-search" }, h("span", {}, "ID (email)"), emailSearch), cell: (u) => u.email },
+    { title: "Name", head: h("div", { class: "th-search" }, h("span", {}, "Name"), nameSearch), cell: (u) => u.username },
+    { title: "Full name", cell: (u) => u.full_name },
+    { title: "Role", cell: (u) => u.role },
+    { title: "Controls", class: "controls", cell: (u) => h("span", { class: "controls" },
+      iconButton("i", `Details of ${u.email}`, () => userDetailsDialog(u.email), { class: "green", "data-action": "details", "data-user": u.email }),
+      iconButton("⚙", `Update ${u.email}`, async () => {
+        if (await updateUserDialog(ctx, u.email)) await load();
+      }, { "data-action": "update", "data-user": u.email }),
+      u.status === "active" ? iconButton("🗑", `Deactivate ${u.email}`, async () => {
+        if (!(await confirmDeactivate(u.email))) return;
+        try {
+          await api.patch(`/v1/users/${encodeURIComponent(u.email)}`, { status: "inactive" });
+          toast(`User ${u.email} deactivated; it is in the Inactive tab`);
+          await load();
+        } catch (e) {
+          clear(msg, notice("error", `Cannot deactivate ${u.email}: ${errorText(e)}`));
+        }
+      }, { class: "danger", "data-action": "deactivate", "data-user": u.email }) : null),
+    },
+  ];
+  const tbl = table(columns, [], { id: "users-list", empty: "Loading…" });
+  holder.append(tbl);
   const load = async () => {
     const mine = ++seq;
     const q = new URLSearchParams({ status });
@@ -68,35 +92,10 @@ async function usersTab(body, ctx, status, selectStatus, more) {
       return;
     }
     if (mine !== seq) return; // a newer search answered first
-    const focused = document.activeElement === emailSearch || document.activeElement === nameSearch ? document.activeElement : null;
-    const caret = focused ? focused.selectionStart : 0;
-    clear(holder, table([
-      { title: "ID", head: h("div", { class: "th-search" }, h("span", {}, "ID (email)"), emailSearch), cell: (u) => u.email },
-      { title: "Name", head: h("div", { class: "th-search" }, h("span", {}, "Name"), nameSearch), cell: (u) => u.username },
-      { title: "Full name", cell: (u) => u.full_name },
-      { title: "Role", cell: (u) => u.role },
-      { title: "Controls", class: "controls", cell: (u) => h("span", { class: "controls" },
-        iconButton("i", `Details of ${u.email}`, () => userDetailsDialog(u.email), { class: "green", "data-action": "details", "data-user": u.email }),
-        iconButton("⚙", `Update ${u.email}`, async () => {
-          if (await updateUserDialog(ctx, u.email)) await load();
-        }, { "data-action": "update", "data-user": u.email }),
-        u.status === "active" ? iconButton("🗑", `Deactivate ${u.email}`, async () => {
-          if (!(await confirmDeactivate(u.email))) return;
-          try {
-            await api.patch(`/v1/users/${encodeURIComponent(u.email)}`, { status: "inactive" });
-            toast(`User ${u.email} deactivated; it is in the Inactive tab`);
-            await load();
-          } catch (e) {
-            clear(msg, notice("error", `Cannot deactivate ${u.email}: ${errorText(e)}`));
-          }
-        }, { class: "danger", "data-action": "deactivate", "data-user": u.email }) : null),
-      },
-    ], users, { id: "users-list", empty: status === "active" ? "No active users match." : "No inactive users match." }));
-    // The table was rebuilt around the search boxes: keep typing where it was.
-    if (focused) {
-      focused.focus();
-      focused.setSelectionRange(caret, caret);
-    }
+    // Only the rows change: the header, with the search boxes being typed
+    // in, stays as it is.
+    const old = tbl.tBodies[0];
+    old.replaceWith(tableBody(columns, users, status === "active" ? "No active users match." : "No inactive users match."));
   };
   let timer;
   const onSearch = () => { clearTimeout(timer); timer = setTimeout(load, 250); };
