@@ -551,13 +551,28 @@ func TestConsoleAdminWalkthroughs(t *testing.T) {
 		b.shot("33-data-storage-member")
 	})
 
-	step("logging out returns to the login page", func(t *testing.T) {
+	step("a user changes their own password", func(t *testing.T) {
 		b.t = t
-		if b.eval(`document.querySelector("#logout") ? "in" : "out"`) == "out" {
+		if !strings.Contains(b.eval(`document.querySelector("#whoami")?.textContent || ""`), bobEmail) {
+			b.logout()
 			b.login(bobEmail, bobPassword)
 		}
+		b.do("banner", waitText("#app", "An administrator asked you to change your password"))
+		b.do("open", click("#change-password"), chromedp.WaitVisible(chromedp.CSS("#password-dialog")),
+			setValue("#old-password", bobPassword), setValue("#new-password", "short"), setValue("#new-password-confirm", "short"),
+			click("#password-submit"), waitText(fieldError("new-password"), "new_password must be at least 8 characters long"))
+		b.shot("35-change-password")
+		b.do("change", setValue("#new-password", "Bob-pass-2!"), setValue("#new-password-confirm", "Bob-pass-2!"), click("#password-submit"),
+			chromedp.WaitNotPresent(chromedp.CSS("#password-dialog")),
+			waitJS(`!document.querySelector("#app").textContent.includes("An administrator asked you to change your password")`))
 		b.logout()
-		b.shot("34-logged-out")
+		b.login(bobEmail, "Bob-pass-2!")
+	})
+
+	step("logging out returns to the login page", func(t *testing.T) {
+		b.t = t
+		b.logout()
+		b.shot("36-logged-out")
 		// The login token is gone: the cookie no longer authenticates.
 		b.do("whoami after logout", waitJS(`fetch("/v1/auth/whoami").then(r => r.status === 401)`))
 	})

@@ -2,7 +2,7 @@
 // bar) and route #/page?query to the page modules. Admin pages are drawn
 // only for admins; the API refuses their data to anyone else anyway.
 import * as api from "./api.js";
-import { h, clear, button, notice } from "./ui.js";
+import { h, clear, button, notice, field, openDialog, toast, errorText } from "./ui.js";
 import * as loginPage from "./pages/login.js";
 import * as sessionsPage from "./pages/sessions.js";
 import * as storagePage from "./pages/storage.js";
@@ -52,6 +52,41 @@ async function logout() {
   showLogin("You are logged out.");
 }
 
+// changePassword changes the caller's own password; the API keeps this
+// login and ends every other one.
+function changePassword() {
+  const old = field("Current password", h("input", { type: "password", id: "old-password", autocomplete: "current-password" }));
+  const pw = field("New password", h("input", { type: "password", id: "new-password", autocomplete: "new-password" }),
+    "At least 8 characters with at least one letter, one digit and one special character.");
+  const confirm = field("New password confirmation", h("input", { type: "password", id: "new-password-confirm", autocomplete: "new-password" }));
+  const msg = h("div", { class: "dialog-message" });
+  return openDialog({ title: "Change password", id: "password-dialog" }, (close) => ({
+    body: [msg, old, pw, confirm],
+    actions: [button("CANCEL", () => close(), { class: "secondary" }), button("CHANGE", async () => {
+      for (const f of [old, pw, confirm]) f.setError();
+      clear(msg);
+      let bad = false;
+      if (!old.input.value) { old.setError("Enter your current password."); bad = true; }
+      if (!pw.input.value) { pw.setError("Enter the new password."); bad = true; }
+      if (!confirm.input.value) { confirm.setError("Confirm the new password: type it again."); bad = true; }
+      else if (pw.input.value !== confirm.input.value) { confirm.setError("The passwords do not match."); bad = true; }
+      if (bad) return;
+      try {
+        await api.post("/v1/auth/password", { old_password: old.input.value, new_password: pw.input.value });
+        close(true);
+        toast("Password changed");
+        me = (await api.get("/v1/auth/whoami")).user;
+        route();
+      } catch (e) {
+        const fe = e.fieldErrors ? e.fieldErrors() : {};
+        if (fe.old_password) old.setError(fe.old_password);
+        if (fe.new_password) pw.setError(fe.new_password);
+        if (!fe.old_password && !fe.new_password) clear(msg, notice("error", errorText(e)));
+      }
+    }, { id: "password-submit" })],
+  }));
+}
+
 function frame(current) {
   const link = (key) => h("a", { href: `#/${key}`, class: key === current ? "active" : "", id: `nav-${key}` }, pages[key].title);
   const side = h("nav", { class: "sidebar" },
@@ -63,11 +98,12 @@ function frame(current) {
     h("h1", { id: "page-title" }, pages[current] ? pages[current].title : "Not found"),
     h("span", { class: "spacer" }),
     h("span", { class: "who", id: "whoami" }, `${me.email} (${me.role})`),
+    button("CHANGE PASSWORD", changePassword, { id: "change-password", class: "secondary" }),
     button("LOG OUT", logout, { id: "logout", class: "secondary" }),
   );
   const main = h("main", { id: "page" });
   const banner = me.need_password_change
-    ? notice("info", "An administrator asked you to change your password (berth passwd, or POST /v1/auth/password).")
+    ? notice("info", "An administrator asked you to change your password: CHANGE PASSWORD at the top.")
     : null;
   clear(root, h("div", { class: "layout" }, side, h("div", { class: "content" }, top, banner, main)));
   return main;

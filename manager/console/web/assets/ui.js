@@ -35,8 +35,38 @@ export function button(label, onclick, attrs = {}) {
   return h("button", { type: "button", ...attrs, onclick }, label);
 }
 
-export function iconButton(icon, title, onclick, attrs = {}) {
-  return h("button", { type: "button", class: `icon ${attrs.class || ""}`.trim(), title, "aria-label": title, ...attrs, onclick }, icon);
+// Icons are drawn as inline SVG: no icon font or emoji font is needed, and
+// the CSP (no inline style, own origin only) has nothing to object to.
+const iconPaths = {
+  trash: ["M4 7h16", "M9 7V4h6v3", "M6 7l1 13h10l1-13", "M10 11v6", "M14 11v6"],
+  gear: ["M12 9a3 3 0 1 0 0 6a3 3 0 1 0 0-6z",
+    "M12 2v3M12 19v3M2 12h3M19 12h3M4.9 4.9l2.1 2.1M17 17l2.1 2.1M4.9 19.1l2.1-2.1M17 7l2.1-2.1"],
+  info: ["M12 11v6", "M12 7v.01", "M12 3a9 9 0 1 0 0 18a9 9 0 1 0 0-18z"],
+  stop: ["M7 7h10v10H7z"],
+  share: ["M4 12v7h16v-7", "M12 3v12", "M8 7l4-4 4 4"],
+};
+
+export function icon(name) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", "16");
+  svg.setAttribute("height", "16");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("class", "svg-icon");
+  for (const d of iconPaths[name] || []) {
+    const p = document.createElementNS(ns, "path");
+    p.setAttribute("d", d);
+    svg.append(p);
+  }
+  return svg;
+}
+
+// iconButton is a small button showing an icon (a name of iconPaths, or text).
+export function iconButton(glyph, title, onclick, attrs = {}) {
+  const { class: extra, ...rest } = attrs;
+  return h("button", { type: "button", class: `icon ${extra || ""}`.trim(), title, "aria-label": title, ...rest, onclick },
+    iconPaths[glyph] ? icon(glyph) : glyph);
 }
 
 // notice shows a message block: kind is "info", "error" or "ok".

@@ -49,7 +49,7 @@ export async function render(main, ctx) {
       { title: "Resources", cell: (s) => slotNames.filter((n) => (s.requested || {})[n.key]).map((n) => `${n.label} ${withUnit(n.key, s.requested[n.key])}`).join(", ") },
       { title: "Created", cell: (s) => time(s.created_at) },
       { title: "Controls", class: "controls", cell: (s) => (finished.has(s.status) || s.status === "TERMINATING" ? "" :
-        iconButton("■", `Terminate ${s.name || s.id}`, async () => {
+        iconButton("stop", `Terminate ${s.name || s.id}`, async () => {
           if (!(await confirmDialog("Terminate session", `Terminate ${s.name || s.id}? Its containers are stopped.`))) return;
           try {
             await api.del(`/v1/sessions/${encodeURIComponent(s.id)}`);

@@ -48,8 +48,8 @@ export async function render(main, ctx) {
       { title: "Usage", cell: (f) => bytes(f.usage_bytes || 0) },
       { title: "Created", cell: (f) => time(f.created_at) },
       { title: "Controls", class: "controls", cell: (f) => h("span", { class: "controls" },
-        f.type === "user" && f.owner === ctx.me.email ? iconButton("⇪", `Share ${f.name}`, () => inviteDialog(f), { "data-action": "share", "data-folder": f.name }) : null,
-        iconButton("🗑", `Delete ${f.name}`, async () => {
+        f.type === "user" && f.owner === ctx.me.email ? iconButton("share", `Share ${f.name}`, () => inviteDialog(f), { "data-action": "share", "data-folder": f.name }) : null,
+        iconButton("trash", `Delete ${f.name}`, async () => {
           if (!(await confirmDialog("Delete folder", `Delete the folder ${f.name} and every file in it?`))) return;
           try {
             await api.del(`/v1/folders/${encodeURIComponent(f.id)}`);

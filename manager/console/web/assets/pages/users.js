@@ -61,11 +61,11 @@ async function usersTab(body, ctx, status, selectStatus, more) {
     { title: "Full name", cell: (u) => u.full_name },
     { title: "Role", cell: (u) => u.role },
     { title: "Controls", class: "controls", cell: (u) => h("span", { class: "controls" },
-      iconButton("i", `Details of ${u.email}`, () => userDetailsDialog(u.email), { class: "green", "data-action": "details", "data-user": u.email }),
-      iconButton("⚙", `Update ${u.email}`, async () => {
+      iconButton("info", `Details of ${u.email}`, () => userDetailsDialog(u.email), { class: "green", "data-action": "details", "data-user": u.email }),
+      iconButton("gear", `Update ${u.email}`, async () => {
         if (await updateUserDialog(ctx, u.email)) await load();
       }, { "data-action": "update", "data-user": u.email }),
-      u.status === "active" ? iconButton("🗑", `Deactivate ${u.email}`, async () => {
+      u.status === "active" ? iconButton("trash", `Deactivate ${u.email}`, async () => {
         if (!(await confirmDeactivate(u.email))) return;
         try {
           await api.patch(`/v1/users/${encodeURIComponent(u.email)}`, { status: "inactive" });
@@ -136,10 +136,10 @@ async function credentialsTab(body, ctx, status, selectStatus, more) {
       { title: "Created", cell: (k) => time(k.created_at) },
       { title: "Last used", cell: (k) => time(k.last_used) || "never" },
       { title: "Controls", class: "controls", cell: (k) => h("span", { class: "controls" },
-        iconButton("⚙", `Update ${k.access_key}`, async () => {
+        iconButton("gear", `Update ${k.access_key}`, async () => {
           if (await keypairUpdateDialog(k, policies)) await load();
         }, { "data-action": "update", "data-key": k.access_key }),
-        iconButton("🗑", `Delete ${k.access_key}`, async () => {
+        iconButton("trash", `Delete ${k.access_key}`, async () => {
           if (!(await confirmDialog("Delete credential", `Delete the keypair ${k.access_key} of ${k.user}? Programs using it stop working.`))) return;
           try {
             await api.del(`/v1/keypairs/${encodeURIComponent(k.access_key)}`);
@@ -182,10 +182,10 @@ async function policiesTab(body, ctx, more) {
       { title: "Capacity", cell: (p) => (p.max_vfolder_size == null ? "∞" : `${+(p.max_vfolder_size / 1024 ** 3).toFixed(2)} GB`) },
       { title: "Max folders", cell: (p) => String(p.max_vfolder_count) },
       { title: "Controls", class: "controls", cell: (p) => h("span", { class: "controls" },
-        iconButton("⚙", `Update ${p.name}`, async () => {
+        iconButton("gear", `Update ${p.name}`, async () => {
           if (await policyDialog(p)) await load();
         }, { "data-action": "update", "data-policy": p.name }),
-        iconButton("🗑", `Delete ${p.name}`, async () => {
+        iconButton("trash", `Delete ${p.name}`, async () => {
           if (!(await confirmDialog("Delete resource policy", `Delete the resource policy ${p.name}?`))) return;
           try {
             await api.del(`/v1/resource-policies/${encodeURIComponent(p.name)}`);
