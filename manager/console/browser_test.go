@@ -449,6 +449,17 @@ func TestConsoleAdminWalkthroughs(t *testing.T) {
 		b.do("cancel", click("#start-dialog footer button.secondary"), chromedp.WaitNotPresent(chromedp.CSS("#start-dialog")))
 		b.do("fGPU limit", waitText(`[data-slot="cuda.shares"] .gauge-note`, "policy limit 1"))
 		b.shot("22-resource-indicator-limit")
+		b.do("start a session", click("#start-session"), chromedp.WaitVisible(chromedp.CSS("#start-dialog")),
+			setValue("#session-name", "walkthrough"), click("#start-submit"), chromedp.WaitNotPresent(chromedp.CSS("#start-dialog")),
+			waitText("#sessions-list", "walkthrough"), waitText("#indicator-cpu-used", "1"))
+		b.shot("22a-session-started")
+		b.do("terminate it", click(`#sessions-list button[data-action="terminate"]`), chromedp.WaitVisible(chromedp.CSS("#confirm-dialog")),
+			click("#confirm-ok"), chromedp.WaitNotPresent(chromedp.CSS(`#sessions-list button[data-action="terminate"]`)))
+		var list api.List[api.Session]
+		adminDo(t, s, admin, http.MethodGet, "/v1/sessions?all=true", nil, http.StatusOK).JSON(t, &list)
+		if len(list.Items) != 1 || (list.Items[0].Status != api.SessionTerminating && list.Items[0].Status != api.SessionCancelled) {
+			t.Fatalf("after terminate in the console the sessions are %+v, want one TERMINATING or CANCELLED", list.Items)
+		}
 		b.logout()
 		b.login(testcluster.AdminEmail, testcluster.AdminPassword)
 		b.do("back to the policies", chromedp.Evaluate[chromedp.Void](`location.hash = "#/users?tab=policies"`), waitText("#policies-list", "gardener"))
