@@ -8,11 +8,14 @@ package console
 
 import (
 	"embed"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"net/http"
 	"path"
 	"strings"
+
+	"github.com/berth-cluster/berth/shared/api"
 )
 
 //go:embed web
@@ -47,7 +50,8 @@ func Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "the console only serves pages (GET); the API is under /v1", http.StatusMethodNotAllowed)
+			problem(w, http.StatusMethodNotAllowed, api.ProblemMethod, "Method not allowed",
+				fmt.Sprintf("the console only serves pages (GET %s); the API is under /v1", r.URL.Path))
 			return
 		}
 		for k, v := range securityHeaders {
@@ -66,7 +70,16 @@ func Handler() http.Handler {
 			w.Header().Set("Cache-Control", "no-cache")
 			files.ServeHTTP(w, r)
 		default:
-			http.Error(w, "no such page; the console is at / and the API under /v1", http.StatusNotFound)
+			problem(w, http.StatusNotFound, api.ProblemNotFound, "Not found",
+				fmt.Sprintf("no route %s %s; the console is at / and the API under /v1 (see GET /v1/openapi.json)", r.Method, r.URL.Path))
 		}
 	})
+}
+
+// problem answers like the API does (problem+json), so a client that took a
+// wrong path gets the same kind of answer wherever it lands.
+func problem(w http.ResponseWriter, status int, typ, title, detail string) {
+	w.Header().Set("Content-Type", api.ProblemContentType)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(api.Problem{Type: typ, Title: title, Status: status, Detail: detail})
 }

@@ -43,7 +43,7 @@ func TestManagerServesTheConsoleAtRootWithoutShadowingTheAPI(t *testing.T) {
 		{"the page by name", http.MethodGet, "/index.html", http.StatusOK, "text/html", "<title>Berth console</title>"},
 		{"a module", http.MethodGet, "/assets/app.js", http.StatusOK, "text/javascript", "import"},
 		{"the stylesheet", http.MethodGet, "/assets/style.css", http.StatusOK, "text/css", ".sidebar"},
-		{"an unknown page", http.MethodGet, "/nothing-here", http.StatusNotFound, "text/plain", "the console is at /"},
+		{"an unknown page", http.MethodGet, "/nothing-here", http.StatusNotFound, "application/problem+json", "no route GET /nothing-here; the console is at /"},
 		{"an unknown asset", http.MethodGet, "/assets/nope.js", http.StatusNotFound, "", ""},
 		{"an unknown API path stays the API's", http.MethodGet, "/v1/nothing", http.StatusNotFound, "application/problem+json", "no route GET /v1/nothing"},
 		{"health", http.MethodGet, "/healthz", http.StatusOK, "", ""},
