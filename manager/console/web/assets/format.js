@@ -28,7 +28,9 @@ export function amount(slot, v) {
 export function withUnit(slot, v) {
   if (v === null || v === undefined) return INF;
   const s = slotNames.find((x) => x.key === slot);
-  return `${amount(slot, v)} ${s ? s.unit : ""}`.trim();
+  const a = amount(slot, v);
+  const unit = slot === "cpu" && a === "1" ? "core" : s ? s.unit : "";
+  return `${a} ${unit}`.trim();
 }
 
 // bytes formats a size in B, KiB, MiB, GiB or TiB.
