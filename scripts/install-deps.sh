@@ -6,8 +6,7 @@ set -euo pipefail
 # runc is in /usr/sbin, which a non-login PATH may lack.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
-# command:package pairs the build and the test suite use. Later parts of the
-# system add theirs here (chromium).
+# command:package pairs the build and the test suite use.
 need=(
   "gcc:gcc"
   "make:make"
@@ -22,6 +21,9 @@ need=(
   # The reliability suite puts each manager in a network namespace of its
   # own (manager/chaos).
   "ip:iproute2"
+  # The web console's browser tests (manager/console) drive Debian's
+  # chromium headless.
+  "chromium:chromium"
 )
 
 missing=()

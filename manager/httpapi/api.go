@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,6 +61,10 @@ type Config struct {
 	// LoginBurst attempts per email and per client address, then one per LoginEvery.
 	LoginBurst int
 	LoginEvery time.Duration
+	// Console, when set, answers the GET and HEAD requests no route
+	// matches outside /v1/ (the web console at /); the API's own paths
+	// always win.
+	Console http.Handler
 }
 
 // API is the HTTP handler of one manager.
@@ -115,6 +120,13 @@ func New(cfg Config) *API {
 		a.mux.Handle(rt.Method+" "+rt.Path, a.serve(rt))
 	}
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if a.cfg.Console != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !strings.HasPrefix(r.URL.Path, "/v1/") {
+			sw := &statusWriter{ResponseWriter: w}
+			start := time.Now()
+			a.cfg.Console.ServeHTTP(sw, r)
+			a.metrics.observe("console", r.Method, sw.code(), time.Since(start))
+			return
+		}
 		a.metrics.observe("unmatched", r.Method, http.StatusNotFound, 0)
 		writeProblem(w, apierr.Problem(apierr.New(apierr.NotFound, "no route %s %s; see GET /v1/openapi.json", r.Method, r.URL.Path)))
 	})

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/berth-cluster/berth/manager/console"
 	"github.com/berth-cluster/berth/manager/fsm"
 	"github.com/berth-cluster/berth/manager/httpapi"
 	"github.com/berth-cluster/berth/manager/raftnode"
@@ -103,7 +104,8 @@ func Start(cfg Config) (*Server, error) {
 	s.lost = registered(s.reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_agents_lost_total",
 		Help: "Agents this manager, as leader, declared LOST for silence past the heartbeat timeout (their sessions became ERROR agent-lost)."}))
 	s.api = httpapi.New(httpapi.Config{Cluster: s, Log: log, Metrics: s.reg, Gatherer: s.reg, Now: cfg.Now,
-		Rand: cfg.Rand, TokenTTL: cfg.TokenTTL, JoinToken: cfg.JoinToken, AgentToken: cfg.AgentToken})
+		Rand: cfg.Rand, TokenTTL: cfg.TokenTTL, JoinToken: cfg.JoinToken, AgentToken: cfg.AgentToken,
+		Console: console.Handler()})
 	s.http = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 

@@ -1,0 +1,44 @@
+import * as api from "./api.js";
+import { h, button, field, openDialog, toast, errorText } from "./ui.js";
+
+const maxName = 255;
+
+// filenameProblem mirrors the API's rule so the dialog can say it before
+// asking; the API checks it again and its reason is shown if it refuses.
+export function filenameProblem(name) {
+  if ([...name].length > maxName) return `The file name must be at most ${maxName} characters (it has ${[...name].length}).`;
+  if (/[/\\]/.test(name)) return "The file name must not contain / or \\.";
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) return "The file name must not contain control characters.";
+  return "";
+}
+
+// exportDialog asks for a file name and downloads path?query&filename=NAME.
+export function exportDialog({ title, path, query, defaultName, buttonLabel = "EXPORT CSV FILE" }) {
+  const input = h("input", { type: "text", id: "export-filename", value: defaultName, maxlength: 1024 });
+  const f = field("File name", input, `At most ${maxName} characters; .csv is added when missing.`);
+  const msg = h("div", { class: "dialog-message" });
+  return openDialog({ title, id: "export-dialog" }, (close) => {
+    const go = async () => {
+      f.setError();
+      const name = input.value.trim();
+      const problem = filenameProblem(name);
+      if (problem) { f.setError(problem); return; }
+      const q = new URLSearchParams(query || {});
+      if (name) q.set("filename", name);
+      try {
+        const saved = await api.download(`${path}?${q}`);
+        toast(`Downloaded ${saved}`);
+        close(saved);
+      } catch (e) {
+        const fe = e.fieldErrors ? e.fieldErrors() : {};
+        if (fe.filename) f.setError(fe.filename);
+        else msg.replaceChildren(h("div", { class: "notice error" }, errorText(e)));
+      }
+    };
+    input.addEventListener("keydown", (e) => { if (e.key === "Enter") go(); });
+    return {
+      body: [msg, f],
+      actions: [button("CANCEL", () => close(), { class: "secondary" }), button(buttonLabel, go, { id: "export-submit" })],
+    };
+  });
+}

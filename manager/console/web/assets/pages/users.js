@@ -1,0 +1,207 @@
+// Users page (admins): USERS (Active / Inactive), CREDENTIALS and RESOURCE
+// POLICIES tabs, each with a "..." menu on the far right of the tab header
+// that exports the tab as CSV.
+import * as api from "../api.js";
+import { h, clear, button, iconButton, notice, table, tableBody, tabs, moreMenu, toast, errorText, confirmDialog } from "../ui.js";
+import { exportDialog } from "../export.js";
+import { time } from "../format.js";
+import { createUserDialog, updateUserDialog, userDetailsDialog } from "./user_dialogs.js";
+import { policyDialog, resourcesCell } from "./policy_dialog.js";
+import { keypairCreateDialog, keypairUpdateDialog } from "./keypair_dialogs.js";
+
+const tabList = [
+  { key: "users", label: "USERS" },
+  { key: "credentials", label: "CREDENTIALS" },
+  { key: "policies", label: "RESOURCE POLICIES" },
+];
+
+export async function render(main, ctx) {
+  const tab = tabList.some((t) => t.key === ctx.params.get("tab")) ? ctx.params.get("tab") : "users";
+  const status = ctx.params.get("status") === "inactive" ? "inactive" : "active";
+  const select = (key, extra = {}) => ctx.navigate(new URLSearchParams({ tab: key, ...extra }));
+  const body = h("section", { class: "tab-body", id: `${tab}-tab` });
+  const exporters = {
+    users: () => exportDialog({ title: "Export users as CSV", path: "/v1/export/users.csv", query: { status }, defaultName: `users-${status}` }),
+    credentials: () => exportDialog({ title: "Export credentials as CSV", path: "/v1/export/keypairs.csv", query: { is_active: String(status === "active") }, defaultName: "keypairs" }),
+    policies: () => exportDialog({ title: "Export resource policies as CSV", path: "/v1/export/resource-policies.csv", defaultName: "resource-policies" }),
+  };
+  const more = moreMenu("tab-more", [{ id: "export-csv", label: "Export CSV", action: exporters[tab] }]);
+  main.append(tabs(tabList, tab, (k) => select(k)), body);
+  if (tab === "users") await usersTab(body, ctx, status, (s) => select("users", { status: s }), more);
+  else if (tab === "credentials") await credentialsTab(body, ctx, status, (s) => select("credentials", { status: s }), more);
+  else await policiesTab(body, ctx, more);
+}
+
+function subTabs(status, onSelect, right) {
+  return h("div", { class: "toolbar" },
+    h("div", { class: "subtabs", role: "tablist" },
+      ["active", "inactive"].map((s) => h("button", {
+        type: "button", role: "tab", id: `status-${s}`, class: s === status ? "subtab active" : "subtab",
+        "aria-selected": s === status ? "true" : "false", onclick: () => onSelect(s),
+      }, s === "active" ? "Active" : "Inactive"))),
+    h("span", { class: "spacer" }), right);
+}
+
+async function usersTab(body, ctx, status, selectStatus, more) {
+  const msg = h("div", { id: "users-message" });
+  const emailSearch = h("input", { type: "search", id: "search-email", placeholder: "Search ID", "aria-label": "Search by email" });
+  const nameSearch = h("input", { type: "search", id: "search-username", placeholder: "Search name", "aria-label": "Search by name" });
+  const holder = h("div", { id: "users-table" });
+  const create = button("CREATE USER", async () => {
+    const created = await createUserDialog(ctx);
+    if (created) {
+      toast(`User ${created.user.email} created`);
+      await load();
+    }
+  }, { id: "create-user" });
+  let seq = 0;
+  const columns = [
+    { title: "ID", head: h("div", { class: "th-search" }, h("span", {}, "ID (email)"), emailSearch), cell: (u) => u.email },
+    { title: "Name", head: h("div", { class: "th-search" }, h("span", {}, "Name"), nameSearch), cell: (u) => u.username },
+    { title: "Full name", cell: (u) => u.full_name },
+    { title: "Role", cell: (u) => u.role },
+    { title: "Controls", class: "controls", cell: (u) => h("span", { class: "controls" },
+      iconButton("info", `Details of ${u.email}`, () => userDetailsDialog(u.email), { class: "green", "data-action": "details", "data-user": u.email }),
+      iconButton("gear", `Update ${u.email}`, async () => {
+        if (await updateUserDialog(ctx, u.email)) await load();
+      }, { "data-action": "update", "data-user": u.email }),
+      u.status === "active" ? iconButton("trash", `Deactivate ${u.email}`, async () => {
+        if (!(await confirmDeactivate(u.email))) return;
+        try {
+          await api.patch(`/v1/users/${encodeURIComponent(u.email)}`, { status: "inactive" });
+          toast(`User ${u.email} deactivated; it is in the Inactive tab`);
+          await load();
+        } catch (e) {
+          clear(msg, notice("error", `Cannot deactivate ${u.email}: ${errorText(e)}`));
+        }
+      }, { class: "danger", "data-action": "deactivate", "data-user": u.email }) : null),
+    },
+  ];
+  const tbl = table(columns, [], { id: "users-list", empty: "Loading…" });
+  holder.append(tbl);
+  const load = async () => {
+    const mine = ++seq;
+    const q = new URLSearchParams({ status });
+    if (emailSearch.value.trim()) q.set("email", emailSearch.value.trim());
+    if (nameSearch.value.trim()) q.set("username", nameSearch.value.trim());
+    let users;
+    try {
+      users = await api.listAll(`/v1/users?${q}`);
+    } catch (e) {
+      clear(msg, notice("error", `Cannot list users: ${errorText(e)}`));
+      return;
+    }
+    if (mine !== seq) return; // a newer search answered first
+    // Only the rows change: the header, with the search boxes being typed
+    // in, stays as it is.
+    const old = tbl.tBodies[0];
+    old.replaceWith(tableBody(columns, users, status === "active" ? "No active users match." : "No inactive users match."));
+  };
+  let timer;
+  const onSearch = () => { clearTimeout(timer); timer = setTimeout(load, 250); };
+  emailSearch.addEventListener("input", onSearch);
+  nameSearch.addEventListener("input", onSearch);
+  body.append(subTabs(status, selectStatus, [create, more]), msg, holder);
+  await load();
+}
+
+function confirmDeactivate(email) {
+  return confirmDialog("Deactivate user",
+    `Deactivate ${email}? The user can no longer log in and every one of their keypairs is deactivated. Users are never deleted; an admin can reactivate them from the Inactive tab.`);
+}
+
+async function credentialsTab(body, ctx, status, selectStatus, more) {
+  const msg = h("div", { id: "credentials-message" });
+  const holder = h("div");
+  const load = async () => {
+    let keypairs, policies;
+    try {
+      [keypairs, policies] = await Promise.all([
+        api.listAll(`/v1/keypairs?is_active=${status === "active"}`),
+        api.listAll("/v1/resource-policies"),
+      ]);
+    } catch (e) {
+      clear(msg, notice("error", `Cannot list credentials: ${errorText(e)}`));
+      return;
+    }
+    const byName = Object.fromEntries(policies.map((p) => [p.name, p]));
+    clear(holder, table([
+      { title: "Access key", cell: (k) => h("code", {}, k.access_key) },
+      { title: "User", cell: (k) => k.user },
+      { title: "Admin", cell: (k) => (k.is_admin ? "yes" : "no") },
+      { title: "Resource policy", cell: (k) => k.resource_policy },
+      { title: "Resources", cell: (k) => (byName[k.resource_policy] ? resourcesCell(byName[k.resource_policy]) : "") },
+      { title: "Rate limit", cell: (k) => (k.rate_limit ? `${k.rate_limit} / 15 min` : "none") },
+      { title: "Sessions", cell: (k) => String(k.concurrency_used) },
+      { title: "Created", cell: (k) => time(k.created_at) },
+      { title: "Last used", cell: (k) => time(k.last_used) || "never" },
+      { title: "Controls", class: "controls", cell: (k) => h("span", { class: "controls" },
+        iconButton("gear", `Update ${k.access_key}`, async () => {
+          if (await keypairUpdateDialog(k, policies)) await load();
+        }, { "data-action": "update", "data-key": k.access_key }),
+        iconButton("trash", `Delete ${k.access_key}`, async () => {
+          if (!(await confirmDialog("Delete credential", `Delete the keypair ${k.access_key} of ${k.user}? Programs using it stop working.`))) return;
+          try {
+            await api.del(`/v1/keypairs/${encodeURIComponent(k.access_key)}`);
+            toast(`Keypair ${k.access_key} deleted`);
+            await load();
+          } catch (e) {
+            clear(msg, notice("error", `Cannot delete ${k.access_key}: ${errorText(e)}`));
+          }
+        }, { class: "danger", "data-action": "delete", "data-key": k.access_key })),
+      },
+    ], keypairs, { id: "credentials-list", empty: `No ${status} credentials.` }));
+  };
+  const add = button("ADD CREDENTIAL", async () => {
+    const policies = await api.listAll("/v1/resource-policies").catch(() => []);
+    if (await keypairCreateDialog(policies)) await load();
+  }, { id: "create-keypair" });
+  body.append(subTabs(status, selectStatus, [add, more]), msg, holder);
+  await load();
+}
+
+async function policiesTab(body, ctx, more) {
+  const msg = h("div", { id: "policies-message" });
+  const holder = h("div");
+  const load = async () => {
+    let policies;
+    try {
+      policies = await api.listAll("/v1/resource-policies");
+    } catch (e) {
+      clear(msg, notice("error", `Cannot list resource policies: ${errorText(e)}`));
+      return;
+    }
+    clear(holder, table([
+      { title: "Name", cell: (p) => p.name },
+      { title: "Resources", cell: (p) => resourcesCell(p) },
+      { title: "Containers / session", cell: (p) => String(p.max_containers_per_session) },
+      { title: "Idle timeout", cell: (p) => (p.idle_timeout ? `${p.idle_timeout} s` : "never") },
+      { title: "Concurrent jobs", cell: (p) => (p.max_concurrent_sessions == null ? "∞" : String(p.max_concurrent_sessions)) },
+      { title: "Max lifetime", cell: (p) => (p.max_session_lifetime ? `${p.max_session_lifetime} s` : "∞") },
+      { title: "Allowed hosts", cell: (p) => (p.allowed_vfolder_hosts || []).join(", ") || "none" },
+      { title: "Capacity", cell: (p) => (p.max_vfolder_size == null ? "∞" : `${+(p.max_vfolder_size / 1024 ** 3).toFixed(2)} GB`) },
+      { title: "Max folders", cell: (p) => String(p.max_vfolder_count) },
+      { title: "Controls", class: "controls", cell: (p) => h("span", { class: "controls" },
+        iconButton("gear", `Update ${p.name}`, async () => {
+          if (await policyDialog(p)) await load();
+        }, { "data-action": "update", "data-policy": p.name }),
+        iconButton("trash", `Delete ${p.name}`, async () => {
+          if (!(await confirmDialog("Delete resource policy", `Delete the resource policy ${p.name}?`))) return;
+          try {
+            await api.del(`/v1/resource-policies/${encodeURIComponent(p.name)}`);
+            clear(msg);
+            toast(`Resource policy ${p.name} deleted`);
+            await load();
+          } catch (e) {
+            clear(msg, notice("error", `Cannot delete ${p.name}: ${errorText(e)}`));
+          }
+        }, { class: "danger", "data-action": "delete", "data-policy": p.name })),
+      },
+    ], policies, { id: "policies-list", empty: "No resource policies." }));
+  };
+  const create = button("CREATE POLICY", async () => {
+    if (await policyDialog(null)) await load();
+  }, { id: "create-policy" });
+  body.append(h("div", { class: "toolbar" }, h("span", { class: "spacer" }), create, more), msg, holder);
+  await load();
+}
