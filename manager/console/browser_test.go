@@ -529,10 +529,6 @@ func TestConsoleAdminWalkthroughs(t *testing.T) {
 		b.t = t
 		b.open("maintenance")
 		b.shot("29-maintenance")
-		if r := testcluster.Do(t, http.MethodPost, b.base+"/v1/maintenance/recalculate-usage", admin, nil); r.Status == http.StatusNotFound {
-			b.do("recalculate answers 404", click("#recalculate-usage"), waitText("#recalculate-result", "answered 404"))
-			t.Skip("POST /v1/maintenance/recalculate-usage answers 404: the maintenance API is not merged yet (remove this skip once it is)")
-		}
 		b.do("recalculate", click("#recalculate-usage"), waitText("#recalculate-result", "Checked 1 agents"))
 		b.shot("30-maintenance-recalculated")
 	})
