@@ -47,6 +47,13 @@ type sessionCluster struct {
 // the idle timeout (seconds, 0 = never) and makes a user.
 func startSessionCluster(t *testing.T, idleTimeout int) *sessionCluster {
 	t.Helper()
+	return startSessionClusterWith(t, idleTimeout, nil)
+}
+
+// startSessionClusterWith is startSessionCluster with the agent's
+// configuration changed by tweak (nil: none).
+func startSessionClusterWith(t *testing.T, idleTimeout int, tweak func(*agent.Config)) *sessionCluster {
+	t.Helper()
 	socket := testenv.Containerd(t)
 	ns := testenv.Namespace(t)
 	testenv.ImportBaseImage(t, socket, ns)
@@ -61,9 +68,13 @@ func startSessionCluster(t *testing.T, idleTimeout int) *sessionCluster {
 	}
 	t.Cleanup(func() { rt.Close() })
 	sc.rt = rt
-	a, err := agent.New(agent.Config{Managers: []string{testcluster.URL(sc.s)}, Token: "agent-token", StateDir: t.TempDir(),
+	cfg := agent.Config{Managers: []string{testcluster.URL(sc.s)}, Token: "agent-token", StateDir: t.TempDir(),
 		HTTPAddr: "127.0.0.1:0", HeartbeatEvery: 200 * time.Millisecond, StopGrace: time.Second, Host: fourCores{},
-		Runtime: rt, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test"})
+		Runtime: rt, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test"}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	a, err := agent.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
