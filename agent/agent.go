@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/berth-cluster/berth/agent/fingerprint"
 	"github.com/berth-cluster/berth/shared/api"
 	"github.com/berth-cluster/berth/shared/slots"
+	"github.com/berth-cluster/berth/shared/tlsfiles"
 )
 
 // Agent is one running berth-agent.
@@ -55,11 +57,25 @@ func New(cfg Config) (*Agent, error) {
 	}
 	mgr := cfg.Manager
 	if mgr == nil {
-		mgr = &httpManager{addrs: cfg.Managers, token: cfg.Token}
+		var dial *tls.Config
+		if cfg.TLS != (tlsfiles.Files{}) {
+			if dial, err = cfg.TLS.Client(); err != nil {
+				return nil, fmt.Errorf("-tls-ca: %w", err)
+			}
+		}
+		mgr = &httpManager{addrs: cfg.Managers, token: cfg.Token, tls: dial}
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	if cfg.TLS.Serving() {
+		serve, err := cfg.TLS.Server(false)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("-tls-cert: %w", err)
+		}
+		ln = tls.NewListener(ln, serve)
 	}
 	addr := cfg.Advertise
 	if addr == "" {

@@ -23,6 +23,7 @@ import (
 	"github.com/berth-cluster/berth/agent/runtime/containerd"
 	"github.com/berth-cluster/berth/shared/flagenv"
 	"github.com/berth-cluster/berth/shared/slots"
+	"github.com/berth-cluster/berth/shared/tlsfiles"
 	"github.com/berth-cluster/berth/shared/version"
 )
 
@@ -58,6 +59,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		heartbeat   = fs.Duration("heartbeat", 3*time.Second, "how often to report to the managers")
 		orphanGrace = fs.Duration("orphan-grace", 30*time.Second, "how long a container the managers do not know may run before it is removed")
 		stopGrace   = fs.Duration("stop-grace", 10*time.Second, "how long a stopped container has between SIGTERM and SIGKILL")
+		tlsCA       = fs.String("tls-ca", "", "PEM CA bundle the managers' certificates are checked against (https:// manager URLs)")
+		tlsCert     = fs.String("tls-cert", "", "PEM certificate: serve the agent's API over HTTPS (the managers run with -agent-tls)")
+		tlsKey      = fs.String("tls-key", "", "PEM private key of -tls-cert")
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 		showVersion = fs.Bool("version", false, "print the version and exit")
 	)
@@ -101,6 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a, err := agent.New(agent.Config{
 		Managers: splitList(*managers), Token: *token, StateDir: dir, HTTPAddr: *httpAddr, Advertise: *advertise,
+		TLS:              tlsfiles.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsCA},
 		ReservedMilliCPU: milliCPU, ReservedMemBytes: memBytes, HeartbeatEvery: *heartbeat,
 		OrphanGrace: *orphanGrace, StopGrace: *stopGrace,
 		Runtime: rt, Log: log, Metrics: reg, Gatherer: reg, Version: version.Version,
@@ -108,7 +113,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "berth-agent %s serving on http://%s (containerd %s, namespace %s)\n", version.Version, a.Addr(), *socket, *namespace)
+	scheme := "http"
+	if *tlsCert != "" {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "berth-agent %s serving on %s://%s (containerd %s, namespace %s)\n", version.Version, scheme, a.Addr(), *socket, *namespace)
 	return a.Run(ctx)
 }
 
