@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metricsql"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"gopkg.in/yaml.v3"
 
 	"github.com/berth-cluster/berth/agent"

@@ -110,4 +110,3 @@ func TestSnapshotSaveAndRestoreOverTLS(t *testing.T) {
 	// The cluster still takes writes after the restore.
 	mkUser("later")
 }
-
