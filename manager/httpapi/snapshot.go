@@ -10,6 +10,7 @@ import (
 
 	"github.com/berth-cluster/berth/manager/apierr"
 	"github.com/berth-cluster/berth/manager/fsm"
+	"github.com/berth-cluster/berth/manager/state"
 )
 
 // MaxSnapshot bounds a snapshot sent to be restored; it is read whole into
@@ -60,10 +61,59 @@ func (a *API) restoreSnapshot(c *Call) error {
 	if err := fsm.CheckSnapshot(bytes.NewReader(body)); err != nil {
 		return apierr.New(apierr.Invalid, "this is not a snapshot this manager can restore (%v); take one with berth operator snapshot save", err)
 	}
+	// The snapshot's member records describe the cluster it was taken
+	// from; the managers running now are what followers must forward to.
+	live, err := a.cluster.State().Read().Members()
+	if err != nil {
+		return err
+	}
 	if err := a.cluster.Node().Restore(bytes.NewReader(body), int64(len(body))); err != nil {
 		return err
 	}
+	if err := a.keepMembers(c, live); err != nil {
+		return fmt.Errorf("the snapshot was restored, but recording the running managers' addresses again failed (the next leader records its own): %w", err)
+	}
 	a.log.Warn("cluster state replaced from an uploaded snapshot", "bytes", len(body), "by", c.Who.User.Email)
 	c.W.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// keepMembers makes the member records after a restore those of the
+// managers in the Raft configuration, with the addresses they had before it.
+func (a *API) keepMembers(c *Call, live []*state.Member) error {
+	servers, err := a.cluster.Node().Servers()
+	if err != nil {
+		return err
+	}
+	inRaft := map[string]bool{}
+	for _, s := range servers {
+		inRaft[string(s.ID)] = true
+	}
+	restored, err := a.cluster.State().Read().Members()
+	if err != nil {
+		return err
+	}
+	for _, m := range restored {
+		if !inRaft[m.ID] {
+			if _, err := c.Propose(fsm.MemberDelete{ID: m.ID}); err != nil {
+				return err
+			}
+		}
+	}
+	for _, m := range live {
+		if !inRaft[m.ID] {
+			continue
+		}
+		have, err := a.cluster.State().Read().Member(m.ID)
+		if err != nil {
+			return err
+		}
+		if have != nil && have.HTTPAddr == m.HTTPAddr && have.RaftAddr == m.RaftAddr {
+			continue
+		}
+		if _, err := c.Propose(fsm.MemberPut{Member: state.Member{ID: m.ID, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr}}); err != nil {
+			return err
+		}
+	}
 	return nil
 }
