@@ -117,3 +117,38 @@ func raftHandshake(addr string, cfg *tls.Config) error {
 	}
 	return fmt.Errorf("read after handshake: %w", err)
 }
+
+// A manager started with -join reaches the cluster over HTTPS and then
+// speaks Raft with it over mutual TLS.
+func TestTLSManagerJoinsOverHTTPS(t *testing.T) {
+	ca := tlstest.NewCA(t, "berth-test")
+	c := testcluster.Start(t, 1, func(cfg *server.Config) {
+		cfg.TLS = ca.Issue(cfg.NodeID)
+		cfg.JoinToken = "join-secret"
+	})
+	cfg := testcluster.Config(t, "m2")
+	cfg.TLS = ca.Issue("m2")
+	cfg.JoinToken = "join-secret"
+	cfg.Join = c.Servers[0].HTTPAddr()
+	s, err := server.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		servers, err := c.Servers[0].Node().Servers()
+		if err != nil {
+			return err
+		}
+		if len(servers) != 2 {
+			return fmt.Errorf("raft configuration has %d servers", len(servers))
+		}
+		if applied, _, _ := s.Node().Indexes(); applied == 0 {
+			return errors.New("the joined manager has applied nothing")
+		}
+		if m, _ := s.State().Read().Member("m1"); m == nil {
+			return errors.New("the joined manager has not replicated the member records")
+		}
+		return nil
+	})
+}
