@@ -61,7 +61,9 @@ func TestSnapshotSaveAndRestoreOverTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := client.New(client.Config{Addrs: addrs, Token: creds.Token, TLS: dial})
+	// A loaded test machine may see a leader election, during the
+	// followers' snapshot install above all: retry through it.
+	cl, err := client.New(client.Config{Addrs: addrs, Token: creds.Token, TLS: dial, MaxAttempts: 40, RetryBackoff: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
