@@ -100,7 +100,8 @@ func (a *Agent) ID() string {
 // Run serves until ctx ends. Containers keep running when it returns: an
 // agent restart must not disturb sessions.
 func (a *Agent) Run(ctx context.Context) error {
-	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
+	// ErrorLog: failed TLS handshakes and the like go to the structured log.
+	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
