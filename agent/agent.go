@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/berth-cluster/berth/agent/fingerprint"
 	"github.com/berth-cluster/berth/shared/api"
 	"github.com/berth-cluster/berth/shared/slots"
+	"github.com/berth-cluster/berth/shared/tlsfiles"
 )
 
 // Agent is one running berth-agent.
@@ -60,11 +62,25 @@ func New(cfg Config) (*Agent, error) {
 	}
 	mgr := cfg.Manager
 	if mgr == nil {
-		mgr = &httpManager{addrs: cfg.Managers, token: cfg.Token}
+		var dial *tls.Config
+		if cfg.TLS != (tlsfiles.Files{}) {
+			if dial, err = cfg.TLS.Client(); err != nil {
+				return nil, fmt.Errorf("-tls-ca: %w", err)
+			}
+		}
+		mgr = &httpManager{addrs: cfg.Managers, token: cfg.Token, tls: dial}
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	if cfg.TLS.Serving() {
+		serve, err := cfg.TLS.Server(false)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("-tls-cert: %w", err)
+		}
+		ln = tls.NewListener(ln, serve)
 	}
 	addr := cfg.Advertise
 	if addr == "" {
@@ -89,7 +105,8 @@ func (a *Agent) ID() string {
 // Run serves until ctx ends. Containers keep running when it returns: an
 // agent restart must not disturb sessions.
 func (a *Agent) Run(ctx context.Context) error {
-	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
+	// ErrorLog: failed TLS handshakes and the like go to the structured log.
+	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {

@@ -18,6 +18,7 @@ import (
 	"github.com/berth-cluster/berth/agent/fingerprint"
 	"github.com/berth-cluster/berth/agent/gpu"
 	"github.com/berth-cluster/berth/agent/runtime"
+	"github.com/berth-cluster/berth/shared/tlsfiles"
 )
 
 // Config is everything one agent needs.
@@ -27,6 +28,11 @@ type Config struct {
 	StateDir  string
 	HTTPAddr  string // listen address of the agent's API
 	Advertise string // address managers dial (default: the bound address)
+	// TLS: CA is what the managers' certificates are checked against
+	// (https:// manager URLs; empty: the system roots); Cert and Key, when
+	// given, serve the agent's own API over HTTPS (the managers then run
+	// with -agent-tls).
+	TLS tlsfiles.Files
 
 	ReservedMilliCPU int64
 	ReservedMemBytes int64
@@ -101,6 +107,9 @@ func (c *Config) validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Sprintf("-http-addr %q must be host:port", c.HTTPAddr))
+	}
+	if err := c.TLS.Check("tls-", false); err != nil {
+		errs = append(errs, err.Error())
 	}
 	if c.ReservedMilliCPU < 0 || c.ReservedMemBytes < 0 {
 		errs = append(errs, "reserved resources must not be negative")

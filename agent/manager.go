@@ -2,10 +2,12 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/berth-cluster/berth/shared/api"
@@ -30,12 +32,26 @@ type Manager interface {
 type httpManager struct {
 	addrs []string
 	token string
+	tls   *tls.Config // dials https:// managers
+	// http is one client for every call, so connections (and their TLS
+	// handshakes) are reused between heartbeats.
+	once sync.Once
+	http *http.Client
 }
 
 func (m *httpManager) client(secret string) (*client.Client, error) {
 	h := http.Header{}
 	h.Set(AgentTokenHeader, m.token)
-	return client.New(client.Config{Addrs: m.addrs, Token: secret, Header: h, MaxAttempts: 2 * len(m.addrs)})
+	if m.tls == nil {
+		// Go's default transport, as before TLS existed.
+		return client.New(client.Config{Addrs: m.addrs, Token: secret, Header: h, MaxAttempts: 2 * len(m.addrs)})
+	}
+	m.once.Do(func() {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = m.tls
+		m.http = &http.Client{Transport: tr}
+	})
+	return client.New(client.Config{Addrs: m.addrs, Token: secret, Header: h, MaxAttempts: 2 * len(m.addrs), HTTPClient: m.http})
 }
 
 func (m *httpManager) Register(ctx context.Context, req api.AgentRegister, secret string) (api.AgentRegistered, error) {

@@ -108,3 +108,11 @@ func readSnapshot(r io.Reader) (*state.Store, error) {
 	tx.Commit()
 	return st, nil
 }
+
+// CheckSnapshot reads a whole snapshot stream as Restore would, without
+// touching any state: an operator's upload is checked before the cluster
+// replaces its state with it.
+func CheckSnapshot(r io.Reader) error {
+	_, err := readSnapshot(r)
+	return err
+}

@@ -58,6 +58,14 @@ type Config struct {
 	JoinToken string
 	// AgentToken, when set, lets agents register (the managers' -agent-token).
 	AgentToken string
+	// PeerScheme is how other managers' API is dialed ("http" when empty,
+	// "https" with TLS on); PeerTransport dials them (forwarding to the
+	// leader, health probes; nil: http.DefaultTransport).
+	PeerScheme    string
+	PeerTransport http.RoundTripper
+	// AgentScheme and AgentTransport are the same for the agents' API.
+	AgentScheme    string
+	AgentTransport http.RoundTripper
 	// LoginBurst attempts per email and per client address, then one per LoginEvery.
 	LoginBurst int
 	LoginEvery time.Duration
@@ -91,6 +99,18 @@ type API struct {
 func New(cfg Config) *API {
 	if cfg.TokenTTL == 0 {
 		cfg.TokenTTL = 12 * time.Hour
+	}
+	if cfg.PeerScheme == "" {
+		cfg.PeerScheme = "http"
+	}
+	if cfg.AgentScheme == "" {
+		cfg.AgentScheme = "http"
+	}
+	if cfg.PeerTransport == nil {
+		cfg.PeerTransport = http.DefaultTransport
+	}
+	if cfg.AgentTransport == nil {
+		cfg.AgentTransport = http.DefaultTransport
 	}
 	if cfg.LoginBurst == 0 {
 		cfg.LoginBurst = 10

@@ -125,11 +125,11 @@ func (a *API) members(ctx context.Context) ([]api.Member, error) {
 func (a *API) probe(ctx context.Context, addr string) string {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.cfg.PeerScheme+"://"+addr+"/healthz", nil)
 	if err != nil {
 		return api.MemberUnreachable
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := a.cfg.PeerTransport.RoundTrip(req)
 	if err != nil {
 		return api.MemberUnreachable
 	}

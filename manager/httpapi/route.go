@@ -103,13 +103,14 @@ func (a *API) leaderURL() (*url.URL, error) {
 	if m == nil || m.HTTPAddr == "" {
 		return nil, apierr.New(apierr.Unavailable, "the leader %s has not published its HTTP address yet; retry in a few seconds", id)
 	}
-	return &url.URL{Scheme: "http", Host: m.HTTPAddr}, nil
+	return &url.URL{Scheme: a.cfg.PeerScheme, Host: m.HTTPAddr}, nil
 }
 
 func (a *API) forward(w http.ResponseWriter, r *http.Request, target *url.URL) {
 	client := a.clientAddr(r)
 	secret := a.clusterSecret()
 	proxy := &httputil.ReverseProxy{
+		Transport: a.cfg.PeerTransport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = r.Host

@@ -75,5 +75,7 @@ func (a *API) routeTable() []Route {
 		{Method: post, Path: "/v1/operator/raft/join", Summary: "A new manager asks to join (cluster join token)", Access: Public, In: api.JoinRequest{}, Status: http.StatusNoContent, Handle: a.join},
 		{Method: get, Path: "/v1/operator/raft", Summary: "Raft configuration and indexes", Access: Superadmin, Local: true, Out: api.RaftConfiguration{}, Handle: a.raftConfiguration},
 		{Method: del, Path: "/v1/operator/raft/peers/{id}", Summary: "Remove a manager from the Raft cluster", Access: Superadmin, Status: http.StatusNoContent, Handle: a.removePeer},
+		{Method: post, Path: "/v1/operator/snapshot", Summary: "Take a Raft snapshot of the leader's state and download it (the cluster backup); headers X-Berth-Snapshot-Index and -Term say what it holds", Access: Superadmin, Produces: SnapshotContentType, Handle: a.saveSnapshot},
+		{Method: post, Path: "/v1/operator/snapshot/restore", Summary: "Replace the whole cluster state with a snapshot from POST /v1/operator/snapshot, sent as the body (disaster recovery: every change since the snapshot is lost; token auth only, the body is not signed)", Access: Superadmin, Stream: true, Status: http.StatusNoContent, Handle: a.restoreSnapshot},
 	}
 }

@@ -146,7 +146,7 @@ func (a *API) callAgent(ctx context.Context, ag *state.Agent, method, path strin
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+ag.Address+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, a.cfg.AgentScheme+"://"+ag.Address+path, rd)
 	if err != nil {
 		return nil, fmt.Errorf("build request to agent %s: %w", ag.ID, err)
 	}
@@ -154,7 +154,7 @@ func (a *API) callAgent(ctx context.Context, ag *state.Agent, method, path strin
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := a.cfg.AgentTransport.RoundTrip(req)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, apierr.New(apierr.Unavailable, "agent %s did not answer in time", ag.ID)

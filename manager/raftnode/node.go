@@ -6,6 +6,7 @@ package raftnode
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +35,10 @@ type Config struct {
 	RaftLog      io.Writer
 	RaftLogLevel string // hclog level name; default "info"
 	Metrics      prometheus.Registerer
+	// ServerTLS and ClientTLS, when set, carry the Raft traffic over mutual
+	// TLS: ServerTLS must require client certificates, ClientTLS presents
+	// this node's certificate and trusts the cluster's CA.
+	ServerTLS, ClientTLS *tls.Config
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
@@ -48,6 +53,7 @@ type Node struct {
 	raft     *raft.Raft
 	trans    *raft.NetworkTransport
 	store    *raftboltdb.BoltStore
+	snaps    raft.SnapshotStore
 	id       string
 	log      *slog.Logger
 	leaderCh chan bool
@@ -101,8 +107,15 @@ func Open(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("resolve raft advertise address %s: %w", cfg.Advertise, err)
 		}
 	}
-	trans, err := raft.NewTCPTransportWithLogger(cfg.BindAddr, adv, 3, 10*time.Second, hl)
-	if err != nil {
+	var trans *raft.NetworkTransport
+	if cfg.ServerTLS != nil {
+		stream, serr := newTLSStream(cfg.BindAddr, adv, cfg.ServerTLS, cfg.ClientTLS)
+		if serr != nil {
+			store.Close()
+			return nil, serr
+		}
+		trans = raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, hl)
+	} else if trans, err = raft.NewTCPTransportWithLogger(cfg.BindAddr, adv, 3, 10*time.Second, hl); err != nil {
 		store.Close()
 		return nil, fmt.Errorf("listen for raft on %s: %w", cfg.BindAddr, err)
 	}
@@ -129,7 +142,7 @@ func Open(cfg Config) (*Node, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	n := &Node{raft: r, trans: trans, store: store, id: cfg.ID, log: log, leaderCh: leaderCh, stopObs: make(chan struct{})}
+	n := &Node{raft: r, trans: trans, store: store, snaps: snaps, id: cfg.ID, log: log, leaderCh: leaderCh, stopObs: make(chan struct{})}
 	n.metrics = newMetrics(cfg.Metrics, n)
 	n.watchLeaderChanges()
 	return n, nil
@@ -264,6 +277,52 @@ func (n *Node) RemoveServer(id string) error {
 func (n *Node) Snapshot() error {
 	if err := n.raft.Snapshot().Error(); err != nil {
 		return fmt.Errorf("take snapshot: %w", err)
+	}
+	return nil
+}
+
+// OpenSnapshot takes a snapshot of the applied state and opens it; when
+// nothing was applied since the newest snapshot, that one is opened. The
+// caller closes the reader. The bytes are the FSM's own snapshot format,
+// which Restore reads back.
+func (n *Node) OpenSnapshot() (*raft.SnapshotMeta, io.ReadCloser, error) {
+	f := n.raft.Snapshot()
+	err := f.Error()
+	if err == nil {
+		meta, rc, err := f.Open()
+		if err != nil {
+			return nil, nil, fmt.Errorf("open the snapshot just taken: %w", err)
+		}
+		return meta, rc, nil
+	}
+	if !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return nil, nil, fmt.Errorf("take snapshot: %w", err)
+	}
+	list, err := n.snaps.List()
+	if err != nil {
+		return nil, nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	if len(list) == 0 {
+		return nil, nil, errors.New("no snapshot to open: nothing has been applied yet")
+	}
+	meta, rc, err := n.snaps.Open(list[0].ID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open snapshot %s: %w", list[0].ID, err)
+	}
+	return meta, rc, nil
+}
+
+// Restore replaces the whole replicated state with a snapshot of size bytes
+// read from r (leader only): the leader installs it and the followers take
+// it by snapshot install. It is for disaster recovery; every write since the
+// snapshot was taken is lost.
+func (n *Node) Restore(r io.Reader, size int64) error {
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: size}
+	if err := n.raft.Restore(meta, r, 0); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berth-cluster/berth/manager/sched"
+	"github.com/berth-cluster/berth/shared/tlsfiles"
 )
 
 // Peer is one manager of a statically configured cluster.
@@ -65,6 +66,14 @@ type Config struct {
 	Peers           []Peer
 	Join            string // HTTP address of a running manager
 	JoinToken       string
+
+	// TLS, when a certificate is given, serves the API over HTTPS and the
+	// Raft traffic over mutual TLS, and dials peer managers with TLS.CA
+	// (flags -tls-cert, -tls-key, -tls-ca).
+	TLS tlsfiles.Files
+	// AgentTLS dials the agents' API (exec, logs) over HTTPS, trusting
+	// TLS.CA: set it when the agents run with -tls-cert.
+	AgentTLS bool
 
 	AgentToken       string
 	HeartbeatTimeout time.Duration
@@ -136,6 +145,9 @@ func (c *Config) validate() error {
 		}
 	} else if c.BootstrapExpect > 1 {
 		errs = append(errs, "-bootstrap-expect needs -peers listing every manager as id=raftaddr=httpaddr")
+	}
+	if err := c.TLS.Check("tls-", true); err != nil {
+		errs = append(errs, err.Error())
 	}
 	if _, err := sched.ParseOrder(c.Scheduler); err != nil {
 		errs = append(errs, "-"+err.Error())

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +45,11 @@ type Server struct {
 
 	mu    sync.Mutex
 	peers []Peer
+
+	// peerScheme is how peer managers are dialed (http, or https with TLS
+	// on); peerClient dials them.
+	peerScheme string
+	peerClient *http.Client
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -79,9 +86,17 @@ func Start(cfg Config) (*Server, error) {
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.fsm = fsm.New(log)
 
+	tc, err := newTLSConfigs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.peerScheme, s.peerClient = tc.peerScheme, tc.peerClient
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen for http on %s: %w", cfg.HTTPAddr, err)
+	}
+	if tc.httpServer != nil {
+		ln = tls.NewListener(ln, tc.httpServer)
 	}
 	s.listener = ln
 	s.httpAddr = cfg.AdvertiseHTTP
@@ -94,6 +109,7 @@ func Start(cfg Config) (*Server, error) {
 		HeartbeatTimeout: cfg.Raft.HeartbeatTimeout, ElectionTimeout: cfg.Raft.ElectionTimeout,
 		LeaderLeaseTimeout: cfg.Raft.LeaderLeaseTimeout, SnapshotThreshold: cfg.Raft.SnapshotThreshold,
 		SnapshotInterval: cfg.Raft.SnapshotInterval, TrailingLogs: cfg.Raft.TrailingLogs,
+		ServerTLS: tc.raftServer, ClientTLS: tc.raftClient,
 	})
 	if err != nil {
 		ln.Close()
@@ -105,8 +121,10 @@ func Start(cfg Config) (*Server, error) {
 		Help: "Agents this manager, as leader, declared LOST for silence past the heartbeat timeout (their sessions became ERROR agent-lost)."}))
 	s.api = httpapi.New(httpapi.Config{Cluster: s, Log: log, Metrics: s.reg, Gatherer: s.reg, Now: cfg.Now,
 		Rand: cfg.Rand, TokenTTL: cfg.TokenTTL, JoinToken: cfg.JoinToken, AgentToken: cfg.AgentToken,
-		Console: console.Handler()})
-	s.http = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second}
+		Console:    console.Handler(),
+		PeerScheme: tc.peerScheme, PeerTransport: tc.peerTransport, AgentScheme: tc.agentScheme, AgentTransport: tc.agentTransport})
+	// ErrorLog: failed TLS handshakes and the like go to the structured log.
+	s.http = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	s.wg.Add(2)
@@ -232,8 +250,8 @@ func (s *Server) joinOnce(body []byte) error {
 	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
 	defer cancel()
 	url := s.cfg.Join
-	if !bytes.HasPrefix([]byte(url), []byte("http")) {
-		url = "http://" + url
+	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
+		url = s.peerScheme + "://" + url
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/operator/raft/join", bytes.NewReader(body))
 	if err != nil {
@@ -241,7 +259,7 @@ func (s *Server) joinOnce(body []byte) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(httpapi.JoinTokenHeader, s.cfg.JoinToken)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.peerClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("join via %s: %w", s.cfg.Join, err)
 	}

@@ -10,6 +10,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +48,10 @@ type Config struct {
 	// HTTPClient sends the requests; nil means a client with
 	// http.DefaultTransport and no overall timeout (use the context).
 	HTTPClient *http.Client
+	// TLS is used to dial https:// managers when HTTPClient is nil: set
+	// RootCAs to trust a private CA (tlsfiles.Files{CA: ...}.Client()).
+	// nil means the system roots.
+	TLS *tls.Config
 	// Now is the clock used to date signed requests; nil means time.Now.
 	Now func() time.Time
 	// MaxAttempts bounds how many times one call is sent in all, across
@@ -103,6 +108,11 @@ func New(cfg Config) (*Client, error) {
 	}
 	if c.http == nil {
 		c.http = &http.Client{}
+		if cfg.TLS != nil {
+			tr := http.DefaultTransport.(*http.Transport).Clone()
+			tr.TLSClientConfig = cfg.TLS
+			c.http.Transport = tr
+		}
 	}
 	if c.now == nil {
 		c.now = time.Now

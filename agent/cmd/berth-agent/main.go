@@ -27,6 +27,7 @@ import (
 	"github.com/berth-cluster/berth/agent/runtime/containerd"
 	"github.com/berth-cluster/berth/shared/flagenv"
 	"github.com/berth-cluster/berth/shared/slots"
+	"github.com/berth-cluster/berth/shared/tlsfiles"
 	"github.com/berth-cluster/berth/shared/version"
 )
 
@@ -67,6 +68,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		gpuQuantum  = fs.String("gpu-share-quantum", "0.1", "allocation quantum of cuda.shares (decimal); -gpu-shares must be a multiple of it")
 		mpsDir      = fs.String("gpu-mps-dir", gpu.DefaultMPSDir, "directory of the MPS daemons' pipe and log directories, one per shared GPU (keep it short: it holds sockets)")
 		cdiDirs     = fs.String("cdi-spec-dirs", strings.Join(cdi.DefaultSpecDirs, ","), "CDI spec directories, comma-separated: GPUs they describe are given to containers through CDI")
+		tlsCA       = fs.String("tls-ca", "", "PEM CA bundle the managers' certificates are checked against (https:// manager URLs)")
+		tlsCert     = fs.String("tls-cert", "", "PEM certificate: serve the agent's API over HTTPS (the managers run with -agent-tls)")
+		tlsKey      = fs.String("tls-key", "", "PEM private key of -tls-cert")
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 		showVersion = fs.Bool("version", false, "print the version and exit")
 	)
@@ -125,6 +129,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a, err := agent.New(agent.Config{
 		Managers: splitList(*managers), Token: *token, StateDir: dir, HTTPAddr: *httpAddr, Advertise: *advertise,
+		TLS:              tlsfiles.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsCA},
 		ReservedMilliCPU: milliCPU, ReservedMemBytes: memBytes, HeartbeatEvery: *heartbeat,
 		OrphanGrace: *orphanGrace, StopGrace: *stopGrace,
 		Runtime: rt, GPUs: gpus, Log: log, Metrics: reg, Gatherer: reg, Version: version.Version,
@@ -132,7 +137,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "berth-agent %s serving on http://%s (containerd %s, namespace %s)\n", version.Version, a.Addr(), *socket, *namespace)
+	scheme := "http"
+	if *tlsCert != "" {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "berth-agent %s serving on %s://%s (containerd %s, namespace %s)\n", version.Version, scheme, a.Addr(), *socket, *namespace)
 	return a.Run(ctx)
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth-cluster/berth/manager/server"
 	"github.com/berth-cluster/berth/shared/flagenv"
+	"github.com/berth-cluster/berth/shared/tlsfiles"
 	"github.com/berth-cluster/berth/shared/version"
 )
 
@@ -67,6 +68,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		tokenTTL         = fs.Duration("token-ttl", 12*time.Hour, "lifetime of login tokens")
 		scheduler        = fs.String("scheduler", "fifo", "order PENDING sessions are taken in: fifo or drf (dominant resource fairness per keypair)")
 		placement        = fs.String("placement", "concentrated", "how agents are picked: concentrated (bin-pack) or dispersed (spread)")
+		tlsCert          = fs.String("tls-cert", "", "PEM certificate: serve the API over HTTPS and Raft over mutual TLS (needs -tls-key and -tls-ca)")
+		tlsKey           = fs.String("tls-key", "", "PEM private key of -tls-cert")
+		tlsCA            = fs.String("tls-ca", "", "PEM CA bundle trusted when dialing peer managers (and agents with -agent-tls), and required of Raft peers")
+		agentTLS         = fs.Bool("agent-tls", false, "dial the agents' API (exec, logs) over HTTPS, trusting -tls-ca (agents run with -tls-cert)")
 		logLevel         = fs.String("log-level", "info", "debug, info, warn or error")
 		showVersion      = fs.Bool("version", false, "print the version and exit")
 	)
@@ -116,6 +121,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	cfg := server.Config{
 		NodeID: *nodeID, HTTPAddr: *httpAddr, AdvertiseHTTP: *advertiseHTTP, RaftAddr: *raftAddr, DataDir: abs,
 		Dev: *dev, BootstrapExpect: *bootstrapExpect, Peers: peerList, Join: *join, JoinToken: *joinToken,
+		TLS: tlsfiles.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsCA}, AgentTLS: *agentTLS,
 		AgentToken: *agentToken, HeartbeatTimeout: *heartbeatTimeout, UsageCheckEvery: *usageCheckEvery, FolderHosts: folderHosts,
 		BootstrapAdminEmail: *adminEmail, BootstrapAdminPassword: getenv("BERTH_BOOTSTRAP_ADMIN_PASSWORD"),
 		TokenTTL: *tokenTTL, Scheduler: *scheduler, Placement: *placement, Log: log, Out: stdout, RaftLog: stderr, RaftLogLevel: *logLevel,
@@ -127,7 +133,11 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "berth-manager %s listening on http://%s (node %s, data %s)\n", version.Version, srv.HTTPAddr(), cfg.NodeID, abs)
+	scheme := "http"
+	if cfg.TLS.Serving() {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "berth-manager %s listening on %s://%s (node %s, data %s)\n", version.Version, scheme, srv.HTTPAddr(), cfg.NodeID, abs)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

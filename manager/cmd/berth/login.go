@@ -49,7 +49,11 @@ func (c *cli) loginCmd() *cobra.Command {
 				prev = credentials{}
 			}
 			addrs := c.addrs(prev.Addr)
-			anon, err := client.New(client.Config{Addrs: addrs})
+			dial, err := c.tlsConfig()
+			if err != nil {
+				return err
+			}
+			anon, err := client.New(client.Config{Addrs: addrs, TLS: dial})
 			if err != nil {
 				return err
 			}

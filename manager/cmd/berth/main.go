@@ -10,11 +10,14 @@
 //	~/.config/berth/credentials.json), whose address is used when neither
 //	--addr nor BERTH_ADDR is given; the default address is
 //	http://127.0.0.1:8080.
+//	--ca-cert, else BERTH_CA_CERT: the CA bundle https:// managers'
+//	certificates are checked against (default: the system roots).
 package main
 
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +31,7 @@ import (
 
 	"github.com/berth-cluster/berth/shared/api"
 	"github.com/berth-cluster/berth/shared/client"
+	"github.com/berth-cluster/berth/shared/tlsfiles"
 	"github.com/berth-cluster/berth/shared/version"
 )
 
@@ -67,6 +71,7 @@ type cli struct {
 
 	output string // -o
 	addr   string // --addr
+	caCert string // --ca-cert
 }
 
 // newRootCmd builds the whole command tree around the given streams and
@@ -102,6 +107,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) s
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVarP(&c.output, "output", "o", formatTable, "output format: json, table or csv")
 	root.PersistentFlags().StringVar(&c.addr, "addr", "", "manager URLs, comma-separated (overrides BERTH_ADDR)")
+	root.PersistentFlags().StringVar(&c.caCert, "ca-cert", "", "PEM CA bundle to trust for https:// managers (overrides BERTH_CA_CERT; default: the system roots)")
 	root.AddCommand(
 		c.loginCmd(),
 		c.logoutCmd(),
@@ -171,7 +177,29 @@ func (c *cli) client() (*client.Client, error) {
 		}
 	}
 	cfg.Addrs = c.addrs(fileAddr)
+	tlsCfg, err := c.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.TLS = tlsCfg
 	return client.New(cfg)
+}
+
+// tlsConfig is the TLS to dial managers with: trusting --ca-cert, else
+// BERTH_CA_CERT, else (nil) the system roots.
+func (c *cli) tlsConfig() (*tls.Config, error) {
+	ca := c.caCert
+	if ca == "" {
+		ca = c.getenv("BERTH_CA_CERT")
+	}
+	if ca == "" {
+		return nil, nil
+	}
+	cfg, err := tlsfiles.Files{CA: ca}.Client()
+	if err != nil {
+		return nil, fmt.Errorf("--ca-cert: %w", err)
+	}
+	return cfg, nil
 }
 
 // withClient adapts fn to cobra's RunE: it builds the API client (see
