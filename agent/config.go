@@ -30,6 +30,10 @@ type Config struct {
 	ReservedMilliCPU int64
 	ReservedMemBytes int64
 
+	// FolderHosts maps storage folder hosts to their directory on this
+	// node (-folder-host NAME=PATH); a folder mounts from PATH/FOLDER-ID.
+	FolderHosts map[string]string
+
 	HeartbeatEvery time.Duration // default 3s
 	// OrphanGrace is how long a container the manager does not want keeps
 	// running before the agent removes it (it may be a placement the agent

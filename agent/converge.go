@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +37,8 @@ type converger struct {
 	now         func() time.Time
 	orphanGrace time.Duration
 	stopGrace   time.Duration
+	// folderHosts is -folder-host: where this node has each folder host.
+	folderHosts map[string]string
 
 	mu      sync.Mutex
 	desired map[string]api.DesiredContainer
@@ -135,7 +140,7 @@ func (c *converger) converge(ctx context.Context) error {
 }
 
 func (c *converger) start(ctx context.Context, d api.DesiredContainer) {
-	spec, err := specOf(d)
+	spec, err := specOf(d, c.folderHosts)
 	if err == nil {
 		_, err = c.rt.Run(ctx, spec)
 	}
@@ -297,8 +302,9 @@ func (c *converger) occupied() slots.Slots {
 	return total
 }
 
-// specOf maps a desired container to the runtime's spec.
-func specOf(d api.DesiredContainer) (runtime.Spec, error) {
+// specOf maps a desired container to the runtime's spec; storage folder
+// mounts are found under this node's folder hosts.
+func specOf(d api.DesiredContainer, folderHosts map[string]string) (runtime.Spec, error) {
 	assignment, err := json.Marshal(d.Slots)
 	if err != nil {
 		return runtime.Spec{}, fmt.Errorf("encode slot assignment of %s: %w", d.ID, err)
@@ -307,9 +313,37 @@ func specOf(d api.DesiredContainer) (runtime.Spec, error) {
 		WorkingDir: d.WorkingDir, MilliCPU: d.Slots[slots.CPU], MemoryBytes: d.Slots[slots.Mem],
 		Labels: map[string]string{runtime.LabelSlots: string(assignment), runtime.LabelSession: d.SessionID, runtime.LabelIndex: strconv.Itoa(d.Index)}}
 	for _, m := range d.Mounts {
-		s.Mounts = append(s.Mounts, runtime.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
+		src, err := mountSource(m, folderHosts)
+		if err != nil {
+			return runtime.Spec{}, err
+		}
+		s.Mounts = append(s.Mounts, runtime.Mount{Source: src, Target: m.Target, ReadOnly: m.ReadOnly})
 	}
 	return s, nil
+}
+
+// mountSource is the directory a mount binds: a storage folder's is
+// FOLDER-ID under the path this node has for its host.
+func mountSource(m api.Mount, folderHosts map[string]string) (string, error) {
+	if m.Host == "" {
+		return m.Source, nil
+	}
+	root, ok := folderHosts[m.Host]
+	if !ok {
+		return "", fmt.Errorf("folder host %s is not configured on this agent (start it with -folder-host %s=PATH) for %s", m.Host, m.Host, m.Target)
+	}
+	if m.Folder == "" || !filepath.IsLocal(m.Folder) || strings.ContainsRune(m.Folder, '/') {
+		return "", fmt.Errorf("folder id %q of %s is not a plain name", m.Folder, m.Target)
+	}
+	src := filepath.Join(root, m.Folder)
+	st, err := os.Stat(src)
+	if err != nil {
+		return "", fmt.Errorf("folder %s on host %s for %s: %w", m.Folder, m.Host, m.Target, err)
+	}
+	if !st.IsDir() {
+		return "", fmt.Errorf("folder %s on host %s (%s) is not a directory", m.Folder, m.Host, src)
+	}
+	return src, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

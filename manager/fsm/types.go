@@ -43,6 +43,13 @@ const (
 	MsgSessionTerminate MsgType = 43
 	MsgSessionsTouch    MsgType = 44
 	MsgSessionsCreate   MsgType = 45
+	// 50-59: storage folders (folders.go).
+	MsgFolderCreate     MsgType = 50
+	MsgFolderDelete     MsgType = 51
+	MsgInvitationCreate MsgType = 52
+	MsgInvitationAnswer MsgType = 53
+	MsgInvitationDelete MsgType = 54
+	MsgFoldersUsage     MsgType = 55
 )
 
 // appliers maps each type to its applier; every resource file contributes
@@ -78,5 +85,12 @@ func appliers() map[MsgType]applier {
 		MsgSessionTerminate: handle(applySessionTerminate),
 		MsgSessionsTouch:    handle(applySessionsTouch),
 		MsgSessionsCreate:   handle(applySessionsCreate),
+		// Storage folders: folders.go.
+		MsgFolderCreate:     handle(applyFolderCreate),
+		MsgFolderDelete:     handle(applyFolderDelete),
+		MsgInvitationCreate: handle(applyInvitationCreate),
+		MsgInvitationAnswer: handle(applyInvitationAnswer),
+		MsgInvitationDelete: handle(applyInvitationDelete),
+		MsgFoldersUsage:     handle(applyFoldersUsage),
 	}
 }

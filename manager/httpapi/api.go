@@ -11,15 +11,18 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/berth-cluster/berth/manager/apierr"
 	"github.com/berth-cluster/berth/manager/auth"
+	"github.com/berth-cluster/berth/manager/folderfs"
 	"github.com/berth-cluster/berth/manager/fsm"
 	"github.com/berth-cluster/berth/manager/raftnode"
 	"github.com/berth-cluster/berth/manager/state"
+	"github.com/berth-cluster/berth/shared/sign"
 )
 
 // Cluster is what the API needs of the Raft side of the manager.
@@ -60,6 +63,11 @@ type Config struct {
 	// LoginBurst attempts per email and per client address, then one per LoginEvery.
 	LoginBurst int
 	LoginEvery time.Duration
+	// Folders holds the files of the storage folders on the hosts this
+	// manager has (-folder-host); nil: none.
+	Folders *folderfs.Store
+	// NoGroupFolders refuses new group folders (-allow-group-folders=false).
+	NoGroupFolders bool
 }
 
 // API is the HTTP handler of one manager.
@@ -76,6 +84,7 @@ type API struct {
 	agents       *agentLiveness
 	agentMetrics *agentCollector
 	sessions     *sessionTracker
+	folders      *folderfs.Store
 	routes       []Route
 	metrics      *httpMetrics
 	mux          *http.ServeMux
@@ -98,6 +107,10 @@ func New(cfg Config) *API {
 		loginByAddr:  auth.NewLimiter(cfg.LoginBurst*3, cfg.LoginEvery/3, cfg.Now),
 		keypairRate:  auth.NewLimiter(1, time.Second, cfg.Now),
 		keypairUses:  newLastSeen(),
+	}
+	a.folders = cfg.Folders
+	if a.folders == nil {
+		a.folders = folderfs.New(nil, 0, 0, cfg.Now)
 	}
 	a.metrics = newHTTPMetrics(cfg.Metrics)
 	a.agents = newAgentLiveness()
@@ -189,6 +202,12 @@ func (a *API) handle(rt *Route, w http.ResponseWriter, r *http.Request) error {
 	c := &Call{W: w, R: r, api: a}
 	if !rt.Stream {
 		if c.Body, err = readBody(r); err != nil {
+			return err
+		}
+	} else if strings.HasPrefix(r.Header.Get("Authorization"), sign.Scheme+" ") {
+		// A keypair's signature covers the body's hash: the body is read
+		// whole (bounded) before the caller is trusted.
+		if c.Body, err = readUpload(r); err != nil {
 			return err
 		}
 	}

@@ -69,6 +69,10 @@ type Config struct {
 	AgentToken       string
 	HeartbeatTimeout time.Duration
 	FolderHosts      map[string]string
+	// NoGroupFolders refuses new group folders (-allow-group-folders=false).
+	NoGroupFolders bool
+	// FolderUsageEvery is how often the leader measures folders (default 30s).
+	FolderUsageEvery time.Duration
 
 	// KeypairTouchEvery is how often the leader records keypairs' last use
 	// (default 15s).

@@ -67,8 +67,9 @@ func (s *Server) lead(ctx context.Context) {
 		}
 		return
 	}
-	defer s.startIdleLoop(ctx)()  // idle.go
-	defer s.startScheduler(ctx)() // scheduler.go
+	defer s.startIdleLoop(ctx)()        // idle.go
+	defer s.startScheduler(ctx)()       // scheduler.go
+	defer s.startFolderUsageLoop(ctx)() // folders.go
 	sweep := time.NewTicker(tokenSweepEvery)
 	defer sweep.Stop()
 	every := s.cfg.KeypairTouchEvery

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/berth-cluster/berth/manager/folderfs"
 	"github.com/berth-cluster/berth/manager/fsm"
 	"github.com/berth-cluster/berth/manager/httpapi"
 	"github.com/berth-cluster/berth/manager/raftnode"
@@ -37,6 +38,7 @@ type Server struct {
 	httpAddr string
 	reg      *prometheus.Registry
 	creates  *sessionCreates // batcher.go
+	folders  *folderfs.Store // folders.go
 
 	mu    sync.Mutex
 	peers []Peer
@@ -98,8 +100,10 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s.node = node
 	s.creates = s.newSessionCreates()
+	s.folders = folderfs.New(cfg.FolderHosts, folderUsageTTL, 0, cfg.Now)
 	s.api = httpapi.New(httpapi.Config{Cluster: s, Log: log, Metrics: s.reg, Gatherer: s.reg, Now: cfg.Now,
-		Rand: cfg.Rand, TokenTTL: cfg.TokenTTL, JoinToken: cfg.JoinToken, AgentToken: cfg.AgentToken})
+		Rand: cfg.Rand, TokenTTL: cfg.TokenTTL, JoinToken: cfg.JoinToken, AgentToken: cfg.AgentToken,
+		Folders: s.folders, NoGroupFolders: cfg.NoGroupFolders})
 	s.http = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 

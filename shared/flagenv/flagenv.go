@@ -51,3 +51,21 @@ func Given(fs *flag.FlagSet, name string) bool {
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
 }
+
+// HostMap collects repeated NAME=PATH flags (-folder-host) into a map.
+type HostMap map[string]string
+
+func (h HostMap) String() string { return fmt.Sprint(map[string]string(h)) }
+
+// Set adds one NAME=PATH; a name given twice is an error.
+func (h HostMap) Set(v string) error {
+	name, path, ok := strings.Cut(v, "=")
+	if !ok || name == "" || path == "" {
+		return fmt.Errorf("folder host %q must be NAME=PATH", v)
+	}
+	if _, dup := h[name]; dup {
+		return fmt.Errorf("folder host %s is given twice", name)
+	}
+	h[name] = path
+	return nil
+}

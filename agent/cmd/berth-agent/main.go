@@ -59,10 +59,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 		showVersion = fs.Bool("version", false, "print the version and exit")
 	)
+	folderHosts := flagenv.HostMap{}
+	fs.Var(folderHosts, "folder-host", "storage folder host NAME=PATH (repeatable): the directory holding that host's folders here")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := flagenv.Apply(fs, getenv); err != nil {
+	if err := flagenv.Apply(fs, getenv, "folder-host"); err != nil {
 		return err
 	}
 	if *showVersion {
@@ -100,7 +102,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	a, err := agent.New(agent.Config{
 		Managers: splitList(*managers), Token: *token, StateDir: dir, HTTPAddr: *httpAddr, Advertise: *advertise,
 		ReservedMilliCPU: milliCPU, ReservedMemBytes: memBytes, HeartbeatEvery: *heartbeat,
-		Runtime: rt, Log: log, Metrics: reg, Gatherer: reg, Version: version.Version,
+		Runtime: rt, Log: log, Metrics: reg, Gatherer: reg, Version: version.Version, FolderHosts: folderHosts,
 	})
 	if err != nil {
 		return err
