@@ -137,11 +137,10 @@ func (s *Store) root(host, id string) (*os.Root, error) {
 }
 
 // Clean turns a path given by a client into one relative to the folder:
-// "" and "/" are the folder itself ("."); ".." anywhere, absolute paths
-// (after the one leading slash a URL gives) and NUL bytes are refused.
+// "", "." and "/" are the folder itself; ".." anywhere, other absolute
+// paths, backslashes and NUL bytes are refused.
 func Clean(p string) (string, error) {
-	p = strings.TrimPrefix(p, "/")
-	if p == "" {
+	if p == "" || p == "/" || p == "." {
 		return ".", nil
 	}
 	if strings.ContainsRune(p, 0) || strings.HasPrefix(p, "/") || strings.Contains(p, "\\") {
