@@ -573,3 +573,14 @@ func resolveMounts(tx *state.Txn, who *Identity, refs []string, bad *apierr.Fiel
 	}
 	return out, nil
 }
+
+// sessionMounts are the storage folders of a session as the API shows them.
+func sessionMounts(s *state.Session) []api.SessionMount {
+	out := []api.SessionMount{}
+	for _, m := range s.Mounts {
+		if m.Folder != "" {
+			out = append(out, api.SessionMount{Folder: m.Folder, Host: m.Host, Target: m.Target, ReadOnly: m.ReadOnly})
+		}
+	}
+	return out
+}
