@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth-cluster/berth/agent/fingerprint"
 	"github.com/berth-cluster/berth/agent/runtime"
+	"github.com/berth-cluster/berth/shared/flagenv"
 )
 
 // Config is everything one agent needs.
@@ -97,6 +98,7 @@ func (c *Config) validate() error {
 	if c.ReservedMilliCPU < 0 || c.ReservedMemBytes < 0 {
 		errs = append(errs, "reserved resources must not be negative")
 	}
+	errs = append(errs, flagenv.CheckHosts(c.FolderHosts)...)
 	if len(errs) > 0 {
 		return errors.New("invalid agent configuration: " + strings.Join(errs, "; "))
 	}

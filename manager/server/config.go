@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berth-cluster/berth/manager/sched"
+	"github.com/berth-cluster/berth/shared/flagenv"
 )
 
 // Peer is one manager of a statically configured cluster.
@@ -143,6 +144,7 @@ func (c *Config) validate() error {
 	if _, err := sched.ParseStrategy(c.Placement); err != nil {
 		errs = append(errs, "-"+err.Error())
 	}
+	errs = append(errs, flagenv.CheckHosts(c.FolderHosts)...)
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
 	}

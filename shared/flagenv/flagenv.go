@@ -7,6 +7,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -68,4 +71,26 @@ func (h HostMap) Set(v string) error {
 	}
 	h[name] = path
 	return nil
+}
+
+// CheckHosts reports each folder host whose path is not an absolute path
+// to an existing directory, as a daemon's config check wants them.
+func CheckHosts(hosts map[string]string) []string {
+	var errs []string
+	names := make([]string, 0, len(hosts))
+	for n := range hosts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		p := hosts[n]
+		if !filepath.IsAbs(p) {
+			errs = append(errs, fmt.Sprintf("-folder-host %s=%s: the path must be absolute", n, p))
+			continue
+		}
+		if st, err := os.Stat(p); err != nil || !st.IsDir() {
+			errs = append(errs, fmt.Sprintf("-folder-host %s=%s: not a directory on this machine (mount the storage first)", n, p))
+		}
+	}
+	return errs
 }
