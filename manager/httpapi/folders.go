@@ -253,7 +253,7 @@ func (a *API) createFolder(c *Call) error {
 			req.Host, policy.Name, strings.Join(policy.AllowedVfolderHosts, ", "))
 	}
 	if !a.folders.Has(req.Host) {
-		return apierr.New(apierr.Unavailable, "folder host %s is not configured on this manager (-folder-host %s=PATH)", req.Host, req.Host)
+		return apierr.New(apierr.Conflict, "folder host %s is not configured on this manager (-folder-host %s=PATH)", req.Host, req.Host)
 	}
 	id, err := randomID(a.rnd, "f-")
 	if err != nil {
@@ -294,7 +294,7 @@ func (a *API) deleteFolder(c *Call) error {
 		return apierr.New(apierr.Forbidden, "only the owner of folder %s or an admin may delete it; you have %s", f.Name, perm)
 	}
 	if !a.folders.Has(f.Host) {
-		return apierr.New(apierr.Unavailable, "folder host %s is not configured on this manager, so its files cannot be removed", f.Host)
+		return apierr.New(apierr.Conflict, "folder host %s is not configured on this manager, so its files cannot be removed (-folder-host %s=PATH)", f.Host, f.Host)
 	}
 	if _, err := c.Propose(fsm.FolderDelete{ID: f.ID}); err != nil {
 		return err
@@ -411,7 +411,7 @@ func (a *API) fileFolder(c *Call, write bool) (*state.Folder, error) {
 		return nil, apierr.New(apierr.Forbidden, "folder %s is read-only for you (permission ro)", f.Name)
 	}
 	if !a.folders.Has(f.Host) {
-		return nil, apierr.New(apierr.Unavailable, "folder host %s is not configured on this manager (-folder-host %s=PATH), so it cannot serve the folder's files", f.Host, f.Host)
+		return nil, apierr.New(apierr.Conflict, "folder host %s is not configured on this manager (-folder-host %s=PATH), so it cannot serve the folder's files", f.Host, f.Host)
 	}
 	return f, nil
 }
@@ -429,7 +429,7 @@ func fileErr(err error) error {
 	case errors.Is(err, folderfs.ErrIsDir):
 		k = apierr.Conflict
 	case errors.Is(err, folderfs.ErrNoHost):
-		k = apierr.Unavailable
+		k = apierr.Conflict
 	case errors.Is(err, folderfs.ErrTooLarge):
 		k = apierr.TooLarge
 	default:

@@ -179,9 +179,14 @@ func TestFolderCreateIsChecked(t *testing.T) {
 	p = wantProblem(t, r, http.StatusForbidden, api.ProblemForbidden)
 	wantDetail(t, p, "folder host nfs1 is not in allowed_vfolder_hosts of resource policy default")
 
+	// Allowed by the policy but not configured on this manager.
+	wantStatus(t, e.do(http.MethodPatch, "/v1/resource-policies/default", e.admin, map[string]any{"allowed_vfolder_hosts": []string{"local", "nfs1"}}), http.StatusOK)
+	r = e.do(http.MethodPost, "/v1/folders", tok, map[string]any{"name": "x", "host": "nfs1"})
+	p = wantProblem(t, r, http.StatusConflict, api.ProblemConflict)
+	wantDetail(t, p, "folder host nfs1 is not configured on this manager (-folder-host nfs1=PATH)")
 	r = e.do(http.MethodGet, "/v1/folder-hosts", tok, nil)
 	wantStatus(t, r, http.StatusOK)
-	if want := `{"items":[{"name":"local","available":true}]`; !strings.HasPrefix(string(r.Body), want) {
+	if want := `{"items":[{"name":"local","available":true},{"name":"nfs1","available":false}]`; !strings.HasPrefix(string(r.Body), want) {
 		t.Errorf("folder hosts %s, want %s", r.Body, want)
 	}
 	e.createFolder(tok, map[string]any{"name": "x", "host": "local"})
