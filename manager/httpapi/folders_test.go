@@ -426,3 +426,35 @@ func TestFilePathsCannotLeaveTheFolder(t *testing.T) {
 		t.Errorf("an upload landed outside the folder: %v", err)
 	}
 }
+
+// TestFilesThroughAnyManager: with the host on shared storage configured on
+// every manager, a follower forwards uploads (streamed, or signed with a
+// keypair) to the leader and any manager serves the bytes back.
+func TestFilesThroughAnyManager(t *testing.T) {
+	dir := t.TempDir()
+	c := testcluster.Start(t, 3, withFolderHost(dir))
+	leader, follower := c.Leader(), c.Follower()
+	admin := testcluster.Login(t, leader, testcluster.AdminEmail, testcluster.AdminPassword)
+	u := createUser(t, leader, admin, "ann@example.com", "ann", api.RoleUser)
+	tok := testcluster.Login(t, follower, u.User.Email, testPassword)
+	e := &folderEnv{t: t, s: follower, admin: admin, host: dir}
+	f := e.createFolder(tok, map[string]any{"name": "box", "host": "local"})
+	wantStatus(t, e.put(tok, f.ID, "a.txt", "through a follower"), http.StatusCreated)
+	body := []byte("signed bytes")
+	req := signedRequest(t, http.MethodPut, e.url("/v1/folders/"+f.ID+"/files/b.txt"), u.Keypair, body, time.Now())
+	wantStatus(t, send(t, req), http.StatusCreated)
+	for _, s := range c.Servers {
+		e.s = s
+		if got := e.get(tok, f.ID, "a.txt"); got.Status != http.StatusOK || string(got.Body) != "through a follower" {
+			t.Errorf("manager %s serves a.txt: %d %q", s.HTTPAddr(), got.Status, got.Body)
+		}
+		if got := e.get(tok, f.ID, "b.txt"); string(got.Body) != "signed bytes" {
+			t.Errorf("manager %s serves b.txt %q", s.HTTPAddr(), got.Body)
+		}
+	}
+	// A signature over other bytes than those sent is refused.
+	req = signedRequest(t, http.MethodPut, e.url("/v1/folders/"+f.ID+"/files/c.txt"), u.Keypair, body, time.Now())
+	req.Body = readerOnly{strings.NewReader("tampered")}
+	req.ContentLength = int64(len("tampered"))
+	wantProblem(t, send(t, req), http.StatusUnauthorized, api.ProblemUnauthorized)
+}
