@@ -1,10 +1,12 @@
 package httpapi_test
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"testing"
 
+	"github.com/berth-cluster/berth/manager/fsm"
 	"github.com/berth-cluster/berth/manager/server"
 	"github.com/berth-cluster/berth/manager/testcluster"
 	"github.com/berth-cluster/berth/shared/api"
@@ -61,6 +63,18 @@ func TestSessionsMountFoldersWithTheCallersPermission(t *testing.T) {
 	wantDetail(t, p, "folder work is mounted by session "+s.ID)
 	r = testcluster.Do(t, http.MethodDelete, e.url("/v1/folders/"+group.ID), e.admin, nil)
 	wantProblem(t, r, http.StatusConflict, api.ProblemConflict)
+
+	// Over its size limit, the folder is mounted read-only in new sessions.
+	wantStatus(t, testcluster.Do(t, http.MethodPatch, e.url("/v1/resource-policies/default"), e.admin, map[string]any{"max_vfolder_size": 4}), http.StatusOK)
+	resp, err := e.s.Propose(context.Background(), fsm.FoldersUsage{Usage: []fsm.FolderUsage{{ID: own.ID, Bytes: 5}}})
+	if err != nil || resp.Err != nil {
+		t.Fatalf("record usage: %v %v", err, resp)
+	}
+	over := e.mustCreate(bTok, oneCPU(map[string]any{"mounts": []string{"work"}}))
+	if len(over.Mounts) != 1 || !over.Mounts[0].ReadOnly {
+		t.Errorf("an over-quota folder mounts as %+v, want read-only", over.Mounts)
+	}
+	e.terminate(t, bTok, over.ID)
 
 	e.terminate(t, bTok, s.ID)
 	e.beat()
