@@ -204,9 +204,13 @@ func (a *API) handle(rt *Route, w http.ResponseWriter, r *http.Request) error {
 		if c.Body, err = readBody(r); err != nil {
 			return err
 		}
-	} else if strings.HasPrefix(r.Header.Get("Authorization"), sign.Scheme+" ") {
+	} else if h := r.Header.Get("Authorization"); strings.HasPrefix(h, sign.Scheme+" ") {
 		// A keypair's signature covers the body's hash: the body is read
-		// whole (bounded) before the caller is trusted.
+		// whole (bounded) before the caller is trusted, and only for a
+		// well-formed, current signature of an active key.
+		if err := a.precheckSigned(r, h); err != nil {
+			return err
+		}
 		if c.Body, err = readUpload(r); err != nil {
 			return err
 		}

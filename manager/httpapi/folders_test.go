@@ -457,4 +457,13 @@ func TestFilesThroughAnyManager(t *testing.T) {
 	req.Body = readerOnly{strings.NewReader("tampered")}
 	req.ContentLength = int64(len("tampered"))
 	wantProblem(t, send(t, req), http.StatusUnauthorized, api.ProblemUnauthorized)
+	// An unknown key or a stale date is refused before the body is read.
+	stranger := api.Keypair{AccessKey: "AKNOBODY000000000000", SecretKey: "x"}
+	for _, tc := range []struct {
+		kp api.Keypair
+		at time.Time
+	}{{stranger, time.Now()}, {u.Keypair, time.Now().Add(-time.Hour)}} {
+		req = signedRequest(t, http.MethodPut, e.url("/v1/folders/"+f.ID+"/files/d.txt"), tc.kp, body, tc.at)
+		wantProblem(t, send(t, req), http.StatusUnauthorized, api.ProblemUnauthorized)
+	}
 }
