@@ -18,6 +18,7 @@ import (
 	"github.com/berth-cluster/berth/agent/fingerprint"
 	"github.com/berth-cluster/berth/agent/gpu"
 	"github.com/berth-cluster/berth/agent/runtime"
+	"github.com/berth-cluster/berth/shared/flagenv"
 	"github.com/berth-cluster/berth/shared/tlsfiles"
 )
 
@@ -36,6 +37,10 @@ type Config struct {
 
 	ReservedMilliCPU int64
 	ReservedMemBytes int64
+
+	// FolderHosts maps storage folder hosts to their directory on this
+	// node (-folder-host NAME=PATH); a folder mounts from PATH/FOLDER-ID.
+	FolderHosts map[string]string
 
 	HeartbeatEvery time.Duration // default 3s
 	// OrphanGrace is how long a container the manager does not want keeps
@@ -114,6 +119,7 @@ func (c *Config) validate() error {
 	if c.ReservedMilliCPU < 0 || c.ReservedMemBytes < 0 {
 		errs = append(errs, "reserved resources must not be negative")
 	}
+	errs = append(errs, flagenv.CheckHosts(c.FolderHosts)...)
 	if len(errs) > 0 {
 		return errors.New("invalid agent configuration: " + strings.Join(errs, "; "))
 	}

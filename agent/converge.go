@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +40,8 @@ type converger struct {
 	now         func() time.Time
 	orphanGrace time.Duration
 	stopGrace   time.Duration
+	// folderHosts is -folder-host: where this node has each folder host.
+	folderHosts map[string]string
 
 	mu      sync.Mutex
 	desired map[string]api.DesiredContainer
@@ -153,7 +158,7 @@ func (c *converger) start(ctx context.Context, d api.DesiredContainer) {
 	grant, err := c.gpus.Grant(ctx, d.ID, d.GPUs)
 	if err == nil {
 		var spec runtime.Spec
-		if spec, err = specOf(d, grant); err == nil {
+		if spec, err = specOf(d, grant, c.folderHosts); err == nil {
 			_, err = c.rt.Run(ctx, spec)
 		}
 		if err != nil {
@@ -327,10 +332,11 @@ func (c *converger) occupied() slots.Slots {
 	return total
 }
 
-// specOf maps a desired container and its GPU grant to the runtime's spec.
-// The grant's environment wins over the session's: NVIDIA_VISIBLE_DEVICES,
+// specOf maps a desired container and its GPU grant to the runtime's spec;
+// storage folder mounts are found under this node's folder hosts. The
+// grant's environment wins over the session's: NVIDIA_VISIBLE_DEVICES,
 // CUDA_VISIBLE_DEVICES and the MPS limits are the agent's to say.
-func specOf(d api.DesiredContainer, g gpu.Grant) (runtime.Spec, error) {
+func specOf(d api.DesiredContainer, g gpu.Grant, folderHosts map[string]string) (runtime.Spec, error) {
 	assignment, err := json.Marshal(d.Slots)
 	if err != nil {
 		return runtime.Spec{}, fmt.Errorf("encode slot assignment of %s: %w", d.ID, err)
@@ -353,9 +359,37 @@ func specOf(d api.DesiredContainer, g gpu.Grant) (runtime.Spec, error) {
 		s.Labels[runtime.LabelGPUs] = string(gpus)
 	}
 	for _, m := range d.Mounts {
-		s.Mounts = append(s.Mounts, runtime.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
+		src, err := mountSource(m, folderHosts)
+		if err != nil {
+			return runtime.Spec{}, err
+		}
+		s.Mounts = append(s.Mounts, runtime.Mount{Source: src, Target: m.Target, ReadOnly: m.ReadOnly})
 	}
 	return s, nil
+}
+
+// mountSource is the directory a mount binds: a storage folder's is
+// FOLDER-ID under the path this node has for its host.
+func mountSource(m api.Mount, folderHosts map[string]string) (string, error) {
+	if m.Host == "" {
+		return m.Source, nil
+	}
+	root, ok := folderHosts[m.Host]
+	if !ok {
+		return "", fmt.Errorf("folder host %s is not configured on this agent (start it with -folder-host %s=PATH) for %s", m.Host, m.Host, m.Target)
+	}
+	if m.Folder == "" || !filepath.IsLocal(m.Folder) || strings.ContainsRune(m.Folder, '/') {
+		return "", fmt.Errorf("folder id %q of %s is not a plain name", m.Folder, m.Target)
+	}
+	src := filepath.Join(root, m.Folder)
+	st, err := os.Stat(src)
+	if err != nil {
+		return "", fmt.Errorf("folder %s on host %s for %s: %w", m.Folder, m.Host, m.Target, err)
+	}
+	if !st.IsDir() {
+		return "", fmt.Errorf("folder %s on host %s (%s) is not a directory", m.Folder, m.Host, src)
+	}
+	return src, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

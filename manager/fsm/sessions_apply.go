@@ -67,6 +67,9 @@ func applySessionCreate(tx *state.Txn, index uint64, c *SessionCreate) (any, err
 	if err := checkRequest(s); err != nil {
 		return nil, err
 	}
+	if err := checkMounts(tx, s); err != nil {
+		return nil, err
+	}
 	old, err := tx.Session(s.ID)
 	if err != nil {
 		return nil, err

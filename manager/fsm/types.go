@@ -43,7 +43,14 @@ const (
 	MsgSessionTerminate MsgType = 43
 	MsgSessionsTouch    MsgType = 44
 	MsgSessionsCreate   MsgType = 45
-	// 50-59: storage folders. 60-69: maintenance.
+	// 50-59: storage folders (folders.go).
+	MsgFolderCreate     MsgType = 50
+	MsgFolderDelete     MsgType = 51
+	MsgInvitationCreate MsgType = 52
+	MsgInvitationAnswer MsgType = 53
+	MsgInvitationDelete MsgType = 54
+	MsgFoldersUsage     MsgType = 55
+	// 60-69: maintenance.
 	MsgUsageRecalculate MsgType = 60
 	// 70-79: GPUs.
 )
@@ -81,6 +88,13 @@ func appliers() map[MsgType]applier {
 		MsgSessionTerminate: handle(applySessionTerminate),
 		MsgSessionsTouch:    handle(applySessionsTouch),
 		MsgSessionsCreate:   handle(applySessionsCreate),
+		// Storage folders: folders.go.
+		MsgFolderCreate:     handle(applyFolderCreate),
+		MsgFolderDelete:     handle(applyFolderDelete),
+		MsgInvitationCreate: handle(applyInvitationCreate),
+		MsgInvitationAnswer: handle(applyInvitationAnswer),
+		MsgInvitationDelete: handle(applyInvitationDelete),
+		MsgFoldersUsage:     handle(applyFoldersUsage),
 		// Maintenance: maintenance.go.
 		MsgUsageRecalculate: handle(applyUsageRecalculate),
 	}

@@ -18,9 +18,11 @@ import (
 
 	"github.com/berth-cluster/berth/manager/apierr"
 	"github.com/berth-cluster/berth/manager/auth"
+	"github.com/berth-cluster/berth/manager/folderfs"
 	"github.com/berth-cluster/berth/manager/fsm"
 	"github.com/berth-cluster/berth/manager/raftnode"
 	"github.com/berth-cluster/berth/manager/state"
+	"github.com/berth-cluster/berth/shared/sign"
 )
 
 // Cluster is what the API needs of the Raft side of the manager.
@@ -73,6 +75,11 @@ type Config struct {
 	// matches outside /v1/ (the web console at /); the API's own paths
 	// always win.
 	Console http.Handler
+	// Folders holds the files of the storage folders on the hosts this
+	// manager has (-folder-host); nil: none.
+	Folders *folderfs.Store
+	// NoGroupFolders refuses new group folders (-allow-group-folders=false).
+	NoGroupFolders bool
 }
 
 // API is the HTTP handler of one manager.
@@ -90,6 +97,7 @@ type API struct {
 	agentMetrics *agentCollector
 	sessions     *sessionTracker
 	usage        *usageChecks
+	folders      *folderfs.Store
 	routes       []Route
 	metrics      *httpMetrics
 	mux          *http.ServeMux
@@ -124,6 +132,10 @@ func New(cfg Config) *API {
 		loginByAddr:  auth.NewLimiter(cfg.LoginBurst*3, cfg.LoginEvery/3, cfg.Now),
 		keypairRate:  auth.NewLimiter(1, time.Second, cfg.Now),
 		keypairUses:  newLastSeen(),
+	}
+	a.folders = cfg.Folders
+	if a.folders == nil {
+		a.folders = folderfs.New(nil, 0, 0, cfg.Now)
 	}
 	a.metrics = newHTTPMetrics(cfg.Metrics)
 	a.agents = newAgentLiveness()
@@ -223,6 +235,16 @@ func (a *API) handle(rt *Route, w http.ResponseWriter, r *http.Request) error {
 	c := &Call{W: w, R: r, api: a}
 	if !rt.Stream {
 		if c.Body, err = readBody(r); err != nil {
+			return err
+		}
+	} else if h := r.Header.Get("Authorization"); strings.HasPrefix(h, sign.Scheme+" ") {
+		// A keypair's signature covers the body's hash: the body is read
+		// whole (bounded) before the caller is trusted, and only for a
+		// well-formed, current signature of an active key.
+		if err := a.precheckSigned(r, h); err != nil {
+			return err
+		}
+		if c.Body, err = readUpload(r); err != nil {
 			return err
 		}
 	}

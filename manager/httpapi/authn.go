@@ -121,6 +121,27 @@ func (a *API) tokenIdentity(token string) (*Identity, error) {
 	return &Identity{User: u, TokenHash: hash}, nil
 }
 
+// precheckSigned is what keypairIdentity checks before the signature, so a
+// streamed upload's body is read only for a plausible caller. The answers
+// are keypairIdentity's own.
+func (a *API) precheckSigned(r *http.Request, header string) error {
+	ak, _, err := sign.ParseHeader(header)
+	if err != nil {
+		return unauthorized("malformed %s header: %v", sign.Scheme, err)
+	}
+	if _, err := sign.CheckDate(r.Header.Get(sign.DateHeader), a.now()); err != nil {
+		return unauthorized("%s: %v", sign.DateHeader, err)
+	}
+	kp, err := a.cluster.State().Read().Keypair(ak)
+	if err != nil {
+		return err
+	}
+	if kp == nil || !kp.IsActive {
+		return unauthorized("unknown access key or wrong signature; sign METHOD, PATH, sorted query, %s and the body's SHA-256 with the secret key", sign.DateHeader)
+	}
+	return nil
+}
+
 func (a *API) keypairIdentity(r *http.Request, header string, body []byte) (*Identity, error) {
 	ak, sig, err := sign.ParseHeader(header)
 	if err != nil {

@@ -17,6 +17,10 @@ import (
 
 var pathParam = regexp.MustCompile(`\{([a-z_]+)\}`)
 
+// DocPath is a route's path as OpenAPI writes it: a trailing wildcard
+// {name...} (the rest of the path) is a plain {name} parameter there.
+func DocPath(p string) string { return strings.ReplaceAll(p, "...}", "}") }
+
 // OpenAPI builds the OpenAPI 3 document of the route table.
 func (a *API) OpenAPI() (*openapi3.T, error) {
 	doc := &openapi3.T{
@@ -43,7 +47,7 @@ func (a *API) OpenAPI() (*openapi3.T, error) {
 		op := openapi3.NewOperation()
 		op.Summary = rt.Summary
 		op.OperationID = operationID(rt)
-		for _, m := range pathParam.FindAllStringSubmatch(rt.Path, -1) {
+		for _, m := range pathParam.FindAllStringSubmatch(DocPath(rt.Path), -1) {
 			op.AddParameter(openapi3.NewPathParameter(m[1]).WithSchema(openapi3.NewStringSchema()))
 		}
 		for _, q := range rt.Query {
@@ -80,7 +84,7 @@ func (a *API) OpenAPI() (*openapi3.T, error) {
 		if rt.Access != Public {
 			op.Security = &openapi3.SecurityRequirements{{"bearer": {}}, {"keypair": {}}}
 		}
-		doc.AddOperation(rt.Path, rt.Method, op)
+		doc.AddOperation(DocPath(rt.Path), rt.Method, op)
 	}
 	if err := doc.Validate(context.Background()); err != nil {
 		return nil, fmt.Errorf("openapi document is invalid: %w", err)
@@ -93,7 +97,7 @@ func (a *API) schema(doc *openapi3.T, v any) (*openapi3.SchemaRef, error) {
 }
 
 func operationID(rt Route) string {
-	p := strings.NewReplacer("/v1/", "", "/", "_", "{", "", "}", "", "-", "_", ".", "_").Replace(rt.Path)
+	p := strings.NewReplacer("/v1/", "", "/", "_", "{", "", "}", "", "-", "_", ".", "_").Replace(DocPath(rt.Path))
 	return strings.ToLower(rt.Method) + "_" + strings.Trim(p, "_")
 }
 

@@ -55,7 +55,7 @@ func TestOpenAPIDocumentDescribesEveryRoute(t *testing.T) {
 
 	for _, rt := range routes {
 		t.Run(rt.Method+" "+rt.Path, func(t *testing.T) {
-			item := doc.Paths.Value(rt.Path)
+			item := doc.Paths.Value(httpapi.DocPath(rt.Path))
 			if item == nil {
 				t.Fatalf("path %s is not in the document", rt.Path)
 			}
@@ -66,7 +66,7 @@ func TestOpenAPIDocumentDescribesEveryRoute(t *testing.T) {
 			if op.Summary == "" || op.OperationID == "" {
 				t.Errorf("summary %q, operationId %q: want both", op.Summary, op.OperationID)
 			}
-			for _, m := range pathParams.FindAllStringSubmatch(rt.Path, -1) {
+			for _, m := range pathParams.FindAllStringSubmatch(httpapi.DocPath(rt.Path), -1) {
 				if p := op.Parameters.GetByInAndName(openapi3.ParameterInPath, m[1]); p == nil || !p.Required {
 					t.Errorf("path parameter %s is not documented as required", m[1])
 				}

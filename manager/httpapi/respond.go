@@ -62,6 +62,21 @@ func readBody(r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
+// readUpload reads a signed upload's body, at most MaxSignedUpload bytes.
+func readUpload(r *http.Request) ([]byte, error) {
+	if r.ContentLength > MaxSignedUpload {
+		return nil, apierr.New(apierr.TooLarge, "an upload signed with a keypair may be at most %d bytes; log in (berth login) to upload larger files", MaxSignedUpload)
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, MaxSignedUpload+1))
+	if err != nil {
+		return nil, apierr.New(apierr.Invalid, "could not read the request body: %v", err)
+	}
+	if len(b) > MaxSignedUpload {
+		return nil, apierr.New(apierr.TooLarge, "an upload signed with a keypair may be at most %d bytes; log in (berth login) to upload larger files", MaxSignedUpload)
+	}
+	return b, nil
+}
+
 // DecodeJSON decodes exactly one JSON object into v, refusing unknown
 // fields, trailing data and type mismatches with a reason naming the field.
 func DecodeJSON(body []byte, v any) error {

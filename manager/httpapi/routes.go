@@ -11,7 +11,7 @@ import (
 // live in their own file (auth.go, users.go, keypairs.go, policies.go,
 // domains.go, groups.go, operator.go, info.go).
 func (a *API) routeTable() []Route {
-	get, post, patch, del := http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete
+	get, post, patch, put, del := http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodPut, http.MethodDelete
 	csv := "text/csv"
 	userFilters := []string{"status", "email", "username", "group"}
 	keypairFilters := []string{"user", "is_active"}
@@ -63,6 +63,21 @@ func (a *API) routeTable() []Route {
 		{Method: get, Path: "/v1/domains/{domain}/groups/{group}", Summary: "One group with its members", Access: AdminRead, Out: api.GroupDetail{}, Handle: a.getGroup},
 		{Method: patch, Path: "/v1/domains/{domain}/groups/{group}", Summary: "Change a group's description or activity", Access: Admin, In: api.GroupPatch{}, Out: api.Group{}, Handle: a.updateGroup},
 		{Method: post, Path: "/v1/domains/{domain}/groups/{group}/members", Summary: "Add and remove members (users of the domain)", Access: Admin, In: api.GroupMembersChange{}, Out: api.GroupDetail{}, Handle: a.changeGroupMembers},
+
+		{Method: get, Path: "/v1/folder-hosts", Summary: "Storage folder hosts the caller's policy allows (available: this manager has the host)", Access: Authenticated, Out: api.List[api.FolderHost]{}, Handle: a.listFolderHosts},
+		{Method: get, Path: "/v1/folders", Summary: "Storage folders the caller sees: own, shared with them (accepted) and group folders of their groups, each with the caller's permission", Access: Authenticated, Query: []string{"limit", "cursor"}, Out: api.List[api.Folder]{}, Handle: a.listFolders},
+		{Method: post, Path: "/v1/folders", Summary: "Create a storage folder on an allowed host; type group (admins) is seen by every member of the group with permission ro or rw; over max_vfolder_count is 409", Access: Authenticated, In: api.FolderCreate{}, Out: api.Folder{}, Status: http.StatusCreated, Handle: a.createFolder},
+		{Method: get, Path: "/v1/folders/{id}", Summary: "One folder, by id or name", Access: Authenticated, Out: api.Folder{}, Handle: a.getFolder},
+		{Method: del, Path: "/v1/folders/{id}", Summary: "Delete a folder and its files (owner or admin); refused while a session that has not ended mounts it", Access: Authenticated, Status: http.StatusNoContent, Handle: a.deleteFolder},
+		{Method: post, Path: "/v1/folders/{id}/invitations", Summary: "Invite a user to the caller's user folder with ro or rw", Access: Authenticated, In: api.InvitationCreate{}, Out: api.Invitation{}, Status: http.StatusCreated, Handle: a.createInvitation},
+		{Method: get, Path: "/v1/invitations", Summary: "Invitations sent to and by the caller, any state", Access: Authenticated, Query: []string{"limit", "cursor"}, Out: api.List[api.Invitation]{}, Handle: a.listInvitations},
+		{Method: post, Path: "/v1/invitations/{id}/accept", Summary: "Accept an invitation: the folder is listed with the invited permission (counts against max_vfolder_count)", Access: Authenticated, Out: api.Invitation{}, Handle: a.answerInvitation(true)},
+		{Method: post, Path: "/v1/invitations/{id}/reject", Summary: "Reject an invitation", Access: Authenticated, Out: api.Invitation{}, Handle: a.answerInvitation(false)},
+		{Method: del, Path: "/v1/invitations/{id}", Summary: "Revoke an invitation (the inviter or an admin) or leave a shared folder (the invitee)", Access: Authenticated, Status: http.StatusNoContent, Handle: a.deleteInvitation},
+		{Method: get, Path: "/v1/folders/{id}/files", Summary: "List a directory of the folder (?path=DIR, default the top)", Access: Authenticated, Query: []string{"path"}, Out: api.List[api.FileEntry]{}, Handle: a.listFiles},
+		{Method: get, Path: "/v1/folders/{id}/files/{path...}", Summary: "Download a file", Access: Authenticated, Produces: "application/octet-stream", Handle: a.downloadFile},
+		{Method: put, Path: "/v1/folders/{id}/files/{path...}", Summary: "Upload a file (the body, any type; directories are made on the way); ro → 403, past max_vfolder_size → 413; keypair-signed uploads sign the body and are at most 256 MiB", Access: Authenticated, Stream: true, Out: api.FileEntry{}, Status: http.StatusCreated, Handle: a.uploadFile},
+		{Method: del, Path: "/v1/folders/{id}/files/{path...}", Summary: "Delete a file or a directory with its content (rw or wd)", Access: Authenticated, Status: http.StatusNoContent, Handle: a.deleteFile},
 
 		{Method: post, Path: "/v1/agents/register", Summary: "An agent registers (header " + api.AgentTokenHeader + " = the managers' -agent-token); without id: a new agent, 201 with its id and secret (shown only here); with id: Authorization: Bearer SECRET too, the record is updated, 200", Access: Public, In: api.AgentRegister{}, Out: api.AgentRegistered{}, Status: http.StatusCreated, Handle: a.registerAgent},
 		{Method: post, Path: "/v1/agents/{id}/heartbeat", Summary: "An agent's heartbeat (Authorization: Bearer SECRET): liveness and its report; answers its status and desired index", Access: Public, In: api.AgentHeartbeat{}, Out: api.HeartbeatAnswer{}, Handle: a.agentHeartbeat},

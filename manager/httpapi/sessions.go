@@ -39,6 +39,7 @@ type sessionRequest struct {
 	body        sessionCreateBody
 	resources   slots.Slots // per container
 	clusterSize int
+	mounts      []api.Mount
 }
 
 // envKey is what a POSIX shell accepts as a variable name.
@@ -70,6 +71,11 @@ func (a *API) createSession(c *Call) error {
 		return fmt.Errorf("keypair %s refers to resource policy %s, which does not exist", kp.AccessKey, kp.ResourcePolicy)
 	}
 	req, shape := checkSessionShape(body)
+	mounts, err := resolveMounts(tx, c.Who, body.Mounts, &shape)
+	if err != nil {
+		return err
+	}
+	req.mounts = mounts
 	agents, err := tx.Agents()
 	if err != nil {
 		return err
@@ -135,9 +141,6 @@ func checkSessionShape(b sessionCreateBody) (*sessionRequest, apierr.Fields) {
 		if strings.ContainsRune(b.Env[k], 0) {
 			bad.Add("env", "env %s must not contain a NUL character", k)
 		}
-	}
-	if len(b.Mounts) > 0 {
-		bad.Add("mounts", "storage folders are not available yet; send no mounts")
 	}
 	return req, bad
 }
@@ -332,7 +335,7 @@ func (a *API) newSession(req *sessionRequest, u *state.User, kp *state.Keypair) 
 		env = map[string]string{}
 	}
 	return &state.Session{ID: id, Name: b.Name, Owner: u.Email, AccessKey: kp.AccessKey, Domain: u.Domain,
-		Image: b.Image, Type: b.Type, Command: nonNil(b.Command), Env: env, Mounts: []api.Mount{},
+		Image: b.Image, Type: b.Type, Command: nonNil(b.Command), Env: env, Mounts: nonNil(req.mounts),
 		ClusterSize: req.clusterSize, Requested: req.resources, Status: api.SessionPending,
 		StatusHistory: []api.StatusChange{{Status: api.SessionPending, At: now}},
 		Containers:    []state.SessionContainer{}, CreatedAt: now}, nil

@@ -45,7 +45,7 @@ func TestSessionCreateIsCheckedStatically(t *testing.T) {
 			"resources.mem": {"resources.mem must be a number"},
 			"cluster_size":  {"cluster_size must be a whole number of containers, at least 1"},
 			"env":           {`env name "1BAD" must be letters, digits and _, not starting with a digit`},
-			"mounts":        {"storage folders are not available yet; send no mounts"},
+			"mounts":        {"no folder data that you can see; list yours with GET /v1/folders"},
 		}},
 		{name: "slot values out of their grain", status: 400, body: map[string]any{
 			"image": baseImage, "type": "interactive", "resources": map[string]any{"cpu": 0.0001, "mem": -1, "gpu": 1},

@@ -38,6 +38,7 @@ func sessionView(s *state.Session) api.Session {
 		out.Containers = append(out.Containers, api.SessionContainer{Agent: c.Agent, Status: c.Status,
 			Slots: c.Slots.Clone(), GPUs: gpus})
 	}
+	out.Mounts = sessionMounts(s)
 	return out
 }
 

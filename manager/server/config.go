@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berth-cluster/berth/manager/sched"
+	"github.com/berth-cluster/berth/shared/flagenv"
 	"github.com/berth-cluster/berth/shared/tlsfiles"
 )
 
@@ -78,6 +79,10 @@ type Config struct {
 	AgentToken       string
 	HeartbeatTimeout time.Duration
 	FolderHosts      map[string]string
+	// NoGroupFolders refuses new group folders (-allow-group-folders=false).
+	NoGroupFolders bool
+	// FolderUsageEvery is how often the leader measures folders (default 30s).
+	FolderUsageEvery time.Duration
 
 	// KeypairTouchEvery is how often the leader records keypairs' last use
 	// (default 15s).
@@ -155,6 +160,7 @@ func (c *Config) validate() error {
 	if _, err := sched.ParseStrategy(c.Placement); err != nil {
 		errs = append(errs, "-"+err.Error())
 	}
+	errs = append(errs, flagenv.CheckHosts(c.FolderHosts)...)
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
 	}

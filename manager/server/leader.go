@@ -67,9 +67,10 @@ func (s *Server) lead(ctx context.Context) {
 		}
 		return
 	}
-	defer s.startIdleLoop(ctx)()  // idle.go
-	defer s.startScheduler(ctx)() // scheduler.go
-	defer s.startUsageChecks(ctx)()
+	defer s.startIdleLoop(ctx)()        // idle.go
+	defer s.startScheduler(ctx)()       // scheduler.go
+	defer s.startFolderUsageLoop(ctx)() // folders.go
+	defer s.startUsageChecks(ctx)()     // agents.go
 	sweep := time.NewTicker(tokenSweepEvery)
 	defer sweep.Stop()
 	every := s.cfg.KeypairTouchEvery

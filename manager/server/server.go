@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/berth-cluster/berth/manager/console"
+	"github.com/berth-cluster/berth/manager/folderfs"
 	"github.com/berth-cluster/berth/manager/fsm"
 	"github.com/berth-cluster/berth/manager/httpapi"
 	"github.com/berth-cluster/berth/manager/raftnode"
@@ -40,6 +41,7 @@ type Server struct {
 	httpAddr string
 	reg      *prometheus.Registry
 	creates  *sessionCreates // batcher.go
+	folders  *folderfs.Store // folders.go
 	// lost counts the agents this manager declared LOST as leader.
 	lost prometheus.Counter
 
@@ -119,9 +121,10 @@ func Start(cfg Config) (*Server, error) {
 	s.creates = s.newSessionCreates()
 	s.lost = registered(s.reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_agents_lost_total",
 		Help: "Agents this manager, as leader, declared LOST for silence past the heartbeat timeout (their sessions became ERROR agent-lost)."}))
+	s.folders = folderfs.New(cfg.FolderHosts, folderUsageTTL, 0, cfg.Now)
 	s.api = httpapi.New(httpapi.Config{Cluster: s, Log: log, Metrics: s.reg, Gatherer: s.reg, Now: cfg.Now,
 		Rand: cfg.Rand, TokenTTL: cfg.TokenTTL, JoinToken: cfg.JoinToken, AgentToken: cfg.AgentToken,
-		Console:    console.Handler(),
+		Console: console.Handler(), Folders: s.folders, NoGroupFolders: cfg.NoGroupFolders,
 		PeerScheme: tc.peerScheme, PeerTransport: tc.peerTransport, AgentScheme: tc.agentScheme, AgentTransport: tc.agentTransport})
 	// ErrorLog: failed TLS handshakes and the like go to the structured log.
 	s.http = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}

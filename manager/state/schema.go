@@ -32,6 +32,8 @@ func Tables() []Table {
 		settingsTable(),
 		agentsTable(),
 		sessionsTable(),
+		foldersTable(),
+		invitationsTable(),
 	}
 }
 

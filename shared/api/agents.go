@@ -144,11 +144,15 @@ type DesiredContainer struct {
 	GPUs []GPUSlice `json:"gpus,omitempty"`
 }
 
-// Mount is a host directory bind-mounted into a container.
+// Mount is a host directory bind-mounted into a container. A storage
+// folder's mount names its Host and Folder (id) instead of a Source: each
+// agent finds the folder at PATH/FOLDER for its own -folder-host HOST=PATH.
 type Mount struct {
 	Source   string `json:"source"`
 	Target   string `json:"target"`
 	ReadOnly bool   `json:"read_only"`
+	Host     string `json:"host,omitempty"`
+	Folder   string `json:"folder,omitempty"`
 }
 
 // DesiredState is GET /v1/agents/{id}/desired?index=N: the containers the

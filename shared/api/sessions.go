@@ -76,4 +76,14 @@ type Session struct {
 	TerminatedAt   *time.Time         `json:"terminated_at"`
 	ExitCode       *int               `json:"exit_code"`
 	LastActivityAt *time.Time         `json:"last_activity_at"`
+	// Mounts are the storage folders the session's containers mount.
+	Mounts []SessionMount `json:"mounts"`
+}
+
+// SessionMount is a storage folder mounted in a session.
+type SessionMount struct {
+	Folder   string `json:"folder"`
+	Host     string `json:"host"`
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"read_only"`
 }

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -50,4 +53,44 @@ func Given(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
+}
+
+// HostMap collects repeated NAME=PATH flags (-folder-host) into a map.
+type HostMap map[string]string
+
+func (h HostMap) String() string { return fmt.Sprint(map[string]string(h)) }
+
+// Set adds one NAME=PATH; a name given twice is an error.
+func (h HostMap) Set(v string) error {
+	name, path, ok := strings.Cut(v, "=")
+	if !ok || name == "" || path == "" {
+		return fmt.Errorf("folder host %q must be NAME=PATH", v)
+	}
+	if _, dup := h[name]; dup {
+		return fmt.Errorf("folder host %s is given twice", name)
+	}
+	h[name] = path
+	return nil
+}
+
+// CheckHosts reports each folder host whose path is not an absolute path
+// to an existing directory, as a daemon's config check wants them.
+func CheckHosts(hosts map[string]string) []string {
+	var errs []string
+	names := make([]string, 0, len(hosts))
+	for n := range hosts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		p := hosts[n]
+		if !filepath.IsAbs(p) {
+			errs = append(errs, fmt.Sprintf("-folder-host %s=%s: the path must be absolute", n, p))
+			continue
+		}
+		if st, err := os.Stat(p); err != nil || !st.IsDir() {
+			errs = append(errs, fmt.Sprintf("-folder-host %s=%s: not a directory on this machine (mount the storage first)", n, p))
+		}
+	}
+	return errs
 }

@@ -37,3 +37,24 @@ func TestEnvironmentFillsOnlyFlagsNotGiven(t *testing.T) {
 		t.Fatalf("a bad value must name its variable: %v", err)
 	}
 }
+
+func TestFolderHostFlags(t *testing.T) {
+	h := HostMap{}
+	if err := h.Set("local=/srv/a"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"local=/srv/b", "noequals", "=/x", "x="} {
+		if err := h.Set(bad); err == nil {
+			t.Errorf("Set(%q) accepted", bad)
+		}
+	}
+	dir := t.TempDir()
+	errs := CheckHosts(map[string]string{"ok": dir, "rel": "data", "gone": dir + "/missing"})
+	want := []string{
+		"-folder-host gone=" + dir + "/missing: not a directory on this machine (mount the storage first)",
+		"-folder-host rel=data: the path must be absolute",
+	}
+	if strings.Join(errs, "\n") != strings.Join(want, "\n") {
+		t.Errorf("CheckHosts = %q, want %q", errs, want)
+	}
+}

@@ -74,10 +74,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 		showVersion = fs.Bool("version", false, "print the version and exit")
 	)
+	folderHosts := flagenv.HostMap{}
+	fs.Var(folderHosts, "folder-host", "storage folder host NAME=PATH (repeatable): the directory holding that host's folders here")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := flagenv.Apply(fs, getenv); err != nil {
+	if err := flagenv.Apply(fs, getenv, "folder-host"); err != nil {
 		return err
 	}
 	if *showVersion {
@@ -131,7 +133,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Managers: splitList(*managers), Token: *token, StateDir: dir, HTTPAddr: *httpAddr, Advertise: *advertise,
 		TLS:              tlsfiles.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsCA},
 		ReservedMilliCPU: milliCPU, ReservedMemBytes: memBytes, HeartbeatEvery: *heartbeat,
-		OrphanGrace: *orphanGrace, StopGrace: *stopGrace,
+		OrphanGrace: *orphanGrace, StopGrace: *stopGrace, FolderHosts: folderHosts,
 		Runtime: rt, GPUs: gpus, Log: log, Metrics: reg, Gatherer: reg, Version: version.Version,
 	})
 	if err != nil {

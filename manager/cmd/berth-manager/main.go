@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -28,23 +27,6 @@ func main() {
 		}
 		os.Exit(2)
 	}
-}
-
-// hostList collects repeated -folder-host NAME=PATH flags.
-type hostList map[string]string
-
-func (h hostList) String() string { return fmt.Sprint(map[string]string(h)) }
-
-func (h hostList) Set(v string) error {
-	name, path, ok := strings.Cut(v, "=")
-	if !ok || name == "" || path == "" {
-		return fmt.Errorf("folder host %q must be NAME=PATH", v)
-	}
-	if _, dup := h[name]; dup {
-		return fmt.Errorf("folder host %s is given twice", name)
-	}
-	h[name] = path
-	return nil
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -74,8 +56,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		agentTLS         = fs.Bool("agent-tls", false, "dial the agents' API (exec, logs) over HTTPS, trusting -tls-ca (agents run with -tls-cert)")
 		logLevel         = fs.String("log-level", "info", "debug, info, warn or error")
 		showVersion      = fs.Bool("version", false, "print the version and exit")
+		allowGroup       = fs.Bool("allow-group-folders", true, "let admins create group folders (false: refused with 403)")
 	)
-	folderHosts := hostList{}
+	folderHosts := flagenv.HostMap{}
 	fs.Var(folderHosts, "folder-host", "storage folder host NAME=PATH (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -123,6 +106,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		Dev: *dev, BootstrapExpect: *bootstrapExpect, Peers: peerList, Join: *join, JoinToken: *joinToken,
 		TLS: tlsfiles.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsCA}, AgentTLS: *agentTLS,
 		AgentToken: *agentToken, HeartbeatTimeout: *heartbeatTimeout, UsageCheckEvery: *usageCheckEvery, FolderHosts: folderHosts,
+		NoGroupFolders:      !*allowGroup,
 		BootstrapAdminEmail: *adminEmail, BootstrapAdminPassword: getenv("BERTH_BOOTSTRAP_ADMIN_PASSWORD"),
 		TokenTTL: *tokenTTL, Scheduler: *scheduler, Placement: *placement, Log: log, Out: stdout, RaftLog: stderr, RaftLogLevel: *logLevel,
 	}

@@ -124,6 +124,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) s
 		c.agentCmd(),
 		c.imageCmd(),
 		c.sessionCmd(),
+		c.folderCmd(),
 		c.withSessionExport(c.withPolicyExport(c.exportCmd())),
 	)
 	return root

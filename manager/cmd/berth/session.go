@@ -82,13 +82,13 @@ func (c *cli) sessionCmd() *cobra.Command {
 type sessionStart struct {
 	image, typ, name, cpu, mem, gpu, fgpu string
 	clusterSize                           int
-	env                                   []string
+	env, mounts                           []string
 }
 
 // body builds the request, reporting every bad flag at once.
 func (f *sessionStart) body(command []string) (api.SessionCreate, error) {
 	in := api.SessionCreate{Image: f.image, Type: f.typ, Name: f.name, Command: command, ClusterSize: f.clusterSize,
-		Resources: slots.Slots{}}
+		Resources: slots.Slots{}, Mounts: f.mounts}
 	var bad []string
 	if q, err := slots.Parse(slots.CPU, f.cpu); err != nil {
 		bad = append(bad, "--cpu: "+err.Error())
@@ -159,6 +159,7 @@ func (c *cli) sessionStartCmd() *cobra.Command {
 	fl.StringVar(&f.fgpu, "fgpu", "", "fractional GPU per container (cuda.shares, e.g. 0.5)")
 	fl.IntVar(&f.clusterSize, "cluster-size", 0, "containers in the session (default 1)")
 	fl.StringArrayVar(&f.env, "env", nil, "environment variable NAME=VALUE (repeatable)")
+	fl.StringArrayVar(&f.mounts, "mount", nil, "storage folder (name or id) to mount at /home/work/NAME, read-only unless you may write (repeatable)")
 	return cmd
 }
 

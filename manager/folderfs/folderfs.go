@@ -1,0 +1,401 @@
+// Package folderfs holds the bytes of storage folders: each folder is the
+// directory named by its id under its host's path (a local disk or an NFS
+// mount, the same on every manager and agent). Every access goes through an
+// os.Root opened on the folder's directory, so no path — "..", absolute, or
+// a symlink pointing out — reaches anything outside it.
+package folderfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/berth-cluster/berth/shared/api"
+)
+
+// Errors the HTTP layer turns into statuses.
+var (
+	ErrNoHost   = errors.New("folder host not configured on this manager")
+	ErrBadPath  = errors.New("bad path")
+	ErrTooLarge = errors.New("over the folder's size limit")
+	ErrNotFound = errors.New("no such file or directory")
+	ErrIsDir    = errors.New("is a directory")
+)
+
+// uploadPrefix marks the temporary files uploads are written to before
+// they are renamed into place, so a failed upload leaves no half file.
+const uploadPrefix = ".berth-upload-"
+
+// Store is the folders of the hosts configured on this process.
+type Store struct {
+	hosts    map[string]string
+	ttl      time.Duration
+	maxWalk  int
+	now      func() time.Time
+	uploads  atomic.Uint64
+	mu       sync.Mutex
+	measured map[string]measure // folder id → last walk
+}
+
+type measure struct {
+	bytes int64
+	at    time.Time
+}
+
+// New returns the store of hosts (name → path). Usage measurements are
+// reused for ttl; a walk stops after maxWalk entries (a lower bound then).
+func New(hosts map[string]string, ttl time.Duration, maxWalk int, now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	if maxWalk <= 0 {
+		maxWalk = 1_000_000
+	}
+	h := make(map[string]string, len(hosts))
+	for k, v := range hosts {
+		h[k] = v
+	}
+	return &Store{hosts: h, ttl: ttl, maxWalk: maxWalk, now: now, measured: map[string]measure{}}
+}
+
+// Hosts lists the configured host names.
+func (s *Store) Hosts() []string {
+	out := make([]string, 0, len(s.hosts))
+	for h := range s.hosts {
+		out = append(out, h)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Has reports whether the host is configured here.
+func (s *Store) Has(host string) bool { _, ok := s.hosts[host]; return ok }
+
+func (s *Store) dir(host, id string) (string, error) {
+	p, ok := s.hosts[host]
+	if !ok {
+		return "", fmt.Errorf("%w: %s (start it with -folder-host %s=PATH)", ErrNoHost, host, host)
+	}
+	if !filepath.IsLocal(id) || strings.ContainsRune(id, '/') {
+		return "", fmt.Errorf("%w: folder id %q", ErrBadPath, id)
+	}
+	return filepath.Join(p, id), nil
+}
+
+// Create makes the folder's directory.
+func (s *Store) Create(host, id string) error {
+	d, err := s.dir(host, id)
+	if err != nil {
+		return err
+	}
+	// Sessions' processes may run as any user: the folder is theirs to write.
+	if err := os.Mkdir(d, 0o777); err != nil {
+		return fmt.Errorf("create folder directory %s: %w", d, err)
+	}
+	if err := os.Chmod(d, 0o777); err != nil {
+		return fmt.Errorf("open up folder directory %s: %w", d, err)
+	}
+	return nil
+}
+
+// Remove deletes the folder's directory and everything in it.
+func (s *Store) Remove(host, id string) error {
+	d, err := s.dir(host, id)
+	if err != nil {
+		return err
+	}
+	s.forget(id)
+	if err := os.RemoveAll(d); err != nil {
+		return fmt.Errorf("remove folder directory %s: %w", d, err)
+	}
+	return nil
+}
+
+func (s *Store) root(host, id string) (*os.Root, error) {
+	d, err := s.dir(host, id)
+	if err != nil {
+		return nil, err
+	}
+	r, err := os.OpenRoot(d)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: the folder's directory %s is missing on this manager", ErrNotFound, d)
+		}
+		return nil, fmt.Errorf("open folder %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// Clean turns a path given by a client into one relative to the folder:
+// "", "." and "/" are the folder itself; ".." anywhere, other absolute
+// paths, backslashes and NUL bytes are refused.
+func Clean(p string) (string, error) {
+	if p == "" || p == "/" || p == "." {
+		return ".", nil
+	}
+	if strings.ContainsRune(p, 0) || strings.HasPrefix(p, "/") || strings.Contains(p, "\\") {
+		return "", fmt.Errorf("%w: %q must be a path inside the folder", ErrBadPath, p)
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." {
+			return "", fmt.Errorf("%w: %q must not contain '..'", ErrBadPath, p)
+		}
+	}
+	c := path.Clean(p)
+	if !filepath.IsLocal(c) {
+		return "", fmt.Errorf("%w: %q must be a path inside the folder", ErrBadPath, p)
+	}
+	return c, nil
+}
+
+// fsErr maps a root's error to this package's.
+func fsErr(p string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: %s", ErrNotFound, p)
+	case strings.Contains(err.Error(), "path escapes from parent"):
+		// os.Root's refusal of a symlink (or ..) leading out of the folder.
+		return fmt.Errorf("%w: %s leads outside the folder", ErrBadPath, p)
+	case errors.Is(err, syscall.ENOTDIR):
+		return fmt.Errorf("%w: a part of %s is a file, not a directory", ErrBadPath, p)
+	}
+	return err
+}
+
+// List lists a directory of the folder.
+func (s *Store) List(host, id, dir string) ([]api.FileEntry, error) {
+	p, err := Clean(dir)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.root(host, id)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	d, err := r.Open(p)
+	if err != nil {
+		return nil, fsErr(p, err)
+	}
+	defer d.Close()
+	st, err := d.Stat()
+	if err != nil {
+		return nil, fsErr(p, err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%w: %s is a file; download it with GET .../files/%s", ErrBadPath, p, p)
+	}
+	ents, err := d.ReadDir(-1)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", p, err)
+	}
+	out := make([]api.FileEntry, 0, len(ents))
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), uploadPrefix) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue // removed while listing
+		}
+		typ := "file"
+		switch {
+		case e.IsDir():
+			typ = "dir"
+		case e.Type()&fs.ModeSymlink != 0:
+			typ = "symlink"
+		case !e.Type().IsRegular():
+			typ = "other"
+		}
+		out = append(out, api.FileEntry{Name: e.Name(), Path: path.Join(p, e.Name()), Type: typ, Size: info.Size(),
+			ModifiedAt: info.ModTime().UTC()})
+	}
+	slices.SortFunc(out, func(a, b api.FileEntry) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// File is an open file to download.
+type File struct {
+	*os.File
+	Info fs.FileInfo
+	root *os.Root
+}
+
+// Close closes the file and its root.
+func (f *File) Close() error {
+	err := f.File.Close()
+	if rerr := f.root.Close(); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// Open opens a regular file of the folder for reading.
+func (s *Store) Open(host, id, name string) (*File, error) {
+	p, err := Clean(name)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.root(host, id)
+	if err != nil {
+		return nil, err
+	}
+	f, err := r.Open(p)
+	if err != nil {
+		r.Close()
+		return nil, fsErr(p, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		r.Close()
+		return nil, fsErr(p, err)
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		r.Close()
+		return nil, fmt.Errorf("%w: %s; list it with GET .../files?path=%s", ErrIsDir, p, p)
+	}
+	return &File{File: f, Info: st, root: r}, nil
+}
+
+// Write stores the content of body at name, creating the directories on
+// the way, replacing a file that was there. At most limit bytes are taken
+// (limit < 0: no bound); past it nothing is written and ErrTooLarge comes
+// back. It returns the bytes written.
+func (s *Store) Write(host, id, name string, body io.Reader, limit int64) (int64, error) {
+	p, err := Clean(name)
+	if err != nil {
+		return 0, err
+	}
+	if p == "." {
+		return 0, fmt.Errorf("%w: name the file to write", ErrBadPath)
+	}
+	r, err := s.root(host, id)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	dir := path.Dir(p)
+	if err := r.MkdirAll(dir, 0o777); err != nil {
+		return 0, fsErr(dir, err)
+	}
+	if st, err := r.Lstat(p); err == nil && st.IsDir() {
+		return 0, fmt.Errorf("%w: %s", ErrIsDir, p)
+	}
+	tmp := path.Join(dir, fmt.Sprintf("%s%d-%d", uploadPrefix, os.Getpid(), s.uploads.Add(1)))
+	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+	if err != nil {
+		return 0, fsErr(tmp, err)
+	}
+	src := body
+	if limit >= 0 {
+		src = io.LimitReader(body, limit+1)
+	}
+	n, err := io.Copy(f, src)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && limit >= 0 && n > limit {
+		err = ErrTooLarge
+	}
+	if err != nil {
+		if rerr := r.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = errors.Join(err, fmt.Errorf("remove partial upload: %w", rerr))
+		}
+		if errors.Is(err, ErrTooLarge) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("write %s: %w", p, err)
+	}
+	if err := r.Rename(tmp, p); err != nil {
+		_ = r.Remove(tmp)
+		return 0, fsErr(p, err)
+	}
+	s.forget(id)
+	return n, nil
+}
+
+// Delete removes a file or a directory with everything in it.
+func (s *Store) Delete(host, id, name string) error {
+	p, err := Clean(name)
+	if err != nil {
+		return err
+	}
+	if p == "." {
+		return fmt.Errorf("%w: to delete the folder itself use DELETE /v1/folders/{id}", ErrBadPath)
+	}
+	r, err := s.root(host, id)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if _, err := r.Lstat(p); err != nil {
+		return fsErr(p, err)
+	}
+	if err := r.RemoveAll(p); err != nil {
+		return fsErr(p, err)
+	}
+	s.forget(id)
+	return nil
+}
+
+// Usage is the bytes of the folder's regular files, measured by a walk at
+// most ttl old. Symlinks are not followed.
+func (s *Store) Usage(host, id string) (int64, error) {
+	s.mu.Lock()
+	m, ok := s.measured[id]
+	s.mu.Unlock()
+	if ok && s.now().Sub(m.at) < s.ttl {
+		return m.bytes, nil
+	}
+	r, err := s.root(host, id)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	var total int64
+	seen := 0
+	err = fs.WalkDir(r.FS(), ".", func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed during the walk
+			}
+			return err
+		}
+		if seen++; seen > s.maxWalk {
+			return fs.SkipAll // a lower bound is enough to tell a folder over its limit
+		}
+		if d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				total += info.Size()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("measure folder %s: %w", id, err)
+	}
+	s.mu.Lock()
+	s.measured[id] = measure{bytes: total, at: s.now()}
+	s.mu.Unlock()
+	return total, nil
+}
+
+func (s *Store) forget(id string) {
+	s.mu.Lock()
+	delete(s.measured, id)
+	s.mu.Unlock()
+}
