@@ -56,7 +56,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		answer(http.StatusOK, map[string]any{"items": []map[string]any{{"name": "local"}}})
 	case "GET /v1/invitations":
 		answer(http.StatusOK, map[string]any{"items": []map[string]any{{"id": "i1", "folder_name": "papers", "inviter": "ann@example.com",
-			"invitee": "root@example.com", "permission": "rw", "status": "pending"}}})
+			"invitee": "root@example.com", "permission": "rw", "state": "pending"}}})
 	case "GET /v1/domains/default/groups":
 		answer(http.StatusOK, map[string]any{"items": []map[string]any{{"name": "default", "domain": "default"}, {"name": "lab", "domain": "default"}}})
 	case "POST /v1/maintenance/recalculate-usage":

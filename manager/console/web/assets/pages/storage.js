@@ -85,8 +85,8 @@ export async function render(main, ctx) {
       { title: "From", cell: (i) => i.inviter || "" },
       { title: "To", cell: (i) => i.invitee || "" },
       { title: "Permission", cell: (i) => permLabel[i.permission] || i.permission || "" },
-      { title: "Status", cell: (i) => i.status || "" },
-      { title: "Controls", class: "controls", cell: (i) => (i.invitee === ctx.me.email && (!i.status || i.status === "pending")
+      { title: "Status", cell: (i) => i.state || i.status || "" },
+      { title: "Controls", class: "controls", cell: (i) => (i.invitee === ctx.me.email && ((i.state || i.status || "pending") === "pending")
         ? h("span", { class: "controls" }, button("ACCEPT", answer(i, "accept"), { class: "small" }), button("REJECT", answer(i, "reject"), { class: "small secondary" }))
         : "") },
     ], items, { id: "invitations-list", empty: "No invitations." }));
