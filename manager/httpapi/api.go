@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -97,10 +98,13 @@ type API struct {
 	agentMetrics *agentCollector
 	sessions     *sessionTracker
 	usage        *usageChecks
-	folders      *folderfs.Store
-	routes       []Route
-	metrics      *httpMetrics
-	mux          *http.ServeMux
+	// leaderReady: this manager leads and has applied every entry of
+	// earlier terms (see SetLeaderReady).
+	leaderReady atomic.Bool
+	folders     *folderfs.Store
+	routes      []Route
+	metrics     *httpMetrics
+	mux         *http.ServeMux
 }
 
 // New builds the API.
@@ -164,6 +168,11 @@ func New(cfg Config) *API {
 	})
 	return a
 }
+
+// SetLeaderReady says whether this manager, as leader, has applied every
+// entry committed before its term (its barrier returned). Until it has, it
+// answers routed requests with 503 no-leader, which clients retry.
+func (a *API) SetLeaderReady(ready bool) { a.leaderReady.Store(ready) }
 
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }

@@ -71,6 +71,12 @@ func (a *API) route(rt *Route, w http.ResponseWriter, r *http.Request) (served b
 		return false, nil
 	}
 	if node.IsLeader() {
+		if !a.leaderReady.Load() {
+			// Elected, but entries of earlier terms may not be applied
+			// here yet (the leader's barrier is under way): answering now
+			// could miss a write the previous leader acknowledged.
+			return false, apierr.New(apierr.Unavailable, "this manager was just elected and is catching up with the log; retry the request")
+		}
 		if r.Method == http.MethodGet {
 			if err := node.VerifyLeader(r.Context()); err != nil {
 				return false, err

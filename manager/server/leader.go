@@ -61,6 +61,7 @@ func (s *Server) lead(ctx context.Context) {
 	// this leader while it settles in are kept.
 	s.api.StartAgentClocks(s.cfg.Now().UTC())
 	defer s.api.StopAgentClocks()
+	defer s.api.SetLeaderReady(false)
 	if err := s.establish(ctx); err != nil {
 		if ctx.Err() == nil {
 			s.log.Error("leader setup failed; will retry on the next leadership", "err", err)
@@ -115,6 +116,9 @@ func (s *Server) establish(ctx context.Context) error {
 	if err := s.node.Barrier(ctx); err != nil {
 		return err
 	}
+	// Only now does this manager's state hold every write a previous
+	// leader acknowledged: reads answered before could miss one.
+	s.api.SetLeaderReady(true)
 	if err := s.recordMembers(ctx); err != nil {
 		return err
 	}
