@@ -28,8 +28,9 @@ run: build
 cluster: build
 	scripts/cluster.sh
 
+# Every benchmark and the failover time; writes the table into docs/BENCHMARKS.md.
 bench:
-	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchmem ./...
+	scripts/bench.sh
 
 # The reliability suite for longer than make test's 20 s (root, ip netns).
 CHAOS_DURATION ?= 5m

@@ -57,6 +57,19 @@ func badBodies(in any) map[string]string {
 		"deeply nested":      strings.Repeat(`{"a":`, 10000) + `1` + strings.Repeat(`}`, 10000),
 		"huge unknown field": `{"` + strings.Repeat("k", 100000) + `":1}`,
 	}
+	for name, ft := range jsonFields(in) {
+		wrong := wrongTypeFor(ft)
+		if wrong == "" {
+			continue
+		}
+		out["field "+name+" of the wrong type"] = fmt.Sprintf(`{%q:%s}`, name, wrong)
+	}
+	return out
+}
+
+// jsonFields are the top-level JSON fields of a request body type, by name.
+func jsonFields(in any) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
 	t := reflect.TypeOf(in)
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -67,14 +80,9 @@ func badBodies(in any) map[string]string {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name := strings.Split(f.Tag.Get("json"), ",")[0]
-		if name == "" || name == "-" || !f.IsExported() {
-			continue
+		if name != "" && name != "-" && f.IsExported() {
+			out[name] = f.Type
 		}
-		wrong := wrongTypeFor(f.Type)
-		if wrong == "" {
-			continue
-		}
-		out["field "+name+" of the wrong type"] = fmt.Sprintf(`{%q:%s}`, name, wrong)
 	}
 	return out
 }
@@ -109,20 +117,7 @@ func wrongTypeFor(t reflect.Type) string {
 // range.
 func edgeBodies(in any) map[string]string {
 	out := map[string]string{}
-	t := reflect.TypeOf(in)
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t.Kind() != reflect.Struct {
-		return out
-	}
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name := strings.Split(f.Tag.Get("json"), ",")[0]
-		if name == "" || name == "-" || !f.IsExported() {
-			continue
-		}
-		ft := f.Type
+	for name, ft := range jsonFields(in) {
 		for ft.Kind() == reflect.Pointer {
 			ft = ft.Elem()
 		}
