@@ -27,7 +27,7 @@ for pkg in $(go list ./...); do
   case $pkg in
   */manager/server)
     run "$pkg" '^Benchmark(CreateUser|WhoAmI|People100k|SessionCreateLatency)$' "$benchtime"
-    run "$pkg" '^BenchmarkAdmission$' "${sessions}x"
+    run "$pkg" '^BenchmarkAdmission(OneManager)?$' "${sessions}x"
     run "$pkg" '^BenchmarkAPILatencyUnderLoad$' "${requests}x"
     ;;
   *)

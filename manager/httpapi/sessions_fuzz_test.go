@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/berth-cluster/berth/manager/apierr"
@@ -34,7 +35,7 @@ func FuzzSessionCreate(f *testing.F) {
 			return
 		}
 		req, shape := checkSessionShape(b)
-		err := sessionProblems(shape, checkSessionFit(req, policy, agents))
+		err := sessionProblems(shape, checkSessionFit(req, policy, slices.Values(agents)))
 		switch {
 		case err == nil:
 			if req.resources[slots.CPU] <= 0 || req.resources[slots.Mem] <= 0 || req.clusterSize < 1 || req.clusterSize > 2 {

@@ -41,8 +41,16 @@ const (
 // the p99 of one create request, and the p99 from create to placement (the
 // SCHEDULED time is the plan's, stamped when the leader planned it, so it
 // omits the plan's own commit of a few milliseconds).
-func BenchmarkAdmission(b *testing.B) {
-	c := testcluster.Start(b, 3, longHeartbeat)
+func BenchmarkAdmission(b *testing.B) { benchAdmission(b, 3) }
+
+// BenchmarkAdmissionOneManager is BenchmarkAdmission on a one-manager
+// cluster: what one manager's CPU sustains when it is not sharing two cores
+// with two other managers applying the same log (in a real cluster each
+// manager has its own machine and applies every entry in parallel).
+func BenchmarkAdmissionOneManager(b *testing.B) { benchAdmission(b, 1) }
+
+func benchAdmission(b *testing.B, managers int) {
+	c := testcluster.Start(b, managers, longHeartbeat)
 	leader := c.Leader()
 	seedBenchCluster(b, leader)
 	seeded := scrape(b, leader) // the seeding's own entries are left out below

@@ -1,6 +1,8 @@
 package state
 
 import (
+	"fmt"
+	"iter"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -60,6 +62,28 @@ func (t *Txn) Agent(id string) (*Agent, error) { return first[Agent](t, tableAge
 
 // Agents lists every agent by id.
 func (t *Txn) Agents() ([]*Agent, error) { return list[Agent](t, tableAgents, "id") }
+
+// AgentSeq walks the agents in id order for as long as the caller's loop
+// runs: a check that stops at the first agent that will do costs that
+// agent, not the whole table. Each loop over it starts from the first agent.
+func (t *Txn) AgentSeq() (iter.Seq[*Agent], error) {
+	if _, err := t.tx.Get(tableAgents, "id"); err != nil {
+		return nil, fmt.Errorf("list %s: %w", tableAgents, err)
+	}
+	return func(yield func(*Agent) bool) {
+		// The same lookup just succeeded on this transaction, whose
+		// schema cannot change: it cannot fail here.
+		it, err := t.tx.Get(tableAgents, "id")
+		if err != nil {
+			return
+		}
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			if !yield(raw.(*Agent)) {
+				return
+			}
+		}
+	}, nil
+}
 
 // PutAgent inserts or replaces an agent at the Raft index.
 func (t *Txn) PutAgent(index uint64, a *Agent) error { return t.put(tableAgents, index, a) }
