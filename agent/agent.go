@@ -129,6 +129,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.noteError(fmt.Errorf("list containers at start: %w", err))
 	} else {
 		a.conv.adopt(existing)
+		a.conv.dropTaskless(ctx, existing)
 		a.log.Info("re-attached to running containers", "count", len(existing))
 	}
 	if err := a.register(ctx); err != nil {

@@ -53,6 +53,9 @@ type converger struct {
 	haveDesired bool // false until the managers have answered once
 	started     map[string]bool
 	failed      map[string]string // id → why it could not start
+	// lost: containers found at start without a task, removed; id → why,
+	// reported as gone while the managers still want them.
+	lost map[string]string
 	orphanSince map[string]time.Time
 	// orphansRemoved counts the containers removed for being unknown to
 	// the managers past the grace (a metric).
@@ -61,7 +64,7 @@ type converger struct {
 
 func newConverger(rt runtime.Runtime, gpus *gpu.Node, log *slog.Logger, now func() time.Time, orphanGrace, stopGrace time.Duration) *converger {
 	return &converger{rt: rt, gpus: gpus, log: log, now: now, orphanGrace: orphanGrace, stopGrace: stopGrace,
-		desired: map[string]api.DesiredContainer{}, stop: map[string]bool{}, stopping: map[string]bool{}, started: map[string]bool{}, failed: map[string]string{},
+		desired: map[string]api.DesiredContainer{}, stop: map[string]bool{}, stopping: map[string]bool{}, started: map[string]bool{}, failed: map[string]string{}, lost: map[string]string{},
 		orphanSince: map[string]time.Time{}}
 }
 
@@ -103,6 +106,27 @@ func (c *converger) adopt(cs []runtime.Container) {
 			}
 			c.gpus.Adopt(ct.ID, slices)
 		}
+	}
+}
+
+// dropTaskless removes the containers found at start that have no task:
+// their process died with containerd or the node (the agent creates the
+// container and starts its task in one step), and starting them again would
+// run a session twice. They are adopted first, so the report says they are
+// gone and the managers end their sessions with the reason.
+func (c *converger) dropTaskless(ctx context.Context, cs []runtime.Container) {
+	for _, ct := range cs {
+		if ct.State != runtime.Created {
+			continue
+		}
+		if err := c.rt.Remove(ctx, ct.ID); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+			c.log.Warn("could not remove a container whose task was lost", "container", ct.ID, "err", err)
+			continue
+		}
+		c.log.Warn("container lost its task (containerd or the node restarted): removed", "container", ct.ID, "session", ct.SessionID)
+		c.mu.Lock()
+		c.lost[ct.ID] = "its task was lost: containerd or the node restarted under it"
+		c.mu.Unlock()
 	}
 }
 
@@ -314,7 +338,11 @@ func (c *converger) report(ctx context.Context) ([]api.ContainerReport, error) {
 		case c.failed[id] != "":
 			out = append(out, api.ContainerReport{ID: id, SessionID: d.SessionID, Index: d.Index, Status: statusFailed, Reason: c.failed[id]})
 		case c.started[id]:
-			out = append(out, api.ContainerReport{ID: id, SessionID: d.SessionID, Index: d.Index, Status: statusGone, Reason: "container vanished from the runtime"})
+			reason := "container vanished from the runtime"
+			if why := c.lost[id]; why != "" {
+				reason = why
+			}
+			out = append(out, api.ContainerReport{ID: id, SessionID: d.SessionID, Index: d.Index, Status: statusGone, Reason: reason})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -207,5 +208,30 @@ func TestAnEmptyReportIsAnEmptyListNotNone(t *testing.T) {
 	}
 	if !strings.Contains(string(b), `"containers":[]`) {
 		t.Fatalf("heartbeat %s: an agent running nothing must say so with an empty list", b)
+	}
+}
+
+// A container found at start without a task lost its process with
+// containerd or the node: it is removed, not started again, and reported
+// gone with the reason, so the managers end its session.
+func TestATasklessContainerFoundAtStartIsRemovedAndReportedGone(t *testing.T) {
+	rt := newFakeRuntime("img")
+	rt.containers["a"] = runtime.Container{ID: "a", SessionID: "s-a", State: runtime.Created}
+	rt.containers["b"] = runtime.Container{ID: "b", SessionID: "s-b", State: runtime.Running}
+	c := newTestConverger(rt, &clock{now: time.Unix(1000, 0)})
+	existing, _ := rt.List(context.Background())
+	c.adopt(existing)
+	c.dropTaskless(context.Background(), existing)
+	c.setDesired([]api.DesiredContainer{desired("a", "img"), desired("b", "img")})
+	_ = c.converge(context.Background())
+	if len(rt.runs) != 0 || !slices.Equal(rt.removed, []string{"a"}) {
+		t.Fatalf("runs %v, removed %v: want only the taskless container removed and nothing started", rt.runs, rt.removed)
+	}
+	reports := reportByID(t, c)
+	if r := reports["a"]; r.Status != "gone" || r.Reason != "its task was lost: containerd or the node restarted under it" {
+		t.Fatalf("taskless container reported %+v", r)
+	}
+	if r := reports["b"]; r.Status != "running" {
+		t.Fatalf("running container reported %+v", r)
 	}
 }

@@ -3,7 +3,10 @@
 # containerd (scripts/containerd.sh) with the base image berth/base:latest,
 # and an agent — with state under .berth-dev/ (kept across runs). Prints the
 # URL and the superadmin's credentials, then runs until Ctrl-C, which stops
-# all of it (containers included).
+# all of it (containers included). The agent offers two fake GPUs
+# (BERTH_FAKE_GPUS, 0 for none) so the manual's fGPU walkthrough works on a
+# machine without NVIDIA, and manager and agent share the storage folder host
+# "local" (.berth-dev/folders), which the default policy allows on first start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,8 +15,9 @@ raft=${BERTH_RAFT_ADDR:-127.0.0.1:8300}
 agent_http=${BERTH_AGENT_HTTP_ADDR:-127.0.0.1:6001}
 dev=${BERTH_DEV_DIR:-.berth-dev}
 data=$dev/manager
-mkdir -p "$data" "$dev/agent"
+mkdir -p "$data" "$dev/agent" "$dev/folders"
 dev_abs=$(cd "$dev" && pwd)
+folders="local=$dev_abs/folders"
 
 # The agents' join token is made once and kept with the dev state.
 if [ ! -s "$dev/agent-token" ]; then
@@ -46,13 +50,21 @@ wait_for() { # URL what pid
 }
 
 bin/berth-manager -dev -node-id dev -http-addr "$http" -raft-addr "$raft" -data-dir "$data" \
-  -agent-token "$token" -log-level "${BERTH_LOG_LEVEL:-warn}" >"$data/stdout.log" 2>"$data/manager.log" &
+  -agent-token "$token" -folder-host "$folders" -log-level "${BERTH_LOG_LEVEL:-warn}" >"$data/stdout.log" 2>"$data/manager.log" &
 pids+=($!)
 wait_for "http://$http/readyz" berth-manager "${pids[0]}" || { tail -n 20 "$data/manager.log" >&2; exit 1; }
 for _ in $(seq 1 50); do
   [ -n "${BERTH_BOOTSTRAP_ADMIN_PASSWORD:-}" ] || [ -s "$data/bootstrap-admin.txt" ] && break
   sleep 0.2
 done
+# First start: let the default policy use the dev folder host (an admin may
+# change it later; it is not touched again).
+if [ ! -e "$dev/.folder-host-allowed" ] && [ -s "$data/bootstrap-admin.txt" ]; then
+  ak=$(sed -n 's/^access_key: //p' "$data/bootstrap-admin.txt")
+  sk=$(sed -n 's/^secret_key: //p' "$data/bootstrap-admin.txt")
+  BERTH_ADDR="http://$http" BERTH_ACCESS_KEY=$ak BERTH_SECRET_KEY=$sk \
+    bin/berth policy update default --allowed-vfolder-hosts local >/dev/null && touch "$dev/.folder-host-allowed"
+fi
 
 # The agent needs root and containerd + runc (scripts/install-deps.sh).
 agent_note=""
@@ -68,7 +80,9 @@ else
   fi
   bin/berth-agent image import -containerd "$sock" "$dev/base.tar" >/dev/null
   bin/berth-agent -manager "http://$http" -token "$token" -state-dir "$dev/agent" -containerd "$sock" \
-    -runc-root "$containerd_dir/runc" -reserved-cpu "${BERTH_RESERVED_CPU:-0}" -reserved-mem "${BERTH_RESERVED_MEM:-512MiB}" -http-addr "$agent_http" -log-level "${BERTH_LOG_LEVEL:-warn}" >"$dev/agent/stdout.log" 2>"$dev/agent/agent.log" &
+    -runc-root "$containerd_dir/runc" -reserved-cpu "${BERTH_RESERVED_CPU:-0}" -reserved-mem "${BERTH_RESERVED_MEM:-512MiB}" -http-addr "$agent_http" \
+    -folder-host "$folders" -fake-gpus "${BERTH_FAKE_GPUS:-2}" -gpu-mps-dir "$dev_abs/mps" \
+    -log-level "${BERTH_LOG_LEVEL:-warn}" >"$dev/agent/stdout.log" 2>"$dev/agent/agent.log" &
   pids+=($!)
   wait_for "http://$agent_http/healthz" berth-agent "${pids[1]}" || { tail -n 20 "$dev/agent/agent.log" >&2; exit 1; }
 fi
@@ -84,7 +98,8 @@ fi
 if [ -n "$agent_note" ]; then
   echo "$agent_note"
 else
-  echo "Agent: http://$agent_http on a private containerd ($containerd_dir), image berth/base:latest"
+  echo "Agent: http://$agent_http on a private containerd ($containerd_dir), image berth/base:latest, ${BERTH_FAKE_GPUS:-2} fake GPUs"
+  echo "Storage folder host: local ($dev_abs/folders)"
 fi
 cat <<HELP
 
