@@ -8,6 +8,7 @@
 #               fixed counts (BENCH_SESSIONS, default 20000; BENCH_REQUESTS,
 #               default 5000) so runs compare.
 #   BENCH_OUT   where the raw output goes (default .berth-dev/bench.txt)
+#   BENCH_REUSE=1  write the table from an earlier run's raw output only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
@@ -17,6 +18,7 @@ sessions=${BENCH_SESSIONS:-20000}
 requests=${BENCH_REQUESTS:-5000}
 out=${BENCH_OUT:-.berth-dev/bench.txt}
 mkdir -p "$(dirname "$out")"
+if [ -z "${BENCH_REUSE:-}" ]; then
 : >"$out"
 
 run() { # run PKG REGEX BENCHTIME
@@ -38,14 +40,13 @@ for pkg in $(go list ./...); do
   esac
 done
 
-failover=""
 if command -v bc >/dev/null && make build >/dev/null 2>&1; then
   for i in 1 2 3; do
-    line=$(BERTH_CLUSTER_DIR=$(mktemp -d) scripts/failover.sh 2>/dev/null | grep '^failover:' || true)
-    echo "$line" >>"$out"
-    failover+="${failover:+, }$(echo "$line" | sed -n 's/.*acknowledged \([0-9.]*\) s after.*/\1 s/p')"
+    BERTH_CLUSTER_DIR=$(mktemp -d) scripts/failover.sh 2>/dev/null | grep '^failover:' >>"$out" || true
   done
 fi
+fi # BENCH_REUSE
+failover=$(sed -n 's/^failover: .*acknowledged \([0-9.]*\) s after.*/\1/p' "$out" | awk '{printf "%s%.2f s", (NR > 1 ? ", " : ""), $1}')
 
 # The table: one row per benchmark, ns/op as ms plus every custom metric.
 table=$(awk '
@@ -55,7 +56,11 @@ table=$(awk '
     extra = ""
     for (i = 3; i + 1 <= NF; i += 2) {
       v = $i; u = $(i + 1)
-      if (u == "ns/op") { extra = extra sprintf("%.3f ms/op", v / 1e6) }
+      if (u == "ns/op") {
+        if (v < 1e3) extra = extra sprintf("%.1f ns/op", v)
+        else if (v < 1e6) extra = extra sprintf("%.1f µs/op", v / 1e3)
+        else extra = extra sprintf("%.1f ms/op", v / 1e6)
+      }
       else if (u == "B/op" || u == "allocs/op") { continue }
       else { extra = extra sprintf("%s %s", v, u) }
       extra = extra "; "
