@@ -55,7 +55,7 @@ type converger struct {
 	failed      map[string]string // id → why it could not start
 	// lost: containers found at start without a task, removed; id → why,
 	// reported as gone while the managers still want them.
-	lost map[string]string
+	lost        map[string]string
 	orphanSince map[string]time.Time
 	// orphansRemoved counts the containers removed for being unknown to
 	// the managers past the grace (a metric).
