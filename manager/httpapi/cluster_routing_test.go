@@ -233,3 +233,22 @@ func wantMembers(c *testcluster.Cluster, leader *server.Server, members []api.Me
 	}
 	return nil
 }
+
+// A leader whose barrier has not yet applied the entries of earlier terms
+// answers routed requests (reads and writes, directly or forwarded) with
+// 503 no-leader, which clients retry; local routes still answer.
+func TestANewLeaderAnswersOnlyOnceCaughtUp(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	leader, follower := c.Leader(), c.Follower()
+	token := testcluster.Login(t, leader, testcluster.AdminEmail, testcluster.AdminPassword)
+	leader.API().SetLeaderReady(false)
+	for _, s := range []*server.Server{leader, follower} {
+		r := testcluster.Do(t, http.MethodGet, testcluster.URL(s)+"/v1/auth/whoami", token, nil)
+		wantProblem(t, r, http.StatusServiceUnavailable, api.ProblemNoLeader)
+		r = testcluster.Do(t, http.MethodPost, testcluster.URL(s)+"/v1/domains", token, map[string]any{"name": "d-" + s.ID()})
+		wantProblem(t, r, http.StatusServiceUnavailable, api.ProblemNoLeader)
+	}
+	wantStatus(t, testcluster.Do(t, http.MethodGet, testcluster.URL(leader)+"/v1/info", token, nil), http.StatusOK)
+	leader.API().SetLeaderReady(true)
+	wantStatus(t, testcluster.Do(t, http.MethodGet, testcluster.URL(follower)+"/v1/auth/whoami", token, nil), http.StatusOK)
+}
