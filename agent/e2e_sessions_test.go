@@ -202,7 +202,7 @@ func TestSessionsWalkthroughOnContainerd(t *testing.T) {
 	sc.terminate(third.ID)
 	sc.wait(second.ID, api.SessionTerminated)
 	sc.wait(third.ID, api.SessionTerminated)
-	batch := sc.start(api.SessionBatch, 1, "sh", "-c", "exit 3")
+	batch := sc.start(api.SessionBatch, 1, "sh", "-c", "echo finished work; exit 3")
 	done := sc.wait(batch.ID, api.SessionTerminated)
 	if done.ExitCode == nil || *done.ExitCode != 3 {
 		t.Fatalf("batch session ended with exit code %v, want 3 (%+v)", done.ExitCode, done.StatusHistory)
@@ -217,6 +217,12 @@ func TestSessionsWalkthroughOnContainerd(t *testing.T) {
 		}
 		return nil
 	})
+	// The container is gone; its output is kept for a while.
+	r = sc.do(sc.user, http.MethodGet, "/v1/sessions/"+batch.ID+"/logs", nil)
+	sc.want(r, http.StatusOK)
+	if string(r.Body) != "finished work\n" {
+		t.Fatalf("logs of the finished batch session: %q", r.Body)
+	}
 }
 
 // An idle timeout of 2 s ends an idle session (reason idle-timeout) and

@@ -63,6 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		heartbeat   = fs.Duration("heartbeat", 3*time.Second, "how often to report to the managers")
 		orphanGrace = fs.Duration("orphan-grace", 30*time.Second, "how long a container the managers do not know may run before it is removed")
 		stopGrace   = fs.Duration("stop-grace", 10*time.Second, "how long a stopped container has between SIGTERM and SIGKILL")
+		endedLogs   = fs.Duration("ended-log-retention", containerd.DefaultEndedLogRetention, "how long the output of an ended container is kept for GET logs (negative: not kept)")
 		fakeGPUs    = fs.Int("fake-gpus", 0, "offer N mock GPUs (go-nvml's mock DGX A100), marked fake everywhere; for development and tests: containers get only their environment")
 		gpuShares   = fs.String("gpu-shares", "1", "cuda.shares each GPU offers (decimal; 1 = one whole GPU)")
 		gpuQuantum  = fs.String("gpu-share-quantum", "0.1", "allocation quantum of cuda.shares (decimal); -gpu-shares must be a multiple of it")
@@ -121,7 +122,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer gpus.Close()
 	rt, err := containerd.New(ctx, containerd.Config{Socket: *socket, Namespace: *namespace, LogDir: filepath.Join(dir, "logs"), RuncRoot: *runcRoot,
-		CDISpecDirs: splitList(*cdiDirs)})
+		CDISpecDirs: splitList(*cdiDirs), EndedLogRetention: *endedLogs})
 	if err != nil {
 		return fmt.Errorf("connect to containerd at %s (is it running? scripts/containerd.sh start starts a private one): %w", *socket, err)
 	}

@@ -411,7 +411,10 @@ func TestReattachAfterRestart(t *testing.T) {
 		t.Errorf("%s still listed after Remove", id)
 	}
 	if _, err := os.Stat(rt2.logPath(id)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("log file left after Remove: %v", err)
+		t.Errorf("live log file left after Remove: %v", err)
+	}
+	if _, err := os.Stat(rt2.endedLogPath(id)); err != nil {
+		t.Errorf("the removed container's output was not kept: %v", err)
 	}
 	for what, err := range map[string]error{
 		"Remove": rt2.Remove(ctx, id),
@@ -421,8 +424,10 @@ func TestReattachAfterRestart(t *testing.T) {
 			t.Errorf("%s of a removed container: %v, want ErrNotFound", what, err)
 		}
 	}
-	if _, err := rt2.Logs(ctx, id); !errors.Is(err, runtime.ErrNotFound) {
-		t.Errorf("Logs of a removed container: %v, want ErrNotFound", err)
+	if rc, err := rt2.Logs(ctx, id); err != nil {
+		t.Errorf("Logs of a removed container: %v, want its kept output", err)
+	} else {
+		rc.Close()
 	}
 }
 

@@ -7,15 +7,27 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/containerd/containerd/identifiers"
+
+	"github.com/berth-cluster/berth/agent/runtime"
 )
 
 // Logs opens the container's log file: stdout and stderr interleaved as the
-// shim wrote them. The file outlives the task and the agent, not Remove.
+// shim wrote them. The file outlives the task and the agent; after Remove it
+// is kept for Config.EndedLogRetention.
 func (r *Runtime) Logs(ctx context.Context, id string) (io.ReadCloser, error) {
 	ctx = r.ns(ctx)
 	// The id becomes a file name: load validates it and says whether the
 	// container exists at all.
 	if _, err := r.load(ctx, id); err != nil {
+		// A removed container's output is kept a while (Remove): the
+		// id was validated by load, so it is a plain file name.
+		if errors.Is(err, runtime.ErrNotFound) && identifiers.Validate(id) == nil {
+			if f, ferr := os.Open(r.endedLogPath(id)); ferr == nil {
+				return f, nil
+			}
+		}
 		return nil, fmt.Errorf("logs: %w", err)
 	}
 	f, err := os.Open(r.logPath(id))

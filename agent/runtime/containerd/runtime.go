@@ -51,6 +51,10 @@ type Config struct {
 	// LogDir holds one log file per container, written by the shim so that
 	// output survives agent restarts (required).
 	LogDir string
+	// EndedLogRetention is how long the output of a removed container is
+	// kept (under LogDir/ended) for GET logs of a finished session
+	// (default 24h; negative: not kept).
+	EndedLogRetention time.Duration
 	// FIFODir is where exec output FIFOs are created (default: a
 	// berth-fifo folder in the system temp dir).
 	FIFODir string
@@ -73,6 +77,8 @@ type Config struct {
 	// Logger receives background problems (event stream lost, ...); nil
 	// discards them.
 	Logger *slog.Logger
+	// Now is the clock ended logs are aged by (default time.Now).
+	Now func() time.Time
 }
 
 // Runtime implements runtime.Runtime on containerd.
@@ -125,6 +131,12 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.EndedLogRetention == 0 {
+		cfg.EndedLogRetention = DefaultEndedLogRetention
 	}
 	if err := os.MkdirAll(cfg.LogDir, 0o750); err != nil {
 		return nil, fmt.Errorf("containerd runtime: log dir: %w", err)
@@ -227,4 +239,13 @@ func (r *Runtime) runningTask(ctx context.Context, id string) (ctrd.Task, error)
 // logPath is where the shim writes a container's stdout and stderr.
 func (r *Runtime) logPath(id string) string {
 	return filepath.Join(r.cfg.LogDir, id+".log")
+}
+
+// DefaultEndedLogRetention is how long a removed container's output is kept
+// when Config.EndedLogRetention is zero.
+const DefaultEndedLogRetention = 24 * time.Hour
+
+// endedLogPath is where a removed container's output is kept.
+func (r *Runtime) endedLogPath(id string) string {
+	return filepath.Join(r.cfg.LogDir, "ended", id+".log")
 }

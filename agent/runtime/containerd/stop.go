@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -104,8 +105,50 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 		return fmt.Errorf("remove %s: delete container: %w", id, err)
 	}
 	r.forgetOOM(id)
-	if err := os.Remove(r.logPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove %s: log file: %w", id, err)
+	return r.keepEndedLog(id)
+}
+
+// keepEndedLog moves a removed container's output under LogDir/ended, so
+// the logs of a finished session can still be read, and deletes the ended
+// logs past the retention (every removal ages them: no timer of its own).
+func (r *Runtime) keepEndedLog(id string) error {
+	if r.cfg.EndedLogRetention < 0 {
+		if err := os.Remove(r.logPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove %s: log file: %w", id, err)
+		}
+		return nil
+	}
+	ended := filepath.Dir(r.endedLogPath(id))
+	if err := os.MkdirAll(ended, 0o750); err != nil {
+		return fmt.Errorf("remove %s: ended log dir: %w", id, err)
+	}
+	if err := os.Rename(r.logPath(id), r.endedLogPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove %s: keep log file: %w", id, err)
+	}
+	// The rename keeps the file's time: stamp it with the removal, from
+	// which the retention counts.
+	now := r.cfg.Now()
+	if err := os.Chtimes(r.endedLogPath(id), now, now); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove %s: stamp log file: %w", id, err)
+	}
+	return r.pruneEndedLogs(ended, now)
+}
+
+func (r *Runtime) pruneEndedLogs(dir string, now time.Time) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("list ended logs: %w", err)
+	}
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			continue // removed meanwhile
+		}
+		if now.Sub(info.ModTime()) > r.cfg.EndedLogRetention {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("prune ended log %s: %w", e.Name(), err)
+			}
+		}
 	}
 	return nil
 }
