@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -176,7 +178,8 @@ func (a *Agent) registerOnce(ctx context.Context) error {
 	id := a.id
 	a.mu.Unlock()
 	req := api.AgentRegister{ID: id.ID, Address: a.addr, Capacity: a.capacity, Node: a.nodeInfo(ctx), Images: images,
-		GPUs: a.cfg.GPUs.Devices(), GPUShareQuantum: a.cfg.GPUs.Quantum(), Version: a.cfg.Version}
+		GPUs: a.cfg.GPUs.Devices(), GPUShareQuantum: a.cfg.GPUs.Quantum(),
+		FolderHosts: a.folderHostNames(), Version: a.cfg.Version}
 	out, err := a.mgr.Register(ctx, req, id.Secret)
 	var p *api.Problem
 	if err != nil && id.ID != "" && errors.As(err, &p) && p.Status == http.StatusUnauthorized {
@@ -248,4 +251,13 @@ func (a *Agent) credentials() identity {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.id
+}
+
+// folderHostNames are the names of -folder-host, sorted; never nil, so an
+// agent without hosts says so.
+func (a *Agent) folderHostNames() []string {
+	if out := slices.Sorted(maps.Keys(a.cfg.FolderHosts)); out != nil {
+		return out
+	}
+	return []string{}
 }

@@ -42,6 +42,7 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	// The inventory is sent with every heartbeat: it is small, and a
 	// manager that lost its state learns it again without a registration.
 	hb.GPUs, hb.GPUShareQuantum = a.cfg.GPUs.Devices(), a.cfg.GPUs.Quantum()
+	hb.FolderHosts = a.folderHostNames()
 	hb.GPUUsage = a.gpuUsage(ctx, hb.Containers)
 	a.metrics.observe(hb.Containers)
 	a.metrics.observeGPUs(hb.GPUUsage)

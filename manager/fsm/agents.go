@@ -57,6 +57,7 @@ type AgentUpdate struct {
 	// now); GPUShareQuantum its cuda.shares quantum.
 	GPUs            *[]api.GPUDevice `json:"gpus,omitempty"`
 	GPUShareQuantum *int64           `json:"gpu_share_quantum,omitempty"`
+	FolderHosts     *[]string        `json:"folder_hosts,omitempty"`
 	// LastHeartbeatAt only moves forward: an entry proposed before a later
 	// one but applied after it must not turn the clock back.
 	LastHeartbeatAt *time.Time `json:"last_heartbeat_at,omitempty"`
@@ -92,6 +93,9 @@ func applyAgentUpdate(tx *state.Txn, index uint64, c *AgentUpdate) (any, error) 
 		a.GPUs = slices.Clone(*c.GPUs)
 	}
 	setIf(&a.GPUShareQuantum, c.GPUShareQuantum)
+	if c.FolderHosts != nil {
+		a.FolderHosts = slices.Clone(*c.FolderHosts)
+	}
 	if c.LastHeartbeatAt != nil && c.LastHeartbeatAt.After(a.LastHeartbeatAt) {
 		a.LastHeartbeatAt = *c.LastHeartbeatAt
 	}

@@ -41,6 +41,7 @@ func (a *API) registerAgent(c *Call) error {
 		return err
 	}
 	req.GPUs = sortedGPUs(req.GPUs)
+	req.FolderHosts = sortedHosts(req.FolderHosts)
 	if req.ID != "" {
 		return a.reregisterAgent(c, &req)
 	}
@@ -55,7 +56,7 @@ func (a *API) registerAgent(c *Call) error {
 	now := a.now().UTC()
 	ag := state.Agent{ID: id, Secret: secret, Address: req.Address, Status: state.AgentAlive, Schedulable: true,
 		Capacity: req.Capacity, Node: req.Node, Images: req.Images, GPUs: req.GPUs, GPUShareQuantum: req.GPUShareQuantum,
-		Version: req.Version, LastHeartbeatAt: now}
+		FolderHosts: req.FolderHosts, Version: req.Version, LastHeartbeatAt: now}
 	if _, err := c.Propose(fsm.AgentPut{Agent: ag}); err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func (a *API) reregisterAgent(c *Call, req *api.AgentRegister) error {
 	now := a.now().UTC()
 	alive := state.AgentAlive
 	if _, err := c.Propose(fsm.AgentUpdate{ID: rec.ID, Address: &req.Address, Capacity: &req.Capacity, Node: &req.Node,
-		Images: &req.Images, GPUs: &req.GPUs, GPUShareQuantum: &req.GPUShareQuantum,
+		Images: &req.Images, GPUs: &req.GPUs, GPUShareQuantum: &req.GPUShareQuantum, FolderHosts: &req.FolderHosts,
 		Version: &req.Version, Status: &alive, LastHeartbeatAt: &now}); err != nil {
 		return err
 	}
@@ -243,4 +244,14 @@ func sortedGPUs(gpus []api.GPUDevice) []api.GPUDevice {
 		return cmp.Or(cmp.Compare(x.Index, y.Index), cmp.Compare(x.UUID, y.UUID))
 	})
 	return out
+}
+
+// sortedHosts is a copy of a folder host list in order, never nil.
+func sortedHosts(hosts []string) []string {
+	out := slices.Clone(hosts)
+	if out == nil {
+		out = []string{}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

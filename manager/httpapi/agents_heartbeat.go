@@ -89,6 +89,11 @@ func heartbeatUpdate(rec *state.Agent, hb *api.AgentHeartbeat, now time.Time) *f
 	if hb.GPUShareQuantum != 0 && hb.GPUShareQuantum != rec.GPUShareQuantum {
 		u.GPUShareQuantum, changed = &hb.GPUShareQuantum, true
 	}
+	if hb.FolderHosts != nil {
+		if hosts := sortedHosts(hb.FolderHosts); !slices.Equal(hosts, nonNil(rec.FolderHosts)) {
+			u.FolderHosts, changed = &hosts, true
+		}
+	}
 	if !changed && now.Sub(rec.LastHeartbeatAt) < agentRecordEvery {
 		return nil
 	}

@@ -22,6 +22,8 @@ func TestSessionsMountFoldersWithTheCallersPermission(t *testing.T) {
 	e := newSessionEnv(t, "10.0.0.5:6001", `{"cpu":4,"mem":8589934592}`, `{"cpu":4,"mem":8589934592}`,
 		func(cfg *server.Config) { cfg.FolderHosts = map[string]string{"local": dir} })
 	fe := &folderEnv{t: t, s: e.s, admin: e.admin, host: dir}
+	e.capacity.FolderHosts = []string{"local"} // the agent mounts the host too
+	e.beat()
 	bTok, b := fe.user("userb")
 	cTok, _ := fe.user("userc")
 	fe.members("default", []string{b.User.Email}, nil)
@@ -81,4 +83,31 @@ func TestSessionsMountFoldersWithTheCallersPermission(t *testing.T) {
 	e.waitStatus(s.ID, api.SessionTerminated)
 	wantStatus(t, testcluster.Do(t, http.MethodDelete, e.url("/v1/folders/"+own.ID), bTok, nil), http.StatusNoContent)
 	wantStatus(t, testcluster.Do(t, http.MethodDelete, e.url("/v1/folders/"+group.ID), e.admin, nil), http.StatusNoContent)
+}
+
+// A session mounting a folder whose host no agent has is refused at once
+// saying which host; once an agent reports the host it is accepted and
+// placed there.
+func TestASessionNeedsAnAgentWithItsFolderHost(t *testing.T) {
+	dir := t.TempDir()
+	e := newSessionEnv(t, "10.0.0.5:6001", `{"cpu":4,"mem":8589934592}`, `{"cpu":4,"mem":8589934592}`,
+		func(cfg *server.Config) { cfg.FolderHosts = map[string]string{"local": dir} })
+	fe := &folderEnv{t: t, s: e.s, admin: e.admin, host: dir}
+	tok, _ := fe.user("userb")
+	fe.createFolder(tok, map[string]any{"name": "work", "host": "local"})
+
+	p := wantProblem(t, e.create(tok, oneCPU(map[string]any{"mounts": []string{"work"}})), http.StatusUnprocessableEntity, api.ProblemValidation)
+	wantFields(t, p, map[string][]string{"mounts": {"no ALIVE, schedulable agent has the folder host local: start an agent with -folder-host local=PATH"}})
+
+	e.capacity.FolderHosts = []string{"local"}
+	e.beat()
+	s := e.mustCreate(tok, oneCPU(map[string]any{"mounts": []string{"work"}}))
+	if got := e.waitStatus(s.ID, api.SessionScheduled); got.Containers[0].Agent != e.agent.ID {
+		t.Fatalf("placed on %s", got.Containers[0].Agent)
+	}
+	var ag api.Agent
+	testcluster.Do(t, http.MethodGet, e.url("/v1/agents/"+e.agent.ID), e.admin, nil).JSON(t, &ag)
+	if len(ag.FolderHosts) != 1 || ag.FolderHosts[0] != "local" {
+		t.Errorf("the agent view shows folder hosts %v", ag.FolderHosts)
+	}
 }

@@ -220,7 +220,43 @@ func checkSessionFit(req *sessionRequest, p *state.ResourcePolicy, agents iter.S
 		bad.Add("resources."+name, "%s allowed by policy %s", over, p.Name)
 	}
 	fitAgents(req.resources, agents, &bad)
+	if host := missingFolderHost(agents, req.mounts); host != "" {
+		bad.Add("mounts", "no ALIVE, schedulable agent has the folder host %s: start an agent with -folder-host %s=PATH", host, host)
+	}
 	return bad
+}
+
+// missingFolderHost is a folder host the mounts need that no alive,
+// schedulable agent has all of together with the others, or "".
+func missingFolderHost(agents iter.Seq[*state.Agent], mounts []api.Mount) string {
+	var hosts []string
+	for _, m := range mounts {
+		if m.Host != "" && !slices.Contains(hosts, m.Host) {
+			hosts = append(hosts, m.Host)
+		}
+	}
+	if len(hosts) == 0 {
+		return ""
+	}
+	slices.Sort(hosts)
+	missing := hosts[0]
+	for ag := range agents {
+		if ag.Status != state.AgentAlive || !ag.Schedulable {
+			continue
+		}
+		lacks := ""
+		for _, h := range hosts {
+			if !slices.Contains(ag.FolderHosts, h) {
+				lacks = h
+				break
+			}
+		}
+		if lacks == "" {
+			return ""
+		}
+		missing = lacks
+	}
+	return missing
 }
 
 // fitAgents wants one alive, schedulable agent whose capacity holds one

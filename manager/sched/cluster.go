@@ -43,6 +43,8 @@ type Agent struct {
 	// each; GPUQuantum is the step of its cuda.shares slices.
 	GPUs       []GPU
 	GPUQuantum int64
+	// FolderHosts are the storage folder hosts the agent can mount.
+	FolderHosts []string
 }
 
 // Request is a PENDING session as admission sees it.
@@ -56,6 +58,9 @@ type Request struct {
 	// the handler stamps it as requests arrive.
 	CreatedAt time.Time
 	Attempts  int
+	// FolderHosts are the storage folder hosts the session mounts: only
+	// agents that have every one of them will do.
+	FolderHosts []string
 }
 
 func (r *Request) size() int { return max(1, r.Containers) }
@@ -98,9 +103,20 @@ type agentState struct {
 	extra   vec
 	gpus    []gpuState
 	quantum int64
+	hosts   []string // storage folder hosts, sorted
 }
 
 func (a *agentState) usable() bool { return a.alive && a.schedulable }
+
+// missingHost is the first of hosts the agent cannot mount, or "".
+func (a *agentState) missingHost(hosts []string) string {
+	for _, h := range hosts {
+		if !slices.Contains(a.hosts, h) {
+			return h
+		}
+	}
+	return ""
+}
 
 func (a *agentState) free() vec { return a.capacity.sub(a.occupied) }
 
@@ -131,7 +147,7 @@ func (c *Cluster) keypair(ak string) (*keypairState, error) {
 }
 
 func newAgentState(a *Agent) *agentState {
-	s := &agentState{id: a.ID, alive: a.Alive, schedulable: a.Schedulable}
+	s := &agentState{id: a.ID, alive: a.Alive, schedulable: a.Schedulable, hosts: slices.Sorted(slices.Values(a.FolderHosts))}
 	s.capacity, _ = toVec(a.Capacity)
 	s.occupied, _ = toVec(a.Occupied)
 	s.quantum = a.GPUQuantum
@@ -258,6 +274,9 @@ func (c *Cluster) Digest() (uint64, error) {
 	for _, a := range all {
 		buf = append(buf[:0], a.id...)
 		buf = append(buf, 0, boolByte(a.alive), boolByte(a.schedulable))
+		for _, h := range a.hosts {
+			buf = append(append(buf, h...), 0)
+		}
 		for _, v := range a.capacity {
 			buf = binary.BigEndian.AppendUint64(buf, uint64(v))
 		}

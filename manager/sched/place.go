@@ -94,7 +94,7 @@ func (c *Cluster) Place(r Request, s Strategy) ([]string, *Failure, error) {
 		bestScore, bestCost := 0.0, gpuCost{}
 		for _, a := range all {
 			have, h := a.occupied.add(a.extra), a.hold(need)
-			if !a.usable() || !fits(have, h, a.capacity) {
+			if !a.usable() || a.missingHost(r.FolderHosts) != "" || !fits(have, h, a.capacity) {
 				continue
 			}
 			var sl []state.GPUSlice
@@ -116,6 +116,9 @@ func (c *Cluster) Place(r Request, s Strategy) ([]string, *Failure, error) {
 			}
 		}
 		if best == nil {
+			if f := noHost(all, r.FolderHosts); f != nil {
+				return nil, f, nil
+			}
 			return nil, noRoom(all, need, i, n), nil
 		}
 		if !slices.Contains(touched, best) {
@@ -126,6 +129,29 @@ func (c *Cluster) Place(r Request, s Strategy) ([]string, *Failure, error) {
 		out = append(out, best.id)
 	}
 	return out, nil, nil
+}
+
+// noHost says so when no usable agent has every folder host the session
+// mounts (nil when one has).
+func noHost(all []*agentState, hosts []string) *Failure {
+	if len(hosts) == 0 {
+		return nil
+	}
+	missing := ""
+	for _, a := range all {
+		if !a.usable() {
+			continue
+		}
+		if m := a.missingHost(hosts); m == "" {
+			return nil
+		} else if missing == "" {
+			missing = m
+		}
+	}
+	if missing == "" {
+		return nil // no usable agent at all: noRoom says so
+	}
+	return fail(KindCapacity, "no agent has the folder host %s (-folder-host)", missing)
 }
 
 // noRoom says why container i of n fits on no agent: the first slot no

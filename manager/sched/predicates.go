@@ -98,6 +98,8 @@ func (c *Cluster) CheckAgents(r Request, agents []string) (*Failure, error) {
 			return fail(KindCapacity, "agent %s is lost", id), nil
 		case !a.schedulable:
 			return fail(KindCapacity, "agent %s is not schedulable", id), nil
+		case a.missingHost(r.FolderHosts) != "":
+			return fail(KindCapacity, "agent %s has no folder host %s", id, a.missingHost(r.FolderHosts)), nil
 		}
 		h := a.hold(need)
 		if o := over(a.occupied, h.times(n), a.capacity, allLimited()); o != "" {

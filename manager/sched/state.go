@@ -2,6 +2,7 @@ package sched
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
@@ -98,13 +99,21 @@ func (s stateSource) Agents() ([]*Agent, error) {
 }
 
 func agentOf(a *state.Agent) *Agent {
-	return &Agent{ID: a.ID, Alive: a.Status == state.AgentAlive, Schedulable: a.Schedulable, Capacity: a.Capacity}
+	return &Agent{ID: a.ID, Alive: a.Status == state.AgentAlive, Schedulable: a.Schedulable, Capacity: a.Capacity,
+		FolderHosts: a.FolderHosts}
 }
 
 // RequestOf is a PENDING session as admission sees it.
 func RequestOf(s *state.Session) Request {
-	return Request{SessionID: s.ID, AccessKey: s.AccessKey, Slots: s.Requested, Containers: s.ClusterSize,
+	r := Request{SessionID: s.ID, AccessKey: s.AccessKey, Slots: s.Requested, Containers: s.ClusterSize,
 		CreateIndex: s.CreateIndex, CreatedAt: s.CreatedAt, Attempts: s.Attempts}
+	for _, m := range s.Mounts {
+		if m.Host != "" && !slices.Contains(r.FolderHosts, m.Host) {
+			r.FolderHosts = append(r.FolderHosts, m.Host)
+		}
+	}
+	slices.Sort(r.FolderHosts)
+	return r
 }
 
 // FitsEmpty reports whether one container of per could ever run on the

@@ -41,8 +41,10 @@ type Agent struct {
 	// units). What sessions hold of each GPU is derived (usage.go).
 	GPUs            []api.GPUDevice `json:"gpus,omitempty"`
 	GPUShareQuantum int64           `json:"gpu_share_quantum,omitempty"`
-	Version         string          `json:"version"`
-	LastHeartbeatAt time.Time       `json:"last_heartbeat_at"`
+	// FolderHosts are the storage folder hosts the agent can mount.
+	FolderHosts     []string  `json:"folder_hosts,omitempty"`
+	Version         string    `json:"version"`
+	LastHeartbeatAt time.Time `json:"last_heartbeat_at"`
 	Meta
 }
 

@@ -22,6 +22,7 @@ type Agent struct {
 	Occupied        slots.Slots `json:"occupied"`
 	Used            AgentUsage  `json:"used"`
 	GPUs            []AgentGPU  `json:"gpus"`
+	FolderHosts     []string    `json:"folder_hosts"`
 	Images          []Image     `json:"images"`
 	Node            NodeInfo    `json:"node"`
 	LastHeartbeatAt time.Time   `json:"last_heartbeat_at"`
@@ -77,8 +78,12 @@ type AgentRegister struct {
 	GPUs     []GPUDevice `json:"gpus,omitempty"`
 	// GPUShareQuantum is the agent's allocation quantum of cuda.shares
 	// (slots units; 10 = 0.1 GPU): slices on it are multiples of it.
-	GPUShareQuantum int64  `json:"gpu_share_quantum,omitempty"`
-	Version         string `json:"version"`
+	GPUShareQuantum int64 `json:"gpu_share_quantum,omitempty"`
+	// FolderHosts are the storage folder hosts this agent can mount
+	// (-folder-host names); sessions mounting folders are placed only
+	// where their hosts are.
+	FolderHosts []string `json:"folder_hosts"`
+	Version     string   `json:"version"`
 }
 
 // AgentRegistered answers a registration: the id to keep and the secret the
@@ -120,6 +125,8 @@ type AgentHeartbeat struct {
 	GPUs            []GPUDevice `json:"gpus,omitempty"`
 	GPUUsage        []GPUUsage  `json:"gpu_usage,omitempty"`
 	GPUShareQuantum int64       `json:"gpu_share_quantum,omitempty"`
+	// FolderHosts: see AgentRegister (nil: not reported, no change).
+	FolderHosts []string `json:"folder_hosts,omitempty"`
 }
 
 // HeartbeatAnswer tells the agent the manager's view: the Raft index its
