@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"github.com/berth-cluster/berth/agent"
 	"github.com/berth-cluster/berth/agent/gpu"
 	"github.com/berth-cluster/berth/agent/testenv"
+	"github.com/berth-cluster/berth/manager/testcluster"
 	"github.com/berth-cluster/berth/shared/api"
 	"github.com/berth-cluster/berth/shared/slots"
 )
@@ -45,13 +47,14 @@ func TestFakeGPUSessionsOnContainerd(t *testing.T) {
 		running = append(running, sc.wait(half().ID, api.SessionRunning))
 	}
 	waiting := half()
-	var w api.Session
-	for range 2 { // it stays PENDING, saying why
-		w = sc.wait(waiting.ID, api.SessionPending)
-	}
-	if !strings.Contains(w.StatusInfo, "cuda.shares") {
-		t.Errorf("the fifth half waits with %q, want a reason naming cuda.shares", w.StatusInfo)
-	}
+	// It stays PENDING, and once the scheduler has tried it says why.
+	testcluster.Eventually(t, slowMachine, func() error {
+		w := sc.get(waiting.ID)
+		if w.Status != api.SessionPending || !strings.Contains(w.StatusInfo, "cuda.shares") {
+			return fmt.Errorf("the fifth half is %s with %q, want PENDING with a reason naming cuda.shares", w.Status, w.StatusInfo)
+		}
+		return nil
+	})
 
 	perGPU := map[string]int{}
 	for _, s := range running {
