@@ -224,13 +224,19 @@ const DriftSessions = "sessions"
 // (see Usage); the check exists so that a bug, if one ever slips in, is
 // found, measured and repaired rather than trusted.
 func (t *Txn) UsageDrifts() ([]UsageDrift, error) {
+	drifts, _, err := t.usageDrifts()
+	return drifts, err
+}
+
+// usageDrifts is UsageDrifts with the recomputed rows it compared against.
+func (t *Txn) usageDrifts() ([]UsageDrift, map[string]*Usage, error) {
 	want, err := t.RecomputeUsage()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	have, err := t.Usages()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	stored := make(map[string]*Usage, len(have))
 	for _, u := range have {
@@ -268,19 +274,17 @@ func (t *Txn) UsageDrifts() ([]UsageDrift, error) {
 			out = append(out, UsageDrift{Key: k, Slot: DriftSessions, Recorded: int64(h.Sessions), Actual: int64(w.Sessions)})
 		}
 	}
-	return out, nil
+	return out, want, nil
 }
 
 // RepairUsage rewrites every usage row that differs from the session
 // records (the FSM's recalculate-usage entry) and returns what differed.
 func (t *Txn) RepairUsage() ([]UsageDrift, error) {
-	drifts, err := t.UsageDrifts()
+	// One recomputation serves the comparison and the repair: this runs
+	// inside Apply on every manager.
+	drifts, want, err := t.usageDrifts()
 	if err != nil || len(drifts) == 0 {
 		return drifts, err
-	}
-	want, err := t.RecomputeUsage()
-	if err != nil {
-		return nil, err
 	}
 	for _, k := range driftKeys(drifts) {
 		if err := t.SetUsage(k, want[k]); err != nil {
