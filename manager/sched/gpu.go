@@ -78,7 +78,7 @@ func (a *agentState) allocate(h vec) ([]state.GPUSlice, bool) {
 		return out, int64(len(out)) == h[vecDevice]
 	case h[vecShares] > 0:
 		x := h[vecShares]
-		if i := a.bestFit(x, nil); i >= 0 {
+		if i := a.bestFit(x); i >= 0 {
 			return []state.GPUSlice{{UUID: a.gpus[i].uuid, Share: x}}, true
 		}
 		most := int64(0)
@@ -118,12 +118,12 @@ func (a *agentState) mostShares() int64 {
 }
 
 // bestFit is the position of the GPU with the least free that still holds
-// x, skipping those taken, or -1.
-func (a *agentState) bestFit(x int64, taken map[int]bool) int {
+// x, or -1.
+func (a *agentState) bestFit(x int64) int {
 	best := -1
 	for i := range a.gpus {
 		f := a.gpus[i].free()
-		if taken[i] || f < x {
+		if f < x {
 			continue
 		}
 		if best < 0 || f < a.gpus[best].free() {
