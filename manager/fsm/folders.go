@@ -161,7 +161,10 @@ func applyInvitationCreate(tx *state.Txn, index uint64, c *InvitationCreate) (an
 	if err != nil {
 		return nil, err
 	}
-	if u == nil || u.Status != api.StatusActive {
+	// Folders are shared within their domain. A user of another domain gets
+	// the same answer as an unknown email, so an invitation cannot probe
+	// which emails exist elsewhere.
+	if u == nil || u.Status != api.StatusActive || u.Domain != f.Domain {
 		return nil, apierr.Field(apierr.Invalid, "invitee", "no active user with email "+inv.Invitee)
 	}
 	if u.Email == f.Owner {

@@ -55,6 +55,12 @@ func folderSteps(base time.Time) []folderStep {
 		{FoldersUsage{Usage: []FolderUsage{{ID: "f-1", Bytes: 150}, {ID: "f-3", Bytes: 10}, {ID: "f-gone", Bytes: 5}}}, ""},
 		{folder("f-7", "tmp", state.FolderGroup, "admin@x.io", "AKADMIN000000000000"), ""},
 		{invite("i-5", "f-1", "fo@x.io", "ghost@x.io"), "no active user with email ghost@x.io"},
+		// Someone of another domain is answered as if unknown.
+		{DomainCreate{Domain: state.Domain{Name: "other", IsActive: true, CreatedAt: base}}, ""},
+		{UserCreate{User: state.User{Email: "fx@x.io", Username: "fx", Role: api.RoleUser, Status: api.StatusActive,
+			Domain: "other", Groups: []string{}, CreatedAt: base},
+			Keypair: state.Keypair{AccessKey: "AKFX000000000000000", User: "fx@x.io", IsActive: true, ResourcePolicy: "folders", CreatedAt: base}}, ""},
+		{invite("i-6", "f-1", "fo@x.io", "fx@x.io"), "no active user with email fx@x.io"},
 		{FolderDelete{ID: "f-7"}, ""},
 		{FolderDelete{ID: "f-7"}, "no folder f-7"},
 		{InvitationDelete{ID: "i-9"}, "no invitation i-9"},
