@@ -208,9 +208,12 @@ func TestResourcePolicies(t *testing.T) {
 		wantStatus(t, admin.do(http.MethodGet, "/v1/resource-policies/lab", nil), http.StatusOK)
 	})
 
-	t.Run("monitors read, only admins write, users neither", func(t *testing.T) {
+	t.Run("admins and monitors read, only superadmins write, users neither", func(t *testing.T) {
+		createUser(t, s, super, "domadmin@example.com", "domadmin", api.RoleAdmin)
+		domainAdmin := admin.as(testcluster.Login(t, s, "domadmin@example.com", testPassword))
 		for _, path := range []string{"/v1/resource-policies", "/v1/resource-policies/default", "/v1/export/resource-policies.csv"} {
 			wantStatus(t, monitor.do(http.MethodGet, path, nil), http.StatusOK)
+			wantStatus(t, domainAdmin.do(http.MethodGet, path, nil), http.StatusOK)
 			p := wantProblem(t, user.do(http.MethodGet, path, nil), http.StatusForbidden, api.ProblemForbidden)
 			wantDetail(t, p, "requires the admin role; you are user")
 		}
@@ -224,7 +227,9 @@ func TestResourcePolicies(t *testing.T) {
 		}
 		for _, w := range writes {
 			p := wantProblem(t, monitor.do(w.method, w.path, w.body), http.StatusForbidden, api.ProblemForbidden)
-			wantDetail(t, p, "requires the admin role; you are monitor")
+			wantDetail(t, p, "requires the superadmin role; you are monitor")
+			p = wantProblem(t, domainAdmin.do(w.method, w.path, w.body), http.StatusForbidden, api.ProblemForbidden)
+			wantDetail(t, p, "requires the superadmin role; you are admin")
 			wantProblem(t, user.do(w.method, w.path, w.body), http.StatusForbidden, api.ProblemForbidden)
 		}
 		wantStatus(t, admin.do(http.MethodGet, "/v1/resource-policies/bare", nil), http.StatusOK)
