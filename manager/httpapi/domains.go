@@ -28,7 +28,7 @@ func (a *API) listDomains(c *Call) error {
 	}
 	var visible []api.Domain
 	for _, d := range ds {
-		if c.Who.Role() == api.RoleSuperadmin || d.Name == c.Who.User.Domain {
+		if canSeeDomain(c.Who, d.Name) {
 			visible = append(visible, domainView(d))
 		}
 	}
@@ -61,7 +61,7 @@ func (a *API) createDomain(c *Call) error {
 // superadmin any, an admin (or monitor, reading) only their own.
 func (a *API) domainOf(c *Call) (string, error) {
 	domain := c.R.PathValue("domain")
-	if c.Who.Role() != api.RoleSuperadmin && domain != c.Who.User.Domain {
+	if !canSeeDomain(c.Who, domain) {
 		return "", apierr.New(apierr.NotFound, "no domain %s", domain)
 	}
 	d, err := a.cluster.State().Read().Domain(domain)

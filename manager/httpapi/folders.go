@@ -117,8 +117,9 @@ func visibleFolders(tx *state.Txn, u *state.User) ([]api.Folder, map[string]*sta
 	return out, byID, nil
 }
 
-// resolveFolder finds a folder the user sees by id or by name. Admins
-// reach any folder by id, with no permission of their own ("").
+// resolveFolder finds a folder the user sees by id or by name. Admins and
+// monitors reach the folders within their reach (scope.go) by id, with no
+// permission of their own (""); any other folder is answered as missing.
 func resolveFolder(tx *state.Txn, who *Identity, ref string) (*state.Folder, string, error) {
 	views, byID, err := visibleFolders(tx, who.User)
 	if err != nil {
@@ -137,12 +138,12 @@ func resolveFolder(tx *state.Txn, who *Identity, ref string) (*state.Folder, str
 	case 1:
 		return byID[hits[0].ID], hits[0].Permission, nil
 	case 0:
-		if who.IsAdmin() {
+		if watches(who) {
 			f, err := tx.Folder(ref)
 			if err != nil {
 				return nil, "", err
 			}
-			if f != nil {
+			if f != nil && canSeeFolder(who, tx, f) {
 				return f, "", nil
 			}
 		}
@@ -290,7 +291,10 @@ func (a *API) deleteFolder(c *Call) error {
 	if err != nil {
 		return err
 	}
-	if perm != api.PermWD && !c.Who.IsAdmin() {
+	if perm != api.PermWD && !canManageFolder(c.Who, tx, f) {
+		if perm == "" {
+			perm = "no permission on it" // a monitor sees it and may not change it
+		}
 		return apierr.New(apierr.Forbidden, "only the owner of folder %s or an admin may delete it; you have %s", f.Name, perm)
 	}
 	if !a.folders.Has(f.Host) {
@@ -385,8 +389,7 @@ func (a *API) deleteInvitation(c *Call) error {
 	if err != nil {
 		return err
 	}
-	me := c.Who.User.Email
-	if inv == nil || (inv.Inviter != me && inv.Invitee != me && !c.Who.IsAdmin()) {
+	if inv == nil || !canManageInvitation(c.Who, tx, inv) {
 		return apierr.New(apierr.NotFound, "no invitation %s from or to you", c.R.PathValue("id"))
 	}
 	if _, err := c.Propose(fsm.InvitationDelete{ID: inv.ID}); err != nil {

@@ -71,7 +71,9 @@ func (a *API) getGroup(c *Call) error {
 		return apierr.New(apierr.NotFound, "no group %s in domain %s", c.R.PathValue("group"), domain)
 	}
 	out := api.GroupDetail{Group: groupView(g), Members: []string{}}
-	err = tx.EachUser(func(u *state.User) bool { return u.Domain == domain && slices.Contains(u.Groups, g.Name) },
+	err = tx.EachUser(func(u *state.User) bool {
+		return u.Domain == domain && slices.Contains(u.Groups, g.Name) && canSeeUser(c.Who, u)
+	},
 		func(u *state.User) error { out.Members = append(out.Members, u.Email); return nil })
 	if err != nil {
 		return err
@@ -117,10 +119,41 @@ func (a *API) changeGroupMembers(c *Call) error {
 		}
 		return out
 	}
+	add, remove := norm(req.Add), norm(req.Remove)
+	if err := a.unseenMembers(c, add, remove); err != nil {
+		return err
+	}
 	name := c.R.PathValue("group")
-	if _, err := c.Propose(fsm.GroupMembers{Domain: domain, Name: name, Add: norm(req.Add), Remove: norm(req.Remove),
+	if _, err := c.Propose(fsm.GroupMembers{Domain: domain, Name: name, Add: add, Remove: remove,
 		ModifiedAt: a.now().UTC()}); err != nil {
 		return err
 	}
 	return a.getGroup(c)
+}
+
+// unseenMembers refuses the users an admin may not reach (another domain's,
+// a superadmin) with the applier's words for a user that does not exist, so
+// the answer does not say which emails exist elsewhere. A superadmin reaches
+// everyone and gets the applier's own reasons.
+func (a *API) unseenMembers(c *Call, add, remove []string) error {
+	if c.Who.Role() == api.RoleSuperadmin {
+		return nil
+	}
+	tx := a.cluster.State().Read()
+	var bad apierr.Fields
+	for _, list := range []struct {
+		field  string
+		emails []string
+	}{{"add", add}, {"remove", remove}} {
+		for _, e := range list.emails {
+			u, err := tx.User(e)
+			if err != nil {
+				return err
+			}
+			if u == nil || !canManageUser(c.Who, u) {
+				bad.Add(list.field, "no user with email %s", e)
+			}
+		}
+	}
+	return bad.Err()
 }

@@ -25,8 +25,7 @@ func (a *API) keypairFilter(c *Call, tx *state.Txn) (func(*state.Keypair) bool, 
 		return nil, apierr.Field(apierr.Invalid, "is_active", "is_active must be true or false")
 	}
 	user := normalizeEmail(q.Get("user"))
-	admin := c.Who.IsAdmin() || c.Who.Role() == api.RoleMonitor
-	if !admin {
+	if !watches(c.Who) {
 		if user != "" && user != c.Who.User.Email {
 			return nil, apierr.Field(apierr.Forbidden, "user", "you may list only your own keypairs")
 		}
@@ -36,19 +35,8 @@ func (a *API) keypairFilter(c *Call, tx *state.Txn) (func(*state.Keypair) bool, 
 		if (user != "" && k.User != user) || (active != nil && k.IsActive != *active) {
 			return false
 		}
-		return a.canSeeKeypair(c.Who, tx, k)
+		return canSeeKeypair(c.Who, tx, k)
 	}, nil
-}
-
-func (a *API) canSeeKeypair(who *Identity, tx *state.Txn, k *state.Keypair) bool {
-	if who.Role() == api.RoleSuperadmin || k.User == who.User.Email {
-		return true
-	}
-	if !who.IsAdmin() && who.Role() != api.RoleMonitor {
-		return false
-	}
-	u, err := tx.User(k.User)
-	return err == nil && u != nil && a.canSeeUser(who, u)
 }
 
 func (a *API) listKeypairs(c *Call) error {
@@ -119,7 +107,8 @@ func (a *API) createKeypair(c *Call) error {
 	if err != nil {
 		return err
 	}
-	if u == nil || !a.canSeeUser(c.Who, u) {
+	// A superadmin (or a user of another domain) is answered as if unknown.
+	if u == nil || !canManageUser(c.Who, u) {
 		return apierr.Field(apierr.Invalid, "user", "no user with email "+req.User)
 	}
 	if u.Status != api.StatusActive {
@@ -155,7 +144,7 @@ func (a *API) keypairOf(c *Call) (*state.Keypair, error) {
 	if err != nil {
 		return nil, err
 	}
-	if k == nil || !a.canSeeKeypair(c.Who, tx, k) {
+	if k == nil || !canSeeKeypair(c.Who, tx, k) {
 		return nil, apierr.New(apierr.NotFound, "no keypair with access key %s", ak)
 	}
 	return k, nil
@@ -213,21 +202,10 @@ func (a *API) deleteKeypair(c *Call) error {
 	return nil
 }
 
-// mayAdminister: only admins change keypairs, and only a superadmin those
-// of a superadmin.
+// mayAdminister: only admins change keypairs, those they see.
 func (a *API) mayAdminister(c *Call, k *state.Keypair) error {
-	if !c.Who.IsAdmin() {
+	if !canManageKeypair(c.Who, a.cluster.State().Read(), k) {
 		return apierr.New(apierr.Forbidden, "only an admin may change or delete keypairs")
-	}
-	if c.Who.Role() == api.RoleSuperadmin {
-		return nil
-	}
-	u, err := a.cluster.State().Read().User(k.User)
-	if err != nil {
-		return err
-	}
-	if u != nil && u.Role == api.RoleSuperadmin {
-		return apierr.New(apierr.Forbidden, "only a superadmin may change the keypairs of a superadmin")
 	}
 	return nil
 }

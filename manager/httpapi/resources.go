@@ -72,17 +72,11 @@ func (a *API) indicatorKeypair(c *Call, tx *state.Txn) (*state.Keypair, error) {
 	if kp != nil && kp.User == c.Who.User.Email {
 		return kp, nil
 	}
-	if !c.Who.IsAdmin() && c.Who.Role() != api.RoleMonitor {
+	if !watches(c.Who) {
 		return nil, apierr.Field(apierr.Forbidden, "access_key", "you may see only your own keypairs' resources; only admins may name another user's access key")
 	}
-	if kp != nil {
-		u, err := tx.User(kp.User)
-		if err != nil {
-			return nil, err
-		}
-		if u != nil && a.canSeeUser(c.Who, u) {
-			return kp, nil
-		}
+	if kp != nil && canSeeKeypair(c.Who, tx, kp) {
+		return kp, nil
 	}
 	return nil, apierr.Field(apierr.NotFound, "access_key", fmt.Sprintf("no keypair with access key %s", ak))
 }

@@ -56,6 +56,7 @@ func (a *API) execSession(c *Call) error {
 	if err != nil {
 		return err
 	}
+	a.auditSessionAccess(c, s, "exec", ag, cid, "command", req.Command)
 	a.sessions.touch(s.ID, a.now().UTC())
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -90,6 +91,7 @@ func (a *API) sessionLogs(c *Call) error {
 	if err != nil {
 		return err
 	}
+	a.auditSessionAccess(c, s, "logs", ag, cid)
 	if !sessionEnded(s.Status) {
 		a.sessions.touch(s.ID, a.now().UTC())
 	}
@@ -116,10 +118,27 @@ func (a *API) actionableSession(c *Call) (*state.Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !canActOnSession(c.Who, s) {
+	if !canActOnSession(c.Who, a.cluster.State().Read(), s) {
 		return nil, apierr.New(apierr.Forbidden, "only the owner or an admin may use session %s", s.ID)
 	}
 	return s, nil
+}
+
+// auditSessionAccess records in the manager's log every look inside a
+// session by someone other than its owner (an admin's exec or log read; a
+// terminal, when there is one, calls it too): who, what, whose and when, one
+// structured line with audit=session-access to search for. It runs once the
+// caller is allowed and before the agent is asked, so a call that then fails
+// at the agent is recorded as well.
+func (a *API) auditSessionAccess(c *Call, s *state.Session, action string, ag *state.Agent, container string, extra ...any) {
+	if c.Who.User.Email == s.Owner {
+		return
+	}
+	attrs := append([]any{"audit", "session-access", "action", action,
+		"actor", c.Who.User.Email, "actor_role", c.Who.Role(), "client", a.clientAddr(c.R),
+		"route", c.R.Method + " " + c.R.URL.Path, "session", s.ID, "owner", s.Owner,
+		"agent", ag.ID, "container", container, "at", a.now().UTC()}, extra...)
+	a.log.Info("session accessed by someone other than its owner", attrs...)
 }
 
 // firstContainer is the agent and id of container 0, where exec and logs go.

@@ -45,33 +45,16 @@ func sessionView(s *state.Session) api.Session {
 // sharesValue is a cuda.shares quantity as the wire's decimal (0.5).
 func sharesValue(v int64) float64 { return slotValue(slots.CUDAShares, v) }
 
-// canSeeSession: owners see their sessions; admins and monitors those of
-// their domain (superadmins every one).
-func canSeeSession(who *Identity, s *state.Session) bool {
-	if s.Owner == who.User.Email {
-		return true
-	}
-	if who.Role() == api.RoleSuperadmin {
-		return true
-	}
-	return (who.IsAdmin() || who.Role() == api.RoleMonitor) && who.User.Domain == s.Domain
-}
-
-// canActOnSession: owners and admins may terminate, exec and read logs;
-// monitors only look.
-func canActOnSession(who *Identity, s *state.Session) bool {
-	return s.Owner == who.User.Email || (who.IsAdmin() && canSeeSession(who, s))
-}
-
 // visibleSession reads one session the caller may see; one answer for
 // "no such session" and "not yours", so ids do not leak.
 func (a *API) visibleSession(c *Call) (*state.Session, error) {
 	id := c.R.PathValue("id")
-	s, err := a.cluster.State().Read().Session(id)
+	tx := a.cluster.State().Read()
+	s, err := tx.Session(id)
 	if err != nil {
 		return nil, err
 	}
-	if s == nil || !canSeeSession(c.Who, s) {
+	if s == nil || !canSeeSession(c.Who, tx, s) {
 		return nil, apierr.New(apierr.NotFound, "no session %s", id)
 	}
 	return s, nil
@@ -81,7 +64,7 @@ func (a *API) visibleSession(c *Call) (*state.Session, error) {
 // and the CSV export. A user sees their own sessions; admins and monitors
 // may ask for one owner's or, with all=true, every one they can see.
 // exportAll makes the export's default "every visible session" for admins.
-func (a *API) sessionFilter(c *Call, exportAll bool) (func(*state.Session) bool, error) {
+func (a *API) sessionFilter(c *Call, tx *state.Txn, exportAll bool) (func(*state.Session) bool, error) {
 	q := c.R.URL.Query()
 	var bad apierr.Fields
 	status := strings.ToUpper(q.Get("status"))
@@ -100,7 +83,7 @@ func (a *API) sessionFilter(c *Call, exportAll bool) (func(*state.Session) bool,
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
-	watcher := c.Who.IsAdmin() || c.Who.Role() == api.RoleMonitor
+	watcher := watches(c.Who)
 	me := c.Who.User.Email
 	switch {
 	case !watcher && owner != "" && owner != me:
@@ -113,7 +96,7 @@ func (a *API) sessionFilter(c *Call, exportAll bool) (func(*state.Session) bool,
 		owner = me
 	}
 	return func(s *state.Session) bool {
-		return canSeeSession(c.Who, s) && (owner == "" || s.Owner == owner) && (status == "" || s.Status == status)
+		return canSeeSession(c.Who, tx, s) && (owner == "" || s.Owner == owner) && (status == "" || s.Status == status)
 	}, nil
 }
 
@@ -123,11 +106,12 @@ func (a *API) listSessions(c *Call) error {
 	if err != nil {
 		return err
 	}
-	keep, err := a.sessionFilter(c, false)
+	tx := a.cluster.State().Read()
+	keep, err := a.sessionFilter(c, tx, false)
 	if err != nil {
 		return err
 	}
-	ss, next, err := a.cluster.State().Read().Sessions(q.Get("cursor"), limit, keep)
+	ss, next, err := tx.Sessions(q.Get("cursor"), limit, keep)
 	if err != nil {
 		return err
 	}
@@ -155,7 +139,7 @@ func (a *API) terminateSession(c *Call) error {
 	if err != nil {
 		return err
 	}
-	if !canActOnSession(c.Who, s) {
+	if !canActOnSession(c.Who, a.cluster.State().Read(), s) {
 		return apierr.New(apierr.Forbidden, "only the owner or an admin may terminate session %s", s.ID)
 	}
 	if !sessionEnded(s.Status) && s.Status != api.SessionTerminating {
@@ -183,11 +167,11 @@ func (a *API) exportSessions(c *Call) error {
 	if err != nil {
 		return err
 	}
-	keep, err := a.sessionFilter(c, true)
+	tx := a.cluster.State().Read()
+	keep, err := a.sessionFilter(c, tx, true)
 	if err != nil {
 		return err
 	}
-	tx := a.cluster.State().Read()
 	return c.csvExport(name, sessionColumns, func(row func([]string) error) error {
 		return tx.EachSession(keep, func(s *state.Session) error {
 			cells := []string{s.ID, s.Name, s.Owner, s.AccessKey, s.Image, s.Type, s.Status, s.StatusInfo,

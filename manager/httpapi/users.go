@@ -73,7 +73,7 @@ func (a *API) createUser(c *Call) error {
 	if req.Role == api.RoleSuperadmin && c.Who.Role() != api.RoleSuperadmin {
 		return apierr.Field(apierr.Forbidden, "role", "only a superadmin may create a superadmin")
 	}
-	if c.Who.Role() != api.RoleSuperadmin && req.Domain != c.Who.User.Domain {
+	if !canSeeDomain(c.Who, req.Domain) {
 		return apierr.Field(apierr.Forbidden, "domain", fmt.Sprintf("an admin may create users only in their own domain %s", c.Who.User.Domain))
 	}
 	hash, err := auth.HashPassword(a.rnd, req.Password)
@@ -129,7 +129,7 @@ func (a *API) getUser(c *Call) error {
 	if err != nil {
 		return err
 	}
-	if u == nil || !a.canSeeUser(c.Who, u) {
+	if u == nil || !canSeeUser(c.Who, u) {
 		return apierr.New(apierr.NotFound, "no user with email %s", email)
 	}
 	kps, err := tx.KeypairsOfUser(u.Email)
@@ -141,10 +141,6 @@ func (a *API) getUser(c *Call) error {
 		keys = append(keys, k.AccessKey)
 	}
 	return c.JSON(http.StatusOK, a.userView(u, keys))
-}
-
-func (a *API) canSeeUser(who *Identity, u *state.User) bool {
-	return who.Role() == api.RoleSuperadmin || who.User.Domain == u.Domain
 }
 
 // userFilter reads the list filters shared by GET /v1/users and the CSV
@@ -159,7 +155,7 @@ func (a *API) userFilter(c *Call) (func(*state.User) bool, error) {
 	nameSub := strings.ToLower(q.Get("username"))
 	group := q.Get("group")
 	return func(u *state.User) bool {
-		return a.canSeeUser(c.Who, u) &&
+		return canSeeUser(c.Who, u) &&
 			(status == "" || u.Status == status) &&
 			strings.Contains(u.Email, emailSub) &&
 			strings.Contains(strings.ToLower(u.Username), nameSub) &&
@@ -260,16 +256,14 @@ func (a *API) updateUser(c *Call) error {
 	if err != nil {
 		return err
 	}
-	if u == nil || !a.canSeeUser(c.Who, u) {
+	if u == nil || !canSeeUser(c.Who, u) {
 		return apierr.New(apierr.NotFound, "no user with email %s", email)
 	}
-	if c.Who.Role() != api.RoleSuperadmin {
-		if u.Role == api.RoleSuperadmin {
-			return apierr.New(apierr.Forbidden, "only a superadmin may change a superadmin")
-		}
-		if p.Role != nil && *p.Role == api.RoleSuperadmin {
-			return apierr.Field(apierr.Forbidden, "role", "only a superadmin may grant the superadmin role")
-		}
+	if !canManageUser(c.Who, u) {
+		return apierr.New(apierr.Forbidden, "only an admin may change user %s", email)
+	}
+	if p.Role != nil && *p.Role == api.RoleSuperadmin && c.Who.Role() != api.RoleSuperadmin {
+		return apierr.Field(apierr.Forbidden, "role", "only a superadmin may grant the superadmin role")
 	}
 	if u.Email == c.Who.User.Email && p.Status != nil && *p.Status == api.StatusInactive {
 		return apierr.Field(apierr.Invalid, "status", "you cannot deactivate your own account; ask another administrator")
