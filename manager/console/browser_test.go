@@ -251,8 +251,10 @@ func adminDo(t *testing.T, s *server.Server, token, method, path string, body an
 }
 
 const (
-	bobEmail    = "bob@example.com"
-	bobPassword = "Bob-pass-1"
+	bobEmail     = "bob@example.com"
+	bobPassword  = "Bob-pass-1"
+	danaEmail    = "dana@example.com"
+	danaPassword = "Dana-pass-1"
 )
 
 // TestConsoleAdminWalkthroughs follows the reference manual's admin
@@ -276,6 +278,9 @@ func TestConsoleAdminWalkthroughs(t *testing.T) {
 		"password": "Carol-pass-1", "resource_policy": "gardener"}, http.StatusCreated)
 	adminDo(t, s, admin, http.MethodPost, "/v1/domains/default/groups", map[string]any{"name": "lab"}, http.StatusCreated)
 	adminDo(t, s, admin, http.MethodPatch, "/v1/resource-policies/default", map[string]any{"allowed_vfolder_hosts": []string{"local"}}, http.StatusOK)
+	// Dana administers the default domain; resource policies are the cluster's.
+	adminDo(t, s, admin, http.MethodPost, "/v1/users", map[string]any{"email": danaEmail, "username": "dana",
+		"password": danaPassword, "role": api.RoleAdmin}, http.StatusCreated)
 
 	// Each step needs the ones before it: stop at the first that fails.
 	step := func(name string, f func(t *testing.T)) {
@@ -580,10 +585,21 @@ func TestConsoleAdminWalkthroughs(t *testing.T) {
 		b.login(bobEmail, "Bob-pass-2!")
 	})
 
+	step("a domain admin sees the resource policies and is offered no change", func(t *testing.T) {
+		b.t = t
+		b.logout()
+		b.login(danaEmail, danaPassword)
+		b.do("policies tab", chromedp.Evaluate[chromedp.Void](`location.hash = "#/users?tab=policies"`),
+			waitText(`#policies-list .resources[data-policy="default"] [data-slot="cpu"]`, "2"),
+			waitText("#policies-read-only", "only a superadmin may create, change or delete them"),
+			waitJS(`!document.querySelector("#create-policy") && !document.querySelector("#policies-list [data-action]")`))
+		b.shot("36-policies-domain-admin")
+	})
+
 	step("logging out returns to the login page", func(t *testing.T) {
 		b.t = t
 		b.logout()
-		b.shot("36-logged-out")
+		b.shot("37-logged-out")
 		// The login token is gone: the cookie no longer authenticates.
 		b.do("whoami after logout", waitJS(`fetch("/v1/auth/whoami").then(r => r.status === 401)`))
 	})

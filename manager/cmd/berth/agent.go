@@ -85,7 +85,7 @@ func slotsCell(s slots.Slots, human bool) string {
 func (c *cli) agentCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "agent",
-		Short: "See the cluster's agents (nodes) and take them in or out of scheduling (admin)",
+		Short: "See the cluster's agents (nodes) (admin) and take them in or out of scheduling (superadmin)",
 	}
 	cmd.AddCommand(c.agentListCmd(), c.agentGetCmd(), c.agentSchedulableCmd())
 	return cmd
@@ -127,7 +127,7 @@ func (c *cli) agentDetail(a *api.Agent) view { return c.agentViewer(true)(a, []a
 func (c *cli) agentSchedulableCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "schedulable ID true|false",
-		Short: "Let the scheduler place new sessions on the agent, or stop it (running sessions stay)",
+		Short: "Let the scheduler place new sessions on the agent, or stop it (superadmin; running sessions stay)",
 		Args:  cobra.ExactArgs(2),
 		PreRunE: func(_ *cobra.Command, args []string) error {
 			if _, err := strconv.ParseBool(args[1]); err != nil {

@@ -55,7 +55,7 @@ func policyDetail(p *api.ResourcePolicy) view {
 func (c *cli) policyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "policy",
-		Short: "Manage resource policies (admin)",
+		Short: "Manage resource policies (admins read them; only superadmins change them)",
 		Long: "Resource policies bound what the keypairs on them may use. Limits are checked by the\n" +
 			"manager (cpu ≤ 512, mem ≤ 1024 GiB, cuda.device ≤ 64, cuda.shares ≤ 256, ...); a change\n" +
 			"applies to new sessions at once, running ones keep what they hold.",
@@ -96,7 +96,7 @@ func (c *cli) policyCreateCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "create NAME [flags]",
-		Short: "Create a resource policy; a limit not given is unlimited",
+		Short: "Create a resource policy; a limit not given is unlimited (superadmin)",
 		Long: "Create a resource policy. Flags not given take the manager's defaults: every slot\n" +
 			"unlimited, 1 container per session, no idle timeout, unlimited concurrent sessions,\n" +
 			"session lifetime and folder size, no folder hosts, 10 folders.",
@@ -123,7 +123,7 @@ func (c *cli) policyUpdateCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "update NAME [flags]",
-		Short: "Change a resource policy; only the flags given are changed (the name cannot be)",
+		Short: "Change a resource policy; only the flags given are changed (the name cannot be) (superadmin)",
 		Args:  cobra.ExactArgs(1),
 		PreRunE: func(cmd *cobra.Command, _ []string) (err error) {
 			if body, err = f.body(cmd); err != nil {
@@ -145,7 +145,7 @@ func (c *cli) policyUpdateCmd() *cobra.Command {
 func (c *cli) policyDeleteCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "delete NAME",
-		Short: "Delete a resource policy (refused while any keypair, active or not, holds it; never default)",
+		Short: "Delete a resource policy (superadmin; refused while any keypair, active or not, holds it; never default)",
 		Args:  cobra.ExactArgs(1),
 		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
 			if err := cl.DeleteResourcePolicy(ctx, args[0]); err != nil {

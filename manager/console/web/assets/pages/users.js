@@ -181,7 +181,8 @@ async function policiesTab(body, ctx, more) {
       { title: "Allowed hosts", cell: (p) => (p.allowed_vfolder_hosts || []).join(", ") || "none" },
       { title: "Capacity", cell: (p) => (p.max_vfolder_size == null ? "∞" : `${+(p.max_vfolder_size / 1024 ** 3).toFixed(2)} GB`) },
       { title: "Max folders", cell: (p) => String(p.max_vfolder_count) },
-      { title: "Controls", class: "controls", cell: (p) => h("span", { class: "controls" },
+      // Policies are the whole cluster's: only a superadmin changes them.
+      ctx.isSuperadmin ? { title: "Controls", class: "controls", cell: (p) => h("span", { class: "controls" },
         iconButton("gear", `Update ${p.name}`, async () => {
           if (await policyDialog(p)) await load();
         }, { "data-action": "update", "data-policy": p.name }),
@@ -196,12 +197,14 @@ async function policiesTab(body, ctx, more) {
             clear(msg, notice("error", `Cannot delete ${p.name}: ${errorText(e)}`));
           }
         }, { class: "danger", "data-action": "delete", "data-policy": p.name })),
-      },
-    ], policies, { id: "policies-list", empty: "No resource policies." }));
+      } : null,
+    ].filter(Boolean), policies, { id: "policies-list", empty: "No resource policies." }));
   };
-  const create = button("CREATE POLICY", async () => {
+  const create = ctx.isSuperadmin ? button("CREATE POLICY", async () => {
     if (await policyDialog(null)) await load();
-  }, { id: "create-policy" });
-  body.append(h("div", { class: "toolbar" }, h("span", { class: "spacer" }), create, more), msg, holder);
+  }, { id: "create-policy" }) : null;
+  const readOnly = h("div", { id: "policies-read-only" }, ctx.isSuperadmin ? null
+    : notice("info", "Resource policies apply to the whole cluster: only a superadmin may create, change or delete them."));
+  body.append(h("div", { class: "toolbar" }, h("span", { class: "spacer" }), create, more), readOnly, msg, holder);
   await load();
 }
