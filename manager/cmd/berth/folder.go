@@ -134,7 +134,7 @@ func (c *cli) folderCreateCmd() *cobra.Command {
 func (c *cli) folderDeleteCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "delete FOLDER",
-		Short: "Delete a folder and its files (owner or admin; refused while a session mounts it)",
+		Short: "Delete a folder and its files (owner, or an admin of its domain; refused while a session mounts it)",
 		Args:  cobra.ExactArgs(1),
 		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
 			if err := cl.DeleteFolder(ctx, args[0]); err != nil {
@@ -150,7 +150,7 @@ func (c *cli) folderInviteCmd() *cobra.Command {
 	var in api.InvitationCreate
 	cmd := &cobra.Command{
 		Use:   "invite FOLDER EMAIL",
-		Short: "Invite a user to your folder with ro or rw",
+		Short: "Invite a user of your domain to your folder with ro or rw",
 		Args:  cobra.ExactArgs(2),
 		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
 			in.Invitee = args[1]
