@@ -54,7 +54,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		tokenTTL         = fs.Duration("token-ttl", 12*time.Hour, "lifetime of login tokens")
 		scheduler        = fs.String("scheduler", "fifo", "order PENDING sessions are taken in: fifo or drf (dominant resource fairness per keypair)")
 		placement        = fs.String("placement", "concentrated", "how agents are picked: concentrated (bin-pack) or dispersed (spread)")
-		tlsCert          = fs.String("tls-cert", "", "PEM certificate: serve the API over HTTPS and Raft over mutual TLS (needs -tls-key and -tls-ca)")
+		tlsCert          = fs.String("tls-cert", "", "PEM certificate (berth tls cert create -manager): serve the API over HTTPS and Raft over mutual TLS (needs -tls-key and -tls-ca; required unless -dev or -insecure-raft)")
 		tlsKey           = fs.String("tls-key", "", "PEM private key of -tls-cert")
 		tlsCA            = fs.String("tls-ca", "", "PEM CA bundle trusted when dialing peer managers (and agents with -agent-tls), and required of Raft peers")
 		insecureRaft     = fs.Bool("insecure-raft", false, "speak Raft over plaintext TCP without -tls-cert: whoever reaches -raft-addr can rewrite the cluster state; isolated networks only")
