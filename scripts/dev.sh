@@ -11,7 +11,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 http=${BERTH_HTTP_ADDR:-127.0.0.1:8080}
-raft=${BERTH_RAFT_ADDR:-127.0.0.1:8300}
 agent_http=${BERTH_AGENT_HTTP_ADDR:-127.0.0.1:6001}
 dev=${BERTH_DEV_DIR:-.berth-dev}
 data=$dev/manager
@@ -49,7 +48,8 @@ wait_for() { # URL what pid
   return 1
 }
 
-bin/berth-manager -dev -node-id dev -http-addr "$http" -raft-addr "$raft" -data-dir "$data" \
+# -dev keeps Raft in memory: the manager opens no Raft port.
+bin/berth-manager -dev -node-id dev -http-addr "$http" -data-dir "$data" \
   -agent-token "$token" -folder-host "$folders" -log-level "${BERTH_LOG_LEVEL:-warn}" >"$data/stdout.log" 2>"$data/manager.log" &
 pids+=($!)
 wait_for "http://$http/readyz" berth-manager "${pids[0]}" || { tail -n 20 "$data/manager.log" >&2; exit 1; }

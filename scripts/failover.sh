@@ -10,18 +10,20 @@ export BERTH_CLUSTER_DIR=${BERTH_CLUSTER_DIR:-$(mktemp -d)/cluster}
 scripts/cluster.sh start >/dev/null
 trap 'scripts/cluster.sh stop' EXIT
 addrs=(127.0.0.1:$((base + 1)) 127.0.0.1:$((base + 2)) 127.0.0.1:$((base + 3)))
+# The cluster runs TLS with the CA cluster.sh made.
+curl() { command curl --cacert "$BERTH_CLUSTER_DIR/tls/ca.pem" "$@"; }
 
-token=$(curl -fsS -X POST "http://${addrs[0]}/v1/auth/login" \
+token=$(curl -fsS -X POST "https://${addrs[0]}/v1/auth/login" \
   -d "{\"email\":\"admin@berth.local\",\"password\":\"${BERTH_BOOTSTRAP_ADMIN_PASSWORD:-Cluster-admin-1}\"}" |
   sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
-leader=$(curl -fsS "http://${addrs[0]}/readyz" | sed -n 's/.*"leader":"\([^"]*\)".*/\1/p')
+leader=$(curl -fsS "https://${addrs[0]}/readyz" | sed -n 's/.*"leader":"\([^"]*\)".*/\1/p')
 echo "leader is $leader"
 
 acked=()
 write() { # write N through any live manager; succeed only on 201
   local n=$1 a
   for a in "${addrs[@]}"; do
-    code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 -X POST "http://$a/v1/users" -H "Authorization: Bearer $token" \
+    code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 -X POST "https://$a/v1/users" -H "Authorization: Bearer $token" \
       -d "{\"email\":\"fo$n@example.com\",\"username\":\"fo$n\",\"password\":\"Passw0rd!\"}") || true
     [ "$code" = 201 ] && return 0
   done
@@ -42,11 +44,11 @@ lost=0
 for a in "${addrs[@]}"; do
   [ "$a" = "127.0.0.1:$((base + ${leader#m}))" ] && continue
   for m in "${acked[@]}"; do
-    code=$(curl -s -o /dev/null -w '%{http_code}' "http://$a/v1/users/fo$m@example.com?stale=true" -H "Authorization: Bearer $token")
+    code=$(curl -s -o /dev/null -w '%{http_code}' "https://$a/v1/users/fo$m@example.com?stale=true" -H "Authorization: Bearer $token")
     if [ "$code" != 200 ]; then
       # A follower may lag by a few entries: one retry after a moment.
       sleep 1
-      code=$(curl -s -o /dev/null -w '%{http_code}' "http://$a/v1/users/fo$m@example.com?stale=true" -H "Authorization: Bearer $token")
+      code=$(curl -s -o /dev/null -w '%{http_code}' "https://$a/v1/users/fo$m@example.com?stale=true" -H "Authorization: Bearer $token")
       [ "$code" = 200 ] || { echo "LOST on $a: fo$m@example.com" >&2; lost=$((lost + 1)); }
     fi
   done

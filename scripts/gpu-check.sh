@@ -116,7 +116,7 @@ run() {
   "$agent" image import -containerd "$sock" "$image" || fail "image import"
 
   BERTH_BOOTSTRAP_ADMIN_PASSWORD=$password "$manager" -dev -node-id gpucheck -http-addr "127.0.0.1:$port" \
-    -raft-addr "127.0.0.1:$((port + 2))" -data-dir "$work/manager" -agent-token "$token" -log-level info \
+    -data-dir "$work/manager" -agent-token "$token" -log-level info \
     >"$work/manager/stdout.log" 2>"$work/manager/manager.log" &
   manager_pid=$!
   local fake_flag=()

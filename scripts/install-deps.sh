@@ -21,8 +21,6 @@ need=(
   # The reliability suite puts each manager in a network namespace of its
   # own (manager/chaos).
   "ip:iproute2"
-  # scripts/gen-certs.sh (deploy/) makes the TLS certificates with it.
-  "openssl:openssl"
   # The web console's browser tests (manager/console) drive Debian's
   # chromium headless.
   "chromium:chromium"

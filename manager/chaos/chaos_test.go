@@ -92,10 +92,10 @@ func duration(t *testing.T) time.Duration {
 	return 20 * time.Second
 }
 
-func newClient(t *testing.T, addrs []string, token string, header http.Header) *client.Client {
+func (m *managers) newClient(t *testing.T, addrs []string, token string, header http.Header) *client.Client {
 	t.Helper()
 	c, err := client.New(client.Config{Addrs: addrs, Token: token, MaxAttempts: 12, RetryBackoff: 100 * time.Millisecond, Header: header,
-		HTTPClient: &http.Client{Timeout: 5 * time.Second}})
+		HTTPClient: m.httpClient(5 * time.Second)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,12 +121,12 @@ func (h *history) add(op porcupine.Operation) {
 func TestLinearizableAndNothingLostUnderFaults(t *testing.T) {
 	m := startManagers(t)
 	ctx := context.Background()
-	boot := newClient(t, m.urls(), "", nil)
+	boot := m.newClient(t, m.urls(), "", nil)
 	login, err := boot.Login(ctx, admin, password)
 	if err != nil {
 		t.Fatal(err)
 	}
-	adm := newClient(t, m.urls(), login.Token, nil)
+	adm := m.newClient(t, m.urls(), login.Token, nil)
 	for _, p := range []api.ResourcePolicyRequest{
 		{Name: registerPolicy},
 		{Name: quotaPolicy, MaxConcurrentSessions: ptr(maxSessions)},
@@ -144,7 +144,7 @@ func TestLinearizableAndNothingLostUnderFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	quota := newClient(t, m.urls(), qlogin.Token, nil)
+	quota := m.newClient(t, m.urls(), qlogin.Token, nil)
 	agentID := runFakeAgent(t, m)
 
 	h := &history{t0: time.Now()}
@@ -302,7 +302,7 @@ func checkEveryManager(t *testing.T, m *managers, token string, acked *sync.Map,
 	acked.Range(func(k, _ any) bool { emails = append(emails, k.(string)); return true })
 	t.Logf("%d user creates acknowledged", len(emails))
 	for i := range 3 {
-		one := newClient(t, []string{m.url(i)}, token, nil)
+		one := m.newClient(t, []string{m.url(i)}, token, nil)
 		deadline := time.Now().Add(60 * time.Second)
 		for _, e := range emails {
 			for {
@@ -318,7 +318,7 @@ func checkEveryManager(t *testing.T, m *managers, token string, acked *sync.Map,
 			}
 		}
 	}
-	adm := newClient(t, m.urls(), token, nil)
+	adm := m.newClient(t, m.urls(), token, nil)
 	ind, err := adm.MyResources(context.Background(), quotaKey)
 	if err != nil {
 		t.Fatal(err)
@@ -344,12 +344,12 @@ func runFakeAgent(t *testing.T, m *managers) string {
 	t.Helper()
 	hdr := http.Header{api.AgentTokenHeader: {agentTok}}
 	capacity := slots.Slots{slots.CPU: 64000, slots.Mem: 256 << 30}
-	reg, err := newClient(t, m.urls(), "", hdr).RegisterAgent(context.Background(), api.AgentRegister{Address: "10.255.0.1:6001",
+	reg, err := m.newClient(t, m.urls(), "", hdr).RegisterAgent(context.Background(), api.AgentRegister{Address: "10.255.0.1:6001",
 		Capacity: capacity, Images: []api.Image{{Name: "berth/base:latest", Digest: "sha256:aa", Size: 1}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newClient(t, m.urls(), reg.Secret, hdr)
+	c := m.newClient(t, m.urls(), reg.Secret, hdr)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +17,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-cluster/berth/shared/tlsfiles"
+	"github.com/berth-cluster/berth/shared/tlsgen"
 )
 
 // managers is three berth-manager processes, manager i in namespace ns[i]
@@ -27,6 +32,8 @@ type managers struct {
 	bridge string
 	ips    []string
 	peers  string
+	tls    string      // directory of the CA and the managers' certificates
+	dial   *tls.Config // trusts the managers' CA
 
 	mu    sync.Mutex
 	procs []*exec.Cmd // nil: not running
@@ -111,6 +118,7 @@ func startManagers(t *testing.T) *managers {
 		peers = append(peers, fmt.Sprintf("m%d=%s:%d=%s:%d", i+1, ip, raftPort, ip, httpPort))
 	}
 	m.peers = strings.Join(peers, ",")
+	m.certificates()
 	t.Cleanup(m.stopAll)
 	for i := range 3 {
 		m.start(i)
@@ -121,9 +129,44 @@ func startManagers(t *testing.T) *managers {
 
 func (m *managers) ns(i int) string   { return fmt.Sprintf("%s-n%d", m.prefix, i) }
 func (m *managers) veth(i int) string { return fmt.Sprintf("%sv%d", m.prefix, i) }
-func (m *managers) url(i int) string  { return fmt.Sprintf("http://%s:%d", m.ips[i], httpPort) }
+func (m *managers) url(i int) string  { return fmt.Sprintf("https://%s:%d", m.ips[i], httpPort) }
 
 func (m *managers) urls() []string { return []string{m.url(0), m.url(1), m.url(2)} }
+
+// certificates makes the cluster's CA and a manager certificate per
+// manager naming its address: the managers run as in production, mutual
+// TLS on Raft and HTTPS.
+func (m *managers) certificates() {
+	m.t.Helper()
+	m.tls = filepath.Join(m.dir, "tls")
+	ca, err := tlsgen.NewCA(time.Now(), "chaos", 24*time.Hour)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	caCert, caKey := tlsgen.Files(m.tls, "ca")
+	if err := tlsgen.Write(caCert, ca.CertPEM, caKey, ca.KeyPEM, false); err != nil {
+		m.t.Fatal(err)
+	}
+	for i, ip := range m.ips {
+		is, err := ca.Issue(time.Now(), tlsgen.Request{Role: tlsgen.Manager, CommonName: fmt.Sprintf("m%d", i+1),
+			IPs: []net.IP{net.ParseIP(ip)}, Validity: 12 * time.Hour})
+		if err != nil {
+			m.t.Fatal(err)
+		}
+		cert, key := tlsgen.Files(m.tls, fmt.Sprintf("m%d", i+1))
+		if err := tlsgen.Write(cert, is.CertPEM, key, is.KeyPEM, false); err != nil {
+			m.t.Fatal(err)
+		}
+	}
+	if m.dial, err = (tlsfiles.Files{CA: caCert}).Client(); err != nil {
+		m.t.Fatal(err)
+	}
+}
+
+// httpClient dials the managers over HTTPS, trusting their CA.
+func (m *managers) httpClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: tlsfiles.Transport(m.dial)}
+}
 
 // start runs manager i (again: its data dir keeps its state).
 func (m *managers) start(i int) {
@@ -137,7 +180,8 @@ func (m *managers) start(i int) {
 		"-node-id", fmt.Sprintf("m%d", i+1), "-http-addr", fmt.Sprintf("%s:%d", ip, httpPort),
 		"-raft-addr", fmt.Sprintf("%s:%d", ip, raftPort), "-data-dir", filepath.Join(m.dir, fmt.Sprintf("m%d", i+1)),
 		"-bootstrap-expect", "3", "-peers", m.peers, "-agent-token", agentTok, "-heartbeat-timeout", "20s",
-		"-log-level", "warn")
+		"-tls-cert", filepath.Join(m.tls, fmt.Sprintf("m%d.pem", i+1)), "-tls-key", filepath.Join(m.tls, fmt.Sprintf("m%d-key.pem", i+1)),
+		"-tls-ca", filepath.Join(m.tls, "ca.pem"), "-log-level", "warn")
 	cmd.Env = append(os.Environ(), "BERTH_BOOTSTRAP_ADMIN_PASSWORD="+password)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -221,11 +265,12 @@ func (m *managers) stopAll() {
 func (m *managers) waitReady(within time.Duration) {
 	m.t.Helper()
 	deadline := time.Now().Add(within)
+	hc := m.httpClient(0)
 	for i := range 3 {
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m.url(i)+"/readyz", nil)
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := hc.Do(req)
 			ok := err == nil && resp.StatusCode == http.StatusOK
 			if resp != nil {
 				resp.Body.Close()

@@ -1,6 +1,7 @@
 // Package chaos holds the reliability suite (issue 11): three berth-manager
-// processes, each in a network namespace of its own made by the test,
-// under concurrent clients while a nemesis kills and restarts the leader,
+// processes, each in a network namespace of its own made by the test and
+// running as in production (mutual-TLS Raft, HTTPS API, certificates from
+// shared/tlsgen), under concurrent clients while a nemesis kills and restarts the leader,
 // pauses a manager (SIGSTOP) and cuts one off the network. Every operation's
 // call and return is recorded; the policy register must be linearizable
 // (checked with porcupine), no acknowledged write may be lost and no keypair

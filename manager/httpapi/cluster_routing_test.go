@@ -24,7 +24,7 @@ const clusterDeadline = 20 * time.Second
 // locally with their staleness, and the information, operator, readiness and
 // metrics routes describe the cluster from every manager.
 func TestAnyManagerServesAnyRequest(t *testing.T) {
-	c := testcluster.Start(t, 3)
+	c := testcluster.Start(t, 3, testcluster.InsecureRaft) // about routing, not the transport
 	leader := c.Leader()
 	var followers []*server.Server
 	for _, s := range c.Servers {
@@ -238,7 +238,7 @@ func wantMembers(c *testcluster.Cluster, leader *server.Server, members []api.Me
 // answers routed requests (reads and writes, directly or forwarded) with
 // 503 no-leader, which clients retry; local routes still answer.
 func TestANewLeaderAnswersOnlyOnceCaughtUp(t *testing.T) {
-	c := testcluster.Start(t, 3)
+	c := testcluster.Start(t, 3, testcluster.InsecureRaft) // about routing, not the transport
 	leader, follower := c.Leader(), c.Follower()
 	token := testcluster.Login(t, leader, testcluster.AdminEmail, testcluster.AdminPassword)
 	leader.API().SetLeaderReady(false)

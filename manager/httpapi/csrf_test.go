@@ -48,7 +48,7 @@ func TestCookieSessionsNeedTheCSRFTokenToChangeAnything(t *testing.T) {
 }
 
 func TestFollowerAsksTheLeaderAboutACredentialItHasNotSeenYet(t *testing.T) {
-	c := testcluster.Start(t, 3)
+	c := testcluster.Start(t, 3, testcluster.InsecureRaft) // about credentials, not the transport
 	leader := c.Leader()
 	token := testcluster.Login(t, leader, testcluster.AdminEmail, testcluster.AdminPassword)
 	// Whatever the follower has applied, a fresh token must work there at

@@ -432,7 +432,7 @@ func TestFilePathsCannotLeaveTheFolder(t *testing.T) {
 // keypair) to the leader and any manager serves the bytes back.
 func TestFilesThroughAnyManager(t *testing.T) {
 	dir := t.TempDir()
-	c := testcluster.Start(t, 3, withFolderHost(dir))
+	c := testcluster.Start(t, 3, withFolderHost(dir), testcluster.InsecureRaft) // about forwarding, not the transport
 	leader, follower := c.Leader(), c.Follower()
 	admin := testcluster.Login(t, leader, testcluster.AdminEmail, testcluster.AdminPassword)
 	u := createUser(t, leader, admin, "ann@example.com", "ann", api.RoleUser)

@@ -72,6 +72,9 @@ func (a *API) join(c *Call) error {
 	if err := bad.Err(); err != nil {
 		return err
 	}
+	if a.cluster.Node().InMemory() {
+		return apierr.New(apierr.Conflict, "this manager runs with -dev: its Raft transport is in memory, so no manager can join it; form a cluster with -bootstrap-expect and -peers instead")
+	}
 	if _, err := c.Propose(fsm.MemberPut{Member: state.Member{ID: req.ID, RaftAddr: req.RaftAddr, HTTPAddr: req.HTTPAddr}}); err != nil {
 		return err
 	}

@@ -202,7 +202,7 @@ func occupyingAround(events []occupancyEvent, t time.Time) []string {
 
 func TestSessionConcurrencyLimitHoldsThroughLeaderFailover(t *testing.T) {
 	started := time.Now()
-	c := testcluster.Start(t, 3, withAgentToken, func(cfg *server.Config) {
+	c := testcluster.Start(t, 3, withAgentToken, testcluster.InsecureRaft, func(cfg *server.Config) {
 		// No silent agent may be declared lost while the cluster is busy.
 		cfg.HeartbeatTimeout = 30 * time.Second
 	})

@@ -15,7 +15,7 @@ import (
 // Concurrent creates of one email (or one username) through the three
 // managers of a cluster: the FSM decides, so exactly one wins.
 func TestConcurrentCreatesThroughDifferentManagersExactlyOneWins(t *testing.T) {
-	c := testcluster.Start(t, 3)
+	c := testcluster.Start(t, 3, testcluster.InsecureRaft) // about the FSM, not the transport
 	token := testcluster.Login(t, c.Servers[0], testcluster.AdminEmail, testcluster.AdminPassword)
 	testcluster.Eventually(t, 10*time.Second, func() error {
 		for _, s := range c.Servers {

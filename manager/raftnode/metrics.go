@@ -37,7 +37,16 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 		Name: "berth_raft_last_index",
 		Help: "Index of the last log entry stored.",
 	}, func() float64 { return float64(n.raft.LastIndex()) })
-	m.collectors = []prometheus.Collector{m.apply, m.leaderChanges, stateGauge, applied, last}
+	insecure := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "berth_raft_insecure",
+		Help: "1 when this manager speaks Raft over plaintext TCP (-insecure-raft): whoever reaches its Raft port can rewrite the cluster state. 0 with mutual TLS or the in-memory transport of -dev.",
+	}, func() float64 {
+		if n.insecure {
+			return 1
+		}
+		return 0
+	})
+	m.collectors = []prometheus.Collector{m.apply, m.leaderChanges, stateGauge, applied, last, insecure}
 	if reg != nil {
 		for _, c := range m.collectors {
 			reg.MustRegister(c)

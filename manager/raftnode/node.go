@@ -1,7 +1,8 @@
 // Package raftnode runs one manager's Raft participant: the BoltDB log and
-// stable store, the file snapshot store, the TCP transport on its own port,
-// and the membership changes operators ask for. It knows nothing of what the
-// log entries mean; that is the FSM's job.
+// stable store, the file snapshot store, the transport (mutual TLS on its
+// own port; in memory for a one-node dev cluster; plaintext TCP only when
+// asked for by name), and the membership changes operators ask for. It
+// knows nothing of what the log entries mean; that is the FSM's job.
 package raftnode
 
 import (
@@ -39,6 +40,14 @@ type Config struct {
 	// TLS: ServerTLS must require client certificates, ClientTLS presents
 	// this node's certificate and trusts the cluster's CA.
 	ServerTLS, ClientTLS *tls.Config
+	// InMemory keeps the transport inside the process: a one-node cluster
+	// (-dev) needs no peers, so it opens no port that could be attacked.
+	// BindAddr and Advertise are ignored; no other node can ever join.
+	InMemory bool
+	// Plaintext allows a TCP transport without TLS. Raft has no
+	// authentication of its own: whoever reaches the port can append
+	// entries with a higher term, so it must be asked for by name.
+	Plaintext bool
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
@@ -51,7 +60,9 @@ type Config struct {
 // Node is a running Raft participant.
 type Node struct {
 	raft     *raft.Raft
-	trans    *raft.NetworkTransport
+	trans    raft.Transport
+	inmem    bool
+	insecure bool
 	store    *raftboltdb.BoltStore
 	snaps    raft.SnapshotStore
 	id       string
@@ -107,17 +118,10 @@ func Open(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("resolve raft advertise address %s: %w", cfg.Advertise, err)
 		}
 	}
-	var trans *raft.NetworkTransport
-	if cfg.ServerTLS != nil {
-		stream, serr := newTLSStream(cfg.BindAddr, adv, cfg.ServerTLS, cfg.ClientTLS)
-		if serr != nil {
-			store.Close()
-			return nil, serr
-		}
-		trans = raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, hl)
-	} else if trans, err = raft.NewTCPTransportWithLogger(cfg.BindAddr, adv, 3, 10*time.Second, hl); err != nil {
+	trans, err := openTransport(cfg, adv, hl)
+	if err != nil {
 		store.Close()
-		return nil, fmt.Errorf("listen for raft on %s: %w", cfg.BindAddr, err)
+		return nil, err
 	}
 
 	rc := raft.DefaultConfig()
@@ -134,7 +138,7 @@ func Open(cfg Config) (*Node, error) {
 
 	r, err := raft.NewRaft(rc, cfg.FSM, store, store, snaps, trans)
 	if err != nil {
-		trans.Close()
+		closeTransport(trans)
 		store.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
@@ -142,10 +146,45 @@ func Open(cfg Config) (*Node, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	n := &Node{raft: r, trans: trans, store: store, snaps: snaps, id: cfg.ID, log: log, leaderCh: leaderCh, stopObs: make(chan struct{})}
+	n := &Node{raft: r, trans: trans, inmem: cfg.InMemory, insecure: !cfg.InMemory && cfg.ServerTLS == nil, store: store, snaps: snaps, id: cfg.ID, log: log, leaderCh: leaderCh, stopObs: make(chan struct{})}
 	n.metrics = newMetrics(cfg.Metrics, n)
 	n.watchLeaderChanges()
 	return n, nil
+}
+
+// InMemoryAddr is the Raft address of a node with an in-memory transport.
+// It is fixed, not random, so the configuration stored in the Raft log
+// stays true across restarts of a dev manager.
+const InMemoryAddr = "in-memory"
+
+// openTransport picks the transport: in memory, mutual TLS, or plaintext
+// TCP only when cfg says Plaintext.
+func openTransport(cfg Config, adv net.Addr, hl hclog.Logger) (raft.Transport, error) {
+	switch {
+	case cfg.InMemory:
+		_, t := raft.NewInmemTransport(InMemoryAddr)
+		return t, nil
+	case cfg.ServerTLS != nil:
+		stream, err := newTLSStream(cfg.BindAddr, adv, cfg.ServerTLS, cfg.ClientTLS)
+		if err != nil {
+			return nil, err
+		}
+		return raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, hl), nil
+	case cfg.Plaintext:
+		t, err := raft.NewTCPTransportWithLogger(cfg.BindAddr, adv, 3, 10*time.Second, hl)
+		if err != nil {
+			return nil, fmt.Errorf("listen for raft on %s: %w", cfg.BindAddr, err)
+		}
+		return t, nil
+	}
+	return nil, errors.New("raft needs mutual TLS on its port (or, knowingly, plaintext): no TLS configuration was given")
+}
+
+func closeTransport(t raft.Transport) error {
+	if c, ok := t.(raft.WithClose); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 func setIf[T comparable](dst *T, v T) {
@@ -160,6 +199,13 @@ func (n *Node) ID() string { return n.id }
 
 // Addr is the address peers reach this node's transport at.
 func (n *Node) Addr() string { return string(n.trans.LocalAddr()) }
+
+// InMemory reports whether this node's transport is in memory: no other
+// node can reach it, so none can join.
+func (n *Node) InMemory() bool { return n.inmem }
+
+// Insecure reports whether this node speaks Raft over plaintext TCP.
+func (n *Node) Insecure() bool { return n.insecure }
 
 // LeaderCh delivers true when this node becomes leader and false when it
 // stops being leader. Exactly one goroutine must drain it.
@@ -332,7 +378,7 @@ func (n *Node) Restore(r io.Reader, size int64) error {
 func (n *Node) Close() error {
 	close(n.stopObs)
 	n.raft.DeregisterObserver(n.observer)
-	errs := []error{n.raft.Shutdown().Error(), n.trans.Close(), n.store.Close()}
+	errs := []error{n.raft.Shutdown().Error(), closeTransport(n.trans), n.store.Close()}
 	n.metrics.unregister()
 	return errors.Join(errs...)
 }

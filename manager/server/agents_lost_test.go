@@ -30,16 +30,16 @@ func TestLeaderKilledWhileAnAgentIsDeclaredLostFreesItsSlotsOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	capacity := slots.Slots{slots.CPU: 4000, slots.Mem: 8 << 30}
-	reg, err := agentClient(t, c.Servers, "").RegisterAgent(ctx, api.AgentRegister{Address: "10.0.0.1:6001", Capacity: capacity,
+	reg, err := agentClient(t, c, "").RegisterAgent(ctx, api.AgentRegister{Address: "10.0.0.1:6001", Capacity: capacity,
 		Images: []api.Image{{Name: "berth/base:latest", Digest: "sha256:aa", Size: 1}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ag := agentClient(t, c.Servers, reg.Secret)
+	ag := agentClient(t, c, reg.Secret)
 
 	leader := c.Leader()
-	admin, err := client.New(client.Config{Addrs: []string{testcluster.URL(leader)},
-		Token: testcluster.Login(t, leader, testcluster.AdminEmail, testcluster.AdminPassword)})
+	admin, err := client.New(client.Config{Addrs: []string{testcluster.URL(leader)}, TLS: c.ClientTLS(),
+		Token: c.Login(t, leader, testcluster.AdminEmail, testcluster.AdminPassword)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,19 +16,19 @@ import (
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
-// agentClient is an agent's client of every manager, with failover.
-func agentClient(t *testing.T, servers []*server.Server, secret string) *client.Client {
+// agentClient is an agent's client of every manager of c, with failover.
+func agentClient(t *testing.T, c *testcluster.Cluster, secret string) *client.Client {
 	t.Helper()
-	addrs := make([]string, len(servers))
-	for i, s := range servers {
+	addrs := make([]string, len(c.Servers))
+	for i, s := range c.Servers {
 		addrs[i] = testcluster.URL(s)
 	}
-	c, err := client.New(client.Config{Addrs: addrs, Token: secret, MaxAttempts: 40, RetryBackoff: 100 * time.Millisecond,
+	cl, err := client.New(client.Config{Addrs: addrs, TLS: c.ClientTLS(), Token: secret, MaxAttempts: 40, RetryBackoff: 100 * time.Millisecond,
 		Header: http.Header{api.AgentTokenHeader: {"agents-welcome"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
+	return cl
 }
 
 // TestAgentsStayAliveAcrossLeaderFailover: agents beat through a client
@@ -50,13 +50,13 @@ func TestAgentsStayAliveAcrossLeaderFailover(t *testing.T) {
 	var clients []*client.Client
 	capacity := slots.Slots{slots.CPU: 4000, slots.Mem: 8 << 30}
 	for i := range 2 {
-		reg, err := agentClient(t, c.Servers, "").RegisterAgent(ctx, api.AgentRegister{
+		reg, err := agentClient(t, c, "").RegisterAgent(ctx, api.AgentRegister{
 			Address: fmt.Sprintf("10.0.0.%d:6001", i+1), Capacity: capacity, Images: []api.Image{}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, reg.ID)
-		clients = append(clients, agentClient(t, c.Servers, reg.Secret))
+		clients = append(clients, agentClient(t, c, reg.Secret))
 	}
 
 	// Beat every 200 ms until the test ends, counting successes.

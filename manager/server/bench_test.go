@@ -32,7 +32,8 @@ func BenchmarkCreateUser(b *testing.B) {
 // its leadership with a quorum first) and stale (answered locally), on a
 // follower of a three-manager cluster (consistent reads are forwarded).
 func BenchmarkWhoAmI(b *testing.B) {
-	c := testcluster.Start(b, 3)
+	// Plaintext, as the figures in docs/BENCHMARKS.md were measured.
+	c := testcluster.Start(b, 3, testcluster.InsecureRaft)
 	f := c.Follower()
 	token := testcluster.Login(b, f, testcluster.AdminEmail, testcluster.AdminPassword)
 	cl, err := client.New(client.Config{Addrs: []string{testcluster.URL(f)}, Token: token})

@@ -1,32 +1,39 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/berth-cluster/berth/manager/httpapi"
 	"github.com/berth-cluster/berth/manager/server"
 	"github.com/berth-cluster/berth/manager/testcluster"
 	"github.com/berth-cluster/berth/shared/api"
 	"github.com/berth-cluster/berth/shared/client"
 )
 
-func adminClient(t *testing.T, servers ...*server.Server) *client.Client {
+// adminClient is the superadmin's client of servers, managers of c.
+func adminClient(t *testing.T, c *testcluster.Cluster, servers ...*server.Server) *client.Client {
 	t.Helper()
 	addrs := make([]string, len(servers))
 	for i, s := range servers {
 		addrs[i] = testcluster.URL(s)
 	}
-	token := testcluster.Login(t, servers[0], testcluster.AdminEmail, testcluster.AdminPassword)
-	c, err := client.New(client.Config{Addrs: addrs, Token: token, MaxAttempts: 40, RetryBackoff: 100 * time.Millisecond})
+	token := c.Login(t, servers[0], testcluster.AdminEmail, testcluster.AdminPassword)
+	cl, err := client.New(client.Config{Addrs: addrs, TLS: c.ClientTLS(), Token: token, MaxAttempts: 40, RetryBackoff: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
+	return cl
 }
 
 func createUser(ctx context.Context, c *client.Client, n int) error {
@@ -52,7 +59,7 @@ func waitHasUsers(t *testing.T, s *server.Server, emails []string) {
 
 func TestLeaderKillLosesNoAcknowledgedWrite(t *testing.T) {
 	c := testcluster.Start(t, 3)
-	cl := adminClient(t, c.Servers...)
+	cl := adminClient(t, c, c.Servers...)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
@@ -136,7 +143,7 @@ func TestRestartedManagerCatchesUpFromSnapshotAndLog(t *testing.T) {
 		cfg.Raft.TrailingLogs = 4
 		cfg.Raft.SnapshotThreshold = 8
 	})
-	cl := adminClient(t, c.Servers...)
+	cl := adminClient(t, c, c.Servers...)
 	ctx := context.Background()
 	follower := c.Follower()
 	i := c.Index(follower)
@@ -174,10 +181,11 @@ func TestRestartedManagerCatchesUpFromSnapshotAndLog(t *testing.T) {
 
 func TestManagerJoinsARunningClusterAndCanBeRemoved(t *testing.T) {
 	const token = "join-secret"
-	first := testcluster.StartDev(t, func(cfg *server.Config) { cfg.JoinToken = token })
+	first := testcluster.Start(t, 1, func(cfg *server.Config) { cfg.JoinToken = token })
 	seed := first.Servers[0]
 
 	cfg := testcluster.Config(t, "joiner")
+	cfg.TLS = first.Issue("joiner")
 	cfg.Join = seed.HTTPAddr()
 	cfg.JoinToken = token
 	joiner, err := server.Start(cfg)
@@ -186,7 +194,7 @@ func TestManagerJoinsARunningClusterAndCanBeRemoved(t *testing.T) {
 	}
 	t.Cleanup(func() { joiner.Close() })
 	testcluster.Eventually(t, 20*time.Second, func() error {
-		if leader, _ := joiner.Node().Leader(); leader != "dev" {
+		if leader, _ := joiner.Node().Leader(); leader != "m1" {
 			return fmt.Errorf("joiner follows %q", leader)
 		}
 		if ms, _ := joiner.State().Read().Members(); len(ms) != 2 {
@@ -197,7 +205,7 @@ func TestManagerJoinsARunningClusterAndCanBeRemoved(t *testing.T) {
 	if joiner.Node().IsLeader() {
 		t.Fatal("the joining manager must follow the existing leader")
 	}
-	cl := adminClient(t, joiner)
+	cl := adminClient(t, first, joiner)
 	if err := createUser(context.Background(), cl, 1); err != nil {
 		t.Fatalf("write through the joined manager: %v", err)
 	}
@@ -205,7 +213,7 @@ func TestManagerJoinsARunningClusterAndCanBeRemoved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rc.Servers) != 2 || rc.Leader != "dev" {
+	if len(rc.Servers) != 2 || rc.Leader != "m1" {
 		t.Fatalf("raft configuration after join: %+v", rc)
 	}
 	if err := cl.RemoveRaftPeer(context.Background(), "joiner"); err != nil {
@@ -218,6 +226,49 @@ func TestManagerJoinsARunningClusterAndCanBeRemoved(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A dev manager's Raft is in memory: a manager asking to join it is told so
+// instead of being added as a voter no one can reach (which would stall
+// the dev cluster's log for want of a quorum).
+func TestJoiningADevManagerIsRefused(t *testing.T) {
+	c := testcluster.StartDev(t, func(cfg *server.Config) { cfg.JoinToken = "right" })
+	req := map[string]string{"id": "x", "raft_address": "127.0.0.1:1", "http_address": "127.0.0.1:2"}
+	r := testcluster.Do(t, "POST", testcluster.URL(c.Servers[0])+"/v1/operator/raft/join", "", req)
+	if r.Status != 401 {
+		t.Fatalf("join without the token: %d %s", r.Status, r.Body)
+	}
+	resp := joinWithToken(t, testcluster.URL(c.Servers[0]), "right", req)
+	if resp.Status != 409 || !strings.Contains(string(resp.Body), "runs with -dev") {
+		t.Fatalf("join a dev manager: %d %s; want 409 saying it runs with -dev", resp.Status, resp.Body)
+	}
+	if servers, err := c.Servers[0].Node().Servers(); err != nil || len(servers) != 1 {
+		t.Fatalf("raft configuration after the refused join: %v %v", servers, err)
+	}
+}
+
+func joinWithToken(t *testing.T, base, token string, body map[string]string) *testcluster.Response {
+	t.Helper()
+	raw, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, base+"/v1/operator/raft/join", bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(httpapi.JoinTokenHeader, token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testcluster.Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
 
 func TestWrongJoinTokenIsRefused(t *testing.T) {

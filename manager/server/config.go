@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"strings"
 	"time"
 
@@ -57,7 +59,9 @@ type RaftTiming struct {
 type Config struct {
 	NodeID   string
 	HTTPAddr string // listen address; port 0 picks one
-	RaftAddr string // listen address; port 0 picks one
+	// RaftAddr is the Raft listen address (port 0 picks one); empty with
+	// Dev, whose Raft transport is in memory.
+	RaftAddr string
 	// AdvertiseHTTP is what peers and clients dial (default: the bound address).
 	AdvertiseHTTP string
 	DataDir       string
@@ -70,8 +74,13 @@ type Config struct {
 
 	// TLS, when a certificate is given, serves the API over HTTPS and the
 	// Raft traffic over mutual TLS, and dials peer managers with TLS.CA
-	// (flags -tls-cert, -tls-key, -tls-ca).
+	// (flags -tls-cert, -tls-key, -tls-ca). Every manager but a -dev one
+	// needs it, unless InsecureRaft says otherwise.
 	TLS tlsfiles.Files
+	// InsecureRaft runs Raft over plaintext TCP (-insecure-raft), for an
+	// isolated network only: Raft has no authentication of its own, so
+	// anyone who reaches the port can rewrite the replicated state.
+	InsecureRaft bool
 	// AgentTLS dials the agents' API (exec, logs) over HTTPS, trusting
 	// TLS.CA: set it when the agents run with -tls-cert.
 	AgentTLS bool
@@ -154,6 +163,7 @@ func (c *Config) validate() error {
 	if err := c.TLS.Check("tls-", true); err != nil {
 		errs = append(errs, err.Error())
 	}
+	errs = append(errs, c.raftSecurityProblems()...)
 	if _, err := sched.ParseOrder(c.Scheduler); err != nil {
 		errs = append(errs, "-"+err.Error())
 	}
@@ -165,4 +175,77 @@ func (c *Config) validate() error {
 		return fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// ErrRaftNeedsTLS is the refusal of a manager that would serve Raft to the
+// network without mutual TLS and was not told to.
+const ErrRaftNeedsTLS = "a manager that is not -dev serves Raft on -raft-addr, and Raft has no authentication of its own: " +
+	"whoever reaches the port can rewrite the cluster state. Give every manager mutual TLS with -tls-cert, -tls-key and -tls-ca " +
+	"(make them with: berth tls ca create; berth tls cert create -manager -additional-ipaddress IP -name NODE; see deploy/README.md), " +
+	"or, on an isolated network only, accept plaintext Raft with -insecure-raft"
+
+// raftSecurityProblems are the rules that keep the Raft port closed to
+// strangers: in memory for -dev, mutual TLS otherwise unless
+// -insecure-raft says so by name, and the join token never in plaintext
+// across the network.
+func (c *Config) raftSecurityProblems() []string {
+	var errs []string
+	if c.Dev {
+		if c.RaftAddr != "" {
+			errs = append(errs, "-raft-addr means nothing with -dev: a -dev manager keeps Raft in memory and opens no Raft port")
+		}
+		if c.InsecureRaft {
+			errs = append(errs, "-insecure-raft means nothing with -dev: a -dev manager opens no Raft port")
+		}
+		return errs
+	}
+	switch {
+	case c.InsecureRaft && c.TLS.Serving():
+		errs = append(errs, "-insecure-raft contradicts -tls-cert: with a certificate Raft runs over mutual TLS; drop one of them")
+	case !c.InsecureRaft && !c.TLS.Serving():
+		errs = append(errs, ErrRaftNeedsTLS)
+	}
+	if c.Join != "" {
+		if err := checkJoinURL(c.Join, c.joinURL()); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	return errs
+}
+
+// joinURL is the base URL -join is dialed at: as given, or with the scheme
+// peers are dialed with (https with TLS on).
+func (c *Config) joinURL() string {
+	if strings.HasPrefix(c.Join, "http://") || strings.HasPrefix(c.Join, "https://") {
+		return strings.TrimSuffix(c.Join, "/")
+	}
+	scheme := "http"
+	if c.TLS.Serving() {
+		scheme = "https"
+	}
+	return scheme + "://" + c.Join
+}
+
+// checkJoinURL lets the join token travel over HTTPS, or in plaintext only
+// to this host: the token admits a manager to the cluster.
+func checkJoinURL(given, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("-join %s is not a manager's address (host:port or URL)", given)
+	}
+	if u.Scheme == "https" || isLoopbackHost(u.Hostname()) {
+		return nil
+	}
+	return fmt.Errorf("-join %s would send the join token across the network in plaintext: "+
+		"give this manager -tls-cert, -tls-key and -tls-ca so it joins over HTTPS (https:// or host:port), or join through a manager on this host (loopback)", given)
+}
+
+// isLoopbackHost reports whether host (a name or an IP, no port) is this
+// host's loopback.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -111,7 +110,7 @@ func Start(cfg Config) (*Server, error) {
 		HeartbeatTimeout: cfg.Raft.HeartbeatTimeout, ElectionTimeout: cfg.Raft.ElectionTimeout,
 		LeaderLeaseTimeout: cfg.Raft.LeaderLeaseTimeout, SnapshotThreshold: cfg.Raft.SnapshotThreshold,
 		SnapshotInterval: cfg.Raft.SnapshotInterval, TrailingLogs: cfg.Raft.TrailingLogs,
-		ServerTLS: tc.raftServer, ClientTLS: tc.raftClient,
+		ServerTLS: tc.raftServer, ClientTLS: tc.raftClient, InMemory: cfg.Dev, Plaintext: cfg.InsecureRaft,
 	})
 	if err != nil {
 		ln.Close()
@@ -159,7 +158,23 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	log.Info("manager started", "http", s.httpAddr, "raft", node.Addr(), "data_dir", cfg.DataDir)
+	s.warnInsecure(tc)
 	return s, nil
+}
+
+// warnInsecure says at start what an attacker on the network could do to
+// this manager as configured.
+func (s *Server) warnInsecure(tc *tlsConfigs) {
+	if s.node.Insecure() {
+		s.log.Warn("raft runs over plaintext TCP (-insecure-raft): whoever can reach the Raft port can rewrite the cluster state, superadmins included; use it only on an isolated network, or give every manager -tls-cert, -tls-key and -tls-ca",
+			"raft_addr", s.node.Addr())
+	}
+	if tc.httpServer == nil {
+		if host, _, err := net.SplitHostPort(s.listener.Addr().String()); err == nil && !isLoopbackHost(host) {
+			s.log.Warn("the API is served over plain HTTP on a non-loopback address: passwords, tokens and keypair signatures cross the network in the clear; give the manager -tls-cert, -tls-key and -tls-ca",
+				"http_addr", s.listener.Addr().String())
+		}
+	}
 }
 
 // Bootstrap forms a new cluster of the peers (harmless on a node with state).
@@ -202,6 +217,9 @@ func (s *Server) Node() *raftnode.Node { return s.node }
 
 // HTTPAddr is the address clients and peers reach this manager's API at.
 func (s *Server) HTTPAddr() string { return s.httpAddr }
+
+// URL is the base URL of this manager's API (https with TLS on).
+func (s *Server) URL() string { return s.peerScheme + "://" + s.httpAddr }
 
 // RaftAddr is the address of this manager's Raft transport.
 func (s *Server) RaftAddr() string { return s.node.Addr() }
@@ -252,11 +270,7 @@ func (s *Server) joinLoop() {
 func (s *Server) joinOnce(body []byte) error {
 	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
 	defer cancel()
-	url := s.cfg.Join
-	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
-		url = s.peerScheme + "://" + url
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/operator/raft/join", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.joinURL()+"/v1/operator/raft/join", bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("build join request: %w", err)
 	}

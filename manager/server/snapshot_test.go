@@ -18,7 +18,7 @@ func TestSnapshotRestoresIntoAFreshCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	old := testcluster.StartDev(t)
-	oldAdmin := adminClient(t, old.Servers[0])
+	oldAdmin := adminClient(t, old, old.Servers[0])
 	if err := createUser(ctx, oldAdmin, 7); err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestSnapshotRestoresIntoAFreshCluster(t *testing.T) {
 
 	fresh := testcluster.Start(t, 3)
 	follower := fresh.Follower()
-	if err := adminClient(t, follower).RestoreSnapshot(ctx, &snap); err != nil {
+	if err := adminClient(t, fresh, follower).RestoreSnapshot(ctx, &snap); err != nil {
 		t.Fatalf("restore through follower %s: %v", follower.ID(), err)
 	}
 	for _, s := range fresh.Servers {
@@ -57,7 +57,7 @@ func TestSnapshotRestoresIntoAFreshCluster(t *testing.T) {
 	}
 	// Logging in again (the restored users, tokens and keypairs are the
 	// saved cluster's) and writing through a follower: forwarding works.
-	if err := createUser(ctx, adminClient(t, fresh.Follower()), 8); err != nil {
+	if err := createUser(ctx, adminClient(t, fresh, fresh.Follower()), 8); err != nil {
 		t.Fatalf("write through a follower after the restore: %v", err)
 	}
 	waitHasUsers(t, fresh.Leader(), []string{"user7@example.com", "user8@example.com"})

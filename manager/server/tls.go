@@ -2,10 +2,12 @@ package server
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/berth-cluster/berth/shared/tlsfiles"
+	"github.com/berth-cluster/berth/shared/tlsgen"
 )
 
 // tlsConfigs is how one manager serves and dials, derived from Config.TLS.
@@ -40,11 +42,14 @@ func newTLSConfigs(cfg Config) (*tlsConfigs, error) {
 		if tc.httpServer, err = cfg.TLS.Server(false); err != nil {
 			return nil, fmt.Errorf("-tls-cert: %w", err)
 		}
-		// The Raft port has no other authentication, so it is mutual TLS.
+		// The Raft port has no other authentication, so it is mutual TLS,
+		// and both ends must hold manager certificates.
 		if tc.raftServer, err = cfg.TLS.Server(true); err != nil {
 			return nil, fmt.Errorf("-tls-cert: %w", err)
 		}
-		tc.raftClient = client
+		tc.raftServer.VerifyConnection = requireManagerPeer
+		tc.raftClient = client.Clone()
+		tc.raftClient.VerifyConnection = requireManagerPeer
 		tr := tlsfiles.Transport(client)
 		tc.peerScheme, tc.peerTransport, tc.peerClient = "https", tr, &http.Client{Transport: tr}
 	}
@@ -52,4 +57,20 @@ func newTLSConfigs(cfg Config) (*tlsConfigs, error) {
 		tc.agentScheme, tc.agentTransport = "https", tlsfiles.Transport(client)
 	}
 	return tc, nil
+}
+
+// requireManagerPeer admits a Raft peer only when its certificate is a
+// manager's (it names tlsgen.ManagerDNSName). The cluster's CA also signs
+// the agents' and users' certificates, and an agent's host is not trusted
+// with the replicated state.
+func requireManagerPeer(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("the Raft peer presented no certificate")
+	}
+	leaf := cs.PeerCertificates[0]
+	if err := leaf.VerifyHostname(tlsgen.ManagerDNSName); err != nil {
+		return fmt.Errorf("the Raft peer's certificate %q is not a manager certificate (it does not name %s); make managers' certificates with: berth tls cert create -manager",
+			leaf.Subject.CommonName, tlsgen.ManagerDNSName)
+	}
+	return nil
 }

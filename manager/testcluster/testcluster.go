@@ -1,11 +1,14 @@
 // Package testcluster starts real managers in one process for tests: a
-// one-node dev cluster or an N-node Raft cluster on loopback ports the OS
-// picks, each with its own temp data dir, stopped when the test ends.
+// one-node dev cluster (Raft in memory) or an N-node Raft cluster on
+// loopback ports the OS picks, with mutual TLS from a CA of its own unless
+// a test asks for InsecureRaft, each manager with its own temp data dir,
+// stopped when the test ends.
 package testcluster
 
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +22,8 @@ import (
 
 	"github.com/berth-cluster/berth/manager/server"
 	"github.com/berth-cluster/berth/manager/state"
+	"github.com/berth-cluster/berth/shared/tlsfiles"
+	"github.com/berth-cluster/berth/shared/tlsfiles/tlstest"
 )
 
 // AdminEmail and AdminPassword are the bootstrap superadmin of every test cluster.
@@ -33,6 +38,10 @@ type Cluster struct {
 	mu      sync.Mutex
 	cfgs    []server.Config
 	Servers []*server.Server // nil while a node is stopped
+	// CA is the PEM file of the CA that signed the managers' certificates
+	// (Start without InsecureRaft); empty otherwise.
+	CA string
+	ca *tlstest.CA
 }
 
 // timing is the Raft timing tests use: fast failover, still tolerant of a
@@ -62,7 +71,7 @@ func Config(t testing.TB, id string) server.Config {
 func StartDev(t testing.TB, tweak ...func(*server.Config)) *Cluster {
 	t.Helper()
 	cfg := Config(t, "dev")
-	cfg.Dev = true
+	cfg.Dev, cfg.RaftAddr = true, ""
 	for _, f := range tweak {
 		f(&cfg)
 	}
@@ -76,13 +85,27 @@ func StartDev(t testing.TB, tweak ...func(*server.Config)) *Cluster {
 	return c
 }
 
-// Start starts n managers that form one cluster through static peers.
+// InsecureRaft is a tweak for Start: plaintext Raft and HTTP, for tests
+// about something other than the transport, where certificates would only
+// cost time.
+func InsecureRaft(cfg *server.Config) {
+	cfg.TLS, cfg.InsecureRaft = tlsfiles.Files{}, true
+}
+
+// Start starts n managers that form one cluster through static peers. They
+// speak Raft over mutual TLS and serve the API over HTTPS with certificates
+// from a CA made for the cluster (c.CA; reach them with c.Do, c.Login,
+// c.ClientTLS); a tweak may replace the certificates, or drop TLS with
+// InsecureRaft.
 func Start(t testing.TB, n int, tweak ...func(*server.Config)) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t}
 	t.Cleanup(c.Stop)
+	ca := tlstest.NewCA(t, "testcluster")
+	c.CA, c.ca = ca.File, ca
 	for i := 0; i < n; i++ {
 		cfg := Config(t, fmt.Sprintf("m%d", i+1))
+		cfg.TLS = ca.Issue(cfg.NodeID)
 		for _, f := range tweak {
 			f(&cfg)
 		}
@@ -92,6 +115,12 @@ func Start(t testing.TB, n int, tweak ...func(*server.Config)) *Cluster {
 		}
 		c.cfgs = append(c.cfgs, pin(cfg, s))
 		c.Servers = append(c.Servers, s)
+	}
+	// A tweak may have given the managers other certificates, or none.
+	if tls := c.cfgs[0].TLS; !tls.Serving() {
+		c.CA, c.ca = "", nil
+	} else if tls.CA != c.CA {
+		c.CA, c.ca = tls.CA, nil
 	}
 	peers := make([]server.Peer, n)
 	for i, s := range c.Servers {
@@ -111,7 +140,9 @@ func Start(t testing.TB, n int, tweak ...func(*server.Config)) *Cluster {
 // pin makes a restart reuse the addresses the OS picked the first time.
 func pin(cfg server.Config, s *server.Server) server.Config {
 	cfg.HTTPAddr = s.HTTPAddr()
-	cfg.RaftAddr = s.RaftAddr()
+	if !cfg.Dev {
+		cfg.RaftAddr = s.RaftAddr()
+	}
 	return cfg
 }
 
@@ -152,7 +183,7 @@ func (c *Cluster) Kill(i int) {
 func (c *Cluster) Restart(i int) *server.Server {
 	c.t.Helper()
 	cfg := c.cfgs[i]
-	cfg.Peers, cfg.BootstrapExpect, cfg.Dev = nil, 0, false
+	cfg.Peers, cfg.BootstrapExpect = nil, 0
 	var s *server.Server
 	// The OS may hold the old port for a moment after close.
 	Eventually(c.t, 10*time.Second, func() error {
@@ -244,8 +275,42 @@ func (c *Cluster) WaitBootstrapped() {
 	})
 }
 
-// URL is the base URL of manager s.
-func URL(s *server.Server) string { return "http://" + s.HTTPAddr() }
+// URL is the base URL of manager s (https with TLS on).
+func URL(s *server.Server) string { return s.URL() }
+
+// Issue makes a manager certificate from the cluster's CA, for a manager
+// that joins it.
+func (c *Cluster) Issue(name string) tlsfiles.Files {
+	c.t.Helper()
+	if c.ca == nil {
+		c.t.Fatal("the cluster's certificates do not come from testcluster's CA")
+	}
+	return c.ca.Issue(name)
+}
+
+// ClientTLS is the TLS configuration that trusts the cluster's CA; nil when
+// the cluster runs without TLS.
+func (c *Cluster) ClientTLS() *tls.Config {
+	c.t.Helper()
+	if c.CA == "" {
+		return nil
+	}
+	cfg, err := tlsfiles.Files{CA: c.CA}.Client()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return cfg
+}
+
+// HTTPClient dials the cluster's managers, trusting its CA.
+func (c *Cluster) HTTPClient() *http.Client {
+	c.t.Helper()
+	tc := c.ClientTLS()
+	if tc == nil {
+		return http.DefaultClient
+	}
+	return &http.Client{Transport: tlsfiles.Transport(tc)}
+}
 
 // Eventually retries f until it returns nil or the deadline passes.
 func Eventually(t testing.TB, within time.Duration, f func() error) {
@@ -280,8 +345,20 @@ func (r *Response) JSON(t testing.TB, v any) {
 	}
 }
 
-// Do sends a request with an optional bearer token and JSON body.
+// Do sends a request with an optional bearer token and JSON body to a
+// manager without TLS (a dev cluster, or InsecureRaft).
 func Do(t testing.TB, method, url, token string, body any) *Response {
+	t.Helper()
+	return do(t, http.DefaultClient, method, url, token, body)
+}
+
+// Do sends a request as the package's Do does, trusting the cluster's CA.
+func (c *Cluster) Do(t testing.TB, method, url, token string, body any) *Response {
+	t.Helper()
+	return do(t, c.HTTPClient(), method, url, token, body)
+}
+
+func do(t testing.TB, hc *http.Client, method, url, token string, body any) *Response {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -309,7 +386,7 @@ func Do(t testing.TB, method, url, token string, body any) *Response {
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
@@ -321,10 +398,21 @@ func Do(t testing.TB, method, url, token string, body any) *Response {
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
 
-// Login returns a bearer token for the user.
+// Login returns a bearer token for the user from a manager without TLS.
 func Login(t testing.TB, s *server.Server, email, password string) string {
 	t.Helper()
-	r := Do(t, http.MethodPost, URL(s)+"/v1/auth/login", "", map[string]string{"email": email, "password": password})
+	return login(t, http.DefaultClient, s, email, password)
+}
+
+// Login returns a bearer token for the user, trusting the cluster's CA.
+func (c *Cluster) Login(t testing.TB, s *server.Server, email, password string) string {
+	t.Helper()
+	return login(t, c.HTTPClient(), s, email, password)
+}
+
+func login(t testing.TB, hc *http.Client, s *server.Server, email, password string) string {
+	t.Helper()
+	r := do(t, hc, http.MethodPost, URL(s)+"/v1/auth/login", "", map[string]string{"email": email, "password": password})
 	if r.Status != http.StatusOK {
 		t.Fatalf("login %s: %d %s", email, r.Status, r.Body)
 	}

@@ -1,6 +1,7 @@
 // Package tlsfiles turns certificate and key files into tls.Configs for the
 // managers, the agents and the CLI. Certificates come from files an operator
-// made (deploy/README.md, scripts/gen-certs.sh); nothing here issues them.
+// made (`berth tls`, shared/tlsgen, or their own CA; deploy/README.md);
+// nothing here issues them.
 package tlsfiles
 
 import (

@@ -20,6 +20,10 @@ import (
 	"github.com/berth-cluster/berth/shared/version"
 )
 
+// defaultRaftAddr is where a manager that is not -dev serves Raft unless
+// -raft-addr says otherwise.
+const defaultRaftAddr = "127.0.0.1:8300"
+
 func main() {
 	if err := run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
@@ -33,11 +37,11 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("berth-manager", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		dev              = fs.Bool("dev", false, "run a one-node cluster (data in -data-dir, or a temp dir)")
+		dev              = fs.Bool("dev", false, "run a one-node cluster (data in -data-dir, or a temp dir); Raft stays in memory and opens no port")
 		nodeID           = fs.String("node-id", "", "this manager's id in the Raft cluster (default: the host name; 'dev' with -dev)")
 		httpAddr         = fs.String("http-addr", "127.0.0.1:8080", "HTTP API listen address")
 		advertiseHTTP    = fs.String("advertise-http", "", "HTTP address peers and clients use (default: -http-addr)")
-		raftAddr         = fs.String("raft-addr", "127.0.0.1:8300", "Raft transport listen address (port 0 picks one)")
+		raftAddr         = fs.String("raft-addr", "", "Raft transport listen address (port 0 picks one; default "+defaultRaftAddr+"; none with -dev)")
 		dataDir          = fs.String("data-dir", "", "directory for the Raft log, snapshots and first-start credentials")
 		bootstrapExpect  = fs.Int("bootstrap-expect", 0, "number of managers in a new cluster listed in -peers")
 		peers            = fs.String("peers", "", "every manager of a new cluster: id=raftaddr=httpaddr,...")
@@ -50,9 +54,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		tokenTTL         = fs.Duration("token-ttl", 12*time.Hour, "lifetime of login tokens")
 		scheduler        = fs.String("scheduler", "fifo", "order PENDING sessions are taken in: fifo or drf (dominant resource fairness per keypair)")
 		placement        = fs.String("placement", "concentrated", "how agents are picked: concentrated (bin-pack) or dispersed (spread)")
-		tlsCert          = fs.String("tls-cert", "", "PEM certificate: serve the API over HTTPS and Raft over mutual TLS (needs -tls-key and -tls-ca)")
+		tlsCert          = fs.String("tls-cert", "", "PEM certificate (berth tls cert create -manager): serve the API over HTTPS and Raft over mutual TLS (needs -tls-key and -tls-ca; required unless -dev or -insecure-raft)")
 		tlsKey           = fs.String("tls-key", "", "PEM private key of -tls-cert")
 		tlsCA            = fs.String("tls-ca", "", "PEM CA bundle trusted when dialing peer managers (and agents with -agent-tls), and required of Raft peers")
+		insecureRaft     = fs.Bool("insecure-raft", false, "speak Raft over plaintext TCP without -tls-cert: whoever reaches -raft-addr can rewrite the cluster state; isolated networks only")
 		agentTLS         = fs.Bool("agent-tls", false, "dial the agents' API (exec, logs) over HTTPS, trusting -tls-ca (agents run with -tls-cert)")
 		logLevel         = fs.String("log-level", "info", "debug, info, warn or error")
 		showVersion      = fs.Bool("version", false, "print the version and exit")
@@ -93,6 +98,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		}
 		*dataDir = d
 	}
+	if *raftAddr == "" && !*dev {
+		*raftAddr = defaultRaftAddr
+	}
 	peerList, err := server.ParsePeers(*peers)
 	if err != nil {
 		return fmt.Errorf("-peers: %w", err)
@@ -104,14 +112,11 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	cfg := server.Config{
 		NodeID: *nodeID, HTTPAddr: *httpAddr, AdvertiseHTTP: *advertiseHTTP, RaftAddr: *raftAddr, DataDir: abs,
 		Dev: *dev, BootstrapExpect: *bootstrapExpect, Peers: peerList, Join: *join, JoinToken: *joinToken,
-		TLS: tlsfiles.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsCA}, AgentTLS: *agentTLS,
+		TLS: tlsfiles.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsCA}, InsecureRaft: *insecureRaft, AgentTLS: *agentTLS,
 		AgentToken: *agentToken, HeartbeatTimeout: *heartbeatTimeout, UsageCheckEvery: *usageCheckEvery, FolderHosts: folderHosts,
 		NoGroupFolders:      !*allowGroup,
 		BootstrapAdminEmail: *adminEmail, BootstrapAdminPassword: getenv("BERTH_BOOTSTRAP_ADMIN_PASSWORD"),
 		TokenTTL: *tokenTTL, Scheduler: *scheduler, Placement: *placement, Log: log, Out: stdout, RaftLog: stderr, RaftLogLevel: *logLevel,
-	}
-	if cfg.Dev && cfg.RaftAddr == "127.0.0.1:8300" && !flagenv.Given(fs, "raft-addr") {
-		cfg.RaftAddr = "127.0.0.1:0"
 	}
 	srv, err := server.Start(cfg)
 	if err != nil {

@@ -126,6 +126,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) s
 		c.sessionCmd(),
 		c.folderCmd(),
 		c.withSessionExport(c.withPolicyExport(c.exportCmd())),
+		c.tlsCmd(),
 	)
 	return root
 }
