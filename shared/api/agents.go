@@ -27,6 +27,13 @@ type Agent struct {
 	Node            NodeInfo    `json:"node"`
 	LastHeartbeatAt time.Time   `json:"last_heartbeat_at"`
 	Version         string      `json:"version"`
+
+	// Approved: sessions may be placed on the agent. One that joined with
+	// a token without auto_approve waits for POST /v1/agents/{id}/approve.
+	Approved bool `json:"approved"`
+	// JoinToken is the id of the agent token it joined with ("" for the
+	// managers' shared -agent-token).
+	JoinToken string `json:"join_token,omitempty"`
 }
 
 // AgentGPU is one GPU of an agent (GPUs land with a later issue).
