@@ -71,9 +71,10 @@ func (a *API) registerAgent(c *Call) error {
 	}
 	now := a.now().UTC()
 	ag := state.Agent{ID: id, Secret: newSecret, Address: req.Address, Status: state.AgentAlive, Schedulable: true,
-		AwaitingApproval: join.shared && a.cfg.AgentTokenNeedsApproval,
-		Capacity:         req.Capacity, Node: req.Node, Images: req.Images, GPUs: req.GPUs, GPUShareQuantum: req.GPUShareQuantum,
+		Capacity: req.Capacity, Node: req.Node, Images: req.Images, GPUs: req.GPUs, GPUShareQuantum: req.GPUShareQuantum,
 		FolderHosts: req.FolderHosts, Version: req.Version, LastHeartbeatAt: now}
+	// An issued token's own auto_approve decides inside Apply.
+	ag.AwaitingApproval = join.shared && a.cfg.AgentTokenNeedsApproval
 	v, err := c.Propose(fsm.AgentPut{Agent: ag, TokenHash: join.tokenHash, At: now})
 	if err != nil {
 		// The token may have been used up, expired or revoked since the

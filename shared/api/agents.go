@@ -73,9 +73,10 @@ type AgentUsage struct {
 	Containers       int     `json:"containers"`
 }
 
-// AgentRegister is POST /v1/agents/register, authenticated with the cluster
-// join token (header X-Berth-Agent-Token). An agent that already has an id
-// (from its state dir) sends it with its secret to register again.
+// AgentRegister is POST /v1/agents/register. A new agent authenticates
+// with a join token (header X-Berth-Agent-Token: the managers' shared
+// -agent-token or an issued one); an agent that already has an id (from
+// its state dir) sends it with its secret to register again.
 type AgentRegister struct {
 	ID       string      `json:"id,omitempty"`
 	Address  string      `json:"address"`
