@@ -102,7 +102,7 @@ func (c *Config) validate() error {
 		errs = append(errs, "-manager is required (a comma-separated list of manager URLs)")
 	}
 	if c.Manager == nil && c.Token == "" {
-		errs = append(errs, "-token is required (the managers' -agent-token)")
+		errs = append(errs, "a join token is required: -token-file FILE or BERTH_AGENT_TOKEN (from berth agent token create, or the managers' -agent-token)")
 	}
 	if c.StateDir == "" {
 		errs = append(errs, "-state-dir is required")

@@ -39,9 +39,14 @@ type httpManager struct {
 	http *http.Client
 }
 
-func (m *httpManager) client(secret string) (*client.Client, error) {
+// client calls the managers with the agent's secret; the join token goes
+// only on registration, the one call that needs it, so it crosses the
+// network as seldom as it can.
+func (m *httpManager) client(secret string, join bool) (*client.Client, error) {
 	h := http.Header{}
-	h.Set(AgentTokenHeader, m.token)
+	if join {
+		h.Set(AgentTokenHeader, m.token)
+	}
 	if m.tls == nil {
 		// Go's default transport, as before TLS existed.
 		return client.New(client.Config{Addrs: m.addrs, Token: secret, Header: h, MaxAttempts: 2 * len(m.addrs)})
@@ -56,7 +61,7 @@ func (m *httpManager) client(secret string) (*client.Client, error) {
 
 func (m *httpManager) Register(ctx context.Context, req api.AgentRegister, secret string) (api.AgentRegistered, error) {
 	var out api.AgentRegistered
-	cl, err := m.client(secret)
+	cl, err := m.client(secret, true)
 	if err != nil {
 		return out, err
 	}
@@ -68,7 +73,7 @@ func (m *httpManager) Register(ctx context.Context, req api.AgentRegister, secre
 
 func (m *httpManager) Heartbeat(ctx context.Context, id, secret string, hb api.AgentHeartbeat) (api.HeartbeatAnswer, error) {
 	var out api.HeartbeatAnswer
-	cl, err := m.client(secret)
+	cl, err := m.client(secret, false)
 	if err != nil {
 		return out, err
 	}
@@ -80,7 +85,7 @@ func (m *httpManager) Heartbeat(ctx context.Context, id, secret string, hb api.A
 
 func (m *httpManager) Desired(ctx context.Context, id, secret string, index uint64, wait time.Duration) (api.DesiredState, error) {
 	var out api.DesiredState
-	cl, err := m.client(secret)
+	cl, err := m.client(secret, false)
 	if err != nil {
 		return out, err
 	}

@@ -18,11 +18,14 @@ mkdir -p "$data" "$dev/agent" "$dev/folders"
 dev_abs=$(cd "$dev" && pwd)
 folders="local=$dev_abs/folders"
 
-# The agents' join token is made once and kept with the dev state.
-if [ ! -s "$dev/agent-token" ]; then
-  (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dev/agent-token")
+# The agents' join token is made once and kept with the dev state. Both
+# daemons read it from the file: a token on a command line is in ps for
+# every local account to see.
+token_file=$dev_abs/agent-token
+if [ ! -s "$token_file" ]; then
+  (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token_file")
 fi
-token=$(cat "$dev/agent-token")
+chmod 600 "$token_file"
 
 pids=()
 containerd_dir=""
@@ -50,7 +53,7 @@ wait_for() { # URL what pid
 
 # -dev keeps Raft in memory: the manager opens no Raft port.
 bin/berth-manager -dev -node-id dev -http-addr "$http" -data-dir "$data" \
-  -agent-token "$token" -folder-host "$folders" -log-level "${BERTH_LOG_LEVEL:-warn}" >"$data/stdout.log" 2>"$data/manager.log" &
+  -agent-token-file "$token_file" -folder-host "$folders" -log-level "${BERTH_LOG_LEVEL:-warn}" >"$data/stdout.log" 2>"$data/manager.log" &
 pids+=($!)
 wait_for "http://$http/readyz" berth-manager "${pids[0]}" || { tail -n 20 "$data/manager.log" >&2; exit 1; }
 for _ in $(seq 1 50); do
@@ -79,7 +82,7 @@ else
     scripts/build-base-image.sh "$dev/base.tar" >/dev/null
   fi
   bin/berth-agent image import -containerd "$sock" "$dev/base.tar" >/dev/null
-  bin/berth-agent -manager "http://$http" -token "$token" -state-dir "$dev/agent" -containerd "$sock" \
+  bin/berth-agent -manager "http://$http" -token-file "$token_file" -state-dir "$dev/agent" -containerd "$sock" \
     -runc-root "$containerd_dir/runc" -reserved-cpu "${BERTH_RESERVED_CPU:-0}" -reserved-mem "${BERTH_RESERVED_MEM:-512MiB}" -http-addr "$agent_http" \
     -folder-host "$folders" -fake-gpus "${BERTH_FAKE_GPUS:-2}" -gpu-mps-dir "$dev_abs/mps" \
     -log-level "${BERTH_LOG_LEVEL:-warn}" >"$dev/agent/stdout.log" 2>"$dev/agent/agent.log" &

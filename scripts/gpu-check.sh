@@ -107,8 +107,9 @@ run() {
   mkdir -p "$work/manager" "$work/agent" "$work/mps"
   export BERTH_CONFIG=$work/credentials.json
   export BERTH_ADDR=http://127.0.0.1:$port
-  local password=Gpu-check-1 token
-  token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  local password=Gpu-check-1 token_file=$work/agent-token
+  # The agents' token goes by file: ps shows command lines to everyone.
+  (umask 077 && head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token_file")
   trap cleanup EXIT
 
   "$here/containerd.sh" start "$work/ctrd" || fail "containerd did not start"
@@ -116,12 +117,12 @@ run() {
   "$agent" image import -containerd "$sock" "$image" || fail "image import"
 
   BERTH_BOOTSTRAP_ADMIN_PASSWORD=$password "$manager" -dev -node-id gpucheck -http-addr "127.0.0.1:$port" \
-    -data-dir "$work/manager" -agent-token "$token" -log-level info \
+    -data-dir "$work/manager" -agent-token-file "$token_file" -log-level info \
     >"$work/manager/stdout.log" 2>"$work/manager/manager.log" &
   manager_pid=$!
   local fake_flag=()
   [ -z "$fake" ] || fake_flag=(-fake-gpus 1)
-  "$agent" -manager "$BERTH_ADDR" -token "$token" -state-dir "$work/agent" -containerd "$sock" -runc-root "$work/ctrd/runc" \
+  "$agent" -manager "$BERTH_ADDR" -token-file "$token_file" -state-dir "$work/agent" -containerd "$sock" -runc-root "$work/ctrd/runc" \
     -http-addr "127.0.0.1:$((port + 1))" -reserved-cpu 0 -reserved-mem 256MiB -gpu-mps-dir "$work/mps" -log-level debug \
     "${fake_flag[@]}" >"$work/agent/stdout.log" 2>"$work/agent/agent.log" &
   agent_pid=$!

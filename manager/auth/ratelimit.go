@@ -51,3 +51,22 @@ func (l *Limiter) AllowWith(key string, burst int, every time.Duration) (ok bool
 	}
 	return true, 0
 }
+
+// Blocked reports, without taking an attempt, whether key has none left
+// now and how long until it has one. A limit on failures alone checks it
+// before each try and takes an attempt (Allow) only when a try fails, so
+// a guesser is stopped before a right guess could tell it so, while the
+// successes of many honest clients behind one address cost nothing.
+func (l *Limiter) Blocked(key string) (blocked bool, retryAfter time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, found := l.buckets.Peek(key)
+	if !found {
+		return false, 0
+	}
+	tokens := b.TokensAt(l.now())
+	if tokens >= 1 {
+		return false, 0
+	}
+	return true, time.Duration((1 - tokens) / float64(b.Limit()) * float64(time.Second))
+}

@@ -45,7 +45,7 @@ const (
 	raftPort = 8300
 	admin    = "admin@berth.local"
 	password = "Chaos-admin-1"
-	agentTok = "chaos-agents"
+	agentTok = "chaos-agents-join-token"
 )
 
 // ipCmd runs ip(8) and fails the test on error.

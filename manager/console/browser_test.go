@@ -221,24 +221,33 @@ func (b *tab) open(page string) {
 // agent API, so the resource indicator has a cluster to show.
 func fakeAgent(t *testing.T, s *server.Server) {
 	t.Helper()
+	registerFakeAgent(t, s, agentToken, "127.0.0.1:1")
+}
+
+// registerFakeAgent registers an agent of 8 cores and 16 GiB at addr with
+// the join token and returns its id.
+func registerFakeAgent(t *testing.T, s *server.Server, token, addr string) string {
+	t.Helper()
 	var capacity slots.Slots
 	if err := json.Unmarshal([]byte(`{"cpu":8,"mem":17179869184}`), &capacity); err != nil {
 		t.Fatal(err)
 	}
-	body, _ := json.Marshal(api.AgentRegister{Address: "127.0.0.1:1", Capacity: capacity, Version: "test",
+	body, _ := json.Marshal(api.AgentRegister{Address: addr, Capacity: capacity, Version: "test",
 		Images: []api.Image{{Name: "berth/base:latest", Digest: "sha256:00", Size: 1 << 20}},
 		Node:   api.NodeInfo{Hostname: "fake-node", Arch: "amd64", CPUs: 8, MemoryBytes: 16 << 30}})
 	req, _ := http.NewRequest(http.MethodPost, testcluster.URL(s)+"/v1/agents/register", strings.NewReader(string(body)))
-	req.Header.Set(api.AgentTokenHeader, agentToken)
+	req.Header.Set(api.AgentTokenHeader, token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
+	defer resp.Body.Close()
+	var out api.AgentRegistered
+	if resp.StatusCode != http.StatusCreated || json.NewDecoder(resp.Body).Decode(&out) != nil {
 		t.Fatalf("register the fake agent: %d", resp.StatusCode)
 	}
+	return out.ID
 }
 
 func adminDo(t *testing.T, s *server.Server, token, method, path string, body any, want int) *testcluster.Response {
@@ -532,11 +541,30 @@ func TestConsoleAdminWalkthroughs(t *testing.T) {
 		b.shot("28-information")
 	})
 
+	step("a superadmin approves an agent that joined with a token without auto-approve", func(t *testing.T) {
+		b.t = t
+		var tok api.AgentToken
+		adminDo(t, s, admin, http.MethodPost, "/v1/agents/tokens", map[string]any{"uses": 1}, http.StatusCreated).JSON(t, &tok)
+		id := registerFakeAgent(t, s, tok.Token, "127.0.0.1:2")
+		b.open("maintenance") // the info page is open: leave it so it loads afresh
+		b.open("info")
+		b.do("awaiting approval", waitText("#agents-list", id), waitText("#page", "1 agent awaits approval"),
+			chromedp.WaitVisible(chromedp.CSS("#approve-"+id)))
+		b.shot("28b-agent-awaiting-approval")
+		b.do("approve", click("#approve-"+id), chromedp.WaitNotPresent(chromedp.CSS("#approve-"+id)),
+			waitJS(`!document.querySelector("#page").textContent.includes("awaits approval")`))
+		var got api.Agent
+		adminDo(t, s, admin, http.MethodGet, "/v1/agents/"+id, nil, http.StatusOK).JSON(t, &got)
+		if !got.Approved {
+			t.Fatalf("after APPROVE the agent is %+v", got)
+		}
+	})
+
 	step("maintenance recalculates usage and shows what it fixed", func(t *testing.T) {
 		b.t = t
 		b.open("maintenance")
 		b.shot("29-maintenance")
-		b.do("recalculate", click("#recalculate-usage"), waitText("#recalculate-result", "Checked 1 agents"))
+		b.do("recalculate", click("#recalculate-usage"), waitText("#recalculate-result", "Checked 2 agents"))
 		b.shot("30-maintenance-recalculated")
 	})
 

@@ -15,6 +15,15 @@ import (
 // session records.
 type AgentPut struct {
 	Agent state.Agent `json:"agent"`
+	// TokenHash, when set, is the SHA-256 of the agent token the agent
+	// presented. Apply admits the agent only if that token admits one more
+	// at At (not revoked, not expired, a use left), counts the use, and
+	// approves the agent or not as the token says: two agents racing for a
+	// token's last use reach the same serial log, and only one gets it.
+	// Without it the handler checked the managers' shared -agent-token and
+	// Agent.AwaitingApproval is what -agent-auto-approve says.
+	TokenHash string    `json:"token_hash,omitempty"`
+	At        time.Time `json:"at,omitzero"`
 }
 
 // MsgType implements Command.
@@ -34,6 +43,14 @@ func applyAgentPut(tx *state.Txn, index uint64, c *AgentPut) (any, error) {
 			return nil, apierr.New(apierr.Conflict, "agent %s already exists", a.ID)
 		}
 		a.Meta = old.Meta
+	}
+	if c.TokenHash != "" {
+		tok, err := useAgentToken(tx, index, c.TokenHash, c.At)
+		if err != nil {
+			return nil, err
+		}
+		a.JoinToken = tok.ID
+		a.AwaitingApproval = !tok.AutoApprove
 	}
 	if err := tx.PutAgent(index, &a); err != nil {
 		return nil, err

@@ -36,6 +36,10 @@ const (
 	MsgAgentPut    MsgType = 30
 	MsgAgentUpdate MsgType = 31
 	MsgAgentsLost  MsgType = 32
+	// Agent join tokens and approval (agenttokens.go).
+	MsgAgentTokenCreate MsgType = 33
+	MsgAgentTokenRevoke MsgType = 34
+	MsgAgentApprove     MsgType = 35
 	// 40-49: compute sessions.
 	MsgSessionCreate    MsgType = 40
 	MsgPlan             MsgType = 41
@@ -81,6 +85,10 @@ func appliers() map[MsgType]applier {
 		MsgAgentPut:      handle(applyAgentPut),
 		MsgAgentUpdate:   handle(applyAgentUpdate),
 		MsgAgentsLost:    handle(applyAgentsLost),
+		// Agent tokens and approval: agenttokens.go.
+		MsgAgentTokenCreate: handle(applyAgentTokenCreate),
+		MsgAgentTokenRevoke: handle(applyAgentTokenRevoke),
+		MsgAgentApprove:     handle(applyAgentApprove),
 		// Sessions: sessions_apply.go, sessions_report.go, sessions_batch.go.
 		MsgSessionCreate:    handle(applySessionCreate),
 		MsgPlan:             handle(applyPlan),

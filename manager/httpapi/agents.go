@@ -21,16 +21,26 @@ import (
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
-// registerAgent is POST /v1/agents/register. The cluster's agent token
-// admits a node; a new one gets an id and a secret of its own, an agent
-// that kept them (its state dir) proves the secret and updates its record.
+// registerAgent is POST /v1/agents/register. A new agent is admitted by
+// its join token: the managers' shared -agent-token, or one issued by POST
+// /v1/agents/tokens (whose uses, expiry and revocation the FSM decides, and
+// which says whether the agent may take sessions at once). An agent that
+// kept its id and secret (its state dir) proves the secret instead and
+// updates its record: its token may be used up or expired by then. Failed
+// attempts are limited per client address.
 func (a *API) registerAgent(c *Call) error {
-	if a.cfg.AgentToken == "" {
-		return apierr.New(apierr.Forbidden, "start the managers with -agent-token to accept agents")
+	if err := a.tokenGuessesLeft(c); err != nil {
+		return err
 	}
-	got := c.R.Header.Get(api.AgentTokenHeader)
-	if subtle.ConstantTimeCompare([]byte(got), []byte(a.cfg.AgentToken)) != 1 {
-		return apierr.New(apierr.Unauthorized, "wrong or missing %s: it must be the managers' -agent-token", api.AgentTokenHeader)
+	secret := bearer(c.R)
+	var join joinAdmission
+	if secret == "" {
+		// Checked before the body is read: a stranger learns nothing more
+		// than that the token is wrong.
+		var err error
+		if join, err = a.agentJoinToken(c); err != nil {
+			return a.tokenFailed(c, "agent registration", err)
+		}
 	}
 	var req api.AgentRegister
 	if err := decodeAgentReport(c, true, &req); err != nil {
@@ -45,32 +55,51 @@ func (a *API) registerAgent(c *Call) error {
 	if req.ID != "" {
 		return a.reregisterAgent(c, &req)
 	}
+	if secret != "" {
+		var err error
+		if join, err = a.agentJoinToken(c); err != nil {
+			return a.tokenFailed(c, "agent registration", err)
+		}
+	}
 	id, err := newAgentID(a.rnd)
 	if err != nil {
 		return err
 	}
-	secret, err := auth.NewSecretKey(a.rnd)
+	newSecret, err := auth.NewSecretKey(a.rnd)
 	if err != nil {
 		return err
 	}
 	now := a.now().UTC()
-	ag := state.Agent{ID: id, Secret: secret, Address: req.Address, Status: state.AgentAlive, Schedulable: true,
+	ag := state.Agent{ID: id, Secret: newSecret, Address: req.Address, Status: state.AgentAlive, Schedulable: true,
 		Capacity: req.Capacity, Node: req.Node, Images: req.Images, GPUs: req.GPUs, GPUShareQuantum: req.GPUShareQuantum,
 		FolderHosts: req.FolderHosts, Version: req.Version, LastHeartbeatAt: now}
-	if _, err := c.Propose(fsm.AgentPut{Agent: ag}); err != nil {
-		return err
+	// An issued token's own auto_approve decides inside Apply.
+	ag.AwaitingApproval = join.shared && a.cfg.AgentTokenNeedsApproval
+	v, err := c.Propose(fsm.AgentPut{Agent: ag, TokenHash: join.tokenHash, At: now})
+	if err != nil {
+		// The token may have been used up, expired or revoked since the
+		// look-up: the FSM's answer is the one that counts.
+		return a.tokenFailed(c, "agent registration", err)
 	}
+	rec := v.(*state.Agent)
 	a.agents.beat(id, now, nil)
-	a.log.Info("agent registered", "agent", id, "address", req.Address, "capacity", req.Capacity.String())
-	return c.JSON(http.StatusCreated, api.AgentRegistered{ID: id, Secret: secret})
+	a.log.Info("agent registered", "agent", id, "address", req.Address, "capacity", req.Capacity.String(),
+		"join_token", cmp.Or(rec.JoinToken, "shared"), "awaiting_approval", rec.AwaitingApproval)
+	return c.JSON(http.StatusCreated, api.AgentRegistered{ID: id, Secret: newSecret})
+}
+
+// bearer is the credential of Authorization: Bearer, or "".
+func bearer(r *http.Request) string {
+	s, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return strings.TrimSpace(s)
 }
 
 // reregisterAgent updates a known agent's record with what it reports now;
-// what an admin decided (schedulable) stays.
+// what an admin decided (schedulable, approval) stays.
 func (a *API) reregisterAgent(c *Call, req *api.AgentRegister) error {
 	rec, err := a.agentWithSecret(req.ID, c.R)
 	if err != nil {
-		return err
+		return a.tokenFailed(c, "agent re-registration", err)
 	}
 	now := a.now().UTC()
 	alive := state.AgentAlive
@@ -92,7 +121,7 @@ const unknownAgentSecret = "berth-unknown-agent-0000000000000000000"
 // One answer for an unknown id and a wrong secret, so the answer does not
 // tell which agent ids exist.
 func (a *API) agentWithSecret(id string, r *http.Request) (*state.Agent, error) {
-	secret, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	secret := bearer(r)
 	rec, err := a.cluster.State().Read().Agent(id)
 	if err != nil {
 		return nil, err
@@ -101,7 +130,7 @@ func (a *API) agentWithSecret(id string, r *http.Request) (*state.Agent, error) 
 	if rec != nil && rec.Secret != "" {
 		want = rec.Secret
 	}
-	if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(secret)), []byte(want)) != 1 || rec == nil || rec.Secret == "" {
+	if subtle.ConstantTimeCompare([]byte(secret), []byte(want)) != 1 || rec == nil || rec.Secret == "" {
 		return nil, apierr.New(apierr.Unauthorized, "unknown agent id or wrong secret: send Authorization: Bearer SECRET with the secret "+
 			"the registration returned; an agent this cluster does not know must register again without an id")
 	}

@@ -83,11 +83,15 @@ func lastIndex(s *server.Server) uint64 {
 
 var agentIDPattern = regexp.MustCompile(`^agent-[a-z0-9]{12}$`)
 
+// Without a shared -agent-token and without issued tokens, no token
+// admits an agent (an empty shared token must not match an empty header).
 func TestAgentRegistrationNeedsTheAgentToken(t *testing.T) {
 	s := testcluster.StartDev(t).Servers[0]
-	r := agentCall(t, s, http.MethodPost, "/v1/agents/register", "anything", "", registration("10.0.0.5:6001"))
-	p := wantProblem(t, r, http.StatusForbidden, api.ProblemForbidden)
-	wantDetail(t, p, "start the managers with -agent-token to accept agents")
+	for _, token := range []string{"anything", ""} {
+		r := agentCall(t, s, http.MethodPost, "/v1/agents/register", token, "", registration("10.0.0.5:6001"))
+		p := wantProblem(t, r, http.StatusUnauthorized, api.ProblemUnauthorized)
+		wantDetail(t, p, "wrong or missing agent token", "berth agent token create")
+	}
 }
 
 func TestAgentRegistration(t *testing.T) {

@@ -61,6 +61,10 @@ type Config struct {
 	JoinToken string
 	// AgentToken, when set, lets agents register (the managers' -agent-token).
 	AgentToken string
+	// AgentTokenNeedsApproval: agents registered with AgentToken wait for
+	// a superadmin's approval, as those of a token without auto_approve do
+	// (-agent-auto-approve=false).
+	AgentTokenNeedsApproval bool
 	// PeerScheme is how other managers' API is dialed ("http" when empty,
 	// "https" with TLS on); PeerTransport dials them (forwarding to the
 	// leader, health probes; nil: http.DefaultTransport).
@@ -98,6 +102,11 @@ type API struct {
 	agentMetrics *agentCollector
 	sessions     *sessionTracker
 	usage        *usageChecks
+
+	// tokenFailures counts failed machine credentials (agent tokens,
+	// agent secrets on registration, the join token) per client address.
+	tokenFailures *auth.Limiter
+
 	// leaderReady: this manager leads and has applied every entry of
 	// earlier terms (see SetLeaderReady).
 	leaderReady atomic.Bool
@@ -137,6 +146,7 @@ func New(cfg Config) *API {
 		keypairRate:  auth.NewLimiter(1, time.Second, cfg.Now),
 		keypairUses:  newLastSeen(),
 	}
+	a.tokenFailures = auth.NewLimiter(cfg.LoginBurst, cfg.LoginEvery, cfg.Now)
 	a.folders = cfg.Folders
 	if a.folders == nil {
 		a.folders = folderfs.New(nil, 0, 0, cfg.Now)

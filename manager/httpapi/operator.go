@@ -52,9 +52,12 @@ func (a *API) join(c *Call) error {
 	if a.cfg.JoinToken == "" {
 		return apierr.New(apierr.Forbidden, "this cluster does not accept joins: start every manager with the same -join-token")
 	}
+	if err := a.tokenGuessesLeft(c); err != nil {
+		return err
+	}
 	got := c.R.Header.Get(JoinTokenHeader)
 	if subtle.ConstantTimeCompare([]byte(got), []byte(a.cfg.JoinToken)) != 1 {
-		return apierr.New(apierr.Unauthorized, "wrong or missing %s", JoinTokenHeader)
+		return a.tokenFailed(c, "manager join", apierr.New(apierr.Unauthorized, "wrong or missing %s", JoinTokenHeader))
 	}
 	var req api.JoinRequest
 	if err := c.Decode(&req); err != nil {

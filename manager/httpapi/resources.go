@@ -125,7 +125,7 @@ func agentLoads(tx *state.Txn) ([]quota.Agent, error) {
 			gpus = append(gpus, quota.GPU{Shares: g.Shares, Held: gpuHeld[g.UUID]})
 		}
 		out = append(out, quota.Agent{Capacity: ag.Capacity, Occupied: held,
-			Alive: ag.Status == state.AgentAlive, Schedulable: ag.Schedulable, GPUs: gpus})
+			Alive: ag.Status == state.AgentAlive, Schedulable: ag.Schedulable && !ag.AwaitingApproval, GPUs: gpus})
 	}
 	return out, nil
 }

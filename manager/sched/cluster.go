@@ -45,6 +45,11 @@ type Agent struct {
 	GPUQuantum int64
 	// FolderHosts are the storage folder hosts the agent can mount.
 	FolderHosts []string
+
+	// AwaitingApproval: the agent joined with a token that did not
+	// approve it and no superadmin has yet. Nothing is placed on it,
+	// whatever else it offers.
+	AwaitingApproval bool
 }
 
 // Request is a PENDING session as admission sees it.
@@ -98,6 +103,7 @@ type keypairState struct {
 type agentState struct {
 	id                 string
 	alive, schedulable bool
+	approved           bool
 	capacity, occupied vec
 	// extra is what the session being placed already put here (Place only).
 	extra   vec
@@ -106,7 +112,7 @@ type agentState struct {
 	hosts   []string // storage folder hosts, sorted
 }
 
-func (a *agentState) usable() bool { return a.alive && a.schedulable }
+func (a *agentState) usable() bool { return a.alive && a.schedulable && a.approved }
 
 // missingHost is the first of hosts the agent cannot mount, or "".
 func (a *agentState) missingHost(hosts []string) string {
@@ -147,7 +153,7 @@ func (c *Cluster) keypair(ak string) (*keypairState, error) {
 }
 
 func newAgentState(a *Agent) *agentState {
-	s := &agentState{id: a.ID, alive: a.Alive, schedulable: a.Schedulable, hosts: slices.Sorted(slices.Values(a.FolderHosts))}
+	s := &agentState{id: a.ID, alive: a.Alive, schedulable: a.Schedulable, approved: !a.AwaitingApproval, hosts: slices.Sorted(slices.Values(a.FolderHosts))}
 	s.capacity, _ = toVec(a.Capacity)
 	s.occupied, _ = toVec(a.Occupied)
 	s.quantum = a.GPUQuantum
@@ -273,7 +279,7 @@ func (c *Cluster) Digest() (uint64, error) {
 	var buf []byte
 	for _, a := range all {
 		buf = append(buf[:0], a.id...)
-		buf = append(buf, 0, boolByte(a.alive), boolByte(a.schedulable))
+		buf = append(buf, 0, boolByte(a.alive), boolByte(a.schedulable), boolByte(a.approved))
 		for _, h := range a.hosts {
 			buf = append(append(buf, h...), 0)
 		}

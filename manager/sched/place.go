@@ -160,7 +160,11 @@ func noHost(all []*agentState, hosts []string) *Failure {
 func noRoom(all []*agentState, need vec, i, n int) *Failure {
 	var largest vec
 	usable := false
+	var awaiting []string
 	for _, a := range all {
+		if a.alive && a.schedulable && !a.approved {
+			awaiting = append(awaiting, a.id)
+		}
 		if !a.usable() {
 			continue
 		}
@@ -173,6 +177,10 @@ func noRoom(all []*agentState, need vec, i, n int) *Failure {
 		}
 	}
 	if !usable {
+		if len(awaiting) > 0 {
+			return fail(KindCapacity, "no agent is alive, schedulable and approved; %s awaiting approval (berth agent approve %s)",
+				strings.Join(awaiting, ", "), awaiting[0])
+		}
 		return fail(KindCapacity, "no agent is alive and schedulable")
 	}
 	which := ""

@@ -134,7 +134,9 @@ func TestAdmitVerifiesAPlacementAndSeesEarlierOnes(t *testing.T) {
 	lost.Alive = false
 	off := alive("a8", cpu(8), nil)
 	off.Schedulable = false
-	c := cluster([]*Keypair{unlimited("A")}, alive("a1", cpu(4), cpu(1)), lost, off)
+	waiting := alive("a7", cpu(8), nil)
+	waiting.AwaitingApproval = true
+	c := cluster([]*Keypair{unlimited("A")}, alive("a1", cpu(4), cpu(1)), lost, off, waiting)
 	pair := req("p", "A", cpu(2), 1)
 	pair.Containers = 2
 	cases := []struct {
@@ -146,6 +148,7 @@ func TestAdmitVerifiesAPlacementAndSeesEarlierOnes(t *testing.T) {
 		{pair, []string{"a1", "a1"}, "agent a1: cpu 1 + 4 > 4"},
 		{req("s", "A", cpu(1), 1), []string{"a9"}, "agent a9 is lost"},
 		{req("s", "A", cpu(1), 1), []string{"a8"}, "agent a8 is not schedulable"},
+		{req("s", "A", cpu(1), 1), []string{"a7"}, "agent a7 awaits approval (berth agent approve a7)"},
 		{req("s", "A", cpu(1), 1), []string{"zz"}, "agent zz of container 0 does not exist"},
 		{req("s1", "A", cpu(2), 1), []string{"a1"}, ""},
 		// The admission just above now holds 2 of a1's 3 free cores.
@@ -213,4 +216,35 @@ func anyFits(c *Cluster, r Request) bool {
 		f, _ := c.CheckAgents(r, []string{a.id})
 		return f == nil
 	})
+}
+
+// An agent awaiting approval takes nothing, however well it fits; the
+// wait says so and names the command that ends it. Approval moves the
+// digest, so a session that waited for room tries again.
+func TestPlaceSkipsAnAgentAwaitingApproval(t *testing.T) {
+	kps := []*Keypair{unlimited("A")}
+	waiting := alive("a1", cpu(8), nil)
+	waiting.AwaitingApproval = true
+	if got := place(t, cluster(kps, waiting), req("s", "A", cpu(1), 1), Concentrated); got != "wait: no agent is alive, schedulable and approved; a1 awaiting approval (berth agent approve a1)" {
+		t.Errorf("only an unapproved agent: %q", got)
+	}
+	if got := place(t, cluster(kps, waiting, alive("a2", cpu(2), nil)), req("s", "A", cpu(1), 1), Concentrated); got != "a2" {
+		t.Errorf("put 1 core on %s, want a2 (a1 awaits approval)", got)
+	}
+	before, err := cluster(kps, waiting).Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	approved := *waiting
+	approved.AwaitingApproval = false
+	after, err := cluster(kps, &approved).Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before == after {
+		t.Error("approving an agent does not change the digest")
+	}
+	if got := place(t, cluster(kps, &approved), req("s", "A", cpu(1), 1), Concentrated); got != "a1" {
+		t.Errorf("after approval: %s, want a1", got)
+	}
 }

@@ -67,7 +67,7 @@ func (c *Cluster) CheckKeypair(r Request) (*Failure, error) {
 }
 
 // CheckAgents verifies a placement: one agent per container, every agent
-// alive and schedulable, and on each what it holds plus this session's
+// alive, schedulable and approved, and on each what it holds plus this session's
 // containers there within its capacity.
 func (c *Cluster) CheckAgents(r Request, agents []string) (*Failure, error) {
 	if len(agents) != r.size() {
@@ -98,6 +98,8 @@ func (c *Cluster) CheckAgents(r Request, agents []string) (*Failure, error) {
 			return fail(KindCapacity, "agent %s is lost", id), nil
 		case !a.schedulable:
 			return fail(KindCapacity, "agent %s is not schedulable", id), nil
+		case !a.approved:
+			return fail(KindCapacity, "agent %s awaits approval (berth agent approve %s)", id, id), nil
 		case a.missingHost(r.FolderHosts) != "":
 			return fail(KindCapacity, "agent %s has no folder host %s", id, a.missingHost(r.FolderHosts)), nil
 		}

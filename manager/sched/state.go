@@ -99,7 +99,7 @@ func (s stateSource) Agents() ([]*Agent, error) {
 }
 
 func agentOf(a *state.Agent) *Agent {
-	return &Agent{ID: a.ID, Alive: a.Status == state.AgentAlive, Schedulable: a.Schedulable, Capacity: a.Capacity,
+	return &Agent{ID: a.ID, Alive: a.Status == state.AgentAlive, Schedulable: a.Schedulable, AwaitingApproval: a.AwaitingApproval, Capacity: a.Capacity,
 		FolderHosts: a.FolderHosts}
 }
 

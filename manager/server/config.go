@@ -88,6 +88,13 @@ type Config struct {
 	AgentToken       string
 	HeartbeatTimeout time.Duration
 	FolderHosts      map[string]string
+
+	// AgentTokenNeedsApproval: agents that register with AgentToken wait
+	// for a superadmin's approval before they take sessions
+	// (-agent-auto-approve=false). Agents of issued tokens wait unless
+	// their token has auto_approve.
+	AgentTokenNeedsApproval bool
+
 	// NoGroupFolders refuses new group folders (-allow-group-folders=false).
 	NoGroupFolders bool
 	// FolderUsageEvery is how often the leader measures folders (default 30s).

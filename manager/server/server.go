@@ -122,7 +122,7 @@ func Start(cfg Config) (*Server, error) {
 		Help: "Agents this manager, as leader, declared LOST for silence past the heartbeat timeout (their sessions became ERROR agent-lost)."}))
 	s.folders = folderfs.New(cfg.FolderHosts, folderUsageTTL, 0, cfg.Now)
 	s.api = httpapi.New(httpapi.Config{Cluster: s, Log: log, Metrics: s.reg, Gatherer: s.reg, Now: cfg.Now,
-		Rand: cfg.Rand, TokenTTL: cfg.TokenTTL, JoinToken: cfg.JoinToken, AgentToken: cfg.AgentToken,
+		Rand: cfg.Rand, TokenTTL: cfg.TokenTTL, JoinToken: cfg.JoinToken, AgentToken: cfg.AgentToken, AgentTokenNeedsApproval: cfg.AgentTokenNeedsApproval,
 		Console: console.Handler(), Folders: s.folders, NoGroupFolders: cfg.NoGroupFolders,
 		PeerScheme: tc.peerScheme, PeerTransport: tc.peerTransport, AgentScheme: tc.agentScheme, AgentTransport: tc.agentTransport})
 	// ErrorLog: failed TLS handshakes and the like go to the structured log.

@@ -45,6 +45,18 @@ type Agent struct {
 	FolderHosts     []string  `json:"folder_hosts,omitempty"`
 	Version         string    `json:"version"`
 	LastHeartbeatAt time.Time `json:"last_heartbeat_at"`
+
+	// AwaitingApproval: the agent joined with a token that does not
+	// approve it, and nothing is placed on it until a superadmin approves
+	// it. It is the negative so that records written before approval
+	// existed (snapshots, log entries) decode as approved: an upgrade never
+	// strands the nodes that run sessions.
+	AwaitingApproval bool       `json:"awaiting_approval,omitempty"`
+	ApprovedBy       string     `json:"approved_by,omitempty"`
+	ApprovedAt       *time.Time `json:"approved_at,omitempty"`
+	// JoinToken is the id of the agent token it registered with; "" for
+	// the managers' shared -agent-token.
+	JoinToken string `json:"join_token,omitempty"`
 	Meta
 }
 

@@ -31,6 +31,7 @@ func Tables() []Table {
 		membersTable(),
 		settingsTable(),
 		agentsTable(),
+		agentTokensTable(),
 		sessionsTable(),
 		foldersTable(),
 		invitationsTable(),

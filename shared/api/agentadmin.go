@@ -1,7 +1,8 @@
 package api
 
-// AgentTokenHeader carries the cluster's agent join token (the managers'
-// -agent-token) on POST /v1/agents/register.
+// AgentTokenHeader carries an agent's join token on POST
+// /v1/agents/register: the managers' shared -agent-token or one from POST
+// /v1/agents/tokens.
 const AgentTokenHeader = "X-Berth-Agent-Token"
 
 // AgentPatch is PATCH /v1/agents/{id}: an unschedulable agent keeps what it

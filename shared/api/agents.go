@@ -27,6 +27,13 @@ type Agent struct {
 	Node            NodeInfo    `json:"node"`
 	LastHeartbeatAt time.Time   `json:"last_heartbeat_at"`
 	Version         string      `json:"version"`
+
+	// Approved: sessions may be placed on the agent. One that joined with
+	// a token without auto_approve waits for POST /v1/agents/{id}/approve.
+	Approved bool `json:"approved"`
+	// JoinToken is the id of the agent token it joined with ("" for the
+	// managers' shared -agent-token).
+	JoinToken string `json:"join_token,omitempty"`
 }
 
 // AgentGPU is one GPU of an agent (GPUs land with a later issue).
@@ -66,9 +73,10 @@ type AgentUsage struct {
 	Containers       int     `json:"containers"`
 }
 
-// AgentRegister is POST /v1/agents/register, authenticated with the cluster
-// join token (header X-Berth-Agent-Token). An agent that already has an id
-// (from its state dir) sends it with its secret to register again.
+// AgentRegister is POST /v1/agents/register. A new agent authenticates
+// with a join token (header X-Berth-Agent-Token: the managers' shared
+// -agent-token or an issued one); an agent that already has an id (from
+// its state dir) sends it with its secret to register again.
 type AgentRegister struct {
 	ID       string      `json:"id,omitempty"`
 	Address  string      `json:"address"`

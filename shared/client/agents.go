@@ -12,13 +12,13 @@ import (
 
 // Agents and images: the admin views, and the calls an agent makes.
 //
-// An agent's client is configured with the join token as a header and,
-// once registered, its secret as the token:
+// A new agent's client sends its join token (the managers' -agent-token,
+// or one from CreateAgentToken) as a header and no secret:
 //
-//	client.Config{Addrs: managers, Token: secret,
-//		Header: http.Header{api.AgentTokenHeader: {joinToken}}}
+//	client.Config{Addrs: managers, Header: http.Header{api.AgentTokenHeader: {joinToken}}}
 //
-// A first registration has no secret yet: leave Token empty.
+// Once registered, the agent's secret is its credential for everything,
+// registering again included: client.Config{Addrs: managers, Token: secret}.
 
 // ListAgents returns one page of agents; query takes status (ALIVE or
 // LOST), limit and cursor.

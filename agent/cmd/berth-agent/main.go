@@ -26,6 +26,7 @@ import (
 	"github.com/berth-cluster/berth/agent/gpu"
 	"github.com/berth-cluster/berth/agent/runtime/containerd"
 	"github.com/berth-cluster/berth/shared/flagenv"
+	"github.com/berth-cluster/berth/shared/jointoken"
 	"github.com/berth-cluster/berth/shared/slots"
 	"github.com/berth-cluster/berth/shared/tlsfiles"
 	"github.com/berth-cluster/berth/shared/version"
@@ -51,7 +52,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.SetOutput(stderr)
 	var (
 		managers    = fs.String("manager", "", "manager URLs, comma-separated: http://HOST:PORT[,http://HOST2:PORT]")
-		token       = fs.String("token", "", "the managers' -agent-token")
+		token       = fs.String("token", "", "join token (prefer -token-file or BERTH_AGENT_TOKEN: ps shows the command line)")
+		tokenFile   = fs.String("token-file", "", "file holding the join token (mode 0600): one from berth agent token create, or the managers' -agent-token")
 		stateDir    = fs.String("state-dir", "", "directory for the agent's identity and container logs")
 		socket      = fs.String("containerd", "/run/containerd/containerd.sock", "containerd socket")
 		namespace   = fs.String("containerd-namespace", containerd.DefaultNamespace, "containerd namespace of this agent's containers and images")
@@ -92,6 +94,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("-log-level: %w", err)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	joinToken, err := readToken(fs, *token, *tokenFile, getenv, log)
+	if err != nil {
+		return err
+	}
 	milliCPU, err := slots.Parse(slots.CPU, *reservedCPU)
 	if err != nil {
 		return fmt.Errorf("-reserved-cpu: %w", err)
@@ -131,7 +137,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a, err := agent.New(agent.Config{
-		Managers: splitList(*managers), Token: *token, StateDir: dir, HTTPAddr: *httpAddr, Advertise: *advertise,
+		Managers: splitList(*managers), Token: joinToken, StateDir: dir, HTTPAddr: *httpAddr, Advertise: *advertise,
 		TLS:              tlsfiles.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsCA},
 		ReservedMilliCPU: milliCPU, ReservedMemBytes: memBytes, HeartbeatEvery: *heartbeat,
 		OrphanGrace: *orphanGrace, StopGrace: *stopGrace, FolderHosts: folderHosts,
@@ -146,6 +152,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	fmt.Fprintf(stdout, "berth-agent %s serving on %s://%s (containerd %s, namespace %s)\n", version.Version, scheme, a.Addr(), *socket, *namespace)
 	return a.Run(ctx)
+}
+
+// agentTokenEnv carries the join token in the environment (BERTH_TOKEN,
+// -token's own variable, also works but is what the CLI's login token is
+// called too).
+const agentTokenEnv = "BERTH_AGENT_TOKEN"
+
+// readToken finds the join token in -token-file, BERTH_AGENT_TOKEN or
+// -token (exactly one) and refuses a weak one. A token on the command line
+// works but every local account sees it in ps, so it is warned about.
+func readToken(fs *flag.FlagSet, value, file string, getenv func(string) string, log *slog.Logger) (string, error) {
+	valueName := flagenv.Name("token")
+	if flagenv.Given(fs, "token") {
+		valueName = "-token"
+		log.Warn("-token on the command line is visible to every local account (ps); use -token-file or " + agentTokenEnv)
+	}
+	secret, _, err := jointoken.Resolve(jointoken.Source{Name: "-token-file", Value: file, File: true},
+		jointoken.Source{Name: agentTokenEnv, Value: getenv(agentTokenEnv)}, jointoken.Source{Name: valueName, Value: value})
+	if err != nil {
+		return "", err
+	}
+	if secret == "" {
+		return "", errors.New("no join token: give -token-file FILE or " + agentTokenEnv + " (a token from berth agent token create, or the managers' -agent-token)")
+	}
+	if err := jointoken.Check("the join token", secret); err != nil {
+		return "", err
+	}
+	return secret, nil
 }
 
 // imageCmd is `berth-agent image import [-containerd SOCK] [-containerd-namespace NS] FILE.tar`.

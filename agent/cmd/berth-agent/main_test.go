@@ -2,6 +2,7 @@ package main
 
 import (
 	"debug/elf"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -44,8 +45,9 @@ func TestBuiltAgentIsNotBindNowAndStarts(t *testing.T) {
 	}
 	// With no containerd, it says so and exits instead of hanging; with no
 	// NVIDIA library it has said so in one line before.
-	cmd := exec.Command(bin, "-manager", "http://127.0.0.1:1", "-token", "t", "-state-dir", t.TempDir(),
+	cmd := exec.Command(bin, "-manager", "http://127.0.0.1:1", "-state-dir", t.TempDir(),
 		"-containerd", filepath.Join(t.TempDir(), "none.sock"), "-http-addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "BERTH_AGENT_TOKEN="+goodToken)
 	out, err = cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "connect to containerd at") {
 		t.Fatalf("without containerd: %v\n%s", err, out)
@@ -58,7 +60,9 @@ func TestBuiltAgentIsNotBindNowAndStarts(t *testing.T) {
 		{"-fake-gpus", "-1", "-fake-gpus -1: must not be negative"},
 		{"-gpu-share-quantum", "0.3", "GPU shares: 1 per GPU is not a positive multiple of the quantum 0.3"},
 	} {
-		out, err = exec.Command(bin, "-manager", "http://127.0.0.1:1", "-token", "t", "-state-dir", t.TempDir(), c.flag, c.value).CombinedOutput()
+		cmd := exec.Command(bin, "-manager", "http://127.0.0.1:1", "-state-dir", t.TempDir(), c.flag, c.value)
+		cmd.Env = append(os.Environ(), "BERTH_AGENT_TOKEN="+goodToken)
+		out, err = cmd.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), c.want) {
 			t.Errorf("%s %s: %v\n%s", c.flag, c.value, err, out)
 		}

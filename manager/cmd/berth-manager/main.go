@@ -11,11 +11,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/berth-cluster/berth/manager/server"
 	"github.com/berth-cluster/berth/shared/flagenv"
+	"github.com/berth-cluster/berth/shared/jointoken"
 	"github.com/berth-cluster/berth/shared/tlsfiles"
 	"github.com/berth-cluster/berth/shared/version"
 )
@@ -46,8 +48,11 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		bootstrapExpect  = fs.Int("bootstrap-expect", 0, "number of managers in a new cluster listed in -peers")
 		peers            = fs.String("peers", "", "every manager of a new cluster: id=raftaddr=httpaddr,...")
 		join             = fs.String("join", "", "HTTP address of a running manager to join")
-		joinToken        = fs.String("join-token", "", "shared secret managers present to join the cluster")
-		agentToken       = fs.String("agent-token", "", "token agents present to register")
+		joinToken        = fs.String("join-token", "", "shared secret managers present to join the cluster (prefer -join-token-file or BERTH_JOIN_TOKEN: ps shows the command line)")
+		joinTokenFile    = fs.String("join-token-file", "", "file holding the join token (mode 0600)")
+		agentToken       = fs.String("agent-token", "", "shared token agents may register with (prefer -agent-token-file or BERTH_AGENT_TOKEN: ps shows the command line)")
+		agentTokenFile   = fs.String("agent-token-file", "", "file holding the shared agent token (mode 0600)")
+		agentAutoApprove = fs.Bool("agent-auto-approve", true, "agents registered with the shared agent token take sessions at once (false: each waits for berth agent approve ID)")
 		heartbeatTimeout = fs.Duration("heartbeat-timeout", 30*time.Second, "an agent silent this long is LOST")
 		usageCheckEvery  = fs.Duration("usage-check-every", time.Minute, "how often the leader checks derived usage against the session records and agents' reports, repairing drift (negative: never)")
 		adminEmail       = fs.String("bootstrap-admin-email", "admin@berth.local", "email of the superadmin created on first start")
@@ -80,6 +85,13 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		return fmt.Errorf("-log-level: %w", err)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	secrets, err := readSecrets(fs, log, []secretFlag{
+		{name: "-agent-token", value: agentToken, file: *agentTokenFile, env: flagenv.Name("agent-token")},
+		{name: "-join-token", value: joinToken, file: *joinTokenFile, env: flagenv.Name("join-token")},
+	})
+	if err != nil {
+		return err
+	}
 
 	if *nodeID == "" {
 		if *dev {
@@ -111,9 +123,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	}
 	cfg := server.Config{
 		NodeID: *nodeID, HTTPAddr: *httpAddr, AdvertiseHTTP: *advertiseHTTP, RaftAddr: *raftAddr, DataDir: abs,
-		Dev: *dev, BootstrapExpect: *bootstrapExpect, Peers: peerList, Join: *join, JoinToken: *joinToken,
+		Dev: *dev, BootstrapExpect: *bootstrapExpect, Peers: peerList, Join: *join, JoinToken: secrets[1],
 		TLS: tlsfiles.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsCA}, InsecureRaft: *insecureRaft, AgentTLS: *agentTLS,
-		AgentToken: *agentToken, HeartbeatTimeout: *heartbeatTimeout, UsageCheckEvery: *usageCheckEvery, FolderHosts: folderHosts,
+		AgentToken: secrets[0], AgentTokenNeedsApproval: !*agentAutoApprove, HeartbeatTimeout: *heartbeatTimeout, UsageCheckEvery: *usageCheckEvery, FolderHosts: folderHosts,
 		NoGroupFolders:      !*allowGroup,
 		BootstrapAdminEmail: *adminEmail, BootstrapAdminPassword: getenv("BERTH_BOOTSTRAP_ADMIN_PASSWORD"),
 		TokenTTL: *tokenTTL, Scheduler: *scheduler, Placement: *placement, Log: log, Out: stdout, RaftLog: stderr, RaftLogLevel: *logLevel,
@@ -133,4 +145,39 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	<-ctx.Done()
 	log.Info("shutting down")
 	return srv.Close()
+}
+
+// secretFlag is a secret the manager takes as a value (-agent-token, or
+// its environment variable env) or as a file (-agent-token-file).
+type secretFlag struct {
+	name  string
+	value *string
+	file  string
+	env   string
+}
+
+// readSecrets reads each secret from its file or value and refuses a weak
+// one. A value on the command line works but is visible to every local
+// account through ps, so it is warned about.
+func readSecrets(fs *flag.FlagSet, log *slog.Logger, flags []secretFlag) ([]string, error) {
+	out := make([]string, len(flags))
+	for i, f := range flags {
+		valueName := f.env
+		if flagenv.Given(fs, strings.TrimPrefix(f.name, "-")) {
+			valueName = f.name
+			log.Warn(f.name+" on the command line is visible to every local account (ps); use "+f.name+"-file or "+f.env, "flag", f.name)
+		}
+		secret, _, err := jointoken.Resolve(jointoken.Source{Name: f.name + "-file", Value: f.file, File: true},
+			jointoken.Source{Name: valueName, Value: *f.value})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.name, err)
+		}
+		if secret != "" {
+			if err := jointoken.Check(f.name, secret); err != nil {
+				return nil, err
+			}
+		}
+		out[i] = secret
+	}
+	return out, nil
 }

@@ -14,7 +14,7 @@ import (
 )
 
 // agentColumns are what berth agent list shows; get adds the node's facts.
-var agentColumns = []string{"id", "status", "schedulable", "address", "capacity", "occupied",
+var agentColumns = []string{"id", "status", "schedulable", "approved", "address", "capacity", "occupied",
 	"used_cpu_seconds", "used_mem", "containers", "images", "version", "last_heartbeat_at"}
 
 // agentViewer renders agents; for people memory is in binary units, for
@@ -32,7 +32,7 @@ func (c *cli) agentViewer(detail bool) func(data any, agents []api.Agent) view {
 			if human {
 				mem = slots.FormatSize(a.Used.MemoryWorkingSet)
 			}
-			row := []string{a.ID, a.Status, fmtBool(a.Schedulable), a.Address, slotsCell(a.Capacity, human),
+			row := []string{a.ID, a.Status, fmtBool(a.Schedulable), fmtBool(a.Approved), a.Address, slotsCell(a.Capacity, human),
 				slotsCell(a.Occupied, human), strconv.FormatFloat(a.Used.CPUSeconds, 'f', -1, 64), mem,
 				fmtInt(a.Used.Containers), fmtInt(len(a.Images)), a.Version, fmtTime(a.LastHeartbeatAt)}
 			if detail {
@@ -85,9 +85,9 @@ func slotsCell(s slots.Slots, human bool) string {
 func (c *cli) agentCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "agent",
-		Short: "See the cluster's agents (nodes) (admin) and take them in or out of scheduling (superadmin)",
+		Short: "See the cluster's agents (nodes) (admin); take them in or out of scheduling, approve them and issue their join tokens (superadmin)",
 	}
-	cmd.AddCommand(c.agentListCmd(), c.agentGetCmd(), c.agentSchedulableCmd())
+	cmd.AddCommand(c.agentListCmd(), c.agentGetCmd(), c.agentSchedulableCmd(), c.agentApproveCmd(), c.agentTokenCmd())
 	return cmd
 }
 

@@ -132,17 +132,25 @@ func secondsSetter(field string, nullable bool) func(map[string]any, string) err
 			body[field] = nil
 			return nil
 		}
-		if v, err := strconv.ParseInt(text, 10, 64); err == nil {
-			body[field] = v
-			return nil
+		v, err := parseSeconds(text)
+		if err != nil {
+			return err
 		}
-		d, err := time.ParseDuration(text)
-		if err != nil || d%time.Second != 0 {
-			return fmt.Errorf("%q is not a whole number of seconds or a duration such as 90m", text)
-		}
-		body[field] = int64(d / time.Second)
+		body[field] = v
 		return nil
 	}
+}
+
+// parseSeconds reads a whole number of seconds or a Go duration (90m, 24h).
+func parseSeconds(text string) (int64, error) {
+	if v, err := strconv.ParseInt(text, 10, 64); err == nil {
+		return v, nil
+	}
+	d, err := time.ParseDuration(text)
+	if err != nil || d%time.Second != 0 {
+		return 0, fmt.Errorf("%q is not a whole number of seconds or a duration such as 90m", text)
+	}
+	return int64(d / time.Second), nil
 }
 
 func sizeSetter(field string) func(map[string]any, string) error {
