@@ -2,10 +2,39 @@ package server
 
 import (
 	"context"
+	"log/slog"
+	"os"
 	"time"
 
+	"github.com/berth-cluster/berth/manager/folderfs"
 	"github.com/berth-cluster/berth/manager/fsm"
 )
+
+// DefaultFolderID is the uid and gid folders belong to when -folder-uid and
+// -folder-gid are not given: the agents' default container user (1000,
+// "work"), so that sessions can write the folders they mount.
+const DefaultFolderID = 1000
+
+// folderOwner is who folders belong to. Only root can give a file away; a
+// manager that is not root keeps them its own and says once what that means.
+func folderOwner(cfg Config, log *slog.Logger) []folderfs.Option {
+	uid, gid := cfg.FolderUID, cfg.FolderGID
+	if uid == 0 {
+		uid = DefaultFolderID
+	}
+	if gid == 0 {
+		gid = DefaultFolderID
+	}
+	if len(cfg.FolderHosts) == 0 {
+		return nil
+	}
+	if os.Geteuid() != 0 {
+		log.Warn("the manager is not root: folder directories and files stay owned by its own user (mode 0770/0660), so sessions can write them only if the agents' -container-uid or -container-gid is that user's",
+			"uid", os.Geteuid(), "folder_uid", uid, "folder_gid", gid)
+		return nil
+	}
+	return []folderfs.Option{folderfs.WithOwner(uid, gid)}
+}
 
 // defaultFolderUsageEvery is how often the leader measures the storage
 // folders on its hosts. Writes through the files API are checked against

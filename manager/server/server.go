@@ -121,7 +121,7 @@ func Start(cfg Config) (*Server, error) {
 	s.creates = s.newSessionCreates()
 	s.lost = registered(s.reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_agents_lost_total",
 		Help: "Agents this manager, as leader, declared LOST for silence past the heartbeat timeout (their sessions became ERROR agent-lost)."}))
-	s.folders = folderfs.New(cfg.FolderHosts, folderUsageTTL, 0, cfg.Now)
+	s.folders = folderfs.New(cfg.FolderHosts, folderUsageTTL, 0, cfg.Now, folderOwner(cfg, log)...)
 	s.api = httpapi.New(httpapi.Config{Cluster: s, Log: log, Metrics: s.reg, Gatherer: s.reg, Now: cfg.Now,
 		Rand: cfg.Rand, TokenTTL: cfg.TokenTTL, JoinToken: cfg.JoinToken, AgentToken: cfg.AgentToken,
 		Console: console.Handler(), Folders: s.folders, NoGroupFolders: cfg.NoGroupFolders,

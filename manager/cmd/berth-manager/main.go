@@ -57,6 +57,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		logLevel         = fs.String("log-level", "info", "debug, info, warn or error")
 		showVersion      = fs.Bool("version", false, "print the version and exit")
 		allowGroup       = fs.Bool("allow-group-folders", true, "let admins create group folders (false: refused with 403)")
+		folderUID        = fs.Int("folder-uid", server.DefaultFolderID, "owner of folder directories (0770) and uploaded files (0660): the agents' -container-uid, or one that shares -folder-gid")
+		folderGID        = fs.Int("folder-gid", server.DefaultFolderID, "group of folder directories and uploaded files (the agents' -container-gid or a group their sessions are in)")
 	)
 	folderHosts := flagenv.HostMap{}
 	fs.Var(folderHosts, "folder-host", "storage folder host NAME=PATH (repeatable)")
@@ -93,6 +95,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		}
 		*dataDir = d
 	}
+	if *folderUID <= 0 || *folderGID <= 0 {
+		return fmt.Errorf("-folder-uid %d -folder-gid %d: folders must belong to the agents' container user or group, never root (sessions never run as the host's root)", *folderUID, *folderGID)
+	}
 	peerList, err := server.ParsePeers(*peers)
 	if err != nil {
 		return fmt.Errorf("-peers: %w", err)
@@ -106,7 +111,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		Dev: *dev, BootstrapExpect: *bootstrapExpect, Peers: peerList, Join: *join, JoinToken: *joinToken,
 		TLS: tlsfiles.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsCA}, AgentTLS: *agentTLS,
 		AgentToken: *agentToken, HeartbeatTimeout: *heartbeatTimeout, UsageCheckEvery: *usageCheckEvery, FolderHosts: folderHosts,
-		NoGroupFolders:      !*allowGroup,
+		NoGroupFolders:      !*allowGroup, FolderUID: *folderUID, FolderGID: *folderGID,
 		BootstrapAdminEmail: *adminEmail, BootstrapAdminPassword: getenv("BERTH_BOOTSTRAP_ADMIN_PASSWORD"),
 		TokenTTL: *tokenTTL, Scheduler: *scheduler, Placement: *placement, Log: log, Out: stdout, RaftLog: stderr, RaftLogLevel: *logLevel,
 	}
