@@ -111,7 +111,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		Dev: *dev, BootstrapExpect: *bootstrapExpect, Peers: peerList, Join: *join, JoinToken: *joinToken,
 		TLS: tlsfiles.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsCA}, AgentTLS: *agentTLS,
 		AgentToken: *agentToken, HeartbeatTimeout: *heartbeatTimeout, UsageCheckEvery: *usageCheckEvery, FolderHosts: folderHosts,
-		NoGroupFolders:      !*allowGroup, FolderUID: *folderUID, FolderGID: *folderGID,
+		NoGroupFolders: !*allowGroup, FolderUID: *folderUID, FolderGID: *folderGID,
 		BootstrapAdminEmail: *adminEmail, BootstrapAdminPassword: getenv("BERTH_BOOTSTRAP_ADMIN_PASSWORD"),
 		TokenTTL: *tokenTTL, Scheduler: *scheduler, Placement: *placement, Log: log, Out: stdout, RaftLog: stderr, RaftLogLevel: *logLevel,
 	}
