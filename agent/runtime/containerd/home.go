@@ -67,11 +67,11 @@ func (r *Runtime) removeHome(id string) error {
 	return nil
 }
 
-// checkTraversable refuses a directory that the containers' remapped root
+// CheckTraversable refuses a directory that the containers' remapped root
 // could not reach: in a user namespace runc mounts the rootfs and the binds
 // as that user, so every directory above them needs the search bit for
 // others (0711 is enough).
-func checkTraversable(dir string) error {
+func CheckTraversable(dir string) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return err

@@ -163,7 +163,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 			return nil, fmt.Errorf("containerd runtime: home dir: %w", err)
 		}
 		if cfg.UserNS != nil {
-			if err := checkTraversable(cfg.HomeDir); err != nil {
+			if err := CheckTraversable(cfg.HomeDir); err != nil {
 				return nil, fmt.Errorf("containerd runtime: home dir: %w", err)
 			}
 		}

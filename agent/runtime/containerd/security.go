@@ -148,6 +148,22 @@ func (m *IDMap) hostGID(gid uint32) uint32 {
 	return m.HostGID + gid
 }
 
+// ContainerUID is the container's uid of a host uid, if the map has it.
+func (m *IDMap) ContainerUID(hostUID uint32) (uint32, bool) {
+	if hostUID < m.HostUID || hostUID-m.HostUID >= m.Size {
+		return 0, false
+	}
+	return hostUID - m.HostUID, true
+}
+
+// ContainerGID is the container's gid of a host gid, if the map has it.
+func (m *IDMap) ContainerGID(hostGID uint32) (uint32, bool) {
+	if hostGID < m.HostGID || hostGID-m.HostGID >= m.Size {
+		return 0, false
+	}
+	return hostGID - m.HostGID, true
+}
+
 // Contains tells whether a container user, with its groups, is inside the map.
 func (m *IDMap) contains(u runtime.User) bool {
 	if m == nil {
