@@ -54,7 +54,19 @@ func WithOwner(uid, gid int) Option {
 	return func(s *Store) { s.owner = &owner{uid: uid, gid: gid} }
 }
 
-type owner struct{ uid, gid int }
+type owner struct{ uid, gid int } // -1: keep
+
+// needs tells whether a file made by the process still has to be given
+// away. A process that already creates files with the owner's ids (a
+// manager whose primary group is -folder-gid) then makes no chown call at
+// all, which a sandbox may forbid (systemd's SystemCallFilter=~@privileged).
+func (o *owner) needs(st os.FileInfo) bool {
+	if o == nil {
+		return false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	return !ok || (o.uid >= 0 && int(sys.Uid) != o.uid) || (o.gid >= 0 && int(sys.Gid) != o.gid)
+}
 
 // Store is the folders of the hosts configured on this process.
 type Store struct {
@@ -130,7 +142,7 @@ func (s *Store) Create(host, id string) error {
 	if err := os.Chmod(d, DirMode); err != nil {
 		return errors.Join(fmt.Errorf("set mode of folder directory %s: %w", d, err), os.Remove(d))
 	}
-	if s.owner != nil {
+	if st, err := os.Lstat(d); err == nil && s.owner.needs(st) {
 		if err := os.Lchown(d, s.owner.uid, s.owner.gid); err != nil {
 			return errors.Join(fmt.Errorf("give folder directory %s to %d:%d: %w", d, s.owner.uid, s.owner.gid, err), os.Remove(d))
 		}
@@ -157,7 +169,7 @@ func (s *Store) mkdirs(r *os.Root, dir string) error {
 	if err := r.Chmod(dir, DirMode); err != nil {
 		return err
 	}
-	if s.owner != nil {
+	if st, err := r.Lstat(dir); err == nil && s.owner.needs(st) {
 		return r.Lchown(dir, s.owner.uid, s.owner.gid)
 	}
 	return nil
@@ -169,7 +181,7 @@ func (s *Store) own(f *os.File) error {
 	if err := f.Chmod(FileMode); err != nil {
 		return err
 	}
-	if s.owner != nil {
+	if st, err := f.Stat(); err == nil && s.owner.needs(st) {
 		return f.Chown(s.owner.uid, s.owner.gid)
 	}
 	return nil

@@ -2,8 +2,9 @@ package server
 
 import (
 	"context"
-	"log/slog"
+	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/berth-cluster/berth/manager/folderfs"
@@ -15,9 +16,12 @@ import (
 // "work"), so that sessions can write the folders they mount.
 const DefaultFolderID = 1000
 
-// folderOwner is who folders belong to. Only root can give a file away; a
-// manager that is not root keeps them its own and says once what that means.
-func folderOwner(cfg Config, log *slog.Logger) []folderfs.Option {
+// folderOwner is who folders belong to. Only root can give a file to
+// another user; a manager that is not root (the systemd unit's berth user)
+// keeps them its own and gives them the group, which it may do only for a
+// group it is in: otherwise sessions could not write the folders, and the
+// manager refuses to start.
+func folderOwner(cfg Config) ([]folderfs.Option, error) {
 	uid, gid := cfg.FolderUID, cfg.FolderGID
 	if uid == 0 {
 		uid = DefaultFolderID
@@ -26,14 +30,20 @@ func folderOwner(cfg Config, log *slog.Logger) []folderfs.Option {
 		gid = DefaultFolderID
 	}
 	if len(cfg.FolderHosts) == 0 {
-		return nil
+		return nil, nil
 	}
-	if os.Geteuid() != 0 {
-		log.Warn("the manager is not root: folder directories and files stay owned by its own user (mode 0770/0660), so sessions can write them only if the agents' -container-uid or -container-gid is that user's",
-			"uid", os.Geteuid(), "folder_uid", uid, "folder_gid", gid)
-		return nil
+	if os.Geteuid() == 0 {
+		return []folderfs.Option{folderfs.WithOwner(uid, gid)}, nil
 	}
-	return []folderfs.Option{folderfs.WithOwner(uid, gid)}
+	groups, err := os.Getgroups()
+	if err != nil {
+		return nil, fmt.Errorf("read the manager's groups: %w", err)
+	}
+	if os.Getegid() != gid && !slices.Contains(groups, gid) {
+		return nil, fmt.Errorf("the manager runs as uid %d, not root, and is not in group %d (-folder-gid): it could not give folders to the sessions' group; add its user to that group (usermod -aG, or SupplementaryGroups= in its systemd unit) or run it as root", os.Geteuid(), gid)
+	}
+	// -1 keeps the owner: the manager's own user.
+	return []folderfs.Option{folderfs.WithOwner(-1, gid)}, nil
 }
 
 // defaultFolderUsageEvery is how often the leader measures the storage
