@@ -110,11 +110,14 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	if err := c.Delete(ctx, ctrd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("remove %s: delete container: %w", id, err)
 	}
-	if err := r.removeHome(id); err != nil {
-		return fmt.Errorf("remove %s: %w", id, err)
-	}
 	r.forgetOOM(id)
-	return r.keepEndedLog(id)
+	// The log first: once the container is gone from List, its output
+	// must already be where GET logs of an ended session finds it.
+	logErr := r.keepEndedLog(id)
+	if err := r.removeHome(id); err != nil {
+		return errors.Join(logErr, fmt.Errorf("remove %s: %w", id, err))
+	}
+	return logErr
 }
 
 // keepEndedLog moves a removed container's output under LogDir/ended, so
