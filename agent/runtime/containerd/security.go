@@ -19,14 +19,16 @@ import (
 	"github.com/berth-cluster/berth/agent/runtime"
 )
 
-// DroppedCapabilities are taken out of containerd's default set for every
+// DroppedCapabilities lists what is taken out of containerd's default set for every
 // container, root included: none of them is needed to run a program, and
 // each is a way to harm the host or the other sessions. MKNOD makes device
 // nodes (a raw disk in a folder); NET_RAW forges packets (ARP and DNS
 // spoofing on the node's network); SYS_CHROOT is the first step of many
 // escapes; SETFCAP writes file capabilities, which a host account that runs
 // the file would get; AUDIT_WRITE writes into the host's audit log.
-var DroppedCapabilities = []string{"CAP_MKNOD", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_SETFCAP", "CAP_AUDIT_WRITE"}
+func DroppedCapabilities() []string {
+	return []string{"CAP_MKNOD", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_SETFCAP", "CAP_AUDIT_WRITE"}
+}
 
 // withUser sets the process's user and its capabilities. Root keeps
 // containerd's default set minus DroppedCapabilities in its bounding,
@@ -44,7 +46,8 @@ func withUser(u runtime.User) oci.SpecOpts {
 		if s.Process.Capabilities != nil {
 			bounding = s.Process.Capabilities.Bounding
 		}
-		kept := slices.DeleteFunc(slices.Clone(bounding), func(c string) bool { return slices.Contains(DroppedCapabilities, c) })
+		dropped := DroppedCapabilities()
+		kept := slices.DeleteFunc(slices.Clone(bounding), func(c string) bool { return slices.Contains(dropped, c) })
 		caps := &specs.LinuxCapabilities{Bounding: kept, Effective: []string{}, Permitted: []string{}, Inheritable: []string{}, Ambient: []string{}}
 		if u.Root() {
 			caps.Effective, caps.Permitted = slices.Clone(kept), slices.Clone(kept)
@@ -186,11 +189,16 @@ func withUserNamespace(m *IDMap) oci.SpecOpts {
 		[]specs.LinuxIDMapping{{ContainerID: 0, HostID: m.HostGID, Size: m.Size}})
 }
 
-// seccompActions are the actions runtime-spec defines; a profile naming
-// another is refused rather than left for runc to fail on at each start.
-var seccompActions = []specs.LinuxSeccompAction{
-	specs.ActKill, specs.ActKillProcess, specs.ActKillThread, specs.ActTrap, specs.ActErrno,
-	specs.ActTrace, specs.ActAllow, specs.ActLog, specs.ActNotify,
+// seccompAction tells whether runtime-spec defines the action; a profile
+// naming another is refused rather than left for runc to fail on at each
+// start.
+func seccompAction(a specs.LinuxSeccompAction) bool {
+	switch a {
+	case specs.ActKill, specs.ActKillProcess, specs.ActKillThread, specs.ActTrap, specs.ActErrno,
+		specs.ActTrace, specs.ActAllow, specs.ActLog, specs.ActNotify:
+		return true
+	}
+	return false
 }
 
 // LoadSeccompProfile reads an OCI seccomp profile (the linux.seccomp object
@@ -211,14 +219,14 @@ func LoadSeccompProfile(path string) (*specs.LinuxSeccomp, error) {
 	var errs []error
 	if p.DefaultAction == "" {
 		errs = append(errs, errors.New("defaultAction is required"))
-	} else if !slices.Contains(seccompActions, p.DefaultAction) {
+	} else if !seccompAction(p.DefaultAction) {
 		errs = append(errs, fmt.Errorf("defaultAction %q is not a seccomp action", p.DefaultAction))
 	}
 	for i, sc := range p.Syscalls {
 		if len(sc.Names) == 0 {
 			errs = append(errs, fmt.Errorf("syscalls[%d] names no syscall", i))
 		}
-		if !slices.Contains(seccompActions, sc.Action) {
+		if !seccompAction(sc.Action) {
 			errs = append(errs, fmt.Errorf("syscalls[%d] action %q is not a seccomp action", i, sc.Action))
 		}
 	}

@@ -46,7 +46,7 @@ func TestSpecUserAndCapabilities(t *testing.T) {
 			if len(caps.Inheritable) != 0 || len(caps.Ambient) != 0 {
 				t.Errorf("inheritable %q ambient %q, want none", caps.Inheritable, caps.Ambient)
 			}
-			for _, dropped := range DroppedCapabilities {
+			for _, dropped := range DroppedCapabilities() {
 				for _, set := range [][]string{caps.Bounding, caps.Effective, caps.Permitted} {
 					if slices.Contains(set, dropped) {
 						t.Errorf("%s kept", dropped)
