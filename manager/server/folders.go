@@ -40,7 +40,7 @@ func folderOwner(cfg Config) ([]folderfs.Option, error) {
 		return nil, fmt.Errorf("read the manager's groups: %w", err)
 	}
 	if os.Getegid() != gid && !slices.Contains(groups, gid) {
-		return nil, fmt.Errorf("the manager runs as uid %d, not root, and is not in group %d (-folder-gid): it could not give folders to the sessions' group; add its user to that group (usermod -aG, or SupplementaryGroups= in its systemd unit) or run it as root", os.Geteuid(), gid)
+		return nil, fmt.Errorf("the manager runs as uid %d, not root, and is not in group %d (-folder-gid): it could not give folders to the sessions' group; add its user to that group (usermod -aG; under the systemd unit, which forbids chown, make it the primary group: Group=) or run it as root", os.Geteuid(), gid)
 	}
 	// -1 keeps the owner: the manager's own user.
 	return []folderfs.Option{folderfs.WithOwner(-1, gid)}, nil
