@@ -91,6 +91,7 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: cfg.Log, facts: facts, capacity: capacity, mgr: mgr, id: id, listener: ln, addr: addr,
 		conv: newConverger(cfg.Runtime, cfg.GPUs, cfg.Log, cfg.Now, cfg.OrphanGrace, cfg.StopGrace)}
 	a.conv.folderHosts = cfg.FolderHosts
+	a.conv.users = sessionUsers(cfg)
 	a.metrics = newMetrics(cfg.Metrics, a)
 	return a, nil
 }

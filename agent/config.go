@@ -22,6 +22,15 @@ import (
 	"github.com/berth-cluster/berth/shared/tlsfiles"
 )
 
+// DefaultContainerID is the uid and gid sessions run as unless told
+// otherwise: 1000, named work, with its home at ContainerHome (as
+// Backend.AI's sessions do).
+const DefaultContainerID = 1000
+
+// ContainerHome is the session's home and working directory: a directory of
+// its own on the host (runtime.Spec.Home); folders mount below it.
+const ContainerHome = "/home/work"
+
 // Config is everything one agent needs.
 type Config struct {
 	Managers  []string // manager base URLs
@@ -41,6 +50,15 @@ type Config struct {
 	// FolderHosts maps storage folder hosts to their directory on this
 	// node (-folder-host NAME=PATH); a folder mounts from PATH/FOLDER-ID.
 	FolderHosts map[string]string
+
+	// ContainerUID and ContainerGID are who sessions run as (-container-uid,
+	// -container-gid; 0: DefaultContainerID). A session runs as root only
+	// when its policy allowed it to ask (DesiredContainer.RunAsRoot).
+	ContainerUID, ContainerGID uint32
+	// FolderGID, when not 0, is the storage folders' group as containers
+	// see it: every session gets it as a supplementary group, so it can
+	// write the folders (0770) it mounts whatever its uid.
+	FolderGID uint32
 
 	HeartbeatEvery time.Duration // default 3s
 	// OrphanGrace is how long a container the manager does not want keeps
@@ -76,6 +94,12 @@ func (c *Config) defaults() error {
 	}
 	if c.DesiredWait <= 0 {
 		c.DesiredWait = 30 * time.Second
+	}
+	if c.ContainerUID == 0 {
+		c.ContainerUID = DefaultContainerID
+	}
+	if c.ContainerGID == 0 {
+		c.ContainerGID = DefaultContainerID
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()

@@ -42,6 +42,8 @@ type converger struct {
 	stopGrace   time.Duration
 	// folderHosts is -folder-host: where this node has each folder host.
 	folderHosts map[string]string
+	// users are who containers run as.
+	users users
 
 	mu      sync.Mutex
 	desired map[string]api.DesiredContainer
@@ -182,7 +184,7 @@ func (c *converger) start(ctx context.Context, d api.DesiredContainer) {
 	grant, err := c.gpus.Grant(ctx, d.ID, d.GPUs)
 	if err == nil {
 		var spec runtime.Spec
-		if spec, err = specOf(d, grant, c.folderHosts); err == nil {
+		if spec, err = specOf(d, grant, c.folderHosts, c.users); err == nil {
 			_, err = c.rt.Run(ctx, spec)
 		}
 		if err != nil {
@@ -360,24 +362,51 @@ func (c *converger) occupied() slots.Slots {
 	return total
 }
 
+// users are who a session's containers run as: its policy decided whether
+// it may be root, the agent's flags who it is otherwise.
+type users struct {
+	normal, root runtime.User
+}
+
+func sessionUsers(cfg Config) users {
+	u := users{normal: runtime.User{UID: cfg.ContainerUID, GID: cfg.ContainerGID}}
+	if cfg.FolderGID != 0 && cfg.FolderGID != cfg.ContainerGID {
+		u.normal.AdditionalGIDs = []uint32{cfg.FolderGID}
+	}
+	if cfg.FolderGID != 0 {
+		u.root.AdditionalGIDs = []uint32{cfg.FolderGID}
+	}
+	return u
+}
+
 // specOf maps a desired container and its GPU grant to the runtime's spec;
 // storage folder mounts are found under this node's folder hosts. The
 // grant's environment wins over the session's: NVIDIA_VISIBLE_DEVICES,
 // CUDA_VISIBLE_DEVICES and the MPS limits are the agent's to say.
-func specOf(d api.DesiredContainer, g gpu.Grant, folderHosts map[string]string) (runtime.Spec, error) {
+func specOf(d api.DesiredContainer, g gpu.Grant, folderHosts map[string]string, us users) (runtime.Spec, error) {
 	assignment, err := json.Marshal(d.Slots)
 	if err != nil {
 		return runtime.Spec{}, fmt.Errorf("encode slot assignment of %s: %w", d.ID, err)
 	}
-	env := make(map[string]string, len(d.Env)+len(g.Env))
+	user, name := us.normal, "work"
+	if d.RunAsRoot {
+		user, name = us.root, "root"
+	}
+	env := make(map[string]string, len(d.Env)+len(g.Env)+1)
+	env["USER"] = name
 	for k, v := range d.Env {
 		env[k] = v
 	}
 	for k, v := range g.Env {
 		env[k] = v
 	}
+	workDir := d.WorkingDir
+	if workDir == "" {
+		workDir = ContainerHome
+	}
 	s := runtime.Spec{ID: d.ID, SessionID: d.SessionID, Index: d.Index, Image: d.Image, Command: d.Command, Env: env,
-		WorkingDir: d.WorkingDir, MilliCPU: d.Slots[slots.CPU], MemoryBytes: d.Slots[slots.Mem], GPU: g.Access,
+		WorkingDir: workDir, MilliCPU: d.Slots[slots.CPU], MemoryBytes: d.Slots[slots.Mem], GPU: g.Access,
+		User: user, Home: ContainerHome,
 		Labels: map[string]string{runtime.LabelSlots: string(assignment), runtime.LabelSession: d.SessionID, runtime.LabelIndex: strconv.Itoa(d.Index)}}
 	if len(d.GPUs) > 0 {
 		gpus, err := json.Marshal(d.GPUs)

@@ -32,7 +32,7 @@ func TestSessionReadsAndWritesStorageFolders(t *testing.T) {
 		cfg.FolderHosts = map[string]string{"local": hostDir}
 	})
 	sc := &sessionCluster{t: t, s: c.Servers[0]}
-	rt, err := containerd.New(context.Background(), containerd.Config{Socket: socket, Namespace: ns, LogDir: t.TempDir()})
+	rt, err := containerd.New(context.Background(), containerd.Config{Socket: socket, Namespace: ns, LogDir: t.TempDir(), HomeDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,7 +74,7 @@ func startMultiCluster(t *testing.T, tweak ...func(*server.Config)) *multiCluste
 	for range 2 {
 		ns := testenv.Namespace(t)
 		testenv.ImportBaseImage(t, socket, ns)
-		rt, err := containerd.New(context.Background(), containerd.Config{Socket: socket, Namespace: ns, LogDir: t.TempDir()})
+		rt, err := containerd.New(context.Background(), containerd.Config{Socket: socket, Namespace: ns, LogDir: t.TempDir(), HomeDir: t.TempDir()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -62,7 +62,7 @@ func startSessionClusterWith(t *testing.T, idleTimeout int, tweak func(*agent.Co
 		cfg.IdleCheckEvery = 200 * time.Millisecond
 	})
 	sc := &sessionCluster{t: t, s: c.Servers[0], socket: socket}
-	rt, err := containerd.New(context.Background(), containerd.Config{Socket: socket, Namespace: ns, LogDir: t.TempDir()})
+	rt, err := containerd.New(context.Background(), containerd.Config{Socket: socket, Namespace: ns, LogDir: t.TempDir(), HomeDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ func TestAgentJoinsTheManagerWithItsRealCapacity(t *testing.T) {
 	c := testcluster.StartDev(t, func(cfg *server.Config) { cfg.AgentToken = "agent-token" })
 	s := c.Servers[0]
 
-	rt, err := containerd.New(context.Background(), containerd.Config{Socket: socket, Namespace: ns, LogDir: t.TempDir()})
+	rt, err := containerd.New(context.Background(), containerd.Config{Socket: socket, Namespace: ns, LogDir: t.TempDir(), HomeDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

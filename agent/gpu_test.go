@@ -111,7 +111,7 @@ func TestAgentReportsFakeGPUsAndGivesAContainerItsSlice(t *testing.T) {
 	rt.mu.Unlock()
 	wantEnv := map[string]string{"MINE": "1", "NVIDIA_VISIBLE_DEVICES": g1.UUID, "CUDA_VISIBLE_DEVICES": g1.UUID,
 		"CUDA_MPS_PIPE_DIRECTORY": "/run/nvidia-mps", "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT": "0=20480M",
-		"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "50", "BERTH_FAKE_GPUS": "true"}
+		"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "50", "BERTH_FAKE_GPUS": "true", "USER": "work"}
 	if got := runs["c1"].Env; !reflect.DeepEqual(got, wantEnv) {
 		t.Errorf("env of c1 %v, want %v", got, wantEnv)
 	}
@@ -122,7 +122,7 @@ func TestAgentReportsFakeGPUsAndGivesAContainerItsSlice(t *testing.T) {
 	if err := json.Unmarshal([]byte(runs["c1"].Labels[runtime.LabelGPUs]), &label); err != nil || !reflect.DeepEqual(label, []api.GPUSlice{half}) {
 		t.Errorf("GPU label %q: %v", runs["c1"].Labels[runtime.LabelGPUs], err)
 	}
-	if got := runs["c2"].Env; !reflect.DeepEqual(got, map[string]string{"NVIDIA_VISIBLE_DEVICES": "void"}) {
+	if got := runs["c2"].Env; !reflect.DeepEqual(got, map[string]string{"NVIDIA_VISIBLE_DEVICES": "void", "USER": "work"}) {
 		t.Errorf("env of a container without GPUs %v, want NVIDIA_VISIBLE_DEVICES=void", got)
 	}
 	if _, ok := runs["c2"].Labels[runtime.LabelGPUs]; ok {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ import (
 
 func realRuntime(t *testing.T, socket, ns, logDir string) *containerd.Runtime {
 	t.Helper()
-	rt, err := containerd.New(context.Background(), containerd.Config{Socket: socket, Namespace: ns, LogDir: logDir})
+	rt, err := containerd.New(context.Background(), containerd.Config{Socket: socket, Namespace: ns, LogDir: logDir, HomeDir: filepath.Join(filepath.Dir(logDir), "homes")})
 	if err != nil {
 		t.Fatal(err)
 	}

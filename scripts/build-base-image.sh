@@ -4,7 +4,7 @@
 #   scripts/build-base-image.sh OUT.tar
 # No registry is needed: the image is one gzip layer holding /bin/busybox, a
 # symlink per busybox applet in /bin, /usr/bin/env, /etc/passwd and /etc/group
-# (root, nobody), /root, /tmp (1777) and /home/work (the working directory).
+# (root, work 1000, nobody), /root, /tmp (1777) and /home/work (the working directory).
 # Config: no Entrypoint, Cmd ["/bin/sh"], Env PATH, WorkingDir /home/work.
 # index.json names the manifest io.containerd.image.name=berth/base:latest
 # (what containerd's importer, `ctr image import` and the Go client's Import,
@@ -88,8 +88,10 @@ if [ -n "$extra" ]; then
   [ -d "$extra" ] || { echo "BERTH_IMAGE_EXTRA=$extra is not a directory" >&2; exit 1; }
   cp -a "$extra"/. "$root"/
 fi
-printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' >"$root/etc/passwd"
-printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$root/etc/group"
+# work (1000) is the user sessions run as by default (the agent's -container-uid).
+printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'work:x:1000:1000:work:/home/work:/bin/sh' \
+  'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' >"$root/etc/passwd"
+printf '%s\n' 'root:x:0:' 'work:x:1000:' 'nogroup:x:65534:' >"$root/etc/group"
 chmod 0644 "$root/etc/passwd" "$root/etc/group"
 
 # deterministic_tar DIR OUT [TAR OPTION...]: a tar of DIR's contents, entries

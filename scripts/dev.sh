@@ -51,9 +51,13 @@ wait_for() { # URL what pid
   return 1
 }
 
+# Folders belong to the sessions' user 1000; a manager that is not root (and
+# then runs without an agent) cannot give them away and keeps them its own.
+folder_owner=()
+[ "$(id -u)" = 0 ] || folder_owner=(-folder-uid "$(id -u)" -folder-gid "$(id -g)")
 # -dev keeps Raft in memory: the manager opens no Raft port.
 bin/berth-manager -dev -node-id dev -http-addr "$http" -data-dir "$data" \
-  -agent-token-file "$token_file" -folder-host "$folders" -log-level "${BERTH_LOG_LEVEL:-warn}" >"$data/stdout.log" 2>"$data/manager.log" &
+  -agent-token-file "$token_file" -folder-host "$folders" "${folder_owner[@]}" -log-level "${BERTH_LOG_LEVEL:-warn}" >"$data/stdout.log" 2>"$data/manager.log" &
 pids+=($!)
 wait_for "http://$http/readyz" berth-manager "${pids[0]}" || { tail -n 20 "$data/manager.log" >&2; exit 1; }
 for _ in $(seq 1 50); do

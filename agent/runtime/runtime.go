@@ -41,7 +41,27 @@ type Spec struct {
 	Mounts []Mount
 	// GPU is how the container reaches its GPUs (zero: it has none).
 	GPU GPUAccess
+	// User is who the container's processes (and every exec) run as; the
+	// zero User is root. The runtime keeps root's capabilities to a reduced
+	// set and gives any other user none.
+	User User
+	// Home, when set, is where the container gets a directory of its own
+	// from the host, owned by User and removed with the container: a
+	// writable home whatever the image holds. Mounts below it go on top.
+	Home string
 }
+
+// User is a numeric user and group inside the container.
+type User struct {
+	UID uint32
+	GID uint32
+	// AdditionalGIDs are supplementary groups (e.g. the storage folders'
+	// group, so that a session can write the folders it mounts).
+	AdditionalGIDs []uint32
+}
+
+// Root tells whether the user is root inside the container.
+func (u User) Root() bool { return u.UID == 0 }
 
 // GPUAccess is what a container needs of the host to use its GPUs. The
 // environment (NVIDIA_VISIBLE_DEVICES, CUDA_*) is part of Spec.Env.

@@ -231,7 +231,7 @@ func TestBaseImage(t *testing.T) {
 			t.Errorf("layer: %s is %q, want %q", name, got, want)
 		}
 	}
-	if !strings.Contains(string(fs["etc/passwd"]), "root:x:0:0:") {
+	if !strings.Contains(string(fs["etc/passwd"]), "root:x:0:0:") || !strings.Contains(string(fs["etc/passwd"]), "work:x:1000:1000:work:/home/work:") {
 		t.Errorf("etc/passwd: %q", fs["etc/passwd"])
 	}
 

@@ -444,7 +444,9 @@ func TestConsoleAdminWalkthroughs(t *testing.T) {
 			waitText(`#policies-list .resources[data-policy="default"] [data-slot="cuda.shares"]`, "∞"))
 		b.shot("18-resource-policies")
 		b.do("update default", click(`button[data-action="update"][data-policy="default"]`), chromedp.WaitVisible(chromedp.CSS("#policy-dialog")),
-			waitJS(`document.querySelector("#policy-name").disabled`))
+			waitJS(`document.querySelector("#policy-name").disabled`),
+			// Root in containers is off until an administrator allows it.
+			waitJS(`document.querySelector("#policy-allow-root") && !document.querySelector("#policy-allow-root").checked`))
 		b.do("uncheck unlimited", click("#policy-cpu-unlimited"), click("#policy-mem-unlimited"), click("#policy-cuda-shares-unlimited"),
 			setValue("#policy-cpu", "600"), setValue("#policy-mem", "4"), setValue("#policy-cuda-shares", "1"), click("#policy-submit"),
 			waitText(fieldError("policy-cpu"), "Must be from 0 to 512."))

@@ -36,8 +36,41 @@ var (
 // they are renamed into place, so a failed upload leaves no half file.
 const uploadPrefix = ".berth-upload-"
 
+// Modes of what the store makes: only the folders' owner and group (the
+// containers' user, see Owner) and root reach a folder's bytes, so a file a
+// session made setuid cannot be run by another account of the host.
+const (
+	DirMode  os.FileMode = 0o770
+	FileMode os.FileMode = 0o660
+)
+
+// Option changes a Store.
+type Option func(*Store)
+
+// WithOwner gives every directory and file the store makes to uid:gid
+// (the managers' -folder-uid and -folder-gid): the user sessions run as
+// must own or share them to write. Without it they stay the process's.
+func WithOwner(uid, gid int) Option {
+	return func(s *Store) { s.owner = &owner{uid: uid, gid: gid} }
+}
+
+type owner struct{ uid, gid int } // -1: keep
+
+// needs tells whether a file made by the process still has to be given
+// away. A process that already creates files with the owner's ids (a
+// manager whose primary group is -folder-gid) then makes no chown call at
+// all, which a sandbox may forbid (systemd's SystemCallFilter=~@privileged).
+func (o *owner) needs(st os.FileInfo) bool {
+	if o == nil {
+		return false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	return !ok || (o.uid >= 0 && int(sys.Uid) != o.uid) || (o.gid >= 0 && int(sys.Gid) != o.gid)
+}
+
 // Store is the folders of the hosts configured on this process.
 type Store struct {
+	owner    *owner // nil: the process's own
 	hosts    map[string]string
 	ttl      time.Duration
 	maxWalk  int
@@ -54,7 +87,7 @@ type measure struct {
 
 // New returns the store of hosts (name → path). Usage measurements are
 // reused for ttl; a walk stops after maxWalk entries (a lower bound then).
-func New(hosts map[string]string, ttl time.Duration, maxWalk int, now func() time.Time) *Store {
+func New(hosts map[string]string, ttl time.Duration, maxWalk int, now func() time.Time, opts ...Option) *Store {
 	if now == nil {
 		now = time.Now
 	}
@@ -65,7 +98,11 @@ func New(hosts map[string]string, ttl time.Duration, maxWalk int, now func() tim
 	for k, v := range hosts {
 		h[k] = v
 	}
-	return &Store{hosts: h, ttl: ttl, maxWalk: maxWalk, now: now, measured: map[string]measure{}}
+	s := &Store{hosts: h, ttl: ttl, maxWalk: maxWalk, now: now, measured: map[string]measure{}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Hosts lists the configured host names.
@@ -98,12 +135,54 @@ func (s *Store) Create(host, id string) error {
 	if err != nil {
 		return err
 	}
-	// Sessions' processes may run as any user: the folder is theirs to write.
-	if err := os.Mkdir(d, 0o777); err != nil {
+	if err := os.Mkdir(d, DirMode); err != nil {
 		return fmt.Errorf("create folder directory %s: %w", d, err)
 	}
-	if err := os.Chmod(d, 0o777); err != nil {
-		return fmt.Errorf("open up folder directory %s: %w", d, err)
+	// Mkdir's mode passed through the umask; Chmod says it exactly.
+	if err := os.Chmod(d, DirMode); err != nil {
+		return errors.Join(fmt.Errorf("set mode of folder directory %s: %w", d, err), os.Remove(d))
+	}
+	if st, err := os.Lstat(d); err == nil && s.owner.needs(st) {
+		if err := os.Lchown(d, s.owner.uid, s.owner.gid); err != nil {
+			return errors.Join(fmt.Errorf("give folder directory %s to %d:%d: %w", d, s.owner.uid, s.owner.gid, err), os.Remove(d))
+		}
+	}
+	return nil
+}
+
+// mkdirs makes dir and its missing parents inside r, each DirMode and the
+// owner's, like Create makes the folder itself.
+func (s *Store) mkdirs(r *os.Root, dir string) error {
+	if dir == "." {
+		return nil
+	}
+	if err := s.mkdirs(r, path.Dir(dir)); err != nil {
+		return err
+	}
+	err := r.Mkdir(dir, DirMode)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := r.Chmod(dir, DirMode); err != nil {
+		return err
+	}
+	if st, err := r.Lstat(dir); err == nil && s.owner.needs(st) {
+		return r.Lchown(dir, s.owner.uid, s.owner.gid)
+	}
+	return nil
+}
+
+// own gives a file the store wrote FileMode and the owner, through its
+// descriptor (no path to race with).
+func (s *Store) own(f *os.File) error {
+	if err := f.Chmod(FileMode); err != nil {
+		return err
+	}
+	if st, err := f.Stat(); err == nil && s.owner.needs(st) {
+		return f.Chown(s.owner.uid, s.owner.gid)
 	}
 	return nil
 }
@@ -289,16 +368,19 @@ func (s *Store) Write(host, id, name string, body io.Reader, limit int64) (int64
 	}
 	defer r.Close()
 	dir := path.Dir(p)
-	if err := r.MkdirAll(dir, 0o777); err != nil {
+	if err := s.mkdirs(r, dir); err != nil {
 		return 0, fsErr(dir, err)
 	}
 	if st, err := r.Lstat(p); err == nil && st.IsDir() {
 		return 0, fmt.Errorf("%w: %s", ErrIsDir, p)
 	}
 	tmp := path.Join(dir, fmt.Sprintf("%s%d-%d", uploadPrefix, os.Getpid(), s.uploads.Add(1)))
-	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, FileMode)
 	if err != nil {
 		return 0, fsErr(tmp, err)
+	}
+	if err := s.own(f); err != nil {
+		return 0, errors.Join(fmt.Errorf("own %s: %w", p, err), f.Close(), r.Remove(tmp))
 	}
 	src := body
 	if limit >= 0 {

@@ -62,6 +62,7 @@ type PolicyUpdate struct {
 	AllowedVfolderHosts     *[]string             `json:"allowed_vfolder_hosts,omitempty"`
 	MaxVfolderSize          *Nullable[int64]      `json:"max_vfolder_size,omitempty"`
 	MaxVfolderCount         *int                  `json:"max_vfolder_count,omitempty"`
+	AllowRoot               *bool                 `json:"allow_root,omitempty"`
 }
 
 // MsgType implements Command.
@@ -92,6 +93,7 @@ func applyPolicyUpdate(tx *state.Txn, index uint64, c *PolicyUpdate) (any, error
 	}
 	setNullable(&p.MaxVfolderSize, c.MaxVfolderSize)
 	setPresent(&p.MaxVfolderCount, c.MaxVfolderCount)
+	setPresent(&p.AllowRoot, c.AllowRoot)
 	p.ModifiedAt = c.ModifiedAt
 	if err := tx.PutResourcePolicy(index, p); err != nil {
 		return nil, err

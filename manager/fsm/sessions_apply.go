@@ -95,6 +95,17 @@ func applySessionCreate(tx *state.Txn, index uint64, c *SessionCreate) (any, err
 	if u == nil || u.Status != api.StatusActive {
 		return nil, apierr.New(apierr.Forbidden, "user %s is inactive", k.User)
 	}
+	if s.RunAsRoot {
+		// The policy as it is now, not as the handler saw it: a policy
+		// that stopped allowing root stops every later create.
+		p, err := tx.ResourcePolicy(k.ResourcePolicy)
+		if err != nil {
+			return nil, err
+		}
+		if p == nil || !p.AllowRoot {
+			return nil, RootNotAllowed(k.ResourcePolicy)
+		}
+	}
 	// What the lifecycle fills in is never taken from the proposer.
 	s.Owner = k.User
 	if s.Domain == "" {
@@ -110,6 +121,13 @@ func applySessionCreate(tx *state.Txn, index uint64, c *SessionCreate) (any, err
 		return nil, err
 	}
 	return s, nil
+}
+
+// RootNotAllowed is the refusal of run_as_root under a policy without
+// allow_root.
+func RootNotAllowed(policy string) error {
+	return apierr.Field(apierr.Forbidden, "run_as_root",
+		"resource policy "+policy+" does not allow root in containers (allow_root is false); leave run_as_root out to run as the unprivileged container user, or ask an administrator for a policy that allows root")
 }
 
 // checkRequest refuses what would break admission's arithmetic. Decoding

@@ -98,7 +98,7 @@ func policyColumns() []string {
 		cols = append(cols, string(n))
 	}
 	return append(cols, "max_containers_per_session", "idle_timeout", "max_concurrent_sessions",
-		"max_session_lifetime", "allowed_vfolder_hosts", "max_vfolder_size", "max_vfolder_count")
+		"max_session_lifetime", "allowed_vfolder_hosts", "max_vfolder_size", "max_vfolder_count", "allow_root")
 }
 
 // exportResourcePolicies streams every policy as CSV; an empty cell is
@@ -135,7 +135,8 @@ func policyRow(p *state.ResourcePolicy) []string {
 	return append(cells,
 		strconv.Itoa(p.MaxContainersPerSession), strconv.FormatInt(p.IdleTimeout, 10),
 		csvOptional(p.MaxConcurrentSessions), csvOptional(p.MaxSessionLifetime),
-		strings.Join(p.AllowedVfolderHosts, ";"), csvOptional(p.MaxVfolderSize), strconv.Itoa(p.MaxVfolderCount))
+		strings.Join(p.AllowedVfolderHosts, ";"), csvOptional(p.MaxVfolderSize), strconv.Itoa(p.MaxVfolderCount),
+		strconv.FormatBool(p.AllowRoot))
 }
 
 func csvOptional[T int | int64](v *T) string {

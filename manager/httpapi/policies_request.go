@@ -53,6 +53,7 @@ type policyBody struct {
 	AllowedVfolderHosts     *[]string
 	MaxVfolderSize          *fsm.Nullable[int64]
 	MaxVfolderCount         *int
+	AllowRoot               *bool
 }
 
 // policyField reads one field's raw JSON into the body, recording every
@@ -119,6 +120,14 @@ func policyFields() []policyField {
 				return
 			}
 			bad.Add("max_vfolder_count", "max_vfolder_count must be a whole number from 0 to %d", policyMaxVfolderCount)
+		}},
+		{"allow_root", func(b *policyBody, raw json.RawMessage, bad *apierr.Fields) {
+			var v bool
+			if jsonNull(raw) || json.Unmarshal(raw, &v) != nil {
+				bad.Add("allow_root", "allow_root must be true or false")
+				return
+			}
+			b.AllowRoot = &v
 		}},
 	}
 }
@@ -202,7 +211,7 @@ func policyNameChars(s string) bool {
 // newPolicy is the policy a create request describes, with the defaults
 // for absent fields: unlimited slots, 1 container per session, no idle
 // timeout, unlimited concurrent sessions and lifetime, no folder hosts,
-// unlimited folder size, 10 folders.
+// unlimited folder size, 10 folders, no root in containers.
 func (b *policyBody) newPolicy(now time.Time) state.ResourcePolicy {
 	p := api.ResourcePolicy{Name: *b.Name, TotalResourceSlots: slots.Limits{},
 		MaxContainersPerSession: policyDefaultContainers, MaxVfolderCount: policyDefaultVfolderCount,
@@ -225,6 +234,7 @@ func (b *policyBody) newPolicy(now time.Time) state.ResourcePolicy {
 		p.MaxVfolderSize = b.MaxVfolderSize.Value
 	}
 	setIfSent(&p.MaxVfolderCount, b.MaxVfolderCount)
+	setIfSent(&p.AllowRoot, b.AllowRoot)
 	return state.ResourcePolicy{ResourcePolicy: p}
 }
 
@@ -240,9 +250,10 @@ func (b *policyBody) update(name string, now time.Time) (fsm.PolicyUpdate, error
 		MaxContainersPerSession: b.MaxContainersPerSession, IdleTimeout: b.IdleTimeout,
 		MaxConcurrentSessions: b.MaxConcurrentSessions, MaxSessionLifetime: b.MaxSessionLifetime,
 		AllowedVfolderHosts: b.AllowedVfolderHosts, MaxVfolderSize: b.MaxVfolderSize,
-		MaxVfolderCount: b.MaxVfolderCount}
+		MaxVfolderCount: b.MaxVfolderCount, AllowRoot: b.AllowRoot}
 	if u.Slots == nil && u.MaxContainersPerSession == nil && u.IdleTimeout == nil && u.MaxConcurrentSessions == nil &&
-		u.MaxSessionLifetime == nil && u.AllowedVfolderHosts == nil && u.MaxVfolderSize == nil && u.MaxVfolderCount == nil {
+		u.MaxSessionLifetime == nil && u.AllowedVfolderHosts == nil && u.MaxVfolderSize == nil && u.MaxVfolderCount == nil &&
+		u.AllowRoot == nil {
 		return fsm.PolicyUpdate{}, apierr.New(apierr.Invalid, "the request changes nothing; send at least one field to change")
 	}
 	return u, nil

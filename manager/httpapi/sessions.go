@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/berth-cluster/berth/manager/apierr"
+	"github.com/berth-cluster/berth/manager/fsm"
 	"github.com/berth-cluster/berth/manager/sched"
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
@@ -33,6 +34,7 @@ type sessionCreateBody struct {
 	ClusterSize json.RawMessage                `json:"cluster_size"`
 	Mounts      []string                       `json:"mounts"`
 	Env         map[string]string              `json:"env"`
+	RunAsRoot   bool                           `json:"run_as_root"`
 }
 
 // sessionRequest is a request that passed the checks of its shape.
@@ -70,6 +72,11 @@ func (a *API) createSession(c *Call) error {
 	}
 	if policy == nil {
 		return fmt.Errorf("keypair %s refers to resource policy %s, which does not exist", kp.AccessKey, kp.ResourcePolicy)
+	}
+	if body.RunAsRoot && !policy.AllowRoot {
+		// The FSM decides again at apply time (the policy may change
+		// meanwhile); this answer spares the scheduler a doomed request.
+		return fsm.RootNotAllowed(policy.Name)
 	}
 	req, shape := checkSessionShape(body)
 	mounts, err := resolveMounts(tx, c.Who, body.Mounts, &shape)
@@ -377,7 +384,7 @@ func (a *API) newSession(req *sessionRequest, u *state.User, kp *state.Keypair) 
 		Image: b.Image, Type: b.Type, Command: nonNil(b.Command), Env: env, Mounts: nonNil(req.mounts),
 		ClusterSize: req.clusterSize, Requested: req.resources, Status: api.SessionPending,
 		StatusHistory: []api.StatusChange{{Status: api.SessionPending, At: now}},
-		Containers:    []state.SessionContainer{}, CreatedAt: now}, nil
+		Containers:    []state.SessionContainer{}, CreatedAt: now, RunAsRoot: b.RunAsRoot}, nil
 }
 
 // newSessionID returns "s-" and 12 random lower-case letters and digits.

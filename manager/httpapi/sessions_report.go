@@ -105,7 +105,7 @@ func desiredContainer(s *state.Session, ct state.SessionContainer, rec *state.Ag
 	}
 	return api.DesiredContainer{ID: state.ContainerID(s.ID, ct.Index), SessionID: s.ID, Index: ct.Index, Image: s.Image,
 		Command: nonNil(cmd), Env: env, Slots: ct.Slots.Clone(), Mounts: slices.Clone(nonNil(s.Mounts)),
-		GPUs: desiredGPUs(ct, rec)}
+		GPUs: desiredGPUs(ct, rec), RunAsRoot: s.RunAsRoot}
 }
 
 // stopContainers lists what an agent must stop and remove at once: the

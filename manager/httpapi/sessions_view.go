@@ -29,7 +29,7 @@ func sessionView(s *state.Session) api.Session {
 		Status: s.Status, StatusInfo: s.StatusInfo, StatusHistory: slices.Clone(nonNil(s.StatusHistory)),
 		Requested: s.Requested.Clone(), Occupied: s.Holds(), Containers: make([]api.SessionContainer, 0, len(s.Containers)),
 		CreatedAt: s.CreatedAt, StartedAt: s.StartedAt, TerminatedAt: s.TerminatedAt, ExitCode: s.ExitCode,
-		LastActivityAt: s.LastActivityAt}
+		LastActivityAt: s.LastActivityAt, RunAsRoot: s.RunAsRoot}
 	for _, c := range s.Containers {
 		gpus := make([]api.SessionGPU, 0, len(c.GPUs))
 		for _, g := range c.GPUs {

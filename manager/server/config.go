@@ -99,6 +99,10 @@ type Config struct {
 	NoGroupFolders bool
 	// FolderUsageEvery is how often the leader measures folders (default 30s).
 	FolderUsageEvery time.Duration
+	// FolderUID and FolderGID own every folder directory (0770) and
+	// uploaded file (0660): the agents' container user, or a group it is
+	// in (-folder-uid, -folder-gid; 0: DefaultFolderID).
+	FolderUID, FolderGID int
 
 	// KeypairTouchEvery is how often the leader records keypairs' last use
 	// (default 15s).
@@ -178,6 +182,11 @@ func (c *Config) validate() error {
 		errs = append(errs, "-"+err.Error())
 	}
 	errs = append(errs, flagenv.CheckHosts(c.FolderHosts)...)
+	if c.FolderUID < 0 || c.FolderGID < 0 || (c.FolderUID == 0) != (c.FolderGID == 0) {
+		// 0 for both is the default; root's folders could not be written
+		// by sessions, which never run as the host's root.
+		errs = append(errs, fmt.Sprintf("-folder-uid %d and -folder-gid %d must both be positive ids (the agents' container user and group)", c.FolderUID, c.FolderGID))
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
 	}

@@ -86,6 +86,10 @@ func Start(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.fsm = fsm.New(log)
+	owner, err := folderOwner(cfg)
+	if err != nil {
+		return nil, err
+	}
 
 	tc, err := newTLSConfigs(cfg)
 	if err != nil {
@@ -120,7 +124,7 @@ func Start(cfg Config) (*Server, error) {
 	s.creates = s.newSessionCreates()
 	s.lost = registered(s.reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_agents_lost_total",
 		Help: "Agents this manager, as leader, declared LOST for silence past the heartbeat timeout (their sessions became ERROR agent-lost)."}))
-	s.folders = folderfs.New(cfg.FolderHosts, folderUsageTTL, 0, cfg.Now)
+	s.folders = folderfs.New(cfg.FolderHosts, folderUsageTTL, 0, cfg.Now, owner...)
 	s.api = httpapi.New(httpapi.Config{Cluster: s, Log: log, Metrics: s.reg, Gatherer: s.reg, Now: cfg.Now,
 		Rand: cfg.Rand, TokenTTL: cfg.TokenTTL, JoinToken: cfg.JoinToken, AgentToken: cfg.AgentToken, AgentTokenNeedsApproval: cfg.AgentTokenNeedsApproval,
 		Console: console.Handler(), Folders: s.folders, NoGroupFolders: cfg.NoGroupFolders,

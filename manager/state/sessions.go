@@ -65,6 +65,9 @@ type Session struct {
 	LastActivityAt *time.Time         `json:"last_activity_at"`
 	// Agents lists the agents the containers are on (an index).
 	Agents []string `json:"agents"`
+	// RunAsRoot: the containers run as root, which the keypair's policy
+	// allowed when the session was created.
+	RunAsRoot bool `json:"run_as_root,omitempty"`
 	Meta
 }
 

@@ -157,6 +157,9 @@ type DesiredContainer struct {
 	Mounts     []Mount           `json:"mounts"`
 	// GPUs are the GPU slices of the container (none: NVIDIA_VISIBLE_DEVICES=void).
 	GPUs []GPUSlice `json:"gpus,omitempty"`
+	// RunAsRoot runs the container as root (its session's policy allows
+	// it); otherwise as the agent's -container-uid.
+	RunAsRoot bool `json:"run_as_root,omitempty"`
 }
 
 // Mount is a host directory bind-mounted into a container. A storage

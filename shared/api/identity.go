@@ -71,6 +71,10 @@ type ResourcePolicy struct {
 	MaxVfolderCount         int          `json:"max_vfolder_count"`
 	CreatedAt               time.Time    `json:"created_at"`
 	ModifiedAt              time.Time    `json:"modified_at"`
+	// AllowRoot lets sessions of the policy's keypairs ask to run as root
+	// in their containers (run_as_root); without it they run as the
+	// agents' unprivileged container user.
+	AllowRoot bool `json:"allow_root"`
 }
 
 // Domain is the top level of the group hierarchy.

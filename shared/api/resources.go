@@ -52,4 +52,5 @@ type ResourcePolicyRequest struct {
 	AllowedVfolderHosts     []string            `json:"allowed_vfolder_hosts,omitempty"`
 	MaxVfolderSize          *int64              `json:"max_vfolder_size,omitempty"`
 	MaxVfolderCount         *int                `json:"max_vfolder_count,omitempty"`
+	AllowRoot               *bool               `json:"allow_root,omitempty"`
 }

@@ -34,6 +34,10 @@ type SessionCreate struct {
 	ClusterSize int               `json:"cluster_size,omitempty"`
 	Mounts      []string          `json:"mounts,omitempty"`
 	Env         map[string]string `json:"env,omitempty"`
+	// RunAsRoot runs the containers as root (with a reduced set of
+	// capabilities) instead of the unprivileged container user; the
+	// keypair's resource policy must have allow_root (else 403).
+	RunAsRoot bool `json:"run_as_root,omitempty"`
 }
 
 // StatusChange is one entry of a session's status_history.
@@ -78,6 +82,8 @@ type Session struct {
 	LastActivityAt *time.Time         `json:"last_activity_at"`
 	// Mounts are the storage folders the session's containers mount.
 	Mounts []SessionMount `json:"mounts"`
+	// RunAsRoot: the containers run as root (the policy allowed it).
+	RunAsRoot bool `json:"run_as_root"`
 }
 
 // SessionMount is a storage folder mounted in a session.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -51,31 +52,37 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs := flag.NewFlagSet("berth-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		managers    = fs.String("manager", "", "manager URLs, comma-separated: http://HOST:PORT[,http://HOST2:PORT]")
-		token       = fs.String("token", "", "join token (prefer -token-file or BERTH_AGENT_TOKEN: ps shows the command line)")
-		tokenFile   = fs.String("token-file", "", "file holding the join token (mode 0600): one from berth agent token create, or the managers' -agent-token")
-		stateDir    = fs.String("state-dir", "", "directory for the agent's identity and container logs")
-		socket      = fs.String("containerd", "/run/containerd/containerd.sock", "containerd socket")
-		namespace   = fs.String("containerd-namespace", containerd.DefaultNamespace, "containerd namespace of this agent's containers and images")
-		runcRoot    = fs.String("runc-root", "", "runc's state directory (default: containerd's; a private containerd sets its own)")
-		httpAddr    = fs.String("http-addr", "127.0.0.1:6001", "listen address of the agent's API (exec, logs, metrics)")
-		advertise   = fs.String("advertise-addr", "", "address the managers dial (default: -http-addr)")
-		reservedCPU = fs.String("reserved-cpu", "1", "cores kept for the system (decimal)")
-		reservedMem = fs.String("reserved-mem", "1GiB", "memory kept for the system (bytes or 512MiB, 1GiB…)")
-		heartbeat   = fs.Duration("heartbeat", 3*time.Second, "how often to report to the managers")
-		orphanGrace = fs.Duration("orphan-grace", 30*time.Second, "how long a container the managers do not know may run before it is removed")
-		stopGrace   = fs.Duration("stop-grace", 10*time.Second, "how long a stopped container has between SIGTERM and SIGKILL")
-		endedLogs   = fs.Duration("ended-log-retention", containerd.DefaultEndedLogRetention, "how long the output of an ended container is kept for GET logs (negative: not kept)")
-		fakeGPUs    = fs.Int("fake-gpus", 0, "offer N mock GPUs (go-nvml's mock DGX A100), marked fake everywhere; for development and tests: containers get only their environment")
-		gpuShares   = fs.String("gpu-shares", "1", "cuda.shares each GPU offers (decimal; 1 = one whole GPU)")
-		gpuQuantum  = fs.String("gpu-share-quantum", "0.1", "allocation quantum of cuda.shares (decimal); -gpu-shares must be a multiple of it")
-		mpsDir      = fs.String("gpu-mps-dir", gpu.DefaultMPSDir, "directory of the MPS daemons' pipe and log directories, one per shared GPU (keep it short: it holds sockets)")
-		cdiDirs     = fs.String("cdi-spec-dirs", strings.Join(cdi.DefaultSpecDirs, ","), "CDI spec directories, comma-separated: GPUs they describe are given to containers through CDI")
-		tlsCA       = fs.String("tls-ca", "", "PEM CA bundle the managers' certificates are checked against (https:// manager URLs)")
-		tlsCert     = fs.String("tls-cert", "", "PEM certificate: serve the agent's API over HTTPS (the managers run with -agent-tls)")
-		tlsKey      = fs.String("tls-key", "", "PEM private key of -tls-cert")
-		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
-		showVersion = fs.Bool("version", false, "print the version and exit")
+		managers     = fs.String("manager", "", "manager URLs, comma-separated: http://HOST:PORT[,http://HOST2:PORT]")
+		token        = fs.String("token", "", "join token (prefer -token-file or BERTH_AGENT_TOKEN: ps shows the command line)")
+		tokenFile    = fs.String("token-file", "", "file holding the join token (mode 0600): one from berth agent token create, or the managers' -agent-token")
+		stateDir     = fs.String("state-dir", "", "directory for the agent's identity and container logs")
+		socket       = fs.String("containerd", "/run/containerd/containerd.sock", "containerd socket")
+		namespace    = fs.String("containerd-namespace", containerd.DefaultNamespace, "containerd namespace of this agent's containers and images")
+		runcRoot     = fs.String("runc-root", "", "runc's state directory (default: containerd's; a private containerd sets its own)")
+		httpAddr     = fs.String("http-addr", "127.0.0.1:6001", "listen address of the agent's API (exec, logs, metrics)")
+		advertise    = fs.String("advertise-addr", "", "address the managers dial (default: -http-addr)")
+		reservedCPU  = fs.String("reserved-cpu", "1", "cores kept for the system (decimal)")
+		reservedMem  = fs.String("reserved-mem", "1GiB", "memory kept for the system (bytes or 512MiB, 1GiB…)")
+		heartbeat    = fs.Duration("heartbeat", 3*time.Second, "how often to report to the managers")
+		orphanGrace  = fs.Duration("orphan-grace", 30*time.Second, "how long a container the managers do not know may run before it is removed")
+		stopGrace    = fs.Duration("stop-grace", 10*time.Second, "how long a stopped container has between SIGTERM and SIGKILL")
+		endedLogs    = fs.Duration("ended-log-retention", containerd.DefaultEndedLogRetention, "how long the output of an ended container is kept for GET logs (negative: not kept)")
+		fakeGPUs     = fs.Int("fake-gpus", 0, "offer N mock GPUs (go-nvml's mock DGX A100), marked fake everywhere; for development and tests: containers get only their environment")
+		gpuShares    = fs.String("gpu-shares", "1", "cuda.shares each GPU offers (decimal; 1 = one whole GPU)")
+		gpuQuantum   = fs.String("gpu-share-quantum", "0.1", "allocation quantum of cuda.shares (decimal); -gpu-shares must be a multiple of it")
+		mpsDir       = fs.String("gpu-mps-dir", gpu.DefaultMPSDir, "directory of the MPS daemons' pipe and log directories, one per shared GPU (keep it short: it holds sockets)")
+		cdiDirs      = fs.String("cdi-spec-dirs", strings.Join(cdi.DefaultSpecDirs, ","), "CDI spec directories, comma-separated: GPUs they describe are given to containers through CDI")
+		tlsCA        = fs.String("tls-ca", "", "PEM CA bundle the managers' certificates are checked against (https:// manager URLs)")
+		tlsCert      = fs.String("tls-cert", "", "PEM certificate: serve the agent's API over HTTPS (the managers run with -agent-tls)")
+		tlsKey       = fs.String("tls-key", "", "PEM private key of -tls-cert")
+		containerUID = fs.Int("container-uid", agent.DefaultContainerID, "uid sessions run as (not 0: root only where a session's policy allows it)")
+		containerGID = fs.Int("container-gid", agent.DefaultContainerID, "gid sessions run as")
+		folderUID    = fs.Int("folder-uid", agent.DefaultContainerID, "owner of the folder directories on -folder-host (the managers' -folder-uid)")
+		folderGID    = fs.Int("folder-gid", agent.DefaultContainerID, "group of the folder directories (the managers' -folder-gid): every session is in it")
+		seccompFile  = fs.String("seccomp-profile", "", "OCI seccomp profile (JSON) for every container instead of containerd's default profile")
+		usernsRemap  = fs.String("userns-remap", "", "UID:GID:SIZE: run containers in a user namespace whose ids 0..SIZE-1 are the host's UID.. and GID.. (e.g. 100000:100000:65536)")
+		logLevel     = fs.String("log-level", "info", "debug, info, warn or error")
+		showVersion  = fs.Bool("version", false, "print the version and exit")
 	)
 	folderHosts := flagenv.HostMap{}
 	fs.Var(folderHosts, "folder-host", "storage folder host NAME=PATH (repeatable): the directory holding that host's folders here")
@@ -121,6 +128,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("-state-dir: %w", err)
 	}
+	sec, err := containerSecurity(*containerUID, *containerGID, *folderUID, *folderGID, *seccompFile, *usernsRemap, len(folderHosts) > 0)
+	if err != nil {
+		return err
+	}
+	if sec.userns != nil {
+		for name, path := range folderHosts {
+			if err := containerd.CheckTraversable(path); err != nil {
+				return fmt.Errorf("-folder-host %s: %w", name, err)
+			}
+		}
+	}
 	// Before containerd: a bad GPU flag is a usage error whatever runs.
 	gpus, err := openGPUs(*fakeGPUs, shares, quantum, *mpsDir, splitList(*cdiDirs), log)
 	if err != nil {
@@ -128,7 +146,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer gpus.Close()
 	rt, err := containerd.New(ctx, containerd.Config{Socket: *socket, Namespace: *namespace, LogDir: filepath.Join(dir, "logs"), RuncRoot: *runcRoot,
-		CDISpecDirs: splitList(*cdiDirs), EndedLogRetention: *endedLogs})
+		CDISpecDirs: splitList(*cdiDirs), EndedLogRetention: *endedLogs, HomeDir: filepath.Join(dir, "homes"),
+		Seccomp: sec.seccomp, UserNS: sec.userns})
 	if err != nil {
 		return fmt.Errorf("connect to containerd at %s (is it running? scripts/containerd.sh start starts a private one): %w", *socket, err)
 	}
@@ -141,6 +160,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		TLS:              tlsfiles.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsCA},
 		ReservedMilliCPU: milliCPU, ReservedMemBytes: memBytes, HeartbeatEvery: *heartbeat,
 		OrphanGrace: *orphanGrace, StopGrace: *stopGrace, FolderHosts: folderHosts,
+		ContainerUID: sec.uid, ContainerGID: sec.gid, FolderGID: sec.folderGID,
 		Runtime: rt, GPUs: gpus, Log: log, Metrics: reg, Gatherer: reg, Version: version.Version,
 	})
 	if err != nil {
@@ -223,6 +243,72 @@ func imageCmd(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stdout, "imported %s %s (%d bytes)\n", im.Name, im.Digest, im.Size)
 	}
 	return nil
+}
+
+// security is what the flags say about who containers run as and under
+// which seccomp profile and user namespace.
+type security struct {
+	uid, gid  uint32
+	folderGID uint32 // as the containers see it
+	seccomp   *specs.LinuxSeccomp
+	userns    *containerd.IDMap
+}
+
+// containerSecurity checks the flags of container security together,
+// reporting every problem at once: an unusable one would otherwise surface
+// only when the first session fails to start, or worse, start.
+func containerSecurity(uid, gid, folderUID, folderGID int, seccompFile, usernsRemap string, folders bool) (security, error) {
+	var (
+		s    security
+		errs []error
+	)
+	idOK := func(flag string, v int) bool {
+		if v <= 0 || int64(v) > 1<<32-2 {
+			errs = append(errs, fmt.Errorf("-%s %d: must be a positive id (root in a container is granted per session by a policy's allow_root)", flag, v))
+			return false
+		}
+		return true
+	}
+	if idOK("container-uid", uid) && idOK("container-gid", gid) {
+		s.uid, s.gid = uint32(uid), uint32(gid)
+	}
+	if idOK("folder-uid", folderUID) && idOK("folder-gid", folderGID) {
+		s.folderGID = uint32(folderGID)
+	}
+	if seccompFile != "" {
+		p, err := containerd.LoadSeccompProfile(seccompFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("-seccomp-profile: %w", err))
+		}
+		s.seccomp = p
+	}
+	if usernsRemap != "" {
+		m, err := containerd.ParseIDMap(usernsRemap)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("-userns-remap: %w", err))
+		} else {
+			s.userns = m
+			if s.uid >= m.Size || s.gid >= m.Size {
+				errs = append(errs, fmt.Errorf("-userns-remap %s maps %d ids: -container-uid %d and -container-gid %d must be below that", usernsRemap, m.Size, s.uid, s.gid))
+			}
+			// Folders belong to host ids; inside the namespace only the
+			// mapped ones exist.
+			g, inGID := m.ContainerGID(uint32(folderGID))
+			u, inUID := m.ContainerUID(uint32(folderUID))
+			switch {
+			case inGID:
+				s.folderGID = g
+			case inUID && u == s.uid:
+				s.folderGID = 0 // the folders are the session user's own
+			case folders:
+				errs = append(errs, fmt.Errorf("-userns-remap %s: folders owned by %d:%d are outside the map, so sessions could not write them: set -folder-uid and -folder-gid (here and on the managers) to host ids of the map, e.g. %d:%d for the container user %d:%d",
+					usernsRemap, folderUID, folderGID, m.HostUID+s.uid, m.HostGID+s.gid, s.uid, s.gid))
+			default:
+				s.folderGID = 0
+			}
+		}
+	}
+	return s, errors.Join(errs...)
 }
 
 // openGPUs reads the GPUs through NVML, or makes n fake ones. The real

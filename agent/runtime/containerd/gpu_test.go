@@ -57,7 +57,7 @@ func TestSpecGivesGPUDeviceNodesWithCgroupRulesAndMounts(t *testing.T) {
 			shm = append(shm, m)
 		}
 	}
-	if want := []specs.Mount{{Destination: "/dev/shm", Type: "bind", Source: "/dev/shm", Options: []string{"rbind", "rprivate", "rw"}}}; !reflect.DeepEqual(shm, want) {
+	if want := []specs.Mount{{Destination: "/dev/shm", Type: "bind", Source: "/dev/shm", Options: []string{"rbind", "rprivate", "rw", "nosuid", "nodev"}}}; !reflect.DeepEqual(shm, want) {
 		t.Errorf("/dev/shm mounts %+v, want only %+v", shm, want)
 	}
 	if !slices.ContainsFunc(spec.Mounts, func(m specs.Mount) bool {

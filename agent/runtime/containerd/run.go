@@ -46,22 +46,41 @@ func (r *Runtime) Run(ctx context.Context, s runtime.Spec) (runtime.Container, e
 		}
 	}
 
-	l := limits{defaultPids: r.cfg.DefaultPids, cgroups: r.cg, cdiDirs: r.cfg.CDISpecDirs}
+	if !r.cfg.UserNS.contains(s.User) {
+		return runtime.Container{}, fmt.Errorf("run %s: user %d:%d (groups %v) is outside the user namespace's %d ids", s.ID, s.User.UID, s.User.GID, s.User.AdditionalGIDs, r.cfg.UserNS.Size)
+	}
+	if s.Home != "" {
+		home, err := r.makeHome(ctx, s.ID, s.User)
+		if err != nil {
+			return runtime.Container{}, fmt.Errorf("run %s: %w", s.ID, err)
+		}
+		// First, so that the Spec's mounts below the home go on top of it.
+		s.Mounts = append([]runtime.Mount{{Source: home, Target: s.Home}}, s.Mounts...)
+	}
+	// The snapshot must exist before the spec: WithImageConfig reads
+	// /etc/group from it.
+	snapshot := ctrd.WithNewSnapshot(s.ID+"-rootfs", img)
+	if m := r.cfg.UserNS; m != nil {
+		// The image's files, owned by the mapped root (copied once per
+		// image and map, then shared by its containers).
+		snapshot = ctrd.WithRemappedSnapshot(s.ID+"-rootfs", img, m.HostUID, m.HostGID)
+	}
+	l := limits{defaultPids: r.cfg.DefaultPids, cgroups: r.cg, cdiDirs: r.cfg.CDISpecDirs, seccomp: r.cfg.Seccomp, userns: r.cfg.UserNS}
 	c, err := r.client.NewContainer(ctx, s.ID,
 		ctrd.WithRuntime(runcShim, &runcoptions.Options{Root: r.cfg.RuncRoot}),
 		ctrd.WithImage(img),
 		ctrd.WithSnapshotter(r.cfg.Snapshotter),
-		// The snapshot must exist before the spec: WithImageConfig reads
-		// /etc/group from it.
-		ctrd.WithNewSnapshot(s.ID+"-rootfs", img),
+		snapshot,
 		ctrd.WithNewSpec(specOpts(img, s, l)...),
 		ctrd.WithContainerLabels(containerLabels(s)),
 	)
 	if errdefs.IsAlreadyExists(err) {
+		// The home is the existing container's: makeHome found none, so
+		// this one appeared meanwhile; its home is left alone.
 		return runtime.Container{}, fmt.Errorf("run %s: container already exists: %w", s.ID, err)
 	}
 	if err != nil {
-		return runtime.Container{}, fmt.Errorf("run %s: create container: %w", s.ID, err)
+		return runtime.Container{}, errors.Join(fmt.Errorf("run %s: create container: %w", s.ID, err), r.removeHome(s.ID))
 	}
 
 	// The shim opens the log file itself and keeps writing when the agent
@@ -118,6 +137,8 @@ func (r *Runtime) undo(ctx context.Context, c ctrd.Container, t ctrd.Task) error
 	}
 	if err := c.Delete(ctx, ctrd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("clean up container: %w", err))
+	} else if err := r.removeHome(c.ID()); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/identifiers"
 	"github.com/containerd/containerd/namespaces"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"tags.cncf.io/container-device-interface/pkg/cdi"
 
 	"github.com/berth-cluster/berth/agent/runtime"
@@ -74,6 +75,17 @@ type Config struct {
 	// CDISpecDirs are where CDI specs are read when a Spec names CDI
 	// devices (default: cdi's /etc/cdi and /var/run/cdi).
 	CDISpecDirs []string
+	// HomeDir holds the containers' home directories (Spec.Home), one per
+	// container, removed with it. Required for a Spec with a Home.
+	HomeDir string
+	// Seccomp is the seccomp profile of every container; nil is
+	// containerd's default profile (LoadSeccompProfile reads one).
+	Seccomp *specs.LinuxSeccomp
+	// UserNS, when set, runs every container in a user namespace whose ids
+	// 0..Size-1 are the host's HostUID.. and HostGID.. (root in a container
+	// is then an unprivileged host user). Each image's files are copied
+	// once, owned by the mapped ids (containerd's remapped snapshot).
+	UserNS *IDMap
 	// Logger receives background problems (event stream lost, ...); nil
 	// discards them.
 	Logger *slog.Logger
@@ -140,6 +152,21 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	if err := os.MkdirAll(cfg.LogDir, 0o750); err != nil {
 		return nil, fmt.Errorf("containerd runtime: log dir: %w", err)
+	}
+	if cfg.HomeDir != "" {
+		// Searchable by others, so that a remapped root can reach the
+		// homes; each home itself is 0750 and its user's.
+		if err := os.MkdirAll(cfg.HomeDir, 0o711); err != nil {
+			return nil, fmt.Errorf("containerd runtime: home dir: %w", err)
+		}
+		if err := os.Chmod(cfg.HomeDir, 0o711); err != nil {
+			return nil, fmt.Errorf("containerd runtime: home dir: %w", err)
+		}
+		if cfg.UserNS != nil {
+			if err := CheckTraversable(cfg.HomeDir); err != nil {
+				return nil, fmt.Errorf("containerd runtime: home dir: %w", err)
+			}
+		}
 	}
 
 	if _, err := os.Stat(cfg.Socket); err != nil {

@@ -30,6 +30,10 @@ type limits struct {
 	defaultPids int64
 	cgroups     cgroupInfo
 	cdiDirs     []string // CDI spec directories, for Spec.GPU.CDIDevices
+	// seccomp is the profile of every container (nil: containerd's default).
+	seccomp *specs.LinuxSeccomp
+	// userns maps the containers' ids to a range of the host's (nil: none).
+	userns *IDMap
 }
 
 // specOpts turns a Berth Spec into OCI spec options. It is pure (no daemon):
@@ -42,6 +46,11 @@ func specOpts(img oci.Image, s runtime.Spec, l limits) []oci.SpecOpts {
 		// The session's command is complete: it replaces the image's
 		// entrypoint and cmd alike.
 		opts = append(opts, oci.WithProcessArgs(s.Command...))
+	}
+	if s.Home != "" {
+		// The image's HOME (often /root) is not where the home is; the
+		// Spec's own environment may still say otherwise.
+		opts = append(opts, oci.WithEnv([]string{"HOME=" + s.Home}))
 	}
 	if len(s.Env) > 0 {
 		opts = append(opts, oci.WithEnv(envList(s.Env)))
@@ -77,7 +86,14 @@ func specOpts(img oci.Image, s runtime.Spec, l limits) []oci.SpecOpts {
 	if len(s.Mounts) > 0 {
 		opts = append(opts, oci.WithMounts(bindMounts(s.Mounts)))
 	}
-	return opts
+	// Who runs, then what the kernel lets them do: the default seccomp
+	// profile is derived from the capabilities withUser leaves.
+	opts = append(opts, withUser(s.User), withSeccomp(l.seccomp))
+	if l.userns != nil {
+		opts = append(opts, withUserNamespace(l.userns))
+	}
+	// Last: every mount is known by now, CDI's included.
+	return append(opts, withHardenedBinds())
 }
 
 // cfsQuota converts thousandths of a core into a quota per cfsPeriod.
@@ -120,7 +136,9 @@ func hostname(id string) string {
 }
 
 // bindMounts are recursive private binds: a mount made under the source later
-// must not propagate into (or out of) a session's container.
+// must not propagate into (or out of) a session's container. None lets a
+// setuid file or a device node take effect (withHardenedBinds sees to the
+// binds added by others).
 func bindMounts(ms []runtime.Mount) []specs.Mount {
 	out := make([]specs.Mount, 0, len(ms))
 	for _, m := range ms {
@@ -132,7 +150,7 @@ func bindMounts(ms []runtime.Mount) []specs.Mount {
 			Destination: m.Target,
 			Type:        "bind",
 			Source:      m.Source,
-			Options:     []string{"rbind", "rprivate", mode},
+			Options:     []string{"rbind", "rprivate", mode, "nosuid", "nodev"},
 		})
 	}
 	return out

@@ -136,8 +136,8 @@ func TestSpecLimitsAndProcess(t *testing.T) {
 	}
 
 	wantMounts := []specs.Mount{
-		{Destination: "/home/work/shared", Type: "bind", Source: "/data/shared", Options: []string{"rbind", "rprivate", "ro"}},
-		{Destination: "/home/work/scratch", Type: "bind", Source: "/data/scratch", Options: []string{"rbind", "rprivate", "rw"}},
+		{Destination: "/home/work/shared", Type: "bind", Source: "/data/shared", Options: []string{"rbind", "rprivate", "ro", "nosuid", "nodev"}},
+		{Destination: "/home/work/scratch", Type: "bind", Source: "/data/scratch", Options: []string{"rbind", "rprivate", "rw", "nosuid", "nodev"}},
 	}
 	var binds []specs.Mount
 	for _, m := range spec.Mounts {

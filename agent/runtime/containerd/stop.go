@@ -11,6 +11,8 @@ import (
 
 	ctrd "github.com/containerd/containerd"
 	"github.com/containerd/containerd/errdefs"
+
+	"github.com/berth-cluster/berth/agent/runtime"
 )
 
 // killWait bounds the wait for a task to be reaped after SIGKILL; past it
@@ -84,10 +86,14 @@ func gone(err error) bool {
 }
 
 // Remove deletes the task (killing it if it still runs), the container, its
-// snapshot and its log file.
+// snapshot and home, and keeps its log file for a while (keepEndedLog).
 func (r *Runtime) Remove(ctx context.Context, id string) error {
 	ctx = r.ns(ctx)
 	c, err := r.load(ctx, id)
+	if errors.Is(err, runtime.ErrNotFound) {
+		// Removed behind the agent's back: its home is still ours to clear.
+		return errors.Join(fmt.Errorf("remove: %w", err), r.removeHome(id))
+	}
 	if err != nil {
 		return fmt.Errorf("remove: %w", err)
 	}
@@ -105,7 +111,13 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 		return fmt.Errorf("remove %s: delete container: %w", id, err)
 	}
 	r.forgetOOM(id)
-	return r.keepEndedLog(id)
+	// The log first: once the container is gone from List, its output
+	// must already be where GET logs of an ended session finds it.
+	logErr := r.keepEndedLog(id)
+	if err := r.removeHome(id); err != nil {
+		return errors.Join(logErr, fmt.Errorf("remove %s: %w", id, err))
+	}
+	return logErr
 }
 
 // keepEndedLog moves a removed container's output under LogDir/ended, so

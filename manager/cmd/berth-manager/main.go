@@ -67,6 +67,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		logLevel         = fs.String("log-level", "info", "debug, info, warn or error")
 		showVersion      = fs.Bool("version", false, "print the version and exit")
 		allowGroup       = fs.Bool("allow-group-folders", true, "let admins create group folders (false: refused with 403)")
+		folderUID        = fs.Int("folder-uid", server.DefaultFolderID, "owner of folder directories (0770) and uploaded files (0660): the agents' -container-uid, or one that shares -folder-gid")
+		folderGID        = fs.Int("folder-gid", server.DefaultFolderID, "group of folder directories and uploaded files (the agents' -container-gid or a group their sessions are in)")
 	)
 	folderHosts := flagenv.HostMap{}
 	fs.Var(folderHosts, "folder-host", "storage folder host NAME=PATH (repeatable)")
@@ -113,6 +115,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	if *raftAddr == "" && !*dev {
 		*raftAddr = defaultRaftAddr
 	}
+	if *folderUID <= 0 || *folderGID <= 0 {
+		return fmt.Errorf("-folder-uid %d -folder-gid %d: folders must belong to the agents' container user or group, never root (sessions never run as the host's root)", *folderUID, *folderGID)
+	}
 	peerList, err := server.ParsePeers(*peers)
 	if err != nil {
 		return fmt.Errorf("-peers: %w", err)
@@ -126,7 +131,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		Dev: *dev, BootstrapExpect: *bootstrapExpect, Peers: peerList, Join: *join, JoinToken: secrets[1],
 		TLS: tlsfiles.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsCA}, InsecureRaft: *insecureRaft, AgentTLS: *agentTLS,
 		AgentToken: secrets[0], AgentTokenNeedsApproval: !*agentAutoApprove, HeartbeatTimeout: *heartbeatTimeout, UsageCheckEvery: *usageCheckEvery, FolderHosts: folderHosts,
-		NoGroupFolders:      !*allowGroup,
+		NoGroupFolders: !*allowGroup, FolderUID: *folderUID, FolderGID: *folderGID,
 		BootstrapAdminEmail: *adminEmail, BootstrapAdminPassword: getenv("BERTH_BOOTSTRAP_ADMIN_PASSWORD"),
 		TokenTTL: *tokenTTL, Scheduler: *scheduler, Placement: *placement, Log: log, Out: stdout, RaftLog: stderr, RaftLogLevel: *logLevel,
 	}

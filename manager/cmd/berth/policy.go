@@ -24,7 +24,7 @@ func policyView(data any, ps []api.ResourcePolicy) view {
 		v.columns = append(v.columns, string(n))
 	}
 	v.columns = append(v.columns, "max_containers_per_session", "idle_timeout", "max_concurrent_sessions",
-		"max_session_lifetime", "allowed_vfolder_hosts", "max_vfolder_size", "max_vfolder_count")
+		"max_session_lifetime", "allowed_vfolder_hosts", "max_vfolder_size", "max_vfolder_count", "allow_root")
 	for _, p := range ps {
 		row := []string{p.Name}
 		for _, n := range slots.Known {
@@ -38,6 +38,7 @@ func policyView(data any, ps []api.ResourcePolicy) view {
 			fmtInt(p.MaxContainersPerSession), strconv.FormatInt(p.IdleTimeout, 10),
 			fmtIntPtr(p.MaxConcurrentSessions), fmtIntPtr(p.MaxSessionLifetime),
 			strings.Join(p.AllowedVfolderHosts, ";"), fmtIntPtr(p.MaxVfolderSize), fmtInt(p.MaxVfolderCount),
+			strconv.FormatBool(p.AllowRoot),
 		)
 		v.rows = append(v.rows, row)
 	}
@@ -99,7 +100,7 @@ func (c *cli) policyCreateCmd() *cobra.Command {
 		Short: "Create a resource policy; a limit not given is unlimited (superadmin)",
 		Long: "Create a resource policy. Flags not given take the manager's defaults: every slot\n" +
 			"unlimited, 1 container per session, no idle timeout, unlimited concurrent sessions,\n" +
-			"session lifetime and folder size, no folder hosts, 10 folders.",
+			"session lifetime and folder size, no folder hosts, 10 folders, no root in containers.",
 		Args: cobra.ExactArgs(1),
 		PreRunE: func(cmd *cobra.Command, args []string) (err error) {
 			if body, err = f.body(cmd); err != nil {

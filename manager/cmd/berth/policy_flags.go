@@ -21,7 +21,8 @@ const flagUnlimited = "unlimited"
 // are sent; the manager checks every range and says which rule a value
 // breaks, so the CLI checks only that a value can be sent at all.
 type policyFlags struct {
-	values map[string]*string
+	values    map[string]*string
+	allowRoot *bool
 }
 
 // policyFlag is one flag: the request field it sets and how its text
@@ -52,6 +53,7 @@ func (f *policyFlags) register(cmd *cobra.Command) {
 	for _, pf := range policyFlagList() {
 		f.values[pf.flag] = cmd.Flags().String(pf.flag, "", pf.usage)
 	}
+	f.allowRoot = cmd.Flags().Bool("allow-root", false, "let sessions ask to run as root in their containers (--allow-root=false takes it back)")
 }
 
 // body is the request body of the flags given; every flag that cannot be
@@ -66,6 +68,9 @@ func (f *policyFlags) body(cmd *cobra.Command) (map[string]any, error) {
 		if err := pf.set(body, strings.TrimSpace(*f.values[pf.flag])); err != nil {
 			errs = append(errs, fmt.Errorf("--%s: %w", pf.flag, err))
 		}
+	}
+	if cmd.Flags().Changed("allow-root") {
+		body["allow_root"] = *f.allowRoot
 	}
 	return body, errors.Join(errs...)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -39,7 +40,7 @@ func (c *cli) sessionViewer(detail bool) func(data any, ss []api.Session) view {
 	return func(data any, ss []api.Session) view {
 		v := view{data: data, columns: sessionColumns, single: detail}
 		if detail {
-			v.columns = append(append([]string{}, sessionColumns...), "access_key", "occupied", "last_activity_at", "history")
+			v.columns = append(append([]string{}, sessionColumns...), "access_key", "occupied", "last_activity_at", "run_as_root", "history")
 		}
 		for _, s := range ss {
 			var agents []string
@@ -58,7 +59,8 @@ func (c *cli) sessionViewer(detail bool) func(data any, ss []api.Session) view {
 					}
 					hist = append(hist, step)
 				}
-				row = append(row, s.AccessKey, slotsCell(s.Occupied, human), fmtTimePtr(s.LastActivityAt), strings.Join(hist, " "))
+				row = append(row, s.AccessKey, slotsCell(s.Occupied, human), fmtTimePtr(s.LastActivityAt),
+					strconv.FormatBool(s.RunAsRoot), strings.Join(hist, " "))
 			}
 			v.rows = append(v.rows, row)
 		}
@@ -83,12 +85,13 @@ type sessionStart struct {
 	image, typ, name, cpu, mem, gpu, fgpu string
 	clusterSize                           int
 	env, mounts                           []string
+	root                                  bool
 }
 
 // body builds the request, reporting every bad flag at once.
 func (f *sessionStart) body(command []string) (api.SessionCreate, error) {
 	in := api.SessionCreate{Image: f.image, Type: f.typ, Name: f.name, Command: command, ClusterSize: f.clusterSize,
-		Resources: slots.Slots{}, Mounts: f.mounts}
+		Resources: slots.Slots{}, Mounts: f.mounts, RunAsRoot: f.root}
 	var bad []string
 	if q, err := slots.Parse(slots.CPU, f.cpu); err != nil {
 		bad = append(bad, "--cpu: "+err.Error())
@@ -160,6 +163,7 @@ func (c *cli) sessionStartCmd() *cobra.Command {
 	fl.IntVar(&f.clusterSize, "cluster-size", 0, "containers in the session (default 1)")
 	fl.StringArrayVar(&f.env, "env", nil, "environment variable NAME=VALUE (repeatable)")
 	fl.StringArrayVar(&f.mounts, "mount", nil, "storage folder (name or id) to mount at /home/work/NAME, read-only unless you may write (repeatable)")
+	fl.BoolVar(&f.root, "root", false, "run the containers as root (with reduced capabilities); your resource policy must allow it (allow_root)")
 	return cmd
 }
 

@@ -54,6 +54,12 @@ func TestSessionCommandsSendExactlyTheirRequest(t *testing.T) {
 			wantStdout: []string{id},
 		},
 		{
+			name:       "start as root",
+			args:       []string{"session", "start", "--image", "img", "--root"},
+			want:       adminCall{"POST", "/v1/sessions", "", `{"image":"img","type":"interactive","resources":{"cpu":1,"cuda.device":0,"cuda.shares":0,"mem":1073741824},"run_as_root":true}`},
+			wantStdout: []string{id, "run_as_root:"},
+		},
+		{
 			name:       "list with filters",
 			args:       []string{"session", "list", "--status", "running", "--owner", "bob@example.com", "--all", "--limit", "3"},
 			want:       adminCall{"GET", "/v1/sessions", "all=true&limit=3&owner=bob%40example.com&status=RUNNING", ""},

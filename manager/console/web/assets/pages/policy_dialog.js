@@ -3,7 +3,7 @@
 // nullable limits) have an "Unlimited" checkbox under them. The name is the
 // policy's key: fixed on update.
 import * as api from "../api.js";
-import { h, clear, button, field, openDialog, notice, errorText } from "../ui.js";
+import { h, clear, button, field, switchInput, openDialog, notice, errorText } from "../ui.js";
 import { GiB, amount } from "../format.js";
 
 // The manual's maxima, in the units the dialog shows.
@@ -51,7 +51,7 @@ function read(f, { min, max, whole = false }) {
 
 export function policyDialog(existing) {
   const p = existing || { total_resource_slots: {}, max_containers_per_session: 1, idle_timeout: 0, max_concurrent_sessions: null,
-    max_session_lifetime: null, allowed_vfolder_hosts: [], max_vfolder_size: null, max_vfolder_count: 10 };
+    max_session_lifetime: null, allowed_vfolder_hosts: [], max_vfolder_size: null, max_vfolder_count: 10, allow_root: false };
   const slotsNow = p.total_resource_slots || {};
   const name = field("Policy name", h("input", { type: "text", id: "policy-name", value: p.name || "", disabled: !!existing }),
     existing ? "The name identifies the policy and cannot change." : undefined);
@@ -67,6 +67,8 @@ export function policyDialog(existing) {
   const hosts = field("Allowed hosts", h("input", { type: "text", id: "policy-hosts", value: (p.allowed_vfolder_hosts || []).join(", ") }), "Folder hosts, separated by commas.");
   const capacity = numberField("Capacity (GB)", "policy-capacity", { max: 1024, step: "any", value: p.max_vfolder_size == null ? "" : +(p.max_vfolder_size / GiB).toFixed(3), unlimited: p.max_vfolder_size == null });
   const count = numberField("Max. # of folders", "policy-folders", { max: 50, value: p.max_vfolder_count });
+  // Off by default: sessions run as an unprivileged user unless the policy lets them ask for root.
+  const root = switchInput("Allow root in containers?", !!p.allow_root, "policy-allow-root");
   const byWire = {
     name, "total_resource_slots.cpu": sf.cpu, "total_resource_slots.mem": sf.mem, "total_resource_slots.cuda.device": sf["cuda.device"],
     "total_resource_slots.cuda.shares": sf["cuda.shares"], max_containers_per_session: containers, idle_timeout: idle,
@@ -96,6 +98,7 @@ export function policyDialog(existing) {
       body.max_vfolder_size = cap === null || cap === undefined ? null : Math.round(cap * GiB);
       body.max_vfolder_count = take(count, { min: 0, max: 50, whole: true });
       body.allowed_vfolder_hosts = hosts.input.value.split(",").map((x) => x.trim()).filter(Boolean);
+      body.allow_root = root.input.checked;
       if (!ok) return;
       try {
         const out = existing
@@ -114,7 +117,8 @@ export function policyDialog(existing) {
     return {
       body: [msg, name,
         h("fieldset", {}, h("legend", {}, "Resource Policy"), h("div", { class: "grid" }, slotFields.map((s) => sf[s.slot]))),
-        h("fieldset", {}, h("legend", {}, "Sessions"), h("div", { class: "grid" }, containers, idle, concurrent, lifetime)),
+        h("fieldset", {}, h("legend", {}, "Sessions"), h("div", { class: "grid" }, containers, idle, concurrent, lifetime),
+          h("div", { class: "switches" }, root.el)),
         h("fieldset", {}, h("legend", {}, "Folders"), h("div", { class: "grid" }, hosts, capacity, count))],
       actions: [button("CANCEL", () => close(), { class: "secondary" }), button(existing ? "UPDATE" : "CREATE", submit, { id: "policy-submit" })],
     };
