@@ -70,8 +70,9 @@ func TestContainerSecurityFlags(t *testing.T) {
 
 	// The agent refuses to start with an invalid profile, saying why, before
 	// it touches containerd.
-	err := run(context.Background(), []string{"-manager", "http://127.0.0.1:1", "-token", "t", "-state-dir", t.TempDir(),
-		"-containerd", filepath.Join(dir, "none.sock"), "-seccomp-profile", bad}, func(string) string { return "" }, io.Discard, io.Discard)
+	env := map[string]string{"BERTH_AGENT_TOKEN": "a-join-token-long-enough"}
+	err := run(context.Background(), []string{"-manager", "http://127.0.0.1:1", "-state-dir", t.TempDir(),
+		"-containerd", filepath.Join(dir, "none.sock"), "-seccomp-profile", bad}, func(k string) string { return env[k] }, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "-seccomp-profile") || strings.Contains(err.Error(), "containerd") {
 		t.Errorf("start with an invalid profile: %v", err)
 	}
