@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-cluster/berth/manager/httpapi"
 	"github.com/berth-cluster/berth/manager/sched"
 	"github.com/berth-cluster/berth/shared/flagenv"
 	"github.com/berth-cluster/berth/shared/tlsfiles"
@@ -83,6 +84,9 @@ type Config struct {
 	NoGroupFolders bool
 	// FolderUsageEvery is how often the leader measures folders (default 30s).
 	FolderUsageEvery time.Duration
+	// HTTPLimits bound each request's time and the uploads in flight
+	// (-uploads-per-user, -uploads; zero fields: the defaults).
+	HTTPLimits httpapi.Limits
 
 	// KeypairTouchEvery is how often the leader records keypairs' last use
 	// (default 15s).

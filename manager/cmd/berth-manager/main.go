@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berth-cluster/berth/manager/httpapi"
 	"github.com/berth-cluster/berth/manager/server"
 	"github.com/berth-cluster/berth/shared/flagenv"
 	"github.com/berth-cluster/berth/shared/tlsfiles"
@@ -57,6 +58,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		logLevel         = fs.String("log-level", "info", "debug, info, warn or error")
 		showVersion      = fs.Bool("version", false, "print the version and exit")
 		allowGroup       = fs.Bool("allow-group-folders", true, "let admins create group folders (false: refused with 403)")
+		uploadsPerUser   = fs.Int("uploads-per-user", 4, "uploads (and snapshot restores) one user may stream to this manager at once; beyond, 429")
+		uploads          = fs.Int("uploads", 32, "uploads all users together may stream to this manager at once; beyond, 429")
 	)
 	folderHosts := flagenv.HostMap{}
 	fs.Var(folderHosts, "folder-host", "storage folder host NAME=PATH (repeatable)")
@@ -107,6 +110,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		TLS: tlsfiles.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsCA}, AgentTLS: *agentTLS,
 		AgentToken: *agentToken, HeartbeatTimeout: *heartbeatTimeout, UsageCheckEvery: *usageCheckEvery, FolderHosts: folderHosts,
 		NoGroupFolders:      !*allowGroup,
+		HTTPLimits:          httpapi.Limits{UploadsPerUser: *uploadsPerUser, Uploads: *uploads},
 		BootstrapAdminEmail: *adminEmail, BootstrapAdminPassword: getenv("BERTH_BOOTSTRAP_ADMIN_PASSWORD"),
 		TokenTTL: *tokenTTL, Scheduler: *scheduler, Placement: *placement, Log: log, Out: stdout, RaftLog: stderr, RaftLogLevel: *logLevel,
 	}
