@@ -85,7 +85,7 @@ type Config struct {
 	// FolderUsageEvery is how often the leader measures folders (default 30s).
 	FolderUsageEvery time.Duration
 	// HTTPLimits bound each request's time and the uploads in flight
-	// (-uploads-per-user, -uploads; zero fields: the defaults).
+	// (-max-uploads-per-user, -max-uploads; zero fields: the defaults).
 	HTTPLimits httpapi.Limits
 
 	// KeypairTouchEvery is how often the leader records keypairs' last use

@@ -58,8 +58,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		logLevel         = fs.String("log-level", "info", "debug, info, warn or error")
 		showVersion      = fs.Bool("version", false, "print the version and exit")
 		allowGroup       = fs.Bool("allow-group-folders", true, "let admins create group folders (false: refused with 403)")
-		uploadsPerUser   = fs.Int("uploads-per-user", 4, "uploads (and snapshot restores) one user may stream to this manager at once; beyond, 429")
-		uploads          = fs.Int("uploads", 32, "uploads all users together may stream to this manager at once; beyond, 429")
+		uploadsPerUser   = fs.Int("max-uploads-per-user", 4, "uploads (and snapshot restores) one user may stream to this manager at once; beyond, 429")
+		uploads          = fs.Int("max-uploads", 32, "uploads all users together may stream to this manager at once; beyond, 429")
 	)
 	folderHosts := flagenv.HostMap{}
 	fs.Var(folderHosts, "folder-host", "storage folder host NAME=PATH (repeatable)")
