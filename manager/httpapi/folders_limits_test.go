@@ -111,7 +111,9 @@ func TestDownloadingAFIFOAnswers400AtOnce(t *testing.T) {
 	})
 	// Go keeps idle threads, so a few may have been added for the burst;
 	// a blocked open would add one per download.
-	if n := osThreads(t); n > threads+20 {
+	n := osThreads(t)
+	t.Logf("threads before the downloads %d, after %d", threads, n)
+	if n > threads+20 {
 		t.Errorf("%d threads after 100 downloads, %d before: downloads are holding threads", n, threads)
 	}
 }
