@@ -323,3 +323,40 @@ func TestUploadsBeyondTheLimitsAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot restore is a stream too: a keypair-signed one is
+// authenticated from its headers and its body checked against the signed
+// hash as it spools to the data directory; one that does not match
+// restores nothing and leaves no spooled file, the one that does restores.
+func TestASignedSnapshotRestoreIsCheckedAgainstItsHash(t *testing.T) {
+	dataDir := t.TempDir()
+	s := testcluster.StartDev(t, func(cfg *server.Config) { cfg.DataDir = dataDir }).Servers[0]
+	super := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
+	root := createUser(t, s, super, "root@example.com", "root", api.RoleSuperadmin)
+	r := testcluster.Do(t, http.MethodPost, testcluster.URL(s)+"/v1/operator/snapshot", super, nil)
+	wantStatus(t, r, http.StatusOK)
+	snap := r.Body
+	createUser(t, s, super, "after@example.com", "after", api.RoleUser) // not in the snapshot
+	url := testcluster.URL(s) + "/v1/operator/snapshot/restore"
+
+	req := signedRequest(t, http.MethodPost, url, root.Keypair, snap, time.Now())
+	damaged := bytes.Clone(snap)
+	damaged[len(damaged)/2] ^= 0xff
+	req.Body = readerOnly{strings.NewReader(string(damaged))}
+	p := wantProblem(t, send(t, req), http.StatusUnauthorized, api.ProblemUnauthorized)
+	wantDetail(t, p, "the snapshot is not the one signed", "nothing was kept")
+	wantStatus(t, testcluster.Do(t, http.MethodGet, testcluster.URL(s)+"/v1/users/after@example.com", super, nil), http.StatusOK)
+	spooled, _ := filepath.Glob(filepath.Join(dataDir, ".restore-*"))
+	if len(spooled) != 0 {
+		t.Errorf("a refused restore left %v", spooled)
+	}
+
+	wantStatus(t, send(t, signedRequest(t, http.MethodPost, url, root.Keypair, snap, time.Now())), http.StatusNoContent)
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		u, err := s.State().Read().User("after@example.com")
+		if err != nil || u != nil {
+			return fmt.Errorf("the user made after the snapshot is still there (%v)", err)
+		}
+		return nil
+	})
+}
