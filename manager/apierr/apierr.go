@@ -28,6 +28,8 @@ const (
 	TooLarge
 	Unprocessable
 	RateLimited
+	// Timeout: the request (its body) did not arrive in time.
+	Timeout
 	Unavailable
 	// OutcomeUnknown: a write that may or may not have been applied.
 	OutcomeUnknown
@@ -47,6 +49,7 @@ var kinds = map[Kind]struct {
 	TooLarge:         {http.StatusRequestEntityTooLarge, api.ProblemTooLarge, "Request too large"},
 	Unprocessable:    {http.StatusUnprocessableEntity, api.ProblemValidation, "Request cannot be satisfied"},
 	RateLimited:      {http.StatusTooManyRequests, api.ProblemRateLimited, "Too many requests"},
+	Timeout:          {http.StatusRequestTimeout, api.ProblemTimeout, "Request timeout"},
 	Unavailable:      {http.StatusServiceUnavailable, api.ProblemNoLeader, "Service unavailable"},
 	OutcomeUnknown:   {http.StatusServiceUnavailable, api.ProblemOutcomeUnknown, "Outcome unknown"},
 }

@@ -30,6 +30,9 @@ var (
 	ErrTooLarge = errors.New("over the folder's size limit")
 	ErrNotFound = errors.New("no such file or directory")
 	ErrIsDir    = errors.New("is a directory")
+	// ErrNotRegular: a named pipe, socket or device, which is never opened
+	// (opening a pipe for reading waits for a writer, holding a thread).
+	ErrNotRegular = errors.New("not a regular file")
 )
 
 // uploadPrefix marks the temporary files uploads are written to before
@@ -78,6 +81,10 @@ type Store struct {
 	uploads  atomic.Uint64
 	mu       sync.Mutex
 	measured map[string]measure // folder id → last walk
+	// changes counts the writes through this store per folder, so a walk
+	// that a write overtook does not cache a figure without it.
+	changes map[string]uint64
+	quota   quotaBook // quota.go: room held by uploads in flight
 }
 
 type measure struct {
@@ -98,7 +105,7 @@ func New(hosts map[string]string, ttl time.Duration, maxWalk int, now func() tim
 	for k, v := range hosts {
 		h[k] = v
 	}
-	s := &Store{hosts: h, ttl: ttl, maxWalk: maxWalk, now: now, measured: map[string]measure{}}
+	s := &Store{hosts: h, ttl: ttl, maxWalk: maxWalk, now: now, measured: map[string]measure{}, changes: map[string]uint64{}, quota: newQuotaBook()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -321,7 +328,11 @@ func (f *File) Close() error {
 	return err
 }
 
-// Open opens a regular file of the folder for reading.
+// Open opens a regular file of the folder for reading. Anything else is
+// refused before it is opened: a session can make a named pipe, and opening
+// one for reading would wait for a writer forever. The open itself cannot
+// block either (O_NONBLOCK, in case the name is swapped for a pipe after
+// the check), and what it opened is checked again.
 func (s *Store) Open(host, id, name string) (*File, error) {
 	p, err := Clean(name)
 	if err != nil {
@@ -331,30 +342,66 @@ func (s *Store) Open(host, id, name string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := r.Open(p)
+	// Stat follows a symlink, inside the folder only (os.Root).
+	st, err := r.Stat(p)
+	if err == nil {
+		err = notRegular(p, st)
+	}
 	if err != nil {
 		r.Close()
 		return nil, fsErr(p, err)
 	}
-	st, err := f.Stat()
+	// os.Root opens every component with O_NOFOLLOW and resolves links
+	// itself, within the folder.
+	f, err := r.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		r.Close()
+		return nil, fsErr(p, err)
+	}
+	if st, err = f.Stat(); err == nil {
+		err = notRegular(p, st)
+	}
 	if err != nil {
 		f.Close()
 		r.Close()
 		return nil, fsErr(p, err)
-	}
-	if !st.Mode().IsRegular() {
-		f.Close()
-		r.Close()
-		return nil, fmt.Errorf("%w: %s; list it with GET .../files?path=%s", ErrIsDir, p, p)
 	}
 	return &File{File: f, Info: st, root: r}, nil
 }
 
+// notRegular says why st is not a file to download, or nil.
+func notRegular(p string, st fs.FileInfo) error {
+	m := st.Mode()
+	switch {
+	case m.IsRegular():
+		return nil
+	case m.IsDir():
+		return fmt.Errorf("%w: %s; list it with GET .../files?path=%s", ErrIsDir, p, p)
+	}
+	kind := "special file"
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		kind = "named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		kind = "socket"
+	case m&fs.ModeCharDevice != 0:
+		kind = "character device"
+	case m&fs.ModeDevice != 0:
+		kind = "block device"
+	}
+	return fmt.Errorf("%w: %s is a %s; only regular files can be downloaded", ErrNotRegular, p, kind)
+}
+
 // Write stores the content of body at name, creating the directories on
-// the way, replacing a file that was there. At most limit bytes are taken
-// (limit < 0: no bound); past it nothing is written and ErrTooLarge comes
-// back. It returns the bytes written.
-func (s *Store) Write(host, id, name string, body io.Reader, limit int64) (int64, error) {
+// the way, replacing a file that was there; the bytes go to a temporary file
+// renamed into place only once the whole body has been read without error,
+// so a failed or refused upload leaves nothing. size is the body's length
+// when known (Content-Length), else -1: more than size bytes is ErrTooLarge.
+// quota, when not nil, is the folder's size limit, and room under it is
+// reserved before a byte is written (see reserve), so uploads running at
+// once cannot together pass it: a *QuotaError (ErrTooLarge) when it is not
+// there. It returns the bytes written.
+func (s *Store) Write(host, id, name string, body io.Reader, size int64, quota *int64) (int64, error) {
 	p, err := Clean(name)
 	if err != nil {
 		return 0, err
@@ -371,10 +418,18 @@ func (s *Store) Write(host, id, name string, body io.Reader, limit int64) (int64
 	if err := s.mkdirs(r, dir); err != nil {
 		return 0, fsErr(dir, err)
 	}
+	replaced := int64(0)
 	if st, err := r.Lstat(p); err == nil && st.IsDir() {
 		return 0, fmt.Errorf("%w: %s", ErrIsDir, p)
+	} else if err == nil && st.Mode().IsRegular() {
+		replaced = st.Size()
 	}
 	tmp := path.Join(dir, fmt.Sprintf("%s%d-%d", uploadPrefix, os.Getpid(), s.uploads.Add(1)))
+	limit, over, done, err := s.reserve(host, id, tmp, size, replaced, quota)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
 	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, FileMode)
 	if err != nil {
 		return 0, fsErr(tmp, err)
@@ -391,7 +446,7 @@ func (s *Store) Write(host, id, name string, body io.Reader, limit int64) (int64
 		err = cerr
 	}
 	if err == nil && limit >= 0 && n > limit {
-		err = ErrTooLarge
+		err = over
 	}
 	if err != nil {
 		if rerr := r.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
@@ -406,7 +461,6 @@ func (s *Store) Write(host, id, name string, body io.Reader, limit int64) (int64
 		_ = r.Remove(tmp)
 		return 0, fsErr(p, err)
 	}
-	s.forget(id)
 	return n, nil
 }
 
@@ -439,6 +493,7 @@ func (s *Store) Delete(host, id, name string) error {
 func (s *Store) Usage(host, id string) (int64, error) {
 	s.mu.Lock()
 	m, ok := s.measured[id]
+	change := s.changes[id]
 	s.mu.Unlock()
 	if ok && s.now().Sub(m.at) < s.ttl {
 		return m.bytes, nil
@@ -450,7 +505,7 @@ func (s *Store) Usage(host, id string) (int64, error) {
 	defer r.Close()
 	var total int64
 	seen := 0
-	err = fs.WalkDir(r.FS(), ".", func(_ string, d fs.DirEntry, err error) error {
+	err = fs.WalkDir(r.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil // removed during the walk
@@ -460,7 +515,8 @@ func (s *Store) Usage(host, id string) (int64, error) {
 		if seen++; seen > s.maxWalk {
 			return fs.SkipAll // a lower bound is enough to tell a folder over its limit
 		}
-		if d.Type().IsRegular() {
+		// An upload in flight is counted by the room it holds instead.
+		if d.Type().IsRegular() && !(strings.HasPrefix(d.Name(), uploadPrefix) && s.quota.inFlight(id, p)) {
 			if info, err := d.Info(); err == nil {
 				total += info.Size()
 			}
@@ -471,7 +527,9 @@ func (s *Store) Usage(host, id string) (int64, error) {
 		return 0, fmt.Errorf("measure folder %s: %w", id, err)
 	}
 	s.mu.Lock()
-	s.measured[id] = measure{bytes: total, at: s.now()}
+	if s.changes[id] == change {
+		s.measured[id] = measure{bytes: total, at: s.now()}
+	}
 	s.mu.Unlock()
 	return total, nil
 }
@@ -479,5 +537,6 @@ func (s *Store) Usage(host, id string) (int64, error) {
 func (s *Store) forget(id string) {
 	s.mu.Lock()
 	delete(s.measured, id)
+	s.changes[id]++
 	s.mu.Unlock()
 }

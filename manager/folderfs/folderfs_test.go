@@ -47,10 +47,10 @@ func TestWriteBoundsAndUsage(t *testing.T) {
 	if err := s.Create("h", "f1"); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := s.Write("h", "f1", "d/a", strings.NewReader("12345"), 5); err != nil || n != 5 {
+	if n, err := s.Write("h", "f1", "d/a", strings.NewReader("12345"), 5, nil); err != nil || n != 5 {
 		t.Fatalf("write within the bound: %d, %v", n, err)
 	}
-	if _, err := s.Write("h", "f1", "d/b", strings.NewReader("123456"), 5); !errors.Is(err, ErrTooLarge) {
+	if _, err := s.Write("h", "f1", "d/b", strings.NewReader("123456"), 5, nil); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("write past the bound: %v, want ErrTooLarge", err)
 	}
 	ents, err := s.List("h", "f1", "d")

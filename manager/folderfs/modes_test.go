@@ -24,7 +24,7 @@ func TestFoldersBelongToTheOwnerAlone(t *testing.T) {
 	if err := s.Create("h", "f1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Write("h", "f1", "a/b/data.bin", strings.NewReader("payload"), -1); err != nil {
+	if _, err := s.Write("h", "f1", "a/b/data.bin", strings.NewReader("payload"), -1, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -83,7 +83,7 @@ func TestFoldersModesWithoutOwner(t *testing.T) {
 	if err := s.Create("h", "f1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Write("h", "f1", "d/x", strings.NewReader("x"), -1); err != nil {
+	if _, err := s.Write("h", "f1", "d/x", strings.NewReader("x"), -1, nil); err != nil {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]os.FileMode{"f1": DirMode, "f1/d": DirMode, "f1/d/x": FileMode} {

@@ -4,7 +4,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,7 +22,6 @@ import (
 	"github.com/berth-cluster/berth/manager/fsm"
 	"github.com/berth-cluster/berth/manager/raftnode"
 	"github.com/berth-cluster/berth/manager/state"
-	"github.com/berth-cluster/berth/shared/sign"
 )
 
 // Cluster is what the API needs of the Raft side of the manager.
@@ -85,6 +83,11 @@ type Config struct {
 	Folders *folderfs.Store
 	// NoGroupFolders refuses new group folders (-allow-group-folders=false).
 	NoGroupFolders bool
+	// Limits bound each request's time and the uploads in flight.
+	Limits Limits
+	// SpoolDir holds a snapshot being restored while it is checked (the
+	// data directory; empty: the system's temporary directory).
+	SpoolDir string
 }
 
 // API is the HTTP handler of one manager.
@@ -111,6 +114,9 @@ type API struct {
 	// earlier terms (see SetLeaderReady).
 	leaderReady atomic.Bool
 	folders     *folderfs.Store
+	limits      Limits
+	uploads     *uploadSlots
+	replays     *replayCache
 	routes      []Route
 	metrics     *httpMetrics
 	mux         *http.ServeMux
@@ -147,6 +153,9 @@ func New(cfg Config) *API {
 		keypairUses:  newLastSeen(),
 	}
 	a.tokenFailures = auth.NewLimiter(cfg.LoginBurst, cfg.LoginEvery, cfg.Now)
+	a.limits = cfg.Limits.withDefaults()
+	a.uploads = newUploadSlots(a.limits)
+	a.replays = newReplayCache()
 	a.folders = cfg.Folders
 	if a.folders == nil {
 		a.folders = folderfs.New(nil, 0, 0, cfg.Now)
@@ -166,6 +175,11 @@ func New(cfg Config) *API {
 		a.mux.Handle(rt.Method+" "+rt.Path, a.serve(rt))
 	}
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// Nothing here reads a body, but net/http may drain one after the
+		// answer: bound that too.
+		if r.ContentLength != 0 {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(a.limits.BodyTimeout))
+		}
 		if a.cfg.Console != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !strings.HasPrefix(r.URL.Path, "/v1/") {
 			sw := &statusWriter{ResponseWriter: w}
 			start := time.Now()
@@ -222,12 +236,16 @@ func (c *Call) Propose(cmd fsm.Command) (any, error) {
 }
 
 // serve wraps a route's handler with, in order: metrics, panic recovery,
-// forwarding to the leader, consistency, body limits, authentication and
-// the route's role check.
+// deadlines, forwarding to the leader, consistency, authentication, body
+// limits and checks, and the route's role check.
 func (a *API) serve(rt *Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		// The body goes back as net/http made it before the answer is
+		// written: net/http looks at its own type to decide to close the
+		// connection rather than drain a body nobody read.
+		orig := r.Body
+		sw := &statusWriter{ResponseWriter: w, answering: func() { r.Body = orig }}
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -246,31 +264,29 @@ func (a *API) serve(rt *Route) http.Handler {
 	})
 }
 
+// handle serves one request. The caller is authenticated from the headers
+// alone, before any byte of the body is read (the one exception: a keypair
+// signature made without X-Berth-Content-SHA256 on a small JSON route, see
+// keypairIdentity); then a body that is not a stream is read, at most
+// MaxBody, and checked against its content hash as it arrives. Stream
+// routes read their own body, under the same check, holding an upload slot.
 func (a *API) handle(rt *Route, w http.ResponseWriter, r *http.Request) error {
+	rc := http.NewResponseController(w)
+	a.timeBody(rt, w, r)
+	if !rt.Stream && !rt.Long {
+		// A client that does not read its answer holds the handler no
+		// longer than this. Unsupported only under test recorders.
+		_ = rc.SetWriteDeadline(time.Now().Add(a.limits.WriteTimeout))
+	}
 	served, err := a.route(rt, w, r)
 	if served || err != nil {
 		return err
 	}
 	c := &Call{W: w, R: r, api: a}
-	if !rt.Stream {
-		if c.Body, err = readBody(r); err != nil {
-			return err
-		}
-	} else if h := r.Header.Get("Authorization"); strings.HasPrefix(h, sign.Scheme+" ") {
-		// A keypair's signature covers the body's hash: the body is read
-		// whole (bounded) before the caller is trusted, and only for a
-		// well-formed, current signature of an active key.
-		if err := a.precheckSigned(r, h); err != nil {
-			return err
-		}
-		if c.Body, err = readUpload(r); err != nil {
-			return err
-		}
-	}
 	if rt.Access != Public {
-		who, err := a.authenticate(r, c.Body)
+		who, err := a.authenticate(r, rt)
 		if err != nil {
-			if a.forwardUnknownCredential(w, r, c.Body, err) {
+			if a.forwardUnknownCredential(w, r, err) {
 				return nil
 			}
 			return err
@@ -280,13 +296,29 @@ func (a *API) handle(rt *Route, w http.ResponseWriter, r *http.Request) error {
 		}
 		c.Who = who
 	}
+	if err := checkContent(r); err != nil {
+		return err
+	}
+	if rt.Stream {
+		if c.Who != nil {
+			release, err := a.uploads.take(c.Who.User.Email)
+			if err != nil {
+				return err
+			}
+			defer release()
+		}
+	} else if c.Body, err = readBody(r); err != nil {
+		return err
+	}
 	return rt.Handle(c)
 }
 
 // forwardUnknownCredential sends a request a follower could not
 // authenticate to the leader, once: a token or keypair made a moment ago may
 // not have reached this follower yet, and the leader has every committed one.
-func (a *API) forwardUnknownCredential(w http.ResponseWriter, r *http.Request, body []byte, err error) bool {
+// The body goes as it is: unread, or read whole by keypairIdentity and put
+// back.
+func (a *API) forwardUnknownCredential(w http.ResponseWriter, r *http.Request, err error) bool {
 	if !apierr.Is(err, apierr.Unauthorized) || a.cluster.Node().IsLeader() || r.Header.Get(hdrForwardedBy) != "" {
 		return false
 	}
@@ -294,8 +326,6 @@ func (a *API) forwardUnknownCredential(w http.ResponseWriter, r *http.Request, b
 	if lerr != nil {
 		return false
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.ContentLength = int64(len(body))
 	a.forward(w, r, target)
 	return true
 }
@@ -322,27 +352,38 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	// answering, when set, runs once before the answer starts.
+	answering func()
+}
+
+func (s *statusWriter) start(code int) {
+	if s.status == 0 {
+		s.status = code
+		if s.answering != nil {
+			s.answering()
+		}
+	}
 }
 
 func (s *statusWriter) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
+	s.start(code)
 	s.ResponseWriter.WriteHeader(code)
 }
 
 func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
+	s.start(http.StatusOK)
 	return s.ResponseWriter.Write(b)
 }
 
 func (s *statusWriter) Flush() {
+	s.start(http.StatusOK)
 	if f, ok := s.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
 }
+
+// Unwrap lets http.ResponseController reach the connection's deadlines.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusWriter) code() int {
 	if s.status == 0 {

@@ -409,17 +409,17 @@ func TestKeypairSignedRequests(t *testing.T) {
 			req.URL.RawQuery = "b=2&a=1"
 			return req
 		}, http.StatusOK},
-		{"date 14 minutes in the past", func(t *testing.T) *http.Request {
-			return signedRequest(t, http.MethodGet, base+"/v1/auth/whoami", user.Keypair, nil, time.Now().Add(-14*time.Minute))
+		{"date 4 minutes in the past", func(t *testing.T) *http.Request {
+			return signedRequest(t, http.MethodGet, base+"/v1/auth/whoami", user.Keypair, nil, time.Now().Add(-4*time.Minute))
 		}, http.StatusOK},
-		{"date 14 minutes in the future", func(t *testing.T) *http.Request {
-			return signedRequest(t, http.MethodGet, base+"/v1/auth/whoami", user.Keypair, nil, time.Now().Add(14*time.Minute))
+		{"date 4 minutes in the future", func(t *testing.T) *http.Request {
+			return signedRequest(t, http.MethodGet, base+"/v1/auth/whoami", user.Keypair, nil, time.Now().Add(4*time.Minute))
 		}, http.StatusOK},
-		{"date 16 minutes in the past", func(t *testing.T) *http.Request {
-			return signedRequest(t, http.MethodGet, base+"/v1/auth/whoami", user.Keypair, nil, time.Now().Add(-16*time.Minute))
+		{"date 6 minutes in the past", func(t *testing.T) *http.Request {
+			return signedRequest(t, http.MethodGet, base+"/v1/auth/whoami", user.Keypair, nil, time.Now().Add(-6*time.Minute))
 		}, http.StatusUnauthorized},
-		{"date 16 minutes in the future", func(t *testing.T) *http.Request {
-			return signedRequest(t, http.MethodGet, base+"/v1/auth/whoami", user.Keypair, nil, time.Now().Add(16*time.Minute))
+		{"date 6 minutes in the future", func(t *testing.T) *http.Request {
+			return signedRequest(t, http.MethodGet, base+"/v1/auth/whoami", user.Keypair, nil, time.Now().Add(6*time.Minute))
 		}, http.StatusUnauthorized},
 		{"date header missing", func(t *testing.T) *http.Request {
 			req := signedRequest(t, http.MethodGet, base+"/v1/auth/whoami", user.Keypair, nil, time.Now())

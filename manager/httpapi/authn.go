@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -42,10 +44,11 @@ func unauthorized(format string, args ...any) error {
 	return apierr.New(apierr.Unauthorized, format, args...)
 }
 
-// authenticate resolves the caller from a bearer token or a keypair
-// signature. Every failure is 401 with the reason, except that a reason
-// never says whether an unknown credential exists.
-func (a *API) authenticate(r *http.Request, body []byte) (*Identity, error) {
+// authenticate resolves the caller from a bearer token, the console's
+// cookie or a keypair signature, from the request's headers. Every failure
+// is 401 with the reason, except that a reason never says whether an
+// unknown credential exists.
+func (a *API) authenticate(r *http.Request, rt *Route) (*Identity, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
@@ -64,7 +67,7 @@ func (a *API) authenticate(r *http.Request, body []byte) (*Identity, error) {
 		return a.tokenIdentity(strings.TrimSpace(tok))
 	}
 	if strings.HasPrefix(h, sign.Scheme+" ") {
-		return a.keypairIdentity(r, h, body)
+		return a.keypairIdentity(r, h, rt)
 	}
 	return nil, unauthorized("unsupported Authorization scheme; use Bearer or %s", sign.Scheme)
 }
@@ -121,34 +124,28 @@ func (a *API) tokenIdentity(token string) (*Identity, error) {
 	return &Identity{User: u, TokenHash: hash}, nil
 }
 
-// precheckSigned is what keypairIdentity checks before the signature, so a
-// streamed upload's body is read only for a plausible caller. The answers
-// are keypairIdentity's own.
-func (a *API) precheckSigned(r *http.Request, header string) error {
-	ak, _, err := sign.ParseHeader(header)
-	if err != nil {
-		return unauthorized("malformed %s header: %v", sign.Scheme, err)
-	}
-	if _, err := sign.CheckDate(r.Header.Get(sign.DateHeader), a.now()); err != nil {
-		return unauthorized("%s: %v", sign.DateHeader, err)
-	}
-	kp, err := a.cluster.State().Read().Keypair(ak)
-	if err != nil {
-		return err
-	}
-	if kp == nil || !kp.IsActive {
-		return unauthorized("unknown access key or wrong signature; sign METHOD, PATH, sorted query, %s and the body's SHA-256 with the secret key", sign.DateHeader)
-	}
-	return nil
+// badSignature is the one answer for an unknown access key and a wrong
+// signature.
+func badSignature() error {
+	return unauthorized("unknown access key or wrong signature; sign METHOD, PATH, sorted query, %s and %s (the body's SHA-256) with the secret key", sign.DateHeader, sign.ContentHeader)
 }
 
-func (a *API) keypairIdentity(r *http.Request, header string, body []byte) (*Identity, error) {
+// keypairIdentity checks a keypair signature from the headers: the
+// signature covers X-Berth-Content-SHA256, and the body is checked against
+// that as it is read (checkContent), after the caller is known. A request
+// without the header is signed over the body itself (clients older than the
+// header): a bodyless one over the empty body's hash; a body of a small JSON
+// route is read (at most MaxBody, within the body deadline) once the
+// signature's form, date and access key hold, and hashed; a stream's body is
+// never read for an unverified caller, so a stream requires the header.
+func (a *API) keypairIdentity(r *http.Request, header string, rt *Route) (*Identity, error) {
 	ak, sig, err := sign.ParseHeader(header)
 	if err != nil {
 		return nil, unauthorized("malformed %s header: %v", sign.Scheme, err)
 	}
 	date := r.Header.Get(sign.DateHeader)
-	if _, err := sign.CheckDate(date, a.now()); err != nil {
+	at, err := sign.CheckDate(date, a.now())
+	if err != nil {
 		return nil, unauthorized("%s: %v", sign.DateHeader, err)
 	}
 	tx := a.cluster.State().Read()
@@ -156,7 +153,25 @@ func (a *API) keypairIdentity(r *http.Request, header string, body []byte) (*Ide
 	if err != nil {
 		return nil, err
 	}
-	canon, err := sign.CanonicalString(r.Method, r.URL.EscapedPath(), r.URL.RawQuery, date, body)
+	content := r.Header.Get(sign.ContentHeader)
+	if content == "" {
+		switch {
+		case r.ContentLength == 0:
+			content = sign.EmptyContentHash
+		case rt.Stream:
+			return nil, unauthorized("a signed upload must carry %s, the lowercase hex SHA-256 of the body, and sign it in its place: the body is checked against it as it streams in (berth and the Go client send it)", sign.ContentHeader)
+		case kp == nil || !kp.IsActive:
+			return nil, badSignature()
+		default:
+			body, err := readBody(r)
+			if err != nil {
+				return nil, err
+			}
+			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+			content = sign.ContentHash(body)
+		}
+	}
+	canon, err := sign.CanonicalString(r.Method, r.URL.EscapedPath(), r.URL.RawQuery, date, content)
 	if err != nil {
 		return nil, unauthorized("cannot build the string to sign: %v", err)
 	}
@@ -168,7 +183,10 @@ func (a *API) keypairIdentity(r *http.Request, header string, body []byte) (*Ide
 		secret = kp.SecretKey
 	}
 	if !sign.Verify(secret, canon, sig) || kp == nil {
-		return nil, unauthorized("unknown access key or wrong signature; sign METHOD, PATH, sorted query, %s and the body's SHA-256 with the secret key", sign.DateHeader)
+		return nil, badSignature()
+	}
+	if !a.replays.firstUse(sig, at, a.now()) {
+		return nil, unauthorized("this signed request was already received (a replay): a signature is accepted once; sign every request anew, dated to the nanosecond (berth and the Go client do)")
 	}
 	// Checked after the signature so the answer reveals nothing to someone
 	// who does not hold the secret.

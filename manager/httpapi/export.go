@@ -51,9 +51,12 @@ func exportFilename(raw, def string) (string, error) {
 	return name, nil
 }
 
-// csvSafe defuses cells a spreadsheet would run as a formula.
+// csvSafe defuses cells a spreadsheet would run as a formula: those that
+// begin with = + - @, and those that begin with a tab or a carriage return,
+// which some spreadsheets skip before looking for the formula (OWASP's
+// "CSV injection" list).
 func csvSafe(cell string) string {
-	if cell != "" && strings.ContainsRune("=+-@", rune(cell[0])) {
+	if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
 		return "'" + cell
 	}
 	return cell

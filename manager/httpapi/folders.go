@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/base32"
 	"errors"
 	"fmt"
@@ -17,11 +16,6 @@ import (
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
 )
-
-// MaxSignedUpload bounds an upload signed with a keypair: its signature
-// covers the body's hash, so the body is read whole before it is trusted.
-// Uploads with a login token stream without this bound.
-const MaxSignedUpload = 256 << 20
 
 // randomID returns prefix and 12 random lower-case letters and digits.
 func randomID(rnd io.Reader, prefix string) (string, error) {
@@ -425,7 +419,7 @@ func fileErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, folderfs.ErrBadPath):
+	case errors.Is(err, folderfs.ErrBadPath), errors.Is(err, folderfs.ErrNotRegular):
 		k = apierr.Invalid
 	case errors.Is(err, folderfs.ErrNotFound):
 		k = apierr.NotFound
@@ -472,34 +466,28 @@ func (a *API) downloadFile(c *Call) error {
 	return nil
 }
 
+// uploadFile streams the body to a temporary file in the folder, renamed
+// into place only once all of it arrived, matching its content hash, within
+// the folder's size limit; room under the limit is reserved first, so
+// uploads running at once cannot together pass it.
 func (a *API) uploadFile(c *Call) error {
 	f, err := a.fileFolder(c, true)
 	if err != nil {
 		return err
 	}
-	tx := a.cluster.State().Read()
-	limit, err := tx.FolderSizeLimit(f)
+	limit, err := a.cluster.State().Read().FolderSizeLimit(f)
 	if err != nil {
 		return err
 	}
-	room := int64(-1)
-	if limit != nil {
-		used, err := a.folders.Usage(f.Host, f.ID)
-		if err != nil {
-			return fileErr(err)
-		}
-		room = max(*limit-used, 0)
-		if f.OverQuota || c.R.ContentLength > room {
-			return apierr.New(apierr.TooLarge, "folder %s holds %d bytes of its max_vfolder_size %d; %d bytes do not fit", f.Name, used, *limit, max(c.R.ContentLength, 0))
-		}
+	if limit != nil && f.OverQuota {
+		return apierr.New(apierr.TooLarge, "folder %s is over its max_vfolder_size of %d bytes (it holds %d); delete files before uploading more", f.Name, *limit, f.UsageBytes)
 	}
-	var body io.Reader = c.R.Body
-	if c.Body != nil {
-		body = bytes.NewReader(c.Body)
+	n, err := a.folders.Write(f.Host, f.ID, c.R.PathValue("path"), c.R.Body, c.R.ContentLength, limit)
+	if qe, ok := errors.AsType[*folderfs.QuotaError](err); ok {
+		return apierr.New(apierr.TooLarge, "the upload does not fit in folder %s: %v; nothing was kept", f.Name, qe)
 	}
-	n, err := a.folders.Write(f.Host, f.ID, c.R.PathValue("path"), body, room)
-	if errors.Is(err, folderfs.ErrTooLarge) {
-		return apierr.New(apierr.TooLarge, "the upload does not fit in folder %s: max_vfolder_size is %d bytes and %d are free", f.Name, *limit, room)
+	if berr := bodyErr(err, "the upload"); berr != nil {
+		return berr
 	}
 	if err != nil {
 		return fileErr(err)

@@ -33,7 +33,7 @@ func (a *API) OpenAPI() (*openapi3.T, error) {
 			SecuritySchemes: openapi3.SecuritySchemes{
 				"bearer": &openapi3.SecuritySchemeRef{Value: openapi3.NewJWTSecurityScheme().WithBearerFormat("opaque")},
 				"keypair": &openapi3.SecuritySchemeRef{Value: openapi3.NewSecurityScheme().WithType("apiKey").WithIn("header").
-					WithName("Authorization").WithDescription("BERTH-HMAC-SHA256 Credential=ACCESS_KEY, Signature=HEX with X-Berth-Date; see API.md")},
+					WithName("Authorization").WithDescription("BERTH-HMAC-SHA256 Credential=ACCESS_KEY, Signature=HEX over METHOD, PATH, sorted query, X-Berth-Date (RFC 3339, fractions allowed, within 5 minutes) and X-Berth-Content-SHA256 (the body's lowercase hex SHA-256); each signature is accepted once")},
 			},
 		},
 	}

@@ -54,25 +54,13 @@ func readBody(r *http.Request) ([]byte, error) {
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
 	if err != nil {
+		if berr := bodyErr(err, "the request body"); berr != nil {
+			return nil, berr
+		}
 		return nil, apierr.New(apierr.Invalid, "could not read the request body: %v", err)
 	}
 	if len(b) > MaxBody {
 		return nil, apierr.New(apierr.TooLarge, "request body is over the 1 MiB limit")
-	}
-	return b, nil
-}
-
-// readUpload reads a signed upload's body, at most MaxSignedUpload bytes.
-func readUpload(r *http.Request) ([]byte, error) {
-	if r.ContentLength > MaxSignedUpload {
-		return nil, apierr.New(apierr.TooLarge, "an upload signed with a keypair may be at most %d bytes; log in (berth login) to upload larger files", MaxSignedUpload)
-	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, MaxSignedUpload+1))
-	if err != nil {
-		return nil, apierr.New(apierr.Invalid, "could not read the request body: %v", err)
-	}
-	if len(b) > MaxSignedUpload {
-		return nil, apierr.New(apierr.TooLarge, "an upload signed with a keypair may be at most %d bytes; log in (berth login) to upload larger files", MaxSignedUpload)
 	}
 	return b, nil
 }

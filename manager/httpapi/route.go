@@ -29,9 +29,15 @@ type Route struct {
 	// metrics, cluster information); all others are the leader's to answer
 	// unless a GET asks for ?stale=true.
 	Local bool
-	// Stream routes read their own body (uploads); others get it read and
-	// bounded to MaxBody before the handler runs.
+	// Stream routes read their own body (uploads), which must keep arriving
+	// at Limits.StreamMinBytes per StreamWindow, holding an upload slot;
+	// others get it read, bounded to MaxBody and within BodyTimeout, before
+	// the handler runs.
 	Stream bool
+	// Long routes may take minutes to answer (a blocking query, an exec, a
+	// download, an export, metrics): they get no write deadline. Others
+	// must have answered within Limits.WriteTimeout.
+	Long bool
 	// In and Out are example values of the request and response bodies for
 	// the OpenAPI document; nil when there is none.
 	In, Out any

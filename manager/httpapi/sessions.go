@@ -108,7 +108,7 @@ func (a *API) createSession(c *Call) error {
 	if got, ok := resp.Value.(*state.Session); ok {
 		s = got
 	}
-	return c.JSON(http.StatusCreated, sessionView(s))
+	return c.JSON(http.StatusCreated, sessionView(a.cluster.State().Read(), s))
 }
 
 // checkSessionShape checks what the request says by itself.

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -24,9 +25,9 @@ func sessionEnded(status string) bool {
 
 // sessionView is a session as API.md shows it. requested is per container,
 // as it was asked for; occupied is what the whole session holds now.
-func sessionView(s *state.Session) api.Session {
+func sessionView(tx *state.Txn, s *state.Session) api.Session {
 	out := api.Session{ID: s.ID, Name: s.Name, Owner: s.Owner, AccessKey: s.AccessKey, Image: s.Image, Type: s.Type,
-		Status: s.Status, StatusInfo: s.StatusInfo, StatusHistory: slices.Clone(nonNil(s.StatusHistory)),
+		Status: s.Status, StatusInfo: statusInfo(tx, s), StatusHistory: slices.Clone(nonNil(s.StatusHistory)),
 		Requested: s.Requested.Clone(), Occupied: s.Holds(), Containers: make([]api.SessionContainer, 0, len(s.Containers)),
 		CreatedAt: s.CreatedAt, StartedAt: s.StartedAt, TerminatedAt: s.TerminatedAt, ExitCode: s.ExitCode,
 		LastActivityAt: s.LastActivityAt, RunAsRoot: s.RunAsRoot}
@@ -40,6 +41,38 @@ func sessionView(s *state.Session) api.Session {
 	}
 	out.Mounts = sessionMounts(s)
 	return out
+}
+
+// statusInfo is the session's recorded status_info, followed, while it
+// runs, by a notice for each folder it mounts read-write that is over its
+// size limit. The notice is derived when the session is read, from the
+// over-quota mark the leader's folder measurements replicate, so it appears
+// and goes with the mark and costs the log nothing.
+func statusInfo(tx *state.Txn, s *state.Session) string {
+	info := s.StatusInfo
+	if sessionEnded(s.Status) {
+		return info
+	}
+	for _, m := range s.Mounts {
+		if m.Folder == "" || m.ReadOnly {
+			continue
+		}
+		f, err := tx.Folder(m.Folder)
+		if err != nil || f == nil || !f.OverQuota {
+			continue
+		}
+		limit := "its"
+		if l, err := tx.FolderSizeLimit(f); err == nil && l != nil {
+			limit = fmt.Sprintf("its %d-byte", *l)
+		}
+		notice := fmt.Sprintf("folder %s, mounted read-write at %s, holds %d bytes, over %s max_vfolder_size: delete files from it; until then uploads to it are refused and new sessions mount it read-only",
+			f.Name, m.Target, f.UsageBytes, limit)
+		if info != "" {
+			info += "; "
+		}
+		info += notice
+	}
+	return info
 }
 
 // sharesValue is a cuda.shares quantity as the wire's decimal (0.5).
@@ -117,7 +150,7 @@ func (a *API) listSessions(c *Call) error {
 	}
 	out := api.List[api.Session]{Items: make([]api.Session, 0, len(ss)), NextCursor: next}
 	for _, s := range ss {
-		out.Items = append(out.Items, sessionView(s))
+		out.Items = append(out.Items, sessionView(tx, s))
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -127,7 +160,7 @@ func (a *API) getSession(c *Call) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, sessionView(s))
+	return c.JSON(http.StatusOK, sessionView(a.cluster.State().Read(), s))
 }
 
 // terminateSession is DELETE /v1/sessions/{id}: 202, the session goes
@@ -153,7 +186,7 @@ func (a *API) terminateSession(c *Call) error {
 			return err
 		}
 	}
-	return c.JSON(http.StatusAccepted, sessionView(s))
+	return c.JSON(http.StatusAccepted, sessionView(a.cluster.State().Read(), s))
 }
 
 var sessionColumns = []string{"id", "name", "owner", "access_key", "image", "type", "status", "status_info", "agents",
@@ -174,7 +207,7 @@ func (a *API) exportSessions(c *Call) error {
 	}
 	return c.csvExport(name, sessionColumns, func(row func([]string) error) error {
 		return tx.EachSession(keep, func(s *state.Session) error {
-			cells := []string{s.ID, s.Name, s.Owner, s.AccessKey, s.Image, s.Type, s.Status, s.StatusInfo,
+			cells := []string{s.ID, s.Name, s.Owner, s.AccessKey, s.Image, s.Type, s.Status, statusInfo(tx, s),
 				strings.Join(s.Agents, ";")}
 			for _, n := range slots.Known {
 				cells = append(cells, slots.Format(n, s.Requested[n]).String())

@@ -1,11 +1,10 @@
 package httpapi
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 
 	"github.com/berth-cluster/berth/manager/apierr"
@@ -13,8 +12,8 @@ import (
 	"github.com/berth-cluster/berth/manager/state"
 )
 
-// MaxSnapshot bounds a snapshot sent to be restored; it is read whole into
-// memory before the leader installs it.
+// MaxSnapshot bounds a snapshot sent to be restored; it is spooled to a
+// file in the data directory, never held in memory.
 const MaxSnapshot = 1 << 30
 
 // SnapshotContentType is the media type of a Raft snapshot download.
@@ -43,22 +42,37 @@ func (a *API) saveSnapshot(c *Call) error {
 }
 
 // restoreSnapshot replaces the cluster's whole state with an uploaded
-// snapshot (disaster recovery).
+// snapshot (disaster recovery). The body streams to a file (the caller is
+// authenticated by then, and the content hash is checked as it arrives),
+// which is checked whole before Raft restores from it.
 func (a *API) restoreSnapshot(c *Call) error {
 	if c.R.ContentLength > MaxSnapshot {
 		return apierr.New(apierr.TooLarge, "a snapshot of %d bytes is over the %d-byte limit", c.R.ContentLength, MaxSnapshot)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.W, c.R.Body, MaxSnapshot))
+	spool, err := os.CreateTemp(a.cfg.SpoolDir, ".restore-*.snap")
 	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return apierr.New(apierr.TooLarge, "the snapshot is over the %d-byte limit", MaxSnapshot)
-		}
-		return apierr.New(apierr.Invalid, "could not read the snapshot: %v", err)
+		return fmt.Errorf("spool the snapshot to restore: %w", err)
 	}
-	if len(body) == 0 {
+	defer func() {
+		spool.Close()
+		if err := os.Remove(spool.Name()); err != nil {
+			a.log.Warn("remove spooled snapshot", "file", spool.Name(), "err", err)
+		}
+	}()
+	n, err := io.Copy(spool, io.LimitReader(c.R.Body, MaxSnapshot+1))
+	if berr := bodyErr(err, "the snapshot"); berr != nil {
+		return berr
+	}
+	if err != nil {
+		return fmt.Errorf("spool the snapshot to restore: %w", err)
+	}
+	if n > MaxSnapshot {
+		return apierr.New(apierr.TooLarge, "the snapshot is over the %d-byte limit", MaxSnapshot)
+	}
+	if n == 0 {
 		return apierr.New(apierr.Invalid, "send the snapshot file as the request body (berth operator snapshot save wrote it)")
 	}
-	if err := fsm.CheckSnapshot(bytes.NewReader(body)); err != nil {
+	if err := fsm.CheckSnapshot(io.NewSectionReader(spool, 0, n)); err != nil {
 		return apierr.New(apierr.Invalid, "this is not a snapshot this manager can restore (%v); take one with berth operator snapshot save", err)
 	}
 	// The snapshot's member records describe the cluster it was taken
@@ -67,13 +81,13 @@ func (a *API) restoreSnapshot(c *Call) error {
 	if err != nil {
 		return err
 	}
-	if err := a.cluster.Node().Restore(bytes.NewReader(body), int64(len(body))); err != nil {
+	if err := a.cluster.Node().Restore(io.NewSectionReader(spool, 0, n), n); err != nil {
 		return err
 	}
 	if err := a.keepMembers(c, live); err != nil {
 		return fmt.Errorf("the snapshot was restored, but recording the running managers' addresses again failed (the next leader records its own): %w", err)
 	}
-	a.log.Warn("cluster state replaced from an uploaded snapshot", "bytes", len(body), "by", c.Who.User.Email)
+	a.log.Warn("cluster state replaced from an uploaded snapshot", "bytes", n, "by", c.Who.User.Email)
 	c.W.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -26,10 +26,11 @@ func BenchmarkAPILatencyUnderLoad(b *testing.B) {
 	leader := c.Leader()
 	seedBenchCluster(b, leader)
 	createBody := []byte(`{"image":"` + benchImage + `","type":"batch","command":["true"],"resources":{"cpu":0.1,"mem":134217728}}`)
+	now := signingClock()
 	// One session per keypair so reads have something to read.
 	ids := make([]string, benchKeypairs)
 	for i := range ids {
-		code, body := benchCall(b, testcluster.URL(leader), http.MethodPost, "/v1/sessions", i, createBody)
+		code, body := benchCall(b, now, testcluster.URL(leader), http.MethodPost, "/v1/sessions", i, createBody)
 		if code != http.StatusCreated {
 			b.Fatalf("seed session: %d %s", code, body)
 		}
@@ -55,7 +56,7 @@ func BenchmarkAPILatencyUnderLoad(b *testing.B) {
 			path = "/v1/sessions/" + ids[i%benchKeypairs]
 		}
 		t0 := time.Now()
-		code, out := benchCall(b, base, method, path, i, body)
+		code, out := benchCall(b, now, base, method, path, i, body)
 		ms := float64(time.Since(t0).Microseconds()) / 1000
 		if code >= 300 {
 			return fmt.Errorf("%s %s: %d %s", method, path, code, out)
@@ -74,8 +75,8 @@ func BenchmarkAPILatencyUnderLoad(b *testing.B) {
 	}
 }
 
-// benchCall sends one request signed by bench keypair i over HTTP.
-func benchCall(b *testing.B, base, method, path string, i int, body []byte) (int, []byte) {
+// benchCall sends one request signed by bench keypair i at now() over HTTP.
+func benchCall(b *testing.B, now func() time.Time, base, method, path string, i int, body []byte) (int, []byte) {
 	req, err := http.NewRequestWithContext(context.Background(), method, base+path, bytes.NewReader(body))
 	if err != nil {
 		b.Fatal(err)
@@ -83,7 +84,7 @@ func benchCall(b *testing.B, base, method, path string, i int, body []byte) (int
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if err := sign.SignRequest(req, benchKey(i), benchSecret, body, time.Now()); err != nil {
+	if err := sign.SignRequest(req, benchKey(i), benchSecret, body, now()); err != nil {
 		b.Fatal(err)
 	}
 	resp, err := http.DefaultClient.Do(req)

@@ -138,11 +138,12 @@ func postSessions(b *testing.B, s *server.Server, n, inFlight int) []float64 {
 	b.Helper()
 	body := []byte(`{"image":"` + benchImage + `","type":"batch","command":["true"],"resources":{"cpu":0.1,"mem":134217728}}`)
 	h := s.Handler()
+	now := signingClock()
 	latencies := make([]float64, n)
 	inParallel(b, n, func(i int) error {
 		req := httptest.NewRequest(http.MethodPost, "/v1/sessions", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
-		if err := sign.SignRequest(req, benchKey(i), benchSecret, body, time.Now()); err != nil {
+		if err := sign.SignRequest(req, benchKey(i), benchSecret, body, now()); err != nil {
 			return err
 		}
 		rec := httptest.NewRecorder()
@@ -159,6 +160,23 @@ func postSessions(b *testing.B, s *server.Server, n, inFlight int) []float64 {
 
 // inParallel runs do(i) for i < n, inFlight at a time, and fails the
 // benchmark with the first error.
+// signingClock is the time, but never the same nanosecond twice: a manager
+// accepts a signature once, and two requests of one bench keypair with one
+// body dated alike would carry the same.
+func signingClock() func() time.Time {
+	var last atomic.Int64
+	return func() time.Time {
+		n := time.Now().UnixNano()
+		for {
+			prev := last.Load()
+			next := max(n, prev+1)
+			if last.CompareAndSwap(prev, next) {
+				return time.Unix(0, next)
+			}
+		}
+	}
+}
+
 func inParallel(b *testing.B, n int, do func(int) error, inFlight int) {
 	b.Helper()
 	var next atomic.Int64

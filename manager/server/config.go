@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-cluster/berth/manager/httpapi"
 	"github.com/berth-cluster/berth/manager/sched"
 	"github.com/berth-cluster/berth/shared/flagenv"
 	"github.com/berth-cluster/berth/shared/tlsfiles"
@@ -103,6 +104,9 @@ type Config struct {
 	// uploaded file (0660): the agents' container user, or a group it is
 	// in (-folder-uid, -folder-gid; 0: DefaultFolderID).
 	FolderUID, FolderGID int
+	// HTTPLimits bound each request's time and the uploads in flight
+	// (-max-uploads-per-user, -max-uploads; zero fields: the defaults).
+	HTTPLimits httpapi.Limits
 
 	// KeypairTouchEvery is how often the leader records keypairs' last use
 	// (default 15s).

@@ -57,6 +57,9 @@ type Server struct {
 	wg     sync.WaitGroup
 }
 
+// httpIdleTimeout closes a kept-alive connection that sends no new request.
+const httpIdleTimeout = 2 * time.Minute
+
 // Start opens the Raft node and the HTTP listener and begins serving. A
 // -dev node or one with -peers bootstraps its cluster; one with -join asks
 // the cluster to add it until it is added.
@@ -127,10 +130,13 @@ func Start(cfg Config) (*Server, error) {
 	s.folders = folderfs.New(cfg.FolderHosts, folderUsageTTL, 0, cfg.Now, owner...)
 	s.api = httpapi.New(httpapi.Config{Cluster: s, Log: log, Metrics: s.reg, Gatherer: s.reg, Now: cfg.Now,
 		Rand: cfg.Rand, TokenTTL: cfg.TokenTTL, JoinToken: cfg.JoinToken, AgentToken: cfg.AgentToken, AgentTokenNeedsApproval: cfg.AgentTokenNeedsApproval,
-		Console: console.Handler(), Folders: s.folders, NoGroupFolders: cfg.NoGroupFolders,
+		Console: console.Handler(), Folders: s.folders, NoGroupFolders: cfg.NoGroupFolders, Limits: cfg.HTTPLimits, SpoolDir: cfg.DataDir,
 		PeerScheme: tc.peerScheme, PeerTransport: tc.peerTransport, AgentScheme: tc.agentScheme, AgentTransport: tc.agentTransport})
 	// ErrorLog: failed TLS handshakes and the like go to the structured log.
-	s.http = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	// Bodies and answers get their deadlines per route (httpapi.Limits):
+	// a server-wide ReadTimeout would cut the deliberate streams.
+	s.http = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: httpIdleTimeout,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	s.wg.Add(2)

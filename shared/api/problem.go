@@ -26,6 +26,8 @@ const (
 	ProblemOutcomeUnknown = "https://berth.dev/problems/outcome-unknown"
 	ProblemMethod         = "https://berth.dev/problems/method-not-allowed"
 	ProblemInternal       = "https://berth.dev/problems/internal"
+	// ProblemTimeout: the request body did not arrive in time (408).
+	ProblemTimeout = "https://berth.dev/problems/timeout"
 )
 
 // FieldError names one violated rule of one request field.

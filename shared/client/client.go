@@ -10,7 +10,9 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,6 +81,11 @@ type Client struct {
 	// preferred is the index of the address that last answered; calls
 	// start there.
 	preferred atomic.Int64
+	// lastSigned is the UnixNano of the last signing time used: each
+	// signed request is dated after the one before, so two identical
+	// requests never share a signature (a manager accepts one only once),
+	// however coarse the clock.
+	lastSigned atomic.Int64
 }
 
 // New checks cfg and returns a Client.
@@ -188,7 +195,7 @@ func (c *Client) doJSON(ctx context.Context, auth bool, method, path string, que
 	if body != nil {
 		ct = "application/json"
 	}
-	resp, err := c.send(ctx, auth, method, path, query, body, ct)
+	resp, err := c.send(ctx, auth, method, path, query, bytesPayload(body), ct)
 	if err != nil {
 		return err
 	}
@@ -205,23 +212,84 @@ func (c *Client) doJSON(ctx context.Context, auth bool, method, path string, que
 
 // DoRaw sends body (which may be nil) with the given content type and returns
 // the 2xx response for the caller to read and close; it is meant for CSV,
-// text and file transfers. The body is read into memory first, so that it can
-// be signed and resent to another manager. Error answers are returned as by
-// Do, with the response already closed.
+// text and file transfers. A body that is an io.ReaderAt and io.Seeker (an
+// *os.File) is streamed from its current offset to its end: it is read once
+// for its SHA-256, then sent, and sent again from the same offset to another
+// manager on a retry. Any other body is read into memory first, for the same
+// reasons. Error answers are returned as by Do, with the response already
+// closed.
 func (c *Client) DoRaw(ctx context.Context, method, path string, query url.Values, body io.Reader, contentType string) (*http.Response, error) {
-	var b []byte
-	if body != nil {
-		var err error
-		if b, err = io.ReadAll(body); err != nil {
-			return nil, fmt.Errorf("%s %s: reading request body: %w", method, path, err)
+	p := bytesPayload(nil)
+	var err error
+	switch b := body.(type) {
+	case nil:
+	case readerAtSeeker:
+		p, err = streamPayload(b)
+	default:
+		var all []byte
+		if all, err = io.ReadAll(body); err == nil {
+			p = bytesPayload(all)
 		}
 	}
-	return c.send(ctx, true, method, path, query, b, contentType)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: reading request body: %w", method, path, err)
+	}
+	return c.send(ctx, true, method, path, query, p, contentType)
+}
+
+type readerAtSeeker interface {
+	io.ReaderAt
+	io.Seeker
+}
+
+// payload is a request body and its X-Berth-Content-SHA256: bytes in memory,
+// or a section of a file, each attempt reading it afresh.
+type payload struct {
+	mem  []byte
+	file io.ReaderAt
+	off  int64
+	size int64
+	hash string
+}
+
+func bytesPayload(b []byte) payload {
+	return payload{mem: b, size: int64(len(b)), hash: sign.ContentHash(b)}
+}
+
+// streamPayload hashes r from its current offset to its end without keeping
+// it; the bytes are read again when each attempt sends them.
+func streamPayload(r readerAtSeeker) (payload, error) {
+	off, err := r.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return payload{}, err
+	}
+	end, err := r.Seek(0, io.SeekEnd)
+	if err != nil {
+		return payload{}, err
+	}
+	if _, err := r.Seek(off, io.SeekStart); err != nil {
+		return payload{}, err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(r, off, end-off)); err != nil {
+		return payload{}, err
+	}
+	return payload{file: r, off: off, size: end - off, hash: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// reader is a fresh reader of the whole body. A section reader keeps its own
+// offset, so a transport still reading an earlier attempt's body cannot move
+// this one's.
+func (p payload) reader() io.Reader {
+	if p.file != nil {
+		return io.NewSectionReader(p.file, p.off, p.size)
+	}
+	return bytes.NewReader(p.mem)
 }
 
 // send performs the call with failover and returns a 2xx response, or the
 // error the last answer or attempt produced.
-func (c *Client) send(ctx context.Context, auth bool, method, path string, query url.Values, body []byte, contentType string) (*http.Response, error) {
+func (c *Client) send(ctx context.Context, auth bool, method, path string, query url.Values, body payload, contentType string) (*http.Response, error) {
 	what := method + " " + path
 	start := int(c.preferred.Load())
 	var lastErr error
@@ -275,7 +343,7 @@ func (c *Client) wait(ctx context.Context, pass int) error {
 
 // attempt sends the request to one manager. retry says whether another
 // manager may be tried.
-func (c *Client) attempt(ctx context.Context, auth bool, base *url.URL, method, path string, query url.Values, body []byte, contentType string) (*http.Response, bool, error) {
+func (c *Client) attempt(ctx context.Context, auth bool, base *url.URL, method, path string, query url.Values, body payload, contentType string) (*http.Response, bool, error) {
 	req, err := c.newRequest(ctx, auth, base, method, path, query, body, contentType)
 	if err != nil {
 		return nil, false, err
@@ -299,7 +367,7 @@ func (c *Client) attempt(ctx context.Context, auth bool, base *url.URL, method, 
 	return nil, false, apiErr
 }
 
-func (c *Client) newRequest(ctx context.Context, auth bool, base *url.URL, method, path string, query url.Values, body []byte, contentType string) (*http.Request, error) {
+func (c *Client) newRequest(ctx context.Context, auth bool, base *url.URL, method, path string, query url.Values, body payload, contentType string) (*http.Request, error) {
 	if !strings.HasPrefix(path, "/") {
 		return nil, fmt.Errorf("path %q must start with /", path)
 	}
@@ -311,14 +379,17 @@ func (c *Client) newRequest(ctx context.Context, auth bool, base *url.URL, metho
 		return nil, fmt.Errorf("path %q must not carry a query; pass it as query values", path)
 	}
 	u.RawQuery = query.Encode()
-	var rd io.Reader
-	if len(body) > 0 {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("building request: %w", err)
 	}
+	if body.size > 0 {
+		req.Body = io.NopCloser(body.reader())
+		req.ContentLength = body.size
+	}
+	// Every request says what its body hashes to; the manager checks the
+	// body against it as it arrives, and a signature covers it.
+	req.Header.Set(sign.ContentHeader, body.hash)
 	req.Header.Set("Accept", "application/json, "+api.ProblemContentType+", */*;q=0.5")
 	req.Header.Set("User-Agent", "berth-client/"+version.Version)
 	for k, vs := range c.header {
@@ -326,7 +397,7 @@ func (c *Client) newRequest(ctx context.Context, auth bool, base *url.URL, metho
 			req.Header.Add(k, v)
 		}
 	}
-	if contentType != "" && len(body) > 0 {
+	if contentType != "" && body.size > 0 {
 		req.Header.Set("Content-Type", contentType)
 	}
 	if !auth {
@@ -336,11 +407,24 @@ func (c *Client) newRequest(ctx context.Context, auth bool, base *url.URL, metho
 	case c.token != "":
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	case c.accessKey != "":
-		if err := sign.SignRequest(req, c.accessKey, c.secretKey, body, c.now()); err != nil {
+		if err := sign.SignRequestHash(req, c.accessKey, c.secretKey, body.hash, c.signingTime()); err != nil {
 			return nil, err
 		}
 	}
 	return req, nil
+}
+
+// signingTime is now, or a nanosecond after the last signing time when the
+// clock has not moved on since.
+func (c *Client) signingTime() time.Time {
+	n := c.now().UnixNano()
+	for {
+		last := c.lastSigned.Load()
+		next := max(n, last+1)
+		if c.lastSigned.CompareAndSwap(last, next) {
+			return time.Unix(0, next).UTC()
+		}
+	}
 }
 
 // retryable says whether a transport error allows trying another manager:

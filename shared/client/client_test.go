@@ -204,7 +204,10 @@ func verifySignature(now time.Time) func(t *testing.T, r *http.Request, body []b
 		if _, err := sign.CheckDate(date, now); err != nil {
 			t.Fatal(err)
 		}
-		c, err := sign.CanonicalString(r.Method, r.URL.EscapedPath(), r.URL.RawQuery, date, body)
+		if got := r.Header.Get(sign.ContentHeader); got != sign.ContentHash(body) {
+			t.Fatalf("%s %q, but the body hashes to %q", sign.ContentHeader, got, sign.ContentHash(body))
+		}
+		c, err := sign.CanonicalString(r.Method, r.URL.EscapedPath(), r.URL.RawQuery, date, sign.ContentHash(body))
 		if err != nil {
 			t.Fatal(err)
 		}

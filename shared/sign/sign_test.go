@@ -71,7 +71,7 @@ func TestVerifyRejectsAnyTamperedPart(t *testing.T) {
 		return "POST", "/v1/users/a%40b.c", "limit=10&cursor=x", date, []byte(`{"a":1}`)
 	}
 	m, p, q, d, b := base()
-	orig, err := CanonicalString(m, p, q, d, b)
+	orig, err := CanonicalString(m, p, q, d, ContentHash(b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestVerifyRejectsAnyTamperedPart(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m, p, q, d, b := base()
 			tt.mutate(&m, &p, &q, &d, &b)
-			c, err := CanonicalString(m, p, q, d, b)
+			c, err := CanonicalString(m, p, q, d, ContentHash(b))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -107,7 +107,7 @@ func TestVerifyRejectsAnyTamperedPart(t *testing.T) {
 }
 
 func TestVerifyRejectsWrongSecretAndMalformedSignature(t *testing.T) {
-	c, err := CanonicalString("GET", "/v1/info", "", "2025-01-02T03:04:05Z", nil)
+	c, err := CanonicalString("GET", "/v1/info", "", "2025-01-02T03:04:05Z", EmptyContentHash)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,11 +146,11 @@ func TestCanonicalStringIsIndependentOfQueryOrderAndMethodCase(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, err := CanonicalString(tt.methodA, "/v1/x", tt.qA, date, nil)
+			a, err := CanonicalString(tt.methodA, "/v1/x", tt.qA, date, EmptyContentHash)
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, err := CanonicalString(tt.methodB, "/v1/x", tt.qB, date, nil)
+			b, err := CanonicalString(tt.methodB, "/v1/x", tt.qB, date, EmptyContentHash)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -162,7 +162,7 @@ func TestCanonicalStringIsIndependentOfQueryOrderAndMethodCase(t *testing.T) {
 }
 
 func TestCanonicalStringLayout(t *testing.T) {
-	got, err := CanonicalString("delete", "/v1/a%2Fb", "z=1&a=2", "D", nil)
+	got, err := CanonicalString("delete", "/v1/a%2Fb", "z=1&a=2", "D", EmptyContentHash)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,8 +174,36 @@ func TestCanonicalStringLayout(t *testing.T) {
 }
 
 func TestCanonicalStringRejectsUnparsableQuery(t *testing.T) {
-	if _, err := CanonicalString("GET", "/", "a=%zz", "D", nil); err == nil {
+	if _, err := CanonicalString("GET", "/", "a=%zz", "D", EmptyContentHash); err == nil {
 		t.Fatal("accepted a malformed query")
+	}
+}
+
+// The content hash is signed as sent, so only its one spelling is accepted:
+// anything else could not be compared with the body's hash.
+func TestCanonicalStringRejectsMalformedContentHash(t *testing.T) {
+	good := ContentHash([]byte("x"))
+	tests := []struct{ name, hash string }{
+		{"empty", ""},
+		{"uppercase", strings.ToUpper(good)},
+		{"short", good[:63]},
+		{"long", good + "0"},
+		{"not hex", "g" + good[1:]},
+		{"base64", "LCa0a2j/xo/5m0U8HTBBNBNCLXBkg7+g+YpeiGJm564="},
+		{"with space", " " + good[1:]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := CanonicalString("PUT", "/v1/x", "", "D", tt.hash); err == nil || !strings.Contains(err.Error(), ContentHeader) {
+				t.Fatalf("accepted content hash %q (err %v)", tt.hash, err)
+			}
+			if CheckContentHash(tt.hash) == nil {
+				t.Fatalf("CheckContentHash accepted %q", tt.hash)
+			}
+		})
+	}
+	if err := CheckContentHash(good); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -190,8 +218,13 @@ func TestCheckDateAllowsOnlyMaxSkew(t *testing.T) {
 		{"at max ahead", now.Add(MaxSkew).Format(time.RFC3339), ""},
 		{"at max behind", now.Add(-MaxSkew).Format(time.RFC3339), ""},
 		{"other zone same instant", "2025-06-01T21:00:00+09:00", ""},
-		{"one second too far ahead", now.Add(MaxSkew + time.Second).Format(time.RFC3339), "15m1s ahead"},
-		{"one second too far behind", now.Add(-MaxSkew - time.Second).Format(time.RFC3339), "15m1s behind"},
+		{"fractional seconds", "2025-06-01T12:00:00.123456789Z", ""},
+		{"milliseconds in another zone", "2025-06-01T21:00:00.5+09:00", ""},
+		{"four minutes behind", now.Add(-4 * time.Minute).Format(time.RFC3339Nano), ""},
+		{"six minutes behind", now.Add(-6 * time.Minute).Format(time.RFC3339Nano), "6m0s behind"},
+		{"one second too far ahead", now.Add(MaxSkew + time.Second).Format(time.RFC3339), "5m1s ahead"},
+		{"one second too far behind", now.Add(-MaxSkew - time.Second).Format(time.RFC3339), "5m1s behind"},
+		{"a nanosecond too far ahead", now.Add(MaxSkew + time.Nanosecond).Format(time.RFC3339Nano), "ahead"},
 		{"an hour behind", now.Add(-time.Hour).Format(time.RFC3339), "1h0m0s behind"},
 		{"not RFC 3339", "Sun, 01 Jun 2025 12:00:00 GMT", "RFC 3339"},
 		{"empty", "", "RFC 3339"},
@@ -213,7 +246,7 @@ func TestCheckDateAllowsOnlyMaxSkew(t *testing.T) {
 }
 
 func TestSignRequestProducesAVerifiableRequest(t *testing.T) {
-	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.FixedZone("X", 3600))
+	now := time.Date(2025, 6, 1, 12, 0, 0, 123, time.FixedZone("X", 3600))
 	tests := []struct {
 		name, method, target string
 		body                 []byte
@@ -221,6 +254,7 @@ func TestSignRequestProducesAVerifiableRequest(t *testing.T) {
 		{"get with query", "GET", "http://h/v1/users?status=active&email=a%40b", nil},
 		{"post with body", "POST", "http://h/v1/users", []byte(`{"email":"a@b"}`)},
 		{"escaped path", "GET", "http://h/v1/users/a%40b.c", nil},
+		{"upload", "PUT", "http://h/v1/folders/f/files/a.bin", []byte{0, 1, 2, 0xff}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -232,8 +266,11 @@ func TestSignRequestProducesAVerifiableRequest(t *testing.T) {
 				t.Fatal(err)
 			}
 			date := req.Header.Get(DateHeader)
-			if date != "2025-06-01T11:00:00Z" {
-				t.Fatalf("date header %q, want UTC RFC 3339", date)
+			if date != "2025-06-01T11:00:00.000000123Z" {
+				t.Fatalf("date header %q, want UTC RFC 3339 with nanoseconds", date)
+			}
+			if got, want := req.Header.Get(ContentHeader), ContentHash(tt.body); got != want {
+				t.Fatalf("%s %q, want %q", ContentHeader, got, want)
 			}
 			if _, err := CheckDate(date, now); err != nil {
 				t.Fatal(err)
@@ -251,7 +288,10 @@ func TestSignRequestProducesAVerifiableRequest(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			c, err := CanonicalString(req.Method, req.URL.EscapedPath(), req.URL.RawQuery, date, body)
+			if ContentHash(body) != req.Header.Get(ContentHeader) {
+				t.Fatal("the body sent is not the one whose hash was signed")
+			}
+			c, err := CanonicalString(req.Method, req.URL.EscapedPath(), req.URL.RawQuery, date, req.Header.Get(ContentHeader))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -297,15 +337,22 @@ func FuzzParseHeader(f *testing.F) {
 }
 
 func FuzzCanonicalString(f *testing.F) {
-	f.Add("GET", "/v1/info", "", "2025-01-01T00:00:00Z", []byte(nil))
-	f.Add("post", "/v1/users/a%40b", "b=1&a=2&a=1", "x", []byte(`{"k":"v"}`))
-	f.Add("GET", "/", "a=%zz;b", "", []byte{0})
-	f.Fuzz(func(t *testing.T, method, path, query, date string, body []byte) {
-		c, err := CanonicalString(method, path, query, date, body)
+	f.Add("GET", "/v1/info", "", "2025-01-01T00:00:00Z", EmptyContentHash)
+	f.Add("post", "/v1/users/a%40b", "b=1&a=2&a=1", "x", ContentHash([]byte(`{"k":"v"}`)))
+	f.Add("GET", "/", "a=%zz;b", "", "")
+	f.Add("PUT", "/", "", "", strings.ToUpper(EmptyContentHash))
+	f.Fuzz(func(t *testing.T, method, path, query, date, hash string) {
+		c, err := CanonicalString(method, path, query, date, hash)
 		if err != nil {
 			return
 		}
-		again, err := CanonicalString(method, path, query, date, body)
+		if CheckContentHash(hash) != nil {
+			t.Fatalf("signed a malformed content hash %q", hash)
+		}
+		if !strings.HasSuffix(c, "\n"+hash) {
+			t.Fatalf("canonical string %q does not end with the content hash", c)
+		}
+		again, err := CanonicalString(method, path, query, date, hash)
 		if err != nil || again != c {
 			t.Fatalf("not deterministic: %q vs %q (%v)", c, again, err)
 		}
@@ -315,6 +362,26 @@ func FuzzCanonicalString(f *testing.F) {
 		}
 		if Verify("secret2", c, sig) {
 			t.Fatal("signature verifies under another secret")
+		}
+	})
+}
+
+// FuzzCheckDate: whatever date text a client sends, a date that is accepted
+// lies within MaxSkew of now.
+func FuzzCheckDate(f *testing.F) {
+	f.Add("2025-06-01T12:00:00Z")
+	f.Add("2025-06-01T12:00:00.123456789Z")
+	f.Add("2025-06-01T21:04:59.5+09:00")
+	f.Add("2025-06-01T12:00:00,5Z")
+	f.Add("Sun, 01 Jun 2025 12:00:00 GMT")
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, date string) {
+		got, err := CheckDate(date, now)
+		if err != nil {
+			return
+		}
+		if d := got.Sub(now); d > MaxSkew || d < -MaxSkew {
+			t.Fatalf("accepted %q, %s from now", date, d)
 		}
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berth-cluster/berth/manager/httpapi"
 	"github.com/berth-cluster/berth/manager/server"
 	"github.com/berth-cluster/berth/shared/flagenv"
 	"github.com/berth-cluster/berth/shared/jointoken"
@@ -69,6 +70,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		allowGroup       = fs.Bool("allow-group-folders", true, "let admins create group folders (false: refused with 403)")
 		folderUID        = fs.Int("folder-uid", server.DefaultFolderID, "owner of folder directories (0770) and uploaded files (0660): the agents' -container-uid, or one that shares -folder-gid")
 		folderGID        = fs.Int("folder-gid", server.DefaultFolderID, "group of folder directories and uploaded files (the agents' -container-gid or a group their sessions are in)")
+		uploadsPerUser   = fs.Int("max-uploads-per-user", 4, "uploads (and snapshot restores) one user may stream to this manager at once; beyond, 429")
+		uploads          = fs.Int("max-uploads", 32, "uploads all users together may stream to this manager at once; beyond, 429")
 	)
 	folderHosts := flagenv.HostMap{}
 	fs.Var(folderHosts, "folder-host", "storage folder host NAME=PATH (repeatable)")
@@ -132,6 +135,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		TLS: tlsfiles.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsCA}, InsecureRaft: *insecureRaft, AgentTLS: *agentTLS,
 		AgentToken: secrets[0], AgentTokenNeedsApproval: !*agentAutoApprove, HeartbeatTimeout: *heartbeatTimeout, UsageCheckEvery: *usageCheckEvery, FolderHosts: folderHosts,
 		NoGroupFolders: !*allowGroup, FolderUID: *folderUID, FolderGID: *folderGID,
+		HTTPLimits:          httpapi.Limits{UploadsPerUser: *uploadsPerUser, Uploads: *uploads},
 		BootstrapAdminEmail: *adminEmail, BootstrapAdminPassword: getenv("BERTH_BOOTSTRAP_ADMIN_PASSWORD"),
 		TokenTTL: *tokenTTL, Scheduler: *scheduler, Placement: *placement, Log: log, Out: stdout, RaftLog: stderr, RaftLogLevel: *logLevel,
 	}

@@ -377,9 +377,12 @@ func TestCredentialsComeFromTheEnvironmentFirst(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				c, err := sign.CanonicalString(r.Method, r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Get(sign.DateHeader), nil)
+				c, err := sign.CanonicalString(r.Method, r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Get(sign.DateHeader), r.Header.Get(sign.ContentHeader))
 				if err != nil {
 					t.Fatal(err)
+				}
+				if r.Header.Get(sign.ContentHeader) != sign.EmptyContentHash {
+					t.Fatalf("%s %q on a request without a body", sign.ContentHeader, r.Header.Get(sign.ContentHeader))
 				}
 				if ak != "AKTEST0123456789ABCD" || !sign.Verify("s3cret", c, sig) {
 					t.Fatal("request not signed with the keypair from the environment")
