@@ -69,7 +69,7 @@ func TestASignedRequestIsAcceptedOnce(t *testing.T) {
 // request sent again to the leader, or through another follower, is a
 // replay.
 func TestAForwardedSignedRequestIsAcceptedOnceAcrossManagers(t *testing.T) {
-	c := testcluster.Start(t, 3)
+	c := testcluster.Start(t, 3, testcluster.InsecureRaft) // about replays, not the transport
 	leader := c.Leader()
 	var followers []string
 	for _, s := range c.Running() {

@@ -101,9 +101,10 @@ func (f Files) Client() (*tls.Config, error) {
 }
 
 // Transport is an HTTP transport like http.DefaultTransport that dials with
-// cfg.
+// a copy of cfg: net/http writes to its transport's TLS configuration (the
+// protocols it offers) on first use, so transports must not share one.
 func Transport(cfg *tls.Config) *http.Transport {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = cfg
+	tr.TLSClientConfig = cfg.Clone()
 	return tr
 }
