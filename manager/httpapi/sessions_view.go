@@ -39,6 +39,9 @@ func sessionView(s *state.Session) api.Session {
 			Slots: c.Slots.Clone(), GPUs: gpus})
 	}
 	out.Mounts = sessionMounts(s)
+	out.Command = slices.Clone(nonNil(s.Command))
+	out.ClusterSize = max(s.ClusterSize, 1)
+	out.EnvNames = sortedStrings(s.Env)
 	return out
 }
 

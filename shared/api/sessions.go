@@ -78,6 +78,12 @@ type Session struct {
 	LastActivityAt *time.Time         `json:"last_activity_at"`
 	// Mounts are the storage folders the session's containers mount.
 	Mounts []SessionMount `json:"mounts"`
+	// Command is what the containers run (empty: the image's default).
+	Command     []string `json:"command"`
+	ClusterSize int      `json:"cluster_size"`
+	// EnvNames are the names of the environment variables the session
+	// was started with, sorted; their values are never shown again.
+	EnvNames []string `json:"env_names"`
 }
 
 // SessionMount is a storage folder mounted in a session.
