@@ -30,6 +30,7 @@ var (
 	ErrTooLarge = errors.New("over the folder's size limit")
 	ErrNotFound = errors.New("no such file or directory")
 	ErrIsDir    = errors.New("is a directory")
+	ErrExists   = errors.New("already exists")
 )
 
 // uploadPrefix marks the temporary files uploads are written to before
@@ -326,6 +327,36 @@ func (s *Store) Write(host, id, name string, body io.Reader, limit int64) (int64
 	}
 	s.forget(id)
 	return n, nil
+}
+
+// Mkdir makes a directory of the folder, with the directories on the way.
+func (s *Store) Mkdir(host, id, name string) (api.FileEntry, error) {
+	p, err := Clean(name)
+	if err != nil {
+		return api.FileEntry{}, err
+	}
+	if p == "." {
+		return api.FileEntry{}, fmt.Errorf("%w: name the directory to make", ErrBadPath)
+	}
+	if strings.HasPrefix(path.Base(p), uploadPrefix) {
+		return api.FileEntry{}, fmt.Errorf("%w: names starting with %s are kept for uploads", ErrBadPath, uploadPrefix)
+	}
+	r, err := s.root(host, id)
+	if err != nil {
+		return api.FileEntry{}, err
+	}
+	defer r.Close()
+	if _, err := r.Lstat(p); err == nil {
+		return api.FileEntry{}, fmt.Errorf("%w: %s", ErrExists, p)
+	}
+	if err := r.MkdirAll(p, 0o777); err != nil {
+		return api.FileEntry{}, fsErr(p, err)
+	}
+	st, err := r.Lstat(p)
+	if err != nil {
+		return api.FileEntry{}, fsErr(p, err)
+	}
+	return api.FileEntry{Name: path.Base(p), Path: p, Type: "dir", Size: st.Size(), ModifiedAt: st.ModTime().UTC()}, nil
 }
 
 // Delete removes a file or a directory with everything in it.

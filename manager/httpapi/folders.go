@@ -445,7 +445,7 @@ func fileErr(err error) error {
 		k = apierr.Invalid
 	case errors.Is(err, folderfs.ErrNotFound):
 		k = apierr.NotFound
-	case errors.Is(err, folderfs.ErrIsDir):
+	case errors.Is(err, folderfs.ErrIsDir), errors.Is(err, folderfs.ErrExists):
 		k = apierr.Conflict
 	case errors.Is(err, folderfs.ErrNoHost):
 		k = apierr.Conflict
@@ -523,6 +523,25 @@ func (a *API) uploadFile(c *Call) error {
 	a.recordUsage(c, f)
 	p, _ := folderfs.Clean(c.R.PathValue("path"))
 	return c.JSON(http.StatusCreated, api.FileEntry{Name: p[strings.LastIndexByte(p, '/')+1:], Path: p, Type: "file", Size: n, ModifiedAt: a.now().UTC()})
+}
+
+func (a *API) makeDirectory(c *Call) error {
+	var req api.DirectoryCreate
+	if err := c.Decode(&req); err != nil {
+		return err
+	}
+	if req.Path == "" {
+		return apierr.Field(apierr.Invalid, "path", "path is required: the directory to make, e.g. data/raw")
+	}
+	f, err := a.fileFolder(c, true)
+	if err != nil {
+		return err
+	}
+	e, err := a.folders.Mkdir(f.Host, f.ID, req.Path)
+	if err != nil {
+		return fileErr(err)
+	}
+	return c.JSON(http.StatusCreated, e)
 }
 
 func (a *API) deleteFile(c *Call) error {

@@ -532,3 +532,43 @@ func TestFoldersListNewestFirst(t *testing.T) {
 		t.Fatalf("folders listed %v, want three two one", got)
 	}
 }
+
+// TestMakeDirectory: a user with rw makes a directory (with those on the
+// way) that the listing shows; a member with ro, a stranger and a path
+// leaving the folder are refused, and an existing path is a conflict.
+func TestMakeDirectory(t *testing.T) {
+	e := newFolderEnv(t)
+	wantStatus(t, e.do(http.MethodPost, "/v1/domains/default/groups", e.admin, map[string]any{"name": "team"}), http.StatusCreated)
+	ownerTok, _ := e.user("owner")
+	readerTok, reader := e.user("reader")
+	strangerTok, _ := e.user("stranger")
+	e.members("team", []string{reader.User.Email}, nil)
+	own := e.createFolder(ownerTok, map[string]any{"name": "mine", "host": "local"})
+	group := e.createFolder(e.admin, map[string]any{"name": "team-ro", "host": "local", "type": "group", "group": "team", "permission": "ro"})
+
+	r := e.do(http.MethodPost, "/v1/folders/"+own.ID+"/directories", ownerTok, map[string]any{"path": "data/raw"})
+	wantStatus(t, r, http.StatusCreated)
+	var made api.FileEntry
+	r.JSON(t, &made)
+	if made.Path != "data/raw" || made.Name != "raw" || made.Type != "dir" {
+		t.Fatalf("made %+v", made)
+	}
+	r = e.do(http.MethodGet, "/v1/folders/"+own.ID+"/files?path=data", ownerTok, nil)
+	wantStatus(t, r, http.StatusOK)
+	if !strings.Contains(string(r.Body), `"path":"data/raw","type":"dir"`) {
+		t.Fatalf("listing of data: %s", r.Body)
+	}
+	wantDetail(t, wantProblem(t, e.do(http.MethodPost, "/v1/folders/"+own.ID+"/directories", ownerTok, map[string]any{"path": "data/raw"}),
+		http.StatusConflict, api.ProblemConflict), "already exists: data/raw")
+	wantProblem(t, e.do(http.MethodPost, "/v1/folders/"+own.ID+"/directories", ownerTok, map[string]any{"path": "../escape"}),
+		http.StatusBadRequest, api.ProblemValidation)
+	wantFields(t, wantProblem(t, e.do(http.MethodPost, "/v1/folders/"+own.ID+"/directories", ownerTok, map[string]any{}),
+		http.StatusBadRequest, api.ProblemValidation), map[string][]string{"path": {"path is required: the directory to make, e.g. data/raw"}})
+	wantDetail(t, wantProblem(t, e.do(http.MethodPost, "/v1/folders/"+group.ID+"/directories", readerTok, map[string]any{"path": "x"}),
+		http.StatusForbidden, api.ProblemForbidden), "read-only for you")
+	wantProblem(t, e.do(http.MethodPost, "/v1/folders/"+own.ID+"/directories", strangerTok, map[string]any{"path": "x"}),
+		http.StatusNotFound, api.ProblemNotFound)
+	if _, err := os.Stat(filepath.Join(e.host, "escape")); err == nil {
+		t.Fatal("a directory was made outside the folder")
+	}
+}

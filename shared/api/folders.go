@@ -64,6 +64,11 @@ type Invitation struct {
 	CreatedAt  time.Time `json:"created_at"`
 }
 
+// DirectoryCreate is POST /v1/folders/{id}/directories.
+type DirectoryCreate struct {
+	Path string `json:"path"`
+}
+
 // FileEntry is one entry of a folder listing; Type is file or dir.
 type FileEntry struct {
 	Name       string    `json:"name"`

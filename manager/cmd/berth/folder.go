@@ -84,7 +84,7 @@ func (c *cli) folderCmd() *cobra.Command {
 	}
 	cmd.AddCommand(c.folderHostsCmd(), c.folderListCmd(), c.folderGetCmd(), c.folderCreateCmd(), c.folderDeleteCmd(),
 		c.folderInviteCmd(), c.folderInvitationsCmd(), c.folderAnswerCmd("accept", true), c.folderAnswerCmd("reject", false),
-		c.folderRevokeCmd(), c.folderLsCmd(), c.folderUploadCmd(), c.folderDownloadCmd(), c.folderRmCmd())
+		c.folderRevokeCmd(), c.folderLsCmd(), c.folderUploadCmd(), c.folderDownloadCmd(), c.folderMkdirCmd(), c.folderRmCmd())
 	return cmd
 }
 
@@ -127,7 +127,7 @@ func (c *cli) folderGetCmd() *cobra.Command {
 func (c *cli) folderCreateCmd() *cobra.Command {
 	var in api.FolderCreate
 	cmd := &cobra.Command{
-		Use:   "create NAME --host HOST [--type group --group GROUP --permission ro|rw]",
+		Use:   "create NAME --host HOST [--type group --group GROUP [--domain DOMAIN] --permission ro|rw]",
 		Short: "Create a folder (group folders: admins)",
 		Example: "  berth folder create data --host local\n" +
 			"  berth folder create shared-data --host local --type group --group research --permission ro",
@@ -140,7 +140,8 @@ func (c *cli) folderCreateCmd() *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&in.Host, "host", "", "folder host (berth folder hosts)")
 	fl.StringVar(&in.Type, "type", api.FolderUser, "user or group")
-	fl.StringVar(&in.Group, "group", "", "group whose members see a group folder (of your domain)")
+	fl.StringVar(&in.Group, "group", "", "group whose members see a group folder")
+	fl.StringVar(&in.Domain, "domain", "", "the group's domain (default yours; superadmins may name any)")
 	fl.StringVar(&in.Permission, "permission", "", "members' permission on a group folder: ro (default) or rw")
 	return cmd
 }
@@ -283,6 +284,21 @@ func (c *cli) folderDownloadCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&outFile, "output-file", "O", "", "write to this file instead of standard output")
 	return cmd
+}
+
+func (c *cli) folderMkdirCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "mkdir FOLDER PATH",
+		Short: "Make a directory (and those on the way) in a folder",
+		Args:  cobra.ExactArgs(2),
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
+			e, err := cl.MakeDirectory(ctx, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			return render(c.stdout, c.output, c.fileView(e, []api.FileEntry{*e}))
+		}),
+	}
 }
 
 func (c *cli) folderRmCmd() *cobra.Command {
