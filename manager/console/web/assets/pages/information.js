@@ -1,7 +1,7 @@
 // Information page: version, licence, the managers of the cluster and the
 // agents.
 import * as api from "../api.js";
-import { h, notice, table, errorText } from "../ui.js";
+import { h, notice, table, errorText, shortId } from "../ui.js";
 import { withUnit, slotNames, time } from "../format.js";
 
 export async function render(main, ctx) {
@@ -33,7 +33,7 @@ export async function render(main, ctx) {
   try {
     const list = await api.listAll("/v1/agents");
     agents.append(table([
-      { title: "ID", cell: (a) => a.id },
+      { title: "ID", cell: (a) => shortId(a.id, 14) },
       { title: "Address", cell: (a) => a.address },
       { title: "Status", cell: (a) => a.status },
       { title: "Schedulable", cell: (a) => (a.schedulable ? "yes" : "no") },
