@@ -3,7 +3,7 @@
 // drawn for admins and, read-only, for monitors; the API refuses their
 // data (and every change a monitor tries) to anyone else anyway.
 import * as api from "./api.js";
-import { h, clear, button, notice, field, openDialog, toast, errorText } from "./ui.js";
+import { h, clear, button, notice, field, openDialog, toast, clearToasts, errorText } from "./ui.js";
 import * as loginPage from "./pages/login.js";
 import * as sessionsPage from "./pages/sessions.js";
 import * as sessionPage from "./pages/session_detail.js";
@@ -51,6 +51,7 @@ function isWatcher(u) { return isAdmin(u) || (u && u.role === "monitor"); }
 
 function showLogin(message) {
   me = null;
+  clearToasts();
   document.title = "Log in · Berth console";
   loginPage.render(root, {
     message,
@@ -105,7 +106,8 @@ function frame(current) {
     h("div", { class: "brand" }, "Berth"),
     h("div", { class: "menu-group" }, userMenu.map(link)),
     isWatcher(me) ? h("div", { class: "menu-group admin", id: "admin-menu" },
-      h("div", { class: "menu-title" }, me.role === "monitor" ? "Administration (read-only)" : "Administration"), adminMenu.map(link)) : null,
+      h("div", { class: "menu-title" }, "Administration", me.role === "monitor" ? h("span", { class: "menu-note" }, "read-only") : null),
+      adminMenu.map(link)) : null,
   );
   const top = h("header", { class: "topbar" },
     h("h1", { id: "page-title" }, pages[current] ? pages[current].title : "Not found"),

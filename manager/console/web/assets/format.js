@@ -39,9 +39,11 @@ export function withUnit(slot, v) {
   return `${a} ${unit}`.trim();
 }
 
-// slotsText is "CPU 2 cores · RAM 4 GiB" for the slots that are not zero.
+// slotsText is "CPU 2 cores · RAM 4 GiB · fGPU 0.5" for the slots that
+// are not zero (a GPU count needs no unit after its label).
 export function slotsText(s) {
-  return slotNames.filter((n) => (s || {})[n.key]).map((n) => `${n.label} ${withUnit(n.key, s[n.key])}`).join(" · ");
+  return slotNames.filter((n) => (s || {})[n.key])
+    .map((n) => `${n.label} ${n.unit === n.label ? amount(n.key, s[n.key]) : withUnit(n.key, s[n.key])}`).join(" · ");
 }
 
 // bytes formats a size in B, KiB, MiB, GiB or TiB.
@@ -57,7 +59,15 @@ export function bytes(n) {
 export function time(s) {
   if (!s) return "";
   const d = new Date(s);
-  return isNaN(d) ? s : d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z").replace(/:\d\dZ$/, "Z");
+  // A no-break space: a time never splits over two lines.
+  return isNaN(d) ? s : d.toISOString().replace("T", "\u00a0").replace(/\.\d+Z$/, "Z").replace(/:\d\dZ$/, "Z");
+}
+
+// timeSec is time() to the second (a status history's steps).
+export function timeSec(s) {
+  if (!s) return "";
+  const d = new Date(s);
+  return isNaN(d) ? s : d.toISOString().replace("T", "\u00a0").replace(/\.\d+Z$/, "Z");
 }
 
 // duration is a number of seconds as "1h", "1h30m", "2d3h", "45s".

@@ -100,6 +100,13 @@ export function shortId(id, keep = 10) {
     iconButton("copy", `Copy ${id}`, (e) => { e.stopPropagation(); copyText(id); }, { class: "copy", "data-copy": id }));
 }
 
+// clip shows text on one line cut with "…" where it is too long for its
+// column, the whole of it on hover (names, emails, images).
+export function clip(text, attrs = {}) {
+  const { class: extra, ...rest } = attrs;
+  return h("span", { class: `clip ${extra || ""}`.trim(), title: text, ...rest }, text);
+}
+
 // meter is a labelled bar: used of max (max 0 or null: no bar fill).
 export function meter(label, used, max, text, attrs = {}) {
   const pct = max > 0 ? Math.min(100, (used / max) * 100) : 0;
@@ -119,9 +126,21 @@ export function toast(text, kind = "ok") {
     toastBox = h("div", { class: "toasts", "aria-live": "polite" });
     document.body.append(toastBox);
   }
-  const t = h("div", { class: `toast ${kind}` }, text);
+  // A long name (an export of 255 characters) is shown by its ends.
+  const shown = text.length > 140 ? `${text.slice(0, 90)}…${text.slice(-40)}` : text;
+  const t = h("div", { class: `toast ${kind}`, title: text }, shown);
   toastBox.append(t);
+  // A few at a time: older news gives way.
+  while (toastBox.children.length > maxToasts) toastBox.firstChild.remove();
   setTimeout(() => t.remove(), kind === "error" ? 8000 : 4000);
+}
+
+const maxToasts = 3;
+
+// clearToasts drops every toast (at logout: the next user must not read
+// the last one's news).
+export function clearToasts() {
+  if (toastBox) toastBox.replaceChildren();
 }
 
 // table renders rows with columns [{title, cell(row) -> node|string, head?: node}].

@@ -14,8 +14,9 @@ export async function render(main, ctx) {
   const status = statuses.some((s) => s.key === ctx.params.get("status")) ? ctx.params.get("status") : "ALIVE";
   const msg = h("div", { id: "agents-message" });
   const holder = h("div", { id: "agents-table" });
-  main.append(tabs(statuses, status, (k) => ctx.navigate(new URLSearchParams({ status: k }))), msg,
-    ctx.isSuperadmin ? null : notice("info", "Taking agents in or out of scheduling and approving new ones is a superadmin's."), holder);
+  main.append(tabs(statuses, status, (k) => ctx.navigate(new URLSearchParams({ status: k }))), msg);
+  if (!ctx.isSuperadmin) main.append(notice("info", "Taking agents in or out of scheduling and approving new ones is a superadmin's."));
+  main.append(holder);
 
   const load = async () => {
     let agents;

@@ -33,11 +33,12 @@ export async function render(main, ctx) {
   const holder = h("div", { id: "files-table" });
   const uploads = h("div", { id: "uploads" });
   const picker = h("input", { type: "file", id: "upload-input", multiple: true, hidden: true });
-  const crumbs = [h("a", { href: `#/data?folder=${encodeURIComponent(id)}`, class: "crumb" }, f.name)];
+  // The path as links: the folder, then each directory down to this one.
+  const crumbs = [h("a", { href: `#/data?folder=${encodeURIComponent(id)}`, class: "crumb", "data-path": "" }, f.name)];
   let acc = "";
   for (const part of dir ? dir.split("/") : []) {
     acc = join(acc, part);
-    crumbs.push(" / ", h("a", { href: `#/data?folder=${encodeURIComponent(id)}&path=${encodeURIComponent(acc)}`, class: "crumb" }, part));
+    crumbs.push(" / ", h("a", { href: `#/data?folder=${encodeURIComponent(id)}&path=${encodeURIComponent(acc)}`, class: "crumb", "data-path": acc }, part));
   }
   const load = async () => {
     let items;
@@ -48,16 +49,14 @@ export async function render(main, ctx) {
       return;
     }
     items.sort((a, b) => (a.type === "dir") === (b.type === "dir") ? a.name.localeCompare(b.name) : a.type === "dir" ? -1 : 1);
-    const rows = dir ? [{ name: "..", type: "up", path: dir.includes("/") ? dir.slice(0, dir.lastIndexOf("/")) : "" }, ...items] : items;
     clear(holder, table([
-      { title: "Name", cell: (e) => (e.type === "dir" || e.type === "up"
-        ? h("a", { href: "#", class: "dir-link", "data-path": e.path, onclick: (ev) => { ev.preventDefault(); open(e.path); } },
-          e.type === "up" ? "↑ .." : `${e.name}/`)
+      { title: "Name", cell: (e) => (e.type === "dir"
+        ? h("a", { href: "#", class: "dir-link", "data-path": e.path, onclick: (ev) => { ev.preventDefault(); open(e.path); } }, `${e.name}/`)
         : h("span", { class: "wrap" }, e.name)) },
-      { title: "Type", cell: (e) => (e.type === "up" ? "" : e.type) },
+      { title: "Type", cell: (e) => e.type },
       { title: "Size", cell: (e) => (e.type === "file" ? bytes(e.size) : "") },
       { title: "Modified", cell: (e) => time(e.modified_at) },
-      { title: "Controls", class: "controls", cell: (e) => (e.type === "up" ? "" : h("span", { class: "controls" },
+      { title: "Controls", class: "controls", cell: (e) => h("span", { class: "controls" },
         e.type === "file" ? h("a", { class: "icon-link", href: filePath(id, e.path), download: e.name, title: `Download ${e.name}`,
           "aria-label": `Download ${e.name}`, "data-action": "download", "data-file": e.path }, icon("download")) : null,
         writable ? iconButton("trash", `Delete ${e.name}`, async () => {
@@ -70,8 +69,8 @@ export async function render(main, ctx) {
           } catch (err) {
             clear(msg, notice("error", `Cannot delete ${e.path}: ${errorText(err)}`));
           }
-        }, { class: "danger", "data-action": "delete-file", "data-file": e.path }) : null)) },
-    ], rows, { id: "files-list", empty: "This directory is empty." }));
+        }, { class: "danger", "data-action": "delete-file", "data-file": e.path }) : null) },
+    ], items, { id: "files-list", empty: "This directory is empty." }));
   };
 
   const uploadAll = async () => {
@@ -106,9 +105,9 @@ export async function render(main, ctx) {
     h("div", { class: "toolbar" }, back),
     h("div", { class: "toolbar" }, h("h2", { class: "crumbs", id: "folder-path" }, crumbs),
       h("span", { class: "perm", title: permTitle[f.permission] || "" }, permLabel[f.permission] || f.permission),
-      h("span", { class: "spacer" }), picker, mkdir, up),
-    writable ? null : notice("info", "This folder is read-only for you: you may list and download its files."),
-    msg, uploads, holder);
+      h("span", { class: "spacer" }), picker, mkdir, up));
+  if (!writable) main.append(notice("info", "This folder is read-only for you: you may list and download its files."));
+  main.append(msg, uploads, holder);
   await load();
 }
 

@@ -5,7 +5,7 @@
 // container (POST /v1/sessions/{id}/exec).
 import * as api from "../api.js";
 import { h, clear, button, notice, table, toast, errorText, confirmDialog, shortId, field } from "../ui.js";
-import { slotsText, time, duration } from "../format.js";
+import { slotsText, time, timeSec, duration } from "../format.js";
 import { splitWords } from "../shellwords.js";
 import { statusBadge, reason, failedBatch } from "./sessions.js";
 
@@ -28,7 +28,7 @@ export async function render(main, ctx) {
     button("REFRESH", () => loadLogs(), { class: "secondary small", id: "refresh-logs" })), logs);
   const execCard = h("section", { class: "card", id: "session-exec" });
   const msg = h("div", { id: "session-message" });
-  main.append(h("div", { class: "toolbar" }, back), msg, head, h("div", { class: "detail-grid" }, history, containers), execCard, logCard);
+  main.append(h("div", { class: "toolbar" }, back), msg, head, h("div", { class: "detail-grid" }, history, containers), logCard, execCard);
 
   let s = null;
   const load = async () => {
@@ -102,14 +102,14 @@ function drawSummary(el, s, ctx, reload) {
         h("li", {}, h("code", {}, m.target), ` ← ${m.host}:`, shortId(m.folder), m.read_only ? " (read-only)" : " (read & write)"))) : "none"),
       row("Created", time(s.created_at)), row("Started", time(s.started_at)), row("Ended", time(s.terminated_at)),
       row("Ran for", lifetime), row("Last activity", time(s.last_activity_at))),
-    failedBatch(s) ? notice("error", `The command ended with exit code ${s.exit_code}: its last log lines are below.`) : null);
+    failedBatch(s) ? notice("error", `The command ended with exit code ${s.exit_code}: its log is below.`) : null);
 }
 
 function drawHistory(el, s) {
   const rows = [...(s.status_history || [])].reverse();
   clear(el, h("h2", {}, "Status history"),
     table([
-      { title: "At", cell: (c) => time(c.at) },
+      { title: "At", cell: (c) => timeSec(c.at) },
       { title: "Status", cell: (c) => statusBadge(c.status) },
       { title: "Reason", cell: (c) => h("span", { class: "wrap" }, c.reason || "") },
     ], rows, { id: "status-history", empty: "No change recorded yet." }));
@@ -130,7 +130,7 @@ function drawContainers(el, s) {
 
 function drawExec(el, s, id) {
   const input = h("input", { type: "text", id: "exec-command", placeholder: "ls -la /home/work", autocomplete: "off", spellcheck: "false" });
-  const f = field("Run a command in the first container", input,
+  const f = field("In the first container", input,
     "Split into words as a shell splits them; write sh -c '…' for pipes and variables. It runs for at most 30 s.");
   const out = h("div", { id: "exec-result" });
   const running = s.status === "RUNNING";
@@ -160,8 +160,11 @@ function drawExec(el, s, id) {
   };
   input.addEventListener("keydown", (e) => { if (e.key === "Enter") go(); });
   const run = button("RUN", go, { id: "exec-run" });
+  // Only a RUNNING session takes commands; an ended one has nothing to
+  // offer here (its log above says what it did).
+  el.hidden = ended.has(s.status);
   input.disabled = !running;
   run.disabled = !running;
-  clear(el, h("h2", {}, "Command"), running ? null : h("p", { class: "hint" }, `Commands run only while the session is RUNNING; it is ${s.status}.`),
+  clear(el, h("h2", {}, "Run a command"), running ? null : h("p", { class: "hint" }, `Commands run once the session is RUNNING; it is ${s.status}.`),
     h("div", { class: "inline-form" }, f, run), out);
 }

@@ -6,7 +6,7 @@
 // lines), terminate, a click on a session opens its detail, and for admins
 // the "..." → export CSV menu on the right of the OTHERS tab.
 import * as api from "../api.js";
-import { h, clear, button, iconButton, notice, table, tabs, moreMenu, toast, errorText, field, openDialog, confirmDialog, shortId } from "../ui.js";
+import { h, clear, button, iconButton, notice, table, tabs, moreMenu, toast, errorText, field, openDialog, confirmDialog, shortId, clip } from "../ui.js";
 import { exportDialog } from "../export.js";
 import { slotNames, amount, slotsText, time, GiB, INF } from "../format.js";
 import { splitWords } from "../shellwords.js";
@@ -23,7 +23,7 @@ const finished = new Set(["TERMINATED", "CANCELLED", "ERROR"]);
 const maxLogTails = 10;
 
 export function sessionLink(s) {
-  return h("a", { href: `#/session?id=${encodeURIComponent(s.id)}`, class: "session-link", "data-session": s.id }, s.name || s.id);
+  return h("a", { href: `#/session?id=${encodeURIComponent(s.id)}`, class: "session-link clip narrow", title: s.name || s.id, "data-session": s.id }, s.name || s.id);
 }
 
 export function statusBadge(status) {
@@ -88,11 +88,11 @@ export async function render(main, ctx) {
     }));
     clear(list, table([
       { title: "Session", cell: (s) => h("div", { class: "stack" }, sessionLink(s), shortId(s.id)) },
-      ctx.isWatcher ? { title: "Owner", cell: (s) => s.owner } : null,
-      { title: "Image", cell: (s) => h("span", { class: "wrap" }, s.image) },
+      ctx.isWatcher ? { title: "Owner", cell: (s) => clip(s.owner, { class: "narrow" }) } : null,
+      { title: "Image", cell: (s) => clip(s.image, { class: "narrow" }) },
       { title: "Type", cell: (s) => s.type },
       { title: "Status", cell: (s) => h("div", { class: "stack" }, statusBadge(s.status),
-        h("span", { class: "reason" }, reason(s)),
+        h("span", { class: "reason clamp", title: reason(s) }, reason(s)),
         tails.get(s.id) ? h("pre", { class: "log-tail", title: "The last lines of its log" }, tails.get(s.id)) : null) },
       { title: "Resources", cell: (s) => h("span", { class: "wrap" }, slotsText(s.requested) + ((s.cluster_size || 1) > 1 ? ` × ${s.cluster_size}` : "")) },
       { title: "Created", cell: (s) => time(s.created_at) },

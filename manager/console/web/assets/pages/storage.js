@@ -6,7 +6,7 @@
 // and received with accept, reject and revoke, and a file browser per
 // folder (#/data?folder=ID&path=DIR, pages/files.js).
 import * as api from "../api.js";
-import { h, clear, button, iconButton, notice, table, toast, errorText, field, openDialog, confirmDialog, shortId } from "../ui.js";
+import { h, clear, button, iconButton, notice, table, toast, errorText, field, openDialog, confirmDialog, shortId, clip } from "../ui.js";
 import { bytes, time, permLabel, permTitle } from "../format.js";
 import * as files from "./files.js";
 
@@ -47,10 +47,10 @@ export async function render(main, ctx) {
     }
     clear(folders, table([
       { title: "Name", cell: (f) => h("div", { class: "stack" },
-        h("a", { href: `#/data?folder=${encodeURIComponent(f.id)}`, class: "folder-link", "data-folder": f.name }, f.name), shortId(f.id)) },
+        h("a", { href: `#/data?folder=${encodeURIComponent(f.id)}`, class: "folder-link clip narrow", title: f.name, "data-folder": f.name }, f.name), shortId(f.id)) },
       { title: "Host", cell: (f) => f.host },
       { title: "Type", cell: (f) => (f.type === "group" ? `Group${f.group ? ` (${f.group})` : ""}` : "User") },
-      { title: "Owner", cell: (f) => h("span", { class: "wrap" }, f.owner || "") },
+      { title: "Owner", cell: (f) => clip(f.owner || "", { class: "narrow" }) },
       { title: "Permission", cell: (f) => h("span", { class: "perm", title: permTitle[f.permission] || f.permission, "data-permission": f.permission }, permLabel[f.permission] || f.permission) },
       { title: "Usage", cell: (f) => h("span", { class: f.over_quota ? "over-quota" : "" }, bytes(f.usage_bytes || 0), f.over_quota ? " (over quota)" : "") },
       { title: "Created", cell: (f) => time(f.created_at) },
@@ -104,9 +104,9 @@ export async function render(main, ctx) {
     };
     const me = ctx.me.email;
     clear(invitations, table([
-      { title: "Folder", cell: (i) => i.folder_name || i.folder || "" },
-      { title: "From", cell: (i) => i.inviter || "" },
-      { title: "To", cell: (i) => i.invitee || "" },
+      { title: "Folder", cell: (i) => clip(i.folder_name || i.folder || "", { class: "narrow" }) },
+      { title: "From", cell: (i) => clip(i.inviter || "", { class: "narrow" }) },
+      { title: "To", cell: (i) => clip(i.invitee || "", { class: "narrow" }) },
       { title: "Permission", cell: (i) => h("span", { class: "perm", title: permTitle[i.permission] || "" }, permLabel[i.permission] || i.permission || "") },
       { title: "State", cell: (i) => h("span", { class: `state ${i.state}`, "data-state": i.state }, i.state || "") },
       { title: "Sent", cell: (i) => time(i.created_at) },

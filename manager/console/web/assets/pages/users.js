@@ -2,7 +2,7 @@
 // first), CREDENTIALS and RESOURCE POLICIES tabs, each with a "..." menu on
 // the far right of the tab header that exports the tab as CSV.
 import * as api from "../api.js";
-import { h, clear, button, iconButton, notice, table, tableBody, tabs, moreMenu, toast, errorText, confirmDialog, shortId } from "../ui.js";
+import { h, clear, button, iconButton, notice, table, tableBody, tabs, moreMenu, toast, errorText, confirmDialog, shortId, clip } from "../ui.js";
 import { exportDialog } from "../export.js";
 import { time, seconds, bytes, INF } from "../format.js";
 import { createUserDialog, updateUserDialog, userDetailsDialog } from "./user_dialogs.js";
@@ -56,9 +56,9 @@ async function usersTab(body, ctx, status, selectStatus, more) {
   }, { id: "create-user" }) : null;
   let seq = 0;
   const columns = [
-    { title: "ID", head: h("div", { class: "th-search" }, h("span", {}, "ID (email)"), emailSearch), cell: (u) => u.email },
-    { title: "Name", head: h("div", { class: "th-search" }, h("span", {}, "Name"), nameSearch), cell: (u) => u.username },
-    { title: "Full name", cell: (u) => u.full_name },
+    { title: "ID", head: h("div", { class: "th-search" }, h("span", {}, "ID (email)"), emailSearch), cell: (u) => clip(u.email) },
+    { title: "Name", head: h("div", { class: "th-search" }, h("span", {}, "Name"), nameSearch), cell: (u) => clip(u.username, { class: "narrow" }) },
+    { title: "Full name", cell: (u) => clip(u.full_name, { class: "narrow" }) },
     { title: "Role", cell: (u) => u.role },
     { title: "Groups", cell: (u) => h("span", { class: "wrap" }, (u.groups || []).join(", ")) },
     { title: "Created", cell: (u) => time(u.created_at) },
@@ -129,8 +129,7 @@ async function credentialsTab(body, ctx, status, selectStatus, more) {
     const byName = Object.fromEntries(policies.map((p) => [p.name, p]));
     clear(holder, table([
       { title: "Access key", cell: (k) => shortId(k.access_key, 12) },
-      { title: "User", cell: (k) => k.user },
-      { title: "Admin", cell: (k) => (k.is_admin ? "yes" : "no") },
+      { title: "User", cell: (k) => h("div", { class: "stack" }, clip(k.user, { class: "narrow" }), k.is_admin ? h("span", { class: "badge" }, "admin keypair") : null) },
       { title: "Resource policy", cell: (k) => k.resource_policy },
       { title: "Resources", cell: (k) => (byName[k.resource_policy] ? resourcesCell(byName[k.resource_policy]) : "") },
       { title: "Rate limit", cell: (k) => (k.rate_limit ? `${k.rate_limit} / 15 min` : "none") },
@@ -174,7 +173,7 @@ async function policiesTab(body, ctx, more) {
       return;
     }
     clear(holder, table([
-      { title: "Name", cell: (p) => p.name },
+      { title: "Name", cell: (p) => clip(p.name, { class: "narrow" }) },
       { title: "Resources", cell: (p) => resourcesCell(p) },
       { title: "Containers / session", cell: (p) => String(p.max_containers_per_session) },
       { title: "Idle timeout", cell: (p) => seconds(p.idle_timeout) },
