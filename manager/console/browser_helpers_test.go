@@ -286,4 +286,3 @@ func adminDo(t *testing.T, s *server.Server, token, method, path string, body an
 	}
 	return r
 }
-

@@ -131,7 +131,7 @@ function drawContainers(el, s) {
 function drawExec(el, s, id) {
   const input = h("input", { type: "text", id: "exec-command", placeholder: "ls -la /home/work", autocomplete: "off", spellcheck: "false" });
   const f = field("In the first container", input,
-    "Split into words as a shell splits them; write sh -c '…' for pipes and variables. It runs for at most 30 s.");
+    "Split into words as a shell splits them; write sh -c '…' for pipes and variables. It may run for 30s at most.");
   const out = h("div", { id: "exec-result" });
   const running = s.status === "RUNNING";
   const go = async () => {
