@@ -33,6 +33,7 @@ var (
 	// ErrNotRegular: a named pipe, socket or device, which is never opened
 	// (opening a pipe for reading waits for a writer, holding a thread).
 	ErrNotRegular = errors.New("not a regular file")
+	ErrExists     = errors.New("already exists")
 )
 
 // uploadPrefix marks the temporary files uploads are written to before
@@ -462,6 +463,36 @@ func (s *Store) Write(host, id, name string, body io.Reader, size int64, quota *
 		return 0, fsErr(p, err)
 	}
 	return n, nil
+}
+
+// Mkdir makes a directory of the folder, with the directories on the way.
+func (s *Store) Mkdir(host, id, name string) (api.FileEntry, error) {
+	p, err := Clean(name)
+	if err != nil {
+		return api.FileEntry{}, err
+	}
+	if p == "." {
+		return api.FileEntry{}, fmt.Errorf("%w: name the directory to make", ErrBadPath)
+	}
+	if strings.HasPrefix(path.Base(p), uploadPrefix) {
+		return api.FileEntry{}, fmt.Errorf("%w: names starting with %s are kept for uploads", ErrBadPath, uploadPrefix)
+	}
+	r, err := s.root(host, id)
+	if err != nil {
+		return api.FileEntry{}, err
+	}
+	defer r.Close()
+	if _, err := r.Lstat(p); err == nil {
+		return api.FileEntry{}, fmt.Errorf("%w: %s", ErrExists, p)
+	}
+	if err := s.mkdirs(r, p); err != nil {
+		return api.FileEntry{}, fsErr(p, err)
+	}
+	st, err := r.Lstat(p)
+	if err != nil {
+		return api.FileEntry{}, fsErr(p, err)
+	}
+	return api.FileEntry{Name: path.Base(p), Path: p, Type: "dir", Size: st.Size(), ModifiedAt: st.ModTime().UTC()}, nil
 }
 
 // Delete removes a file or a directory with everything in it.

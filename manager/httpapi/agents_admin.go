@@ -140,7 +140,11 @@ func (a *API) listImages(c *Call) error {
 			if byKey[k] == nil {
 				byKey[k] = &api.ClusterImage{Image: im, Agents: []string{}}
 			}
-			byKey[k].Agents = append(byKey[k].Agents, ag.ID)
+			// Which node has what is the administrators' business;
+			// a user needs only the names to start a session.
+			if watches(c.Who) {
+				byKey[k].Agents = append(byKey[k].Agents, ag.ID)
+			}
 		}
 	}
 	items := make([]api.ClusterImage, 0, len(byKey))

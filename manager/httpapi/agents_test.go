@@ -449,6 +449,15 @@ func TestAgentAdminViews(t *testing.T) {
 		wantJSON(t, "images", got, `{"items":[
 			{"name":"berth/base:latest","digest":"sha256:aa","size":1048576,"agents":["`+first+`","`+second+`"]},
 			{"name":"python:3.12","digest":"sha256:bb","size":52428800,"agents":["`+a.ID+`"]}],"next_cursor":""}`)
+
+		// A user is offered the images to start a session with, not
+		// which node has them.
+		r = testcluster.Do(t, http.MethodGet, url+"/v1/images", user, nil)
+		wantStatus(t, r, http.StatusOK)
+		r.JSON(t, &got)
+		wantJSON(t, "images a user sees", got, `{"items":[
+			{"name":"berth/base:latest","digest":"sha256:aa","size":1048576,"agents":[]},
+			{"name":"python:3.12","digest":"sha256:bb","size":52428800,"agents":[]}],"next_cursor":""}`)
 	})
 }
 

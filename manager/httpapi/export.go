@@ -12,19 +12,27 @@ import (
 	"github.com/berth-cluster/berth/manager/apierr"
 )
 
-// maxFilename is the longest export file name the manual allows.
+// maxFilename is the longest export file name the manual allows, the
+// extension included.
 const maxFilename = 255
 
+const csvExt = ".csv"
+
 // exportFilename validates ?filename= (default def) and adds ".csv" when
-// it is missing.
+// it is missing; the name saved, extension included, is at most
+// maxFilename characters.
 func exportFilename(raw, def string) (string, error) {
 	name := raw
 	if name == "" {
 		name = def
 	}
+	hasExt := strings.HasSuffix(strings.ToLower(name), csvExt)
 	var bad []string
-	if utf8.RuneCountInString(name) > maxFilename {
-		bad = append(bad, fmt.Sprintf("filename must be at most %d characters", maxFilename))
+	if n := utf8.RuneCountInString(name); hasExt && n > maxFilename {
+		bad = append(bad, fmt.Sprintf("filename must be at most %d characters (it has %d)", maxFilename, n))
+	} else if !hasExt && n+len(csvExt) > maxFilename {
+		bad = append(bad, fmt.Sprintf("filename must be at most %d characters with the %s that is added (at most %d before it; it has %d)",
+			maxFilename, csvExt, maxFilename-len(csvExt), n))
 	}
 	if !utf8.ValidString(name) {
 		bad = append(bad, "filename must be valid UTF-8")
@@ -45,8 +53,8 @@ func exportFilename(raw, def string) (string, error) {
 		}
 		return "", f.Err()
 	}
-	if !strings.HasSuffix(strings.ToLower(name), ".csv") {
-		name += ".csv"
+	if !hasExt {
+		name += csvExt
 	}
 	return name, nil
 }

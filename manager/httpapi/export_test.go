@@ -96,7 +96,10 @@ func TestExportFilenameRules(t *testing.T) {
 	ok := []struct{ in, want string }{
 		{"people", "people.csv"},
 		{"people.CSV", "people.CSV"},
-		{strings.Repeat("b", 255), strings.Repeat("b", 255) + ".csv"},
+		// The whole name, extension included, is at most 255 characters.
+		{strings.Repeat("b", 251), strings.Repeat("b", 251) + ".csv"},
+		{strings.Repeat("c", 251) + ".csv", strings.Repeat("c", 251) + ".csv"},
+		{strings.Repeat("é", 251), strings.Repeat("é", 251) + ".csv"},
 		{"résumé 2026", "résumé 2026.csv"},
 	}
 	for _, c := range ok {
@@ -107,7 +110,9 @@ func TestExportFilenameRules(t *testing.T) {
 		}
 	}
 	bad := []struct{ in, reason string }{
-		{long, "filename must be at most 255 characters"},
+		{long, "filename must be at most 255 characters with the .csv that is added (at most 251 before it; it has 256)"},
+		{strings.Repeat("d", 252), "filename must be at most 255 characters with the .csv that is added (at most 251 before it; it has 252)"},
+		{strings.Repeat("e", 252) + ".csv", "filename must be at most 255 characters (it has 256)"},
 		{"a/b", `filename must not contain path separators (/ or \)`},
 		{`a\b`, `filename must not contain path separators (/ or \)`},
 		{"a\x01b", "filename must not contain control characters"},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -97,9 +98,12 @@ func visibleFolders(tx *state.Txn, u *state.User) ([]api.Folder, map[string]*sta
 			byID[f.ID] = f
 		}
 	}
+	// Newest first, as every list a person reads.
+	order := slices.SortedFunc(maps.Values(byID), func(x, y *state.Folder) int {
+		return strings.Compare(state.NewestKey(x), state.NewestKey(y))
+	})
 	out := make([]api.Folder, 0, len(byID))
-	for _, id := range sortedStrings(byID) {
-		f := byID[id]
+	for _, f := range order {
 		perm, err := tx.FolderPermission(u, f)
 		if err != nil {
 			return nil, nil, err
@@ -163,11 +167,11 @@ func (a *API) listFolderHosts(c *Call) error {
 }
 
 func (a *API) listFolders(c *Call) error {
-	views, _, err := visibleFolders(a.cluster.State().Read(), c.Who.User)
+	views, byID, err := visibleFolders(a.cluster.State().Read(), c.Who.User)
 	if err != nil {
 		return err
 	}
-	out, err := pageOf(c, views, func(f api.Folder) string { return f.ID })
+	out, err := pageOf(c, views, func(f api.Folder) string { return state.NewestKey(byID[f.ID]) })
 	if err != nil {
 		return err
 	}
@@ -208,6 +212,9 @@ func (a *API) createFolder(c *Call) error {
 		if req.Group != "" {
 			bad.Add("group", "only group folders name a group")
 		}
+		if req.Domain != "" {
+			bad.Add("domain", "only group folders name a domain")
+		}
 		if req.Permission != "" {
 			bad.Add("permission", "a user folder is yours (wd); share it with invitations")
 		}
@@ -228,6 +235,7 @@ func (a *API) createFolder(c *Call) error {
 		return err
 	}
 	u := c.Who.User
+	domain := u.Domain
 	if req.Type == api.FolderGroup {
 		if !c.Who.IsAdmin() {
 			return apierr.New(apierr.Forbidden, "only admins create group folders; ask one, or create a user folder and invite people")
@@ -235,12 +243,20 @@ func (a *API) createFolder(c *Call) error {
 		if a.cfg.NoGroupFolders {
 			return apierr.New(apierr.Forbidden, "group folders are disabled on this cluster (berth-manager -allow-group-folders=false)")
 		}
-		g, err := tx.Group(u.Domain, req.Group)
+		if req.Domain != "" && req.Domain != domain {
+			// A superadmin reaches every domain's groups; an admin only
+			// their own domain's.
+			if c.Who.Role() != api.RoleSuperadmin {
+				return apierr.Field(apierr.Forbidden, "domain", fmt.Sprintf("only a superadmin creates group folders for another domain's groups; yours is %s", domain))
+			}
+			domain = req.Domain
+		}
+		g, err := tx.Group(domain, req.Group)
 		if err != nil {
 			return err
 		}
 		if g == nil {
-			return apierr.Field(apierr.Invalid, "group", fmt.Sprintf("no group %s in domain %s", req.Group, u.Domain))
+			return apierr.Field(apierr.Invalid, "group", fmt.Sprintf("no group %s in domain %s", req.Group, domain))
 		}
 	}
 	if !slices.Contains(policy.AllowedVfolderHosts, req.Host) {
@@ -255,7 +271,7 @@ func (a *API) createFolder(c *Call) error {
 		return err
 	}
 	f := state.Folder{ID: id, Name: req.Name, Host: req.Host, Type: req.Type, Owner: u.Email, AccessKey: kp.AccessKey,
-		Domain: u.Domain, CreatedAt: a.now().UTC()}
+		Domain: domain, CreatedAt: a.now().UTC()}
 	if req.Type == api.FolderGroup {
 		f.Group, f.Permission = req.Group, req.Permission
 	}
@@ -423,7 +439,7 @@ func fileErr(err error) error {
 		k = apierr.Invalid
 	case errors.Is(err, folderfs.ErrNotFound):
 		k = apierr.NotFound
-	case errors.Is(err, folderfs.ErrIsDir):
+	case errors.Is(err, folderfs.ErrIsDir), errors.Is(err, folderfs.ErrExists):
 		k = apierr.Conflict
 	case errors.Is(err, folderfs.ErrNoHost):
 		k = apierr.Conflict
@@ -495,6 +511,25 @@ func (a *API) uploadFile(c *Call) error {
 	a.recordUsage(c, f)
 	p, _ := folderfs.Clean(c.R.PathValue("path"))
 	return c.JSON(http.StatusCreated, api.FileEntry{Name: p[strings.LastIndexByte(p, '/')+1:], Path: p, Type: "file", Size: n, ModifiedAt: a.now().UTC()})
+}
+
+func (a *API) makeDirectory(c *Call) error {
+	var req api.DirectoryCreate
+	if err := c.Decode(&req); err != nil {
+		return err
+	}
+	if req.Path == "" {
+		return apierr.Field(apierr.Invalid, "path", "path is required: the directory to make, e.g. data/raw")
+	}
+	f, err := a.fileFolder(c, true)
+	if err != nil {
+		return err
+	}
+	e, err := a.folders.Mkdir(f.Host, f.ID, req.Path)
+	if err != nil {
+		return fileErr(err)
+	}
+	return c.JSON(http.StatusCreated, e)
 }
 
 func (a *API) deleteFile(c *Call) error {

@@ -467,3 +467,108 @@ func TestFilesThroughAnyManager(t *testing.T) {
 		wantProblem(t, send(t, req), http.StatusUnauthorized, api.ProblemUnauthorized)
 	}
 }
+
+// TestSuperadminCreatesGroupFoldersForAnyDomain: a superadmin names the
+// group's domain and the group's members there see the folder without an
+// invitation; a domain admin who names another domain is refused (the
+// same request succeeds for the superadmin), and one who names none gets
+// their own domain's group.
+func TestSuperadminCreatesGroupFoldersForAnyDomain(t *testing.T) {
+	e := newFolderEnv(t)
+	wantStatus(t, e.do(http.MethodPost, "/v1/domains", e.admin, map[string]any{"name": "lab2"}), http.StatusCreated)
+	wantStatus(t, e.do(http.MethodPost, "/v1/domains/lab2/groups", e.admin, map[string]any{"name": "vision"}), http.StatusCreated)
+	wantStatus(t, e.do(http.MethodPost, "/v1/users", e.admin, map[string]any{"email": "vi@example.com", "username": "vi",
+		"password": testPassword, "domain": "lab2", "groups": []string{"vision"}}), http.StatusCreated)
+	createUser(t, e.s, e.admin, "dom-admin@example.com", "domadmin", api.RoleAdmin)
+	domAdmin := testcluster.Login(t, e.s, "dom-admin@example.com", testPassword)
+	body := map[string]any{"name": "frames", "host": "local", "type": "group", "group": "vision", "domain": "lab2", "permission": "rw"}
+
+	p := wantProblem(t, e.do(http.MethodPost, "/v1/folders", domAdmin, body), http.StatusForbidden, api.ProblemForbidden)
+	wantFields(t, p, map[string][]string{"domain": {"only a superadmin creates group folders for another domain's groups; yours is default"}})
+	p = wantProblem(t, e.do(http.MethodPost, "/v1/folders", e.admin, map[string]any{"name": "frames", "host": "local", "type": "group", "group": "vision"}),
+		http.StatusBadRequest, api.ProblemValidation)
+	wantFields(t, p, map[string][]string{"group": {"no group vision in domain default"}})
+	p = wantProblem(t, e.do(http.MethodPost, "/v1/folders", e.admin, map[string]any{"name": "mine", "host": "local", "domain": "lab2"}),
+		http.StatusBadRequest, api.ProblemValidation)
+	wantFields(t, p, map[string][]string{"domain": {"only group folders name a domain"}})
+
+	f := e.createFolder(e.admin, body)
+	if f.Type != api.FolderGroup || f.Group != "vision" {
+		t.Fatalf("created %+v", f)
+	}
+	vi := testcluster.Login(t, e.s, "vi@example.com", testPassword)
+	if got, ok := e.folders(vi)["frames"]; !ok || got.Permission != api.PermRW || got.ID != f.ID {
+		t.Fatalf("vision's member sees %+v (listed: %v), want frames with rw", got, ok)
+	}
+	if _, ok := e.folders(domAdmin)["frames"]; ok {
+		t.Fatal("the default domain's admin lists another domain's group folder")
+	}
+}
+
+// TestFoldersListNewestFirst: a user's folders, own and shared alike, come
+// newest first, page after page.
+func TestFoldersListNewestFirst(t *testing.T) {
+	e := newFolderEnv(t)
+	tok, _ := e.user("maker")
+	for _, n := range []string{"one", "two", "three"} {
+		e.createFolder(tok, map[string]any{"name": n, "host": "local"})
+	}
+	var got []string
+	cursor := ""
+	for {
+		r := e.do(http.MethodGet, "/v1/folders?limit=2&cursor="+cursor, tok, nil)
+		wantStatus(t, r, http.StatusOK)
+		var l api.List[api.Folder]
+		r.JSON(t, &l)
+		for _, f := range l.Items {
+			got = append(got, f.Name)
+		}
+		if l.NextCursor == "" {
+			break
+		}
+		cursor = l.NextCursor
+	}
+	if strings.Join(got, " ") != "three two one" {
+		t.Fatalf("folders listed %v, want three two one", got)
+	}
+}
+
+// TestMakeDirectory: a user with rw makes a directory (with those on the
+// way) that the listing shows; a member with ro, a stranger and a path
+// leaving the folder are refused, and an existing path is a conflict.
+func TestMakeDirectory(t *testing.T) {
+	e := newFolderEnv(t)
+	wantStatus(t, e.do(http.MethodPost, "/v1/domains/default/groups", e.admin, map[string]any{"name": "team"}), http.StatusCreated)
+	ownerTok, _ := e.user("owner")
+	readerTok, reader := e.user("reader")
+	strangerTok, _ := e.user("stranger")
+	e.members("team", []string{reader.User.Email}, nil)
+	own := e.createFolder(ownerTok, map[string]any{"name": "mine", "host": "local"})
+	group := e.createFolder(e.admin, map[string]any{"name": "team-ro", "host": "local", "type": "group", "group": "team", "permission": "ro"})
+
+	r := e.do(http.MethodPost, "/v1/folders/"+own.ID+"/directories", ownerTok, map[string]any{"path": "data/raw"})
+	wantStatus(t, r, http.StatusCreated)
+	var made api.FileEntry
+	r.JSON(t, &made)
+	if made.Path != "data/raw" || made.Name != "raw" || made.Type != "dir" {
+		t.Fatalf("made %+v", made)
+	}
+	r = e.do(http.MethodGet, "/v1/folders/"+own.ID+"/files?path=data", ownerTok, nil)
+	wantStatus(t, r, http.StatusOK)
+	if !strings.Contains(string(r.Body), `"path":"data/raw","type":"dir"`) {
+		t.Fatalf("listing of data: %s", r.Body)
+	}
+	wantDetail(t, wantProblem(t, e.do(http.MethodPost, "/v1/folders/"+own.ID+"/directories", ownerTok, map[string]any{"path": "data/raw"}),
+		http.StatusConflict, api.ProblemConflict), "already exists: data/raw")
+	wantProblem(t, e.do(http.MethodPost, "/v1/folders/"+own.ID+"/directories", ownerTok, map[string]any{"path": "../escape"}),
+		http.StatusBadRequest, api.ProblemValidation)
+	wantFields(t, wantProblem(t, e.do(http.MethodPost, "/v1/folders/"+own.ID+"/directories", ownerTok, map[string]any{}),
+		http.StatusBadRequest, api.ProblemValidation), map[string][]string{"path": {"path is required: the directory to make, e.g. data/raw"}})
+	wantDetail(t, wantProblem(t, e.do(http.MethodPost, "/v1/folders/"+group.ID+"/directories", readerTok, map[string]any{"path": "x"}),
+		http.StatusForbidden, api.ProblemForbidden), "read-only for you")
+	wantProblem(t, e.do(http.MethodPost, "/v1/folders/"+own.ID+"/directories", strangerTok, map[string]any{"path": "x"}),
+		http.StatusNotFound, api.ProblemNotFound)
+	if _, err := os.Stat(filepath.Join(e.host, "escape")); err == nil {
+		t.Fatal("a directory was made outside the folder")
+	}
+}

@@ -56,7 +56,11 @@ func (a *API) listKeypairs(c *Call) error {
 	}
 	out := api.List[api.Keypair]{Items: make([]api.Keypair, 0, len(kps)), NextCursor: next}
 	for _, k := range kps {
-		out.Items = append(out.Items, keypairView(k))
+		v, err := keypairView(tx, k)
+		if err != nil {
+			return err
+		}
+		out.Items = append(out.Items, v)
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -75,7 +79,10 @@ func (a *API) exportKeypairs(c *Call) error {
 	}
 	return c.csvExport(name, keypairColumns, func(row func([]string) error) error {
 		return tx.EachKeypair(keep, func(k *state.Keypair) error {
-			v := keypairView(k)
+			v, err := keypairView(tx, k)
+			if err != nil {
+				return err
+			}
 			last := ""
 			if v.LastUsed != nil {
 				last = csvTime(*v.LastUsed)
@@ -131,7 +138,10 @@ func (a *API) createKeypair(c *Call) error {
 	if err != nil {
 		return err
 	}
-	out := keypairView(v.(*state.Keypair))
+	out, err := keypairView(a.cluster.State().Read(), v.(*state.Keypair))
+	if err != nil {
+		return err
+	}
 	out.SecretKey = kp.SecretKey
 	return c.JSON(http.StatusCreated, out)
 }
@@ -155,7 +165,11 @@ func (a *API) getKeypair(c *Call) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, keypairView(k))
+	v, err := keypairView(a.cluster.State().Read(), k)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
 }
 
 func (a *API) updateKeypair(c *Call) error {
@@ -184,7 +198,11 @@ func (a *API) updateKeypair(c *Call) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, keypairView(v.(*state.Keypair)))
+	out, err := keypairView(a.cluster.State().Read(), v.(*state.Keypair))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 func (a *API) deleteKeypair(c *Call) error {

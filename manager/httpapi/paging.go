@@ -4,9 +4,10 @@ import (
 	"github.com/berth-cluster/berth/shared/api"
 )
 
-// pageOf cuts a list already sorted by id into the page that ?cursor= and
-// ?limit= ask for. Tables too small to need an index-backed cursor (domains,
-// groups, policies) page through it.
+// pageOf cuts a list already sorted by key (ascending: the id, or
+// state.NewestKey for newest first) into the page that ?cursor= and
+// ?limit= ask for. Tables too small to need an index-backed cursor
+// (domains, groups, policies, a user's folders) page through it.
 func pageOf[T any](c *Call, items []T, id func(T) string) (api.List[T], error) {
 	q := c.R.URL.Query()
 	limit, err := listLimit(q.Get("limit"))

@@ -179,15 +179,16 @@ func TestUserListTabsFiltersAndStablePages(t *testing.T) {
 		}
 		return out
 	}
+	// Newest first: the users made last come first.
 	cases := []struct {
 		query string
 		want  []string
 	}{
-		{"status=inactive", []string{"dave@example.com", "frank@example.com"}},
+		{"status=inactive", []string{"frank@example.com", "dave@example.com"}},
 		{"status=active&email=EXAMPLE.COM", []string{"carol@example.com"}},
 		{"status=active&email=berth", []string{testcluster.AdminEmail}},
-		{"username=x", []string{"carol@example.com", "erin@example.org"}},
-		{"group=ml", []string{"carol@example.com", "erin@example.org"}},
+		{"username=x", []string{"erin@example.org", "carol@example.com"}},
+		{"group=ml", []string{"erin@example.org", "carol@example.com"}},
 		{"email=example.org&username=ERIN", []string{"erin@example.org"}},
 	}
 	for _, c := range cases {

@@ -47,9 +47,10 @@ func (a *API) myResources(c *Call) error {
 	}
 	return c.JSON(http.StatusOK, api.ResourceIndicator{
 		AccessKey: kp.AccessKey, ResourcePolicy: p.Name, Limits: limits, Occupied: held, Remaining: f.Remaining,
-		Cluster:     api.ClusterSlots{Total: f.Total, Free: f.Free, LargestAgentFree: f.LargestAgentFree},
-		Allocatable: f.Allocatable,
-		Concurrency: api.Concurrency{Used: used, Max: p.MaxConcurrentSessions},
+		Cluster:                 api.ClusterSlots{Total: f.Total, Free: f.Free, LargestAgentFree: f.LargestAgentFree},
+		Allocatable:             f.Allocatable,
+		Concurrency:             api.Concurrency{Used: used, Max: p.MaxConcurrentSessions},
+		MaxContainersPerSession: p.MaxContainersPerSession,
 	})
 }
 

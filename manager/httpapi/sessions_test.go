@@ -258,3 +258,22 @@ func TestSessionCreateListGetTerminateAndExport(t *testing.T) {
 		}
 	})
 }
+
+// TestSessionViewNamesTheEnvironmentNeverItsValues: the session shows its
+// command, cluster size and the names of its environment variables, but
+// not their values (tokens are often passed this way).
+func TestSessionViewNamesTheEnvironmentNeverItsValues(t *testing.T) {
+	e := newSessionEnv(t, "127.0.0.1:1", `{"cpu":8,"mem":17179869184}`, `{"cpu":null}`)
+	s := e.mustCreate(e.admin, oneCPU(map[string]any{"type": "batch", "command": []string{"sh", "-c", "echo hi; exit 3"},
+		"env": map[string]string{"TOKEN": "s3cret-value", "A_FIRST": "1"}}))
+	r := testcluster.Do(t, http.MethodGet, e.url("/v1/sessions/"+s.ID), e.admin, nil)
+	wantStatus(t, r, http.StatusOK)
+	if strings.Contains(string(r.Body), "s3cret-value") {
+		t.Fatalf("the session view shows an environment value: %s", r.Body)
+	}
+	var got api.Session
+	r.JSON(t, &got)
+	if strings.Join(got.EnvNames, ",") != "A_FIRST,TOKEN" || strings.Join(got.Command, "|") != "sh|-c|echo hi; exit 3" || got.ClusterSize != 1 {
+		t.Fatalf("env_names %v, command %q, cluster_size %d", got.EnvNames, got.Command, got.ClusterSize)
+	}
+}

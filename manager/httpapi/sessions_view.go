@@ -40,6 +40,9 @@ func sessionView(tx *state.Txn, s *state.Session) api.Session {
 			Slots: c.Slots.Clone(), GPUs: gpus})
 	}
 	out.Mounts = sessionMounts(s)
+	out.Command = slices.Clone(nonNil(s.Command))
+	out.ClusterSize = max(s.ClusterSize, 1)
+	out.EnvNames = sortedStrings(s.Env)
 	return out
 }
 

@@ -98,7 +98,11 @@ func (a *API) createUser(c *Call) error {
 	if err != nil {
 		return err
 	}
-	out := api.UserCreated{User: a.userView(v.(*state.User), []string{kp.AccessKey}), Keypair: keypairView(kp)}
+	kv, err := keypairView(a.cluster.State().Read(), kp)
+	if err != nil {
+		return err
+	}
+	out := api.UserCreated{User: a.userView(v.(*state.User), []string{kp.AccessKey}), Keypair: kv}
 	out.Keypair.SecretKey = kp.SecretKey
 	return c.JSON(http.StatusCreated, out)
 }
@@ -317,7 +321,15 @@ func csvTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-func keypairView(k *state.Keypair) api.Keypair {
+// keypairView is a keypair as the API shows it. concurrency_used is read
+// from the session records (the sessions that occupy slots, as the
+// resource indicator counts them), never stored on the keypair.
+func keypairView(tx *state.Txn, k *state.Keypair) (api.Keypair, error) {
+	used, err := tx.OccupyingSessions(k.AccessKey)
+	if err != nil {
+		return api.Keypair{}, fmt.Errorf("count the sessions of keypair %s: %w", k.AccessKey, err)
+	}
 	return api.Keypair{AccessKey: k.AccessKey, User: k.User, IsActive: k.IsActive, IsAdmin: k.IsAdmin,
-		ResourcePolicy: k.ResourcePolicy, RateLimit: k.RateLimit, CreatedAt: k.CreatedAt, LastUsed: k.LastUsed}
+		ResourcePolicy: k.ResourcePolicy, RateLimit: k.RateLimit, ConcurrencyUsed: used, CreatedAt: k.CreatedAt,
+		LastUsed: k.LastUsed}, nil
 }

@@ -128,6 +128,7 @@ func sessionsTable() Table {
 	return Table{Name: tableSessions, ID: 10, New: func() any { return new(Session) },
 		schema: &memdb.TableSchema{Indexes: map[string]*memdb.IndexSchema{
 			"id":         stringIndex("id", "ID", true, false),
+			"newest":     newestIndexSchema(),
 			"access_key": stringIndex("access_key", "AccessKey", false, false),
 			"owner":      stringIndex("owner", "Owner", false, false),
 			"status":     stringIndex("status", "Status", false, false),
@@ -163,9 +164,10 @@ func (t *Txn) CountSessionsInStatus(status string) (int, error) {
 	return count(t, tableSessions, "status", status)
 }
 
-// Sessions pages through sessions in id order.
+// Sessions pages through sessions newest first (by the Raft index that
+// created them); the cursor is opaque.
 func (t *Txn) Sessions(cursor string, limit int, keep func(*Session) bool) ([]*Session, string, error) {
-	return after(t, tableSessions, cursor, limit, keep)
+	return newest(t, tableSessions, cursor, limit, keep)
 }
 
 // EachSession calls f for every session keep accepts, in id order.

@@ -188,3 +188,62 @@ func each[T any](t *Txn, table string, keep func(*T) bool, f func(*T) error) err
 	}
 	return nil
 }
+
+// newestIndex orders a table newest first: the key is the creating Raft
+// index inverted, in hex (at most 16 edges per radix node however many
+// objects are created in a row), then the id for objects one entry made
+// together. The key is also the list cursor (NewestKey).
+type newestIndex struct{}
+
+// NewestKey is an object's key in newest-first order: keys sort
+// ascending from the newest object to the oldest. Lists sorted in memory
+// use it as their cursor too.
+func NewestKey(obj any) string { return newestKey(obj) }
+
+func newestKey(obj any) string {
+	return fmt.Sprintf("%016x:%s", ^obj.(versioned).meta().CreateIndex, idOf(obj))
+}
+
+func (newestIndex) FromObject(raw any) (bool, []byte, error) {
+	if _, ok := raw.(versioned); !ok {
+		return false, nil, fmt.Errorf("newest index: %T has no creation index", raw)
+	}
+	return true, append([]byte(newestKey(raw)), 0), nil
+}
+
+func (newestIndex) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("newest index takes one key, got %d", len(args))
+	}
+	k, ok := args[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("newest index key must be a string, got %T", args[0])
+	}
+	return append([]byte(k), 0), nil
+}
+
+func newestIndexSchema() *memdb.IndexSchema {
+	return &memdb.IndexSchema{Name: "newest", Unique: true, Indexer: newestIndex{}}
+}
+
+// newest lists objects newest first from cursor (a key of newestIndex, ""
+// for the start), at most limit of them (<= 0: no bound); next is the
+// cursor of the following page.
+func newest[T any](t *Txn, table, cursor string, limit int, keep func(*T) bool) ([]*T, string, error) {
+	it, err := t.tx.LowerBound(table, "newest", cursor)
+	if err != nil {
+		return nil, "", fmt.Errorf("list %s newest first: %w", table, err)
+	}
+	var out []*T
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		obj := raw.(*T)
+		if keep != nil && !keep(obj) {
+			continue
+		}
+		if limit > 0 && len(out) == limit {
+			return out, newestKey(raw), nil
+		}
+		out = append(out, obj)
+	}
+	return out, "", nil
+}

@@ -40,6 +40,7 @@ func usersTable() Table {
 	return Table{Name: tableUsers, ID: 4, New: func() any { return new(User) },
 		schema: &memdb.TableSchema{Indexes: map[string]*memdb.IndexSchema{
 			"id":       stringIndex("id", "Email", true, false),
+			"newest":   newestIndexSchema(),
 			"username": stringIndex("username", "Username", true, true),
 		}}}
 }
@@ -52,10 +53,11 @@ func (t *Txn) UserByUsername(name string) (*User, error) {
 	return first[User](t, tableUsers, "username", name)
 }
 
-// Users pages through users in email order from cursor, keeping those keep
-// accepts (nil: all); next is the cursor of the following page, "" at the end.
+// Users pages through users newest first (by the Raft index that created
+// them) from cursor, keeping those keep accepts (nil: all); next is the
+// opaque cursor of the following page, "" at the end.
 func (t *Txn) Users(cursor string, limit int, keep func(*User) bool) (users []*User, next string, err error) {
-	return after(t, tableUsers, cursor, limit, keep)
+	return newest(t, tableUsers, cursor, limit, keep)
 }
 
 // PutUser inserts or replaces a user at the Raft index.

@@ -35,12 +35,14 @@ type Folder struct {
 }
 
 // FolderCreate is POST /v1/folders. Group folders (admins) name the group
-// of the admin's domain and the members' permission (ro or rw, default ro).
+// and the members' permission (ro or rw, default ro); the group is of
+// Domain, default the caller's (only a superadmin names another domain).
 type FolderCreate struct {
 	Name       string `json:"name"`
 	Host       string `json:"host"`
 	Type       string `json:"type,omitempty"`
 	Group      string `json:"group,omitempty"`
+	Domain     string `json:"domain,omitempty"`
 	Permission string `json:"permission,omitempty"`
 }
 
@@ -60,6 +62,11 @@ type Invitation struct {
 	Permission string    `json:"permission"`
 	State      string    `json:"state"`
 	CreatedAt  time.Time `json:"created_at"`
+}
+
+// DirectoryCreate is POST /v1/folders/{id}/directories.
+type DirectoryCreate struct {
+	Path string `json:"path"`
 }
 
 // FileEntry is one entry of a folder listing; Type is file or dir.

@@ -20,6 +20,9 @@ type ResourceIndicator struct {
 	// now: min(remaining, largest_agent_free) per slot.
 	Allocatable slots.Slots `json:"allocatable"`
 	Concurrency Concurrency `json:"concurrency"`
+	// MaxContainersPerSession is the policy's bound on a session's
+	// cluster_size, so a user can be offered sizes that will be accepted.
+	MaxContainersPerSession int `json:"max_containers_per_session"`
 }
 
 // ClusterSlots are the alive agents' figures: their summed capacity, what

@@ -84,6 +84,12 @@ type Session struct {
 	Mounts []SessionMount `json:"mounts"`
 	// RunAsRoot: the containers run as root (the policy allowed it).
 	RunAsRoot bool `json:"run_as_root"`
+	// Command is what the containers run (empty: the image's default).
+	Command     []string `json:"command"`
+	ClusterSize int      `json:"cluster_size"`
+	// EnvNames are the names of the environment variables the session
+	// was started with, sorted; their values are never shown again.
+	EnvNames []string `json:"env_names"`
 }
 
 // SessionMount is a storage folder mounted in a session.

@@ -123,6 +123,11 @@ func (c *Client) DeleteFile(ctx context.Context, ref, path string) error {
 	return c.Do(ctx, http.MethodDelete, p, nil, nil, nil)
 }
 
+// MakeDirectory is POST /v1/folders/{id}/directories.
+func (c *Client) MakeDirectory(ctx context.Context, ref, path string) (*api.FileEntry, error) {
+	return call[api.FileEntry](ctx, c, http.MethodPost, folderPath(ref)+"/directories", api.DirectoryCreate{Path: path})
+}
+
 func folderPath(ref string) string { return "/v1/folders/" + url.PathEscape(ref) }
 
 // filePath escapes each part of a path inside a folder.

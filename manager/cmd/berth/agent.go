@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -29,11 +30,13 @@ func (c *cli) agentViewer(detail bool) func(data any, agents []api.Agent) view {
 		}
 		for _, a := range agents {
 			mem := strconv.FormatInt(a.Used.MemoryWorkingSet, 10)
+			cpu := strconv.FormatFloat(a.Used.CPUSeconds, 'f', -1, 64)
 			if human {
-				mem = slots.FormatSize(a.Used.MemoryWorkingSet)
+				mem = fmtSize(a.Used.MemoryWorkingSet)
+				cpu = fmtSeconds(int64(math.Round(a.Used.CPUSeconds)))
 			}
 			row := []string{a.ID, a.Status, fmtBool(a.Schedulable), fmtBool(a.Approved), a.Address, slotsCell(a.Capacity, human),
-				slotsCell(a.Occupied, human), strconv.FormatFloat(a.Used.CPUSeconds, 'f', -1, 64), mem,
+				slotsCell(a.Occupied, human), cpu, mem,
 				fmtInt(a.Used.Containers), fmtInt(len(a.Images)), a.Version, fmtTime(a.LastHeartbeatAt)}
 			if detail {
 				names := make([]string, len(a.Images))
@@ -41,7 +44,11 @@ func (c *cli) agentViewer(detail bool) func(data any, agents []api.Agent) view {
 					names[i] = im.Name
 				}
 				n := a.Node
-				row = append(row, n.Hostname, n.Arch, n.Kernel, fmtInt(n.CPUs), strconv.FormatInt(n.MemoryBytes, 10),
+				memory := strconv.FormatInt(n.MemoryBytes, 10)
+				if human {
+					memory = fmtSize(n.MemoryBytes)
+				}
+				row = append(row, n.Hostname, n.Arch, n.Kernel, fmtInt(n.CPUs), memory,
 					n.ContainerdVersion, fmtInt(n.CgroupVersion), fmtList(names), gpusCell(a.GPUs))
 			}
 			v.rows = append(v.rows, row)
@@ -75,7 +82,7 @@ func slotsCell(s slots.Slots, human bool) string {
 		}
 		text := slots.Format(n, q).String()
 		if human && n == slots.Mem {
-			text = slots.FormatSize(q)
+			text = fmtSize(q)
 		}
 		parts = append(parts, string(n)+"="+text)
 	}
@@ -147,7 +154,7 @@ func (c *cli) imageView(data any, images []api.ClusterImage) view {
 	for _, im := range images {
 		size := strconv.FormatInt(im.Size, 10)
 		if c.output == formatTable {
-			size = slots.FormatSize(im.Size)
+			size = fmtSize(im.Size)
 		}
 		v.rows = append(v.rows, []string{im.Name, im.Digest, size, fmtList(im.Agents)})
 	}

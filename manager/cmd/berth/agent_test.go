@@ -44,7 +44,7 @@ func TestAgentCommands(t *testing.T) {
 			name: "agent list",
 			args: []string{"agent", "list", "--status", "lost", "--limit", "5"},
 			want: adminCall{"GET", "/v1/agents", "limit=5&status=LOST", ""},
-			wantStdout: []string{"ID", "STATUS", "APPROVED", "USED_MEM", id, "ALIVE", "cpu=7 mem=15GiB", "3.75", "128MiB",
+			wantStdout: []string{"ID", "STATUS", "APPROVED", "USED_MEM", id, "ALIVE", "cpu=7 mem=15GiB", "4s", "128MiB",
 				"2025-05-06T07:08:09Z"},
 			wantStderr: "--cursor agent-z",
 		},

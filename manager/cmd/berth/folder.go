@@ -14,20 +14,29 @@ import (
 	"github.com/berth-cluster/berth/shared/client"
 )
 
-func folderView(data any, fs []api.Folder) view {
-	v := view{data: data, columns: []string{"id", "name", "host", "type", "owner", "group", "permission", "usage_bytes", "over_quota", "created_at"}}
-	for _, f := range fs {
-		v.rows = append(v.rows, []string{f.ID, f.Name, f.Host, f.Type, f.Owner, f.Group, f.Permission,
-			strconv.FormatInt(f.UsageBytes, 10), fmtBool(f.OverQuota), fmtTime(f.CreatedAt)})
+// folderViewer shows folders; for people (table) the usage is in binary
+// units, for csv and json in bytes.
+func (c *cli) folderViewer(detail bool) func(data any, fs []api.Folder) view {
+	human := c.output == formatTable
+	return func(data any, fs []api.Folder) view {
+		v := view{data: data, single: detail,
+			columns: []string{"id", "name", "host", "type", "owner", "group", "permission", "usage_bytes", "over_quota", "created_at"}}
+		if human {
+			v.columns[7] = "usage"
+		}
+		for _, f := range fs {
+			usage := strconv.FormatInt(f.UsageBytes, 10)
+			if human {
+				usage = fmtSize(f.UsageBytes)
+			}
+			v.rows = append(v.rows, []string{f.ID, f.Name, f.Host, f.Type, f.Owner, f.Group, f.Permission,
+				usage, fmtBool(f.OverQuota), fmtTime(f.CreatedAt)})
+		}
+		return v
 	}
-	return v
 }
 
-func folderDetail(f *api.Folder) view {
-	v := folderView(f, []api.Folder{*f})
-	v.single = true
-	return v
-}
+func (c *cli) folderDetail(f *api.Folder) view { return c.folderViewer(true)(f, []api.Folder{*f}) }
 
 func folderHostView(data any, hs []api.FolderHost) view {
 	v := view{data: data, columns: []string{"name", "available"}}
@@ -51,10 +60,15 @@ func invitationDetail(i *api.Invitation) view {
 	return v
 }
 
-func fileView(data any, es []api.FileEntry) view {
+// fileView lists folder entries; sizes as folderViewer's usage.
+func (c *cli) fileView(data any, es []api.FileEntry) view {
 	v := view{data: data, columns: []string{"name", "type", "size", "modified_at", "path"}}
 	for _, e := range es {
-		v.rows = append(v.rows, []string{e.Name, e.Type, strconv.FormatInt(e.Size, 10), fmtTime(e.ModifiedAt), e.Path})
+		size := strconv.FormatInt(e.Size, 10)
+		if c.output == formatTable {
+			size = fmtSize(e.Size)
+		}
+		v.rows = append(v.rows, []string{e.Name, e.Type, size, fmtTime(e.ModifiedAt), e.Path})
 	}
 	return v
 }
@@ -70,7 +84,7 @@ func (c *cli) folderCmd() *cobra.Command {
 	}
 	cmd.AddCommand(c.folderHostsCmd(), c.folderListCmd(), c.folderGetCmd(), c.folderCreateCmd(), c.folderDeleteCmd(),
 		c.folderInviteCmd(), c.folderInvitationsCmd(), c.folderAnswerCmd("accept", true), c.folderAnswerCmd("reject", false),
-		c.folderRevokeCmd(), c.folderLsCmd(), c.folderUploadCmd(), c.folderDownloadCmd(), c.folderRmCmd())
+		c.folderRevokeCmd(), c.folderLsCmd(), c.folderUploadCmd(), c.folderDownloadCmd(), c.folderMkdirCmd(), c.folderRmCmd())
 	return cmd
 }
 
@@ -92,7 +106,7 @@ func (c *cli) folderListCmd() *cobra.Command {
 		Short: "Folders you see (own, shared with you, of your groups) with your permission",
 		Args:  cobra.NoArgs,
 		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, _ []string) error {
-			return showList(c, folderView)(cl.ListFolders(ctx, pg.query()))
+			return showList(c, c.folderViewer(false))(cl.ListFolders(ctx, pg.query()))
 		}),
 	}
 	pg.flags(cmd)
@@ -105,7 +119,7 @@ func (c *cli) folderGetCmd() *cobra.Command {
 		Short: "Show one folder",
 		Args:  cobra.ExactArgs(1),
 		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
-			return show(c, folderDetail)(cl.GetFolder(ctx, args[0]))
+			return show(c, c.folderDetail)(cl.GetFolder(ctx, args[0]))
 		}),
 	}
 }
@@ -113,20 +127,21 @@ func (c *cli) folderGetCmd() *cobra.Command {
 func (c *cli) folderCreateCmd() *cobra.Command {
 	var in api.FolderCreate
 	cmd := &cobra.Command{
-		Use:   "create NAME --host HOST [--type group --group GROUP --permission ro|rw]",
+		Use:   "create NAME --host HOST [--type group --group GROUP [--domain DOMAIN] --permission ro|rw]",
 		Short: "Create a folder (group folders: admins)",
 		Example: "  berth folder create data --host local\n" +
 			"  berth folder create shared-data --host local --type group --group research --permission ro",
 		Args: cobra.ExactArgs(1),
 		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
 			in.Name = args[0]
-			return show(c, folderDetail)(cl.CreateFolder(ctx, in))
+			return show(c, c.folderDetail)(cl.CreateFolder(ctx, in))
 		}),
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&in.Host, "host", "", "folder host (berth folder hosts)")
 	fl.StringVar(&in.Type, "type", api.FolderUser, "user or group")
-	fl.StringVar(&in.Group, "group", "", "group whose members see a group folder (of your domain)")
+	fl.StringVar(&in.Group, "group", "", "group whose members see a group folder")
+	fl.StringVar(&in.Domain, "domain", "", "the group's domain (default yours; superadmins may name any)")
 	fl.StringVar(&in.Permission, "permission", "", "members' permission on a group folder: ro (default) or rw")
 	return cmd
 }
@@ -211,7 +226,7 @@ func (c *cli) folderLsCmd() *cobra.Command {
 			if len(args) == 2 {
 				dir = args[1]
 			}
-			return showList(c, fileView)(cl.ListFiles(ctx, args[0], dir))
+			return showList(c, c.fileView)(cl.ListFiles(ctx, args[0], dir))
 		}),
 	}
 }
@@ -236,7 +251,7 @@ func (c *cli) folderUploadCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return render(c.stdout, c.output, fileView(e, []api.FileEntry{*e}))
+			return render(c.stdout, c.output, c.fileView(e, []api.FileEntry{*e}))
 		}),
 	}
 }
@@ -269,6 +284,21 @@ func (c *cli) folderDownloadCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&outFile, "output-file", "O", "", "write to this file instead of standard output")
 	return cmd
+}
+
+func (c *cli) folderMkdirCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "mkdir FOLDER PATH",
+		Short: "Make a directory (and those on the way) in a folder",
+		Args:  cobra.ExactArgs(2),
+		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
+			e, err := cl.MakeDirectory(ctx, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			return render(c.stdout, c.output, c.fileView(e, []api.FileEntry{*e}))
+		}),
+	}
 }
 
 func (c *cli) folderRmCmd() *cobra.Command {

@@ -93,6 +93,12 @@ func TestFolderWalkthroughWithTheCLI(t *testing.T) {
 	if ls := run(t, users["userb"], "folder", "ls", "mine"); !strings.Contains(ls, "from-c.txt") {
 		t.Errorf("ls shows %q", ls)
 	}
+	if out := run(t, users["userb"], "folder", "mkdir", "mine", "runs/2026"); !strings.Contains(out, "runs/2026") || !strings.Contains(out, "dir") {
+		t.Errorf("mkdir printed %q", out)
+	}
+	if ls := run(t, users["userb"], "folder", "ls", "mine", "runs"); !strings.Contains(ls, "2026") {
+		t.Errorf("ls runs shows %q", ls)
+	}
 	run(t, users["userb"], "folder", "rm", "mine", "from-c.txt")
 	run(t, users["userb"], "folder", "delete", "mine")
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/slots"
 )
 
 // Output formats of -o.
@@ -182,4 +183,61 @@ func (c *cli) printNextCursor(next string) {
 	if next != "" && c.output != formatJSON {
 		fmt.Fprintf(c.stderr, "More results: repeat with --cursor %s\n", next)
 	}
+}
+
+// How figures read in the table format (for people); csv and json keep the
+// wire's numbers (bytes, seconds). Memory and sizes are binary: the
+// manual's GB is a GiB (2^30 bytes).
+
+// infinity is an unlimited figure in a table.
+const infinity = "∞"
+
+// fmtSize is a byte count in the largest binary unit of at least 1, exact
+// ("4GiB") where it divides, else to one decimal ("1.5MiB").
+func fmtSize(n int64) string {
+	if n < 1<<10 {
+		return strconv.FormatInt(n, 10) + "B"
+	}
+	if exact := slots.FormatSize(n); exact != strconv.FormatInt(n, 10) {
+		return exact
+	}
+	units := []string{"KiB", "MiB", "GiB", "TiB"}
+	v := float64(n) / (1 << 10)
+	i := 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64) + units[i]
+}
+
+// fmtSizePtr is fmtSize with nil as unlimited.
+func fmtSizePtr(n *int64) string {
+	if n == nil {
+		return infinity
+	}
+	return fmtSize(*n)
+}
+
+// fmtSeconds is a number of seconds as a duration such as "1h", "1h30m"
+// or "2d3h" (days, hours, minutes and seconds that are not zero).
+func fmtSeconds(n int64) string {
+	if n == 0 {
+		return "0s"
+	}
+	var b strings.Builder
+	if n < 0 {
+		b.WriteByte('-')
+		n = -n
+	}
+	for _, u := range []struct {
+		name string
+		secs int64
+	}{{"d", 86400}, {"h", 3600}, {"m", 60}, {"s", 1}} {
+		if q := n / u.secs; q > 0 {
+			fmt.Fprintf(&b, "%d%s", q, u.name)
+			n -= q * u.secs
+		}
+	}
+	return b.String()
 }

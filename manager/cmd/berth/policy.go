@@ -15,42 +15,67 @@ import (
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
-// policyView shows policies with the columns of GET
-// /v1/export/resource-policies.csv: an empty cell is unlimited, folder
-// hosts are joined with ';'.
-func policyView(data any, ps []api.ResourcePolicy) view {
-	v := view{data: data, columns: []string{"name"}}
-	for _, n := range slots.Known {
-		v.columns = append(v.columns, string(n))
-	}
-	v.columns = append(v.columns, "max_containers_per_session", "idle_timeout", "max_concurrent_sessions",
-		"max_session_lifetime", "allowed_vfolder_hosts", "max_vfolder_size", "max_vfolder_count", "allow_root")
-	for _, p := range ps {
-		row := []string{p.Name}
+// policyViewer shows policies with the columns of GET
+// /v1/export/resource-policies.csv. In csv an empty cell is unlimited and
+// figures are the wire's (bytes, seconds); for people (table) unlimited is
+// ∞, memory and sizes are binary units, times durations (0 idle timeout:
+// never). Folder hosts are joined with ';'.
+func (c *cli) policyViewer(detail bool) func(data any, ps []api.ResourcePolicy) view {
+	human := c.output == formatTable
+	return func(data any, ps []api.ResourcePolicy) view {
+		v := view{data: data, columns: []string{"name"}, single: detail}
 		for _, n := range slots.Known {
-			cell := ""
-			if q, ok := p.TotalResourceSlots[n]; ok {
-				cell = slots.Format(n, q).String()
-			}
-			row = append(row, cell)
+			v.columns = append(v.columns, string(n))
 		}
-		row = append(row,
-			fmtInt(p.MaxContainersPerSession), strconv.FormatInt(p.IdleTimeout, 10),
-			fmtIntPtr(p.MaxConcurrentSessions), fmtIntPtr(p.MaxSessionLifetime),
-			strings.Join(p.AllowedVfolderHosts, ";"), fmtIntPtr(p.MaxVfolderSize), fmtInt(p.MaxVfolderCount),
-			strconv.FormatBool(p.AllowRoot),
-		)
-		v.rows = append(v.rows, row)
+		v.columns = append(v.columns, "max_containers_per_session", "idle_timeout", "max_concurrent_sessions",
+			"max_session_lifetime", "allowed_vfolder_hosts", "max_vfolder_size", "max_vfolder_count", "allow_root")
+		if detail {
+			v.columns = append(v.columns, "created_at", "modified_at")
+		}
+		for _, p := range ps {
+			row := []string{p.Name}
+			for _, n := range slots.Known {
+				q, limited := p.TotalResourceSlots[n]
+				switch {
+				case !limited && human:
+					row = append(row, infinity)
+				case !limited:
+					row = append(row, "")
+				case human && n == slots.Mem:
+					row = append(row, fmtSize(q))
+				default:
+					row = append(row, slots.Format(n, q).String())
+				}
+			}
+			idle, concurrent := strconv.FormatInt(p.IdleTimeout, 10), fmtIntPtr(p.MaxConcurrentSessions)
+			lifetime, size := fmtIntPtr(p.MaxSessionLifetime), fmtIntPtr(p.MaxVfolderSize)
+			if human {
+				idle = "never"
+				if p.IdleTimeout > 0 {
+					idle = fmtSeconds(p.IdleTimeout)
+				}
+				if p.MaxConcurrentSessions == nil {
+					concurrent = infinity
+				}
+				lifetime = infinity
+				if p.MaxSessionLifetime != nil {
+					lifetime = fmtSeconds(*p.MaxSessionLifetime)
+				}
+				size = fmtSizePtr(p.MaxVfolderSize)
+			}
+			row = append(row, fmtInt(p.MaxContainersPerSession), idle, concurrent, lifetime,
+				strings.Join(p.AllowedVfolderHosts, ";"), size, fmtInt(p.MaxVfolderCount), strconv.FormatBool(p.AllowRoot))
+			if detail {
+				row = append(row, fmtTime(p.CreatedAt), fmtTime(p.ModifiedAt))
+			}
+			v.rows = append(v.rows, row)
+		}
+		return v
 	}
-	return v
 }
 
-func policyDetail(p *api.ResourcePolicy) view {
-	v := policyView(p, []api.ResourcePolicy{*p})
-	v.single = true
-	v.columns = append(v.columns, "created_at", "modified_at")
-	v.rows[0] = append(v.rows[0], fmtTime(p.CreatedAt), fmtTime(p.ModifiedAt))
-	return v
+func (c *cli) policyDetail(p *api.ResourcePolicy) view {
+	return c.policyViewer(true)(p, []api.ResourcePolicy{*p})
 }
 
 func (c *cli) policyCmd() *cobra.Command {
@@ -72,7 +97,7 @@ func (c *cli) policyListCmd() *cobra.Command {
 		Short: "List resource policies (an empty limit is unlimited)",
 		Args:  cobra.NoArgs,
 		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, _ []string) error {
-			return showList(c, policyView)(cl.ListResourcePolicies(ctx, pg.query()))
+			return showList(c, c.policyViewer(false))(cl.ListResourcePolicies(ctx, pg.query()))
 		}),
 	}
 	pg.flags(cmd)
@@ -85,7 +110,7 @@ func (c *cli) policyGetCmd() *cobra.Command {
 		Short: "Show one resource policy",
 		Args:  cobra.ExactArgs(1),
 		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
-			return show(c, policyDetail)(cl.GetResourcePolicy(ctx, args[0]))
+			return show(c, c.policyDetail)(cl.GetResourcePolicy(ctx, args[0]))
 		}),
 	}
 }
@@ -110,7 +135,7 @@ func (c *cli) policyCreateCmd() *cobra.Command {
 			return nil
 		},
 		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, _ []string) error {
-			return show(c, policyDetail)(cl.CreateResourcePolicy(ctx, body))
+			return show(c, c.policyDetail)(cl.CreateResourcePolicy(ctx, body))
 		}),
 	}
 	f.register(cmd)
@@ -136,7 +161,7 @@ func (c *cli) policyUpdateCmd() *cobra.Command {
 			return nil
 		},
 		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
-			return show(c, policyDetail)(cl.UpdateResourcePolicy(ctx, args[0], body))
+			return show(c, c.policyDetail)(cl.UpdateResourcePolicy(ctx, args[0], body))
 		}),
 	}
 	f.register(cmd)

@@ -153,18 +153,19 @@ func TestPolicyWalkthroughWithTheCLI(t *testing.T) {
 
 	t.Run("set 2 CPU, 4 GiB, 1 fGPU and the indicator shows them", func(t *testing.T) {
 		out := run(t, "policy", "update", "default", "--cpu", "2", "--mem", "4GiB", "--cuda-shares", "1")
-		for _, want := range []string{"cpu:                         2\n", "mem:                         4294967296\n", "cuda.shares:                 1\n"} {
+		for _, want := range []string{"cpu:                         2\n", "mem:                         4GiB\n", "cuda.shares:                 1\n",
+			"cuda.device:                 ∞\n", "idle_timeout:                never\n", "max_session_lifetime:        ∞\n"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("update output does not show %q:\n%s", want, out)
 			}
 		}
 		out = run(t, "resources")
-		want := "SLOT         LIMIT      OCCUPIED  REMAINING  CLUSTER_TOTAL  CLUSTER_FREE  LARGEST_AGENT_FREE  ALLOCATABLE\n" +
-			"cpu          2          0         2          0              0             0                   0\n" +
-			"mem          4GiB       0         4GiB       0              0             0                   0\n" +
-			"cuda.device  unlimited  0         unlimited  0              0             0                   0\n" +
-			"cuda.shares  1          0         1          0              0             0                   0\n"
-		if !strings.HasSuffix(out, want) || !strings.HasPrefix(out, "Keypair ") || !strings.Contains(out, "policy default, concurrent sessions 0 of unlimited") {
+		want := "SLOT         LIMIT  OCCUPIED  REMAINING  CLUSTER_TOTAL  CLUSTER_FREE  LARGEST_AGENT_FREE  ALLOCATABLE\n" +
+			"cpu          2      0         2          0              0             0                   0\n" +
+			"mem          4GiB   0B        4GiB       0B             0B            0B                  0B\n" +
+			"cuda.device  ∞      0         ∞          0              0             0                   0\n" +
+			"cuda.shares  1      0         1          0              0             0                   0\n"
+		if !strings.HasSuffix(out, want) || !strings.HasPrefix(out, "Keypair ") || !strings.Contains(out, "policy default, concurrent sessions 0 of ∞") {
 			t.Errorf("resources:\n%s\nwant a header line and\n%s", out, want)
 		}
 		csv := run(t, "resources", "-o", "csv")

@@ -28,7 +28,7 @@ func (c *cli) resourcesCmd() *cobra.Command {
 				return err
 			}
 			if c.output == formatTable {
-				most := flagUnlimited
+				most := infinity
 				if ind.Concurrency.Max != nil {
 					most = strconv.Itoa(*ind.Concurrency.Max)
 				}
@@ -49,12 +49,15 @@ func indicatorView(ind *api.ResourceIndicator, human bool) view {
 		"cluster_total", "cluster_free", "largest_agent_free", "allocatable"}}
 	amount := func(n slots.Name, q int64) string {
 		if human && n == slots.Mem {
-			return slots.FormatSize(q)
+			return fmtSize(q)
 		}
 		return slots.Format(n, q).String()
 	}
 	limit := func(l slots.Limits, n slots.Name) string {
 		q, limited := l[n]
+		if !limited && human {
+			return infinity
+		}
 		if !limited {
 			return flagUnlimited
 		}

@@ -95,6 +95,28 @@ export async function logout() {
   }
 }
 
+// upload PUTs a file's bytes to path and reports progress (0..1) as they
+// are sent: fetch cannot tell upload progress, XMLHttpRequest can.
+export function upload(path, file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("PUT", path);
+    xhr.setRequestHeader("X-Berth-CSRF", localStorage.getItem(csrfKey) || "");
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.addEventListener("progress", (e) => { if (e.lengthComputable && onProgress) onProgress(e.loaded / e.total); });
+    xhr.addEventListener("load", () => {
+      let body = null;
+      try { body = JSON.parse(xhr.responseText); } catch { body = { title: xhr.statusText, detail: xhr.responseText.trim() }; }
+      if (xhr.status >= 200 && xhr.status < 300) { if (onProgress) onProgress(1); resolve(body); return; }
+      if (xhr.status === 401) onUnauthorized(body);
+      reject(new ApiError(xhr.status, body));
+    });
+    xhr.addEventListener("error", () => reject(new ApiError(0, { title: "Network error", detail: "the upload could not reach the manager" })));
+    xhr.send(file);
+  });
+}
+
 // download fetches a CSV export and hands it to the browser as a file.
 // Fetching first (rather than navigating) lets the dialog show the API's
 // reason when it refuses, e.g. a bad file name.

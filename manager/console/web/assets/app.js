@@ -1,24 +1,31 @@
 // Entry point: find out who is logged in, draw the frame (sidebar, top
-// bar) and route #/page?query to the page modules. Admin pages are drawn
-// only for admins; the API refuses their data to anyone else anyway.
+// bar) and route #/page?query to the page modules. Administration pages are
+// drawn for admins and, read-only, for monitors; the API refuses their
+// data (and every change a monitor tries) to anyone else anyway.
 import * as api from "./api.js";
-import { h, clear, button, notice, field, openDialog, toast, errorText } from "./ui.js";
+import { h, clear, button, notice, field, openDialog, toast, clearToasts, errorText } from "./ui.js";
 import * as loginPage from "./pages/login.js";
 import * as sessionsPage from "./pages/sessions.js";
+import * as sessionPage from "./pages/session_detail.js";
 import * as storagePage from "./pages/storage.js";
 import * as usersPage from "./pages/users.js";
+import * as groupsPage from "./pages/groups.js";
+import * as agentsPage from "./pages/agents.js";
 import * as maintenancePage from "./pages/maintenance.js";
 import * as infoPage from "./pages/information.js";
 
 const pages = {
   sessions: { title: "Sessions", page: sessionsPage },
+  session: { title: "Session", page: sessionPage, menu: "sessions" },
   data: { title: "Data & Storage", page: storagePage },
   users: { title: "Users", page: usersPage, admin: true },
+  groups: { title: "Groups", page: groupsPage, admin: true },
+  agents: { title: "Agents", page: agentsPage, admin: true },
   maintenance: { title: "Maintenance", page: maintenancePage, admin: true },
   info: { title: "Information", page: infoPage, admin: true },
 };
 const userMenu = ["sessions", "data"];
-const adminMenu = ["users", "maintenance", "info"];
+const adminMenu = ["users", "groups", "agents", "maintenance", "info"];
 
 const root = document.getElementById("app");
 let me = null;
@@ -38,8 +45,13 @@ export function navigate(name, params) {
 
 function isAdmin(u) { return u && (u.role === "admin" || u.role === "superadmin"); }
 
+// A watcher reads the administration pages: admins, and monitors without
+// any change.
+function isWatcher(u) { return isAdmin(u) || (u && u.role === "monitor"); }
+
 function showLogin(message) {
   me = null;
+  clearToasts();
   document.title = "Log in · Berth console";
   loginPage.render(root, {
     message,
@@ -88,11 +100,14 @@ function changePassword() {
 }
 
 function frame(current) {
-  const link = (key) => h("a", { href: `#/${key}`, class: key === current ? "active" : "", id: `nav-${key}` }, pages[key].title);
+  const active = pages[current] && pages[current].menu ? pages[current].menu : current;
+  const link = (key) => h("a", { href: `#/${key}`, class: key === active ? "active" : "", id: `nav-${key}` }, pages[key].title);
   const side = h("nav", { class: "sidebar" },
     h("div", { class: "brand" }, "Berth"),
     h("div", { class: "menu-group" }, userMenu.map(link)),
-    isAdmin(me) ? h("div", { class: "menu-group admin", id: "admin-menu" }, h("div", { class: "menu-title" }, "Administration"), adminMenu.map(link)) : null,
+    isWatcher(me) ? h("div", { class: "menu-group admin", id: "admin-menu" },
+      h("div", { class: "menu-title" }, "Administration", me.role === "monitor" ? h("span", { class: "menu-note" }, "read-only") : null),
+      adminMenu.map(link)) : null,
   );
   const top = h("header", { class: "topbar" },
     h("h1", { id: "page-title" }, pages[current] ? pages[current].title : "Not found"),
@@ -114,17 +129,35 @@ async function route() {
   const { name, params } = parseHash();
   const entry = pages[name];
   const main = frame(name);
+  const hash = location.hash;
+  try {
+    await draw(main, name, entry, params);
+  } finally {
+    // Says which address the page on screen finished drawing (tests and
+    // tools wait on it).
+    main.dataset.loaded = hash;
+  }
+}
+
+async function draw(main, name, entry, params) {
   document.title = `${entry ? entry.title : "Not found"} · Berth console`;
   if (!entry) {
     main.append(notice("error", `There is no page "${name}".`));
     return;
   }
-  if (entry.admin && !isAdmin(me)) {
+  if (entry.admin && !isWatcher(me)) {
     main.append(notice("error", `${entry.title} is for administrators only; you are logged in as ${me.role}.`));
     return;
   }
+  if (entry.admin && !isAdmin(me)) {
+    main.append(notice("info", "You are a monitor: you see this page as administrators do, and change nothing."));
+  }
+  const ctx = {
+    me, isAdmin: isAdmin(me), isWatcher: isWatcher(me), isSuperadmin: me.role === "superadmin", params,
+    navigate: (p) => navigate(name, p), go: navigate,
+  };
   try {
-    await entry.page.render(main, { me, isAdmin: isAdmin(me), isSuperadmin: me.role === "superadmin", params, navigate: (p) => navigate(name, p) });
+    await entry.page.render(main, ctx);
   } catch (e) {
     if (e instanceof api.ApiError && e.status === 401) return;
     main.append(notice("error", `This page could not be loaded: ${e.message}`));

@@ -2,11 +2,19 @@ import * as api from "./api.js";
 import { h, button, field, openDialog, toast, errorText } from "./ui.js";
 
 const maxName = 255;
+const ext = ".csv";
 
 // filenameProblem mirrors the API's rule so the dialog can say it before
-// asking; the API checks it again and its reason is shown if it refuses.
+// asking: the name saved, the .csv added when missing included, is at most
+// 255 characters. The API checks it again and its reason is shown if it
+// refuses.
 export function filenameProblem(name) {
-  if ([...name].length > maxName) return `The file name must be at most ${maxName} characters (it has ${[...name].length}).`;
+  const n = [...name].length;
+  const hasExt = name.toLowerCase().endsWith(ext);
+  if (hasExt && n > maxName) return `The file name must be at most ${maxName} characters (it has ${n}).`;
+  if (!hasExt && n + ext.length > maxName) {
+    return `The file name must be at most ${maxName} characters with the ${ext} that is added: at most ${maxName - ext.length} before it (it has ${n}).`;
+  }
   if (/[/\\]/.test(name)) return "The file name must not contain / or \\.";
   if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) return "The file name must not contain control characters.";
   return "";
@@ -15,7 +23,7 @@ export function filenameProblem(name) {
 // exportDialog asks for a file name and downloads path?query&filename=NAME.
 export function exportDialog({ title, path, query, defaultName, buttonLabel = "EXPORT CSV FILE" }) {
   const input = h("input", { type: "text", id: "export-filename", value: defaultName, maxlength: 1024 });
-  const f = field("File name", input, `At most ${maxName} characters; .csv is added when missing.`);
+  const f = field("File name", input, `At most ${maxName} characters with the extension; .csv is added when missing.`);
   const msg = h("div", { class: "dialog-message" });
   return openDialog({ title, id: "export-dialog" }, (close) => {
     const go = async () => {

@@ -44,6 +44,12 @@ const iconPaths = {
   info: ["M12 11v6", "M12 7v.01", "M12 3a9 9 0 1 0 0 18a9 9 0 1 0 0-18z"],
   stop: ["M7 7h10v10H7z"],
   share: ["M4 12v7h16v-7", "M12 3v12", "M8 7l4-4 4 4"],
+  copy: ["M9 9h11v11H9z", "M5 15H4V4h11v1"],
+  download: ["M4 17v3h16v-3", "M12 4v12", "M8 12l4 4 4-4"],
+  folder: ["M3 6h6l2 2h10v11H3z"],
+  file: ["M6 3h8l4 4v14H6z", "M14 3v4h4"],
+  users: ["M9 11a3 3 0 1 0 0-6a3 3 0 1 0 0 6z", "M3 20c0-3 3-5 6-5s6 2 6 5", "M16 5a3 3 0 0 1 0 6", "M18 15c2 .5 3 2 3 5"],
+  undo: ["M9 14L4 9l5-5", "M4 9h11a5 5 0 0 1 0 10h-3"],
 };
 
 export function icon(name) {
@@ -69,6 +75,46 @@ export function iconButton(glyph, title, onclick, attrs = {}) {
     iconPaths[glyph] ? icon(glyph) : glyph);
 }
 
+// copyText puts text on the clipboard (the Clipboard API where the page
+// may use it, else a selected hidden field) and says so.
+export async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    const area = h("textarea", { class: "copy-buffer", readonly: true }, text);
+    document.body.append(area);
+    area.select();
+    document.execCommand("copy");
+    area.remove();
+  }
+  toast(`Copied ${text.length > 40 ? text.slice(0, 40) + "…" : text}`);
+}
+
+// shortId shows a long id shortened, the whole of it on hover, with a copy
+// button: tables stay narrow and nothing is lost.
+export function shortId(id, keep = 10) {
+  if (!id) return "";
+  const text = id.length > keep + 1 ? `${id.slice(0, keep)}…` : id;
+  return h("span", { class: "short-id", title: id, "data-id": id },
+    h("code", {}, text),
+    iconButton("copy", `Copy ${id}`, (e) => { e.stopPropagation(); copyText(id); }, { class: "copy", "data-copy": id }));
+}
+
+// clip shows text on one line cut with "…" where it is too long for its
+// column, the whole of it on hover (names, emails, images).
+export function clip(text, attrs = {}) {
+  const { class: extra, ...rest } = attrs;
+  return h("span", { class: `clip ${extra || ""}`.trim(), title: text, ...rest }, text);
+}
+
+// meter is a labelled bar: used of max (max 0 or null: no bar fill).
+export function meter(label, used, max, text, attrs = {}) {
+  const pct = max > 0 ? Math.min(100, (used / max) * 100) : 0;
+  return h("div", { class: "meter", ...attrs },
+    h("div", { class: "meter-head" }, h("span", { class: "meter-label" }, label), h("span", { class: "meter-text" }, text)),
+    h("div", { class: "bar" }, h("div", { class: `fill${pct >= 90 ? " high" : ""}`, style: { width: `${pct}%` } })));
+}
+
 // notice shows a message block: kind is "info", "error" or "ok".
 export function notice(kind, ...text) {
   return h("div", { class: `notice ${kind}`, role: kind === "error" ? "alert" : "status" }, ...text);
@@ -80,9 +126,21 @@ export function toast(text, kind = "ok") {
     toastBox = h("div", { class: "toasts", "aria-live": "polite" });
     document.body.append(toastBox);
   }
-  const t = h("div", { class: `toast ${kind}` }, text);
+  // A long name (an export of 255 characters) is shown by its ends.
+  const shown = text.length > 140 ? `${text.slice(0, 90)}…${text.slice(-40)}` : text;
+  const t = h("div", { class: `toast ${kind}`, title: text }, shown);
   toastBox.append(t);
+  // A few at a time: older news gives way.
+  while (toastBox.children.length > maxToasts) toastBox.firstChild.remove();
   setTimeout(() => t.remove(), kind === "error" ? 8000 : 4000);
+}
+
+const maxToasts = 3;
+
+// clearToasts drops every toast (at logout: the next user must not read
+// the last one's news).
+export function clearToasts() {
+  if (toastBox) toastBox.replaceChildren();
 }
 
 // table renders rows with columns [{title, cell(row) -> node|string, head?: node}].

@@ -2,7 +2,11 @@
 // agents, with APPROVE (superadmin) for an agent that joined with a token
 // that did not approve it.
 import * as api from "../api.js";
+<<<<<<< HEAD
 import { h, clear, button, notice, table, toast, errorText } from "../ui.js";
+=======
+import { h, notice, table, errorText, shortId } from "../ui.js";
+>>>>>>> i16-console
 import { withUnit, slotNames, time } from "../format.js";
 
 export async function render(main, ctx) {
@@ -38,6 +42,7 @@ export async function render(main, ctx) {
 async function showAgents(card, ctx) {
   let list;
   try {
+<<<<<<< HEAD
     list = await api.listAll("/v1/agents");
   } catch (e) {
     clear(card, h("h2", {}, "Agents"), notice("error", `Cannot list agents: ${errorText(e)}`));
@@ -49,6 +54,11 @@ async function showAgents(card, ctx) {
       "nothing is placed on an agent until a superadmin approves it. Check that it is your node (address, host name) first.") : null,
     table([
       { title: "ID", cell: (a) => a.id },
+=======
+    const list = await api.listAll("/v1/agents");
+    agents.append(table([
+      { title: "ID", cell: (a) => shortId(a.id, 14) },
+>>>>>>> i16-console
       { title: "Address", cell: (a) => a.address },
       { title: "Status", cell: (a) => a.status },
       { title: "Schedulable", cell: (a) => (a.schedulable ? "yes" : "no") },

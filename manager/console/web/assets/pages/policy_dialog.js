@@ -65,7 +65,8 @@ export function policyDialog(existing) {
   const concurrent = numberField("Concurrent jobs", "policy-concurrent", { min: 1, max: 100, value: p.max_concurrent_sessions ?? "", unlimited: p.max_concurrent_sessions == null });
   const lifetime = numberField("Max session lifetime (sec.)", "policy-lifetime", { value: p.max_session_lifetime ?? "", unlimited: !p.max_session_lifetime, hint: "Seconds a session may live." });
   const hosts = field("Allowed hosts", h("input", { type: "text", id: "policy-hosts", value: (p.allowed_vfolder_hosts || []).join(", ") }), "Folder hosts, separated by commas.");
-  const capacity = numberField("Capacity (GB)", "policy-capacity", { max: 1024, step: "any", value: p.max_vfolder_size == null ? "" : +(p.max_vfolder_size / GiB).toFixed(3), unlimited: p.max_vfolder_size == null });
+  const capacity = numberField("Capacity (GiB)", "policy-capacity", { max: 1024, step: "any", value: p.max_vfolder_size == null ? "" : +(p.max_vfolder_size / GiB).toFixed(3), unlimited: p.max_vfolder_size == null,
+    hint: "From 0 to 1024 GiB (the manual's GB: 1 GiB = 1024³ bytes)." });
   const count = numberField("Max. # of folders", "policy-folders", { max: 50, value: p.max_vfolder_count });
   // Off by default: sessions run as an unprivileged user unless the policy lets them ask for root.
   const root = switchInput("Allow root in containers?", !!p.allow_root, "policy-allow-root");

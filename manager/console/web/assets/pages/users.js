@@ -1,10 +1,10 @@
-// Users page (admins): USERS (Active / Inactive), CREDENTIALS and RESOURCE
-// POLICIES tabs, each with a "..." menu on the far right of the tab header
-// that exports the tab as CSV.
+// Users page (admins; monitors read it): USERS (Active / Inactive, newest
+// first), CREDENTIALS and RESOURCE POLICIES tabs, each with a "..." menu on
+// the far right of the tab header that exports the tab as CSV.
 import * as api from "../api.js";
-import { h, clear, button, iconButton, notice, table, tableBody, tabs, moreMenu, toast, errorText, confirmDialog } from "../ui.js";
+import { h, clear, button, iconButton, notice, table, tableBody, tabs, moreMenu, toast, errorText, confirmDialog, shortId, clip } from "../ui.js";
 import { exportDialog } from "../export.js";
-import { time } from "../format.js";
+import { time, seconds, bytes, INF } from "../format.js";
 import { createUserDialog, updateUserDialog, userDetailsDialog } from "./user_dialogs.js";
 import { policyDialog, resourcesCell } from "./policy_dialog.js";
 import { keypairCreateDialog, keypairUpdateDialog } from "./keypair_dialogs.js";
@@ -47,25 +47,27 @@ async function usersTab(body, ctx, status, selectStatus, more) {
   const emailSearch = h("input", { type: "search", id: "search-email", placeholder: "Search ID", "aria-label": "Search by email" });
   const nameSearch = h("input", { type: "search", id: "search-username", placeholder: "Search name", "aria-label": "Search by name" });
   const holder = h("div", { id: "users-table" });
-  const create = button("CREATE USER", async () => {
+  const create = ctx.isAdmin ? button("CREATE USER", async () => {
     const created = await createUserDialog(ctx);
     if (created) {
       toast(`User ${created.user.email} created`);
       await load();
     }
-  }, { id: "create-user" });
+  }, { id: "create-user" }) : null;
   let seq = 0;
   const columns = [
-    { title: "ID", head: h("div", { class: "th-search" }, h("span", {}, "ID (email)"), emailSearch), cell: (u) => u.email },
-    { title: "Name", head: h("div", { class: "th-search" }, h("span", {}, "Name"), nameSearch), cell: (u) => u.username },
-    { title: "Full name", cell: (u) => u.full_name },
+    { title: "ID", head: h("div", { class: "th-search" }, h("span", {}, "ID (email)"), emailSearch), cell: (u) => clip(u.email) },
+    { title: "Name", head: h("div", { class: "th-search" }, h("span", {}, "Name"), nameSearch), cell: (u) => clip(u.username, { class: "narrow" }) },
+    { title: "Full name", cell: (u) => clip(u.full_name, { class: "narrow" }) },
     { title: "Role", cell: (u) => u.role },
+    { title: "Groups", cell: (u) => h("span", { class: "wrap" }, (u.groups || []).join(", ")) },
+    { title: "Created", cell: (u) => time(u.created_at) },
     { title: "Controls", class: "controls", cell: (u) => h("span", { class: "controls" },
       iconButton("info", `Details of ${u.email}`, () => userDetailsDialog(u.email), { class: "green", "data-action": "details", "data-user": u.email }),
-      iconButton("gear", `Update ${u.email}`, async () => {
+      ctx.isAdmin ? iconButton("gear", `Update ${u.email}`, async () => {
         if (await updateUserDialog(ctx, u.email)) await load();
-      }, { "data-action": "update", "data-user": u.email }),
-      u.status === "active" ? iconButton("trash", `Deactivate ${u.email}`, async () => {
+      }, { "data-action": "update", "data-user": u.email }) : null,
+      ctx.isAdmin && u.status === "active" ? iconButton("trash", `Deactivate ${u.email}`, async () => {
         if (!(await confirmDeactivate(u.email))) return;
         try {
           await api.patch(`/v1/users/${encodeURIComponent(u.email)}`, { status: "inactive" });
@@ -126,16 +128,15 @@ async function credentialsTab(body, ctx, status, selectStatus, more) {
     }
     const byName = Object.fromEntries(policies.map((p) => [p.name, p]));
     clear(holder, table([
-      { title: "Access key", cell: (k) => h("code", {}, k.access_key) },
-      { title: "User", cell: (k) => k.user },
-      { title: "Admin", cell: (k) => (k.is_admin ? "yes" : "no") },
+      { title: "Access key", cell: (k) => shortId(k.access_key, 12) },
+      { title: "User", cell: (k) => h("div", { class: "stack" }, clip(k.user, { class: "narrow" }), k.is_admin ? h("span", { class: "badge" }, "admin keypair") : null) },
       { title: "Resource policy", cell: (k) => k.resource_policy },
       { title: "Resources", cell: (k) => (byName[k.resource_policy] ? resourcesCell(byName[k.resource_policy]) : "") },
       { title: "Rate limit", cell: (k) => (k.rate_limit ? `${k.rate_limit} / 15 min` : "none") },
-      { title: "Sessions", cell: (k) => String(k.concurrency_used) },
+      { title: "Sessions", cell: (k) => h("span", { "data-sessions": k.access_key }, String(k.concurrency_used)) },
       { title: "Created", cell: (k) => time(k.created_at) },
       { title: "Last used", cell: (k) => time(k.last_used) || "never" },
-      { title: "Controls", class: "controls", cell: (k) => h("span", { class: "controls" },
+      ctx.isAdmin ? { title: "Controls", class: "controls", cell: (k) => h("span", { class: "controls" },
         iconButton("gear", `Update ${k.access_key}`, async () => {
           if (await keypairUpdateDialog(k, policies)) await load();
         }, { "data-action": "update", "data-key": k.access_key }),
@@ -149,13 +150,13 @@ async function credentialsTab(body, ctx, status, selectStatus, more) {
             clear(msg, notice("error", `Cannot delete ${k.access_key}: ${errorText(e)}`));
           }
         }, { class: "danger", "data-action": "delete", "data-key": k.access_key })),
-      },
-    ], keypairs, { id: "credentials-list", empty: `No ${status} credentials.` }));
+      } : null,
+    ].filter(Boolean), keypairs, { id: "credentials-list", empty: `No ${status} credentials.` }));
   };
-  const add = button("ADD CREDENTIAL", async () => {
+  const add = ctx.isAdmin ? button("ADD CREDENTIAL", async () => {
     const policies = await api.listAll("/v1/resource-policies").catch(() => []);
     if (await keypairCreateDialog(policies)) await load();
-  }, { id: "create-keypair" });
+  }, { id: "create-keypair" }) : null;
   body.append(subTabs(status, selectStatus, [add, more]), msg, holder);
   await load();
 }
@@ -172,14 +173,14 @@ async function policiesTab(body, ctx, more) {
       return;
     }
     clear(holder, table([
-      { title: "Name", cell: (p) => p.name },
+      { title: "Name", cell: (p) => clip(p.name, { class: "narrow" }) },
       { title: "Resources", cell: (p) => resourcesCell(p) },
       { title: "Containers / session", cell: (p) => String(p.max_containers_per_session) },
-      { title: "Idle timeout", cell: (p) => (p.idle_timeout ? `${p.idle_timeout} s` : "never") },
-      { title: "Concurrent jobs", cell: (p) => (p.max_concurrent_sessions == null ? "∞" : String(p.max_concurrent_sessions)) },
-      { title: "Max lifetime", cell: (p) => (p.max_session_lifetime ? `${p.max_session_lifetime} s` : "∞") },
+      { title: "Idle timeout", cell: (p) => seconds(p.idle_timeout) },
+      { title: "Concurrent jobs", cell: (p) => (p.max_concurrent_sessions == null ? INF : String(p.max_concurrent_sessions)) },
+      { title: "Max lifetime", cell: (p) => (p.max_session_lifetime ? seconds(p.max_session_lifetime) : INF) },
       { title: "Allowed hosts", cell: (p) => (p.allowed_vfolder_hosts || []).join(", ") || "none" },
-      { title: "Capacity", cell: (p) => (p.max_vfolder_size == null ? "∞" : `${+(p.max_vfolder_size / 1024 ** 3).toFixed(2)} GB`) },
+      { title: "Folder capacity", cell: (p) => (p.max_vfolder_size == null ? INF : bytes(p.max_vfolder_size)) },
       { title: "Max folders", cell: (p) => String(p.max_vfolder_count) },
       // Policies are the whole cluster's: only a superadmin changes them.
       ctx.isSuperadmin ? { title: "Controls", class: "controls", cell: (p) => h("span", { class: "controls" },

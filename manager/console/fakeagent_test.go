@@ -1,0 +1,298 @@
+package console_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/berth-cluster/berth/manager/server"
+	"github.com/berth-cluster/berth/manager/testcluster"
+	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/slots"
+)
+
+// fakeAgent stands in for berth-agent in the browser tests, which have no
+// containerd: it registers through the public agent API, reads its desired
+// containers and heartbeats what they do, like an agent does. A container
+// "runs" its command as a process on this machine (the tests' commands are
+// sh -c '...' and the keep-alive loop), so batch exit codes, logs and exec
+// are real output, and the manager under test is the real one.
+type fakeAgent struct {
+	t      *testing.T
+	base   string
+	reg    api.AgentRegister
+	id     string
+	secret string
+	srv    *httptest.Server
+	dir    string
+
+	mu   sync.Mutex
+	ctrs map[string]*fakeContainer // running or exited, not yet removed
+	logs map[string]*syncBuffer    // every container's output, kept after removal
+}
+
+type fakeContainer struct {
+	d        api.DesiredContainer
+	status   string // running, exited
+	exitCode *int
+	started  time.Time
+	cancel   context.CancelFunc
+}
+
+// syncBuffer is a log written by a process and read by the API at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startFakeAgent registers an agent of 8 cores, 16 GiB and two fake GPUs
+// that has the base image and the python image and mounts folder host
+// "local", and runs it until the test ends.
+func startFakeAgent(t *testing.T, s *server.Server) *fakeAgent {
+	t.Helper()
+	var capacity slots.Slots
+	if err := json.Unmarshal([]byte(`{"cpu":8,"mem":17179869184,"cuda.device":2,"cuda.shares":2}`), &capacity); err != nil {
+		t.Fatal(err)
+	}
+	a := &fakeAgent{t: t, base: testcluster.URL(s), dir: t.TempDir(), ctrs: map[string]*fakeContainer{}, logs: map[string]*syncBuffer{}}
+	a.srv = httptest.NewServer(http.HandlerFunc(a.serveAgentAPI))
+	t.Cleanup(a.srv.Close)
+	a.reg = api.AgentRegister{Address: strings.TrimPrefix(a.srv.URL, "http://"), Capacity: capacity, Version: "test",
+		Images: []api.Image{{Name: "berth/base:latest", Digest: "sha256:00", Size: 80 << 20}, {Name: "python:3.12", Digest: "sha256:01", Size: 400 << 20}},
+		Node:   api.NodeInfo{Hostname: "fake-node", Arch: "amd64", CPUs: 8, MemoryBytes: 16 << 30},
+		GPUs: []api.GPUDevice{
+			{UUID: "GPU-fake-0", Index: 0, Minor: 0, Name: "A100-SXM4-40GB", MemoryBytes: 40 << 30, Shares: 100, Fake: true},
+			{UUID: "GPU-fake-1", Index: 1, Minor: 1, Name: "A100-SXM4-40GB", MemoryBytes: 40 << 30, Shares: 100, Fake: true},
+		},
+		GPUShareQuantum: 10, FolderHosts: []string{"local"}}
+	var out api.AgentRegistered
+	a.call(http.MethodPost, "/v1/agents/register", agentToken, a.reg, &out, http.StatusCreated)
+	a.id, a.secret = out.ID, out.Secret
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.loop(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for _, c := range a.ctrs {
+			c.cancel()
+		}
+	})
+	return a
+}
+
+// call sends one request of the agent API's client side.
+func (a *fakeAgent) call(method, path, token string, body, out any, want ...int) {
+	a.t.Helper()
+	if err := a.do(context.Background(), method, path, token, body, out, want...); err != nil {
+		a.t.Fatal(err)
+	}
+}
+
+func (a *fakeAgent) do(ctx context.Context, method, path, token string, body, out any, want ...int) error {
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token == agentToken {
+		req.Header.Set(api.AgentTokenHeader, token)
+	} else {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if len(want) == 0 {
+		want = []int{http.StatusOK}
+	}
+	if !slices.Contains(want, resp.StatusCode) {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// loop is the agent's work: every beat, start what is desired and new,
+// remove what is to stop, and report.
+func (a *fakeAgent) loop(ctx context.Context) {
+	tick := time.NewTicker(150 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var ds api.DesiredState
+		if err := a.do(ctx, http.MethodGet, "/v1/agents/"+a.id+"/desired", a.secret, nil, &ds); err == nil {
+			a.apply(ds)
+		}
+		hb := api.AgentHeartbeat{Address: a.reg.Address, Capacity: a.reg.Capacity, Images: a.reg.Images, Containers: a.reports(),
+			GPUs: a.reg.GPUs, GPUShareQuantum: a.reg.GPUShareQuantum, FolderHosts: a.reg.FolderHosts}
+		_ = a.do(ctx, http.MethodPost, "/v1/agents/"+a.id+"/heartbeat", a.secret, hb, nil)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (a *fakeAgent) apply(ds api.DesiredState) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, id := range ds.Stop {
+		if c, ok := a.ctrs[id]; ok {
+			c.cancel()
+			delete(a.ctrs, id)
+		}
+	}
+	for _, d := range ds.Containers {
+		if _, ok := a.ctrs[d.ID]; ok || len(d.Command) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		c := &fakeContainer{d: d, status: "running", started: time.Now().UTC(), cancel: cancel}
+		log := &syncBuffer{}
+		a.logs[d.ID] = log
+		a.ctrs[d.ID] = c
+		cmd := processGroup(exec.CommandContext(ctx, d.Command[0], d.Command[1:]...))
+		cmd.Dir = a.dir
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+		for k, v := range d.Env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintf(log, "cannot start: %v\n", err)
+			code := 127
+			c.status, c.exitCode = "exited", &code
+			continue
+		}
+		go func() {
+			err := cmd.Wait()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			}
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			if ctx.Err() == nil {
+				c.status, c.exitCode = "exited", &code
+			}
+		}()
+	}
+}
+
+func (a *fakeAgent) reports() []api.ContainerReport {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := []api.ContainerReport{}
+	for id, c := range a.ctrs {
+		started := c.started
+		out = append(out, api.ContainerReport{ID: id, SessionID: c.d.SessionID, Index: c.d.Index, Status: c.status, ExitCode: c.exitCode,
+			StartedAt: &started, CPUSeconds: time.Since(started).Seconds() / 10, MemoryWorkingSet: 96 << 20})
+	}
+	slices.SortFunc(out, func(x, y api.ContainerReport) int { return strings.Compare(x.ID, y.ID) })
+	return out
+}
+
+// processGroup runs the command in a process group of its own and ends
+// the whole group when its context ends, so the keep-alive loop's sleep
+// does not outlive the test.
+func processGroup(cmd *exec.Cmd) *exec.Cmd {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 2 * time.Second
+	return cmd
+}
+
+// serveAgentAPI is the agent's own API the managers call: logs and exec.
+func (a *fakeAgent) serveAgentAPI(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Authorization") != "Bearer "+a.secret {
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	rest, ok := strings.CutPrefix(r.URL.Path, "/v1/containers/")
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	id, action, _ := strings.Cut(rest, "/")
+	a.mu.Lock()
+	log := a.logs[id]
+	c := a.ctrs[id]
+	running := c != nil && c.status == "running"
+	a.mu.Unlock()
+	switch {
+	case action == "logs" && log != nil:
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, log.String())
+	case action == "exec" && running:
+		var req api.ExecRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Command) == 0 {
+			http.Error(w, "bad exec request", http.StatusBadRequest)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		cmd := processGroup(exec.CommandContext(ctx, req.Command[0], req.Command[1:]...))
+		cmd.Dir = a.dir
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		res := api.ExecResult{}
+		if err := cmd.Run(); err != nil {
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) {
+				res.ExitCode, res.Stderr = 127, err.Error()+"\n"
+			} else {
+				res.ExitCode = ee.ExitCode()
+			}
+		}
+		res.Stdout, res.Stderr = stdout.String(), res.Stderr+stderr.String()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(res)
+	default:
+		http.NotFound(w, r)
+	}
+}
