@@ -106,7 +106,9 @@ func TestConsoleAUsersDay(t *testing.T) {
 		b.do("start dialog", click("#start-session"), chromedp.WaitVisible(chromedp.CSS("#start-dialog")),
 			waitJS(`[...document.querySelectorAll("#session-image-list option")].map(o => o.value).join() === "berth/base:latest,python:3.12"`),
 			waitJS(`document.querySelector("#session-cluster-size").max === "2"`),
-			waitText("#session-mounts", "work at /home/work/work, read & write"))
+			waitText("#session-mounts", "work at /home/work/work, read & write"),
+			// The policy does not allow root: the dialog does not offer it.
+			waitJS(`!document.querySelector("#session-root")`))
 		b.do("an unclosed quote is shown", typeIn("#session-command", "echo 'hi"),
 			waitText(fieldError("session-command"), "the single quote at character 6 is never closed"))
 		b.do("fill in", typeIn("#session-name", "failing-batch"), choose("#session-type", "batch"),
@@ -146,8 +148,11 @@ func TestConsoleAUsersDay(t *testing.T) {
 	var inter api.Session
 	step("an interactive session with half a GPU: its detail runs a command and shows the GPU slice", func(t *testing.T) {
 		b.t = t
+		adminDo(t, s, admin, http.MethodPatch, "/v1/resource-policies/default", map[string]any{"allow_root": true}, http.StatusOK)
 		b.nav("sessions")
 		b.do("start", click("#start-session"), chromedp.WaitVisible(chromedp.CSS("#start-dialog")), typeIn("#session-name", "notebook"),
+			// Now the policy allows root, and ann asks for it.
+			click("#session-root"),
 			chromedp.Evaluate[chromedp.Void](`(() => { const s = document.querySelector("#slider-cuda-shares"); s.value = "0.5"; s.dispatchEvent(new Event("input")); })()`),
 			waitText("#slider-cuda-shares-value", "0.5 fGPU"), click("#start-submit"), chromedp.WaitNotPresent(chromedp.CSS("#start-dialog")),
 			// Newest first.
@@ -155,8 +160,8 @@ func TestConsoleAUsersDay(t *testing.T) {
 		var list api.List[api.Session]
 		apiGet(t, s, ann, "/v1/sessions", &list)
 		inter = list.Items[0]
-		if inter.Name != "notebook" {
-			t.Fatalf("newest session %s, want notebook", inter.Name)
+		if inter.Name != "notebook" || !inter.RunAsRoot {
+			t.Fatalf("newest session %s (run_as_root %v), want notebook as root", inter.Name, inter.RunAsRoot)
 		}
 		b.do("detail", click(`a.session-link[data-session="`+inter.ID+`"]`), pageLoaded(),
 			waitText("#session-name", "notebook"), waitText("#containers-list", "GPU-fake"), waitText("#containers-list", "× 0.5"),

@@ -51,6 +51,7 @@ func (a *API) myResources(c *Call) error {
 		Allocatable:             f.Allocatable,
 		Concurrency:             api.Concurrency{Used: used, Max: p.MaxConcurrentSessions},
 		MaxContainersPerSession: p.MaxContainersPerSession,
+		AllowRoot:               p.AllowRoot,
 	})
 }
 

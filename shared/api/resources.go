@@ -23,6 +23,9 @@ type ResourceIndicator struct {
 	// MaxContainersPerSession is the policy's bound on a session's
 	// cluster_size, so a user can be offered sizes that will be accepted.
 	MaxContainersPerSession int `json:"max_containers_per_session"`
+	// AllowRoot: the policy lets sessions ask for root in their
+	// containers (run_as_root), so a user can be offered the choice.
+	AllowRoot bool `json:"allow_root"`
 }
 
 // ClusterSlots are the alive agents' figures: their summed capacity, what

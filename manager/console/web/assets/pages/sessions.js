@@ -6,7 +6,7 @@
 // lines), terminate, a click on a session opens its detail, and for admins
 // the "..." → export CSV menu on the right of the OTHERS tab.
 import * as api from "../api.js";
-import { h, clear, button, iconButton, notice, table, tabs, moreMenu, toast, errorText, field, openDialog, confirmDialog, shortId, clip } from "../ui.js";
+import { h, clear, button, iconButton, notice, table, tabs, moreMenu, toast, errorText, field, openDialog, confirmDialog, shortId, clip, switchInput } from "../ui.js";
 import { exportDialog } from "../export.js";
 import { slotNames, amount, slotsText, time, GiB, INF } from "../format.js";
 import { splitWords } from "../shellwords.js";
@@ -234,6 +234,8 @@ async function startDialog(res) {
   const maxSize = Math.max(1, res.max_containers_per_session || 1);
   const size = field("Cluster size", h("input", { type: "number", id: "session-cluster-size", min: 1, max: maxSize, step: 1, value: 1 }),
     `Containers in the session: 1 to ${maxSize} (your policy); the resources below are per container.`);
+  // Root only where the policy allows it; the API refuses it otherwise.
+  const root = res.allow_root ? switchInput("Run as root in the containers (your policy allows it)", false, "session-root") : null;
   const mountBoxes = folders.map((f) => {
     const ro = f.permission === "ro" || f.over_quota;
     const box = h("input", { type: "checkbox", value: f.id, "data-folder": f.name, id: `mount-${f.id}` });
@@ -262,7 +264,7 @@ async function startDialog(res) {
   return openDialog({ title: "Start a session", id: "start-dialog", wide: true }, (close) => ({
     body: [msg,
       h("div", { class: "two-col" }, image, name, type, size),
-      command, env, mounts,
+      command, env, mounts, root ? root.el : null,
       h("fieldset", {}, h("legend", {}, "Resources per container"), h("div", { class: "grid" }, sliderFields))],
     actions: [button("CANCEL", () => close(), { class: "secondary" }), button("LAUNCH", async () => {
       clear(msg);
@@ -286,6 +288,7 @@ async function startDialog(res) {
       if (cmd && cmd.length) body.command = cmd;
       if (Object.keys(vars).length) body.env = vars;
       if (n > 1) body.cluster_size = n;
+      if (root && root.input.checked) body.run_as_root = true;
       const chosen = mountBoxes.filter((m) => m.box.checked).map((m) => m.box.value);
       if (chosen.length) body.mounts = chosen;
       try {
