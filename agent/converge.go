@@ -192,7 +192,7 @@ func (c *converger) converge(ctx context.Context) error {
 // restarted and re-attached). It cannot fail the container, which runs
 // already: a failure is logged and tried again on the next pass.
 func (c *converger) followQuotas(ctx context.Context, d api.DesiredContainer) {
-	if err := c.quotas.ensure(ctx, d); err != nil {
+	if err := c.quotas.ensure(ctx, d, false); err != nil {
 		c.log.Warn("could not update a running container's folder quota", "container", d.ID, "session", d.SessionID, "err", err)
 	}
 }
@@ -204,7 +204,7 @@ func (c *converger) start(ctx context.Context, d api.DesiredContainer) {
 		if spec, err = specOf(d, grant, c.folderHosts, c.users); err == nil {
 			// Before the start: a session must never write to a folder
 			// before its limit holds there.
-			if err = c.quotas.ensure(ctx, d); err == nil {
+			if err = c.quotas.ensure(ctx, d, true); err == nil {
 				_, err = c.rt.Run(ctx, spec)
 			}
 		}

@@ -14,11 +14,13 @@ import (
 
 // folderQuotas keeps project quotas on the folders this node's containers
 // mount read-write, where the folder host's filesystem enforces them: the
-// folder's directory goes into its project once per agent run, and the
-// project's hard limit follows the limit the managers send (a read-only
-// mount writes nothing, so it needs none). A limit is removed when no
-// desired container mounts the folder read-write any more, so a folder
-// nobody runs with, or one deleted since, keeps no limit on the host.
+// folder's directory tree is put into its project before every start of a
+// container that mounts it (which also takes back what an earlier session
+// moved out of the project: a file's owner may), and the project's hard
+// limit follows the limit the managers send. A read-only mount writes
+// nothing, so it needs none. A limit is removed when no desired container
+// mounts the folder read-write any more, so a folder nobody runs with, or
+// one deleted since, keeps no limit on the host.
 type folderQuotas struct {
 	q   fsquota.Quotas
 	log *slog.Logger
@@ -66,49 +68,56 @@ func (fq *folderQuotas) rw(d api.DesiredContainer) []api.Mount {
 }
 
 // ensure brings the quotas of d's folders to the limits d carries. It is
-// called before d starts, where an error fails the start, and on every
-// pass while it runs, to follow a changed limit.
-func (fq *folderQuotas) ensure(ctx context.Context, d api.DesiredContainer) error {
+// called before d starts (starting: the folders are labelled again), where
+// an error fails the start, and on every pass while d runs, to follow a
+// changed limit.
+func (fq *folderQuotas) ensure(ctx context.Context, d api.DesiredContainer, starting bool) error {
 	for _, m := range fq.rw(d) {
-		if err := fq.ensureOne(ctx, m); err != nil {
+		if err := fq.ensureOne(ctx, m, starting); err != nil {
 			return fmt.Errorf("project quota of folder %s on host %s: %w", m.Folder, m.Host, err)
 		}
 	}
 	return nil
 }
 
-func (fq *folderQuotas) ensureOne(ctx context.Context, m api.Mount) error {
+func (fq *folderQuotas) ensureOne(ctx context.Context, m api.Mount, starting bool) error {
 	key := folderKey{m.Host, m.Folder}
-	host := fq.hosts[m.Host]
+	host, path := fq.hosts[m.Host], filepath.Join(fq.hosts[m.Host], m.Folder)
 	cur, known := fq.set[key]
-	if !known && m.LimitBytes == nil {
-		return nil // unlimited: nothing to set
-	}
-	if known && equalLimit(cur.limit, m.LimitBytes) {
+	if m.LimitBytes == nil { // unlimited
+		if !known || cur.limit == nil {
+			return nil
+		}
+		if err := fq.q.ClearLimit(host, cur.project); err != nil {
+			return err
+		}
+		fq.log.Info("removed the project quota of a folder (its policy is now unlimited)", "host", m.Host, "folder", m.Folder, "project", cur.project, "path", path)
+		fq.set[key] = projectLimit{project: cur.project}
 		return nil
 	}
-	if !known {
+	project := cur.project
+	if !known || starting {
 		id, err := fq.q.Label(ctx, host, m.Folder)
 		if err != nil {
 			return err
 		}
-		cur = projectLimit{project: id}
-		fq.set[key] = cur
+		project = id
 	}
-	if m.LimitBytes == nil {
+	if known && project == cur.project && equalLimit(cur.limit, m.LimitBytes) {
+		return nil
+	}
+	if err := fq.q.SetLimit(host, project, *m.LimitBytes); err != nil {
+		return err
+	}
+	fq.log.Info("set the project quota of a folder", "host", m.Host, "folder", m.Folder, "project", project, "limit_bytes", *m.LimitBytes, "path", path)
+	if known && project != cur.project && cur.limit != nil {
+		// The folder moved to another project (its id became another
+		// folder's): its old one keeps no limit.
 		if err := fq.q.ClearLimit(host, cur.project); err != nil {
-			return err
+			fq.log.Warn("could not remove the limit of a folder's former project", "host", m.Host, "folder", m.Folder, "project", cur.project, "err", err)
 		}
-		fq.log.Info("removed the project quota of a folder (its policy is now unlimited)", "host", m.Host, "folder", m.Folder,
-			"project", cur.project, "path", filepath.Join(host, m.Folder))
-	} else {
-		if err := fq.q.SetLimit(host, cur.project, *m.LimitBytes); err != nil {
-			return err
-		}
-		fq.log.Info("set the project quota of a folder", "host", m.Host, "folder", m.Folder, "project", cur.project,
-			"limit_bytes", *m.LimitBytes, "path", filepath.Join(host, m.Folder))
 	}
-	fq.set[key] = projectLimit{project: cur.project, limit: cloneLimit(m.LimitBytes)}
+	fq.set[key] = projectLimit{project: project, limit: cloneLimit(m.LimitBytes)}
 	return nil
 }
 

@@ -118,8 +118,9 @@ func converge(t *testing.T, c *converger) {
 // on a host that enforces project quotas, a folder mounted read-write is
 // labelled and limited before the container runs; a new limit is set on
 // the running container's folder without labelling it again or restarting
-// anything; an unlimited policy removes the limit; the limit goes when no
-// container mounts the folder any more.
+// anything; each further start labels it again; an unlimited policy
+// removes the limit; the limit goes when no container mounts the folder
+// any more.
 func TestAFoldersProjectQuotaIsSetBeforeItsContainerStartsAndFollowsItsLimit(t *testing.T) {
 	c, rt, q := quotaEnv(t)
 	p := fsquota.ProjectID("f-1", 0)
@@ -142,9 +143,19 @@ func TestAFoldersProjectQuotaIsSetBeforeItsContainerStartsAndFollowsItsLimit(t *
 		t.Fatalf("after a new limit: calls %q, want %q", got, want)
 	}
 
+	// Another container starting with the folder labels it again (a
+	// session may have moved files out of the project), and finds the
+	// limit in place.
+	c.setDesired([]api.DesiredContainer{withMounts(desired("a", "img"), rwMount("fast", "f-1", limit(2<<20))),
+		withMounts(desired("b", "img"), rwMount("fast", "f-1", limit(2<<20)))})
+	converge(t, c)
+	if got, want := q.taken(), []string{"label fast/f-1 (after 1 runs)"}; !slices.Equal(got, want) {
+		t.Fatalf("a second start: calls %q, want %q", got, want)
+	}
+
 	c.setDesired([]api.DesiredContainer{withMounts(desired("a", "img"), rwMount("fast", "f-1", nil))})
 	converge(t, c)
-	if got, want := q.taken(), []string{fmt.Sprintf("clear fast %d (after 1 runs)", p)}; !slices.Equal(got, want) {
+	if got, want := q.taken(), []string{fmt.Sprintf("clear fast %d (after 2 runs)", p)}; !slices.Equal(got, want) {
 		t.Fatalf("after the policy became unlimited: calls %q, want %q", got, want)
 	}
 
@@ -154,11 +165,11 @@ func TestAFoldersProjectQuotaIsSetBeforeItsContainerStartsAndFollowsItsLimit(t *
 	c.setDesired(nil)
 	converge(t, c)
 	converge(t, c)
-	if got, want := q.taken(), []string{fmt.Sprintf("clear fast %d (after 1 runs)", p)}; !slices.Equal(got, want) {
+	if got, want := q.taken(), []string{fmt.Sprintf("clear fast %d (after 2 runs)", p)}; !slices.Equal(got, want) {
 		t.Fatalf("after the container left: calls %q, want %q", got, want)
 	}
-	if rt.runCount() != 1 {
-		t.Fatalf("%d runs, want 1: nothing restarts for a quota", rt.runCount())
+	if rt.runCount() != 2 {
+		t.Fatalf("%d runs, want 2 (a and b): nothing restarts for a quota", rt.runCount())
 	}
 }
 
