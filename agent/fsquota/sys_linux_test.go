@@ -91,7 +91,8 @@ func write(t *testing.T, path, data string) {
 // TestLabelPutsEveryFileOfTheFolderIntoItsProjectOnXFS labels a real
 // folder on XFS (which keeps project ids whether or not quotas are on):
 // the directory tree and files get the folder's project, directories
-// PROJINHERIT so what is written later follows; a file a session moved to
+// PROJINHERIT so what is written later follows and nothing of another
+// project is renamed in; a file a session moved to
 // another project is moved back; a symlink out of the folder is not
 // followed; and an id already carried by another folder's directory is
 // skipped for the folder's next one. Without a quota-enabled mount the
@@ -150,6 +151,13 @@ func TestLabelPutsEveryFileOfTheFolderIntoItsProjectOnXFS(t *testing.T) {
 	write(t, filepath.Join(host, "f-one", "sub", "deep", "later.txt"), "later")
 	if got, _ := projectOf(t, filepath.Join(host, "f-one", "sub", "deep", "later.txt")); got != id {
 		t.Errorf("a file written after labelling is in project %d, want %d", got, id)
+	}
+
+	// Nothing of another project is renamed in (PROJINHERIT): it would
+	// bring its blocks past the limit.
+	err = os.Rename(filepath.Join(host, "f-other", "secret"), filepath.Join(host, "f-one", "secret"))
+	if !errors.Is(err, syscall.EXDEV) {
+		t.Errorf("renaming a file of project 0 into the folder: %v, want EXDEV", err)
 	}
 
 	// A file's owner may move it to another project (here: to none);
