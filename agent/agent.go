@@ -91,6 +91,8 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: cfg.Log, facts: facts, capacity: capacity, mgr: mgr, id: id, listener: ln, addr: addr,
 		conv: newConverger(cfg.Runtime, cfg.GPUs, cfg.Log, cfg.Now, cfg.OrphanGrace, cfg.StopGrace)}
 	a.conv.folderHosts = cfg.FolderHosts
+	a.conv.quotas.q = cfg.Quotas
+	a.conv.quotas.hosts = findQuotaHosts(cfg.Quotas, cfg.FolderHosts, cfg.Log)
 	a.conv.users = sessionUsers(cfg)
 	a.metrics = newMetrics(cfg.Metrics, a)
 	return a, nil
@@ -180,7 +182,7 @@ func (a *Agent) registerOnce(ctx context.Context) error {
 	a.mu.Unlock()
 	req := api.AgentRegister{ID: id.ID, Address: a.addr, Capacity: a.capacity, Node: a.nodeInfo(ctx), Images: images,
 		GPUs: a.cfg.GPUs.Devices(), GPUShareQuantum: a.cfg.GPUs.Quantum(),
-		FolderHosts: a.folderHostNames(), Version: a.cfg.Version}
+		FolderHosts: a.folderHostNames(), ProjectQuotaHosts: a.quotaHostNames(), Version: a.cfg.Version}
 	out, err := a.mgr.Register(ctx, req, id.Secret)
 	var p *api.Problem
 	if err != nil && id.ID != "" && errors.As(err, &p) && p.Status == http.StatusUnauthorized {
@@ -252,6 +254,11 @@ func (a *Agent) credentials() identity {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.id
+}
+
+// quotaHostNames are the folder hosts with project quotas, sorted, never nil.
+func (a *Agent) quotaHostNames() []string {
+	return append([]string{}, slices.Sorted(maps.Keys(a.conv.quotas.hosts))...)
 }
 
 // folderHostNames are the names of -folder-host, sorted; never nil, so an

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/berth-cluster/berth/agent/fingerprint"
+	"github.com/berth-cluster/berth/agent/fsquota"
 	"github.com/berth-cluster/berth/agent/gpu"
 	"github.com/berth-cluster/berth/agent/runtime"
 	"github.com/berth-cluster/berth/shared/flagenv"
@@ -50,6 +51,9 @@ type Config struct {
 	// FolderHosts maps storage folder hosts to their directory on this
 	// node (-folder-host NAME=PATH); a folder mounts from PATH/FOLDER-ID.
 	FolderHosts map[string]string
+	// Quotas are the filesystems' project quotas (nil: fsquota.System).
+	// Folder hosts that enforce them are found once, at start.
+	Quotas fsquota.Quotas
 
 	// ContainerUID and ContainerGID are who sessions run as (-container-uid,
 	// -container-gid; 0: DefaultContainerID). A session runs as root only
@@ -109,6 +113,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Host == nil {
 		c.Host = fingerprint.System{}
+	}
+	if c.Quotas == nil {
+		c.Quotas = fsquota.System{}
 	}
 	if c.GPUs == nil {
 		gpus, err := gpu.Open(gpu.Config{Log: c.Log})

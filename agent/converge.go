@@ -44,6 +44,9 @@ type converger struct {
 	folderHosts map[string]string
 	// users are who containers run as.
 	users users
+	// quotas sets the project quotas of folders; used by converge only,
+	// which the agent runs one pass at a time.
+	quotas *folderQuotas
 
 	mu      sync.Mutex
 	desired map[string]api.DesiredContainer
@@ -67,7 +70,7 @@ type converger struct {
 func newConverger(rt runtime.Runtime, gpus *gpu.Node, log *slog.Logger, now func() time.Time, orphanGrace, stopGrace time.Duration) *converger {
 	return &converger{rt: rt, gpus: gpus, log: log, now: now, orphanGrace: orphanGrace, stopGrace: stopGrace,
 		desired: map[string]api.DesiredContainer{}, stop: map[string]bool{}, stopping: map[string]bool{}, started: map[string]bool{}, failed: map[string]string{}, lost: map[string]string{},
-		orphanSince: map[string]time.Time{}}
+		orphanSince: map[string]time.Time{}, quotas: &folderQuotas{log: log, set: map[folderKey]projectLimit{}}}
 }
 
 // setDesired replaces the desired set and the containers to stop at once.
@@ -173,11 +176,25 @@ func (c *converger) converge(ctx context.Context) error {
 	c.stopNow(ctx, ended)
 	for _, id := range sortedKeys(desired) {
 		if present[id] || c.wasStarted(id) || c.hasFailed(id) {
+			if present[id] {
+				c.followQuotas(ctx, desired[id])
+			}
 			continue
 		}
 		c.start(ctx, desired[id])
 	}
+	c.quotas.release(desired)
 	return nil
+}
+
+// followQuotas keeps the project quotas of a running container's folders
+// at the limits the managers send now (a policy changed, or the agent
+// restarted and re-attached). It cannot fail the container, which runs
+// already: a failure is logged and tried again on the next pass.
+func (c *converger) followQuotas(ctx context.Context, d api.DesiredContainer) {
+	if err := c.quotas.ensure(ctx, d, false); err != nil {
+		c.log.Warn("could not update a running container's folder quota", "container", d.ID, "session", d.SessionID, "err", err)
+	}
 }
 
 func (c *converger) start(ctx context.Context, d api.DesiredContainer) {
@@ -185,7 +202,11 @@ func (c *converger) start(ctx context.Context, d api.DesiredContainer) {
 	if err == nil {
 		var spec runtime.Spec
 		if spec, err = specOf(d, grant, c.folderHosts, c.users); err == nil {
-			_, err = c.rt.Run(ctx, spec)
+			// Before the start: a session must never write to a folder
+			// before its limit holds there.
+			if err = c.quotas.ensure(ctx, d, true); err == nil {
+				_, err = c.rt.Run(ctx, spec)
+			}
 		}
 		if err != nil {
 			if rerr := c.gpus.Release(ctx, d.ID); rerr != nil {

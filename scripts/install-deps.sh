@@ -24,6 +24,9 @@ need=(
   # The web console's browser tests (manager/console) drive Debian's
   # chromium headless.
   "chromium:chromium"
+  # The agent's project quota tests label folders on a loop-mounted XFS
+  # (agent/fsquota).
+  "mkfs.xfs:xfsprogs"
 )
 
 missing=()

@@ -78,6 +78,9 @@ type AgentUpdate struct {
 	// LastHeartbeatAt only moves forward: an entry proposed before a later
 	// one but applied after it must not turn the clock back.
 	LastHeartbeatAt *time.Time `json:"last_heartbeat_at,omitempty"`
+
+	// ProjectQuotaHosts: see state.Agent (registration only).
+	ProjectQuotaHosts *[]string `json:"project_quota_hosts,omitempty"`
 }
 
 // MsgType implements Command.
@@ -112,6 +115,9 @@ func applyAgentUpdate(tx *state.Txn, index uint64, c *AgentUpdate) (any, error) 
 	setIf(&a.GPUShareQuantum, c.GPUShareQuantum)
 	if c.FolderHosts != nil {
 		a.FolderHosts = slices.Clone(*c.FolderHosts)
+	}
+	if c.ProjectQuotaHosts != nil {
+		a.ProjectQuotaHosts = slices.Clone(*c.ProjectQuotaHosts)
 	}
 	if c.LastHeartbeatAt != nil && c.LastHeartbeatAt.After(a.LastHeartbeatAt) {
 		a.LastHeartbeatAt = *c.LastHeartbeatAt

@@ -52,6 +52,7 @@ func (a *API) registerAgent(c *Call) error {
 	}
 	req.GPUs = sortedGPUs(req.GPUs)
 	req.FolderHosts = sortedHosts(req.FolderHosts)
+	req.ProjectQuotaHosts = quotaHosts(req.ProjectQuotaHosts, req.FolderHosts)
 	if req.ID != "" {
 		return a.reregisterAgent(c, &req)
 	}
@@ -72,7 +73,7 @@ func (a *API) registerAgent(c *Call) error {
 	now := a.now().UTC()
 	ag := state.Agent{ID: id, Secret: newSecret, Address: req.Address, Status: state.AgentAlive, Schedulable: true,
 		Capacity: req.Capacity, Node: req.Node, Images: req.Images, GPUs: req.GPUs, GPUShareQuantum: req.GPUShareQuantum,
-		FolderHosts: req.FolderHosts, Version: req.Version, LastHeartbeatAt: now}
+		FolderHosts: req.FolderHosts, ProjectQuotaHosts: req.ProjectQuotaHosts, Version: req.Version, LastHeartbeatAt: now}
 	// An issued token's own auto_approve decides inside Apply.
 	ag.AwaitingApproval = join.shared && a.cfg.AgentTokenNeedsApproval
 	v, err := c.Propose(fsm.AgentPut{Agent: ag, TokenHash: join.tokenHash, At: now})
@@ -105,7 +106,7 @@ func (a *API) reregisterAgent(c *Call, req *api.AgentRegister) error {
 	alive := state.AgentAlive
 	if _, err := c.Propose(fsm.AgentUpdate{ID: rec.ID, Address: &req.Address, Capacity: &req.Capacity, Node: &req.Node,
 		Images: &req.Images, GPUs: &req.GPUs, GPUShareQuantum: &req.GPUShareQuantum, FolderHosts: &req.FolderHosts,
-		Version: &req.Version, Status: &alive, LastHeartbeatAt: &now}); err != nil {
+		ProjectQuotaHosts: &req.ProjectQuotaHosts, Version: &req.Version, Status: &alive, LastHeartbeatAt: &now}); err != nil {
 		return err
 	}
 	a.agents.beat(rec.ID, now, nil)
@@ -273,6 +274,13 @@ func sortedGPUs(gpus []api.GPUDevice) []api.GPUDevice {
 		return cmp.Or(cmp.Compare(x.Index, y.Index), cmp.Compare(x.UUID, y.UUID))
 	})
 	return out
+}
+
+// quotaHosts are the reported project-quota hosts that are folder hosts of
+// the agent, in order, never nil: the report says what the agent enforces
+// for folders it can mount, nothing else.
+func quotaHosts(hosts, folderHosts []string) []string {
+	return slices.DeleteFunc(sortedHosts(hosts), func(h string) bool { return !slices.Contains(folderHosts, h) })
 }
 
 // sortedHosts is a copy of a folder host list in order, never nil.

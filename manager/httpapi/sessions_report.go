@@ -53,10 +53,17 @@ func desiredContainers(tx *state.Txn, agent string) ([]api.DesiredContainer, err
 		default:
 			continue
 		}
+		var mounts []api.Mount
 		for _, ct := range s.Containers {
-			if ct.Agent == agent {
-				out = append(out, desiredContainer(s, ct, rec))
+			if ct.Agent != agent {
+				continue
 			}
+			if mounts == nil {
+				if mounts, err = desiredMounts(tx, s); err != nil {
+					return nil, err
+				}
+			}
+			out = append(out, desiredContainer(s, ct, rec, mounts))
 		}
 	}
 	slices.SortFunc(out, func(x, y api.DesiredContainer) int { return cmp.Compare(x.ID, y.ID) })
@@ -90,7 +97,36 @@ func desiredGPUs(ct state.SessionContainer, rec *state.Agent) []api.GPUSlice {
 	return out
 }
 
-func desiredContainer(s *state.Session, ct state.SessionContainer, rec *state.Agent) api.DesiredContainer {
+// desiredMounts are the session's mounts, each folder's with its size
+// limit as the folder's policy says now (state.FolderSizeLimit): an agent
+// with project quotas sets it, and a policy changed while the session runs
+// reaches the agent with its next desired state.
+func desiredMounts(tx *state.Txn, s *state.Session) ([]api.Mount, error) {
+	out := slices.Clone(nonNil(s.Mounts))
+	for i, m := range out {
+		if m.Folder == "" {
+			continue
+		}
+		f, err := tx.Folder(m.Folder)
+		if err != nil {
+			return nil, err
+		}
+		if f == nil {
+			continue // deleted: the agent fails the mount, not the list
+		}
+		limit, err := tx.FolderSizeLimit(f)
+		if err != nil {
+			return nil, err
+		}
+		if limit != nil {
+			v := *limit // not the policy record's own
+			out[i].LimitBytes = &v
+		}
+	}
+	return out, nil
+}
+
+func desiredContainer(s *state.Session, ct state.SessionContainer, rec *state.Agent, mounts []api.Mount) api.DesiredContainer {
 	env := maps.Clone(s.Env)
 	if env == nil {
 		env = map[string]string{}
@@ -104,7 +140,7 @@ func desiredContainer(s *state.Session, ct state.SessionContainer, rec *state.Ag
 		cmd = slices.Clone(keepAlive)
 	}
 	return api.DesiredContainer{ID: state.ContainerID(s.ID, ct.Index), SessionID: s.ID, Index: ct.Index, Image: s.Image,
-		Command: nonNil(cmd), Env: env, Slots: ct.Slots.Clone(), Mounts: slices.Clone(nonNil(s.Mounts)),
+		Command: nonNil(cmd), Env: env, Slots: ct.Slots.Clone(), Mounts: slices.Clone(mounts),
 		GPUs: desiredGPUs(ct, rec), RunAsRoot: s.RunAsRoot}
 }
 

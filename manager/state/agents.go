@@ -57,6 +57,10 @@ type Agent struct {
 	// JoinToken is the id of the agent token it registered with; "" for
 	// the managers' shared -agent-token.
 	JoinToken string `json:"join_token,omitempty"`
+
+	// ProjectQuotaHosts are those of FolderHosts where the agent enforces
+	// folder limits with project quotas (as it reported at registration).
+	ProjectQuotaHosts []string `json:"project_quota_hosts,omitempty"`
 	Meta
 }
 

@@ -34,6 +34,10 @@ type Agent struct {
 	// JoinToken is the id of the agent token it joined with ("" for the
 	// managers' shared -agent-token).
 	JoinToken string `json:"join_token,omitempty"`
+
+	// ProjectQuotaHosts are the folder hosts whose folders the agent
+	// bounds with the filesystem's project quotas (see AgentRegister).
+	ProjectQuotaHosts []string `json:"project_quota_hosts"`
 }
 
 // AgentGPU is one GPU of an agent (GPUs land with a later issue).
@@ -92,6 +96,12 @@ type AgentRegister struct {
 	// where their hosts are.
 	FolderHosts []string `json:"folder_hosts"`
 	Version     string   `json:"version"`
+
+	// ProjectQuotaHosts are those of FolderHosts whose filesystem enforces
+	// project quotas (ext4 or XFS mounted with prjquota), found when the
+	// agent starts: there it makes each folder's max_vfolder_size a hard
+	// limit before a container mounts the folder read-write.
+	ProjectQuotaHosts []string `json:"project_quota_hosts"`
 }
 
 // AgentRegistered answers a registration: the id to keep and the secret the
@@ -171,6 +181,12 @@ type Mount struct {
 	ReadOnly bool   `json:"read_only"`
 	Host     string `json:"host,omitempty"`
 	Folder   string `json:"folder,omitempty"`
+
+	// LimitBytes is the folder's size limit in the desired state: its
+	// policy's max_vfolder_size when the managers answer (absent:
+	// unlimited). An agent whose folder host enforces project quotas makes
+	// it the folder's hard limit. Session records do not keep it.
+	LimitBytes *int64 `json:"limit_bytes,omitempty"`
 }
 
 // DesiredState is GET /v1/agents/{id}/desired?index=N: the containers the

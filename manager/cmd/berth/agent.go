@@ -26,7 +26,7 @@ func (c *cli) agentViewer(detail bool) func(data any, agents []api.Agent) view {
 		v := view{data: data, columns: agentColumns, single: detail}
 		if detail {
 			v.columns = append(append([]string{}, agentColumns...), "hostname", "arch", "kernel", "cpus", "memory",
-				"containerd_version", "cgroup_version", "image_names", "gpus")
+				"containerd_version", "cgroup_version", "image_names", "gpus", "folder_hosts", "project_quota_hosts")
 		}
 		for _, a := range agents {
 			mem := strconv.FormatInt(a.Used.MemoryWorkingSet, 10)
@@ -49,7 +49,8 @@ func (c *cli) agentViewer(detail bool) func(data any, agents []api.Agent) view {
 					memory = fmtSize(n.MemoryBytes)
 				}
 				row = append(row, n.Hostname, n.Arch, n.Kernel, fmtInt(n.CPUs), memory,
-					n.ContainerdVersion, fmtInt(n.CgroupVersion), fmtList(names), gpusCell(a.GPUs))
+					n.ContainerdVersion, fmtInt(n.CgroupVersion), fmtList(names), gpusCell(a.GPUs),
+					fmtList(a.FolderHosts), fmtList(a.ProjectQuotaHosts))
 			}
 			v.rows = append(v.rows, row)
 		}

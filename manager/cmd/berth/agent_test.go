@@ -20,6 +20,7 @@ var testAgent = api.Agent{
 	Images:          []api.Image{{Name: "berth/base:latest", Digest: "sha256:aa", Size: 1 << 20}},
 	Node:            api.NodeInfo{Hostname: "node-a", Arch: "amd64", Kernel: "6.1.0", CPUs: 8, MemoryBytes: 16 << 30, CgroupVersion: 2},
 	LastHeartbeatAt: adminCreated, Version: "0.5.0",
+	FolderHosts: []string{"local", "scratch"}, ProjectQuotaHosts: []string{"local"},
 }
 
 func TestAgentCommands(t *testing.T) {
@@ -53,7 +54,7 @@ func TestAgentCommands(t *testing.T) {
 			args: []string{"agent", "get", id},
 			want: adminCall{"GET", "/v1/agents/" + id, "", ""},
 			wantStdout: []string{"hostname:", "node-a\n", "cgroup_version:", "2\n", "image_names:", "berth/base:latest\n",
-				"gpus:", "GPU-0 0.5/1 fake, GPU-1 0/1\n"},
+				"gpus:", "GPU-0 0.5/1 fake, GPU-1 0/1\n", "folder_hosts:", "local,scratch\n", "project_quota_hosts:", "local\n"},
 		},
 		{
 			name:       "agent schedulable",
