@@ -41,20 +41,24 @@ func ContainerID(sessionID string, index int) string {
 // Session is a compute session. Requested is per container; a session of
 // ClusterSize containers holds ClusterSize × Requested once placed.
 type Session struct {
-	ID             string             `json:"id"`
-	Name           string             `json:"name"`
-	Owner          string             `json:"owner"`
-	AccessKey      string             `json:"access_key"`
-	Domain         string             `json:"domain"`
-	Image          string             `json:"image"`
-	Type           string             `json:"type"`
-	Command        []string           `json:"command"`
-	Env            map[string]string  `json:"env"`
-	Mounts         []api.Mount        `json:"mounts"`
-	ClusterSize    int                `json:"cluster_size"`
-	Requested      slots.Slots        `json:"requested"`
-	Status         string             `json:"status"`
-	StatusInfo     string             `json:"status_info"`
+	ID          string            `json:"id"`
+	Name        string            `json:"name"`
+	Owner       string            `json:"owner"`
+	AccessKey   string            `json:"access_key"`
+	Domain      string            `json:"domain"`
+	Image       string            `json:"image"`
+	Type        string            `json:"type"`
+	Command     []string          `json:"command"`
+	Env         map[string]string `json:"env"`
+	Mounts      []api.Mount       `json:"mounts"`
+	ClusterSize int               `json:"cluster_size"`
+	Requested   slots.Slots       `json:"requested"`
+	Status      string            `json:"status"`
+	StatusInfo  string            `json:"status_info"`
+	// Refusal is why the plan applier last turned the PENDING session
+	// down, as a code: status_info is rendered from it when the session is
+	// read (Info). Any change of status clears it.
+	Refusal        *Refusal           `json:"refusal,omitempty"`
 	StatusHistory  []api.StatusChange `json:"status_history"`
 	Containers     []SessionContainer `json:"containers"`
 	Attempts       int                `json:"attempts"` // scheduling tries that failed
@@ -73,6 +77,16 @@ type Session struct {
 
 func (s *Session) id() string { return s.ID }
 
+// Info is the session's status_info as people read it: the plan applier's
+// refusal rendered from its code, or else the recorded text (why it ended,
+// or the scheduler's reason for waiting).
+func (s *Session) Info() string {
+	if s.Refusal != nil {
+		return s.Refusal.String()
+	}
+	return s.StatusInfo
+}
+
 // Copy returns a deep copy to modify and put back.
 func (s *Session) Copy() *Session {
 	c := *s
@@ -81,6 +95,11 @@ func (s *Session) Copy() *Session {
 	c.Containers = slices.Clone(s.Containers)
 	c.Agents = slices.Clone(s.Agents)
 	c.Mounts = slices.Clone(s.Mounts)
+	if s.Refusal != nil {
+		r := *s.Refusal
+		r.Over = slices.Clone(s.Refusal.Over)
+		c.Refusal = &r
+	}
 	if s.Env != nil {
 		c.Env = make(map[string]string, len(s.Env))
 		for k, v := range s.Env {
