@@ -329,12 +329,7 @@ func checkSlices(g *gpuView, i int, h slots.Slots, c *PlacedContainer) *state.Re
 				return shape
 			}
 		}
-		for _, s := range c.GPUs {
-			if !g.find(s.UUID).untouched() {
-				return &state.Refusal{Code: state.RefusedGPUDevices, Subject: g.agent, Want: want, Have: g.untouched()}
-			}
-		}
-		return nil
+		return wholeFree(g, c.GPUs)
 	}
 	if sum != want {
 		return shape
@@ -353,7 +348,12 @@ func checkSlices(g *gpuView, i int, h slots.Slots, c *PlacedContainer) *state.Re
 			return shape
 		}
 	}
-	for _, s := range c.GPUs {
+	return wholeFree(g, c.GPUs)
+}
+
+// wholeFree refuses a GPU given whole that something already holds.
+func wholeFree(g *gpuView, sl []state.GPUSlice) *state.Refusal {
+	for _, s := range sl {
 		if d := g.find(s.UUID); !d.untouched() {
 			return &state.Refusal{Code: state.RefusedGPUOver, Subject: g.agent, Detail: s.UUID, Have: d.held, Want: s.Share, Limit: d.shares}
 		}

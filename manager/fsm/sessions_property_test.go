@@ -40,15 +40,8 @@ type chaos struct {
 }
 
 func runAdmissionChaos(t *testing.T, seed uint64, steps int) {
-	f, index, base := sessionFSM(t)
-	three := 3
-	mustApply(t, f, index, PolicyCreate{Policy: state.ResourcePolicy{ResourcePolicy: api.ResourcePolicy{Name: "wide",
-		TotalResourceSlots: slots.Limits{slots.Mem: 12 << 30}, MaxContainersPerSession: 3, MaxConcurrentSessions: &three}}})
-	mustApply(t, f, index, KeypairPut{Keypair: state.Keypair{AccessKey: "AKWIDE", User: "admin@x.io", IsActive: true, ResourcePolicy: "wide"}})
-	mustApply(t, f, index, AgentPut{Agent: state.Agent{ID: "a3", Status: state.AgentAlive, Schedulable: true,
-		Capacity: slots.Slots{slots.CPU: 8000, slots.Mem: 16 << 30, slots.CUDADevice: 2, slots.CUDAShares: 200},
-		GPUs:     []api.GPUDevice{{UUID: "GPU-a", Shares: 100}, {UUID: "GPU-b", Index: 1, Shares: 100}}, GPUShareQuantum: 10}})
-	c := &chaos{t: t, rnd: rand.New(rand.NewPCG(seed, 99)), f: f, index: index, base: base}
+	c := newChaos(t, seed)
+	f, index, base := c.f, c.index, c.base
 	for step := range steps {
 		at := base.Add(time.Duration(step) * time.Second)
 		cmd := c.next(step, at)
@@ -61,6 +54,20 @@ func runAdmissionChaos(t *testing.T, seed uint64, steps int) {
 	if c.placed == 0 {
 		t.Fatal("no plan placed anything: the test proves nothing")
 	}
+}
+
+// newChaos is the chaos FSM: the sessions FSM plus policy "wide" (12 GiB,
+// 3 containers, 3 at once), its keypair AKWIDE, and a3 with two GPUs.
+func newChaos(t *testing.T, seed uint64) *chaos {
+	f, index, base := sessionFSM(t)
+	three := 3
+	mustApply(t, f, index, PolicyCreate{Policy: state.ResourcePolicy{ResourcePolicy: api.ResourcePolicy{Name: "wide",
+		TotalResourceSlots: slots.Limits{slots.Mem: 12 << 30}, MaxContainersPerSession: 3, MaxConcurrentSessions: &three}}})
+	mustApply(t, f, index, KeypairPut{Keypair: state.Keypair{AccessKey: "AKWIDE", User: "admin@x.io", IsActive: true, ResourcePolicy: "wide"}})
+	mustApply(t, f, index, AgentPut{Agent: state.Agent{ID: "a3", Status: state.AgentAlive, Schedulable: true,
+		Capacity: slots.Slots{slots.CPU: 8000, slots.Mem: 16 << 30, slots.CUDADevice: 2, slots.CUDAShares: 200},
+		GPUs:     []api.GPUDevice{{UUID: "GPU-a", Shares: 100}, {UUID: "GPU-b", Index: 1, Shares: 100}}, GPUShareQuantum: 10}})
+	return &chaos{t: t, rnd: rand.New(rand.NewPCG(seed, 99)), f: f, index: index, base: base}
 }
 
 func (c *chaos) pick() string {
@@ -322,7 +329,11 @@ func checkGPUs(t *testing.T, tx *state.Txn, when string) {
 				slices[k]++
 				if g.Whole {
 					whole[k]++
-				} else {
+				}
+				// Whole GPUs given for cuda.device are not cuda.shares;
+				// for cuda.shares (split into whole GPUs or not) every
+				// slice is.
+				if !g.Whole || s.Requested[slots.CUDAShares] > 0 {
 					sum += g.Share
 				}
 			}

@@ -31,8 +31,9 @@ const (
 	RefusedAgentUnapproved    RefusalCode = "agent-unapproved"    // Subject: agent
 	RefusedFolderHost         RefusalCode = "folder-host"         // Subject: agent, Detail: host
 	RefusedAgentSlots         RefusalCode = "agent-slots"         // Subject: agent, Over: its capacity
-	// GPU rules. The first four are also what the frozen allocation of
-	// old-format plans reports when it finds no slices.
+	// GPU rules. gpu-devices, gpu-split and gpu-shares are what the frozen
+	// allocation of old-format plans says when it finds no slices; the
+	// last four judge the slices a plan carries; gpu-none is both.
 	RefusedNoGPUs     RefusalCode = "gpu-none"        // Subject: agent
 	RefusedGPUDevices RefusalCode = "gpu-devices"     // Subject: agent, Want: GPUs asked, Have: GPUs nothing holds
 	RefusedGPUSplit   RefusalCode = "gpu-split"       // Subject: agent, Want: cuda.shares, Limit: the largest GPU
