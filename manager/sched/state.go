@@ -10,8 +10,8 @@ import (
 )
 
 // StateSource reads a Cluster's starting point from the replicated state
-// (the leader's scheduler, from a read transaction). Occupancy is the state's usage rows, derived from the
-// session records and kept with them.
+// (the leader's scheduler, from a read transaction). Occupancy is the
+// state's usage rows, derived from the session records and kept with them.
 func StateSource(tx *state.Txn) Source { return stateSource{tx} }
 
 type stateSource struct{ tx *state.Txn }

@@ -41,24 +41,20 @@ func ContainerID(sessionID string, index int) string {
 // Session is a compute session. Requested is per container; a session of
 // ClusterSize containers holds ClusterSize × Requested once placed.
 type Session struct {
-	ID          string            `json:"id"`
-	Name        string            `json:"name"`
-	Owner       string            `json:"owner"`
-	AccessKey   string            `json:"access_key"`
-	Domain      string            `json:"domain"`
-	Image       string            `json:"image"`
-	Type        string            `json:"type"`
-	Command     []string          `json:"command"`
-	Env         map[string]string `json:"env"`
-	Mounts      []api.Mount       `json:"mounts"`
-	ClusterSize int               `json:"cluster_size"`
-	Requested   slots.Slots       `json:"requested"`
-	Status      string            `json:"status"`
-	StatusInfo  string            `json:"status_info"`
-	// Refusal is why the plan applier last turned the PENDING session
-	// down, as a code: status_info is rendered from it when the session is
-	// read (Info). Any change of status clears it.
-	Refusal        *Refusal           `json:"refusal,omitempty"`
+	ID             string             `json:"id"`
+	Name           string             `json:"name"`
+	Owner          string             `json:"owner"`
+	AccessKey      string             `json:"access_key"`
+	Domain         string             `json:"domain"`
+	Image          string             `json:"image"`
+	Type           string             `json:"type"`
+	Command        []string           `json:"command"`
+	Env            map[string]string  `json:"env"`
+	Mounts         []api.Mount        `json:"mounts"`
+	ClusterSize    int                `json:"cluster_size"`
+	Requested      slots.Slots        `json:"requested"`
+	Status         string             `json:"status"`
+	StatusInfo     string             `json:"status_info"`
 	StatusHistory  []api.StatusChange `json:"status_history"`
 	Containers     []SessionContainer `json:"containers"`
 	Attempts       int                `json:"attempts"` // scheduling tries that failed
@@ -72,6 +68,10 @@ type Session struct {
 	// RunAsRoot: the containers run as root, which the keypair's policy
 	// allowed when the session was created.
 	RunAsRoot bool `json:"run_as_root,omitempty"`
+	// Refusal is why the plan applier last turned the PENDING session
+	// down, as a code: status_info is rendered from it when the session is
+	// read (Info). Any change of status clears it.
+	Refusal *Refusal `json:"refusal,omitempty"`
 	Meta
 }
 
