@@ -63,8 +63,11 @@ func (p *placementCheck) check(cs []PlacedContainer) (*state.Refusal, error) {
 func (p *placementCheck) keypair() (*state.Refusal, error) {
 	ak := p.s.AccessKey
 	k, err := p.tx.Keypair(ak)
-	if err != nil || k == nil {
-		return &state.Refusal{Code: state.RefusedKeypairMissing, Subject: ak}, err
+	if err != nil {
+		return nil, err
+	}
+	if k == nil {
+		return &state.Refusal{Code: state.RefusedKeypairMissing, Subject: ak}, nil
 	}
 	u, err := p.tx.User(k.User)
 	if err != nil {
