@@ -137,18 +137,18 @@ func TestPlanOnAnAgentAwaitingApprovalIsRefused(t *testing.T) {
 	mustApply(t, f, &index, AgentPut{Agent: state.Agent{ID: "rogue", Secret: "s", Status: state.AgentAlive, Schedulable: true,
 		Capacity: slots.Slots{slots.CPU: 8000, slots.Mem: 16 << 30}}, TokenHash: "h", At: base})
 	mustApply(t, f, &index, newSession("s1", "AKADMIN000000000000", api.SessionBatch, 1000, 1, base))
-	r := mustApply(t, f, &index, Plan{At: base, Placements: []Placement{{SessionID: "s1", Agents: []string{"rogue"}}}})
+	r := mustApply(t, f, &index, Plan{At: base, Placements: []Placement{{SessionID: "s1", Containers: on("rogue")}}})
 	res := r.Value.(*PlanResult)
 	want := "agent rogue awaits approval (berth agent approve rogue)"
 	if len(res.Placed) != 0 || len(res.Refused) != 1 || res.Refused[0].Info != want {
 		t.Fatalf("plan on an unapproved agent: %+v, want refused with %q", res, want)
 	}
-	if s, _ := f.State().Read().Session("s1"); s.Status != api.SessionPending || s.StatusInfo != want {
-		t.Fatalf("session %s %q, want PENDING saying %q", s.Status, s.StatusInfo, want)
+	if s, _ := f.State().Read().Session("s1"); s.Status != api.SessionPending || s.Info() != want {
+		t.Fatalf("session %s %q, want PENDING saying %q", s.Status, s.Info(), want)
 	}
 	// Control: the very same plan goes through once the agent is approved.
 	mustApply(t, f, &index, AgentApprove{ID: "rogue", By: "admin@x.io", At: base})
-	r = mustApply(t, f, &index, Plan{At: base, Placements: []Placement{{SessionID: "s1", Agents: []string{"rogue"}}}})
+	r = mustApply(t, f, &index, Plan{At: base, Placements: []Placement{{SessionID: "s1", Containers: on("rogue")}}})
 	if res := r.Value.(*PlanResult); len(res.Placed) != 1 {
 		t.Fatalf("plan after approval: %+v, want placed", res)
 	}

@@ -8,6 +8,7 @@ package fsm
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -47,9 +48,28 @@ func handle[C any](f func(tx *state.Txn, index uint64, c *C) (any, error)) appli
 		if err := json.Unmarshal(body, c); err != nil {
 			return nil, fmt.Errorf("decode %T: %w", *c, err)
 		}
+		if v, ok := any(c).(versioned); ok {
+			if got, known := v.bodyVersion(); got > known {
+				return nil, &tooNew{what: fmt.Sprintf("%T version %d (this manager knows up to %d)", *c, got, known)}
+			}
+		}
 		return f(tx, index, c)
 	}
 }
+
+// versioned is an entry body that says which version of its shape it is
+// (types.go).
+type versioned interface {
+	// bodyVersion is the version the body says and the newest this
+	// manager knows.
+	bodyVersion() (got, known int)
+}
+
+// tooNew is an entry a newer manager wrote in a shape this one does not
+// know.
+type tooNew struct{ what string }
+
+func (e *tooNew) Error() string { return e.what }
 
 // FSM is the raft.FSM of the manager.
 type FSM struct {
@@ -93,18 +113,31 @@ func (f *FSM) ApplyEntry(index uint64, data []byte) *Response {
 			f.log.Warn("skipping unknown log entry type", "type", uint8(t), "index", index)
 			return &Response{Index: index}
 		}
-		// Applying past an entry we cannot understand would make this node's
-		// state differ from its peers'; stopping is the only safe choice.
-		panic(fmt.Sprintf("fsm: unknown log entry type %d at index %d: upgrade this manager", t, index))
+		f.stop(index, t, fmt.Sprintf("unknown log entry type %d", t))
 	}
 	tx := f.store.Write()
 	defer tx.Abort()
 	v, err := ap(tx, index, data[1:])
 	if err != nil {
+		if tn := (*tooNew)(nil); errors.As(err, &tn) {
+			f.stop(index, t, tn.what)
+		}
 		return &Response{Index: index, Err: err}
 	}
 	tx.Commit()
 	return &Response{Index: index, Value: v}
+}
+
+// stop halts the node at an entry it cannot understand. Applying it its own
+// way, or skipping it, would make this node's state differ from its
+// peers'; stopping is the only safe choice. The entry stays in the log, so
+// the same manager, upgraded, applies it on its next start. hashicorp/raft
+// does not recover a panicking FSM: the process ends, after a log line that
+// says what happened and what to do.
+func (f *FSM) stop(index uint64, t MsgType, what string) {
+	f.log.Error("stopping: this manager cannot apply a log entry; upgrade it to a release that knows the entry and start it again",
+		"index", index, "type", uint8(t), "entry", what)
+	panic(fmt.Sprintf("fsm: cannot apply log entry %d (%s): upgrade this manager", index, what))
 }
 
 // Snapshot implements raft.FSM; the copy is O(1) (memdb is immutable).

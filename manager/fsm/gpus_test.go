@@ -35,7 +35,9 @@ func gpuSession(id string, r slots.Slots, at time.Time) SessionCreate {
 
 // gpuEntries are the GPU entries of the determinism log: an agent with
 // GPUs, slices that fit, a plan that would over-allocate a GPU (refused),
-// the release of slices when a session ends.
+// the release of slices when a session ends. The plans are old-format
+// (PlanV1: agents only), so the slices here are what the frozen allocation
+// picks: what managers before issue 17 recorded for the same log.
 func gpuEntries(base time.Time) []Command {
 	at := func(s int) time.Time { return base.Add(time.Duration(s) * time.Second) }
 	half, one := slots.Slots{slots.CUDAShares: 50}, slots.Slots{slots.CUDAShares: 100}
@@ -51,14 +53,14 @@ func gpuEntries(base time.Time) []Command {
 		gpuSession("gs3", one, at(3)),
 		gpuSession("gs4", half, at(4)),
 		gpuSession("gs5", slots.Slots{slots.CUDADevice: 1}, at(5)),
-		Plan{At: at(10), Placements: []Placement{
+		PlanV1{At: at(10), Placements: []PlacementV1{
 			{SessionID: "gs1", Agents: []string{"g1"}}, {SessionID: "gs2", Agents: []string{"g1"}},
 			{SessionID: "gs3", Agents: []string{"g1"}},
 			{SessionID: "gs4", Agents: []string{"g1"}}, // refused: both GPUs are full
 			{SessionID: "gs5", Agents: []string{"g1"}}, // refused: no whole GPU is free
 		}},
 		SessionsReport{At: at(11), Agent: "g1", Reports: []ContainerReport{exitReport("gs3", 0, 0)}},
-		Plan{At: at(12), Placements: []Placement{{SessionID: "gs5", Agents: []string{"g1"}}}},
+		PlanV1{At: at(12), Placements: []PlacementV1{{SessionID: "gs5", Agents: []string{"g1"}}}},
 	}
 }
 
@@ -146,7 +148,7 @@ func TestPlanRefusesAPlanThatOverAllocatesAGPU(t *testing.T) {
 func TestPlacedSharesAreRoundedToTheAgentsQuantum(t *testing.T) {
 	f, index, base := gpuFSM(t)
 	mustApply(t, f, index, gpuSession("q", slots.Slots{slots.CUDAShares: 25}, base))
-	mustApply(t, f, index, Plan{At: base, Placements: []Placement{{SessionID: "q", Agents: []string{"g1"}}}})
+	mustApply(t, f, index, PlanV1{At: base, Placements: []PlacementV1{{SessionID: "q", Agents: []string{"g1"}}}})
 	s := session(t, f, "q")
 	if got := slicesOf(t, f, "q"); got != "GPU-0:30:false" {
 		t.Errorf("slices %q, want GPU-0:30", got)

@@ -7,9 +7,11 @@ import (
 )
 
 // The log entries of compute sessions. Their appliers live in
-// sessions_apply.go; the rules they share with the scheduler (does a
-// placement fit?) live in manager/sched, so planning and verification
-// cannot disagree.
+// sessions_apply.go and plan.go. Where a session runs is the leader's
+// scheduler's decision (manager/sched), carried whole in the Plan; the
+// applier holds it to a frozen set of invariants (plan_check.go) and never
+// decides anything itself, so no change to the scheduler can change what
+// replaying a log produces.
 
 // SessionCreate records a new PENDING session. The handler has checked what
 // does not depend on state (the request can fit the policy and the largest
@@ -21,26 +23,44 @@ type SessionCreate struct {
 // MsgType implements Command.
 func (SessionCreate) MsgType() MsgType { return MsgSessionCreate }
 
-// Plan is one batch of the scheduler's decisions. Apply re-verifies every
-// placement against the state as it is then and refuses those that no
-// longer fit (the session stays PENDING with the reason); one Raft round
-// trip admits many sessions.
+// PlanVersion is the shape of the Plan body this manager writes and reads.
+// A body of a later version stops the applier (fsm.go): a shape it does
+// not know could mean something it cannot check.
+const PlanVersion = 1
+
+// Plan (entry 46) is one batch of the leader's decisions, complete: for
+// every container of every placed session, the agent and the exact GPU
+// slices. Apply verifies each placement against the state as it is then
+// plus this plan's earlier placements, records it as it is or refuses it
+// with a code (the session stays PENDING); one Raft round trip admits many
+// sessions. Old managers wrote PlanV1 (plan_v1.go).
 type Plan struct {
+	// Version is PlanVersion; absent (0) reads as 1.
+	Version    int         `json:"version,omitempty"`
 	At         time.Time   `json:"at"`
 	Placements []Placement `json:"placements"`
 	// Waits are sessions the scheduler could not place this round, with why.
 	Waits []Wait `json:"waits"`
 }
 
-// Placement puts a PENDING session's containers on agents (Agents[i] runs
-// container i).
+// Placement puts a PENDING session's containers: Containers[i] is where
+// container i runs and what it holds of the agent's GPUs.
 type Placement struct {
-	SessionID string   `json:"session_id"`
-	Agents    []string `json:"agents"`
+	SessionID  string            `json:"session_id"`
+	Containers []PlacedContainer `json:"containers"`
 }
 
-// Wait says why a session stays PENDING ("concurrency 3/3",
-// "cpu 2 + 1 > 2").
+// PlacedContainer is one container's agent and GPU slices (none for a
+// container that asks for no GPU).
+type PlacedContainer struct {
+	Agent string           `json:"agent"`
+	GPUs  []state.GPUSlice `json:"gpus,omitempty"`
+}
+
+// Wait says why a session stays PENDING, in the scheduler's words
+// ("concurrency 3/3", "no agent has cpu 1.5 free (largest 1)"). The words
+// are the leader's and travel in the entry, so replaying it writes the
+// same text whatever this manager's scheduler would say.
 type Wait struct {
 	SessionID string `json:"session_id"`
 	Info      string `json:"info"`

@@ -3,14 +3,11 @@ package fsm
 import (
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/berth-cluster/berth/manager/apierr"
-	"github.com/berth-cluster/berth/manager/sched"
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
-	"github.com/berth-cluster/berth/shared/slots"
 )
 
 // The appliers of the session entries (sessions.go). Every status change
@@ -46,10 +43,12 @@ func finished(status string) bool {
 
 // transition moves a session to status, recording why. The reason is also
 // the status_info of a session on its way out or ended; a PENDING one's says
-// why it waits (the scheduler's to write), a running one's is empty.
+// why it waits (the scheduler's words, or the plan applier's refusal), a
+// running one's is empty.
 func transition(s *state.Session, status string, at time.Time, reason string) {
 	s.Status = status
 	s.StatusInfo = ""
+	s.Refusal = nil
 	if status == api.SessionTerminating || finished(status) {
 		s.StatusInfo = reason
 	}
@@ -143,94 +142,6 @@ func checkRequest(s *state.Session) error {
 		return apierr.Field(apierr.Invalid, "cluster_size", "cluster_size is out of range")
 	}
 	return nil
-}
-
-// PlanResult is what applying a Plan did, for the scheduler's metrics and
-// logs.
-type PlanResult struct {
-	// Placed are the sessions now SCHEDULED, in plan order.
-	Placed []string
-	// Refused are placements that no longer fit, with why; those sessions
-	// stay PENDING.
-	Refused []Wait
-	// Stale are placements of sessions no longer PENDING (placed by an
-	// earlier plan, cancelled) or unknown: ignored.
-	Stale []string
-}
-
-// applyPlan re-verifies each placement, in order, with the scheduler's own
-// predicates against the state as it is now plus the placements of this
-// plan already admitted: a plan made from an old view, or by a deposed
-// leader, can never over-admit.
-func applyPlan(tx *state.Txn, index uint64, c *Plan) (any, error) {
-	view := sched.NewCluster(sched.StateSource(tx))
-	res := &PlanResult{}
-	for _, p := range c.Placements {
-		s, err := tx.Session(p.SessionID)
-		if err != nil {
-			return nil, err
-		}
-		if s == nil || s.Status != api.SessionPending {
-			res.Stale = append(res.Stale, p.SessionID)
-			continue
-		}
-		gpus, f, err := view.AdmitGPUs(sched.RequestOf(s), p.Agents)
-		if err != nil {
-			return nil, err
-		}
-		n := s.Copy()
-		if f != nil {
-			n.StatusInfo = f.Reason
-			n.Attempts++
-			res.Refused = append(res.Refused, Wait{SessionID: s.ID, Info: f.Reason})
-		} else {
-			placeSession(n, p.Agents, gpus, c.At)
-			res.Placed = append(res.Placed, s.ID)
-		}
-		if err := tx.PutSession(index, n); err != nil {
-			return nil, err
-		}
-	}
-	for _, w := range c.Waits {
-		s, err := tx.Session(w.SessionID)
-		if err != nil {
-			return nil, err
-		}
-		if s == nil || s.Status != api.SessionPending {
-			continue
-		}
-		n := s.Copy()
-		n.StatusInfo = w.Info
-		n.Attempts++
-		if err := tx.PutSession(index, n); err != nil {
-			return nil, err
-		}
-	}
-	return res, nil
-}
-
-// placeSession makes a session SCHEDULED with container i on agents[i],
-// holding the GPU slices gpus[i]. A container's cuda.shares is what its
-// slices hold (the request rounded up to the agent's quantum).
-func placeSession(s *state.Session, agents []string, gpus [][]state.GPUSlice, at time.Time) {
-	s.Containers = make([]state.SessionContainer, len(agents))
-	for i, a := range agents {
-		held := s.Requested.Clone()
-		var sl []state.GPUSlice
-		if i < len(gpus) {
-			sl = gpus[i]
-		}
-		if s.Requested[slots.CUDAShares] > 0 {
-			total := int64(0)
-			for _, g := range sl {
-				total += g.Share
-			}
-			held[slots.CUDAShares] = max(total, s.Requested[slots.CUDAShares])
-		}
-		s.Containers[i] = state.SessionContainer{Index: i, Agent: a, Status: containerScheduled, Slots: held, GPUs: sl}
-	}
-	distinct := slices.Compact(slices.Sorted(slices.Values(agents)))
-	transition(s, api.SessionScheduled, at, "placed on "+strings.Join(distinct, ", "))
 }
 
 func applySessionTerminate(tx *state.Txn, index uint64, c *SessionTerminate) (any, error) {

@@ -71,7 +71,7 @@ func BenchmarkApplyPlan(b *testing.B) {
 	for start := 0; start < b.N; start += 500 {
 		p := Plan{At: time.Now()}
 		for i := start; i < min(b.N, start+500); i++ {
-			p.Placements = append(p.Placements, Placement{SessionID: fmt.Sprintf("s%08d", i), Agents: []string{fmt.Sprintf("a%03d", i%100)}})
+			p.Placements = append(p.Placements, Placement{SessionID: fmt.Sprintf("s%08d", i), Containers: on(fmt.Sprintf("a%03d", i%100))})
 		}
 		e, _ := Encode(p)
 		plans = append(plans, e)

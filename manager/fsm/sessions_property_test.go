@@ -40,15 +40,8 @@ type chaos struct {
 }
 
 func runAdmissionChaos(t *testing.T, seed uint64, steps int) {
-	f, index, base := sessionFSM(t)
-	three := 3
-	mustApply(t, f, index, PolicyCreate{Policy: state.ResourcePolicy{ResourcePolicy: api.ResourcePolicy{Name: "wide",
-		TotalResourceSlots: slots.Limits{slots.Mem: 12 << 30}, MaxContainersPerSession: 3, MaxConcurrentSessions: &three}}})
-	mustApply(t, f, index, KeypairPut{Keypair: state.Keypair{AccessKey: "AKWIDE", User: "admin@x.io", IsActive: true, ResourcePolicy: "wide"}})
-	mustApply(t, f, index, AgentPut{Agent: state.Agent{ID: "a3", Status: state.AgentAlive, Schedulable: true,
-		Capacity: slots.Slots{slots.CPU: 8000, slots.Mem: 16 << 30, slots.CUDADevice: 2, slots.CUDAShares: 200},
-		GPUs:     []api.GPUDevice{{UUID: "GPU-a", Shares: 100}, {UUID: "GPU-b", Index: 1, Shares: 100}}, GPUShareQuantum: 10}})
-	c := &chaos{t: t, rnd: rand.New(rand.NewPCG(seed, 99)), f: f, index: index, base: base}
+	c := newChaos(t, seed)
+	f, index, base := c.f, c.index, c.base
 	for step := range steps {
 		at := base.Add(time.Duration(step) * time.Second)
 		cmd := c.next(step, at)
@@ -61,6 +54,20 @@ func runAdmissionChaos(t *testing.T, seed uint64, steps int) {
 	if c.placed == 0 {
 		t.Fatal("no plan placed anything: the test proves nothing")
 	}
+}
+
+// newChaos is the chaos FSM: the sessions FSM plus policy "wide" (12 GiB,
+// 3 containers, 3 at once), its keypair AKWIDE, and a3 with two GPUs.
+func newChaos(t *testing.T, seed uint64) *chaos {
+	f, index, base := sessionFSM(t)
+	three := 3
+	mustApply(t, f, index, PolicyCreate{Policy: state.ResourcePolicy{ResourcePolicy: api.ResourcePolicy{Name: "wide",
+		TotalResourceSlots: slots.Limits{slots.Mem: 12 << 30}, MaxContainersPerSession: 3, MaxConcurrentSessions: &three}}})
+	mustApply(t, f, index, KeypairPut{Keypair: state.Keypair{AccessKey: "AKWIDE", User: "admin@x.io", IsActive: true, ResourcePolicy: "wide"}})
+	mustApply(t, f, index, AgentPut{Agent: state.Agent{ID: "a3", Status: state.AgentAlive, Schedulable: true,
+		Capacity: slots.Slots{slots.CPU: 8000, slots.Mem: 16 << 30, slots.CUDADevice: 2, slots.CUDAShares: 200},
+		GPUs:     []api.GPUDevice{{UUID: "GPU-a", Shares: 100}, {UUID: "GPU-b", Index: 1, Shares: 100}}, GPUShareQuantum: 10}})
+	return &chaos{t: t, rnd: rand.New(rand.NewPCG(seed, 99)), f: f, index: index, base: base}
 }
 
 func (c *chaos) pick() string {
@@ -108,28 +115,53 @@ func (c *chaos) next(step int, at time.Time) Command {
 }
 
 // handPlan places random sessions (PENDING or not, known or not) on random
-// agents, sometimes with the wrong number of them, the same session twice.
-func (c *chaos) handPlan(at time.Time) Plan {
-	p := Plan{At: at}
+// agents, sometimes with the wrong number of them, the same session twice,
+// and random GPU slices: on GPUs the agent has or not, fractions and whole
+// GPUs, too much or too little. Some are old-format plans (agents only).
+func (c *chaos) handPlan(at time.Time) Command {
+	old := c.rnd.IntN(4) == 0
+	p, v1 := Plan{At: at}, PlanV1{At: at}
 	for range 1 + c.rnd.IntN(5) {
 		id := c.pick()
 		n := 1 + c.rnd.IntN(3)
 		var agents []string
+		var cs []PlacedContainer
 		for range n {
-			agents = append(agents, c.agent())
+			a := c.agent()
+			agents = append(agents, a)
+			cs = append(cs, PlacedContainer{Agent: a, GPUs: c.slices()})
 		}
-		p.Placements = append(p.Placements, Placement{SessionID: id, Agents: agents})
-		if c.rnd.IntN(4) == 0 {
-			p.Placements = append(p.Placements, Placement{SessionID: id, Agents: agents})
+		for range 1 + c.rnd.IntN(4)/3 {
+			p.Placements = append(p.Placements, Placement{SessionID: id, Containers: cs})
+			v1.Placements = append(v1.Placements, PlacementV1{SessionID: id, Agents: agents})
 		}
 	}
 	p.Waits = []Wait{{SessionID: c.pick(), Info: "waiting"}}
+	v1.Waits = p.Waits
+	if old {
+		return v1
+	}
 	return p
+}
+
+// slices are random GPU slices of a3's GPUs, or of none.
+func (c *chaos) slices() []state.GPUSlice {
+	uuids := []string{"GPU-a", "GPU-b", "GPU-b", "GPU-x"}
+	var out []state.GPUSlice
+	for range c.rnd.IntN(3) {
+		if c.rnd.IntN(3) == 0 {
+			out = append(out, state.GPUSlice{UUID: uuids[c.rnd.IntN(len(uuids))], Share: 100, Whole: true})
+		} else {
+			out = append(out, state.GPUSlice{UUID: uuids[c.rnd.IntN(len(uuids))], Share: 10 * (1 + c.rnd.Int64N(10))})
+		}
+	}
+	return out
 }
 
 // stalePlan is what the real scheduler would have proposed from an old
 // snapshot: a deposed leader's plan, or one that crossed other entries.
-func (c *chaos) stalePlan(at time.Time) Plan {
+// Some are old-format (agents only: the applier picks the slices).
+func (c *chaos) stalePlan(at time.Time) Command {
 	st := c.f.State()
 	if len(c.old) > 0 && c.rnd.IntN(3) > 0 {
 		st = c.old[c.rnd.IntN(len(c.old))]
@@ -147,14 +179,34 @@ func (c *chaos) stalePlan(at time.Time) Plan {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	p := Plan{At: at}
+	p, v1 := decisionsPlan(ds, at), PlanV1{At: at}
 	for _, d := range ds {
 		if d.Failure == nil {
-			p.Placements = append(p.Placements, Placement{SessionID: d.Request.SessionID, Agents: d.Agents})
+			v1.Placements = append(v1.Placements, PlacementV1{SessionID: d.Request.SessionID, Agents: d.Agents})
 			c.placed++
-		} else {
-			p.Waits = append(p.Waits, Wait{SessionID: d.Request.SessionID, Info: d.Failure.Reason})
 		}
+	}
+	if c.rnd.IntN(4) == 0 {
+		v1.Waits = p.Waits
+		return v1
+	}
+	return p
+}
+
+// decisionsPlan is the plan the leader proposes for a scheduling pass, as
+// manager/server builds it: every placement whole, every wait.
+func decisionsPlan(ds []sched.Decision, at time.Time) Plan {
+	p := Plan{Version: PlanVersion, At: at}
+	for _, d := range ds {
+		if d.Failure != nil {
+			p.Waits = append(p.Waits, Wait{SessionID: d.Request.SessionID, Info: d.Failure.Reason})
+			continue
+		}
+		pl := Placement{SessionID: d.Request.SessionID}
+		for i, a := range d.Agents {
+			pl.Containers = append(pl.Containers, PlacedContainer{Agent: a, GPUs: d.GPUs[i]})
+		}
+		p.Placements = append(p.Placements, pl)
 	}
 	return p
 }
@@ -277,7 +329,11 @@ func checkGPUs(t *testing.T, tx *state.Txn, when string) {
 				slices[k]++
 				if g.Whole {
 					whole[k]++
-				} else {
+				}
+				// Whole GPUs given for cuda.device are not cuda.shares;
+				// for cuda.shares (split into whole GPUs or not) every
+				// slice is.
+				if !g.Whole || s.Requested[slots.CUDAShares] > 0 {
 					sum += g.Share
 				}
 			}

@@ -32,7 +32,7 @@ func TestSessionsReportMovesTheLifecycle(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f, index, base := sessionFSM(t)
 			mustApply(t, f, index, newSession("s", sessionKey, tc.typ, 1000, 2, base))
-			mustApply(t, f, index, Plan{At: base, Placements: []Placement{{SessionID: "s", Agents: []string{"a1", "a1"}}}})
+			mustApply(t, f, index, Plan{At: base, Placements: []Placement{{SessionID: "s", Containers: on("a1", "a1")}}})
 			for i, rs := range tc.reports {
 				for j := range rs {
 					rs[j].SessionID = "s"
@@ -63,7 +63,7 @@ func TestSessionsReportIgnoresWhatDoesNotApply(t *testing.T) {
 	f, index, base := sessionFSM(t)
 	mustApply(t, f, index, newSession("s", sessionKey, api.SessionInteractive, 1000, 1, base))
 	mustApply(t, f, index, newSession("p", sessionKey, api.SessionInteractive, 1000, 1, base))
-	mustApply(t, f, index, Plan{At: base, Placements: []Placement{{SessionID: "s", Agents: []string{"a1"}}}})
+	mustApply(t, f, index, Plan{At: base, Placements: []Placement{{SessionID: "s", Containers: on("a1")}}})
 	running := []ContainerReport{{SessionID: "s", Status: "running"}}
 	mustApply(t, f, index, SessionsReport{At: base, Agent: "a1", Reports: running})
 	before := session(t, f, "s").ModifyIndex

@@ -29,6 +29,15 @@ func newSession(id, ak, typ string, cpuMilli int64, size int, at time.Time) Sess
 		ClusterSize: size, Requested: slots.Slots{slots.CPU: cpuMilli, slots.Mem: 1 << 30}, CreatedAt: at}}
 }
 
+// on places a session's containers on agents, without GPU slices.
+func on(agents ...string) []PlacedContainer {
+	cs := make([]PlacedContainer, len(agents))
+	for i, a := range agents {
+		cs[i].Agent = a
+	}
+	return cs
+}
+
 func exitReport(id string, index, code int) ContainerReport {
 	return ContainerReport{SessionID: id, Index: index, Status: "exited", ExitCode: &code}
 }
@@ -51,11 +60,11 @@ func sessionEntries(base time.Time) []Command {
 		newSession("s6", fmt.Sprintf("AK%018d", 3), api.SessionBatch, 1000, 1, at(6)), // refused: inactive or unknown
 		newSession("s7", "AKNOBODY", api.SessionBatch, 1000, 1, at(6)),                // refused: no keypair
 		Plan{At: at(10), Placements: []Placement{
-			{SessionID: "s1", Agents: []string{"a1"}}, {SessionID: "s2", Agents: []string{"a1", "a1"}},
-			{SessionID: "s3", Agents: []string{"a1"}},                                               // no longer fits: concurrency 2/2
-			{SessionID: "s1", Agents: []string{"a1"}}, {SessionID: "ghost", Agents: []string{"a1"}}, // stale
+			{SessionID: "s1", Containers: on("a1")}, {SessionID: "s2", Containers: on("a1", "a1")},
+			{SessionID: "s3", Containers: on("a1")},                                             // no longer fits: concurrency 2/2
+			{SessionID: "s1", Containers: on("a1")}, {SessionID: "ghost", Containers: on("a1")}, // stale
 		}, Waits: []Wait{{SessionID: "s4", Info: "concurrency 2/2"}, {SessionID: "s5", Info: "concurrency 0/0"}}},
-		Plan{At: at(11), Placements: []Placement{{SessionID: "s4", Agents: []string{"a2"}}}}, // a2 is lost
+		Plan{At: at(11), Placements: []Placement{{SessionID: "s4", Containers: on("a2")}}}, // a2 is lost
 		SessionsReport{At: at(12), Agent: "a1", Reports: []ContainerReport{
 			{SessionID: "s1", Index: 0, Status: "running"}, {SessionID: "s2", Index: 0, Status: "running"},
 			{SessionID: "s2", Index: 1, Status: "created"}, {SessionID: "s5", Index: 0, Status: "running"}}},
@@ -65,7 +74,7 @@ func sessionEntries(base time.Time) []Command {
 		SessionTerminate{SessionID: "s2", At: at(22), Reason: "idle-timeout"},
 		SessionTerminate{SessionID: "ghost", At: at(22)}, // refused: no session
 		SessionsReport{At: at(23), Agent: "a1", Reports: []ContainerReport{exitReport("s2", 0, 0), {SessionID: "s2", Index: 1, Status: "gone"}}},
-		Plan{At: at(30), Placements: []Placement{{SessionID: "s3", Agents: []string{"a1"}}}},
+		Plan{At: at(30), Placements: []Placement{{SessionID: "s3", Containers: on("a1")}}},
 		AgentsLost{At: at(40), Agents: []LostAgent{{ID: "a1", LastSeen: base.Add(time.Minute)}}},
 	}
 }
@@ -183,11 +192,11 @@ func TestPlanPlacesReverifiesAndRecordsWaits(t *testing.T) {
 	}
 	at := base.Add(time.Minute)
 	r := mustApply(t, f, index, Plan{At: at, Placements: []Placement{
-		{SessionID: "s1", Agents: []string{"a1", "a2"}},
-		{SessionID: "s2", Agents: []string{"a1"}},
-		{SessionID: "s3", Agents: []string{"a1"}}, // the keypair's third: concurrency 2/2
-		{SessionID: "s2", Agents: []string{"a2"}}, // a duplicate: s2 is no longer PENDING
-		{SessionID: "nope", Agents: []string{"a1"}},
+		{SessionID: "s1", Containers: on("a1", "a2")},
+		{SessionID: "s2", Containers: on("a1")},
+		{SessionID: "s3", Containers: on("a1")}, // the keypair's third: concurrency 2/2
+		{SessionID: "s2", Containers: on("a2")}, // a duplicate: s2 is no longer PENDING
+		{SessionID: "nope", Containers: on("a1")},
 	}, Waits: []Wait{{SessionID: "s4", Info: "concurrency 2/2"}, {SessionID: "s1", Info: "ignored: placed"}}})
 	res := r.Value.(*PlanResult)
 	if !slices.Equal(res.Placed, []string{"s1", "s2"}) || !slices.Equal(res.Stale, []string{"s2", "nope"}) ||
@@ -203,8 +212,8 @@ func TestPlanPlacesReverifiesAndRecordsWaits(t *testing.T) {
 		t.Errorf("s1 history %v", s1.StatusHistory)
 	}
 	for id, want := range map[string]string{"s3": "concurrency 2/2", "s4": "concurrency 2/2"} {
-		if s := session(t, f, id); s.Status != api.SessionPending || s.StatusInfo != want || s.Attempts != 1 {
-			t.Errorf("%s: %s %q attempts %d", id, s.Status, s.StatusInfo, s.Attempts)
+		if s := session(t, f, id); s.Status != api.SessionPending || s.Info() != want || s.Attempts != 1 {
+			t.Errorf("%s: %s %q attempts %d", id, s.Status, s.Info(), s.Attempts)
 		}
 	}
 	tx := f.State().Read()
@@ -218,7 +227,7 @@ func TestPlanPlacesReverifiesAndRecordsWaits(t *testing.T) {
 	big := newSession("s5", sessionKey, api.SessionInteractive, 1000, 1, base)
 	big.Session.Requested = slots.Slots{slots.Mem: 5 << 30}
 	mustApply(t, f, index, big)
-	r = mustApply(t, f, index, Plan{At: at, Placements: []Placement{{SessionID: "s5", Agents: []string{"a2"}}}})
+	r = mustApply(t, f, index, Plan{At: at, Placements: []Placement{{SessionID: "s5", Containers: on("a2")}}})
 	if got := r.Value.(*PlanResult).Refused; len(got) != 1 || got[0].Info != "agent a2: mem 1GiB + 5GiB > 4GiB" {
 		t.Errorf("refused %+v", got)
 	}
@@ -229,7 +238,7 @@ func TestSessionTerminate(t *testing.T) {
 	for _, id := range []string{"pending", "running"} {
 		mustApply(t, f, index, newSession(id, sessionKey, api.SessionInteractive, 1000, 1, base))
 	}
-	mustApply(t, f, index, Plan{At: base, Placements: []Placement{{SessionID: "running", Agents: []string{"a1"}}}})
+	mustApply(t, f, index, Plan{At: base, Placements: []Placement{{SessionID: "running", Containers: on("a1")}}})
 	mustApply(t, f, index, SessionsReport{At: base, Agent: "a1", Reports: []ContainerReport{{SessionID: "running", Status: "running"}}})
 	at := base.Add(time.Hour)
 	mustApply(t, f, index, SessionTerminate{SessionID: "pending", At: at})
@@ -285,11 +294,11 @@ func TestAgentLostEndsTheSessionsOnIt(t *testing.T) {
 	}
 	mustApply(t, f, index, newSession("on-a2", "AKADMIN000000000000", api.SessionInteractive, 1000, 1, base))
 	mustApply(t, f, index, Plan{At: base, Placements: []Placement{
-		{SessionID: "on-a1", Agents: []string{"a1", "a1"}}, {SessionID: "on-both", Agents: []string{"a2", "a1"}}}})
+		{SessionID: "on-a1", Containers: on("a1", "a1")}, {SessionID: "on-both", Containers: on("a2", "a1")}}})
 	// The admin's default policy here allows no session at all; place it
 	// on a2 under a policy that does.
 	mustApply(t, f, index, PolicyUpdate{Name: "default", MaxConcurrentSessions: &Nullable[int]{}})
-	mustApply(t, f, index, Plan{At: base, Placements: []Placement{{SessionID: "on-a2", Agents: []string{"a2"}}}})
+	mustApply(t, f, index, Plan{At: base, Placements: []Placement{{SessionID: "on-a2", Containers: on("a2")}}})
 	at := base.Add(time.Hour)
 	r := mustApply(t, f, index, AgentsLost{At: at, Agents: []LostAgent{{ID: "a1", LastSeen: base}}})
 	if !slices.Equal(r.Value.([]string), []string{"a1"}) {
@@ -324,7 +333,7 @@ func TestOccupancySurvivesSnapshotAndRestore(t *testing.T) {
 	mustApply(t, f, &index, AgentUpdate{ID: "a2", Status: &alive, Schedulable: ptr(true)})
 	for _, id := range []string{"x1", "x2"} {
 		mustApply(t, f, &index, newSession(id, sessionKey, api.SessionInteractive, 500, 1, time.Now()))
-		mustApply(t, f, &index, Plan{At: time.Now(), Placements: []Placement{{SessionID: id, Agents: []string{"a2"}}}})
+		mustApply(t, f, &index, Plan{At: time.Now(), Placements: []Placement{{SessionID: id, Containers: on("a2")}}})
 	}
 	before, _ := f.State().Read().Usages()
 	var keys []string

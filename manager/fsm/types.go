@@ -7,6 +7,13 @@ type MsgType uint8
 // IgnoreUnknown marks an entry a node may skip when it does not know the type
 // (a newer manager wrote it during a rolling upgrade). Without the bit an
 // unknown type stops the node rather than let its state diverge.
+//
+// Entry types are versioned. A body whose meaning changes in a way an older
+// manager would misread gets a new type number, so that older managers stop
+// at it instead of applying it their way (the plan: 41 → 46). A body that may
+// grow within its type carries a version (Plan.Version, see versioned): a
+// manager that meets a version newer than it knows stops as it does for an
+// unknown type.
 const IgnoreUnknown MsgType = 0x80
 
 // The log entry types.
@@ -41,12 +48,18 @@ const (
 	MsgAgentTokenRevoke MsgType = 34
 	MsgAgentApprove     MsgType = 35
 	// 40-49: compute sessions.
-	MsgSessionCreate    MsgType = 40
-	MsgPlan             MsgType = 41
+	MsgSessionCreate MsgType = 40
+	// MsgPlanV1 is the plan of managers before issue 17 (agents only; the
+	// applier picked the GPU slices). No longer written; still applied, with
+	// its old meaning, so an upgraded manager replays its old log.
+	MsgPlanV1           MsgType = 41
 	MsgSessionsReport   MsgType = 42
 	MsgSessionTerminate MsgType = 43
 	MsgSessionsTouch    MsgType = 44
 	MsgSessionsCreate   MsgType = 45
+	// MsgPlan is the plan that carries the leader's whole decision, GPU
+	// slices included (Plan, version PlanVersion).
+	MsgPlan MsgType = 46
 	// 50-59: storage folders (folders.go).
 	MsgFolderCreate     MsgType = 50
 	MsgFolderDelete     MsgType = 51
@@ -89,8 +102,10 @@ func appliers() map[MsgType]applier {
 		MsgAgentTokenCreate: handle(applyAgentTokenCreate),
 		MsgAgentTokenRevoke: handle(applyAgentTokenRevoke),
 		MsgAgentApprove:     handle(applyAgentApprove),
-		// Sessions: sessions_apply.go, sessions_report.go, sessions_batch.go.
+		// Sessions: sessions_apply.go, plan.go, plan_v1.go, sessions_report.go,
+		// sessions_batch.go.
 		MsgSessionCreate:    handle(applySessionCreate),
+		MsgPlanV1:           handle(applyPlanV1),
 		MsgPlan:             handle(applyPlan),
 		MsgSessionsReport:   handle(applySessionsReport),
 		MsgSessionTerminate: handle(applySessionTerminate),

@@ -102,11 +102,11 @@ func (e *sessionEnv) waitStatus(id, status string) api.Session {
 // session ends up SCHEDULED there, the only agent).
 func (e *sessionEnv) place(id string, containers int) {
 	e.t.Helper()
-	agents := make([]string, containers)
-	for i := range agents {
-		agents[i] = e.agent.ID
+	placed := make([]fsm.PlacedContainer, containers)
+	for i := range placed {
+		placed[i].Agent = e.agent.ID
 	}
-	plan := fsm.Plan{At: time.Now().UTC(), Placements: []fsm.Placement{{SessionID: id, Agents: agents}}}
+	plan := fsm.Plan{Version: fsm.PlanVersion, At: time.Now().UTC(), Placements: []fsm.Placement{{SessionID: id, Containers: placed}}}
 	resp, err := e.s.Propose(context.Background(), plan)
 	if err != nil {
 		e.t.Fatalf("propose plan: %v", err)

@@ -46,13 +46,14 @@ func sessionView(tx *state.Txn, s *state.Session) api.Session {
 	return out
 }
 
-// statusInfo is the session's recorded status_info, followed, while it
-// runs, by a notice for each folder it mounts read-write that is over its
-// size limit. The notice is derived when the session is read, from the
+// statusInfo is the session's status_info (Info: a refusal of the plan
+// applier is rendered from its code here, as it is read), followed, while
+// it runs, by a notice for each folder it mounts read-write that is over
+// its size limit. The notice is derived when the session is read, from the
 // over-quota mark the leader's folder measurements replicate, so it appears
 // and goes with the mark and costs the log nothing.
 func statusInfo(tx *state.Txn, s *state.Session) string {
-	info := s.StatusInfo
+	info := s.Info()
 	if sessionEnded(s.Status) {
 		return info
 	}

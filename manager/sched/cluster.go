@@ -1,9 +1,14 @@
-// Package sched decides where sessions run. It is pure (no Raft, no clock):
-// the leader's scheduler uses it to plan a batch, and the FSM's Plan applier
-// uses the very same predicates to re-verify every placement against the
-// state as it is when the plan is applied, so planning and verification
-// cannot disagree. A Cluster is a view of the state (keypairs, agents, what
-// they hold) plus what was already admitted in the same batch.
+// Package sched decides where sessions run. It is pure (no Raft, no clock)
+// and runs on the leader only: the leader's scheduler uses it to plan a
+// batch, and the plan it proposes carries every decision (agents and GPU
+// slices). The FSM never runs it: the Plan applier holds each placement to
+// a small frozen set of invariants of its own (manager/fsm/plan_check.go),
+// so a change here — a tie-break, a packing rule, a message — changes what
+// the leader proposes, never what replaying a log produces. Its predicates
+// are at least as strict as those invariants, so what it plans from the
+// current state is accepted. A Cluster is a view of the state (keypairs,
+// agents, what they hold) plus what was already admitted in the same
+// batch.
 package sched
 
 import (

@@ -39,7 +39,8 @@ func (s Strategy) String() string {
 
 // fits reports whether need fits on an agent holding have (this session's
 // earlier containers included): the arithmetic of CheckAgents, one
-// container at a time, so what Place picks the applier accepts.
+// container at a time, so what Place picks CheckAgents (and the Plan
+// applier) accepts.
 func fits(have, need, capacity vec) bool {
 	for i := range need {
 		if need[i] > 0 && have[i]+need[i] > capacity[i] {

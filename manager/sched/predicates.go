@@ -132,15 +132,16 @@ func gpuFit(a *agentState, h vec, n int64) *Failure {
 }
 
 // Admit verifies a placement with every predicate and, when it fits,
-// commits it to the view so the next placement of the batch sees it. This
-// is what the Plan applier calls for each placement in order.
+// commits it to the view so the next placement of the batch sees it: the
+// scheduler's own check of a placement against a view (its tests hold
+// Place to it). The Plan applier has its own frozen invariants.
 func (c *Cluster) Admit(r Request, agents []string) (*Failure, error) {
 	_, f, err := c.AdmitGPUs(r, agents)
 	return f, err
 }
 
 // AdmitGPUs is Admit that also returns each container's GPU slices (nil
-// for a container without GPUs), which the Plan applier records.
+// for a container without GPUs), as Schedule puts them in its decisions.
 func (c *Cluster) AdmitGPUs(r Request, agents []string) ([][]state.GPUSlice, *Failure, error) {
 	if f, err := c.CheckKeypair(r); f != nil || err != nil {
 		return nil, f, err

@@ -1,5 +1,7 @@
 package sched
 
+import "github.com/berth-cluster/berth/manager/state"
+
 // Defaults of Options.
 const (
 	DefaultSkipAfter = 3
@@ -34,10 +36,14 @@ func (o Options) batch() int {
 }
 
 // Decision is the pass's answer for one session: the agents of its
-// containers, or why it waits.
+// containers and their GPU slices, or why it waits.
 type Decision struct {
 	Request Request
 	Agents  []string
+	// GPUs[i] are container i's slices of its agent's GPUs (nil for a
+	// container without a GPU request): the plan carries them, and the
+	// applier records them as they are.
+	GPUs    [][]state.GPUSlice
 	Failure *Failure
 	// Blocking: it found no room with fewer than SkipAfter tries, so it
 	// held the head of the queue and nothing after it was tried.
@@ -72,10 +78,11 @@ func Schedule(c *Cluster, pending []Request, opt Options) ([]Decision, error) {
 			return nil, err
 		}
 		if f == nil {
-			if err := c.Commit(r, agents); err != nil {
+			gpus, err := c.commit(r, agents)
+			if err != nil {
 				return nil, err
 			}
-			out = append(out, Decision{Request: r, Agents: agents})
+			out = append(out, Decision{Request: r, Agents: agents, GPUs: gpus})
 			placed++
 			q.after(true)
 			continue

@@ -9,10 +9,9 @@ import (
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
-// StateSource reads a Cluster's starting point from the replicated state:
-// the scheduler from a read transaction, the Plan applier from its write
-// transaction. Occupancy is the state's usage rows, derived from the
-// session records and kept with them.
+// StateSource reads a Cluster's starting point from the replicated state
+// (the leader's scheduler, from a read transaction). Occupancy is the
+// state's usage rows, derived from the session records and kept with them.
 func StateSource(tx *state.Txn) Source { return stateSource{tx} }
 
 type stateSource struct{ tx *state.Txn }

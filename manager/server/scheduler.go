@@ -158,12 +158,12 @@ func (sc *scheduler) commit(ctx context.Context, plan fsm.Plan, byID map[string]
 // rewriting the same reason every pass would fill the log. It returns the
 // blocking session, if any.
 func (sc *scheduler) planOf(ds []sched.Decision, byID map[string]*state.Session, digest uint64) (fsm.Plan, string) {
-	var plan fsm.Plan
+	plan := fsm.Plan{Version: fsm.PlanVersion}
 	head := ""
 	for _, d := range ds {
 		id := d.Request.SessionID
 		if d.Failure == nil {
-			plan.Placements = append(plan.Placements, fsm.Placement{SessionID: id, Agents: d.Agents})
+			plan.Placements = append(plan.Placements, placement(d))
 			continue
 		}
 		newTry := false
@@ -171,11 +171,24 @@ func (sc *scheduler) planOf(ds []sched.Decision, byID map[string]*state.Session,
 			head = id
 			newTry = id != sc.head || digest != sc.headDigest
 		}
-		if (newTry || d.Failure.Reason != byID[id].StatusInfo) && len(plan.Waits) < sc.opt.Batch {
+		if (newTry || d.Failure.Reason != byID[id].Info()) && len(plan.Waits) < sc.opt.Batch {
 			plan.Waits = append(plan.Waits, fsm.Wait{SessionID: id, Info: d.Failure.Reason})
 		}
 	}
 	return plan, head
+}
+
+// placement is a decision as the plan carries it: every container's agent
+// and GPU slices, the whole of what the leader decided.
+func placement(d sched.Decision) fsm.Placement {
+	p := fsm.Placement{SessionID: d.Request.SessionID, Containers: make([]fsm.PlacedContainer, len(d.Agents))}
+	for i, a := range d.Agents {
+		p.Containers[i].Agent = a
+		if i < len(d.GPUs) {
+			p.Containers[i].GPUs = d.GPUs[i]
+		}
+	}
+	return p
 }
 
 // schedOptions reads the scheduler's part of the configuration (validated

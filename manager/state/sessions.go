@@ -68,10 +68,24 @@ type Session struct {
 	// RunAsRoot: the containers run as root, which the keypair's policy
 	// allowed when the session was created.
 	RunAsRoot bool `json:"run_as_root,omitempty"`
+	// Refusal is why the plan applier last turned the PENDING session
+	// down, as a code: status_info is rendered from it when the session is
+	// read (Info). Any change of status clears it.
+	Refusal *Refusal `json:"refusal,omitempty"`
 	Meta
 }
 
 func (s *Session) id() string { return s.ID }
+
+// Info is the session's status_info as people read it: the plan applier's
+// refusal rendered from its code, or else the recorded text (why it ended,
+// or the scheduler's reason for waiting).
+func (s *Session) Info() string {
+	if s.Refusal != nil {
+		return s.Refusal.String()
+	}
+	return s.StatusInfo
+}
 
 // Copy returns a deep copy to modify and put back.
 func (s *Session) Copy() *Session {
@@ -81,6 +95,11 @@ func (s *Session) Copy() *Session {
 	c.Containers = slices.Clone(s.Containers)
 	c.Agents = slices.Clone(s.Agents)
 	c.Mounts = slices.Clone(s.Mounts)
+	if s.Refusal != nil {
+		r := *s.Refusal
+		r.Over = slices.Clone(s.Refusal.Over)
+		c.Refusal = &r
+	}
 	if s.Env != nil {
 		c.Env = make(map[string]string, len(s.Env))
 		for k, v := range s.Env {
