@@ -82,10 +82,13 @@ type SessionsReport struct {
 type ContainerReport struct {
 	SessionID string `json:"session_id"`
 	Index     int    `json:"index"`
-	// Status as the agent reports it: created, running, exited, failed, gone.
+	// Status as the agent reports it: pulling, created, running, exited,
+	// failed, gone.
 	Status   string `json:"status"`
 	ExitCode *int   `json:"exit_code,omitempty"`
 	Reason   string `json:"reason,omitempty"`
+	// ImageDigest is the digest of the image the container was made from.
+	ImageDigest string `json:"image_digest,omitempty"`
 }
 
 // MsgType implements Command.

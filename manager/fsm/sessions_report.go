@@ -64,14 +64,23 @@ func applySessionsReport(tx *state.Txn, index uint64, c *SessionsReport) (any, e
 // A container that ended stays ended: a late "running" cannot revive it.
 func updateContainer(ct *state.SessionContainer, agent string, r ContainerReport) bool {
 	switch r.Status {
-	case containerCreated, containerRunning, containerExited, containerFailed, containerGone:
+	case containerPulling, containerCreated, containerRunning, containerExited, containerFailed, containerGone:
 	default:
 		return false
 	}
 	if ct.Agent != agent || ended(ct.Status) {
 		return false
 	}
+	// A container that was made never goes back to waiting for its image
+	// (a report delayed behind a newer one).
+	if r.Status == containerPulling && ct.Status != containerScheduled && ct.Status != containerPulling && ct.Status != "" {
+		return false
+	}
 	changed := ct.Status != r.Status || (r.Reason != "" && ct.Reason != r.Reason)
+	if r.ImageDigest != "" && ct.ImageDigest != r.ImageDigest {
+		ct.ImageDigest = r.ImageDigest
+		changed = true
+	}
 	ct.Status = r.Status
 	if r.Reason != "" {
 		ct.Reason = r.Reason
@@ -113,8 +122,11 @@ func advance(s *state.Session, at time.Time) bool {
 		transition(s, status, at, reason)
 		return true
 	}
-	started, running := 0, 0
+	started, running, pulling := 0, 0, ""
 	for _, ct := range s.Containers {
+		if ct.Status == containerPulling && pulling == "" {
+			pulling = ct.Reason
+		}
 		switch {
 		case ct.Status == containerRunning:
 			running++
@@ -135,8 +147,21 @@ func advance(s *state.Session, at time.Time) bool {
 		}
 		transition(s, api.SessionRunning, at, "containers running")
 		return true
+	case pulling != "" && s.Status == api.SessionScheduled:
+		// Waiting for its image: the pull's progress is the status_info
+		// while it lasts (the history keeps the first words only).
+		transition(s, api.SessionPreparing, at, "pulling image "+s.Image)
+		s.StatusInfo = pulling
+		return true
+	case pulling != "" && s.Status == api.SessionPreparing && s.StatusInfo != pulling:
+		s.StatusInfo = pulling
+		return true
 	case started > 0 && s.Status == api.SessionScheduled:
 		transition(s, api.SessionPreparing, at, "containers starting")
+		return true
+	case pulling == "" && started > 0 && s.Status == api.SessionPreparing && s.StatusInfo != "":
+		// The pull is over; its progress is no longer news.
+		s.StatusInfo = ""
 		return true
 	}
 	return false

@@ -140,7 +140,7 @@ func (t *sessionTracker) fresh(news []fsm.ContainerReport, now time.Time) []fsm.
 
 func sameNews(x, y fsm.ContainerReport) bool {
 	return x.SessionID == y.SessionID && x.Index == y.Index && x.Status == y.Status && x.Reason == y.Reason &&
-		sameExit(x.ExitCode, y.ExitCode)
+		sameExit(x.ExitCode, y.ExitCode) && x.ImageDigest == y.ImageDigest
 }
 
 func sameExit(x, y *int) bool {

@@ -37,7 +37,10 @@ func sessionView(tx *state.Txn, s *state.Session) api.Session {
 			gpus = append(gpus, api.SessionGPU{UUID: g.UUID, Share: sharesValue(g.Share)})
 		}
 		out.Containers = append(out.Containers, api.SessionContainer{Agent: c.Agent, Status: c.Status,
-			Slots: c.Slots.Clone(), GPUs: gpus})
+			Slots: c.Slots.Clone(), GPUs: gpus, ImageDigest: c.ImageDigest})
+		if out.ImageDigest == "" {
+			out.ImageDigest = c.ImageDigest
+		}
 	}
 	out.Mounts = sessionMounts(s)
 	out.Command = slices.Clone(nonNil(s.Command))

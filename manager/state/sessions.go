@@ -22,6 +22,9 @@ type SessionContainer struct {
 	Reason   string      `json:"reason,omitempty"`
 	// GPUs are the slices of the agent's GPUs the container holds.
 	GPUs []GPUSlice `json:"gpus,omitempty"`
+	// ImageDigest is the digest of the image the container was made
+	// from, as its agent reported it.
+	ImageDigest string `json:"image_digest,omitempty"`
 }
 
 // GPUSlice is the part of one GPU a container holds: Share in slots units

@@ -128,6 +128,8 @@ type ContainerReport struct {
 	// GPUMemoryBytes is the GPU memory of the task's processes, where NVML
 	// can attribute it.
 	GPUMemoryBytes int64 `json:"gpu_memory_bytes,omitempty"`
+	// ImageDigest is the digest of the image the container was made from.
+	ImageDigest string `json:"image_digest,omitempty"`
 }
 
 // AgentHeartbeat is POST /v1/agents/{id}/heartbeat, authenticated with the
@@ -145,6 +147,9 @@ type AgentHeartbeat struct {
 	GPUShareQuantum int64       `json:"gpu_share_quantum,omitempty"`
 	// FolderHosts: see AgentRegister (nil: not reported, no change).
 	FolderHosts []string `json:"folder_hosts,omitempty"`
+	// Pulls are the image pulls under way (and those that failed since
+	// the last heartbeat).
+	Pulls []ImagePull `json:"pulls,omitempty"`
 }
 
 // HeartbeatAnswer tells the agent the manager's view: the Raft index its
@@ -199,6 +204,9 @@ type DesiredState struct {
 	// session): the agent stops and removes them at once, without the
 	// grace it gives containers it merely does not know.
 	Stop []string `json:"stop,omitempty"`
+	// Registries are the credentials of the registries that serve the
+	// images of Containers (only those), for the agent to pull with.
+	Registries []RegistryCredentials `json:"registries,omitempty"`
 }
 
 // ExecRequest runs a command in a session's container (POST

@@ -59,6 +59,9 @@ type SessionContainer struct {
 	Status string       `json:"status"`
 	Slots  slots.Slots  `json:"slots"`
 	GPUs   []SessionGPU `json:"gpus"`
+	// ImageDigest is the digest of the image the container runs, once its
+	// agent reported it.
+	ImageDigest string `json:"image_digest,omitempty"`
 }
 
 // Session is a compute session as API.md describes it.
@@ -90,6 +93,9 @@ type Session struct {
 	// EnvNames are the names of the environment variables the session
 	// was started with, sorted; their values are never shown again.
 	EnvNames []string `json:"env_names"`
+	// ImageDigest is the digest of the image the session runs (its first
+	// container's, once reported; "" before).
+	ImageDigest string `json:"image_digest"`
 }
 
 // SessionMount is a storage folder mounted in a session.
