@@ -19,12 +19,12 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/errdefs"
-	"github.com/containerd/log"
-	"github.com/sirupsen/logrus"
 	"github.com/containerd/containerd/remotes"
 	"github.com/containerd/containerd/remotes/docker"
 	remoteerrors "github.com/containerd/containerd/remotes/errors"
+	"github.com/containerd/log"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sirupsen/logrus"
 
 	"github.com/berth-cluster/berth/shared/api"
 	"github.com/berth-cluster/berth/shared/imageref"
