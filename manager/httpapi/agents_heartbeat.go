@@ -157,7 +157,11 @@ func (a *API) agentDesired(c *Call) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, api.DesiredState{Index: applied, Containers: containers, Stop: stop})
+	regs, err := a.desiredRegistries(tx, containers)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, api.DesiredState{Index: applied, Containers: containers, Stop: stop, Registries: regs})
 }
 
 func desiredQuery(c *Call) (index *uint64, wait time.Duration, err error) {

@@ -36,6 +36,7 @@ type agentBeat struct {
 	usage      api.AgentUsage
 	containers []api.ContainerReport
 	errors     []string
+	pulls      []api.ImagePull
 }
 
 func newAgentLiveness() *agentLiveness { return &agentLiveness{beats: map[string]*agentBeat{}} }
@@ -58,6 +59,7 @@ func (l *agentLiveness) beat(id string, at time.Time, report *api.AgentHeartbeat
 	if report != nil {
 		b.containers = report.Containers
 		b.errors = report.Errors
+		b.pulls = report.Pulls
 		b.usage = api.AgentUsage{Containers: len(report.Containers)}
 		for _, c := range report.Containers {
 			b.usage.CPUSeconds += c.CPUSeconds

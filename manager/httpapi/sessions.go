@@ -19,6 +19,7 @@ import (
 	"github.com/berth-cluster/berth/manager/sched"
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/imageref"
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
@@ -91,6 +92,11 @@ func (a *API) createSession(c *Call) error {
 		return err
 	}
 	fit := checkSessionFit(req, policy, agents)
+	if len(shape) == 0 {
+		if why := a.checkImage(c.R.Context(), tx, policy, body.Image, agents); why != "" {
+			fit = append(apierr.Fields{{Field: "image", Reason: why}}, fit...)
+		}
+	}
 	if err := sessionProblems(shape, fit); err != nil {
 		return err
 	}
@@ -123,6 +129,8 @@ func checkSessionShape(b sessionCreateBody) (*sessionRequest, apierr.Fields) {
 	}
 	if strings.TrimSpace(b.Image) == "" {
 		bad.Add("image", "image is required: the name of an image the agents have, e.g. berth/base:latest")
+	} else if _, err := imageref.Parse(b.Image); err != nil {
+		bad.Add("image", "%s", err.Error())
 	}
 	switch b.Type {
 	case api.SessionInteractive, api.SessionBatch:
@@ -206,10 +214,6 @@ func checkResources(raw map[slots.Name]json.RawMessage, bad *apierr.Fields) slot
 // the request at all, not about what is free now.
 func checkSessionFit(req *sessionRequest, p *state.ResourcePolicy, agents iter.Seq[*state.Agent]) apierr.Fields {
 	var bad apierr.Fields
-	b := req.body
-	if strings.TrimSpace(b.Image) != "" && !imageOnAliveAgent(agents, b.Image) {
-		bad.Add("image", "image %s is not on any ALIVE agent; import it on an agent (berth-agent image import) or pick one from GET /v1/images", b.Image)
-	}
 	if most := p.MaxContainersPerSession; most > 0 && req.clusterSize > most {
 		bad.Add("cluster_size", "cluster_size %d > %d containers per session allowed by policy %s", req.clusterSize, most, p.Name)
 	}
@@ -332,20 +336,6 @@ func fractionBesideGPUs(agents iter.Seq[*state.Agent], x int64) bool {
 		}
 	}
 	return seen
-}
-
-func imageOnAliveAgent(agents iter.Seq[*state.Agent], image string) bool {
-	for ag := range agents {
-		if ag.Status != state.AgentAlive {
-			continue
-		}
-		for _, im := range ag.Images {
-			if im.Name == image {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // sessionProblems is one answer with every problem: 400 when the request

@@ -75,8 +75,12 @@ func TestSessionCreateIsCheckedStatically(t *testing.T) {
 				"resources.cpu": {"no agent has cpu 2 (largest 1.5)"},
 				"resources.mem": {"no agent has mem 3221225472 (largest 2147483648)"},
 			}},
-		{name: "an image no agent has", status: 422, body: oneCPU(map[string]any{"image": "ghost:1"}),
-			fields: map[string][]string{"image": {"image ghost:1 is not on any ALIVE agent; import it on an agent (berth-agent image import) or pick one from GET /v1/images"}}},
+		// Nothing listens on port 1: the registry the reference names
+		// cannot say it has the image.
+		{name: "an image no agent has and no registry serves", status: 422, body: oneCPU(map[string]any{"image": "127.0.0.1:1/ghost:1"}),
+			fields: map[string][]string{"image": {"image 127.0.0.1:1/ghost:1 is on no ALIVE agent and cannot be pulled: registry 127.0.0.1:1 could not be reached (failed to do request: Head \"https://127.0.0.1:1/v2/ghost/manifests/1\": dial tcp 127.0.0.1:1: connect: connection refused): registry unreachable"}}},
+		{name: "a reference that does not parse", status: 400, body: oneCPU(map[string]any{"image": "Ghost:1"}),
+			fields: map[string][]string{"image": {"image reference \"Ghost:1\" does not parse (invalid reference format: repository name (library/Ghost) must be lowercase); write it as [HOST[:PORT]/]NAME[:TAG|@sha256:DIGEST], e.g. registry.example.com:5000/lab/python:3.12"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,8 +90,8 @@ func TestSessionCreateIsCheckedStatically(t *testing.T) {
 		})
 	}
 	t.Run("a single reason is the detail", func(t *testing.T) {
-		p := wantProblem(t, e.create(token, oneCPU(map[string]any{"image": "ghost:1"})), 422, api.ProblemValidation)
-		wantDetail(t, p, "the session can never run: image ghost:1 is not on any ALIVE agent")
+		p := wantProblem(t, e.create(token, oneCPU(map[string]any{"image": "127.0.0.1:1/ghost:1"})), 422, api.ProblemValidation)
+		wantDetail(t, p, "the session can never run: image 127.0.0.1:1/ghost:1 is on no ALIVE agent and cannot be pulled")
 	})
 	t.Run("unknown fields are refused", func(t *testing.T) {
 		p := wantProblem(t, e.create(token, oneCPU(map[string]any{"gpus": 1})), 400, api.ProblemValidation)

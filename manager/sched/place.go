@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/berth-cluster/berth/manager/state"
+	"github.com/berth-cluster/berth/shared/imageref"
 )
 
 // Strategy is how agents are chosen among those that fit.
@@ -81,6 +82,7 @@ func (c *Cluster) Place(r Request, s Strategy) ([]string, *Failure, error) {
 	}
 	n := r.size()
 	out := make([]string, 0, n)
+	normal := imageref.Normal(r.Image)
 	// This session's own containers already placed count on their agents
 	// (extra), and are taken off again whatever the outcome.
 	var touched []*agentState
@@ -92,7 +94,7 @@ func (c *Cluster) Place(r Request, s Strategy) ([]string, *Failure, error) {
 	for i := range n {
 		var best *agentState
 		var bestSlices []state.GPUSlice
-		bestScore, bestCost := 0.0, gpuCost{}
+		bestScore, bestCost, bestHas := 0.0, gpuCost{}, false
 		for _, a := range all {
 			have, h := a.occupied.add(a.extra), a.hold(need)
 			if !a.usable() || a.missingHost(r.FolderHosts) != "" || !fits(have, h, a.capacity) {
@@ -108,12 +110,15 @@ func (c *Cluster) Place(r Request, s Strategy) ([]string, *Failure, error) {
 				cost = a.cost(sl)
 			}
 			score := fullness(have.add(h), a.capacity)
-			// Whatever the strategy, a slice goes where it breaks no whole
-			// GPU and spans the fewest GPUs, if any agent allows.
-			better := best == nil || cost.less(bestCost) ||
-				(cost == bestCost && ((s == Dispersed && score < bestScore) || (s != Dispersed && score > bestScore)))
+			// An agent that has the image first: the others would pull it
+			// first. Then, whatever the strategy, a slice goes where it
+			// breaks no whole GPU and spans the fewest GPUs, if any agent
+			// allows.
+			has := a.hasImage(r.Image, normal)
+			better := best == nil || (has && !bestHas) || (has == bestHas && (cost.less(bestCost) ||
+				(cost == bestCost && ((s == Dispersed && score < bestScore) || (s != Dispersed && score > bestScore)))))
 			if better {
-				best, bestScore, bestCost, bestSlices = a, score, cost, sl
+				best, bestScore, bestCost, bestSlices, bestHas = a, score, cost, sl, has
 			}
 		}
 		if best == nil {

@@ -59,6 +59,8 @@ type ImagePullRequest struct {
 type ImagePullAccepted struct {
 	Image  string   `json:"image"`
 	Agents []string `json:"agents"`
+	// Failed says, for each named agent that did not take the pull, why.
+	Failed []string `json:"failed,omitempty"`
 }
 
 // ImagePullProgress is a pull under way on one agent.
