@@ -121,4 +121,3 @@ func (a *API) updateAgent(c *Call) error {
 	}
 	return c.JSON(http.StatusOK, out)
 }
-
