@@ -34,6 +34,13 @@ type Agent struct {
 	// converging serialises convergence between the desired and resync loops.
 	converging sync.Mutex
 
+	// pulls fetches images; gc removes unused ones when the disk fills.
+	// A pull starting or ending wakes convergence and the heartbeat
+	// (converge, beat) and image collection (gcKick).
+	pulls                  *puller
+	gc                     *imageGC
+	converge, beat, gcKick chan struct{}
+
 	mu         sync.Mutex
 	id         identity
 	lastErrors []string
@@ -94,6 +101,11 @@ func New(cfg Config) (*Agent, error) {
 	a.conv.quotas.q = cfg.Quotas
 	a.conv.quotas.hosts = findQuotaHosts(cfg.Quotas, cfg.FolderHosts, cfg.Log)
 	a.conv.users = sessionUsers(cfg)
+	a.converge, a.beat, a.gcKick = make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{}, 1)
+	a.pulls = newPuller(cfg.Runtime, cfg.Log, cfg.Now, cfg.PullStall, cfg.Metrics)
+	a.pulls.changed = func() { kick(a.converge); kick(a.beat); kick(a.gcKick) }
+	a.conv.pulls = a.pulls
+	a.gc = newImageGC(cfg.Runtime, cfg.Log, cfg.ImageGCHigh, cfg.ImageGCLow, a.conv.imagesWanted, a.pulls.pulling, cfg.Metrics)
 	a.metrics = newMetrics(cfg.Metrics, a)
 	return a, nil
 }
@@ -111,6 +123,8 @@ func (a *Agent) ID() string {
 // Run serves until ctx ends. Containers keep running when it returns: an
 // agent restart must not disturb sessions.
 func (a *Agent) Run(ctx context.Context) error {
+	a.pulls.run(ctx)
+	defer a.pulls.wait() // pulls end with ctx
 	// ErrorLog: failed TLS handshakes and the like go to the structured log.
 	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	var wg sync.WaitGroup
@@ -140,7 +154,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.register(ctx); err != nil {
 		return err // only ctx ending stops registration
 	}
-	loops := []func(context.Context){a.heartbeatLoop, a.desiredLoop, a.resyncLoop}
+	loops := []func(context.Context){a.heartbeatLoop, a.desiredLoop, a.resyncLoop, a.gcLoop}
 	for _, loop := range loops {
 		wg.Add(1)
 		go func(loop func(context.Context)) {
@@ -229,6 +243,15 @@ func (a *Agent) images(ctx context.Context) ([]api.Image, error) {
 		out[i] = api.Image{Name: im.Name, Digest: im.Digest, Size: im.Size}
 	}
 	return out, nil
+}
+
+// kick wakes a loop that waits on ch, without blocking: one wake-up
+// pending is enough.
+func kick(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }
 
 // noteError remembers a failure for the next heartbeat, so the managers see

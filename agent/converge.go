@@ -65,12 +65,20 @@ type converger struct {
 	// orphansRemoved counts the containers removed for being unknown to
 	// the managers past the grace (a metric).
 	orphansRemoved atomic.Int64
+
+	// pulls fetches missing images (nil: none is pulled, a missing image
+	// fails the start); pulling are the containers waiting for one, regs
+	// the registry credentials of the last desired state (converge_pull.go).
+	pulls   *puller
+	pulling map[string]*pullHandle
+	regs    []api.RegistryCredentials
 }
 
 func newConverger(rt runtime.Runtime, gpus *gpu.Node, log *slog.Logger, now func() time.Time, orphanGrace, stopGrace time.Duration) *converger {
 	return &converger{rt: rt, gpus: gpus, log: log, now: now, orphanGrace: orphanGrace, stopGrace: stopGrace,
 		desired: map[string]api.DesiredContainer{}, stop: map[string]bool{}, stopping: map[string]bool{}, started: map[string]bool{}, failed: map[string]string{}, lost: map[string]string{},
-		orphanSince: map[string]time.Time{}, quotas: &folderQuotas{log: log, set: map[folderKey]projectLimit{}}}
+		orphanSince: map[string]time.Time{}, quotas: &folderQuotas{log: log, set: map[folderKey]projectLimit{}},
+		pulling: map[string]*pullHandle{}}
 }
 
 // setDesired replaces the desired set and the containers to stop at once.
@@ -91,6 +99,11 @@ func (c *converger) setDesired(list []api.DesiredContainer, stop ...string) {
 	for id := range c.failed {
 		if _, ok := c.desired[id]; !ok {
 			delete(c.failed, id)
+		}
+	}
+	for id := range c.pulling {
+		if _, ok := c.desired[id]; !ok {
+			delete(c.pulling, id)
 		}
 	}
 }
@@ -198,6 +211,9 @@ func (c *converger) followQuotas(ctx context.Context, d api.DesiredContainer) {
 }
 
 func (c *converger) start(ctx context.Context, d api.DesiredContainer) {
+	if !c.imageReady(ctx, d) {
+		return
+	}
 	grant, err := c.gpus.Grant(ctx, d.ID, d.GPUs)
 	if err == nil {
 		var spec runtime.Spec
@@ -331,7 +347,7 @@ func (c *converger) report(ctx context.Context) ([]api.ContainerReport, error) {
 	present := map[string]bool{}
 	for _, ct := range actual {
 		present[ct.ID] = true
-		r := api.ContainerReport{ID: ct.ID, SessionID: ct.SessionID, Index: ct.Index, Status: string(ct.State)}
+		r := api.ContainerReport{ID: ct.ID, SessionID: ct.SessionID, Index: ct.Index, Status: string(ct.State), ImageDigest: ct.ImageDigest}
 		if !ct.StartedAt.IsZero() {
 			at := ct.StartedAt.UTC()
 			r.StartedAt = &at
@@ -360,6 +376,8 @@ func (c *converger) report(ctx context.Context) ([]api.ContainerReport, error) {
 		case present[id]:
 		case c.failed[id] != "":
 			out = append(out, api.ContainerReport{ID: id, SessionID: d.SessionID, Index: d.Index, Status: statusFailed, Reason: c.failed[id]})
+		case c.pulling[id] != nil:
+			out = append(out, api.ContainerReport{ID: id, SessionID: d.SessionID, Index: d.Index, Status: statusPulling, Reason: c.pulling[id].describe()})
 		case c.started[id]:
 			reason := "container vanished from the runtime"
 			if why := c.lost[id]; why != "" {

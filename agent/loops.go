@@ -18,14 +18,21 @@ const resyncEvery = 5 * time.Second
 
 // heartbeatLoop reports to the managers every HeartbeatEvery.
 func (a *Agent) heartbeatLoop(ctx context.Context) {
-	t := time.NewTicker(a.cfg.HeartbeatEvery)
-	defer t.Stop()
 	for {
 		a.heartbeat(ctx)
+		every := a.cfg.HeartbeatEvery
+		if a.pulls.busy() {
+			// A pull's progress is the session's status_info.
+			every = min(every, pullReportEvery)
+		}
+		t := time.NewTimer(every)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
+		case <-a.beat:
+			t.Stop()
 		}
 	}
 }
@@ -43,6 +50,7 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	// manager that lost its state learns it again without a registration.
 	hb.GPUs, hb.GPUShareQuantum = a.cfg.GPUs.Devices(), a.cfg.GPUs.Quantum()
 	hb.FolderHosts = a.folderHostNames()
+	hb.Pulls = a.pulls.report()
 	hb.GPUUsage = a.gpuUsage(ctx, hb.Containers)
 	a.metrics.observe(hb.Containers)
 	a.metrics.observeGPUs(hb.GPUUsage)
@@ -98,6 +106,7 @@ func (a *Agent) desiredLoop(ctx context.Context) {
 		// (it has not applied as far yet); take its answer as it is.
 		index = ds.Index
 		a.conv.setDesired(ds.Containers, ds.Stop...)
+		a.conv.setRegistries(ds.Registries)
 		a.convergeNow(ctx)
 	}
 }
@@ -110,6 +119,8 @@ func (a *Agent) resyncLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			a.convergeNow(ctx)
+		case <-a.converge:
 			a.convergeNow(ctx)
 		}
 	}

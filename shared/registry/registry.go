@@ -210,6 +210,8 @@ func Explain(r imageref.Ref, creds []api.RegistryCredentials, err error) error {
 		return fmt.Errorf("%s: TLS failed (%v); give the registry object the registry's CA in ca_pem, or check its url: %w", where, err, ErrUnreachable)
 	case errors.As(err, &nerr), strings.Contains(msg, "connection refused"), strings.Contains(msg, "no such host"):
 		return fmt.Errorf("%s could not be reached (%v): %w", where, err, ErrUnreachable)
+	case errors.Is(err, io.ErrUnexpectedEOF), strings.Contains(msg, "unexpected EOF"), strings.Contains(msg, "connection reset"):
+		return fmt.Errorf("%s broke off the transfer of %s (%v); pull again once it serves: %w", where, r.Normal, err, ErrUnreachable)
 	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
 		return fmt.Errorf("%s speaks plain HTTP; set insecure_http on its registry object if that is meant: %v: %w", where, err, ErrUnreachable)
 	}

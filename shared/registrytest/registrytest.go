@@ -65,6 +65,9 @@ type Registry struct {
 	done chan struct{}
 	// inProcess is the server of StartInProcess (nil: docker-registry).
 	inProcess *httptest.Server
+	// proxied are the connections Throttled carries: a registry that
+	// stops breaks them, whatever the kernel still buffers.
+	proxied map[net.Conn]bool
 }
 
 // StartInProcess runs go-containerregistry's registry (pkg/registry) in
@@ -246,6 +249,12 @@ func (r *Registry) Log() string {
 // Stop kills the registry (as a crash would: connections break mid-way).
 // Its storage stays; Restart serves it again on the same address.
 func (r *Registry) Stop() {
+	r.mu.Lock()
+	for c := range r.proxied {
+		c.Close()
+	}
+	r.proxied = nil
+	r.mu.Unlock()
 	if r.inProcess != nil {
 		r.inProcess.CloseClientConnections()
 		r.inProcess.Close()
@@ -314,15 +323,14 @@ func (r *Registry) Throttled(bytesPerSecond int) string {
 		r.t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
 	r.t.Cleanup(func() {
 		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
+		r.mu.Lock()
+		for c := range r.proxied {
 			c.Close()
 		}
-		mu.Unlock()
+		r.proxied = nil
+		r.mu.Unlock()
 		wg.Wait()
 	})
 	wg.Add(1)
@@ -338,9 +346,17 @@ func (r *Registry) Throttled(bytesPerSecond int) string {
 				c.Close()
 				continue
 			}
-			mu.Lock()
-			conns = append(conns, c, up)
-			mu.Unlock()
+			// Small buffers: what the registry sent is what the client
+			// got, give or take a window, not the whole layer.
+			if tc, ok := up.(*net.TCPConn); ok {
+				_ = tc.SetReadBuffer(64 << 10)
+			}
+			r.mu.Lock()
+			if r.proxied == nil {
+				r.proxied = map[net.Conn]bool{}
+			}
+			r.proxied[c], r.proxied[up] = true, true
+			r.mu.Unlock()
 			wg.Add(2)
 			go func() { defer wg.Done(); _, _ = io.Copy(up, c); closeWrite(up) }()
 			go func() {

@@ -81,6 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		folderGID    = fs.Int("folder-gid", agent.DefaultContainerID, "group of the folder directories (the managers' -folder-gid): every session is in it")
 		seccompFile  = fs.String("seccomp-profile", "", "OCI seccomp profile (JSON) for every container instead of containerd's default profile")
 		usernsRemap  = fs.String("userns-remap", "", "UID:GID:SIZE: run containers in a user namespace whose ids 0..SIZE-1 are the host's UID.. and GID.. (e.g. 100000:100000:65536)")
+		imageGCHigh  = fs.Float64("image-gc-high", agent.DefaultImageGCHigh, "percent of the image store's disk past which images no container uses are removed, least recently used first (100: never)")
+		imageGCLow   = fs.Float64("image-gc-low", agent.DefaultImageGCLow, "percent of the image store's disk image garbage collection frees down to")
 		logLevel     = fs.String("log-level", "info", "debug, info, warn or error")
 		showVersion  = fs.Bool("version", false, "print the version and exit")
 	)
@@ -161,6 +163,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ReservedMilliCPU: milliCPU, ReservedMemBytes: memBytes, HeartbeatEvery: *heartbeat,
 		OrphanGrace: *orphanGrace, StopGrace: *stopGrace, FolderHosts: folderHosts,
 		ContainerUID: sec.uid, ContainerGID: sec.gid, FolderGID: sec.folderGID,
+		ImageGCHigh: *imageGCHigh, ImageGCLow: *imageGCLow,
 		Runtime: rt, GPUs: gpus, Log: log, Metrics: reg, Gatherer: reg, Version: version.Version,
 	})
 	if err != nil {
