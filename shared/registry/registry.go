@@ -171,7 +171,7 @@ func Quiet(ctx context.Context) context.Context {
 // MaxManifestSize.
 func CheckManifest(ref string, desc ocispec.Descriptor) error {
 	if desc.Size > MaxManifestSize {
-		return fmt.Errorf("the manifest of %s is %d bytes, over Berth's limit of %d (4 MiB): %w", ref, desc.Size, MaxManifestSize, ErrTooLarge)
+		return explained(ErrTooLarge, nil, "the manifest of %s is %d bytes, over Berth's limit of %d (4 MiB)", ref, desc.Size, MaxManifestSize)
 	}
 	return nil
 }
@@ -200,22 +200,36 @@ func Explain(r imageref.Ref, creds []api.RegistryCredentials, err error) error {
 	switch {
 	case errors.As(err, &status) && (status.StatusCode == http.StatusUnauthorized || status.StatusCode == http.StatusForbidden),
 		errors.Is(err, docker.ErrInvalidAuthorization):
-		return fmt.Errorf("%s refused %s, pulled %s (%s): %w", where, r.Normal, how, registryWords(err), ErrUnauthorized)
+		return explained(ErrUnauthorized, err, "%s refused %s, pulled %s (%s)", where, r.Normal, how, registryWords(err))
 	case strings.Contains(msg, "byte manifest"):
 		// containerd's own bound, met before ours could be.
-		return fmt.Errorf("%s: the manifest of %s is over the limit of 4 MiB (%v): %w", where, r.Normal, err, ErrTooLarge)
+		return explained(ErrTooLarge, err, "%s: the manifest of %s is over the limit of 4 MiB (%v)", where, r.Normal, err)
 	case errdefs.IsNotFound(err):
-		return fmt.Errorf("%s has no image %s (%v): check the name and the tag: %w", where, r.Normal, err, ErrNotFound)
+		return explained(ErrNotFound, err, "%s has no image %s (%v): check the name and the tag", where, r.Normal, err)
 	case errors.As(err, &uerr), errors.As(err, &herr), strings.Contains(msg, "x509:"), strings.Contains(msg, "tls:"):
-		return fmt.Errorf("%s: TLS failed (%v); give the registry object the registry's CA in ca_pem, or check its url: %w", where, err, ErrUnreachable)
+		return explained(ErrUnreachable, err, "%s: TLS failed (%v); give the registry object the registry's CA in ca_pem, or check its url", where, err)
 	case errors.As(err, &nerr), strings.Contains(msg, "connection refused"), strings.Contains(msg, "no such host"):
-		return fmt.Errorf("%s could not be reached (%v): %w", where, err, ErrUnreachable)
+		return explained(ErrUnreachable, err, "%s could not be reached (%v)", where, err)
 	case errors.Is(err, io.ErrUnexpectedEOF), strings.Contains(msg, "unexpected EOF"), strings.Contains(msg, "connection reset"):
-		return fmt.Errorf("%s broke off the transfer of %s (%v); pull again once it serves: %w", where, r.Normal, err, ErrUnreachable)
+		return explained(ErrUnreachable, err, "%s broke off the transfer of %s (%v); pull again once it serves", where, r.Normal, err)
 	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
-		return fmt.Errorf("%s speaks plain HTTP; set insecure_http on its registry object if that is meant: %v: %w", where, err, ErrUnreachable)
+		return explained(ErrUnreachable, err, "%s speaks plain HTTP; set insecure_http on its registry object if that is meant: %v", where, err)
 	}
 	return fmt.Errorf("%s: %w", where, err)
+}
+
+// explainedError is a registry's failure in words: its text is the
+// sentence alone; errors.Is finds both its kind and its cause.
+type explainedError struct {
+	msg         string
+	kind, cause error
+}
+
+func (e *explainedError) Error() string   { return e.msg }
+func (e *explainedError) Unwrap() []error { return []error{e.kind, e.cause} }
+
+func explained(kind, cause error, format string, args ...any) error {
+	return &explainedError{msg: fmt.Sprintf(format, args...), kind: kind, cause: cause}
 }
 
 // registryWords is the registry's own answer in an error, as short as it
