@@ -30,6 +30,13 @@ import (
 // and 4 GiB; a user is made.
 func startBareCluster(t *testing.T, socket string) *sessionCluster {
 	t.Helper()
+	return startBareClusterTB(t, socket, 200*time.Millisecond)
+}
+
+// startBareClusterTB is startBareCluster for benchmarks too, with the
+// agent's heartbeat interval.
+func startBareClusterTB(t testing.TB, socket string, heartbeat time.Duration) *sessionCluster {
+	t.Helper()
 	key := make([]byte, secrets.KeySize)
 	if _, err := rand.Read(key); err != nil {
 		t.Fatal(err)
@@ -50,7 +57,7 @@ func startBareCluster(t *testing.T, socket string) *sessionCluster {
 	t.Cleanup(func() { rt.Close() })
 	sc.rt = rt
 	a, err := agent.New(agent.Config{Managers: []string{testcluster.URL(sc.s)}, Token: "agent-token", StateDir: t.TempDir(),
-		HTTPAddr: "127.0.0.1:0", HeartbeatEvery: 200 * time.Millisecond, StopGrace: time.Second, Host: fourCores{},
+		HTTPAddr: "127.0.0.1:0", HeartbeatEvery: heartbeat, StopGrace: time.Second, Host: fourCores{},
 		Runtime: rt, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test"})
 	if err != nil {
 		t.Fatal(err)

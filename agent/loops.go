@@ -121,7 +121,10 @@ func (a *Agent) resyncLoop(ctx context.Context) {
 		case <-t.C:
 			a.convergeNow(ctx)
 		case <-a.converge:
+			// A pull ended: its containers start now, and the managers
+			// hear of them at once, not a heartbeat later.
 			a.convergeNow(ctx)
+			kick(a.beat)
 		}
 	}
 }

@@ -27,6 +27,10 @@ need=(
   # The agent's project quota tests label folders on a loop-mounted XFS
   # (agent/fsquota).
   "mkfs.xfs:xfsprogs"
+  # The image pull tests run a real registry on a loopback port
+  # (shared/registrytest: the CNCF distribution registry 2.8); its htpasswd
+  # files are made in Go (bcrypt), so apache2-utils is not needed.
+  "docker-registry:docker-registry"
 )
 
 missing=()
