@@ -62,7 +62,8 @@ func New(key []byte) (*Box, error) {
 }
 
 // Load reads a key file: 64 hexadecimal digits (surrounding space allowed),
-// in a regular file no other local account can read.
+// in a regular file that not every local account can read (its owner and
+// group may: a service's own group, as for the token files).
 func Load(path string) (*Box, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -71,8 +72,8 @@ func Load(path string) (*Box, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("-secrets-key-file %s is not a regular file", path)
 	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("-secrets-key-file %s can be read by other local accounts (mode %04o): chmod 600 %s", path, st.Mode().Perm(), path)
+	if st.Mode().Perm()&0o007 != 0 {
+		return nil, fmt.Errorf("-secrets-key-file %s can be read or written by every local account (mode %04o): chmod 600 %s", path, st.Mode().Perm(), path)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

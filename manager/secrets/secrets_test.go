@@ -83,11 +83,15 @@ func TestKeyFilesMustBePrivateAndWellFormed(t *testing.T) {
 	if _, err := Load(write("good", good, 0o600)); err != nil {
 		t.Fatalf("good key file: %v", err)
 	}
+	// The service's group may read it (a root-owned file, mode 0640).
+	if _, err := Load(write("group", good, 0o640)); err != nil {
+		t.Fatalf("group-readable key file: %v", err)
+	}
 	for _, c := range []struct {
 		path, want string
 	}{
 		{write("readable", good, 0o644), "chmod 600"},
-		{write("group", good, 0o640), "chmod 600"},
+		{write("others-write", good, 0o602), "chmod 600"},
 		{write("short", "abcd", 0o600), "openssl rand -hex 32"},
 		{write("nothex", strings.Repeat("zz", KeySize), 0o600), "hexadecimal"},
 		{filepath.Join(dir, "missing"), "no such file"},
