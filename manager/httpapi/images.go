@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -165,8 +166,8 @@ func (a *API) pullImage(c *Call) error {
 	// the same way, later and less clearly.
 	ctx, cancel := context.WithTimeout(c.R.Context(), imageResolveTimeout)
 	defer cancel()
-	if _, err := registry.Head(ctx, ref.Normal, creds); err != nil {
-		return apierr.Field(apierr.Unprocessable, "image", "image "+req.Image+" cannot be pulled: "+err.Error())
+	if why := a.registrySaysNo(ctx, ref, creds); why != nil {
+		return apierr.Field(apierr.Unprocessable, "image", "image "+req.Image+" cannot be pulled: "+why.Error())
 	}
 	body, err := json.Marshal(api.AgentImagePull{Image: req.Image, Registries: creds})
 	if err != nil {
@@ -359,8 +360,25 @@ func (a *API) checkImage(ctx context.Context, tx *state.Txn, p *state.ResourcePo
 	}
 	ctx, cancel := context.WithTimeout(ctx, imageResolveTimeout)
 	defer cancel()
-	if _, err := registry.Head(ctx, ref.Normal, creds); err != nil {
-		return fmt.Sprintf("image %s is on no ALIVE agent and cannot be pulled: %v", image, err)
+	if why := a.registrySaysNo(ctx, ref, creds); why != nil {
+		return fmt.Sprintf("image %s is on no ALIVE agent and cannot be pulled: %v", image, why)
 	}
 	return ""
+}
+
+// registrySaysNo resolves ref's manifest through its registry and returns
+// the registry's refusal: the image does not exist, the credentials are
+// not authorised, or its manifest is over 4 MiB. A registry this manager
+// cannot reach (or another failure) is no answer: the agents may reach it,
+// and a pull that fails ends the session with the reason.
+func (a *API) registrySaysNo(ctx context.Context, ref imageref.Ref, creds []api.RegistryCredentials) error {
+	_, err := registry.Head(ctx, ref.Normal, creds)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, registry.ErrNotFound), errors.Is(err, registry.ErrUnauthorized), errors.Is(err, registry.ErrTooLarge):
+		return err
+	}
+	a.log.Info("the image's registry gave no answer; the agents will try", "image", ref.Normal, "err", err)
+	return nil
 }

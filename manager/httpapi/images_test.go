@@ -70,7 +70,9 @@ func TestImagePullsAndRemovalsAreForAdminsAndCheckedFirst(t *testing.T) {
 		{"a reference that does not parse", http.MethodPost, "/v1/images/pull", map[string]any{"image": "Not A Ref"}, 400, "does not parse"},
 		{"an unknown agent", http.MethodPost, "/v1/images/pull", map[string]any{"image": "x:1", "agents": []string{"nope"}}, 422, "no agent nope"},
 		{"an agent named twice", http.MethodPost, "/v1/images/pull", map[string]any{"image": "x:1", "agents": []string{e.agent.ID, e.agent.ID}}, 422, "named twice"},
-		{"a registry that is not there", http.MethodPost, "/v1/images/pull", map[string]any{"image": "127.0.0.1:1/x:1"}, 422, "could not be reached"},
+		// A registry that does not answer is no refusal: the agents may
+		// reach it. This one's agent does not answer either.
+		{"a registry that is not there", http.MethodPost, "/v1/images/pull", map[string]any{"image": "127.0.0.1:1/x:1"}, 503, "no agent took the pull"},
 		{"removal without an agent", http.MethodDelete, "/v1/images/berth/base:latest", nil, 400, "agent is required"},
 		{"removal from an unknown agent", http.MethodDelete, "/v1/images/berth/base:latest?agent=nope", nil, 404, "no agent nope"},
 		{"removal of a bad reference", http.MethodDelete, "/v1/images/Bad%20Ref?agent=" + e.agent.ID, nil, 400, "does not parse"},
@@ -158,5 +160,16 @@ func TestASessionsImageMustMatchItsPolicysAllowedImages(t *testing.T) {
 	testcluster.Do(t, http.MethodGet, e.url("/v1/resource-policies/default"), e.admin, nil).JSON(t, &pol)
 	if pol.AllowedImages == nil || len(pol.AllowedImages) != 0 {
 		t.Fatalf("allowed_images %v", pol.AllowedImages)
+	}
+}
+
+// The create handler refuses an image nobody has only on the registry's
+// word (no such image, not authorised, too large); a registry it cannot
+// reach is no answer: the session waits, and its pull says what happened.
+func TestAnImageWhoseRegistryDoesNotAnswerIsNotRefusedAtCreate(t *testing.T) {
+	e := newSessionEnv(t, "10.0.0.5:6001", `{"cpu":4,"mem":8589934592}`, `{"cpu":4,"mem":8589934592}`)
+	s := e.mustCreate(e.admin, oneCPU(map[string]any{"image": "127.0.0.1:1/ghost:1"}))
+	if s.Status != api.SessionPending {
+		t.Fatalf("session %s", s.Status)
 	}
 }
