@@ -336,8 +336,8 @@ func (a *API) openRegistry(r *state.Registry) api.RegistryCredentials {
 	if len(r.Password) > 0 {
 		plain, err := a.cfg.Secrets.Open(r.Password, registrySecretContext(r.Name))
 		if err != nil {
-			c.Error = "manager " + a.cluster.Node().ID() + " cannot open the registry's password (sealed with key " + r.KeyID +
-				", this manager's is " + keyIDOrNone(a.cfg.Secrets) + "): " + err.Error()
+			c.Error = "the manager that answered cannot open the registry's password (sealed with key " + r.KeyID +
+				", its key is " + keyIDOrNone(a.cfg.Secrets) + "): " + err.Error()
 			a.log.Error("registry password does not open", "registry", r.Name, "key_id", r.KeyID, "err", err)
 		} else {
 			c.Password = string(plain)
