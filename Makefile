@@ -7,7 +7,7 @@ COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X $(PKG)/shared/version.Version=$(VERSION) -X $(PKG)/shared/version.Commit=$(COMMIT)
 # containerd's client imports Go's plugin package unless this tag is set, and
 # a binary linking plugin and go-nvml will not start without an NVIDIA driver
-# (shared/DEPENDENCIES.md): every build and test uses it.
+# (docs/DEPENDENCIES.md): every build and test uses it.
 TAGS     := no_dynamic_plugins
 # The race detector roughly doubles test time on two cores; CI keeps it on.
 TESTFLAGS ?= -race -timeout 15m
