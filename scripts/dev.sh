@@ -71,6 +71,8 @@ folder_owner=()
 creds=$data/bootstrap-admin.txt
 had_creds=""
 [ -e "$creds" ] && had_creds=1
+first_start=""
+[ -e "$data/raft" ] || first_start=1
 echo "Starting berth-manager on http://$http (state in $data)"
 # -dev keeps Raft in memory: the manager opens no Raft port.
 setsid bin/berth-manager -dev -node-id dev -http-addr "$http" -data-dir "$data" \
@@ -78,8 +80,10 @@ setsid bin/berth-manager -dev -node-id dev -http-addr "$http" -data-dir "$data" 
 pids+=($!)
 names+=(berth-manager)
 wait_for "http://$http/readyz" berth-manager "${pids[0]}" || { tail -n 20 "$data/manager.log" >&2; exit 1; }
+# The manager writes the file before it creates the first-start objects that
+# readyz waits for; only a first start waits for it, briefly.
 for _ in $(seq 1 50); do
-  [ -n "${BERTH_BOOTSTRAP_ADMIN_PASSWORD:-}" ] || [ -s "$creds" ] && break
+  [ -z "$first_start" ] || [ -n "${BERTH_BOOTSTRAP_ADMIN_PASSWORD:-}" ] || [ -s "$creds" ] && break
   sleep 0.2
 done
 # First start: let the default policy use the dev folder host (an admin may
