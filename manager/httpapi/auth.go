@@ -42,7 +42,7 @@ func (a *API) login(c *Call) error {
 			return apierr.New(apierr.RateLimited, "too many login attempts for %s; wait %s and try again", lim.who, wait.Round(1e9))
 		}
 	}
-	u, err := c.api.cluster.State().Read().User(email)
+	u, err := c.api.cluster.Read().User(email)
 	if err != nil {
 		return err
 	}
@@ -66,7 +66,7 @@ func (a *API) login(c *Call) error {
 	}
 	now := a.now().UTC()
 	t := state.Token{Hash: auth.HashToken(token), User: u.Email, CreatedAt: now, ExpiresAt: now.Add(a.cfg.TokenTTL)}
-	if _, err := c.Propose(fsm.TokenCreate{Token: t}); err != nil {
+	if err := c.Propose(fsm.TokenCreate{Token: t}); err != nil {
 		return err
 	}
 	http.SetCookie(c.W, &http.Cookie{Name: sessionCookie, Value: token, Path: "/", Expires: t.ExpiresAt,
@@ -78,7 +78,7 @@ func (a *API) logout(c *Call) error {
 	if c.Who.TokenHash == "" {
 		return apierr.New(apierr.Invalid, "logout ends a login token; this request was signed with a keypair, which has none (deactivate the keypair instead)")
 	}
-	if _, err := c.Propose(fsm.TokenDelete{Hash: c.Who.TokenHash}); err != nil {
+	if err := c.Propose(fsm.TokenDelete{Hash: c.Who.TokenHash}); err != nil {
 		return err
 	}
 	http.SetCookie(c.W, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true})
@@ -125,7 +125,7 @@ func (a *API) changePassword(c *Call) error {
 	}
 	keep := c.Who.TokenHash
 	no := false
-	if _, err := c.Propose(fsm.UserUpdate{Email: c.Who.User.Email, ModifiedAt: a.now().UTC(), PasswordHash: &hash,
+	if err := c.Propose(fsm.UserUpdate{Email: c.Who.User.Email, ModifiedAt: a.now().UTC(), PasswordHash: &hash,
 		NeedPasswordChange: &no, RevokeTokensExcept: &keep}); err != nil {
 		return err
 	}

@@ -269,3 +269,15 @@ func isLoopbackHost(host string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// schedOptions reads the scheduler's part of the configuration (validated
+// by Config.validate).
+func (c *Config) schedOptions() sched.Options {
+	order, _ := sched.ParseOrder(c.Scheduler)
+	strategy, _ := sched.ParseStrategy(c.Placement)
+	batch := c.SchedulerBatch
+	if batch <= 0 {
+		batch = sched.DefaultBatch
+	}
+	return sched.Options{Order: order, Strategy: strategy, SkipAfter: c.SchedulerSkipAfter, Batch: batch}
+}
