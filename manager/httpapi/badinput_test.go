@@ -208,6 +208,7 @@ func wantRefused(t *testing.T, what string, r *testcluster.Response) {
 }
 
 func TestBadInputSweepEveryBodyRoute(t *testing.T) {
+	t.Parallel()
 	e := newSweepEnv(t)
 	before := stateDigest(t, e.s)
 	n := 0
@@ -233,6 +234,7 @@ func TestBadInputSweepEveryBodyRoute(t *testing.T) {
 }
 
 func TestEveryRouteThatNeedsCredentialsRefusesNone(t *testing.T) {
+	t.Parallel()
 	e := newSweepEnv(t)
 	before := stateDigest(t, e.s)
 	for _, rt := range e.s.API().Routes() {
@@ -258,6 +260,7 @@ func TestEveryRouteThatNeedsCredentialsRefusesNone(t *testing.T) {
 }
 
 func TestAUserCannotReachAnotherUsersObjects(t *testing.T) {
+	t.Parallel()
 	e := newSweepEnv(t)
 	before := stateDigest(t, e.s)
 	sid, ak, email := e.session.ID, e.user.Keypair.AccessKey, e.user.User.Email

@@ -34,7 +34,7 @@ type sessionEnv struct {
 // base image, and sets the default policy's slots.
 func newSessionEnv(t *testing.T, address, capacity, limits string, tweak ...func(*server.Config)) *sessionEnv {
 	t.Helper()
-	s := testcluster.StartDev(t, append([]func(*server.Config){withAgentToken}, tweak...)...).Servers[0]
+	s := testcluster.StartFake(t, append([]func(*server.Config){withAgentToken}, tweak...)...).Servers[0]
 	e := &sessionEnv{t: t, s: s, admin: testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)}
 	in := registration(address, api.Image{Name: baseImage, Digest: "sha256:aa", Size: 1 << 20})
 	in.Capacity = mustSlots(capacity)
