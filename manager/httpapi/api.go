@@ -92,6 +92,9 @@ type Config struct {
 	Rand     io.Reader
 	// TokenTTL is how long a login token lives.
 	TokenTTL time.Duration
+	// PasswordCost is the cost of new password hashes (zero: auth's
+	// default).
+	PasswordCost auth.Cost
 	// JoinToken, when set, lets managers started with -join add themselves.
 	JoinToken string
 	// AgentToken, when set, lets agents register (the managers' -agent-token).
@@ -137,7 +140,9 @@ type API struct {
 	loginByEmail *auth.Limiter
 	loginByAddr  *auth.Limiter
 	keypairRate  *auth.Limiter
-	leader       *leader.Leader
+	// dummyHash is checked when a login's email is unknown.
+	dummyHash string
+	leader    *leader.Leader
 
 	// tokenFailures counts failed machine credentials (agent tokens,
 	// agent secrets on registration, the join token) per client address.
@@ -180,6 +185,7 @@ func New(cfg Config) *API {
 		loginByAddr:  auth.NewLimiter(cfg.LoginBurst*3, cfg.LoginEvery/3, cfg.Now),
 		keypairRate:  auth.NewLimiter(1, time.Second, cfg.Now),
 		leader:       cfg.Leader,
+		dummyHash:    cfg.PasswordCost.Dummy(),
 	}
 	a.tokenFailures = auth.NewLimiter(cfg.LoginBurst, cfg.LoginEvery, cfg.Now)
 	a.limits = cfg.Limits.withDefaults()

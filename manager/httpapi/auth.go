@@ -12,10 +12,6 @@ import (
 	"github.com/berth-cluster/berth/shared/api"
 )
 
-// dummyHash is checked when the email is unknown so that a login for a
-// missing user costs as much as one with a wrong password.
-const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2mJ0hbl0e6y6W5R7Ec9LKo5y2iGEvZVjE0fQm5dVZ2Q"
-
 func (a *API) login(c *Call) error {
 	var req api.LoginRequest
 	if err := c.Decode(&req); err != nil {
@@ -46,7 +42,7 @@ func (a *API) login(c *Call) error {
 	if err != nil {
 		return err
 	}
-	hash := dummyHash
+	hash := a.dummyHash // an unknown email costs what a wrong password does
 	if u != nil {
 		hash = u.PasswordHash
 	}
@@ -119,7 +115,7 @@ func (a *API) changePassword(c *Call) error {
 	if subtle.ConstantTimeCompare([]byte(req.OldPassword), []byte(req.NewPassword)) == 1 {
 		return apierr.Field(apierr.Invalid, "new_password", "new_password must differ from the current password")
 	}
-	hash, err := auth.HashPassword(a.rnd, req.NewPassword)
+	hash, err := a.cfg.PasswordCost.Hash(a.rnd, req.NewPassword)
 	if err != nil {
 		return err
 	}

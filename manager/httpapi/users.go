@@ -76,7 +76,7 @@ func (a *API) createUser(c *Call) error {
 	if !canSeeDomain(c.Who, req.Domain) {
 		return apierr.Field(apierr.Forbidden, "domain", fmt.Sprintf("an admin may create users only in their own domain %s", c.Who.User.Domain))
 	}
-	hash, err := auth.HashPassword(a.rnd, req.Password)
+	hash, err := a.cfg.PasswordCost.Hash(a.rnd, req.Password)
 	if err != nil {
 		return err
 	}
@@ -275,7 +275,7 @@ func (a *API) updateUser(c *Call) error {
 	cmd := fsm.UserUpdate{Email: email, ModifiedAt: a.now().UTC(), Username: p.Username, FullName: p.FullName,
 		Status: p.Status, NeedPasswordChange: p.NeedPasswordChange, Role: p.Role, Groups: p.Groups, Description: p.Description}
 	if p.Password != nil {
-		hash, err := auth.HashPassword(a.rnd, *p.Password)
+		hash, err := a.cfg.PasswordCost.Hash(a.rnd, *p.Password)
 		if err != nil {
 			return err
 		}

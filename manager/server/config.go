@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-cluster/berth/manager/auth"
 	"github.com/berth-cluster/berth/manager/httpapi"
 	"github.com/berth-cluster/berth/manager/sched"
 	"github.com/berth-cluster/berth/shared/flagenv"
@@ -133,6 +134,11 @@ type Config struct {
 	BootstrapAdminEmail    string
 	BootstrapAdminPassword string
 	TokenTTL               time.Duration
+	// PasswordCost is the cost of new password hashes (zero: auth's
+	// default, OWASP's minimum). Hashes record their cost, so a change
+	// applies to passwords set from then on. Tests lower it: at the
+	// default, hashing was most of what the API tests spent.
+	PasswordCost auth.Cost
 
 	Log          *slog.Logger
 	Out          io.Writer // where first-start credentials are printed

@@ -116,7 +116,7 @@ func (s *Server) bootstrapObjects(ctx context.Context) error {
 
 func (s *Server) bootstrapCommand(password string) (fsm.Bootstrap, error) {
 	now := s.cfg.Now().UTC()
-	hash, err := auth.HashPassword(s.cfg.Rand, password)
+	hash, err := s.cfg.PasswordCost.Hash(s.cfg.Rand, password)
 	if err != nil {
 		return fsm.Bootstrap{}, err
 	}

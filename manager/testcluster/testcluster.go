@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-cluster/berth/manager/auth"
 	"github.com/berth-cluster/berth/manager/fakecluster"
 	"github.com/berth-cluster/berth/manager/server"
 	"github.com/berth-cluster/berth/manager/state"
@@ -58,6 +59,11 @@ func timing() server.RaftTiming {
 }
 
 // Config is the configuration of a test manager with its own temp dir.
+// Its password hashes cost the least argon2id allows: at the default cost
+// (19 MiB, 2 passes; about 85 ms a hash under the race detector, with its
+// shadow memory) the hashes of bootstraps, user creations and logins were
+// most of what the API tests spent, and no test here is about the cost
+// (manager/auth's are).
 func Config(t testing.TB, id string) server.Config {
 	var out io.Writer = io.Discard
 	if os.Getenv("BERTH_TEST_LOG") != "" {
@@ -66,7 +72,7 @@ func Config(t testing.TB, id string) server.Config {
 	return server.Config{
 		NodeID: id, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DataDir: t.TempDir(),
 		BootstrapAdminPassword: AdminPassword, Log: slog.New(slog.NewTextHandler(out, nil)),
-		Out: io.Discard, RaftLog: out, RaftLogLevel: "warn", Raft: timing(),
+		Out: io.Discard, RaftLog: out, RaftLogLevel: "warn", Raft: timing(), PasswordCost: auth.Cost{Time: 1, MemoryKiB: 8},
 	}
 }
 
