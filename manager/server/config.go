@@ -1,6 +1,7 @@
 // Package server assembles one berth-manager: the Raft node and its FSM, the
-// HTTP API, and the work only the leader does (bootstrap objects, member
-// records, token expiry). Tests start several in one process.
+// HTTP API and the leader's duties (manager/leader), with what a leadership
+// must write before its duties start (member records, the first-start
+// objects). Tests start several in one process.
 package server
 
 import (
