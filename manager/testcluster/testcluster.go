@@ -102,7 +102,7 @@ func StartDev(t testing.TB, tweak ...func(*server.Config)) *Cluster {
 // Start or StartDev). It waits until the first-start objects exist.
 func StartFake(t testing.TB, tweak ...func(*server.Config)) *Cluster {
 	t.Helper()
-	cfg := Config(t, "fake")
+	cfg := Config(t, "dev")
 	cfg.Dev, cfg.RaftAddr = true, ""
 	for _, f := range tweak {
 		f(&cfg)
