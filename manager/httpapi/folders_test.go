@@ -14,8 +14,8 @@ import (
 	"github.com/berth-cluster/berth/shared/api"
 )
 
-// folderEnv is a dev manager with one folder host "local" that the
-// default policy allows, and an admin.
+// folderEnv is a manager (on a fake cluster) with one folder host "local"
+// that the default policy allows, and an admin.
 type folderEnv struct {
 	t     *testing.T
 	s     *server.Server

@@ -12,7 +12,7 @@ import (
 	"github.com/berth-cluster/berth/shared/api"
 )
 
-// admin is a running one-node manager with a superadmin token.
+// admin is a running manager (on a fake cluster) with a superadmin token.
 type admin struct {
 	t     *testing.T
 	s     *server.Server
