@@ -29,9 +29,10 @@ type sessionEnv struct {
 	capacity api.AgentHeartbeat // what each beat says besides containers
 }
 
-// newSessionEnv starts a manager on a fake cluster with an agent of the given capacity at
-// address (host:port of a fake agent API, or any placeholder) that has the
-// base image, and sets the default policy's slots.
+// newSessionEnv starts a manager on a fake cluster with an agent of the
+// given capacity at address (host:port of a fake agent API, or any
+// placeholder) that has the base image, and sets the default policy's
+// slots.
 func newSessionEnv(t *testing.T, address, capacity, limits string, tweak ...func(*server.Config)) *sessionEnv {
 	t.Helper()
 	s := testcluster.StartFake(t, append([]func(*server.Config){withAgentToken}, tweak...)...).Servers[0]
