@@ -25,6 +25,7 @@ import (
 
 	"github.com/berth-cluster/berth/agent"
 	"github.com/berth-cluster/berth/agent/gpu"
+	"github.com/berth-cluster/berth/agent/network"
 	"github.com/berth-cluster/berth/agent/runtime/containerd"
 	"github.com/berth-cluster/berth/shared/flagenv"
 	"github.com/berth-cluster/berth/shared/jointoken"
@@ -81,6 +82,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		folderGID    = fs.Int("folder-gid", agent.DefaultContainerID, "group of the folder directories (the managers' -folder-gid): every session is in it")
 		seccompFile  = fs.String("seccomp-profile", "", "OCI seccomp profile (JSON) for every container instead of containerd's default profile")
 		usernsRemap  = fs.String("userns-remap", "", "UID:GID:SIZE: run containers in a user namespace whose ids 0..SIZE-1 are the host's UID.. and GID.. (e.g. 100000:100000:65536)")
+		cniBinDir    = fs.String("cni-bin-dir", network.DefaultBinDir, "directory of the CNI plugins (Debian's containernetworking-plugins)")
+		cniConfDir   = fs.String("cni-conf-dir", "", "directory whose first *.conflist is the template of every session's network (one bridge plugin with host-local addresses); empty: the agent writes its own")
+		sessionCIDR  = fs.String("session-cidr", network.DefaultCIDR, "IPv4 range of the sessions' networks, a /25 per session; it must not overlap a route of the host")
+		egress       = fs.Bool("session-egress", true, "let sessions reach beyond this node (masqueraded); false keeps every session on its own network")
+		allowHost    = fs.String("session-allow-host-port", "", "ports of this host sessions may reach, PORT[/tcp|/udp] comma-separated (e.g. 53/udp for a resolver here); nothing else of the host is reachable")
 		logLevel     = fs.String("log-level", "info", "debug, info, warn or error")
 		showVersion  = fs.Bool("version", false, "print the version and exit")
 	)
@@ -152,6 +158,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("connect to containerd at %s (is it running? scripts/containerd.sh start starts a private one): %w", *socket, err)
 	}
 	defer rt.Close()
+	netw, err := openNetwork(ctx, *cniBinDir, *cniConfDir, *sessionCIDR, *allowHost, *egress, filepath.Join(dir, "net"), sec.userns != nil, log)
+	if err != nil {
+		return err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -161,7 +171,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ReservedMilliCPU: milliCPU, ReservedMemBytes: memBytes, HeartbeatEvery: *heartbeat,
 		OrphanGrace: *orphanGrace, StopGrace: *stopGrace, FolderHosts: folderHosts,
 		ContainerUID: sec.uid, ContainerGID: sec.gid, FolderGID: sec.folderGID,
-		Runtime: rt, GPUs: gpus, Log: log, Metrics: reg, Gatherer: reg, Version: version.Version,
+		Runtime: rt, Network: netw, GPUs: gpus, Log: log, Metrics: reg, Gatherer: reg, Version: version.Version,
 	})
 	if err != nil {
 		return err
@@ -339,4 +349,29 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// openNetwork checks the networking flags and the host (plugins, iptables,
+// the range against the host's routes) and rebuilds the sessions' rules.
+func openNetwork(ctx context.Context, binDir, confDir, cidr, allowHost string, egress bool, stateDir string, userns bool, log *slog.Logger) (*network.Manager, error) {
+	prefix, err := network.ParseCIDR(cidr)
+	if err != nil {
+		return nil, fmt.Errorf("-session-cidr: %w", err)
+	}
+	ports, err := network.ParseHostPorts(allowHost)
+	if err != nil {
+		return nil, fmt.Errorf("-session-allow-host-port: %w", err)
+	}
+	m, err := network.New(ctx, network.Config{BinDir: binDir, ConfDir: confDir, StateDir: stateDir, CIDR: prefix,
+		Egress: egress, AllowHostPorts: ports}, network.Deps{Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("session networks: %w", err)
+	}
+	if userns {
+		// The remapped root mounts /etc/hosts and /etc/resolv.conf from here.
+		if err := containerd.CheckTraversable(filepath.Join(stateDir, "sessions")); err != nil {
+			return nil, fmt.Errorf("session networks: %w", err)
+		}
+	}
+	return m, nil
 }
