@@ -141,7 +141,8 @@ func desiredContainer(s *state.Session, ct state.SessionContainer, rec *state.Ag
 	}
 	return api.DesiredContainer{ID: state.ContainerID(s.ID, ct.Index), SessionID: s.ID, Index: ct.Index, Image: s.Image,
 		Command: nonNil(cmd), Env: env, Slots: ct.Slots.Clone(), Mounts: slices.Clone(mounts),
-		GPUs: desiredGPUs(ct, rec), RunAsRoot: s.RunAsRoot}
+		GPUs: desiredGPUs(ct, rec), RunAsRoot: s.RunAsRoot,
+		ClusterSize: max(s.ClusterSize, 1), Ports: slices.Clone(s.Ports), NoEgress: s.NoEgress}
 }
 
 // stopContainers lists what an agent must stop and remove at once: the
@@ -217,9 +218,10 @@ func sessionNews(tx *state.Txn, agent string, reported []api.ContainerReport, fu
 			continue // an ended container stays ended: a later report changes nothing
 		}
 		// An empty reason says nothing new (the record keeps the last one).
-		if ct.Status != r.Status || !sameExit(ct.ExitCode, r.ExitCode) || (r.Reason != "" && ct.Reason != r.Reason) {
+		if ct.Status != r.Status || !sameExit(ct.ExitCode, r.ExitCode) || (r.Reason != "" && ct.Reason != r.Reason) ||
+			(r.Address != "" && ct.Address != r.Address) {
 			news = append(news, fsm.ContainerReport{SessionID: s.ID, Index: r.Index, Status: r.Status,
-				ExitCode: r.ExitCode, Reason: r.Reason})
+				ExitCode: r.ExitCode, Reason: r.Reason, Address: r.Address})
 		}
 	}
 	if full {
