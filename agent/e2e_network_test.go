@@ -46,6 +46,7 @@ func startNetCluster(t *testing.T, tweak func(*network.Config)) *netCluster {
 	t.Helper()
 	names := testenv.Network(t)
 	nc := &netCluster{names: names}
+	egress := true
 	nc.sessionCluster = startSessionClusterWith(t, 0, func(cfg *agent.Config) {
 		nc.netDir = filepath.Join(cfg.StateDir, "net")
 		ncfg := network.Config{BinDir: testenv.CNIBinDir, StateDir: nc.netDir, CIDR: names.CIDR, Egress: true,
@@ -53,6 +54,7 @@ func startNetCluster(t *testing.T, tweak func(*network.Config)) *netCluster {
 		if tweak != nil {
 			tweak(&ncfg)
 		}
+		egress = ncfg.Egress
 		m, err := network.New(context.Background(), ncfg, network.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			t.Fatal(err)
@@ -73,7 +75,7 @@ func startNetCluster(t *testing.T, tweak func(*network.Config)) *netCluster {
 	var l api.List[api.Agent]
 	nc.do(nc.admin, http.MethodGet, "/v1/agents", nil).JSON(t, &l)
 	nc.agentURL = l.Items[0].Address
-	if n := l.Items[0].Node.Network; n == nil || n.Mode != network.Mode || !slices.Contains(n.CNIPlugins, "bridge") || !n.Egress || n.CIDR != names.CIDR.String() {
+	if n := l.Items[0].Node.Network; n == nil || n.Mode != network.Mode || !slices.Contains(n.CNIPlugins, "bridge") || n.Egress != egress || n.CIDR != names.CIDR.String() {
 		t.Fatalf("the agent's fingerprint reports its network as %+v", l.Items[0].Node.Network)
 	}
 	// Sessions of a tenth of a core, so that many fit.
@@ -343,9 +345,14 @@ func TestEgressFollowsThePolicyAndTheAgent(t *testing.T) {
 	})
 }
 
-// hostState is what a session may leave on the host: links, leases, the
-// rules of every table.
-func hostState(t *testing.T, netDir string) string {
+// hostState is what this test's sessions may leave on the host (other
+// tests on the machine change it too, so only what is the test's is
+// compared): its bridges, the leases under its state directory, and
+// every rule of the filter and nat tables that names its chains, its
+// range or its bridges (the plugins' masquerading rules name the network,
+// which is the bridge).
+func (nc *netCluster) hostState() string {
+	t := nc.t
 	t.Helper()
 	links, err := exec.Command("ip", "-o", "link", "show").Output()
 	if err != nil {
@@ -354,13 +361,15 @@ func hostState(t *testing.T, netDir string) string {
 	var names []string
 	for _, l := range strings.Split(string(links), "\n") {
 		if f := strings.Fields(l); len(f) > 1 {
-			names = append(names, strings.SplitN(strings.TrimSuffix(f[1], ":"), "@", 2)[0])
+			if name := strings.SplitN(strings.TrimSuffix(f[1], ":"), "@", 2)[0]; strings.HasPrefix(name, nc.names.BridgePrefix) {
+				names = append(names, name)
+			}
 		}
 	}
 	var leases []string
-	_ = filepath.WalkDir(filepath.Join(netDir, "ipam"), func(p string, d os.DirEntry, err error) error {
-		if err == nil && p != filepath.Join(netDir, "ipam") {
-			leases = append(leases, strings.TrimPrefix(p, netDir))
+	_ = filepath.WalkDir(filepath.Join(nc.netDir, "ipam"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && p != filepath.Join(nc.netDir, "ipam") {
+			leases = append(leases, strings.TrimPrefix(p, nc.netDir))
 		}
 		return nil
 	})
@@ -371,35 +380,59 @@ func hostState(t *testing.T, netDir string) string {
 			t.Fatal(err)
 		}
 		for _, l := range strings.Split(string(out), "\n") {
-			// Counters and comments of the dump change; the rules must not.
-			if strings.HasPrefix(l, "-") || (strings.HasPrefix(l, ":") && !strings.HasPrefix(l, ":CNI-")) {
-				rules = append(rules, table+" "+strings.Split(l, " [")[0])
-			} else if strings.HasPrefix(l, ":CNI-") {
-				rules = append(rules, table+" "+strings.Fields(l)[0])
+			if strings.HasPrefix(l, "-A ") && (strings.Contains(l, nc.names.ChainPrefix) || strings.Contains(l, nc.names.CIDR.String()) ||
+				strings.Contains(l, `name: \"`+nc.names.BridgePrefix)) {
+				rules = append(rules, table+" "+l)
 			}
 		}
 	}
 	slices.Sort(names)
 	slices.Sort(rules)
-	return "links: " + strings.Join(names, " ") + "\nleases: " + strings.Join(leases, " ") + "\nrules:\n" + strings.Join(rules, "\n")
+	return "bridges: " + strings.Join(names, " ") + "\nleases: " + strings.Join(leases, " ") + "\nrules:\n" + strings.Join(rules, "\n")
+}
+
+// veths are the host sides of the containers on the test's bridges.
+func (nc *netCluster) veths() []string {
+	out, _ := exec.Command("ip", "-o", "link", "show", "type", "veth").Output()
+	var vs []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) > 1 && strings.Contains(l, " master "+nc.names.BridgePrefix) {
+			vs = append(vs, strings.SplitN(strings.TrimSuffix(f[1], ":"), "@", 2)[0])
+		}
+	}
+	return vs
+}
+
+// waitNetworkGone waits until the agent has detached every container: a
+// session's network goes after its last container is removed.
+func (nc *netCluster) waitNetworkGone() {
+	nc.t.Helper()
+	nc.waitNoContainers()
+	testcluster.Eventually(nc.t, slowMachine, func() error {
+		for _, sub := range []string{"ns", "sessions"} {
+			if entries, _ := os.ReadDir(filepath.Join(nc.netDir, sub)); len(entries) != 0 {
+				return fmt.Errorf("%s holds %d entries", sub, len(entries))
+			}
+		}
+		return nil
+	})
 }
 
 // Fifty sessions started and ended leave the host's links, the leases and
-// the rules as they were.
+// the rules as they were: no bridge, no container's veth, no lease, no
+// rule of theirs.
 func TestFiftySessionsLeaveNothingBehind(t *testing.T) {
 	nc := startNetCluster(t, nil)
-	// One session first: the plugins make their own chains once (CNI-*,
-	// which stay), then the baseline.
-	warm := nc.startSession(1, serveHTTP, nil)
-	nc.terminate(warm.ID)
-	nc.wait(warm.ID, api.SessionTerminated)
-	nc.waitNoContainers()
-	before := hostState(t, nc.netDir)
+	before := nc.hostState()
 	const total, batch = 50, 10
+	seen := map[string]bool{}
 	for done := 0; done < total; done += batch {
 		var ss []api.Session
 		for i := 0; i < batch; i++ {
 			ss = append(ss, nc.startSession(1+i%2, serveHTTP, nil))
+		}
+		for _, v := range nc.veths() {
+			seen[v] = true
 		}
 		for _, s := range ss {
 			nc.terminate(s.ID)
@@ -408,16 +441,16 @@ func TestFiftySessionsLeaveNothingBehind(t *testing.T) {
 			nc.wait(s.ID, api.SessionTerminated)
 		}
 	}
-	nc.waitNoContainers()
-	testcluster.Eventually(t, slowMachine, func() error {
-		if after := hostState(t, nc.netDir); after != before {
-			return fmt.Errorf("after %d sessions the host differs:\n--- before\n%s\n--- after\n%s", total, before, after)
-		}
-		return nil
-	})
-	for _, sub := range []string{"ns", "sessions"} {
-		if entries, _ := os.ReadDir(filepath.Join(nc.netDir, sub)); len(entries) != 0 {
-			t.Errorf("%s holds %d entries after every session ended", sub, len(entries))
+	if len(seen) < batch {
+		t.Fatalf("saw %d veths on the test's bridges while %d sessions ran", len(seen), batch)
+	}
+	nc.waitNetworkGone()
+	if after := nc.hostState(); after != before {
+		t.Errorf("after %d sessions the host differs:\n--- before\n%s\n--- after\n%s", total, before, after)
+	}
+	for v := range seen {
+		if err := exec.Command("ip", "link", "show", v).Run(); err == nil {
+			t.Errorf("veth %s of an ended session is still there", v)
 		}
 	}
 }

@@ -51,7 +51,7 @@ func Network(t testing.TB) NetworkNames {
 		t.Fatal(err)
 	}
 	h := hex.EncodeToString(b[:])
-	// A /22 (eight sessions) of 10.192.0.0/12 that no route of the host
+	// A /21 (sixteen sessions) of 10.192.0.0/12 that no route of the host
 	// covers; tests at the same time pick another with near certainty.
 	n := NetworkNames{BridgePrefix: "bt" + h[:5], ChainPrefix: "BT" + strings.ToUpper(h)}
 	for try := 0; ; try++ {
@@ -59,9 +59,9 @@ func Network(t testing.TB) NetworkNames {
 		if _, err := rand.Read(r[:]); err != nil {
 			t.Fatal(err)
 		}
-		block := (int(r[0])<<8 | int(r[1])) % 1024 // 1024 /22s in a /12
-		third := 192<<8 + block*4                  // 10.192.0.0 + block × /22, as 2nd and 3rd octets
-		n.CIDR = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(third >> 8), byte(third), 0}), 22)
+		block := (int(r[0])<<8 | int(r[1])) % 512 // 512 /21s in a /12
+		third := 192<<8 + block*8                 // 10.192.0.0 + block × /21, as 2nd and 3rd octets
+		n.CIDR = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(third >> 8), byte(third), 0}), 21)
 		// Routes covering the range (match) or inside it (root).
 		match, err1 := run(10*time.Second, "ip", "-4", "route", "show", "match", n.CIDR.String())
 		root, err2 := run(10*time.Second, "ip", "-4", "route", "show", "root", n.CIDR.String())
