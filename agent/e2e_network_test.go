@@ -468,3 +468,50 @@ func (nc *netCluster) waitNoContainers() {
 		return nil
 	})
 }
+
+// brokenBridge is a CNI bin dir whose bridge plugin fails every ADD with a
+// message of its own; the other plugins are the real ones.
+func brokenBridge(t *testing.T, msg string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, p := range []string{"host-local", "loopback"} {
+		if err := os.Symlink(filepath.Join(testenv.CNIBinDir, p), filepath.Join(dir, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	script := `#!/bin/sh
+case "$CNI_COMMAND" in
+ADD) printf '{"cniVersion":"1.0.0","code":999,"msg":"%s"}' "` + msg + `"; exit 1 ;;
+VERSION) printf '{"cniVersion":"1.0.0","supportedVersions":["0.3.1","0.4.0","1.0.0"]}' ;;
+esac
+exit 0
+`
+	if err := os.WriteFile(filepath.Join(dir, "bridge"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// A CNI failure while a session starts ends it in ERROR with the plugin's
+// own message, frees what it held, and leaves no network behind.
+func TestACNIFailureEndsTheSessionWithThePluginsMessage(t *testing.T) {
+	const msg = "berth test: the bridge is out of order"
+	bin := brokenBridge(t, msg)
+	nc := startNetCluster(t, func(c *network.Config) { c.BinDir = bin })
+	body := map[string]any{"image": testenv.BaseImageName, "type": api.SessionInteractive,
+		"resources": map[string]any{"cpu": 1, "mem": 64 << 20}}
+	r := nc.do(nc.user, http.MethodPost, "/v1/sessions", body)
+	nc.want(r, http.StatusCreated)
+	var s api.Session
+	r.JSON(t, &s)
+	s = nc.wait(s.ID, api.SessionError)
+	if !strings.Contains(s.StatusInfo, msg) || !strings.Contains(s.StatusInfo, "network") {
+		t.Errorf("status_info %q does not carry the plugin's message", s.StatusInfo)
+	}
+	var ind api.ResourceIndicator
+	nc.do(nc.user, http.MethodGet, "/v1/resources/me", nil).JSON(t, &ind)
+	if ind.Occupied["cpu"] != 0 {
+		t.Errorf("the failed session still holds cpu %d", ind.Occupied["cpu"])
+	}
+	nc.waitNetworkGone()
+}
