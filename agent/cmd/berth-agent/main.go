@@ -158,9 +158,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("connect to containerd at %s (is it running? scripts/containerd.sh start starts a private one): %w", *socket, err)
 	}
 	defer rt.Close()
-	netw, err := openNetwork(ctx, *cniBinDir, *cniConfDir, *sessionCIDR, *allowHost, *egress, filepath.Join(dir, "net"), sec.userns != nil, log)
-	if err != nil {
-		return err
+	var netw agent.Network
+	if sec.userns != nil {
+		// runc 1.1 cannot mount sysfs in, nor exec into, a user-namespaced
+		// container that joins a network namespace the host owns.
+		log.Warn("-userns-remap: sessions get no network of their own (loopback only, no egress, containers of a session cannot reach each other): runc 1.1 cannot run a user-namespaced container in a network namespace the host owns")
+	} else {
+		m, err := openNetwork(ctx, *cniBinDir, *cniConfDir, *sessionCIDR, *allowHost, *egress, filepath.Join(dir, "net"), log)
+		if err != nil {
+			return err
+		}
+		netw = m
 	}
 
 	reg := prometheus.NewRegistry()
@@ -353,7 +361,7 @@ func splitList(s string) []string {
 
 // openNetwork checks the networking flags and the host (plugins, iptables,
 // the range against the host's routes) and rebuilds the sessions' rules.
-func openNetwork(ctx context.Context, binDir, confDir, cidr, allowHost string, egress bool, stateDir string, userns bool, log *slog.Logger) (*network.Manager, error) {
+func openNetwork(ctx context.Context, binDir, confDir, cidr, allowHost string, egress bool, stateDir string, log *slog.Logger) (*network.Manager, error) {
 	prefix, err := network.ParseCIDR(cidr)
 	if err != nil {
 		return nil, fmt.Errorf("-session-cidr: %w", err)
@@ -366,12 +374,6 @@ func openNetwork(ctx context.Context, binDir, confDir, cidr, allowHost string, e
 		Egress: egress, AllowHostPorts: ports}, network.Deps{Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("session networks: %w", err)
-	}
-	if userns {
-		// The remapped root mounts /etc/hosts and /etc/resolv.conf from here.
-		if err := containerd.CheckTraversable(filepath.Join(stateDir, "sessions")); err != nil {
-			return nil, fmt.Errorf("session networks: %w", err)
-		}
 	}
 	return m, nil
 }
