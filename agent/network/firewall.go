@@ -45,8 +45,10 @@ func (Iptables) Restore(ctx context.Context, rules string) error {
 }
 
 // EnsureFirst implements Firewall: a jump that is missing, or that other
-// rules (another tool's) went above, is put back at the top.
-func (Iptables) EnsureFirst(ctx context.Context, builtin, chain string) error {
+// rules (another tool's) went above, is put back at the top. Old jumps go
+// and the new one comes in one iptables-restore transaction, so the chain
+// is never without it.
+func (ipt Iptables) EnsureFirst(ctx context.Context, builtin, chain string) error {
 	out, err := exec.CommandContext(ctx, "iptables", "-w", "10", "-S", builtin).Output()
 	if err != nil {
 		return fmt.Errorf("iptables -S %s: %w", builtin, err)
@@ -61,17 +63,15 @@ func (Iptables) EnsureFirst(ctx context.Context, builtin, chain string) error {
 	if len(rules) > 0 && rules[0] == want {
 		return nil
 	}
+	var b strings.Builder
+	b.WriteString("*filter\n")
 	for _, r := range rules {
 		if r == want {
-			if out, err := exec.CommandContext(ctx, "iptables", "-w", "10", "-D", builtin, "-j", chain).CombinedOutput(); err != nil {
-				return fmt.Errorf("iptables -D %s -j %s: %w: %s", builtin, chain, err, bytes.TrimSpace(out))
-			}
+			fmt.Fprintf(&b, "-D %s -j %s\n", builtin, chain)
 		}
 	}
-	if out, err := exec.CommandContext(ctx, "iptables", "-w", "10", "-I", builtin, "1", "-j", chain).CombinedOutput(); err != nil {
-		return fmt.Errorf("iptables -I %s 1 -j %s: %w: %s", builtin, chain, err, bytes.TrimSpace(out))
-	}
-	return nil
+	fmt.Fprintf(&b, "-I %s 1 -j %s\nCOMMIT\n", builtin, chain)
+	return ipt.Restore(ctx, b.String())
 }
 
 // sessionRule is what the rules need of one session.

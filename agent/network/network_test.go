@@ -80,3 +80,25 @@ func TestASessionNetworkIsMadeAndRemovedWhole(t *testing.T) {
 		t.Errorf("the bridge is still there: %s", out)
 	}
 }
+
+// The agent's jumps stay first: a rule another tool put above them is
+// passed again, and the jump is never doubled.
+func TestTheJumpsAreFirstAgain(t *testing.T) {
+	_, names := newManager(t, t.TempDir())
+	in := names.ChainPrefix + "-INPUT"
+	if out, err := exec.Command("iptables", "-w", "10", "-I", "INPUT", "1", "-s", "192.0.2.254/32", "-j", "ACCEPT").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	defer exec.Command("iptables", "-w", "10", "-D", "INPUT", "-s", "192.0.2.254/32", "-j", "ACCEPT").Run()
+	if err := (network.Iptables{}).EnsureFirst(context.Background(), "INPUT", in); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("iptables", "-w", "10", "-S", "INPUT").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(rules) < 2 || rules[1] != "-A INPUT -j "+in || strings.Count(string(out), "-j "+in+"\n") != 1 {
+		t.Errorf("INPUT after EnsureFirst:\n%s", out)
+	}
+}
