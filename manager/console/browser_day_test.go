@@ -29,8 +29,9 @@ const (
 // containers, GPU slice, log and runs a command; and the superadmin
 // draining the agent.
 func TestConsoleAUsersDay(t *testing.T) {
+	t.Parallel()
 	chromiumPath(t)
-	c := testcluster.StartDev(t, func(cfg *server.Config) {
+	c := testcluster.StartFake(t, func(cfg *server.Config) {
 		cfg.AgentToken = agentToken
 		cfg.FolderHosts = map[string]string{"local": t.TempDir()}
 	})

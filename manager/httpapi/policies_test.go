@@ -64,7 +64,8 @@ func wantJSON(t *testing.T, what string, got any, want string) {
 }
 
 func TestResourcePolicies(t *testing.T) {
-	c := testcluster.StartDev(t)
+	t.Parallel()
+	c := testcluster.StartFake(t)
 	s := c.Servers[0]
 	super := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
 	admin := policyClient{t: t, s: s, token: super}
@@ -256,7 +257,8 @@ func proposeOK(t *testing.T, s *server.Server, cmd fsm.Command) {
 // TestResourcePolicyValidation sends each rule's violation and checks the
 // status and every field reason; the valid extremes must pass.
 func TestResourcePolicyValidation(t *testing.T) {
-	c := testcluster.StartDev(t)
+	t.Parallel()
+	c := testcluster.StartFake(t)
 	s := c.Servers[0]
 	admin := policyClient{t: t, s: s, token: testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)}
 	const gib = int64(1) << 30
@@ -385,7 +387,8 @@ func TestResourcePolicyValidation(t *testing.T) {
 // TestResourcePolicyExport checks the CSV columns, unlimited as an empty
 // cell, the formula guard and the file name rules.
 func TestResourcePolicyExport(t *testing.T) {
-	c := testcluster.StartDev(t)
+	t.Parallel()
+	c := testcluster.StartFake(t)
 	s := c.Servers[0]
 	admin := policyClient{t: t, s: s, token: testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)}
 	wantStatus(t, admin.do(http.MethodPost, "/v1/resource-policies", map[string]any{

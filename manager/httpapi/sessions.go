@@ -60,7 +60,7 @@ func (a *API) createSession(c *Call) error {
 	if err := c.Decode(&body); err != nil {
 		return err
 	}
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	kp := c.Who.Keypair
 	if kp == nil {
 		var err error
@@ -107,10 +107,10 @@ func (a *API) createSession(c *Call) error {
 	if err != nil {
 		return err
 	}
-	if got, ok := resp.Value.(*state.Session); ok {
-		s = got
+	if s, err = fsm.Value[*state.Session](resp); err != nil {
+		return err
 	}
-	return c.JSON(http.StatusCreated, sessionView(a.cluster.State().Read(), s))
+	return c.JSON(http.StatusCreated, sessionView(a.cluster.Read(), s))
 }
 
 // checkSessionShape checks what the request says by itself.

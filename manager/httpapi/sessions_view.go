@@ -87,7 +87,7 @@ func sharesValue(v int64) float64 { return slotValue(slots.CUDAShares, v) }
 // "no such session" and "not yours", so ids do not leak.
 func (a *API) visibleSession(c *Call) (*state.Session, error) {
 	id := c.R.PathValue("id")
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	s, err := tx.Session(id)
 	if err != nil {
 		return nil, err
@@ -144,7 +144,7 @@ func (a *API) listSessions(c *Call) error {
 	if err != nil {
 		return err
 	}
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	keep, err := a.sessionFilter(c, tx, false)
 	if err != nil {
 		return err
@@ -165,7 +165,7 @@ func (a *API) getSession(c *Call) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, sessionView(a.cluster.State().Read(), s))
+	return c.JSON(http.StatusOK, sessionView(a.cluster.Read(), s))
 }
 
 // terminateSession is DELETE /v1/sessions/{id}: 202, the session goes
@@ -177,21 +177,15 @@ func (a *API) terminateSession(c *Call) error {
 	if err != nil {
 		return err
 	}
-	if !canActOnSession(c.Who, a.cluster.State().Read(), s) {
+	if !canActOnSession(c.Who, a.cluster.Read(), s) {
 		return apierr.New(apierr.Forbidden, "only the owner or an admin may terminate session %s", s.ID)
 	}
 	if !sessionEnded(s.Status) && s.Status != api.SessionTerminating {
-		v, err := c.Propose(fsm.SessionTerminate{SessionID: s.ID, At: a.now().UTC(), Reason: "user-request"})
-		if err != nil {
-			return err
-		}
-		if got, ok := v.(*state.Session); ok {
-			s = got
-		} else if s, err = a.visibleSession(c); err != nil {
+		if s, err = propose[*state.Session](c, fsm.SessionTerminate{SessionID: s.ID, At: a.now().UTC(), Reason: "user-request"}); err != nil {
 			return err
 		}
 	}
-	return c.JSON(http.StatusAccepted, sessionView(a.cluster.State().Read(), s))
+	return c.JSON(http.StatusAccepted, sessionView(a.cluster.Read(), s))
 }
 
 var sessionColumns = []string{"id", "name", "owner", "access_key", "image", "type", "status", "status_info", "agents",
@@ -205,7 +199,7 @@ func (a *API) exportSessions(c *Call) error {
 	if err != nil {
 		return err
 	}
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	keep, err := a.sessionFilter(c, tx, true)
 	if err != nil {
 		return err

@@ -70,6 +70,7 @@ func TestRaftPortRefusesAnAttackerWithoutAManagerCertificate(t *testing.T) {
 			dial: func(t *testing.T) raft.StreamLayer { return attackerStream(t, loadPair(t, ca.Issue("m9"))) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // a cluster of its own each
 			c := testcluster.Start(t, 1, tc.cluster, func(cfg *server.Config) { cfg.UsageCheckEvery = -1 })
 			target := c.Servers[0]
 			var trans *raft.NetworkTransport
