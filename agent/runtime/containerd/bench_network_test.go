@@ -118,13 +118,16 @@ func ctrNetwork(b *testing.B, names testenv.NetworkNames) []byte {
 				"routes": []map[string]string{{"dst": "0.0.0.0/0"}}, "dataDir": b.TempDir()}},
 	}})
 	for _, d := range []string{ctrConfDir, ctrBinDir} {
-		if _, err := os.Stat(d); err == nil {
-			continue
+		// What is made here (/etc/cni too, say) goes again once empty.
+		for _, p := range []string{filepath.Dir(d), d} {
+			if _, err := os.Stat(p); err == nil {
+				continue
+			}
+			if err := os.Mkdir(p, 0o755); err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { os.Remove(p) })
 		}
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { os.Remove(d) }) // made here: gone once empty again
 	}
 	file := filepath.Join(ctrConfDir, "00-berth-bench.conflist")
 	if err := os.WriteFile(file, conf, 0o644); err != nil {
