@@ -73,6 +73,9 @@ type Config struct {
 	DesiredWait time.Duration // blocking query wait, default 30s
 
 	Runtime runtime.Runtime
+	// Network gives every session its own network (agent/network); nil:
+	// containers have loopback only.
+	Network Network
 	// GPUs are the node's GPUs (nil: none; every container still gets
 	// NVIDIA_VISIBLE_DEVICES=void).
 	GPUs     *gpu.Node

@@ -63,6 +63,7 @@ type PolicyUpdate struct {
 	MaxVfolderSize          *Nullable[int64]      `json:"max_vfolder_size,omitempty"`
 	MaxVfolderCount         *int                  `json:"max_vfolder_count,omitempty"`
 	AllowRoot               *bool                 `json:"allow_root,omitempty"`
+	AllowEgress             *bool                 `json:"allow_egress,omitempty"`
 }
 
 // MsgType implements Command.
@@ -94,6 +95,10 @@ func applyPolicyUpdate(tx *state.Txn, index uint64, c *PolicyUpdate) (any, error
 	setNullable(&p.MaxVfolderSize, c.MaxVfolderSize)
 	setPresent(&p.MaxVfolderCount, c.MaxVfolderCount)
 	setPresent(&p.AllowRoot, c.AllowRoot)
+	if c.AllowEgress != nil {
+		v := *c.AllowEgress
+		p.AllowEgress = &v
+	}
 	p.ModifiedAt = c.ModifiedAt
 	if err := tx.PutResourcePolicy(index, p); err != nil {
 		return nil, err
@@ -131,6 +136,7 @@ func copyPolicy(p *state.ResourcePolicy) *state.ResourcePolicy {
 	c.MaxConcurrentSessions = clonePtr(p.MaxConcurrentSessions)
 	c.MaxSessionLifetime = clonePtr(p.MaxSessionLifetime)
 	c.MaxVfolderSize = clonePtr(p.MaxVfolderSize)
+	c.AllowEgress = clonePtr(p.AllowEgress)
 	return &c
 }
 

@@ -156,5 +156,7 @@ func policyView(p *state.ResourcePolicy) api.ResourcePolicy {
 	if v.AllowedVfolderHosts == nil {
 		v.AllowedVfolderHosts = []string{}
 	}
+	egress := p.EgressAllowed()
+	v.AllowEgress = &egress
 	return v
 }

@@ -54,6 +54,7 @@ type policyBody struct {
 	MaxVfolderSize          *fsm.Nullable[int64]
 	MaxVfolderCount         *int
 	AllowRoot               *bool
+	AllowEgress             *bool
 }
 
 // policyField reads one field's raw JSON into the body, recording every
@@ -128,6 +129,14 @@ func policyFields() []policyField {
 				return
 			}
 			b.AllowRoot = &v
+		}},
+		{"allow_egress", func(b *policyBody, raw json.RawMessage, bad *apierr.Fields) {
+			var v bool
+			if jsonNull(raw) || json.Unmarshal(raw, &v) != nil {
+				bad.Add("allow_egress", "allow_egress must be true or false")
+				return
+			}
+			b.AllowEgress = &v
 		}},
 	}
 }
@@ -211,7 +220,7 @@ func policyNameChars(s string) bool {
 // newPolicy is the policy a create request describes, with the defaults
 // for absent fields: unlimited slots, 1 container per session, no idle
 // timeout, unlimited concurrent sessions and lifetime, no folder hosts,
-// unlimited folder size, 10 folders, no root in containers.
+// unlimited folder size, 10 folders, no root in containers, egress allowed.
 func (b *policyBody) newPolicy(now time.Time) state.ResourcePolicy {
 	p := api.ResourcePolicy{Name: *b.Name, TotalResourceSlots: slots.Limits{},
 		MaxContainersPerSession: policyDefaultContainers, MaxVfolderCount: policyDefaultVfolderCount,
@@ -235,6 +244,8 @@ func (b *policyBody) newPolicy(now time.Time) state.ResourcePolicy {
 	}
 	setIfSent(&p.MaxVfolderCount, b.MaxVfolderCount)
 	setIfSent(&p.AllowRoot, b.AllowRoot)
+	egress := b.AllowEgress == nil || *b.AllowEgress
+	p.AllowEgress = &egress
 	return state.ResourcePolicy{ResourcePolicy: p}
 }
 
@@ -250,10 +261,10 @@ func (b *policyBody) update(name string, now time.Time) (fsm.PolicyUpdate, error
 		MaxContainersPerSession: b.MaxContainersPerSession, IdleTimeout: b.IdleTimeout,
 		MaxConcurrentSessions: b.MaxConcurrentSessions, MaxSessionLifetime: b.MaxSessionLifetime,
 		AllowedVfolderHosts: b.AllowedVfolderHosts, MaxVfolderSize: b.MaxVfolderSize,
-		MaxVfolderCount: b.MaxVfolderCount, AllowRoot: b.AllowRoot}
+		MaxVfolderCount: b.MaxVfolderCount, AllowRoot: b.AllowRoot, AllowEgress: b.AllowEgress}
 	if u.Slots == nil && u.MaxContainersPerSession == nil && u.IdleTimeout == nil && u.MaxConcurrentSessions == nil &&
 		u.MaxSessionLifetime == nil && u.AllowedVfolderHosts == nil && u.MaxVfolderSize == nil && u.MaxVfolderCount == nil &&
-		u.AllowRoot == nil {
+		u.AllowRoot == nil && u.AllowEgress == nil {
 		return fsm.PolicyUpdate{}, apierr.New(apierr.Invalid, "the request changes nothing; send at least one field to change")
 	}
 	return u, nil

@@ -55,9 +55,10 @@ func sessionNews(tx *state.Txn, agent string, reported []api.ContainerReport, fu
 			continue // an ended container stays ended: a later report changes nothing
 		}
 		// An empty reason says nothing new (the record keeps the last one).
-		if ct.Status != r.Status || !sameExit(ct.ExitCode, r.ExitCode) || (r.Reason != "" && ct.Reason != r.Reason) {
+		if ct.Status != r.Status || !sameExit(ct.ExitCode, r.ExitCode) || (r.Reason != "" && ct.Reason != r.Reason) ||
+			(r.Address != "" && ct.Address != r.Address) {
 			news = append(news, fsm.ContainerReport{SessionID: s.ID, Index: r.Index, Status: r.Status,
-				ExitCode: r.ExitCode, Reason: r.Reason})
+				ExitCode: r.ExitCode, Reason: r.Reason, Address: r.Address})
 		}
 	}
 	if full {

@@ -59,4 +59,5 @@ type ResourcePolicyRequest struct {
 	MaxVfolderSize          *int64              `json:"max_vfolder_size,omitempty"`
 	MaxVfolderCount         *int                `json:"max_vfolder_count,omitempty"`
 	AllowRoot               *bool               `json:"allow_root,omitempty"`
+	AllowEgress             *bool               `json:"allow_egress,omitempty"`
 }
