@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/berth-cluster/berth/agent/fingerprint"
+	"github.com/berth-cluster/berth/agent/runtime"
 	"github.com/berth-cluster/berth/shared/api"
 	"github.com/berth-cluster/berth/shared/slots"
 	"github.com/berth-cluster/berth/shared/tlsfiles"
@@ -101,6 +102,7 @@ func New(cfg Config) (*Agent, error) {
 	a.conv.quotas.q = cfg.Quotas
 	a.conv.quotas.hosts = findQuotaHosts(cfg.Quotas, cfg.FolderHosts, cfg.Log)
 	a.conv.users = sessionUsers(cfg)
+	a.conv.net = cfg.Network
 	a.converge, a.beat, a.gcKick = make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{}, 1)
 	a.pulls = newPuller(cfg.Runtime, cfg.Log, cfg.Now, cfg.PullStall, cfg.Metrics)
 	a.pulls.changed = func() { kick(a.converge); kick(a.beat); kick(a.gcKick) }
@@ -150,6 +152,19 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.conv.adopt(existing)
 		a.conv.dropTaskless(ctx, existing)
 		a.log.Info("re-attached to running containers", "count", len(existing))
+		if a.cfg.Network != nil {
+			// What no container owns any more (it ended while the agent
+			// was down, or the agent died mid-start) is freed now.
+			live := map[string]bool{}
+			for _, ct := range existing {
+				if ct.State != runtime.Created {
+					live[ct.ID] = true
+				}
+			}
+			if err := a.cfg.Network.Sweep(ctx, live); err != nil {
+				a.noteError(fmt.Errorf("sweep session networks at start: %w", err))
+			}
+		}
 	}
 	if err := a.register(ctx); err != nil {
 		return err // only ctx ending stops registration
@@ -230,7 +245,8 @@ func (a *Agent) nodeInfo(ctx context.Context) api.NodeInfo {
 	}
 	return api.NodeInfo{Hostname: a.facts.Hostname, Arch: a.facts.Arch, Kernel: a.facts.Kernel, CPUs: a.facts.CPUs,
 		MemoryBytes: a.facts.MemoryBytes, ReservedCPU: string(slots.Format(slots.CPU, a.cfg.ReservedMilliCPU)),
-		ReservedMemBytes: a.cfg.ReservedMemBytes, ContainerdVersion: v, CgroupVersion: a.facts.CgroupVersion}
+		ReservedMemBytes: a.cfg.ReservedMemBytes, ContainerdVersion: v, CgroupVersion: a.facts.CgroupVersion,
+		Network: a.networkInfo()}
 }
 
 func (a *Agent) images(ctx context.Context) ([]api.Image, error) {

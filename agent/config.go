@@ -82,6 +82,9 @@ type Config struct {
 	PullStall time.Duration
 
 	Runtime runtime.Runtime
+	// Network gives every session its own network (agent/network); nil:
+	// containers have loopback only.
+	Network Network
 	// GPUs are the node's GPUs (nil: none; every container still gets
 	// NVIDIA_VISIBLE_DEVICES=void).
 	GPUs     *gpu.Node

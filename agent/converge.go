@@ -47,6 +47,8 @@ type converger struct {
 	// quotas sets the project quotas of folders; used by converge only,
 	// which the agent runs one pass at a time.
 	quotas *folderQuotas
+	// net puts containers on their sessions' networks (nil: loopback only).
+	net Network
 
 	mu      sync.Mutex
 	desired map[string]api.DesiredContainer
@@ -141,6 +143,7 @@ func (c *converger) dropTaskless(ctx context.Context, cs []runtime.Container) {
 			c.log.Warn("could not remove a container whose task was lost", "container", ct.ID, "err", err)
 			continue
 		}
+		c.detachNetwork(ctx, ct.ID)
 		c.log.Warn("container lost its task (containerd or the node restarted): removed", "container", ct.ID, "session", ct.SessionID)
 		c.mu.Lock()
 		c.lost[ct.ID] = "its task was lost: containerd or the node restarted under it"
@@ -221,7 +224,11 @@ func (c *converger) start(ctx context.Context, d api.DesiredContainer) {
 			// Before the start: a session must never write to a folder
 			// before its limit holds there.
 			if err = c.quotas.ensure(ctx, d, true); err == nil {
-				_, err = c.rt.Run(ctx, spec)
+				if err = c.attachNetwork(ctx, d, &spec); err != nil {
+					err = fmt.Errorf("network: %w", err)
+				} else if _, err = c.rt.Run(ctx, spec); err != nil {
+					c.detachNetwork(ctx, d.ID)
+				}
 			}
 		}
 		if err != nil {
@@ -303,6 +310,7 @@ func (c *converger) remove(ctx context.Context, ct runtime.Container, why string
 		c.log.Warn("could not remove container", "container", ct.ID, "why", why, "err", err)
 		return false
 	}
+	c.detachNetwork(ctx, ct.ID)
 	c.log.Info("removed container", "container", ct.ID, "session", ct.SessionID, "why", why)
 	if err := c.gpus.Release(ctx, ct.ID); err != nil {
 		c.log.Warn("release the container's GPUs", "container", ct.ID, "err", err)
@@ -347,7 +355,8 @@ func (c *converger) report(ctx context.Context) ([]api.ContainerReport, error) {
 	present := map[string]bool{}
 	for _, ct := range actual {
 		present[ct.ID] = true
-		r := api.ContainerReport{ID: ct.ID, SessionID: ct.SessionID, Index: ct.Index, Status: string(ct.State), ImageDigest: ct.ImageDigest}
+		r := api.ContainerReport{ID: ct.ID, SessionID: ct.SessionID, Index: ct.Index, Status: string(ct.State), Address: c.address(ct.ID),
+			ImageDigest: ct.ImageDigest}
 		if !ct.StartedAt.IsZero() {
 			at := ct.StartedAt.UTC()
 			r.StartedAt = &at

@@ -120,6 +120,12 @@ func (a *Agent) resyncLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			a.convergeNow(ctx)
+			if a.cfg.Network != nil {
+				// A firewall reload may have flushed the sessions' rules.
+				if err := a.cfg.Network.Ensure(ctx); err != nil {
+					a.noteError(err)
+				}
+			}
 		case <-a.converge:
 			// A pull ended: its containers start now, and the managers
 			// hear of them at once, not a heartbeat later.

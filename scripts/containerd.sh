@@ -44,7 +44,8 @@ if [ "${#sock}" -gt $((107 - 6)) ]; then
 fi
 
 ctr_() { ctr --address "$sock" "$@"; }
-answers() { ctr_ --timeout 2s version >/dev/null 2>&1; }
+# timeout(1) bounds it: ctr waits on a containerd that is shutting down.
+answers() { timeout 3 ctr --address "$sock" --timeout 2s version >/dev/null 2>&1; }
 pid() { [ -f "$pidfile" ] && cat "$pidfile" 2>/dev/null || true; }
 alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = containerd ]; }
 

@@ -54,6 +54,11 @@ type Spec struct {
 	// from the host, owned by User and removed with the container: a
 	// writable home whatever the image holds. Mounts below it go on top.
 	Home string
+	// NetNS, when set, is a network namespace (a pinned path) the
+	// container joins: its session's network, which the agent made
+	// before and removes after the container. Empty: a namespace of its
+	// own with loopback only.
+	NetNS string
 }
 
 // User is a numeric user and group inside the container.

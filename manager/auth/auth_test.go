@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -24,6 +25,38 @@ func TestPasswordHashVerifiesOnlyTheSamePassword(t *testing.T) {
 	}
 	if _, err := CheckPassword("$2a$10$bcrypt", "x"); err == nil {
 		t.Error("a non-argon2id hash must be an error")
+	}
+}
+
+// New hashes record the cost they were made at (the default is OWASP's
+// minimum, 19 MiB and 2 passes), and a hash verifies at its own cost
+// whatever the cost of new hashes is.
+func TestAHashRecordsItsCostAndVerifiesAtIt(t *testing.T) {
+	def, err := HashPassword(rand.Reader, "s3cret-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cheap, err := Cost{Time: 1, MemoryKiB: 64}.Hash(rand.Reader, "s3cret-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ hash, params string }{{def, "$m=19456,t=2,p=1$"}, {cheap, "$m=64,t=1,p=1$"}} {
+		if !strings.Contains(c.hash, c.params) {
+			t.Errorf("hash %s does not record %s", c.hash, c.params)
+		}
+		if ok, err := CheckPassword(c.hash, "s3cret-pw"); !ok || err != nil {
+			t.Errorf("hash %s does not verify its password: %v, %v", c.hash, ok, err)
+		}
+		if ok, _ := CheckPassword(c.hash, "s3cret-pW"); ok {
+			t.Errorf("hash %s verifies another password", c.hash)
+		}
+	}
+	dummy := Cost{Time: 1, MemoryKiB: 64}.Dummy()
+	if !strings.Contains(dummy, "$m=64,t=1,p=1$") {
+		t.Errorf("dummy hash %s is not at the cost asked for", dummy)
+	}
+	if ok, err := CheckPassword(dummy, ""); ok || err != nil {
+		t.Errorf("the dummy hash verifies the empty password: %v, %v", ok, err)
 	}
 }
 

@@ -4,6 +4,7 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -26,16 +27,56 @@ const (
 	saltLen      = 16
 )
 
-// HashPassword returns a PHC-format argon2id hash with a salt read from rnd.
-func HashPassword(rnd io.Reader, password string) (string, error) {
+// Cost is the work one new argon2id hash takes: passes over its memory, and
+// the memory in KiB. A zero field takes the default (argonTime,
+// argonMemory). Every hash records its cost, so CheckPassword verifies it
+// at the cost it was made with, whatever the cost of new hashes is now.
+type Cost struct {
+	Time      uint32
+	MemoryKiB uint32
+}
+
+func (c Cost) withDefaults() Cost {
+	if c.Time == 0 {
+		c.Time = argonTime
+	}
+	if c.MemoryKiB == 0 {
+		c.MemoryKiB = argonMemory
+	}
+	// argon2 needs 8 KiB per lane; the hash must record what was used.
+	c.MemoryKiB = max(c.MemoryKiB, 8*argonThreads)
+	return c
+}
+
+// Hash returns a PHC-format argon2id hash of password at cost c, with a
+// salt read from rnd.
+func (c Cost) Hash(rnd io.Reader, password string) (string, error) {
+	c = c.withDefaults()
 	salt := make([]byte, saltLen)
 	if _, err := io.ReadFull(rnd, salt); err != nil {
 		return "", fmt.Errorf("read password salt: %w", err)
 	}
-	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	key := argon2.IDKey([]byte(password), salt, c.Time, c.MemoryKiB, argonThreads, argonKeyLen)
 	b64 := base64.RawStdEncoding
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, c.MemoryKiB, c.Time, argonThreads,
 		b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+}
+
+// Dummy is a hash at cost c that no password is checked against in
+// earnest: a login for an unknown email checks it, so that it costs as much
+// as one with a wrong password.
+func (c Cost) Dummy() string {
+	h, err := c.Hash(bytes.NewReader(make([]byte, saltLen)), "no user has this password")
+	if err != nil {
+		panic(err) // reading a zero salt from memory cannot fail
+	}
+	return h
+}
+
+// HashPassword returns a PHC-format argon2id hash at the default cost with a
+// salt read from rnd.
+func HashPassword(rnd io.Reader, password string) (string, error) {
+	return Cost{}.Hash(rnd, password)
 }
 
 // CheckPassword reports whether password matches the hash, in constant time.

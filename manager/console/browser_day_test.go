@@ -31,8 +31,9 @@ const (
 // containers, GPU slice, log and runs a command; and the superadmin
 // draining the agent.
 func TestConsoleAUsersDay(t *testing.T) {
+	t.Parallel()
 	chromiumPath(t)
-	c := testcluster.StartDev(t, func(cfg *server.Config) {
+	c := testcluster.StartFake(t, func(cfg *server.Config) {
 		cfg.AgentToken = agentToken
 		cfg.FolderHosts = map[string]string{"local": t.TempDir()}
 	})
@@ -225,7 +226,9 @@ func TestConsoleAUsersDay(t *testing.T) {
 			typeIn("#pull-image", reg.Ref("lab/tools:404")), click(`input[data-pull-agent="`+agent.id+`"]`), click("#pull-submit"),
 			waitText("#pull-dialog", "check the name and the tag"),
 			click("#pull-dialog footer button.secondary"), chromedp.WaitNotPresent(chromedp.CSS("#pull-dialog")))
-		b.do("remove", click(`button[data-action="remove-image"][data-image="`+ref+`"]`), chromedp.WaitVisible(chromedp.CSS("#confirm-dialog")),
+		// The list is drawn again every few seconds: found and clicked in
+		// one script.
+		b.do("remove", clickJS(`document.querySelector('button[data-action="remove-image"][data-image="`+ref+`"]')`), chromedp.WaitVisible(chromedp.CSS("#confirm-dialog")),
 			click("#confirm-ok"), waitJS(`!document.querySelector('#images-list').textContent.includes(`+js(ref)+`)`))
 		apiGet(t, s, admin, "/v1/images", &imgs)
 		if slices.ContainsFunc(imgs.Items, func(im api.ClusterImage) bool { return im.Name == ref }) {

@@ -55,8 +55,9 @@ func (b *tab) downloaded(name string) string {
 // API holds. The steps build on each other (the user created in one logs
 // in later), so they run in order in one browser.
 func TestConsoleAdminWalkthroughs(t *testing.T) {
+	t.Parallel()
 	chromiumPath(t)
-	c := testcluster.StartDev(t, func(cfg *server.Config) {
+	c := testcluster.StartFake(t, func(cfg *server.Config) {
 		cfg.AgentToken = agentToken
 		cfg.FolderHosts = map[string]string{"local": t.TempDir()}
 	})

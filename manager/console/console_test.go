@@ -32,7 +32,8 @@ func get(t *testing.T, method, url string) (*http.Response, string) {
 }
 
 func TestManagerServesTheConsoleAtRootWithoutShadowingTheAPI(t *testing.T) {
-	base := testcluster.URL(testcluster.StartDev(t).Servers[0])
+	t.Parallel()
+	base := testcluster.URL(testcluster.StartFake(t).Servers[0])
 	cases := []struct {
 		name, method, path string
 		status             int
@@ -75,7 +76,8 @@ func TestManagerServesTheConsoleAtRootWithoutShadowingTheAPI(t *testing.T) {
 }
 
 func TestConsolePagesForbidFramingAndForeignScripts(t *testing.T) {
-	base := testcluster.URL(testcluster.StartDev(t).Servers[0])
+	t.Parallel()
+	base := testcluster.URL(testcluster.StartFake(t).Servers[0])
 	for _, p := range []string{"/", "/assets/app.js"} {
 		resp, _ := get(t, http.MethodGet, base+p)
 		csp := resp.Header.Get("Content-Security-Policy")
@@ -102,6 +104,7 @@ var importPattern = regexp.MustCompile(`(?:from\s+|import\s*\(\s*|import\s+)"(\.
 // TestEveryModuleImportResolves catches a renamed or missing module without
 // a browser: a broken import would leave the console blank.
 func TestEveryModuleImportResolves(t *testing.T) {
+	t.Parallel()
 	files := console.Files()
 	n := 0
 	err := fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {

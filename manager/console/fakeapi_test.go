@@ -63,6 +63,7 @@ func (fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // drifted usage is listed, and a manager without the folder API is said
 // to lack it rather than failing.
 func TestConsoleRendersEdgeCases(t *testing.T) {
+	t.Parallel()
 	chromiumPath(t)
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", fakeAPI{})

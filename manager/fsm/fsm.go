@@ -39,6 +39,18 @@ type Response struct {
 	Err   error
 }
 
+// Value is an applied command's value as the type its applier returns (for
+// AgentPut, *state.Agent). A value of another type is a bug of the caller or
+// of the applier, reported as an error instead of a panic.
+func Value[T any](r *Response) (T, error) {
+	v, ok := r.Value.(T)
+	if !ok {
+		var want T
+		return want, fmt.Errorf("the entry applied at index %d answered %T, not %T", r.Index, r.Value, want)
+	}
+	return v, nil
+}
+
 type applier func(tx *state.Txn, index uint64, body []byte) (any, error)
 
 // handle adapts a typed applier to the registry.

@@ -64,6 +64,7 @@ type PolicyUpdate struct {
 	MaxVfolderCount         *int                  `json:"max_vfolder_count,omitempty"`
 	AllowRoot               *bool                 `json:"allow_root,omitempty"`
 	AllowedImages           *[]string             `json:"allowed_images,omitempty"`
+	AllowEgress             *bool                 `json:"allow_egress,omitempty"`
 }
 
 // MsgType implements Command.
@@ -97,6 +98,10 @@ func applyPolicyUpdate(tx *state.Txn, index uint64, c *PolicyUpdate) (any, error
 	setPresent(&p.AllowRoot, c.AllowRoot)
 	if c.AllowedImages != nil {
 		p.AllowedImages = slices.Clone(*c.AllowedImages)
+	}
+	if c.AllowEgress != nil {
+		v := *c.AllowEgress
+		p.AllowEgress = &v
 	}
 	p.ModifiedAt = c.ModifiedAt
 	if err := tx.PutResourcePolicy(index, p); err != nil {
@@ -136,6 +141,7 @@ func copyPolicy(p *state.ResourcePolicy) *state.ResourcePolicy {
 	c.MaxConcurrentSessions = clonePtr(p.MaxConcurrentSessions)
 	c.MaxSessionLifetime = clonePtr(p.MaxSessionLifetime)
 	c.MaxVfolderSize = clonePtr(p.MaxVfolderSize)
+	c.AllowEgress = clonePtr(p.AllowEgress)
 	return &c
 }
 

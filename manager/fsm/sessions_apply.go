@@ -112,6 +112,13 @@ func applySessionCreate(tx *state.Txn, index uint64, c *SessionCreate) (any, err
 	if p != nil && !imageref.Allowed(p.AllowedImages, s.Image) {
 		return nil, ImageNotAllowed(p.Name, s.Image, p.AllowedImages)
 	}
+	// Whether the session may reach beyond its node is the policy's, as it
+	// is now; a policy changed later leaves the session as it started.
+	pol, err := tx.ResourcePolicy(k.ResourcePolicy)
+	if err != nil {
+		return nil, err
+	}
+	s.NoEgress = pol != nil && !pol.EgressAllowed()
 	// What the lifecycle fills in is never taken from the proposer.
 	s.Owner = k.User
 	if s.Domain == "" {
@@ -155,6 +162,16 @@ func checkRequest(s *state.Session) error {
 	}
 	if s.ClusterSize > maxClusterSize {
 		return apierr.Field(apierr.Invalid, "cluster_size", "cluster_size is out of range")
+	}
+	if len(s.Ports) > api.MaxSessionPorts {
+		return apierr.Field(apierr.Invalid, "ports", "too many ports")
+	}
+	names := map[string]bool{}
+	for _, p := range s.Ports {
+		if names[p.Name] || p.Port < 1 || p.Port > 65535 {
+			return apierr.Field(apierr.Invalid, "ports", "a port is out of range or named twice")
+		}
+		names[p.Name] = true
 	}
 	return nil
 }

@@ -85,6 +85,10 @@ func updateContainer(ct *state.SessionContainer, agent string, r ContainerReport
 	if r.Reason != "" {
 		ct.Reason = r.Reason
 	}
+	if r.Address != "" && ct.Address != r.Address {
+		ct.Address = r.Address
+		changed = true
+	}
 	if r.ExitCode != nil && (ct.ExitCode == nil || *ct.ExitCode != *r.ExitCode) {
 		code := *r.ExitCode
 		ct.ExitCode = &code

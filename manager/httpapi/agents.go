@@ -76,14 +76,13 @@ func (a *API) registerAgent(c *Call) error {
 		FolderHosts: req.FolderHosts, ProjectQuotaHosts: req.ProjectQuotaHosts, Version: req.Version, LastHeartbeatAt: now}
 	// An issued token's own auto_approve decides inside Apply.
 	ag.AwaitingApproval = join.shared && a.cfg.AgentTokenNeedsApproval
-	v, err := c.Propose(fsm.AgentPut{Agent: ag, TokenHash: join.tokenHash, At: now})
+	rec, err := propose[*state.Agent](c, fsm.AgentPut{Agent: ag, TokenHash: join.tokenHash, At: now})
 	if err != nil {
 		// The token may have been used up, expired or revoked since the
 		// look-up: the FSM's answer is the one that counts.
 		return a.tokenFailed(c, "agent registration", err)
 	}
-	rec := v.(*state.Agent)
-	a.agents.beat(id, now, nil)
+	a.leader.AgentRegistered(id, now)
 	a.log.Info("agent registered", "agent", id, "address", req.Address, "capacity", req.Capacity.String(),
 		"join_token", cmp.Or(rec.JoinToken, "shared"), "awaiting_approval", rec.AwaitingApproval)
 	return c.JSON(http.StatusCreated, api.AgentRegistered{ID: id, Secret: newSecret})
@@ -104,12 +103,12 @@ func (a *API) reregisterAgent(c *Call, req *api.AgentRegister) error {
 	}
 	now := a.now().UTC()
 	alive := state.AgentAlive
-	if _, err := c.Propose(fsm.AgentUpdate{ID: rec.ID, Address: &req.Address, Capacity: &req.Capacity, Node: &req.Node,
+	if err := c.Propose(fsm.AgentUpdate{ID: rec.ID, Address: &req.Address, Capacity: &req.Capacity, Node: &req.Node,
 		Images: &req.Images, GPUs: &req.GPUs, GPUShareQuantum: &req.GPUShareQuantum, FolderHosts: &req.FolderHosts,
 		ProjectQuotaHosts: &req.ProjectQuotaHosts, Version: &req.Version, Status: &alive, LastHeartbeatAt: &now}); err != nil {
 		return err
 	}
-	a.agents.beat(rec.ID, now, nil)
+	a.leader.AgentRegistered(rec.ID, now)
 	a.log.Info("agent registered again", "agent", rec.ID, "address", req.Address, "was", rec.Status)
 	return c.JSON(http.StatusOK, api.AgentRegistered{ID: rec.ID})
 }
@@ -123,7 +122,7 @@ const unknownAgentSecret = "berth-unknown-agent-0000000000000000000"
 // tell which agent ids exist.
 func (a *API) agentWithSecret(id string, r *http.Request) (*state.Agent, error) {
 	secret := bearer(r)
-	rec, err := a.cluster.State().Read().Agent(id)
+	rec, err := a.cluster.Read().Agent(id)
 	if err != nil {
 		return nil, err
 	}

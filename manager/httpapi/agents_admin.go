@@ -13,7 +13,7 @@ import (
 // agentView is an agent as admins see it. used and a fresher
 // last_heartbeat_at come from the leader's memory: a follower answering
 // ?stale=true has no reports, so it shows used empty and the replicated
-// last_heartbeat_at (at most 30 s old, see agentRecordEvery).
+// last_heartbeat_at (at most 30 s old: the leader writes it that often).
 func (a *API) agentView(tx *state.Txn, ag *state.Agent) (api.Agent, error) {
 	held, err := occupiedOnAgent(tx, ag.ID)
 	if err != nil {
@@ -27,7 +27,7 @@ func (a *API) agentView(tx *state.Txn, ag *state.Agent) (api.Agent, error) {
 		Capacity: ag.Capacity.Clone(), Occupied: held, GPUs: agentGPUs(ag, gpuHeld), FolderHosts: slices.Clone(nonNil(ag.FolderHosts)),
 		ProjectQuotaHosts: slices.Clone(nonNil(ag.ProjectQuotaHosts)), Images: slices.Clone(nonNil(ag.Images)),
 		Node: ag.Node, LastHeartbeatAt: ag.LastHeartbeatAt, Version: ag.Version}
-	if at, used, ok := a.agents.last(ag.ID); ok {
+	if at, used, ok := a.leader.LastHeartbeat(ag.ID); ok {
 		out.Used = used
 		if at.After(out.LastHeartbeatAt) {
 			out.LastHeartbeatAt = at
@@ -52,7 +52,7 @@ func (a *API) listAgents(c *Call) error {
 	if status != "" && status != state.AgentAlive && status != state.AgentLost {
 		return apierr.Field(apierr.Invalid, "status", "status must be ALIVE or LOST")
 	}
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	agents, err := tx.Agents()
 	if err != nil {
 		return err
@@ -76,7 +76,7 @@ func (a *API) listAgents(c *Call) error {
 }
 
 func (a *API) getAgent(c *Call) error {
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	ag, err := agentOr404(tx, c.R.PathValue("id"))
 	if err != nil {
 		return err
@@ -108,14 +108,14 @@ func (a *API) updateAgent(c *Call) error {
 		return apierr.Field(apierr.Invalid, "schedulable", "schedulable is required (true or false)")
 	}
 	id := c.R.PathValue("id")
-	if _, err := agentOr404(a.cluster.State().Read(), id); err != nil {
+	if _, err := agentOr404(a.cluster.Read(), id); err != nil {
 		return err
 	}
-	v, err := c.Propose(fsm.AgentUpdate{ID: id, Schedulable: p.Schedulable})
+	ag, err := propose[*state.Agent](c, fsm.AgentUpdate{ID: id, Schedulable: p.Schedulable})
 	if err != nil {
 		return err
 	}
-	out, err := a.agentView(a.cluster.State().Read(), v.(*state.Agent))
+	out, err := a.agentView(a.cluster.Read(), ag)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,6 @@ import (
 // the state by hand.
 type agentCollector struct {
 	api      *API
-	beats    prometheus.Counter
 	byStatus *prometheus.Desc
 	capacity *prometheus.Desc
 	usedCPU  *prometheus.Desc
@@ -25,11 +24,7 @@ type agentCollector struct {
 
 func newAgentCollector(a *API) *agentCollector {
 	return &agentCollector{
-		api: a,
-		beats: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "berth_agent_heartbeats_total",
-			Help: "Agent heartbeats this manager accepted (as leader).",
-		}),
+		api:      a,
 		byStatus: prometheus.NewDesc("berth_agents", "Agents by status.", []string{"status"}, nil),
 		capacity: prometheus.NewDesc("berth_agent_capacity", "What an agent offers, per slot (cpu in cores, mem in bytes, GPUs and shares in units).",
 			[]string{"agent", "slot"}, nil),
@@ -44,7 +39,6 @@ func newAgentCollector(a *API) *agentCollector {
 
 // Describe implements prometheus.Collector.
 func (c *agentCollector) Describe(ch chan<- *prometheus.Desc) {
-	c.beats.Describe(ch)
 	ch <- c.byStatus
 	ch <- c.capacity
 	ch <- c.usedCPU
@@ -54,8 +48,7 @@ func (c *agentCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
-	c.beats.Collect(ch)
-	tx := c.api.cluster.State().Read()
+	tx := c.api.cluster.Read()
 	agents, err := tx.Agents()
 	if err != nil {
 		c.api.log.Error("agent metrics: read agents", "err", err)
@@ -75,7 +68,7 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, g := range ag.GPUs {
 			ch <- prometheus.MustNewConstMetric(c.gpuHeld, prometheus.GaugeValue, slotValue(slots.CUDAShares, gpuHeld[ag.ID][g.UUID]), ag.ID, g.UUID)
 		}
-		if _, used, ok := c.api.agents.last(ag.ID); ok {
+		if _, used, ok := c.api.leader.LastHeartbeat(ag.ID); ok {
 			ch <- prometheus.MustNewConstMetric(c.usedCPU, prometheus.GaugeValue, used.CPUSeconds, ag.ID)
 			ch <- prometheus.MustNewConstMetric(c.usedMem, prometheus.GaugeValue, float64(used.MemoryWorkingSet), ag.ID)
 		}

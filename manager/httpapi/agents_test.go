@@ -75,18 +75,17 @@ func heartbeat(t *testing.T, s *server.Server, ag api.AgentRegistered, hb api.Ag
 	return out
 }
 
-// lastIndex is the manager's last Raft log index: it moves with every write.
-func lastIndex(s *server.Server) uint64 {
-	_, last, _ := s.Node().Indexes()
-	return last
-}
+// lastIndex is the index of the manager's last applied log entry: it
+// moves with every write.
+func lastIndex(s *server.Server) uint64 { return s.AppliedIndex() }
 
 var agentIDPattern = regexp.MustCompile(`^agent-[a-z0-9]{12}$`)
 
 // Without a shared -agent-token and without issued tokens, no token
 // admits an agent (an empty shared token must not match an empty header).
 func TestAgentRegistrationNeedsTheAgentToken(t *testing.T) {
-	s := testcluster.StartDev(t).Servers[0]
+	t.Parallel()
+	s := testcluster.StartFake(t).Servers[0]
 	for _, token := range []string{"anything", ""} {
 		r := agentCall(t, s, http.MethodPost, "/v1/agents/register", token, "", registration("10.0.0.5:6001"))
 		p := wantProblem(t, r, http.StatusUnauthorized, api.ProblemUnauthorized)
@@ -95,7 +94,8 @@ func TestAgentRegistrationNeedsTheAgentToken(t *testing.T) {
 }
 
 func TestAgentRegistration(t *testing.T) {
-	s := testcluster.StartDev(t, withAgentToken).Servers[0]
+	t.Parallel()
+	s := testcluster.StartFake(t, withAgentToken).Servers[0]
 	admin := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
 	in := registration("10.0.0.5:6001", api.Image{Name: "berth/base:latest", Digest: "sha256:aa", Size: 1 << 20})
 
@@ -175,8 +175,9 @@ func TestAgentRegistration(t *testing.T) {
 // bring no news write nothing through Raft, yet the views show their time
 // and usage; news, or 30 s without a write, is written.
 func TestAgentHeartbeatsStayOffRaft(t *testing.T) {
+	t.Parallel()
 	clock := newFakeClock()
-	s := testcluster.StartDev(t, withAgentToken, withClock(clock, 24*time.Hour), func(cfg *server.Config) {
+	s := testcluster.StartFake(t, withAgentToken, withClock(clock, 24*time.Hour), func(cfg *server.Config) {
 		cfg.HeartbeatTimeout = time.Hour // the fake clock jumps; nothing may be LOST here
 	}).Servers[0]
 	admin := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
@@ -276,7 +277,8 @@ func TestAgentHeartbeatsStayOffRaft(t *testing.T) {
 // silent and is LOST after the 1 s timeout, while another that keeps
 // beating stays ALIVE; the silent one's next beat makes it ALIVE again.
 func TestAgentLostAfterTheTimeoutAndBackOnItsNextHeartbeat(t *testing.T) {
-	s := testcluster.StartDev(t, withAgentToken, func(cfg *server.Config) { cfg.HeartbeatTimeout = time.Second }).Servers[0]
+	t.Parallel()
+	s := testcluster.StartFake(t, withAgentToken, func(cfg *server.Config) { cfg.HeartbeatTimeout = time.Second }).Servers[0]
 	admin := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
 	silent := register(t, s, registration("10.0.0.5:6001"))
 	busy := register(t, s, registration("10.0.0.6:6001"))
@@ -307,7 +309,8 @@ func TestAgentLostAfterTheTimeoutAndBackOnItsNextHeartbeat(t *testing.T) {
 }
 
 func TestAgentDesiredIsABlockingQuery(t *testing.T) {
-	s := testcluster.StartDev(t, withAgentToken).Servers[0]
+	t.Parallel()
+	s := testcluster.StartFake(t, withAgentToken).Servers[0]
 	admin := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
 	ag := register(t, s, registration("10.0.0.5:6001"))
 	desired := func(query string) (api.DesiredState, *testcluster.Response) {
@@ -375,7 +378,8 @@ func TestAgentDesiredIsABlockingQuery(t *testing.T) {
 }
 
 func TestAgentAdminViews(t *testing.T) {
-	s := testcluster.StartDev(t, withAgentToken).Servers[0]
+	t.Parallel()
+	s := testcluster.StartFake(t, withAgentToken).Servers[0]
 	super := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
 	createUser(t, s, super, "watch@example.com", "watch", api.RoleMonitor)
 	createUser(t, s, super, "plain@example.com", "plain", api.RoleUser)

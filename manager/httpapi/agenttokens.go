@@ -57,12 +57,12 @@ func (a *API) createAgentToken(c *Call) error {
 		exp := now.Add(time.Duration(req.TTL) * time.Second)
 		k.ExpiresAt = &exp
 	}
-	v, err := c.Propose(fsm.AgentTokenCreate{Token: k})
+	rec, err := propose[*state.AgentToken](c, fsm.AgentTokenCreate{Token: k})
 	if err != nil {
 		return err
 	}
 	a.log.Info("agent token created", "token_id", id, "by", c.Who.User.Email, "uses", req.Uses, "ttl_s", req.TTL, "auto_approve", req.AutoApprove)
-	out := agentTokenView(v.(*state.AgentToken), now)
+	out := agentTokenView(rec, now)
 	out.Token = token
 	return c.JSON(http.StatusCreated, out)
 }
@@ -85,7 +85,7 @@ func agentTokenView(k *state.AgentToken, now time.Time) api.AgentToken {
 // listAgentTokens is GET /v1/agents/tokens (admins): every token, never
 // a secret.
 func (a *API) listAgentTokens(c *Call) error {
-	toks, err := a.cluster.State().Read().AgentTokens()
+	toks, err := a.cluster.Read().AgentTokens()
 	if err != nil {
 		return err
 	}
@@ -104,7 +104,7 @@ func (a *API) listAgentTokens(c *Call) error {
 // revokeAgentToken is DELETE /v1/agents/tokens/{id} (superadmin).
 func (a *API) revokeAgentToken(c *Call) error {
 	id := c.R.PathValue("id")
-	if _, err := c.Propose(fsm.AgentTokenRevoke{ID: id, At: a.now().UTC()}); err != nil {
+	if err := c.Propose(fsm.AgentTokenRevoke{ID: id, At: a.now().UTC()}); err != nil {
 		return err
 	}
 	a.log.Info("agent token revoked", "token_id", id, "by", c.Who.User.Email)
@@ -116,13 +116,12 @@ func (a *API) revokeAgentToken(c *Call) error {
 // be placed on the agent from now on.
 func (a *API) approveAgent(c *Call) error {
 	id := c.R.PathValue("id")
-	v, err := c.Propose(fsm.AgentApprove{ID: id, By: c.Who.User.Email, At: a.now().UTC()})
+	ag, err := propose[*state.Agent](c, fsm.AgentApprove{ID: id, By: c.Who.User.Email, At: a.now().UTC()})
 	if err != nil {
 		return err
 	}
-	ag := v.(*state.Agent)
 	a.log.Info("agent approved", "agent", id, "by", ag.ApprovedBy, "address", ag.Address)
-	out, err := a.agentView(a.cluster.State().Read(), ag)
+	out, err := a.agentView(a.cluster.Read(), ag)
 	if err != nil {
 		return err
 	}
@@ -150,7 +149,7 @@ func (a *API) agentJoinToken(c *Call) (joinAdmission, error) {
 		return joinAdmission{}, apierr.New(apierr.Unauthorized, fsm.WrongAgentToken)
 	}
 	hash := auth.HashToken(got)
-	k, err := a.cluster.State().Read().AgentTokenByHash(hash)
+	k, err := a.cluster.Read().AgentTokenByHash(hash)
 	if err != nil {
 		return joinAdmission{}, err
 	}

@@ -32,7 +32,8 @@ func registerWith(t *testing.T, s *server.Server, joinToken, addr string) *testc
 }
 
 func TestAgentTokenIsShownOnceAndListedWithoutSecrets(t *testing.T) {
-	s := testcluster.StartDev(t).Servers[0]
+	t.Parallel()
+	s := testcluster.StartFake(t).Servers[0]
 	admin := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
 	tok := createAgentToken(t, s, admin, map[string]any{"uses": 3, "ttl": 3600, "auto_approve": true})
 	if !strings.HasPrefix(tok.Token, "berth-agent-") || len(tok.Token) < 40 || !strings.HasPrefix(tok.ID, "agtok-") {
@@ -60,7 +61,8 @@ func TestAgentTokenIsShownOnceAndListedWithoutSecrets(t *testing.T) {
 }
 
 func TestAgentTokenRequestIsValidatedAllAtOnce(t *testing.T) {
-	s := testcluster.StartDev(t).Servers[0]
+	t.Parallel()
+	s := testcluster.StartFake(t).Servers[0]
 	admin := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
 	before := lastIndex(s)
 	r := testcluster.Do(t, http.MethodPost, testcluster.URL(s)+"/v1/agents/tokens", admin, map[string]any{"uses": -1, "ttl": 400 * 24 * 3600})
@@ -81,8 +83,9 @@ func TestAgentTokenRequestIsValidatedAllAtOnce(t *testing.T) {
 // an agent is refused with 401, and the agent is not recorded. The control
 // row shows the same request with a good token gets in.
 func TestAgentRegistrationWithoutAValidTokenIsRefused(t *testing.T) {
+	t.Parallel()
 	clock := newFakeClock()
-	s := testcluster.StartDev(t, withAgentToken, withClock(clock, 24*time.Hour)).Servers[0]
+	s := testcluster.StartFake(t, withAgentToken, withClock(clock, 24*time.Hour)).Servers[0]
 	admin := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
 	good := createAgentToken(t, s, admin, map[string]any{})
 	revoked := createAgentToken(t, s, admin, map[string]any{})
@@ -142,7 +145,8 @@ func TestAgentRegistrationWithoutAValidTokenIsRefused(t *testing.T) {
 // A token for N agents admits N, and the (N+1)th is refused, also when
 // agents race for the last use: the FSM, not the handler, counts.
 func TestAgentTokenAdmitsAsManyAgentsAsItsUses(t *testing.T) {
-	s := testcluster.StartDev(t).Servers[0]
+	t.Parallel()
+	s := testcluster.StartFake(t).Servers[0]
 	admin := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
 	three := createAgentToken(t, s, admin, map[string]any{"uses": 3})
 	for i := range 3 {
@@ -184,7 +188,8 @@ func TestAgentTokenAdmitsAsManyAgentsAsItsUses(t *testing.T) {
 // approves the agent. The agent's desired state stays empty until then, so
 // it never sees a user's image, environment or folders.
 func TestAgentAwaitingApprovalGetsNoSessionUntilApproved(t *testing.T) {
-	s := testcluster.StartDev(t).Servers[0]
+	t.Parallel()
+	s := testcluster.StartFake(t).Servers[0]
 	admin := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
 	tok := createAgentToken(t, s, admin, map[string]any{"uses": 1})
 	in := registration("10.0.3.1:6001", api.Image{Name: baseImage, Digest: "sha256:aa", Size: 1 << 20})
@@ -242,6 +247,7 @@ func TestAgentAwaitingApprovalGetsNoSessionUntilApproved(t *testing.T) {
 // of the managers' shared token, unless the managers run with
 // -agent-auto-approve=false.
 func TestWhichAgentsAreApprovedAtRegistration(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name          string
 		needsApproval bool
@@ -259,7 +265,7 @@ func TestWhichAgentsAreApprovedAtRegistration(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s := testcluster.StartDev(t, withAgentToken, func(cfg *server.Config) { cfg.AgentTokenNeedsApproval = c.needsApproval }).Servers[0]
+			s := testcluster.StartFake(t, withAgentToken, func(cfg *server.Config) { cfg.AgentTokenNeedsApproval = c.needsApproval }).Servers[0]
 			admin := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
 			r := registerWith(t, s, c.token(t, s, admin), "10.0.4.1:6001")
 			wantStatus(t, r, http.StatusCreated)
@@ -275,7 +281,8 @@ func TestWhichAgentsAreApprovedAtRegistration(t *testing.T) {
 // An agent that joined with a one-use token registers again after a
 // restart with its id and secret: the spent token is no longer needed.
 func TestAgentRegistersAgainWithItsSecretAfterItsTokenIsSpent(t *testing.T) {
-	s := testcluster.StartDev(t).Servers[0]
+	t.Parallel()
+	s := testcluster.StartFake(t).Servers[0]
 	admin := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
 	tok := createAgentToken(t, s, admin, map[string]any{"uses": 1, "auto_approve": true})
 	r := registerWith(t, s, tok.Token, "10.0.5.1:6001")
@@ -297,7 +304,8 @@ func TestAgentRegistersAgainWithItsSecretAfterItsTokenIsSpent(t *testing.T) {
 // Issuing and revoking tokens and approving agents are a superadmin's: an
 // admin of the cluster's domain may read the tokens, no one else may.
 func TestOnlySuperadminsIssueAgentTokensAndApproveAgents(t *testing.T) {
-	s := testcluster.StartDev(t).Servers[0]
+	t.Parallel()
+	s := testcluster.StartFake(t).Servers[0]
 	super := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
 	tok := createAgentToken(t, s, super, map[string]any{"uses": 1})
 	r := registerWith(t, s, tok.Token, "10.0.6.1:6001")
@@ -348,8 +356,9 @@ func TestOnlySuperadminsIssueAgentTokensAndApproveAgents(t *testing.T) {
 // right guess is not confirmed), until the bucket refills. Successes cost
 // nothing: many honest agents behind one address all register.
 func TestWrongTokenAttemptsAreRateLimitedPerAddress(t *testing.T) {
+	t.Parallel()
 	clock := newFakeClock()
-	s := testcluster.StartDev(t, withAgentToken, withClock(clock, 24*time.Hour), func(cfg *server.Config) {
+	s := testcluster.StartFake(t, withAgentToken, withClock(clock, 24*time.Hour), func(cfg *server.Config) {
 		cfg.JoinToken = "join-token-of-the-cluster"
 		cfg.HeartbeatTimeout = time.Hour
 	}).Servers[0]
@@ -390,7 +399,8 @@ func TestWrongTokenAttemptsAreRateLimitedPerAddress(t *testing.T) {
 
 // Wrong join tokens from one address are limited like agent tokens.
 func TestWrongJoinTokenAttemptsAreRateLimited(t *testing.T) {
-	s := testcluster.StartDev(t, func(cfg *server.Config) { cfg.JoinToken = "join-token-of-the-cluster" }).Servers[0]
+	t.Parallel()
+	s := testcluster.StartFake(t, func(cfg *server.Config) { cfg.JoinToken = "join-token-of-the-cluster" }).Servers[0]
 	var statuses []int
 	for i := range 20 {
 		req := newRequest(t, http.MethodPost, testcluster.URL(s)+"/v1/operator/raft/join",

@@ -11,21 +11,25 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/berth-cluster/berth/manager/apierr"
 	"github.com/berth-cluster/berth/manager/auth"
 	"github.com/berth-cluster/berth/manager/folderfs"
 	"github.com/berth-cluster/berth/manager/fsm"
+	"github.com/berth-cluster/berth/manager/leader"
 	"github.com/berth-cluster/berth/manager/raftnode"
 	"github.com/berth-cluster/berth/manager/secrets"
 	"github.com/berth-cluster/berth/manager/state"
 )
 
-// Cluster is what the API needs of the Raft side of the manager.
+// Cluster is what the handlers need of the replicated state and of this
+// manager's place in the cluster: propose, read, wait for an index, who
+// leads. Raft is the consensus layer itself, which only the operator's
+// routes, health and stale reads look at.
 type Cluster interface {
 	// Propose commits a command and returns the FSM's response; a rule the
 	// command broke comes back as Response.Err.
@@ -34,21 +38,54 @@ type Cluster interface {
 	// creates that arrive with it into one entry; the response is this
 	// session's alone (Value the session recorded, or Err its rule).
 	ProposeSessionCreate(ctx context.Context, s state.Session) (*fsm.Response, error)
-	State() *state.Store
-	Node() *raftnode.Node
-	// HTTPAddr is this manager's advertised HTTP address.
-	HTTPAddr() string
+	// Read is a view of the state as this manager has applied it.
+	Read() *state.Txn
 	// AppliedIndex is the index of the last entry the FSM applied.
 	AppliedIndex() uint64
 	// WaitIndex returns the applied index once it is greater than after,
 	// or, when ctx ends first, the applied index then with ctx's error
 	// (blocking queries).
 	WaitIndex(ctx context.Context, after uint64) (uint64, error)
+	// ID is this manager's node id.
+	ID() string
+	// Leader is the node id of the leader as this manager knows it; ""
+	// when it knows none.
+	Leader() string
+	// IsLeader says whether this manager believes it leads.
+	IsLeader() bool
+	// VerifyLeader confirms with a quorum that this manager still leads,
+	// so a read served after it is not stale.
+	VerifyLeader(ctx context.Context) error
+	Raft() Raft
+}
+
+// Raft is the consensus layer as the cluster's operator sees it:
+// membership, indexes, snapshots.
+type Raft interface {
+	// State is this manager's Raft role.
+	State() raft.RaftState
+	// Indexes are the applied and last log index and the current term.
+	Indexes() (applied, last, term uint64)
+	// LastContact is when this manager last heard from the leader (now,
+	// on the leader).
+	LastContact() time.Time
+	Servers() ([]raft.Server, error)
+	AddVoter(id, addr string) error
+	RemoveServer(id string) error
+	// InMemory: no other manager can reach this one's Raft (-dev).
+	InMemory() bool
+	// OpenSnapshot takes (or opens the newest) snapshot of the state.
+	OpenSnapshot() (*raft.SnapshotMeta, io.ReadCloser, error)
+	// Restore replaces the cluster's state with a snapshot of size bytes.
+	Restore(r io.Reader, size int64) error
 }
 
 // Config holds the API's tunables and external edges.
 type Config struct {
-	Cluster  Cluster
+	Cluster Cluster
+	// Leader runs the leader's duties; the handlers hand it what it must
+	// know (heartbeats, activity) and ask it what only it knows.
+	Leader   *leader.Leader
 	Log      *slog.Logger
 	Metrics  prometheus.Registerer
 	Gatherer prometheus.Gatherer
@@ -56,6 +93,9 @@ type Config struct {
 	Rand     io.Reader
 	// TokenTTL is how long a login token lives.
 	TokenTTL time.Duration
+	// PasswordCost is the cost of new password hashes (zero: auth's
+	// default).
+	PasswordCost auth.Cost
 	// JoinToken, when set, lets managers started with -join add themselves.
 	JoinToken string
 	// AgentToken, when set, lets agents register (the managers' -agent-token).
@@ -104,26 +144,20 @@ type API struct {
 	loginByEmail *auth.Limiter
 	loginByAddr  *auth.Limiter
 	keypairRate  *auth.Limiter
-	keypairUses  *lastSeen
-	agents       *agentLiveness
-	agentMetrics *agentCollector
-	sessions     *sessionTracker
-	usage        *usageChecks
+	// dummyHash is checked when a login's email is unknown.
+	dummyHash string
+	leader    *leader.Leader
 
 	// tokenFailures counts failed machine credentials (agent tokens,
 	// agent secrets on registration, the join token) per client address.
 	tokenFailures *auth.Limiter
-
-	// leaderReady: this manager leads and has applied every entry of
-	// earlier terms (see SetLeaderReady).
-	leaderReady atomic.Bool
-	folders     *folderfs.Store
-	limits      Limits
-	uploads     *uploadSlots
-	replays     *replayCache
-	routes      []Route
-	metrics     *httpMetrics
-	mux         *http.ServeMux
+	folders       *folderfs.Store
+	limits        Limits
+	uploads       *uploadSlots
+	replays       *replayCache
+	routes        []Route
+	metrics       *httpMetrics
+	mux           *http.ServeMux
 }
 
 // New builds the API.
@@ -154,7 +188,8 @@ func New(cfg Config) *API {
 		loginByEmail: auth.NewLimiter(cfg.LoginBurst, cfg.LoginEvery, cfg.Now),
 		loginByAddr:  auth.NewLimiter(cfg.LoginBurst*3, cfg.LoginEvery/3, cfg.Now),
 		keypairRate:  auth.NewLimiter(1, time.Second, cfg.Now),
-		keypairUses:  newLastSeen(),
+		leader:       cfg.Leader,
+		dummyHash:    cfg.PasswordCost.Dummy(),
 	}
 	a.tokenFailures = auth.NewLimiter(cfg.LoginBurst, cfg.LoginEvery, cfg.Now)
 	a.limits = cfg.Limits.withDefaults()
@@ -165,12 +200,8 @@ func New(cfg Config) *API {
 		a.folders = folderfs.New(nil, 0, 0, cfg.Now)
 	}
 	a.metrics = newHTTPMetrics(cfg.Metrics)
-	a.agents = newAgentLiveness()
-	a.sessions = newSessionTracker()
-	a.agentMetrics = newAgentCollector(a)
-	a.usage = newUsageChecks(cfg.Metrics)
 	if cfg.Metrics != nil {
-		cfg.Metrics.MustRegister(a.agentMetrics, newSessionCollector(a))
+		cfg.Metrics.MustRegister(newAgentCollector(a), newSessionCollector(a))
 	}
 	a.routes = a.routeTable()
 	a.mux = http.NewServeMux()
@@ -197,11 +228,6 @@ func New(cfg Config) *API {
 	return a
 }
 
-// SetLeaderReady says whether this manager, as leader, has applied every
-// entry committed before its term (its barrier returned). Until it has, it
-// answers routed requests with 503 no-leader, which clients retry.
-func (a *API) SetLeaderReady(ready bool) { a.leaderReady.Store(ready) }
-
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
 
@@ -226,17 +252,34 @@ func (c *Call) JSON(status int, v any) error {
 	return nil
 }
 
-// Propose commits a command and turns its outcome into an error the route
-// can return as is.
-func (c *Call) Propose(cmd fsm.Command) (any, error) {
-	resp, err := c.api.cluster.Propose(c.R.Context(), cmd)
+// Propose commits a command whose value the handler does not need, and
+// turns its outcome into an error the route can return as is.
+func (c *Call) Propose(cmd fsm.Command) error {
+	_, err := c.api.commit(c.R.Context(), cmd)
+	return err
+}
+
+// propose commits a command and returns its applier's value as the type
+// that applier returns (for fsm.AgentPut, *state.Agent), or the rule the
+// command broke as an error the route can return as is.
+func propose[T any](c *Call, cmd fsm.Command) (T, error) {
+	resp, err := c.api.commit(c.R.Context(), cmd)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return fsm.Value[T](resp)
+}
+
+func (a *API) commit(ctx context.Context, cmd fsm.Command) (*fsm.Response, error) {
+	resp, err := a.cluster.Propose(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
 	if resp.Err != nil {
 		return nil, resp.Err
 	}
-	return resp.Value, nil
+	return resp, nil
 }
 
 // serve wraps a route's handler with, in order: metrics, panic recovery,
@@ -323,7 +366,7 @@ func (a *API) handle(rt *Route, w http.ResponseWriter, r *http.Request) error {
 // The body goes as it is: unread, or read whole by keypairIdentity and put
 // back.
 func (a *API) forwardUnknownCredential(w http.ResponseWriter, r *http.Request, err error) bool {
-	if !apierr.Is(err, apierr.Unauthorized) || a.cluster.Node().IsLeader() || r.Header.Get(hdrForwardedBy) != "" {
+	if !apierr.Is(err, apierr.Unauthorized) || a.cluster.IsLeader() || r.Header.Get(hdrForwardedBy) != "" {
 		return false
 	}
 	target, lerr := a.leaderURL()

@@ -12,10 +12,6 @@ import (
 	"github.com/berth-cluster/berth/shared/api"
 )
 
-// dummyHash is checked when the email is unknown so that a login for a
-// missing user costs as much as one with a wrong password.
-const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2mJ0hbl0e6y6W5R7Ec9LKo5y2iGEvZVjE0fQm5dVZ2Q"
-
 func (a *API) login(c *Call) error {
 	var req api.LoginRequest
 	if err := c.Decode(&req); err != nil {
@@ -42,11 +38,11 @@ func (a *API) login(c *Call) error {
 			return apierr.New(apierr.RateLimited, "too many login attempts for %s; wait %s and try again", lim.who, wait.Round(1e9))
 		}
 	}
-	u, err := c.api.cluster.State().Read().User(email)
+	u, err := c.api.cluster.Read().User(email)
 	if err != nil {
 		return err
 	}
-	hash := dummyHash
+	hash := a.dummyHash // an unknown email costs what a wrong password does
 	if u != nil {
 		hash = u.PasswordHash
 	}
@@ -66,7 +62,7 @@ func (a *API) login(c *Call) error {
 	}
 	now := a.now().UTC()
 	t := state.Token{Hash: auth.HashToken(token), User: u.Email, CreatedAt: now, ExpiresAt: now.Add(a.cfg.TokenTTL)}
-	if _, err := c.Propose(fsm.TokenCreate{Token: t}); err != nil {
+	if err := c.Propose(fsm.TokenCreate{Token: t}); err != nil {
 		return err
 	}
 	http.SetCookie(c.W, &http.Cookie{Name: sessionCookie, Value: token, Path: "/", Expires: t.ExpiresAt,
@@ -78,7 +74,7 @@ func (a *API) logout(c *Call) error {
 	if c.Who.TokenHash == "" {
 		return apierr.New(apierr.Invalid, "logout ends a login token; this request was signed with a keypair, which has none (deactivate the keypair instead)")
 	}
-	if _, err := c.Propose(fsm.TokenDelete{Hash: c.Who.TokenHash}); err != nil {
+	if err := c.Propose(fsm.TokenDelete{Hash: c.Who.TokenHash}); err != nil {
 		return err
 	}
 	http.SetCookie(c.W, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true})
@@ -119,13 +115,13 @@ func (a *API) changePassword(c *Call) error {
 	if subtle.ConstantTimeCompare([]byte(req.OldPassword), []byte(req.NewPassword)) == 1 {
 		return apierr.Field(apierr.Invalid, "new_password", "new_password must differ from the current password")
 	}
-	hash, err := auth.HashPassword(a.rnd, req.NewPassword)
+	hash, err := a.cfg.PasswordCost.Hash(a.rnd, req.NewPassword)
 	if err != nil {
 		return err
 	}
 	keep := c.Who.TokenHash
 	no := false
-	if _, err := c.Propose(fsm.UserUpdate{Email: c.Who.User.Email, ModifiedAt: a.now().UTC(), PasswordHash: &hash,
+	if err := c.Propose(fsm.UserUpdate{Email: c.Who.User.Email, ModifiedAt: a.now().UTC(), PasswordHash: &hash,
 		NeedPasswordChange: &no, RevokeTokensExcept: &keep}); err != nil {
 		return err
 	}

@@ -17,9 +17,10 @@ import (
 // GET /v1/auth/whoami and POST /v1/auth/logout with bearer tokens and the
 // console's session cookie, on a manager whose clock moves only when told.
 func TestLoginTokensAuthenticateUntilLogoutOrExpiry(t *testing.T) {
+	t.Parallel()
 	const ttl = 30 * time.Minute
 	clock := newFakeClock()
-	c := testcluster.StartDev(t, withClock(clock, ttl))
+	c := testcluster.StartFake(t, withClock(clock, ttl))
 	s := c.Servers[0]
 	base := testcluster.URL(s)
 	admin := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
@@ -199,9 +200,10 @@ func TestLoginTokensAuthenticateUntilLogoutOrExpiry(t *testing.T) {
 // email every further attempt, even with the right password, is 429 with
 // Retry-After until the bucket refills.
 func TestLoginRateLimitPerEmail(t *testing.T) {
+	t.Parallel()
 	const burst = 10 // the manager's default LoginBurst
 	clock := newFakeClock()
-	c := testcluster.StartDev(t, withClock(clock, time.Hour))
+	c := testcluster.StartFake(t, withClock(clock, time.Hour))
 	s := c.Servers[0]
 	admin := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
 	const email = "limited@example.com"
@@ -246,7 +248,8 @@ func TestLoginRateLimitPerEmail(t *testing.T) {
 // but not allowed is 403 with a reason naming the role needed; monitor reads
 // admin views but cannot write.
 func TestRoutesRefuseCallersWithoutTheRole(t *testing.T) {
-	c := testcluster.StartDev(t)
+	t.Parallel()
+	c := testcluster.StartFake(t)
 	s := c.Servers[0]
 	base := testcluster.URL(s)
 	super := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
@@ -313,7 +316,8 @@ func TestRoutesRefuseCallersWithoutTheRole(t *testing.T) {
 // is 403 (the pair is right but the user may not) and its keypair does not
 // authenticate.
 func TestInactiveUserCannotAuthenticate(t *testing.T) {
-	c := testcluster.StartDev(t)
+	t.Parallel()
+	c := testcluster.StartFake(t)
 	s := c.Servers[0]
 	base := testcluster.URL(s)
 	admin := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
@@ -359,7 +363,8 @@ func flipHex(s string, i int) string {
 // signature proves, every way a request can differ from what was signed, the
 // ±15 minute date window, and the role a keypair acts with.
 func TestKeypairSignedRequests(t *testing.T) {
-	c := testcluster.StartDev(t)
+	t.Parallel()
+	c := testcluster.StartFake(t)
 	s := c.Servers[0]
 	base := testcluster.URL(s)
 	super := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
@@ -578,7 +583,8 @@ func TestKeypairSignedRequests(t *testing.T) {
 // signature, or anyone can probe which access keys exist (authn.go promises
 // "a reason never says whether an unknown credential exists").
 func TestUnknownAccessKeyIsIndistinguishableFromWrongSignature(t *testing.T) {
-	c := testcluster.StartDev(t)
+	t.Parallel()
+	c := testcluster.StartFake(t)
 	s := c.Servers[0]
 	base := testcluster.URL(s)
 	super := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
@@ -603,7 +609,8 @@ func TestUnknownAccessKeyIsIndistinguishableFromWrongSignature(t *testing.T) {
 // once, the old password checked, and on success every other login token of
 // the user revoked while the caller's keeps working.
 func TestPasswordChange(t *testing.T) {
-	c := testcluster.StartDev(t)
+	t.Parallel()
+	c := testcluster.StartFake(t)
 	s := c.Servers[0]
 	base := testcluster.URL(s)
 	super := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)

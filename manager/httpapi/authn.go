@@ -105,7 +105,7 @@ func (a *API) checkCSRF(r *http.Request, tokenHash string) error {
 }
 
 func (a *API) tokenIdentity(token string) (*Identity, error) {
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	hash := auth.HashToken(token)
 	t, err := tx.Token(hash)
 	if err != nil {
@@ -148,7 +148,7 @@ func (a *API) keypairIdentity(r *http.Request, header string, rt *Route) (*Ident
 	if err != nil {
 		return nil, unauthorized("%s: %v", sign.DateHeader, err)
 	}
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	kp, err := tx.Keypair(ak)
 	if err != nil {
 		return nil, err
@@ -203,16 +203,12 @@ func (a *API) keypairIdentity(r *http.Request, header string, rt *Route) (*Ident
 				Detail: fmt.Sprintf("access key %s may make %d requests per 15 minutes; wait %s", ak, kp.RateLimit, wait.Round(time.Second))}
 		}
 	}
-	a.keypairUses.touch(ak, a.now())
+	a.leader.KeypairUsed(ak)
 	return &Identity{User: u, Keypair: kp}, nil
 }
 
 // rateWindow is the period a keypair's rate_limit counts requests over.
 const rateWindow = 15 * time.Minute
-
-// DrainKeypairUses returns and forgets the keypair uses seen since the
-// last call.
-func (a *API) DrainKeypairUses() map[string]time.Time { return a.keypairUses.drain() }
 
 func activeUser(tx *state.Txn, email string) (*state.User, error) {
 	u, err := tx.User(email)

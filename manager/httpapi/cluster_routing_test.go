@@ -241,7 +241,7 @@ func TestANewLeaderAnswersOnlyOnceCaughtUp(t *testing.T) {
 	c := testcluster.Start(t, 3, testcluster.InsecureRaft) // about routing, not the transport
 	leader, follower := c.Leader(), c.Follower()
 	token := testcluster.Login(t, leader, testcluster.AdminEmail, testcluster.AdminPassword)
-	leader.API().SetLeaderReady(false)
+	leader.Leader().SetReady(false)
 	for _, s := range []*server.Server{leader, follower} {
 		r := testcluster.Do(t, http.MethodGet, testcluster.URL(s)+"/v1/auth/whoami", token, nil)
 		wantProblem(t, r, http.StatusServiceUnavailable, api.ProblemNoLeader)
@@ -249,6 +249,6 @@ func TestANewLeaderAnswersOnlyOnceCaughtUp(t *testing.T) {
 		wantProblem(t, r, http.StatusServiceUnavailable, api.ProblemNoLeader)
 	}
 	wantStatus(t, testcluster.Do(t, http.MethodGet, testcluster.URL(leader)+"/v1/info", token, nil), http.StatusOK)
-	leader.API().SetLeaderReady(true)
+	leader.Leader().SetReady(true)
 	wantStatus(t, testcluster.Do(t, http.MethodGet, testcluster.URL(follower)+"/v1/auth/whoami", token, nil), http.StatusOK)
 }

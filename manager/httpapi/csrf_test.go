@@ -11,7 +11,8 @@ import (
 )
 
 func TestCookieSessionsNeedTheCSRFTokenToChangeAnything(t *testing.T) {
-	c := testcluster.StartDev(t)
+	t.Parallel()
+	c := testcluster.StartFake(t)
 	s := c.Servers[0]
 	r := loginAnswer(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
 	wantStatus(t, r, http.StatusOK)

@@ -22,7 +22,7 @@ func domainView(d *state.Domain) api.Domain {
 }
 
 func (a *API) listDomains(c *Call) error {
-	ds, err := a.cluster.State().Read().Domains()
+	ds, err := a.cluster.Read().Domains()
 	if err != nil {
 		return err
 	}
@@ -50,11 +50,11 @@ func (a *API) createDomain(c *Call) error {
 	if err := checkDescription(&req.Description); err != nil {
 		return err
 	}
-	v, err := c.Propose(fsm.DomainCreate{Domain: state.Domain{Name: req.Name, Description: req.Description, IsActive: true, CreatedAt: a.now().UTC()}})
+	v, err := propose[*state.Domain](c, fsm.DomainCreate{Domain: state.Domain{Name: req.Name, Description: req.Description, IsActive: true, CreatedAt: a.now().UTC()}})
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, domainView(v.(*state.Domain)))
+	return c.JSON(http.StatusCreated, domainView(v))
 }
 
 // domainOf checks the caller may administer the domain in the path: a
@@ -64,7 +64,7 @@ func (a *API) domainOf(c *Call) (string, error) {
 	if !canSeeDomain(c.Who, domain) {
 		return "", apierr.New(apierr.NotFound, "no domain %s", domain)
 	}
-	d, err := a.cluster.State().Read().Domain(domain)
+	d, err := a.cluster.Read().Domain(domain)
 	if err != nil {
 		return "", err
 	}

@@ -5,6 +5,7 @@ import "testing"
 // Every character a spreadsheet may read as the start of a formula, or skip
 // before one, gets a leading quote; other cells are left alone.
 func TestCSVSafeDefusesEveryFormulaStart(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{"=1+1", "'=1+1"},
 		{"+SUM(A1)", "'+SUM(A1)"},

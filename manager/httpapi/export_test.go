@@ -36,6 +36,7 @@ func attachmentName(t *testing.T, r *testcluster.Response) string {
 }
 
 func TestUserExportRoundTripsHostileValues(t *testing.T) {
+	t.Parallel()
 	a := startAdmin(t)
 	hostile := []struct{ email, username, fullName string }{
 		{"q@example.com", `say "hi", ok`, "line one\nline two"},
@@ -91,6 +92,7 @@ func TestUserExportRoundTripsHostileValues(t *testing.T) {
 }
 
 func TestExportFilenameRules(t *testing.T) {
+	t.Parallel()
 	a := startAdmin(t)
 	long := strings.Repeat("a", 256)
 	ok := []struct{ in, want string }{
@@ -127,6 +129,7 @@ func TestExportFilenameRules(t *testing.T) {
 }
 
 func TestKeypairExportHonoursFiltersAndVisibility(t *testing.T) {
+	t.Parallel()
 	a := startAdmin(t)
 	u := createUser(t, a.s, a.token, "kx@example.com", "kx", "user")
 	createUser(t, a.s, a.token, "ky@example.com", "ky", "user")

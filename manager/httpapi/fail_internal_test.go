@@ -17,6 +17,7 @@ import (
 // whose leader was lost after appending may have been applied, and says so
 // (outcome-unknown), so clients do not apply it twice.
 func TestLeadershipErrorsTellWhetherARetryIsSafe(t *testing.T) {
+	t.Parallel()
 	a := &API{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	cases := []struct {
 		err  error

@@ -155,7 +155,7 @@ func resolveFolder(tx *state.Txn, who *Identity, ref string) (*state.Folder, str
 }
 
 func (a *API) listFolderHosts(c *Call) error {
-	_, p, err := callerPolicy(a.cluster.State().Read(), c.Who)
+	_, p, err := callerPolicy(a.cluster.Read(), c.Who)
 	if err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ func (a *API) listFolderHosts(c *Call) error {
 }
 
 func (a *API) listFolders(c *Call) error {
-	views, byID, err := visibleFolders(a.cluster.State().Read(), c.Who.User)
+	views, byID, err := visibleFolders(a.cluster.Read(), c.Who.User)
 	if err != nil {
 		return err
 	}
@@ -179,7 +179,7 @@ func (a *API) listFolders(c *Call) error {
 }
 
 func (a *API) getFolder(c *Call) error {
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	f, perm, err := resolveFolder(tx, c.Who, c.R.PathValue("id"))
 	if err != nil {
 		return err
@@ -192,7 +192,7 @@ func (a *API) createFolder(c *Call) error {
 	if err := c.Decode(&req); err != nil {
 		return err
 	}
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	kp, policy, err := callerPolicy(tx, c.Who)
 	if err != nil {
 		return err
@@ -280,15 +280,14 @@ func (a *API) createFolder(c *Call) error {
 	if err := a.folders.Create(f.Host, f.ID); err != nil {
 		return err
 	}
-	v, err := c.Propose(fsm.FolderCreate{Folder: f})
+	got, err := propose[*state.Folder](c, fsm.FolderCreate{Folder: f})
 	if err != nil {
 		if rerr := a.folders.Remove(f.Host, f.ID); rerr != nil {
 			a.log.Error("remove directory of a folder not created", "folder", f.ID, "err", rerr)
 		}
 		return err
 	}
-	got := v.(*state.Folder)
-	perm, err := a.cluster.State().Read().FolderPermission(u, got)
+	perm, err := a.cluster.Read().FolderPermission(u, got)
 	if err != nil {
 		return err
 	}
@@ -296,7 +295,7 @@ func (a *API) createFolder(c *Call) error {
 }
 
 func (a *API) deleteFolder(c *Call) error {
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	f, perm, err := resolveFolder(tx, c.Who, c.R.PathValue("id"))
 	if err != nil {
 		return err
@@ -310,7 +309,7 @@ func (a *API) deleteFolder(c *Call) error {
 	if !a.folders.Has(f.Host) {
 		return apierr.New(apierr.Conflict, "folder host %s is not configured on this manager, so its files cannot be removed (-folder-host %s=PATH)", f.Host, f.Host)
 	}
-	if _, err := c.Propose(fsm.FolderDelete{ID: f.ID}); err != nil {
+	if err := c.Propose(fsm.FolderDelete{ID: f.ID}); err != nil {
 		return err
 	}
 	if err := a.folders.Remove(f.Host, f.ID); err != nil {
@@ -336,7 +335,7 @@ func (a *API) createInvitation(c *Call) error {
 	if err := bad.Err(); err != nil {
 		return err
 	}
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	f, perm, err := resolveFolder(tx, c.Who, c.R.PathValue("id"))
 	if err != nil {
 		return err
@@ -348,16 +347,16 @@ func (a *API) createInvitation(c *Call) error {
 	if err != nil {
 		return err
 	}
-	v, err := c.Propose(fsm.InvitationCreate{Invitation: state.Invitation{ID: id, Folder: f.ID, Inviter: c.Who.User.Email,
+	v, err := propose[*state.Invitation](c, fsm.InvitationCreate{Invitation: state.Invitation{ID: id, Folder: f.ID, Inviter: c.Who.User.Email,
 		Invitee: req.Invitee, Permission: req.Permission, CreatedAt: a.now().UTC()}})
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, invitationView(a.cluster.State().Read(), v.(*state.Invitation)))
+	return c.JSON(http.StatusCreated, invitationView(a.cluster.Read(), v))
 }
 
 func (a *API) listInvitations(c *Call) error {
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	to, err := tx.InvitationsTo(c.Who.User.Email)
 	if err != nil {
 		return err
@@ -381,20 +380,20 @@ func (a *API) listInvitations(c *Call) error {
 
 func (a *API) answerInvitation(accept bool) func(c *Call) error {
 	return func(c *Call) error {
-		kp, _, err := callerPolicy(a.cluster.State().Read(), c.Who)
+		kp, _, err := callerPolicy(a.cluster.Read(), c.Who)
 		if err != nil {
 			return err
 		}
-		v, err := c.Propose(fsm.InvitationAnswer{ID: c.R.PathValue("id"), Invitee: c.Who.User.Email, Accept: accept, AccessKey: kp.AccessKey})
+		v, err := propose[*state.Invitation](c, fsm.InvitationAnswer{ID: c.R.PathValue("id"), Invitee: c.Who.User.Email, Accept: accept, AccessKey: kp.AccessKey})
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, invitationView(a.cluster.State().Read(), v.(*state.Invitation)))
+		return c.JSON(http.StatusOK, invitationView(a.cluster.Read(), v))
 	}
 }
 
 func (a *API) deleteInvitation(c *Call) error {
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	inv, err := tx.Invitation(c.R.PathValue("id"))
 	if err != nil {
 		return err
@@ -402,7 +401,7 @@ func (a *API) deleteInvitation(c *Call) error {
 	if inv == nil || !canManageInvitation(c.Who, tx, inv) {
 		return apierr.New(apierr.NotFound, "no invitation %s from or to you", c.R.PathValue("id"))
 	}
-	if _, err := c.Propose(fsm.InvitationDelete{ID: inv.ID}); err != nil {
+	if err := c.Propose(fsm.InvitationDelete{ID: inv.ID}); err != nil {
 		return err
 	}
 	c.W.WriteHeader(http.StatusNoContent)
@@ -412,7 +411,7 @@ func (a *API) deleteInvitation(c *Call) error {
 // fileFolder resolves the folder of a files call and checks the caller may
 // read it (write: and write to it).
 func (a *API) fileFolder(c *Call, write bool) (*state.Folder, error) {
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	f, perm, err := resolveFolder(tx, c.Who, c.R.PathValue("id"))
 	if err != nil {
 		return nil, err
@@ -491,7 +490,7 @@ func (a *API) uploadFile(c *Call) error {
 	if err != nil {
 		return err
 	}
-	limit, err := a.cluster.State().Read().FolderSizeLimit(f)
+	limit, err := a.cluster.Read().FolderSizeLimit(f)
 	if err != nil {
 		return err
 	}
@@ -550,7 +549,7 @@ func (a *API) deleteFile(c *Call) error {
 func (a *API) recordUsage(c *Call, f *state.Folder) {
 	used, err := a.folders.Usage(f.Host, f.ID)
 	if err == nil {
-		_, err = c.Propose(fsm.FoldersUsage{Usage: []fsm.FolderUsage{{ID: f.ID, Bytes: used}}})
+		err = c.Propose(fsm.FoldersUsage{Usage: []fsm.FolderUsage{{ID: f.ID, Bytes: used}}})
 	}
 	if err != nil {
 		a.log.Warn("record folder usage", "folder", f.ID, "err", err)

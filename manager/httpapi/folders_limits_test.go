@@ -51,6 +51,7 @@ func osThreads(t *testing.T) int {
 // each answer 400 within seconds, and neither goroutines nor threads are
 // left behind.
 func TestDownloadingAFIFOAnswers400AtOnce(t *testing.T) {
+	t.Parallel()
 	e := newFolderEnv(t)
 	tok, _ := e.user("ann")
 	f := e.createFolder(tok, map[string]any{"name": "box", "host": "local"})
@@ -129,6 +130,7 @@ func withFolderLimit(t *testing.T, e *folderEnv, bytes int64) {
 // is refused (413) while the first is still streaming; before, each was
 // checked against the folder as it was and both landed.
 func TestParallelUploadsCannotTogetherPassTheQuota(t *testing.T) {
+	t.Parallel()
 	e := newFolderEnv(t)
 	withFolderLimit(t, e, 1<<20)
 	tok, _ := e.user("ann")
@@ -167,6 +169,7 @@ func TestParallelUploadsCannotTogetherPassTheQuota(t *testing.T) {
 // Replacing a file needs room only for what it adds: 900 kB written twice
 // to the same name in a 1 MiB folder is fine, a second 900 kB file is not.
 func TestReplacingAFileCreditsItsOldSize(t *testing.T) {
+	t.Parallel()
 	e := newFolderEnv(t)
 	withFolderLimit(t, e, 1<<20)
 	tok, _ := e.user("ann")

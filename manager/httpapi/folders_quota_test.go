@@ -18,6 +18,7 @@ import (
 // reaches the agent; unlimited is no limit at all. The session record
 // does not keep it.
 func TestTheDesiredStateCarriesEachFoldersLimitAsItsPolicySaysNow(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	e := newSessionEnv(t, "10.0.0.5:6001", `{"cpu":4,"mem":8589934592}`, `{"cpu":4,"mem":8589934592}`,
 		func(cfg *server.Config) { cfg.FolderHosts = map[string]string{"local": dir} })
@@ -72,7 +73,8 @@ func TestTheDesiredStateCarriesEachFoldersLimitAsItsPolicySaysNow(t *testing.T) 
 // registration again (an agent restarted after a remount) replaces the
 // list.
 func TestTheAgentViewSaysWhichFolderHostsEnforceProjectQuotas(t *testing.T) {
-	s := testcluster.StartDev(t, withAgentToken).Servers[0]
+	t.Parallel()
+	s := testcluster.StartFake(t, withAgentToken).Servers[0]
 	admin := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
 
 	in := registration("10.0.0.7:6001")

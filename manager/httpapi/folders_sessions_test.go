@@ -18,6 +18,7 @@ import (
 // cannot see are refused; a mounted folder cannot be deleted until the
 // session ends.
 func TestSessionsMountFoldersWithTheCallersPermission(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	e := newSessionEnv(t, "10.0.0.5:6001", `{"cpu":4,"mem":8589934592}`, `{"cpu":4,"mem":8589934592}`,
 		func(cfg *server.Config) { cfg.FolderHosts = map[string]string{"local": dir} })
@@ -89,6 +90,7 @@ func TestSessionsMountFoldersWithTheCallersPermission(t *testing.T) {
 // saying which host; once an agent reports the host it is accepted and
 // placed there.
 func TestASessionNeedsAnAgentWithItsFolderHost(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	e := newSessionEnv(t, "10.0.0.5:6001", `{"cpu":4,"mem":8589934592}`, `{"cpu":4,"mem":8589934592}`,
 		func(cfg *server.Config) { cfg.FolderHosts = map[string]string{"local": dir} })

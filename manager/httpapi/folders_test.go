@@ -14,8 +14,8 @@ import (
 	"github.com/berth-cluster/berth/shared/api"
 )
 
-// folderEnv is a dev manager with one folder host "local" that the
-// default policy allows, and an admin.
+// folderEnv is a manager (on a fake cluster) with one folder host "local"
+// that the default policy allows, and an admin.
 type folderEnv struct {
 	t     *testing.T
 	s     *server.Server
@@ -30,7 +30,7 @@ func withFolderHost(dir string) func(*server.Config) {
 func newFolderEnv(t *testing.T, tweak ...func(*server.Config)) *folderEnv {
 	t.Helper()
 	dir := t.TempDir()
-	s := testcluster.StartDev(t, append([]func(*server.Config){withFolderHost(dir)}, tweak...)...).Servers[0]
+	s := testcluster.StartFake(t, append([]func(*server.Config){withFolderHost(dir)}, tweak...)...).Servers[0]
 	return &folderEnv{t: t, s: s, admin: testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword), host: dir}
 }
 
@@ -99,6 +99,7 @@ func (e *folderEnv) members(group string, add, remove []string) {
 // cannot write into it; a user added to the group later sees it, one
 // removed loses it.
 func TestGroupFolderWalkthrough(t *testing.T) {
+	t.Parallel()
 	e := newFolderEnv(t)
 	r := e.do(http.MethodPost, "/v1/domains/default/groups", e.admin, map[string]any{"name": "research"})
 	wantStatus(t, r, http.StatusCreated)
@@ -158,6 +159,7 @@ func TestGroupFolderWalkthrough(t *testing.T) {
 }
 
 func TestGroupFoldersCanBeDisabled(t *testing.T) {
+	t.Parallel()
 	e := newFolderEnv(t, func(cfg *server.Config) { cfg.NoGroupFolders = true })
 	r := e.do(http.MethodPost, "/v1/folders", e.admin, map[string]any{"name": "g", "host": "local", "type": "group", "group": "default"})
 	p := wantProblem(t, r, http.StatusForbidden, api.ProblemForbidden)
@@ -166,6 +168,7 @@ func TestGroupFoldersCanBeDisabled(t *testing.T) {
 }
 
 func TestFolderCreateIsChecked(t *testing.T) {
+	t.Parallel()
 	e := newFolderEnv(t)
 	tok, _ := e.user("ann")
 	r := e.do(http.MethodPost, "/v1/folders", tok, map[string]any{"name": "../x", "type": "team", "group": "g"})
@@ -196,6 +199,7 @@ func TestFolderCreateIsChecked(t *testing.T) {
 }
 
 func TestInvitationFlow(t *testing.T) {
+	t.Parallel()
 	e := newFolderEnv(t)
 	aTok, _ := e.user("alice")
 	bTok, b := e.user("bob")
@@ -282,6 +286,7 @@ func TestInvitationFlow(t *testing.T) {
 }
 
 func TestFolderCountLimitCountsCreatedAndInvited(t *testing.T) {
+	t.Parallel()
 	e := newFolderEnv(t)
 	r := e.do(http.MethodPost, "/v1/resource-policies", e.admin, map[string]any{"name": "small", "allowed_vfolder_hosts": []string{"local"}, "max_vfolder_count": 1})
 	wantStatus(t, r, http.StatusCreated)
@@ -311,6 +316,7 @@ func TestFolderCountLimitCountsCreatedAndInvited(t *testing.T) {
 }
 
 func TestFolderSizeLimitRefusesUploadsPastIt(t *testing.T) {
+	t.Parallel()
 	e := newFolderEnv(t, func(cfg *server.Config) { cfg.FolderUsageEvery = 200 * time.Millisecond })
 	r := e.do(http.MethodPatch, "/v1/resource-policies/default", e.admin, map[string]any{"max_vfolder_size": 10})
 	wantStatus(t, r, http.StatusOK)
@@ -359,6 +365,7 @@ func (r readerOnly) Close() error               { return nil }
 // TestFilePathsCannotLeaveTheFolder tries the ways out of a folder: ..,
 // absolute paths and symlinks, for listing, download, upload and delete.
 func TestFilePathsCannotLeaveTheFolder(t *testing.T) {
+	t.Parallel()
 	e := newFolderEnv(t)
 	tok, _ := e.user("ann")
 	f := e.createFolder(tok, map[string]any{"name": "box", "host": "local"})
@@ -474,6 +481,7 @@ func TestFilesThroughAnyManager(t *testing.T) {
 // same request succeeds for the superadmin), and one who names none gets
 // their own domain's group.
 func TestSuperadminCreatesGroupFoldersForAnyDomain(t *testing.T) {
+	t.Parallel()
 	e := newFolderEnv(t)
 	wantStatus(t, e.do(http.MethodPost, "/v1/domains", e.admin, map[string]any{"name": "lab2"}), http.StatusCreated)
 	wantStatus(t, e.do(http.MethodPost, "/v1/domains/lab2/groups", e.admin, map[string]any{"name": "vision"}), http.StatusCreated)
@@ -508,6 +516,7 @@ func TestSuperadminCreatesGroupFoldersForAnyDomain(t *testing.T) {
 // TestFoldersListNewestFirst: a user's folders, own and shared alike, come
 // newest first, page after page.
 func TestFoldersListNewestFirst(t *testing.T) {
+	t.Parallel()
 	e := newFolderEnv(t)
 	tok, _ := e.user("maker")
 	for _, n := range []string{"one", "two", "three"} {
@@ -537,6 +546,7 @@ func TestFoldersListNewestFirst(t *testing.T) {
 // way) that the listing shows; a member with ro, a stranger and a path
 // leaving the folder are refused, and an existing path is a conflict.
 func TestMakeDirectory(t *testing.T) {
+	t.Parallel()
 	e := newFolderEnv(t)
 	wantStatus(t, e.do(http.MethodPost, "/v1/domains/default/groups", e.admin, map[string]any{"name": "team"}), http.StatusCreated)
 	ownerTok, _ := e.user("owner")

@@ -35,7 +35,7 @@ func fakeGPUs(n int) []api.GPUDevice {
 // at limits.
 func newGPUEnv(t *testing.T, limits string) *sessionEnv {
 	t.Helper()
-	s := testcluster.StartDev(t, withAgentToken).Servers[0]
+	s := testcluster.StartFake(t, withAgentToken).Servers[0]
 	e := &sessionEnv{t: t, s: s, admin: testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)}
 	in := registration("10.0.0.7:6001", api.Image{Name: baseImage, Digest: "sha256:aa", Size: 1 << 20})
 	in.Capacity = mustSlots(`{"cpu":8,"mem":17179869184,"cuda.device":2,"cuda.shares":2}`)
@@ -81,6 +81,7 @@ func agentGPUs(t *testing.T, e *sessionEnv) string {
 // the slices reach the session view and the agent, a request beyond what
 // is free waits with the reason, and an ended session frees its slice.
 func TestFractionalGPUsThroughTheAPI(t *testing.T) {
+	t.Parallel()
 	e := newGPUEnv(t, `{"cpu":null,"mem":null}`)
 
 	t.Run("GET /v1/agents shows the GPUs with their shares", func(t *testing.T) {
@@ -160,6 +161,7 @@ func TestFractionalGPUsThroughTheAPI(t *testing.T) {
 }
 
 func TestWholeGPUsAndSlicesThroughTheAPI(t *testing.T) {
+	t.Parallel()
 	e := newGPUEnv(t, `{"cpu":null,"mem":null}`)
 	whole := e.waitStatus(e.mustCreate(e.admin, gpuBody("cuda.device", 1)).ID, api.SessionScheduled)
 	if got := whole.Containers[0].GPUs; len(got) != 1 || got[0].UUID != "GPU-fake-0" || got[0].Share != 1 {
@@ -200,6 +202,7 @@ func TestWholeGPUsAndSlicesThroughTheAPI(t *testing.T) {
 }
 
 func TestGPUPolicyLimitsInTheIndicator(t *testing.T) {
+	t.Parallel()
 	// The manual: the admin limits fGPU to 1; the slider stops there even
 	// though the node has two GPUs.
 	e := newGPUEnv(t, `{"cpu":2,"mem":4294967296,"cuda.shares":1}`)
@@ -219,6 +222,7 @@ func TestGPUPolicyLimitsInTheIndicator(t *testing.T) {
 }
 
 func TestGPURequestValidation(t *testing.T) {
+	t.Parallel()
 	e := newGPUEnv(t, `{"cpu":null,"mem":null}`)
 	res := func(extra map[string]any) map[string]any {
 		r := map[string]any{"cpu": 1, "mem": 1 << 30}
@@ -260,6 +264,7 @@ func TestGPURequestValidation(t *testing.T) {
 }
 
 func TestAgentGPUReports(t *testing.T) {
+	t.Parallel()
 	e := newGPUEnv(t, `{"cpu":null,"mem":null}`)
 	t.Run("a heartbeat with the same GPUs writes nothing", func(t *testing.T) {
 		hb := e.capacity

@@ -19,7 +19,7 @@ func (a *API) listGroups(c *Call) error {
 	if err != nil {
 		return err
 	}
-	gs, err := a.cluster.State().Read().Groups(domain)
+	gs, err := a.cluster.Read().Groups(domain)
 	if err != nil {
 		return err
 	}
@@ -49,12 +49,12 @@ func (a *API) createGroup(c *Call) error {
 	if err := checkDescription(&req.Description); err != nil {
 		return err
 	}
-	v, err := c.Propose(fsm.GroupCreate{Group: state.Group{Domain: domain, Name: req.Name, Description: req.Description,
+	v, err := propose[*state.Group](c, fsm.GroupCreate{Group: state.Group{Domain: domain, Name: req.Name, Description: req.Description,
 		IsActive: true, CreatedAt: a.now().UTC()}})
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, groupView(v.(*state.Group)))
+	return c.JSON(http.StatusCreated, groupView(v))
 }
 
 func (a *API) getGroup(c *Call) error {
@@ -62,7 +62,7 @@ func (a *API) getGroup(c *Call) error {
 	if err != nil {
 		return err
 	}
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	g, err := tx.Group(domain, c.R.PathValue("group"))
 	if err != nil {
 		return err
@@ -93,11 +93,11 @@ func (a *API) updateGroup(c *Call) error {
 	if err := checkDescription(p.Description); err != nil {
 		return err
 	}
-	v, err := c.Propose(fsm.GroupUpdate{Domain: domain, Name: c.R.PathValue("group"), Description: p.Description, IsActive: p.IsActive})
+	v, err := propose[*state.Group](c, fsm.GroupUpdate{Domain: domain, Name: c.R.PathValue("group"), Description: p.Description, IsActive: p.IsActive})
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, groupView(v.(*state.Group)))
+	return c.JSON(http.StatusOK, groupView(v))
 }
 
 func (a *API) changeGroupMembers(c *Call) error {
@@ -124,7 +124,7 @@ func (a *API) changeGroupMembers(c *Call) error {
 		return err
 	}
 	name := c.R.PathValue("group")
-	if _, err := c.Propose(fsm.GroupMembers{Domain: domain, Name: name, Add: add, Remove: remove,
+	if err := c.Propose(fsm.GroupMembers{Domain: domain, Name: name, Add: add, Remove: remove,
 		ModifiedAt: a.now().UTC()}); err != nil {
 		return err
 	}
@@ -139,7 +139,7 @@ func (a *API) unseenMembers(c *Call, add, remove []string) error {
 	if c.Who.Role() == api.RoleSuperadmin {
 		return nil
 	}
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	var bad apierr.Fields
 	for _, list := range []struct {
 		field  string

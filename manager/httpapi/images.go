@@ -41,7 +41,7 @@ const (
 // for admins, the pulls of it under way. ?allowed=true keeps only the
 // images the caller's resource policy allows (what START offers).
 func (a *API) listImages(c *Call) error {
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	agents, err := tx.Agents()
 	if err != nil {
 		return err
@@ -82,7 +82,7 @@ func (a *API) listImages(c *Call) error {
 		if !watches(c.Who) {
 			continue
 		}
-		for _, p := range a.agents.pulls(ag.ID) {
+		for _, p := range a.leader.Pulls(ag.ID) {
 			if p.Error != "" {
 				continue
 			}
@@ -133,16 +133,6 @@ func (a *API) callerImagePatterns(c *Call, tx *state.Txn) ([]string, error) {
 	return p.AllowedImages, nil
 }
 
-// pulls is what the agent's last heartbeat here said it was pulling.
-func (l *agentLiveness) pulls(id string) []api.ImagePull {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if b := l.beats[id]; b != nil {
-		return b.pulls
-	}
-	return nil
-}
-
 // pullImage is POST /v1/images/pull.
 func (a *API) pullImage(c *Call) error {
 	var req api.ImagePullRequest
@@ -153,7 +143,7 @@ func (a *API) pullImage(c *Call) error {
 	if err != nil {
 		return apierr.Field(apierr.Invalid, "image", err.Error())
 	}
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	targets, err := pullTargets(tx, req.Agents)
 	if err != nil {
 		return err
@@ -258,7 +248,7 @@ func (a *API) removeImage(c *Call) error {
 	if err := bad.Err(); err != nil {
 		return err
 	}
-	ag, err := a.cluster.State().Read().Agent(id)
+	ag, err := a.cluster.Read().Agent(id)
 	if err != nil {
 		return err
 	}

@@ -24,16 +24,15 @@ type health struct {
 }
 
 func (a *API) healthz(c *Call) error {
-	n := a.cluster.Node()
-	return c.JSON(http.StatusOK, health{Status: "ok", ID: n.ID(), RaftState: memberState(n.State())})
+	return c.JSON(http.StatusOK, health{Status: "ok", ID: a.cluster.ID(), RaftState: memberState(a.cluster.Raft().State())})
 }
 
 func (a *API) readyz(c *Call) error {
-	id, _ := a.cluster.Node().Leader()
+	id := a.cluster.Leader()
 	if id == "" {
 		return apierr.New(apierr.Unavailable, "this manager knows no leader yet")
 	}
-	if done, err := a.cluster.State().Read().Setting(state.SettingBootstrapped); err != nil || done == "" {
+	if done, err := a.cluster.Read().Setting(state.SettingBootstrapped); err != nil || done == "" {
 		return apierr.New(apierr.Unavailable, "this manager has not yet applied the cluster's first-start objects")
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready", "leader": id})
@@ -57,16 +56,15 @@ func memberState(s raft.RaftState) string {
 }
 
 func (a *API) info(c *Call) error {
-	n := a.cluster.Node()
 	members, err := a.members(c.R.Context())
 	if err != nil {
 		return err
 	}
-	leader, _ := n.Leader()
-	applied, _, _ := n.Indexes()
+	leader := a.cluster.Leader()
+	applied, _, _ := a.cluster.Raft().Indexes()
 	out := api.Info{Version: version.Version, Commit: version.Commit, APIVersion: version.APIVersion, License: version.License,
 		Cluster: api.ClusterInfo{Leader: leader, Members: members, RaftIndex: applied}}
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	agents, err := tx.Agents()
 	if err != nil {
 		return err
@@ -91,12 +89,12 @@ func (a *API) info(c *Call) error {
 // members lists the Raft servers with the role each reports for itself;
 // one that does not answer within a second is unreachable.
 func (a *API) members(ctx context.Context) ([]api.Member, error) {
-	n := a.cluster.Node()
+	n := a.cluster.Raft()
 	servers, err := n.Servers()
 	if err != nil {
 		return nil, err
 	}
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	out := make([]api.Member, len(servers))
 	var wg sync.WaitGroup
 	for i, s := range servers {
@@ -105,7 +103,7 @@ func (a *API) members(ctx context.Context) ([]api.Member, error) {
 			m.Address = rec.HTTPAddr
 		}
 		out[i] = m
-		if m.ID == n.ID() {
+		if m.ID == a.cluster.ID() {
 			out[i].State = memberState(n.State())
 			continue
 		}

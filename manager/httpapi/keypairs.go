@@ -45,7 +45,7 @@ func (a *API) listKeypairs(c *Call) error {
 	if err != nil {
 		return err
 	}
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	keep, err := a.keypairFilter(c, tx)
 	if err != nil {
 		return err
@@ -72,7 +72,7 @@ func (a *API) exportKeypairs(c *Call) error {
 	if err != nil {
 		return err
 	}
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	keep, err := a.keypairFilter(c, tx)
 	if err != nil {
 		return err
@@ -110,7 +110,7 @@ func (a *API) createKeypair(c *Call) error {
 	if err := bad.Err(); err != nil {
 		return err
 	}
-	u, err := a.cluster.State().Read().User(req.User)
+	u, err := a.cluster.Read().User(req.User)
 	if err != nil {
 		return err
 	}
@@ -134,11 +134,11 @@ func (a *API) createKeypair(c *Call) error {
 		return err
 	}
 	kp.RateLimit = req.RateLimit
-	v, err := c.Propose(fsm.KeypairPut{Keypair: *kp})
+	v, err := propose[*state.Keypair](c, fsm.KeypairPut{Keypair: *kp})
 	if err != nil {
 		return err
 	}
-	out, err := keypairView(a.cluster.State().Read(), v.(*state.Keypair))
+	out, err := keypairView(a.cluster.Read(), v)
 	if err != nil {
 		return err
 	}
@@ -149,7 +149,7 @@ func (a *API) createKeypair(c *Call) error {
 // keypairOf finds the keypair in the path that the caller may see.
 func (a *API) keypairOf(c *Call) (*state.Keypair, error) {
 	ak := c.R.PathValue("access_key")
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	k, err := tx.Keypair(ak)
 	if err != nil {
 		return nil, err
@@ -165,7 +165,7 @@ func (a *API) getKeypair(c *Call) error {
 	if err != nil {
 		return err
 	}
-	v, err := keypairView(a.cluster.State().Read(), k)
+	v, err := keypairView(a.cluster.Read(), k)
 	if err != nil {
 		return err
 	}
@@ -194,11 +194,11 @@ func (a *API) updateKeypair(c *Call) error {
 	if err := a.mayAdminister(c, k); err != nil {
 		return err
 	}
-	v, err := c.Propose(fsm.KeypairUpdate{AccessKey: k.AccessKey, IsActive: p.IsActive, ResourcePolicy: p.ResourcePolicy, RateLimit: p.RateLimit})
+	v, err := propose[*state.Keypair](c, fsm.KeypairUpdate{AccessKey: k.AccessKey, IsActive: p.IsActive, ResourcePolicy: p.ResourcePolicy, RateLimit: p.RateLimit})
 	if err != nil {
 		return err
 	}
-	out, err := keypairView(a.cluster.State().Read(), v.(*state.Keypair))
+	out, err := keypairView(a.cluster.Read(), v)
 	if err != nil {
 		return err
 	}
@@ -213,7 +213,7 @@ func (a *API) deleteKeypair(c *Call) error {
 	if err := a.mayAdminister(c, k); err != nil {
 		return err
 	}
-	if _, err := c.Propose(fsm.KeypairDelete{AccessKey: k.AccessKey}); err != nil {
+	if err := c.Propose(fsm.KeypairDelete{AccessKey: k.AccessKey}); err != nil {
 		return err
 	}
 	c.W.WriteHeader(http.StatusNoContent)
@@ -222,7 +222,7 @@ func (a *API) deleteKeypair(c *Call) error {
 
 // mayAdminister: only admins change keypairs, those they see.
 func (a *API) mayAdminister(c *Call, k *state.Keypair) error {
-	if !canManageKeypair(c.Who, a.cluster.State().Read(), k) {
+	if !canManageKeypair(c.Who, a.cluster.Read(), k) {
 		return apierr.New(apierr.Forbidden, "only an admin may change or delete keypairs")
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 // sessions that occupy slots, the figure of the resource indicator, and
 // drops when one ends. (It was always 0 before: the view never read it.)
 func TestKeypairConcurrencyUsedCountsTheSessionRecords(t *testing.T) {
+	t.Parallel()
 	e := newSessionEnv(t, "127.0.0.1:1", `{"cpu":8,"mem":17179869184}`, `{"cpu":null}`)
 	u := createUser(t, e.s, e.admin, "runner@example.com", "runner", api.RoleUser)
 	tok := testcluster.Login(t, e.s, "runner@example.com", testPassword)
@@ -65,6 +66,7 @@ func TestKeypairConcurrencyUsedCountsTheSessionRecords(t *testing.T) {
 // TestSessionsListNewestFirst: GET /v1/sessions lists the newest session
 // first, page after page.
 func TestSessionsListNewestFirst(t *testing.T) {
+	t.Parallel()
 	e := newSessionEnv(t, "127.0.0.1:1", `{"cpu":8,"mem":17179869184}`, `{"cpu":null}`)
 	var made []string
 	for _, name := range []string{"first", "second", "third"} {

@@ -78,6 +78,7 @@ func driftMetric(t *testing.T, e *sessionEnv) string {
 }
 
 func TestRecalculateUsageIsForSuperadminsOnly(t *testing.T) {
+	t.Parallel()
 	e := newSessionEnv(t, "10.0.0.5:6001", `{"cpu":4,"mem":8589934592}`, `{"cpu":2,"mem":4294967296}`)
 	for _, role := range []string{api.RoleAdmin, api.RoleUser, api.RoleMonitor} {
 		u := createUser(t, e.s, e.admin, role+"@example.com", role+"x", role)
@@ -90,6 +91,7 @@ func TestRecalculateUsageIsForSuperadminsOnly(t *testing.T) {
 }
 
 func TestRecalculateUsageFindsAndFixesInjectedDrift(t *testing.T) {
+	t.Parallel()
 	e := newSessionEnv(t, "10.0.0.5:6001", `{"cpu":4,"mem":8589934592}`, `{"cpu":2,"mem":4294967296}`,
 		func(cfg *server.Config) { cfg.UsageCheckEvery = -1 })
 	s, user := runningSession(t, e)
@@ -136,6 +138,7 @@ func TestRecalculateUsageFindsAndFixesInjectedDrift(t *testing.T) {
 }
 
 func TestRecalculateUsageComparesRecordsWithTheAgentsReport(t *testing.T) {
+	t.Parallel()
 	e := newSessionEnv(t, "10.0.0.5:6001", `{"cpu":4,"mem":8589934592}`, `{"cpu":2,"mem":4294967296}`,
 		func(cfg *server.Config) { cfg.UsageCheckEvery = -1 })
 	s, _ := runningSession(t, e)
@@ -154,6 +157,7 @@ func TestRecalculateUsageComparesRecordsWithTheAgentsReport(t *testing.T) {
 }
 
 func TestPeriodicUsageCheckRepairsDriftByItself(t *testing.T) {
+	t.Parallel()
 	e := newSessionEnv(t, "10.0.0.5:6001", `{"cpu":4,"mem":8589934592}`, `{"cpu":2,"mem":4294967296}`,
 		func(cfg *server.Config) { cfg.UsageCheckEvery = 100 * time.Millisecond })
 	_, user := runningSession(t, e)
@@ -189,6 +193,7 @@ func TestPeriodicUsageCheckRepairsDriftByItself(t *testing.T) {
 }
 
 func TestInfoCountsAgentsAndSessions(t *testing.T) {
+	t.Parallel()
 	e := newSessionEnv(t, "10.0.0.5:6001", `{"cpu":1,"mem":8589934592}`, `{"cpu":4,"mem":8589934592}`)
 	_, user := runningSession(t, e)
 	token := testcluster.Login(t, e.s, user.User.Email, testPassword)

@@ -21,7 +21,8 @@ var pathParams = regexp.MustCompile(`\{([A-Za-z_]+)\}`)
 // manager's route table is in it with its method, parameters, body,
 // success status and security, and that it lists nothing else.
 func TestOpenAPIDocumentDescribesEveryRoute(t *testing.T) {
-	c := testcluster.StartDev(t)
+	t.Parallel()
+	c := testcluster.StartFake(t)
 	s := c.Servers[0]
 
 	r := testcluster.Do(t, http.MethodGet, testcluster.URL(s)+"/v1/openapi.json", "", nil)

@@ -15,19 +15,18 @@ import (
 const JoinTokenHeader = "X-Berth-Join-Token"
 
 func (a *API) raftConfiguration(c *Call) error {
-	n := a.cluster.Node()
 	members, err := a.members(c.R.Context())
 	if err != nil {
 		return err
 	}
-	leader, _ := n.Leader()
-	applied, last, term := n.Indexes()
+	leader := a.cluster.Leader()
+	applied, last, term := a.cluster.Raft().Indexes()
 	return c.JSON(http.StatusOK, api.RaftConfiguration{Leader: leader, Servers: members, AppliedIndex: applied, LastIndex: last, Term: term})
 }
 
 func (a *API) removePeer(c *Call) error {
 	id := c.R.PathValue("id")
-	servers, err := a.cluster.Node().Servers()
+	servers, err := a.cluster.Raft().Servers()
 	if err != nil {
 		return err
 	}
@@ -38,10 +37,10 @@ func (a *API) removePeer(c *Call) error {
 	if !found {
 		return apierr.New(apierr.NotFound, "no manager %s in the Raft configuration", id)
 	}
-	if err := a.cluster.Node().RemoveServer(id); err != nil {
+	if err := a.cluster.Raft().RemoveServer(id); err != nil {
 		return err
 	}
-	if _, err := c.Propose(fsm.MemberDelete{ID: id}); err != nil {
+	if err := c.Propose(fsm.MemberDelete{ID: id}); err != nil {
 		return err
 	}
 	c.W.WriteHeader(http.StatusNoContent)
@@ -75,13 +74,13 @@ func (a *API) join(c *Call) error {
 	if err := bad.Err(); err != nil {
 		return err
 	}
-	if a.cluster.Node().InMemory() {
+	if a.cluster.Raft().InMemory() {
 		return apierr.New(apierr.Conflict, "this manager runs with -dev: its Raft transport is in memory, so no manager can join it; form a cluster with -bootstrap-expect and -peers instead")
 	}
-	if _, err := c.Propose(fsm.MemberPut{Member: state.Member{ID: req.ID, RaftAddr: req.RaftAddr, HTTPAddr: req.HTTPAddr}}); err != nil {
+	if err := c.Propose(fsm.MemberPut{Member: state.Member{ID: req.ID, RaftAddr: req.RaftAddr, HTTPAddr: req.HTTPAddr}}); err != nil {
 		return err
 	}
-	if err := a.cluster.Node().AddVoter(req.ID, req.RaftAddr); err != nil {
+	if err := a.cluster.Raft().AddVoter(req.ID, req.RaftAddr); err != nil {
 		return err
 	}
 	c.W.WriteHeader(http.StatusNoContent)

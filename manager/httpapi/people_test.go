@@ -12,7 +12,7 @@ import (
 	"github.com/berth-cluster/berth/shared/api"
 )
 
-// admin is a running one-node manager with a superadmin token.
+// admin is a running manager (on a fake cluster) with a superadmin token.
 type admin struct {
 	t     *testing.T
 	s     *server.Server
@@ -20,7 +20,7 @@ type admin struct {
 }
 
 func startAdmin(t *testing.T, tweak ...func(*server.Config)) *admin {
-	c := testcluster.StartDev(t, tweak...)
+	c := testcluster.StartFake(t, tweak...)
 	s := c.Servers[0]
 	return &admin{t: t, s: s, token: testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)}
 }
@@ -49,6 +49,7 @@ func (a *admin) signed(method, path string, kp api.Keypair, body any) *testclust
 }
 
 func TestUserUpdateRules(t *testing.T) {
+	t.Parallel()
 	a := startAdmin(t)
 	createUser(t, a.s, a.token, "ann@example.com", "ann", "user")
 	long := fmt.Sprintf("%065d", 0)
@@ -119,6 +120,7 @@ func TestUserUpdateRules(t *testing.T) {
 }
 
 func TestDeactivationEndsEveryCredentialAndReactivationLeavesKeypairsOff(t *testing.T) {
+	t.Parallel()
 	a := startAdmin(t)
 	u := createUser(t, a.s, a.token, "bob@example.com", "bob", "user")
 	r := a.do(http.MethodPost, "/v1/keypairs", a.token, map[string]any{"user": "bob@example.com"})
@@ -156,6 +158,7 @@ func TestDeactivationEndsEveryCredentialAndReactivationLeavesKeypairsOff(t *test
 }
 
 func TestUserListTabsFiltersAndStablePages(t *testing.T) {
+	t.Parallel()
 	a := startAdmin(t)
 	wantStatus(t, a.do(http.MethodPost, "/v1/domains/default/groups", a.token, map[string]any{"name": "ml"}), 201)
 	for i, spec := range []struct{ email, name, status string }{
@@ -224,6 +227,7 @@ func TestUserListTabsFiltersAndStablePages(t *testing.T) {
 }
 
 func TestKeypairAdministration(t *testing.T) {
+	t.Parallel()
 	a := startAdmin(t, func(cfg *server.Config) { cfg.KeypairTouchEvery = 50 * time.Millisecond })
 	u := createUser(t, a.s, a.token, "kim@example.com", "kim", "user")
 	other := createUser(t, a.s, a.token, "lee@example.com", "lee", "user")
@@ -302,6 +306,7 @@ func TestKeypairAdministration(t *testing.T) {
 }
 
 func TestDomainsAndGroups(t *testing.T) {
+	t.Parallel()
 	a := startAdmin(t)
 	createUser(t, a.s, a.token, "dadmin@example.com", "dadmin", "admin")
 	adminToken := testcluster.Login(t, a.s, "dadmin@example.com", testPassword)

@@ -19,7 +19,7 @@ func (a *API) listResourcePolicies(c *Call) error {
 	if err != nil {
 		return err
 	}
-	ps, err := a.cluster.State().Read().ResourcePolicies()
+	ps, err := a.cluster.Read().ResourcePolicies()
 	if err != nil {
 		return err
 	}
@@ -41,7 +41,7 @@ func (a *API) listResourcePolicies(c *Call) error {
 }
 
 func (a *API) getResourcePolicy(c *Call) error {
-	p, err := a.cluster.State().Read().ResourcePolicy(c.R.PathValue("name"))
+	p, err := a.cluster.Read().ResourcePolicy(c.R.PathValue("name"))
 	if err != nil {
 		return err
 	}
@@ -56,11 +56,11 @@ func (a *API) createResourcePolicy(c *Call) error {
 	if err != nil {
 		return err
 	}
-	v, err := c.Propose(fsm.PolicyCreate{Policy: b.newPolicy(a.now().UTC())})
+	v, err := propose[*state.ResourcePolicy](c, fsm.PolicyCreate{Policy: b.newPolicy(a.now().UTC())})
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, policyView(v.(*state.ResourcePolicy)))
+	return c.JSON(http.StatusCreated, policyView(v))
 }
 
 // updateResourcePolicy changes the fields the body names. Admission reads
@@ -76,15 +76,15 @@ func (a *API) updateResourcePolicy(c *Call) error {
 	if err != nil {
 		return err
 	}
-	v, err := c.Propose(u)
+	v, err := propose[*state.ResourcePolicy](c, u)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, policyView(v.(*state.ResourcePolicy)))
+	return c.JSON(http.StatusOK, policyView(v))
 }
 
 func (a *API) deleteResourcePolicy(c *Call) error {
-	if _, err := c.Propose(fsm.PolicyDelete{Name: c.R.PathValue("name")}); err != nil {
+	if err := c.Propose(fsm.PolicyDelete{Name: c.R.PathValue("name")}); err != nil {
 		return err
 	}
 	c.W.WriteHeader(http.StatusNoContent)
@@ -110,7 +110,7 @@ func (a *API) exportResourcePolicies(c *Call) error {
 	if err != nil {
 		return err
 	}
-	ps, err := a.cluster.State().Read().ResourcePolicies()
+	ps, err := a.cluster.Read().ResourcePolicies()
 	if err != nil {
 		return err
 	}
@@ -160,5 +160,7 @@ func policyView(p *state.ResourcePolicy) api.ResourcePolicy {
 	if v.AllowedImages == nil {
 		v.AllowedImages = []string{}
 	}
+	egress := p.EgressAllowed()
+	v.AllowEgress = &egress
 	return v
 }

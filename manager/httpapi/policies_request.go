@@ -56,6 +56,7 @@ type policyBody struct {
 	MaxVfolderCount         *int
 	AllowRoot               *bool
 	AllowedImages           *[]string
+	AllowEgress             *bool
 }
 
 // policyField reads one field's raw JSON into the body, recording every
@@ -132,6 +133,14 @@ func policyFields() []policyField {
 			b.AllowRoot = &v
 		}},
 		{"allowed_images", readPolicyImages},
+		{"allow_egress", func(b *policyBody, raw json.RawMessage, bad *apierr.Fields) {
+			var v bool
+			if jsonNull(raw) || json.Unmarshal(raw, &v) != nil {
+				bad.Add("allow_egress", "allow_egress must be true or false")
+				return
+			}
+			b.AllowEgress = &v
+		}},
 	}
 }
 
@@ -214,7 +223,7 @@ func policyNameChars(s string) bool {
 // newPolicy is the policy a create request describes, with the defaults
 // for absent fields: unlimited slots, 1 container per session, no idle
 // timeout, unlimited concurrent sessions and lifetime, no folder hosts,
-// unlimited folder size, 10 folders, no root in containers.
+// unlimited folder size, 10 folders, no root in containers, egress allowed.
 func (b *policyBody) newPolicy(now time.Time) state.ResourcePolicy {
 	p := api.ResourcePolicy{Name: *b.Name, TotalResourceSlots: slots.Limits{},
 		MaxContainersPerSession: policyDefaultContainers, MaxVfolderCount: policyDefaultVfolderCount,
@@ -240,6 +249,8 @@ func (b *policyBody) newPolicy(now time.Time) state.ResourcePolicy {
 	setIfSent(&p.AllowRoot, b.AllowRoot)
 	p.AllowedImages = []string{}
 	setIfSent(&p.AllowedImages, b.AllowedImages)
+	egress := b.AllowEgress == nil || *b.AllowEgress
+	p.AllowEgress = &egress
 	return state.ResourcePolicy{ResourcePolicy: p}
 }
 
@@ -255,10 +266,10 @@ func (b *policyBody) update(name string, now time.Time) (fsm.PolicyUpdate, error
 		MaxContainersPerSession: b.MaxContainersPerSession, IdleTimeout: b.IdleTimeout,
 		MaxConcurrentSessions: b.MaxConcurrentSessions, MaxSessionLifetime: b.MaxSessionLifetime,
 		AllowedVfolderHosts: b.AllowedVfolderHosts, MaxVfolderSize: b.MaxVfolderSize,
-		MaxVfolderCount: b.MaxVfolderCount, AllowRoot: b.AllowRoot, AllowedImages: b.AllowedImages}
+		MaxVfolderCount: b.MaxVfolderCount, AllowRoot: b.AllowRoot, AllowEgress: b.AllowEgress, AllowedImages: b.AllowedImages}
 	if u.Slots == nil && u.MaxContainersPerSession == nil && u.IdleTimeout == nil && u.MaxConcurrentSessions == nil &&
 		u.MaxSessionLifetime == nil && u.AllowedVfolderHosts == nil && u.MaxVfolderSize == nil && u.MaxVfolderCount == nil &&
-		u.AllowRoot == nil && u.AllowedImages == nil {
+		u.AllowRoot == nil && u.AllowEgress == nil && u.AllowedImages == nil {
 		return fsm.PolicyUpdate{}, apierr.New(apierr.Invalid, "the request changes nothing; send at least one field to change")
 	}
 	return u, nil

@@ -32,7 +32,8 @@ type onlyReader struct{ io.Reader }
 // misrouted requests are refused: each with its status, as
 // application/problem+json, with the problem type and the field at fault.
 func TestRequestProblemsAreProblemJSON(t *testing.T) {
-	c := testcluster.StartDev(t)
+	t.Parallel()
+	c := testcluster.StartFake(t)
 	s := c.Servers[0]
 	base := testcluster.URL(s)
 	admin := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
@@ -148,7 +149,8 @@ func TestRequestProblemsAreProblemJSON(t *testing.T) {
 // rule at once with a reason for each, and a duplicate email or username is
 // 409 naming which.
 func TestUserCreateValidationAndConflicts(t *testing.T) {
-	c := testcluster.StartDev(t)
+	t.Parallel()
+	c := testcluster.StartFake(t)
 	s := c.Servers[0]
 	base := testcluster.URL(s)
 	admin := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)

@@ -51,7 +51,7 @@ func registryView(r *state.Registry) api.Registry {
 }
 
 func (a *API) listRegistries(c *Call) error {
-	rs, err := a.cluster.State().Read().Registries()
+	rs, err := a.cluster.Read().Registries()
 	if err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func (a *API) getRegistry(c *Call) error {
 
 func (a *API) pathRegistry(c *Call) (*state.Registry, error) {
 	name := c.R.PathValue("name")
-	r, err := a.cluster.State().Read().Registry(name)
+	r, err := a.cluster.Read().Registry(name)
 	if err != nil {
 		return nil, err
 	}
@@ -116,12 +116,12 @@ func (a *API) createRegistry(c *Call) error {
 	now := a.now().UTC()
 	rec := state.Registry{Name: f.name, URL: strings.TrimSuffix(f.url, "/"), Host: imageref.HostKey(host), Username: f.username,
 		Password: sealed, KeyID: keyID, InsecureHTTP: f.insecure, CAPEM: f.ca, CreatedAt: now, ModifiedAt: now}
-	v, err := c.Propose(fsm.RegistryCreate{Registry: rec})
+	v, err := propose[*state.Registry](c, fsm.RegistryCreate{Registry: rec})
 	if err != nil {
 		return err
 	}
 	a.log.Info("registry created", "registry", f.name, "url", rec.URL, "by", c.Who.User.Email, "password_set", len(sealed) > 0)
-	return c.JSON(http.StatusCreated, registryView(v.(*state.Registry)))
+	return c.JSON(http.StatusCreated, registryView(v))
 }
 
 func (a *API) updateRegistry(c *Call) error {
@@ -168,16 +168,16 @@ func (a *API) updateRegistry(c *Call) error {
 			return err
 		}
 	}
-	v, err := c.Propose(u)
+	v, err := propose[*state.Registry](c, u)
 	if err != nil {
 		return err
 	}
 	a.log.Info("registry updated", "registry", old.Name, "by", c.Who.User.Email, "password_changed", b.Password != nil)
-	return c.JSON(http.StatusOK, registryView(v.(*state.Registry)))
+	return c.JSON(http.StatusOK, registryView(v))
 }
 
 func (a *API) deleteRegistry(c *Call) error {
-	if _, err := c.Propose(fsm.RegistryDelete{Name: c.R.PathValue("name")}); err != nil {
+	if err := c.Propose(fsm.RegistryDelete{Name: c.R.PathValue("name")}); err != nil {
 		return err
 	}
 	a.log.Info("registry removed", "registry", c.R.PathValue("name"), "by", c.Who.User.Email)

@@ -20,6 +20,7 @@ import (
 // sending the same request several times in the same second is served
 // every time.
 func TestASignedRequestIsAcceptedOnce(t *testing.T) {
+	t.Parallel()
 	a := startAdmin(t)
 	admin := createUser(t, a.s, a.token, "boss@example.com", "boss", api.RoleAdmin)
 	base := testcluster.URL(a.s)

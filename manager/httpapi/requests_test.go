@@ -98,8 +98,9 @@ func jsonHeader(length int) http.Header {
 // is served as before. Without the deadline the trickle below would hold
 // its handler for 500 s.
 func TestATricklingJSONBodyIsCutOff(t *testing.T) {
+	t.Parallel()
 	const timeout = 600 * time.Millisecond
-	s := testcluster.StartDev(t, withLimits(httpapi.Limits{BodyTimeout: timeout})).Servers[0]
+	s := testcluster.StartFake(t, withLimits(httpapi.Limits{BodyTimeout: timeout})).Servers[0]
 	admin := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
 	for _, tc := range []struct {
 		name, path string
@@ -135,6 +136,7 @@ func TestATricklingJSONBodyIsCutOff(t *testing.T) {
 // StreamWindow): one trickled below it is cut off with 408 and leaves no
 // file; one that stays above it, slow as it is, is stored whole.
 func TestATricklingUploadIsCutOff(t *testing.T) {
+	t.Parallel()
 	const window, minBytes = 500 * time.Millisecond, 4096
 	e := newFolderEnv(t, withLimits(httpapi.Limits{StreamWindow: window, StreamMinBytes: minBytes}))
 	tok, _ := e.user("ann")
@@ -191,6 +193,7 @@ func wantFolderEmpty(t *testing.T, dir string) {
 // body does not match is refused once the body has arrived, and nothing is
 // kept; a signed upload without the content hash is refused too.
 func TestSignedUploadsAreCheckedBeforeAndAfterTheirBody(t *testing.T) {
+	t.Parallel()
 	e := newFolderEnv(t)
 	tok, u := e.user("ann")
 	f := e.createFolder(tok, map[string]any{"name": "box", "host": "local"})
@@ -247,6 +250,7 @@ func TestSignedUploadsAreCheckedBeforeAndAfterTheirBody(t *testing.T) {
 // nothing; an older client that signs the body without the header still
 // works on small JSON routes.
 func TestSignedJSONBodiesAreCheckedAgainstTheirHash(t *testing.T) {
+	t.Parallel()
 	a := startAdmin(t)
 	super := testcluster.Login(t, a.s, testcluster.AdminEmail, testcluster.AdminPassword)
 	admin := createUser(t, a.s, super, "boss@example.com", "boss", api.RoleAdmin)
@@ -271,6 +275,7 @@ func TestSignedJSONBodiesAreCheckedAgainstTheirHash(t *testing.T) {
 // More uploads at once than a user, or than the manager, may send are
 // refused with 429 and Retry-After; once an upload ends its slot is free.
 func TestUploadsBeyondTheLimitsAreRefused(t *testing.T) {
+	t.Parallel()
 	e := newFolderEnv(t, withLimits(httpapi.Limits{UploadsPerUser: 1, Uploads: 2}))
 	annTok, _ := e.user("ann")
 	bobTok, _ := e.user("bob")
@@ -334,8 +339,9 @@ func TestUploadsBeyondTheLimitsAreRefused(t *testing.T) {
 // hash as it spools to the data directory; one that does not match
 // restores nothing and leaves no spooled file, the one that does restores.
 func TestASignedSnapshotRestoreIsCheckedAgainstItsHash(t *testing.T) {
+	t.Parallel()
 	dataDir := t.TempDir()
-	s := testcluster.StartDev(t, func(cfg *server.Config) { cfg.DataDir = dataDir }).Servers[0]
+	s := testcluster.StartFake(t, func(cfg *server.Config) { cfg.DataDir = dataDir }).Servers[0]
 	super := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
 	root := createUser(t, s, super, "root@example.com", "root", api.RoleSuperadmin)
 	r := testcluster.Do(t, http.MethodPost, testcluster.URL(s)+"/v1/operator/snapshot", super, nil)

@@ -14,7 +14,7 @@ import (
 // myResources is the resource indicator of the caller's keypair, or with
 // ?access_key= of another keypair the caller may see.
 func (a *API) myResources(c *Call) error {
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	kp, err := a.indicatorKeypair(c, tx)
 	if err != nil {
 		return err

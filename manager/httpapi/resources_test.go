@@ -17,7 +17,8 @@ import (
 // unlimited the indicator shows what the nodes hold; after an admin sets
 // 2 CPU, 4 GiB and 1 fGPU on it, it shows those limits.
 func TestResourceIndicator(t *testing.T) {
-	c := testcluster.StartDev(t)
+	t.Parallel()
+	c := testcluster.StartFake(t)
 	s := c.Servers[0]
 	super := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
 	admin := policyClient{t: t, s: s, token: super}

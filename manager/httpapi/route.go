@@ -67,24 +67,23 @@ func (a *API) route(rt *Route, w http.ResponseWriter, r *http.Request) (served b
 	if rt.Local {
 		return false, nil
 	}
-	node := a.cluster.Node()
 	if r.Method == http.MethodGet && r.URL.Query().Get("stale") == "true" {
+		node := a.cluster.Raft()
 		applied, _, _ := node.Indexes()
-		leader, _ := node.Leader()
 		w.Header().Set(hdrIndex, strconv.FormatUint(applied, 10))
 		w.Header().Set(hdrLastContact, strconv.FormatInt(time.Since(node.LastContact()).Milliseconds(), 10))
-		w.Header().Set(hdrKnownLeader, strconv.FormatBool(leader != ""))
+		w.Header().Set(hdrKnownLeader, strconv.FormatBool(a.cluster.Leader() != ""))
 		return false, nil
 	}
-	if node.IsLeader() {
-		if !a.leaderReady.Load() {
+	if a.cluster.IsLeader() {
+		if !a.leader.Ready() {
 			// Elected, but entries of earlier terms may not be applied
 			// here yet (the leader's barrier is under way): answering now
 			// could miss a write the previous leader acknowledged.
 			return false, apierr.New(apierr.Unavailable, "this manager was just elected and is catching up with the log; retry the request")
 		}
 		if r.Method == http.MethodGet {
-			if err := node.VerifyLeader(r.Context()); err != nil {
+			if err := a.cluster.VerifyLeader(r.Context()); err != nil {
 				return false, err
 			}
 		}
@@ -104,11 +103,11 @@ func (a *API) route(rt *Route, w http.ResponseWriter, r *http.Request) (served b
 }
 
 func (a *API) leaderURL() (*url.URL, error) {
-	id, _ := a.cluster.Node().Leader()
+	id := a.cluster.Leader()
 	if id == "" {
 		return nil, apierr.New(apierr.Unavailable, "the cluster has no leader right now; retry in a few seconds")
 	}
-	m, err := a.cluster.State().Read().Member(id)
+	m, err := a.cluster.Read().Member(id)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +125,7 @@ func (a *API) forward(w http.ResponseWriter, r *http.Request, target *url.URL) {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = r.Host
-			pr.Out.Header.Set(hdrForwardedBy, a.cluster.Node().ID())
+			pr.Out.Header.Set(hdrForwardedBy, a.cluster.ID())
 			pr.Out.Header.Set(hdrClientAddr, client)
 			pr.Out.Header.Set(hdrClientSig, signClient(secret, client))
 		},
@@ -146,7 +145,7 @@ func (a *API) forward(w http.ResponseWriter, r *http.Request, target *url.URL) {
 }
 
 func (a *API) clusterSecret() string {
-	s, err := a.cluster.State().Read().Setting(state.SettingClusterSecret)
+	s, err := a.cluster.Read().Setting(state.SettingClusterSecret)
 	if err != nil {
 		a.log.Error("read cluster secret", "err", err)
 	}

@@ -188,6 +188,7 @@ func (e *scopeEnv) check(t *testing.T, tc scopeCase) {
 // attack of issue 15 §4 and, beside it, the same action within reach.
 // Rows run in order: the destructive ones come last.
 func TestAdminsActOnlyWithinTheirDomainAndNeverOnASuperadmin(t *testing.T) {
+	t.Parallel()
 	e := newScopeEnv(t)
 	super := e.admin
 	get, post, patch, del := http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete
@@ -413,6 +414,7 @@ func TestAdminsActOnlyWithinTheirDomainAndNeverOnASuperadmin(t *testing.T) {
 // a user's session leave one structured line each in the manager's log
 // with who, what, whose and when; the owner's own do not.
 func TestExecAndLogsByAnotherUserAreAudited(t *testing.T) {
+	t.Parallel()
 	e := newScopeEnv(t)
 	const msg = "session accessed by someone other than its owner"
 	if got := e.log.records(t, msg); len(got) != 0 {
@@ -471,6 +473,7 @@ func TestExecAndLogsByAnotherUserAreAudited(t *testing.T) {
 // email and inviting a user of another domain get the same answer, word
 // for word but the email; inviting within the domain works.
 func TestInvitationsDoNotRevealEmailsOutsideTheDomain(t *testing.T) {
+	t.Parallel()
 	e := newFolderEnv(t)
 	wantStatus(t, e.do(http.MethodPatch, "/v1/resource-policies/default", e.admin, map[string]any{"allowed_vfolder_hosts": []string{"local"}}), http.StatusOK)
 	wantStatus(t, e.do(http.MethodPost, "/v1/domains", e.admin, map[string]any{"name": "d2"}), http.StatusCreated)

@@ -36,6 +36,7 @@ type sessionCreateBody struct {
 	Mounts      []string                       `json:"mounts"`
 	Env         map[string]string              `json:"env"`
 	RunAsRoot   bool                           `json:"run_as_root"`
+	Ports       []sessionPortBody              `json:"ports"`
 }
 
 // sessionRequest is a request that passed the checks of its shape.
@@ -44,6 +45,7 @@ type sessionRequest struct {
 	resources   slots.Slots // per container
 	clusterSize int
 	mounts      []api.Mount
+	ports       []api.SessionPort
 }
 
 // envKey is what a POSIX shell accepts as a variable name.
@@ -59,7 +61,7 @@ func (a *API) createSession(c *Call) error {
 	if err := c.Decode(&body); err != nil {
 		return err
 	}
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	kp := c.Who.Keypair
 	if kp == nil {
 		var err error
@@ -111,10 +113,10 @@ func (a *API) createSession(c *Call) error {
 	if err != nil {
 		return err
 	}
-	if got, ok := resp.Value.(*state.Session); ok {
-		s = got
+	if s, err = fsm.Value[*state.Session](resp); err != nil {
+		return err
 	}
-	return c.JSON(http.StatusCreated, sessionView(a.cluster.State().Read(), s))
+	return c.JSON(http.StatusCreated, sessionView(a.cluster.Read(), s))
 }
 
 // checkSessionShape checks what the request says by itself.
@@ -144,6 +146,7 @@ func checkSessionShape(b sessionCreateBody) (*sessionRequest, apierr.Fields) {
 		bad.Add("command", "command must start with the program to run")
 	}
 	req.resources = checkResources(b.Resources, &bad)
+	req.ports = checkPorts(b.Ports, &bad)
 	if len(b.ClusterSize) > 0 && string(b.ClusterSize) != "null" {
 		n, ok := jsonWholeIn(b.ClusterSize, 1, 1<<20)
 		if !ok {
@@ -374,7 +377,7 @@ func (a *API) newSession(req *sessionRequest, u *state.User, kp *state.Keypair) 
 		Image: b.Image, Type: b.Type, Command: nonNil(b.Command), Env: env, Mounts: nonNil(req.mounts),
 		ClusterSize: req.clusterSize, Requested: req.resources, Status: api.SessionPending,
 		StatusHistory: []api.StatusChange{{Status: api.SessionPending, At: now}},
-		Containers:    []state.SessionContainer{}, CreatedAt: now, RunAsRoot: b.RunAsRoot}, nil
+		Containers:    []state.SessionContainer{}, CreatedAt: now, RunAsRoot: b.RunAsRoot, Ports: req.ports}, nil
 }
 
 // newSessionID returns "s-" and 12 random lower-case letters and digits.

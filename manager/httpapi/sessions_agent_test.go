@@ -80,6 +80,7 @@ func withIdleEvery(d time.Duration) func(*server.Config) {
 // secret and count as activity; DELETE puts its container in the stop list
 // and the agent's report that it is gone ends it.
 func TestSessionThroughItsAgent(t *testing.T) {
+	t.Parallel()
 	fa := newFakeAgentAPI(t)
 	e := newSessionEnv(t, fa.addr(), `{"cpu":4,"mem":8589934592}`, `{"cpu":2,"mem":4294967296}`, withIdleEvery(100*time.Millisecond))
 	ann := createUser(t, e.s, e.admin, "ann@example.com", "ann", api.RoleUser)
@@ -203,6 +204,7 @@ func TestSessionThroughItsAgent(t *testing.T) {
 // container is then in the stop list until the agent no longer reports it.
 // A container that vanishes ends an interactive session in ERROR.
 func TestBatchExitAndVanishedContainers(t *testing.T) {
+	t.Parallel()
 	e := newSessionEnv(t, "10.0.0.5:6001", `{"cpu":4,"mem":8589934592}`, `{"cpu":2,"mem":4294967296}`)
 	user := createUser(t, e.s, e.admin, "ann@example.com", "ann", api.RoleUser)
 	token := testcluster.Login(t, e.s, user.User.Email, testPassword)
@@ -241,6 +243,7 @@ func TestBatchExitAndVanishedContainers(t *testing.T) {
 // when it comes back still running their containers, it is told to stop
 // them.
 func TestALostAgentIsToldToStopWhatNoLongerRuns(t *testing.T) {
+	t.Parallel()
 	e := newSessionEnv(t, "10.0.0.5:6001", `{"cpu":4,"mem":8589934592}`, `{"cpu":2,"mem":4294967296}`,
 		func(cfg *server.Config) { cfg.HeartbeatTimeout = time.Second })
 	user := createUser(t, e.s, e.admin, "ann@example.com", "ann", api.RoleUser)

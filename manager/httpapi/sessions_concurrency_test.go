@@ -525,6 +525,7 @@ func TestSessionConcurrencyLimitHoldsThroughLeaderFailover(t *testing.T) {
 // session counts from its SCHEDULED to its end, and at equal times enters
 // count before leaves.
 func TestPeakOccupancySweep(t *testing.T) {
+	t.Parallel()
 	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 	hist := func(id string, steps ...any) api.Session {

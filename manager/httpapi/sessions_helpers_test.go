@@ -14,10 +14,10 @@ import (
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
-// Shared helpers of the session tests: a dev manager with one fake agent
-// (registered through the agents API, heartbeating only when told) and a
-// way to put a session where the test needs it without depending on the
-// scheduler's timing.
+// Shared helpers of the session tests: a manager on a fake cluster with
+// one fake agent (registered through the agents API, heartbeating only when
+// told) and a way to put a session where the test needs it without
+// depending on the scheduler's timing.
 
 const baseImage = "berth/base:latest"
 
@@ -29,12 +29,13 @@ type sessionEnv struct {
 	capacity api.AgentHeartbeat // what each beat says besides containers
 }
 
-// newSessionEnv starts a dev manager with an agent of the given capacity at
-// address (host:port of a fake agent API, or any placeholder) that has the
-// base image, and sets the default policy's slots.
+// newSessionEnv starts a manager on a fake cluster with an agent of the
+// given capacity at address (host:port of a fake agent API, or any
+// placeholder) that has the base image, and sets the default policy's
+// slots.
 func newSessionEnv(t *testing.T, address, capacity, limits string, tweak ...func(*server.Config)) *sessionEnv {
 	t.Helper()
-	s := testcluster.StartDev(t, append([]func(*server.Config){withAgentToken}, tweak...)...).Servers[0]
+	s := testcluster.StartFake(t, append([]func(*server.Config){withAgentToken}, tweak...)...).Servers[0]
 	e := &sessionEnv{t: t, s: s, admin: testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)}
 	in := registration(address, api.Image{Name: baseImage, Digest: "sha256:aa", Size: 1 << 20})
 	in.Capacity = mustSlots(capacity)

@@ -14,6 +14,7 @@ import (
 // ended with reason idle-timeout, while one that keeps its half core busy
 // (measured from the agent's cpu_seconds, per requested core) stays.
 func TestIdleTimeoutEndsIdleSessionsAndSparesBusyOnes(t *testing.T) {
+	t.Parallel()
 	e := newSessionEnv(t, "10.0.0.5:6001", `{"cpu":4,"mem":8589934592}`, `{"cpu":2,"mem":4294967296}`, withIdleEvery(100*time.Millisecond))
 	r := testcluster.Do(t, http.MethodPatch, e.url("/v1/resource-policies/default"), e.admin, map[string]any{"idle_timeout": 2})
 	wantStatus(t, r, http.StatusOK)

@@ -21,7 +21,7 @@ func (c *sessionCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.byStat
 
 // Collect implements prometheus.Collector.
 func (c *sessionCollector) Collect(ch chan<- prometheus.Metric) {
-	tx := c.api.cluster.State().Read()
+	tx := c.api.cluster.Read()
 	for _, st := range sessionStatuses {
 		ss, err := tx.SessionsInStatus(st)
 		if err != nil {

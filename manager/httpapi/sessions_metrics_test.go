@@ -9,7 +9,8 @@ import (
 )
 
 func TestMetricsCountSessionsByStatus(t *testing.T) {
-	c := testcluster.StartDev(t)
+	t.Parallel()
+	c := testcluster.StartFake(t)
 	r := testcluster.Do(t, http.MethodGet, testcluster.URL(c.Servers[0])+"/metrics", "", nil)
 	wantStatus(t, r, http.StatusOK)
 	for _, st := range []string{"PENDING", "SCHEDULED", "PREPARING", "RUNNING", "TERMINATING", "TERMINATED", "ERROR", "CANCELLED"} {

@@ -57,7 +57,7 @@ func (a *API) execSession(c *Call) error {
 		return err
 	}
 	a.auditSessionAccess(c, s, "exec", ag, cid, "command", req.Command)
-	a.sessions.touch(s.ID, a.now().UTC())
+	a.leader.SessionUsed(s.ID)
 	body, err := json.Marshal(req)
 	if err != nil {
 		return fmt.Errorf("encode exec request: %w", err)
@@ -93,7 +93,7 @@ func (a *API) sessionLogs(c *Call) error {
 	}
 	a.auditSessionAccess(c, s, "logs", ag, cid)
 	if !sessionEnded(s.Status) {
-		a.sessions.touch(s.ID, a.now().UTC())
+		a.leader.SessionUsed(s.ID)
 	}
 	resp, err := a.callAgent(c.R.Context(), ag, http.MethodGet, "/v1/containers/"+url.PathEscape(cid)+"/logs", nil)
 	if err != nil {
@@ -118,7 +118,7 @@ func (a *API) actionableSession(c *Call) (*state.Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !canActOnSession(c.Who, a.cluster.State().Read(), s) {
+	if !canActOnSession(c.Who, a.cluster.Read(), s) {
 		return nil, apierr.New(apierr.Forbidden, "only the owner or an admin may use session %s", s.ID)
 	}
 	return s, nil
@@ -147,7 +147,7 @@ func (a *API) firstContainer(s *state.Session) (*state.Agent, string, error) {
 		if ct.Index != 0 || ct.Agent == "" {
 			continue
 		}
-		ag, err := a.cluster.State().Read().Agent(ct.Agent)
+		ag, err := a.cluster.Read().Agent(ct.Agent)
 		if err != nil {
 			return nil, "", err
 		}

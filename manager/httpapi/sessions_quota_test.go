@@ -19,6 +19,7 @@ import (
 // status_info (a session mounting it read-only is not told), until the
 // folder is back under its limit.
 func TestASessionWritingPastTheQuotaIsToldInStatusInfo(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	e := newSessionEnv(t, "10.0.0.5:6001", `{"cpu":4,"mem":8589934592}`, `{"cpu":4,"mem":8589934592}`,
 		func(cfg *server.Config) {

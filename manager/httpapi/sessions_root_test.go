@@ -18,6 +18,7 @@ import (
 // policy too); allowed, the agent is told to run the container as root; a
 // policy that stops allowing it refuses the next request.
 func TestRunAsRootNeedsAPolicyThatAllowsIt(t *testing.T) {
+	t.Parallel()
 	e := newSessionEnv(t, "10.0.0.5:6001", `{"cpu":8,"mem":17179869184}`, `{"cpu":8,"mem":17179869184}`)
 	ann := createUser(t, e.s, e.admin, "ann@example.com", "ann", api.RoleUser)
 	annToken := testcluster.Login(t, e.s, ann.User.Email, testPassword)
@@ -88,6 +89,7 @@ func TestRunAsRootNeedsAPolicyThatAllowsIt(t *testing.T) {
 // while the policy allowed root is refused when, by the time its entry is
 // applied, the policy no longer does.
 func TestRunAsRootIsDecidedAgainWhenApplied(t *testing.T) {
+	t.Parallel()
 	e := newSessionEnv(t, "10.0.0.5:6001", `{"cpu":8,"mem":17179869184}`, `{"cpu":8,"mem":17179869184}`)
 	ann := createUser(t, e.s, e.admin, "ann@example.com", "ann", api.RoleUser)
 	now := time.Now().UTC()

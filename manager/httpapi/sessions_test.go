@@ -20,6 +20,7 @@ var sessionIDPattern = regexp.MustCompile(`^s-[a-z0-9]{12}$`)
 // malformed request, 422 for one that can never run, with the numbers.
 // The agent has 1.5 cores and 2 GiB; the policy allows 2 cores and 4 GiB.
 func TestSessionCreateIsCheckedStatically(t *testing.T) {
+	t.Parallel()
 	e := newSessionEnv(t, "10.0.0.5:6001", `{"cpu":1.5,"mem":2147483648}`, `{"cpu":2,"mem":4294967296}`)
 	user := createUser(t, e.s, e.admin, "ursula@example.com", "ursula", api.RoleUser)
 	token := testcluster.Login(t, e.s, user.User.Email, testPassword)
@@ -106,6 +107,7 @@ func TestSessionCreateIsCheckedStatically(t *testing.T) {
 // A session is created PENDING with the caller's keypair, seen by its
 // owner and admins only, listed and exported, and cancelled by DELETE.
 func TestSessionCreateListGetTerminateAndExport(t *testing.T) {
+	t.Parallel()
 	e := newSessionEnv(t, "10.0.0.5:6001", `{"cpu":4,"mem":8589934592}`, `{"cpu":2,"mem":4294967296}`)
 	ann := createUser(t, e.s, e.admin, "ann@example.com", "ann", api.RoleUser)
 	bob := createUser(t, e.s, e.admin, "bob@example.com", "bob", api.RoleUser)
@@ -263,6 +265,7 @@ func TestSessionCreateListGetTerminateAndExport(t *testing.T) {
 // command, cluster size and the names of its environment variables, but
 // not their values (tokens are often passed this way).
 func TestSessionViewNamesTheEnvironmentNeverItsValues(t *testing.T) {
+	t.Parallel()
 	e := newSessionEnv(t, "127.0.0.1:1", `{"cpu":8,"mem":17179869184}`, `{"cpu":null}`)
 	s := e.mustCreate(e.admin, oneCPU(map[string]any{"type": "batch", "command": []string{"sh", "-c", "echo hi; exit 3"},
 		"env": map[string]string{"TOKEN": "s3cret-value", "A_FIRST": "1"}}))

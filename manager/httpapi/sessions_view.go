@@ -37,7 +37,7 @@ func sessionView(tx *state.Txn, s *state.Session) api.Session {
 			gpus = append(gpus, api.SessionGPU{UUID: g.UUID, Share: sharesValue(g.Share)})
 		}
 		out.Containers = append(out.Containers, api.SessionContainer{Agent: c.Agent, Status: c.Status,
-			Slots: c.Slots.Clone(), GPUs: gpus, ImageDigest: c.ImageDigest})
+			Slots: c.Slots.Clone(), GPUs: gpus, Address: c.Address, ImageDigest: c.ImageDigest})
 		if out.ImageDigest == "" {
 			out.ImageDigest = c.ImageDigest
 		}
@@ -46,6 +46,7 @@ func sessionView(tx *state.Txn, s *state.Session) api.Session {
 	out.Command = slices.Clone(nonNil(s.Command))
 	out.ClusterSize = max(s.ClusterSize, 1)
 	out.EnvNames = sortedStrings(s.Env)
+	out.Ports = slices.Clone(nonNil(s.Ports))
 	return out
 }
 
@@ -89,7 +90,7 @@ func sharesValue(v int64) float64 { return slotValue(slots.CUDAShares, v) }
 // "no such session" and "not yours", so ids do not leak.
 func (a *API) visibleSession(c *Call) (*state.Session, error) {
 	id := c.R.PathValue("id")
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	s, err := tx.Session(id)
 	if err != nil {
 		return nil, err
@@ -146,7 +147,7 @@ func (a *API) listSessions(c *Call) error {
 	if err != nil {
 		return err
 	}
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	keep, err := a.sessionFilter(c, tx, false)
 	if err != nil {
 		return err
@@ -167,7 +168,7 @@ func (a *API) getSession(c *Call) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, sessionView(a.cluster.State().Read(), s))
+	return c.JSON(http.StatusOK, sessionView(a.cluster.Read(), s))
 }
 
 // terminateSession is DELETE /v1/sessions/{id}: 202, the session goes
@@ -179,21 +180,15 @@ func (a *API) terminateSession(c *Call) error {
 	if err != nil {
 		return err
 	}
-	if !canActOnSession(c.Who, a.cluster.State().Read(), s) {
+	if !canActOnSession(c.Who, a.cluster.Read(), s) {
 		return apierr.New(apierr.Forbidden, "only the owner or an admin may terminate session %s", s.ID)
 	}
 	if !sessionEnded(s.Status) && s.Status != api.SessionTerminating {
-		v, err := c.Propose(fsm.SessionTerminate{SessionID: s.ID, At: a.now().UTC(), Reason: "user-request"})
-		if err != nil {
-			return err
-		}
-		if got, ok := v.(*state.Session); ok {
-			s = got
-		} else if s, err = a.visibleSession(c); err != nil {
+		if s, err = propose[*state.Session](c, fsm.SessionTerminate{SessionID: s.ID, At: a.now().UTC(), Reason: "user-request"}); err != nil {
 			return err
 		}
 	}
-	return c.JSON(http.StatusAccepted, sessionView(a.cluster.State().Read(), s))
+	return c.JSON(http.StatusAccepted, sessionView(a.cluster.Read(), s))
 }
 
 var sessionColumns = []string{"id", "name", "owner", "access_key", "image", "type", "status", "status_info", "agents",
@@ -207,7 +202,7 @@ func (a *API) exportSessions(c *Call) error {
 	if err != nil {
 		return err
 	}
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	keep, err := a.sessionFilter(c, tx, true)
 	if err != nil {
 		return err

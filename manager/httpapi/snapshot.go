@@ -22,7 +22,7 @@ const SnapshotContentType = "application/vnd.berth.snapshot"
 // saveSnapshot answers with the leader's current state as a Raft snapshot,
 // the backup an operator keeps.
 func (a *API) saveSnapshot(c *Call) error {
-	meta, rc, err := a.cluster.Node().OpenSnapshot()
+	meta, rc, err := a.cluster.Raft().OpenSnapshot()
 	if err != nil {
 		return err
 	}
@@ -77,11 +77,11 @@ func (a *API) restoreSnapshot(c *Call) error {
 	}
 	// The snapshot's member records describe the cluster it was taken
 	// from; the managers running now are what followers must forward to.
-	live, err := a.cluster.State().Read().Members()
+	live, err := a.cluster.Read().Members()
 	if err != nil {
 		return err
 	}
-	if err := a.cluster.Node().Restore(io.NewSectionReader(spool, 0, n), n); err != nil {
+	if err := a.cluster.Raft().Restore(io.NewSectionReader(spool, 0, n), n); err != nil {
 		return err
 	}
 	if err := a.keepMembers(c, live); err != nil {
@@ -95,7 +95,7 @@ func (a *API) restoreSnapshot(c *Call) error {
 // keepMembers makes the member records after a restore those of the
 // managers in the Raft configuration, with the addresses they had before it.
 func (a *API) keepMembers(c *Call, live []*state.Member) error {
-	servers, err := a.cluster.Node().Servers()
+	servers, err := a.cluster.Raft().Servers()
 	if err != nil {
 		return err
 	}
@@ -103,13 +103,13 @@ func (a *API) keepMembers(c *Call, live []*state.Member) error {
 	for _, s := range servers {
 		inRaft[string(s.ID)] = true
 	}
-	restored, err := a.cluster.State().Read().Members()
+	restored, err := a.cluster.Read().Members()
 	if err != nil {
 		return err
 	}
 	for _, m := range restored {
 		if !inRaft[m.ID] {
-			if _, err := c.Propose(fsm.MemberDelete{ID: m.ID}); err != nil {
+			if err := c.Propose(fsm.MemberDelete{ID: m.ID}); err != nil {
 				return err
 			}
 		}
@@ -118,14 +118,14 @@ func (a *API) keepMembers(c *Call, live []*state.Member) error {
 		if !inRaft[m.ID] {
 			continue
 		}
-		have, err := a.cluster.State().Read().Member(m.ID)
+		have, err := a.cluster.Read().Member(m.ID)
 		if err != nil {
 			return err
 		}
 		if have != nil && have.HTTPAddr == m.HTTPAddr && have.RaftAddr == m.RaftAddr {
 			continue
 		}
-		if _, err := c.Propose(fsm.MemberPut{Member: state.Member{ID: m.ID, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr}}); err != nil {
+		if err := c.Propose(fsm.MemberPut{Member: state.Member{ID: m.ID, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr}}); err != nil {
 			return err
 		}
 	}

@@ -76,7 +76,7 @@ func (a *API) createUser(c *Call) error {
 	if !canSeeDomain(c.Who, req.Domain) {
 		return apierr.Field(apierr.Forbidden, "domain", fmt.Sprintf("an admin may create users only in their own domain %s", c.Who.User.Domain))
 	}
-	hash, err := auth.HashPassword(a.rnd, req.Password)
+	hash, err := a.cfg.PasswordCost.Hash(a.rnd, req.Password)
 	if err != nil {
 		return err
 	}
@@ -94,15 +94,15 @@ func (a *API) createUser(c *Call) error {
 	if u.Status == api.StatusInactive {
 		kp.IsActive = false
 	}
-	v, err := c.Propose(fsm.UserCreate{User: u, Keypair: *kp})
+	created, err := propose[*state.User](c, fsm.UserCreate{User: u, Keypair: *kp})
 	if err != nil {
 		return err
 	}
-	kv, err := keypairView(a.cluster.State().Read(), kp)
+	kv, err := keypairView(a.cluster.Read(), kp)
 	if err != nil {
 		return err
 	}
-	out := api.UserCreated{User: a.userView(v.(*state.User), []string{kp.AccessKey}), Keypair: kv}
+	out := api.UserCreated{User: a.userView(created, []string{kp.AccessKey}), Keypair: kv}
 	out.Keypair.SecretKey = kp.SecretKey
 	return c.JSON(http.StatusCreated, out)
 }
@@ -128,7 +128,7 @@ func (a *API) newKeypair(user, policy string, isAdmin bool) (*state.Keypair, err
 
 func (a *API) getUser(c *Call) error {
 	email := normalizeEmail(c.R.PathValue("email"))
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	u, err := tx.User(email)
 	if err != nil {
 		return err
@@ -177,7 +177,7 @@ func (a *API) listUsers(c *Call) error {
 	if err != nil {
 		return err
 	}
-	users, next, err := a.cluster.State().Read().Users(q.Get("cursor"), limit, keep)
+	users, next, err := a.cluster.Read().Users(q.Get("cursor"), limit, keep)
 	if err != nil {
 		return err
 	}
@@ -201,7 +201,7 @@ func (a *API) exportUsers(c *Call) error {
 	}
 	// One read transaction: the file is one consistent version of the table
 	// however long the download takes.
-	tx := a.cluster.State().Read()
+	tx := a.cluster.Read()
 	return c.csvExport(name, userColumns, func(row func([]string) error) error {
 		return tx.EachUser(keep, func(u *state.User) error {
 			return row([]string{u.Email, u.Username, u.FullName, u.Role, u.Status, u.Domain,
@@ -256,7 +256,7 @@ func (a *API) updateUser(c *Call) error {
 	if err := p.validate(); err != nil {
 		return err
 	}
-	u, err := a.cluster.State().Read().User(email)
+	u, err := a.cluster.Read().User(email)
 	if err != nil {
 		return err
 	}
@@ -275,7 +275,7 @@ func (a *API) updateUser(c *Call) error {
 	cmd := fsm.UserUpdate{Email: email, ModifiedAt: a.now().UTC(), Username: p.Username, FullName: p.FullName,
 		Status: p.Status, NeedPasswordChange: p.NeedPasswordChange, Role: p.Role, Groups: p.Groups, Description: p.Description}
 	if p.Password != nil {
-		hash, err := auth.HashPassword(a.rnd, *p.Password)
+		hash, err := a.cfg.PasswordCost.Hash(a.rnd, *p.Password)
 		if err != nil {
 			return err
 		}
@@ -284,7 +284,7 @@ func (a *API) updateUser(c *Call) error {
 		none := ""
 		cmd.RevokeTokensExcept = &none
 	}
-	if _, err := c.Propose(cmd); err != nil {
+	if err := c.Propose(cmd); err != nil {
 		return err
 	}
 	return a.getUser(c)

@@ -396,5 +396,15 @@ func (n *Node) Barrier(ctx context.Context) error {
 	return nil
 }
 
+// LeadershipTransfer hands leadership to the most up-to-date other voter
+// and returns once it has, or once hashicorp/raft gave up (no other voter,
+// none caught up within an election timeout).
+func (n *Node) LeadershipTransfer() error {
+	if err := n.raft.LeadershipTransfer().Error(); err != nil {
+		return fmt.Errorf("transfer leadership: %w", err)
+	}
+	return nil
+}
+
 // Stats is hashicorp/raft's own view of the node (indexes, snapshot, peers).
 func (n *Node) Stats() map[string]string { return n.raft.Stats() }

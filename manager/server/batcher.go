@@ -36,29 +36,27 @@ type sessionCreates struct {
 	size prometheus.Histogram
 }
 
-func (s *Server) newSessionCreates() *sessionCreates {
+// newSessionCreates batches the creates that propose commits.
+func newSessionCreates(reg prometheus.Registerer, propose func(context.Context, fsm.Command) (*fsm.Response, error)) *sessionCreates {
 	c := &sessionCreates{size: prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "berth_session_create_batch_size",
 		Help:    "Sessions per SessionsCreate entry the leader proposed.",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 9), // 1 .. 256
 	})}
-	s.reg.MustRegister(c.size)
+	reg.MustRegister(c.size)
 	c.b = batch.New(batch.Options{MaxItems: sessionBatchMax, InFlight: sessionBatchInFlight},
 		func(ctx context.Context, sessions []state.Session) ([]*fsm.Response, error) {
 			c.size.Observe(float64(len(sessions)))
-			return s.proposeSessions(ctx, sessions)
+			return proposeSessions(ctx, propose, sessions)
 		})
 	return c
 }
 
-// ProposeSessionCreate implements httpapi.Cluster: the session goes into
-// the next SessionsCreate entry, and the response is its own (the session
-// recorded, or the rule it broke), whatever happened to the others.
-func (s *Server) ProposeSessionCreate(ctx context.Context, sess state.Session) (*fsm.Response, error) {
-	if !s.node.IsLeader() {
-		return nil, raftnode.ErrNotLeader
-	}
-	resp, err := s.creates.b.Do(ctx, sess)
+// propose puts the session into the next SessionsCreate entry; the response
+// is its own (the session recorded, or the rule it broke), whatever
+// happened to the others.
+func (c *sessionCreates) propose(ctx context.Context, sess state.Session) (*fsm.Response, error) {
+	resp, err := c.b.Do(ctx, sess)
 	switch {
 	case errors.Is(err, batch.ErrClosed):
 		// A manager shutting down leads no more, and the session was never
@@ -78,8 +76,8 @@ func (s *Server) ProposeSessionCreate(ctx context.Context, sess state.Session) (
 // usual 503 and retries on the new leader; a batch in flight when
 // leadership goes fails with ErrOutcomeUnknown (raftnode) instead, since
 // its entry may still commit.
-func (s *Server) proposeSessions(ctx context.Context, sessions []state.Session) ([]*fsm.Response, error) {
-	resp, err := s.Propose(ctx, fsm.SessionsCreate{Sessions: sessions})
+func proposeSessions(ctx context.Context, propose func(context.Context, fsm.Command) (*fsm.Response, error), sessions []state.Session) ([]*fsm.Response, error) {
+	resp, err := propose(ctx, fsm.SessionsCreate{Sessions: sessions})
 	if err != nil {
 		return nil, fmt.Errorf("propose %d session creates: %w", len(sessions), err)
 	}
@@ -92,9 +90,12 @@ func (s *Server) proposeSessions(ctx context.Context, sessions []state.Session) 
 		}
 		return out, nil
 	}
-	created, ok := resp.Value.([]fsm.SessionCreated)
-	if !ok || len(created) != len(sessions) {
-		return nil, fmt.Errorf("fsm answered %d session creates with %T", len(sessions), resp.Value)
+	created, err := fsm.Value[[]fsm.SessionCreated](resp)
+	if err != nil {
+		return nil, err
+	}
+	if len(created) != len(sessions) {
+		return nil, fmt.Errorf("fsm answered %d session creates with %d answers", len(sessions), len(created))
 	}
 	for i, c := range created {
 		out[i] = &fsm.Response{Index: resp.Index, Err: c.Err}

@@ -1,6 +1,7 @@
 // Package server assembles one berth-manager: the Raft node and its FSM, the
-// HTTP API, and the work only the leader does (bootstrap objects, member
-// records, token expiry). Tests start several in one process.
+// HTTP API and the leader's duties (manager/leader), with what a leadership
+// must write before its duties start (member records, the first-start
+// objects). Tests start several in one process.
 package server
 
 import (
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-cluster/berth/manager/auth"
 	"github.com/berth-cluster/berth/manager/httpapi"
 	"github.com/berth-cluster/berth/manager/sched"
 	"github.com/berth-cluster/berth/manager/secrets"
@@ -137,6 +139,11 @@ type Config struct {
 	BootstrapAdminEmail    string
 	BootstrapAdminPassword string
 	TokenTTL               time.Duration
+	// PasswordCost is the cost of new password hashes (zero: auth's
+	// default, OWASP's minimum). Hashes record their cost, so a change
+	// applies to passwords set from then on. Tests lower it: at the
+	// default, hashing was most of what the API tests spent.
+	PasswordCost auth.Cost
 
 	Log          *slog.Logger
 	Out          io.Writer // where first-start credentials are printed
@@ -272,4 +279,16 @@ func isLoopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// schedOptions reads the scheduler's part of the configuration (validated
+// by Config.validate).
+func (c *Config) schedOptions() sched.Options {
+	order, _ := sched.ParseOrder(c.Scheduler)
+	strategy, _ := sched.ParseStrategy(c.Placement)
+	batch := c.SchedulerBatch
+	if batch <= 0 {
+		batch = sched.DefaultBatch
+	}
+	return sched.Options{Order: order, Strategy: strategy, SkipAfter: c.SchedulerSkipAfter, Batch: batch}
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"time"
 
 	"github.com/berth-cluster/berth/manager/auth"
 	"github.com/berth-cluster/berth/manager/fsm"
@@ -15,110 +14,12 @@ import (
 	"github.com/berth-cluster/berth/shared/api"
 )
 
-// tokenSweepEvery is how often the leader removes expired login tokens.
-const tokenSweepEvery = time.Minute
-
-// defaultKeypairTouchEvery is how often the leader records keypairs' last use.
-const defaultKeypairTouchEvery = 15 * time.Second
-
-// watchLeadership runs the leader's duties while this node leads.
-func (s *Server) watchLeadership() {
-	var stop context.CancelFunc
-	done := make(chan struct{})
-	close(done)
-	for {
-		select {
-		case <-s.ctx.Done():
-			if stop != nil {
-				stop()
-				<-done
-			}
-			return
-		case isLeader := <-s.node.LeaderCh():
-			if stop != nil {
-				stop()
-				<-done
-				stop = nil
-			}
-			if !isLeader {
-				s.log.Info("lost leadership")
-				continue
-			}
-			s.log.Info("gained leadership")
-			var ctx context.Context
-			ctx, stop = context.WithCancel(s.ctx)
-			done = make(chan struct{})
-			go func() {
-				defer close(done)
-				s.lead(ctx)
-			}()
-		}
-	}
-}
-
-func (s *Server) lead(ctx context.Context) {
-	// Agents' clocks start before anything else, so heartbeats that reach
-	// this leader while it settles in are kept.
-	s.api.StartAgentClocks(s.cfg.Now().UTC())
-	defer s.api.StopAgentClocks()
-	defer s.api.SetLeaderReady(false)
-	if err := s.establish(ctx); err != nil {
-		if ctx.Err() == nil {
-			s.log.Error("leader setup failed; will retry on the next leadership", "err", err)
-		}
-		return
-	}
-	defer s.startIdleLoop(ctx)()        // idle.go
-	defer s.startScheduler(ctx)()       // scheduler.go
-	defer s.startFolderUsageLoop(ctx)() // folders.go
-	defer s.startUsageChecks(ctx)()     // agents.go
-	sweep := time.NewTicker(tokenSweepEvery)
-	defer sweep.Stop()
-	every := s.cfg.KeypairTouchEvery
-	if every <= 0 {
-		every = defaultKeypairTouchEvery
-	}
-	touch := time.NewTicker(every)
-	defer touch.Stop()
-	agents := time.NewTicker(s.agentCheckEvery())
-	defer agents.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-sweep.C:
-			if _, err := s.propose(ctx, fsm.TokensExpire{Now: s.cfg.Now().UTC()}); err != nil && ctx.Err() == nil {
-				s.log.Warn("expire login tokens", "err", err)
-			}
-		case <-touch.C:
-			s.flushKeypairUses(ctx)
-		case <-agents.C:
-			s.markLostAgents(ctx)
-		}
-	}
-}
-
-// flushKeypairUses writes the keypairs' last use, gathered in memory, in one
-// entry, so a signed request costs no Raft round trip of its own.
-func (s *Server) flushKeypairUses(ctx context.Context) {
-	uses := s.api.DrainKeypairUses()
-	if len(uses) == 0 {
-		return
-	}
-	if _, err := s.propose(ctx, fsm.KeypairsTouch{LastUsed: uses}); err != nil && ctx.Err() == nil {
-		s.log.Warn("record keypair use", "keypairs", len(uses), "err", err)
-	}
-}
-
-// establish brings the state up to date with this leadership: every entry of
-// earlier terms applied, members recorded, first-start objects created.
-func (s *Server) establish(ctx context.Context) error {
-	if err := s.node.Barrier(ctx); err != nil {
-		return err
-	}
-	// Only now does this manager's state hold every write a previous
-	// leader acknowledged: reads answered before could miss one.
-	s.api.SetLeaderReady(true)
+// setup is what a leadership needs in the state before its duties start
+// (leader.Config.Setup): this manager's and the configured peers' member
+// records, and on the first start of an empty cluster the first-start
+// objects. It runs after the leader's barrier, so it reads every entry of
+// earlier terms.
+func (s *Server) setup(ctx context.Context) error {
 	if err := s.recordMembers(ctx); err != nil {
 		return err
 	}
@@ -132,7 +33,7 @@ func (s *Server) recordMembers(ctx context.Context) error {
 	s.mu.Lock()
 	want := append([]Peer(nil), s.peers...)
 	s.mu.Unlock()
-	self := Peer{ID: s.cfg.NodeID, RaftAddr: s.node.Addr(), HTTPAddr: s.httpAddr}
+	self := Peer{ID: s.cfg.NodeID, RaftAddr: s.RaftAddr(), HTTPAddr: s.httpAddr}
 	found := false
 	for i, p := range want {
 		if p.ID == self.ID {
@@ -144,14 +45,14 @@ func (s *Server) recordMembers(ctx context.Context) error {
 		want = append(want, self)
 	}
 	for _, p := range want {
-		have, err := s.fsm.State().Read().Member(p.ID)
+		have, err := s.backend.Read().Member(p.ID)
 		if err != nil {
 			return err
 		}
 		if have != nil && have.HTTPAddr == p.HTTPAddr && have.RaftAddr == p.RaftAddr {
 			continue
 		}
-		if _, err := s.propose(ctx, fsm.MemberPut{Member: state.Member{ID: p.ID, RaftAddr: p.RaftAddr, HTTPAddr: p.HTTPAddr}}); err != nil {
+		if err := s.propose(ctx, fsm.MemberPut{Member: state.Member{ID: p.ID, RaftAddr: p.RaftAddr, HTTPAddr: p.HTTPAddr}}); err != nil {
 			return fmt.Errorf("record member %s: %w", p.ID, err)
 		}
 	}
@@ -161,7 +62,7 @@ func (s *Server) recordMembers(ctx context.Context) error {
 // bootstrapObjects creates, on the first start of an empty cluster, the
 // default domain, group and policy and the superadmin.
 func (s *Server) bootstrapObjects(ctx context.Context) error {
-	done, err := s.fsm.State().Read().Setting(state.SettingBootstrapped)
+	done, err := s.backend.Read().Setting(state.SettingBootstrapped)
 	if err != nil || done != "" {
 		return err
 	}
@@ -188,11 +89,18 @@ func (s *Server) bootstrapObjects(ctx context.Context) error {
 			return fmt.Errorf("write %s: %w", credFile, err)
 		}
 	}
-	v, err := s.propose(ctx, cmd)
+	resp, err := s.backend.Propose(ctx, cmd)
+	if err == nil {
+		err = resp.Err
+	}
 	if err != nil {
 		return fmt.Errorf("create first-start objects: %w", err)
 	}
-	if !v.(fsm.BootstrapResult).Created {
+	res, err := fsm.Value[fsm.BootstrapResult](resp)
+	if err != nil {
+		return err
+	}
+	if !res.Created {
 		if generated {
 			_ = os.Remove(credFile)
 		}
@@ -208,7 +116,7 @@ func (s *Server) bootstrapObjects(ctx context.Context) error {
 
 func (s *Server) bootstrapCommand(password string) (fsm.Bootstrap, error) {
 	now := s.cfg.Now().UTC()
-	hash, err := auth.HashPassword(s.cfg.Rand, password)
+	hash, err := s.cfg.PasswordCost.Hash(s.cfg.Rand, password)
 	if err != nil {
 		return fsm.Bootstrap{}, err
 	}
@@ -240,4 +148,16 @@ func (s *Server) bootstrapCommand(password string) (fsm.Bootstrap, error) {
 			ResourcePolicy: "default", CreatedAt: now},
 		ClusterSecret: secret,
 	}, nil
+}
+
+// propose commits the leader's own setup writes.
+func (s *Server) propose(ctx context.Context, c fsm.Command) error {
+	resp, err := s.backend.Propose(ctx, c)
+	if err != nil {
+		return err
+	}
+	if resp.Err != nil {
+		return fmt.Errorf("%T refused: %w", c, resp.Err)
+	}
+	return nil
 }

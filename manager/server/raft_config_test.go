@@ -103,6 +103,7 @@ func TestManagerWarnsAboutPlaintextAtStart(t *testing.T) {
 		}, "0", []string{httpWarning}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // a manager and a log of its own each
 			var buf syncBuffer
 			c, s := tc.start(t, slog.New(slog.NewJSONHandler(&buf, nil)))
 			warned := map[string]map[string]any{}

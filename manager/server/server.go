@@ -24,6 +24,7 @@ import (
 	"github.com/berth-cluster/berth/manager/folderfs"
 	"github.com/berth-cluster/berth/manager/fsm"
 	"github.com/berth-cluster/berth/manager/httpapi"
+	"github.com/berth-cluster/berth/manager/leader"
 	"github.com/berth-cluster/berth/manager/raftnode"
 	"github.com/berth-cluster/berth/manager/state"
 )
@@ -32,17 +33,15 @@ import (
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
-	fsm      *fsm.FSM
-	node     *raftnode.Node
+	backend  Backend
+	node     *raftnode.Node // nil on a backend other than its own Raft (StartOn)
 	api      *httpapi.API
+	leader   *leader.Leader
 	http     *http.Server
 	listener net.Listener
 	httpAddr string
 	reg      *prometheus.Registry
-	creates  *sessionCreates // batcher.go
 	folders  *folderfs.Store // folders.go
-	// lost counts the agents this manager declared LOST as leader.
-	lost prometheus.Counter
 
 	mu    sync.Mutex
 	peers []Peer
@@ -64,55 +63,13 @@ const httpIdleTimeout = 2 * time.Minute
 // -dev node or one with -peers bootstraps its cluster; one with -join asks
 // the cluster to add it until it is added.
 func Start(cfg Config) (*Server, error) {
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
-	}
-	if cfg.Out == nil {
-		cfg.Out = os.Stdout
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Rand == nil {
-		cfg.Rand = rand.Reader
-	}
-	if cfg.BootstrapAdminEmail == "" {
-		cfg.BootstrapAdminEmail = "admin@berth.local"
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
-	}
-	log := cfg.Log.With("node", cfg.NodeID)
-	s := &Server{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
-	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s.fsm = fsm.New(log)
-	owner, err := folderOwner(cfg)
+	s, tc, err := prepare(&cfg)
 	if err != nil {
 		return nil, err
 	}
-
-	tc, err := newTLSConfigs(cfg)
-	if err != nil {
-		return nil, err
-	}
-	s.peerScheme, s.peerClient = tc.peerScheme, tc.peerClient
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return nil, fmt.Errorf("listen for http on %s: %w", cfg.HTTPAddr, err)
-	}
-	if tc.httpServer != nil {
-		ln = tls.NewListener(ln, tc.httpServer)
-	}
-	s.listener = ln
-	s.httpAddr = cfg.AdvertiseHTTP
-	if s.httpAddr == "" {
-		s.httpAddr = ln.Addr().String()
-	}
+	f := fsm.New(s.log)
 	node, err := raftnode.Open(raftnode.Config{
-		ID: cfg.NodeID, BindAddr: cfg.RaftAddr, DataDir: cfg.DataDir, FSM: s.fsm, Logger: log,
+		ID: cfg.NodeID, BindAddr: cfg.RaftAddr, DataDir: cfg.DataDir, FSM: f, Logger: s.log,
 		RaftLog: cfg.RaftLog, RaftLogLevel: cfg.RaftLogLevel, Metrics: s.reg,
 		HeartbeatTimeout: cfg.Raft.HeartbeatTimeout, ElectionTimeout: cfg.Raft.ElectionTimeout,
 		LeaderLeaseTimeout: cfg.Raft.LeaderLeaseTimeout, SnapshotThreshold: cfg.Raft.SnapshotThreshold,
@@ -120,37 +77,13 @@ func Start(cfg Config) (*Server, error) {
 		ServerTLS: tc.raftServer, ClientTLS: tc.raftClient, InMemory: cfg.Dev, Plaintext: cfg.InsecureRaft,
 	})
 	if err != nil {
-		ln.Close()
+		s.listener.Close()
 		return nil, err
 	}
 	s.node = node
-	s.creates = s.newSessionCreates()
-	s.lost = registered(s.reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_agents_lost_total",
-		Help: "Agents this manager, as leader, declared LOST for silence past the heartbeat timeout (their sessions became ERROR agent-lost)."}))
-	s.folders = folderfs.New(cfg.FolderHosts, folderUsageTTL, 0, cfg.Now, owner...)
-	s.api = httpapi.New(httpapi.Config{Cluster: s, Log: log, Metrics: s.reg, Gatherer: s.reg, Now: cfg.Now,
-		Rand: cfg.Rand, TokenTTL: cfg.TokenTTL, JoinToken: cfg.JoinToken, AgentToken: cfg.AgentToken, AgentTokenNeedsApproval: cfg.AgentTokenNeedsApproval,
-		Console: console.Handler(), Folders: s.folders, NoGroupFolders: cfg.NoGroupFolders, Limits: cfg.HTTPLimits, SpoolDir: cfg.DataDir,
-		Secrets: cfg.Secrets, PeerScheme: tc.peerScheme, PeerTransport: tc.peerTransport,
-		AgentScheme: tc.agentScheme, AgentTransport: tc.agentTransport})
-	// ErrorLog: failed TLS handshakes and the like go to the structured log.
-	// Bodies and answers get their deadlines per route (httpapi.Limits):
-	// a server-wide ReadTimeout would cut the deliberate streams.
-	s.http = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: httpIdleTimeout,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-
-	s.wg.Add(2)
-	go func() {
-		defer s.wg.Done()
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http server stopped", "err", err)
-		}
-	}()
-	go func() {
-		defer s.wg.Done()
-		s.watchLeadership()
-	}()
+	b := &raftBackend{node: node, fsm: f}
+	b.creates = newSessionCreates(s.reg, b.Propose)
+	s.serve(b, tc)
 
 	switch {
 	case cfg.Dev:
@@ -168,9 +101,110 @@ func Start(cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	log.Info("manager started", "http", s.httpAddr, "raft", node.Addr(), "data_dir", cfg.DataDir)
+	s.log.Info("manager started", "http", s.httpAddr, "raft", node.Addr(), "data_dir", cfg.DataDir)
 	s.warnInsecure(tc)
 	return s, nil
+}
+
+// StartOn starts a manager on a backend other than its own Raft node: the
+// API, the leader's duties and the HTTP listener as Start makes them, the
+// replicated state and the leadership as b has them. cfg is checked as
+// Start checks it; its Raft settings mean nothing here. Tests about the API
+// use it with manager/fakecluster, which applies entries to the FSM at
+// once.
+func StartOn(cfg Config, b Backend) (*Server, error) {
+	s, tc, err := prepare(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.serve(b, tc)
+	s.log.Info("manager started", "http", s.httpAddr, "data_dir", cfg.DataDir)
+	return s, nil
+}
+
+// prepare checks the configuration, fills in its defaults and opens the
+// HTTP listener.
+func prepare(cfg *Config) (*Server, *tlsConfigs, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, nil, err
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Out == nil {
+		cfg.Out = os.Stdout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.BootstrapAdminEmail == "" {
+		cfg.BootstrapAdminEmail = "admin@berth.local"
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
+	}
+	log := cfg.Log.With("node", cfg.NodeID)
+	s := &Server{cfg: *cfg, log: log, reg: prometheus.NewRegistry()}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	owner, err := folderOwner(*cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	tc, err := newTLSConfigs(*cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.peerScheme, s.peerClient = tc.peerScheme, tc.peerClient
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen for http on %s: %w", cfg.HTTPAddr, err)
+	}
+	if tc.httpServer != nil {
+		ln = tls.NewListener(ln, tc.httpServer)
+	}
+	s.listener = ln
+	s.httpAddr = cfg.AdvertiseHTTP
+	if s.httpAddr == "" {
+		s.httpAddr = ln.Addr().String()
+	}
+	s.folders = folderfs.New(cfg.FolderHosts, folderUsageTTL, 0, cfg.Now, owner...)
+	return s, tc, nil
+}
+
+// serve builds the leader and the API on the backend and starts the HTTP
+// server and the leader's watch of the leadership.
+func (s *Server) serve(b Backend, tc *tlsConfigs) {
+	cfg := s.cfg
+	s.backend = b
+	s.leader = leader.New(leader.Config{Cluster: b, Node: b, Log: s.log, Metrics: s.reg, Now: cfg.Now, Setup: s.setup,
+		HeartbeatTimeout: cfg.HeartbeatTimeout, KeypairTouchEvery: cfg.KeypairTouchEvery, IdleCheckEvery: cfg.IdleCheckEvery,
+		UsageCheckEvery: cfg.UsageCheckEvery, FolderUsageEvery: cfg.FolderUsageEvery, Sched: cfg.schedOptions(),
+		Folders: s.folders})
+	s.api = httpapi.New(httpapi.Config{Cluster: b, Leader: s.leader, Log: s.log, Metrics: s.reg, Gatherer: s.reg, Now: cfg.Now,
+		Rand: cfg.Rand, TokenTTL: cfg.TokenTTL, PasswordCost: cfg.PasswordCost, JoinToken: cfg.JoinToken, AgentToken: cfg.AgentToken, AgentTokenNeedsApproval: cfg.AgentTokenNeedsApproval,
+		Console: console.Handler(), Folders: s.folders, NoGroupFolders: cfg.NoGroupFolders, Limits: cfg.HTTPLimits, SpoolDir: cfg.DataDir,
+		Secrets: cfg.Secrets, PeerScheme: tc.peerScheme, PeerTransport: tc.peerTransport, AgentScheme: tc.agentScheme, AgentTransport: tc.agentTransport})
+	// ErrorLog: failed TLS handshakes and the like go to the structured log.
+	// Bodies and answers get their deadlines per route (httpapi.Limits):
+	// a server-wide ReadTimeout would cut the deliberate streams.
+	s.http = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: httpIdleTimeout,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.Serve(s.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.leader.Run(s.ctx)
+	}()
 }
 
 // warnInsecure says at start what an attacker on the network could do to
@@ -190,6 +224,9 @@ func (s *Server) warnInsecure(tc *tlsConfigs) {
 
 // Bootstrap forms a new cluster of the peers (harmless on a node with state).
 func (s *Server) Bootstrap(peers []Peer) error {
+	if s.node == nil {
+		return errors.New("this manager runs on a backend without Raft: there is nothing to bootstrap")
+	}
 	s.mu.Lock()
 	s.peers = peers
 	s.mu.Unlock()
@@ -200,31 +237,32 @@ func (s *Server) Bootstrap(peers []Peer) error {
 	return s.node.Bootstrap(servers)
 }
 
-// Propose implements httpapi.Cluster.
+// Propose commits a command as the leader's own writes do (tests write
+// with it what no route writes).
 func (s *Server) Propose(ctx context.Context, c fsm.Command) (*fsm.Response, error) {
-	data, err := fsm.Encode(c)
-	if err != nil {
-		return nil, err
-	}
-	if !s.node.IsLeader() {
-		return nil, raftnode.ErrNotLeader
-	}
-	v, err := s.node.Apply(ctx, data)
-	if err != nil {
-		return nil, err
-	}
-	resp, ok := v.(*fsm.Response)
-	if !ok {
-		return nil, fmt.Errorf("fsm returned %T for %T", v, c)
-	}
-	return resp, nil
+	return s.backend.Propose(ctx, c)
 }
 
-// State implements httpapi.Cluster.
-func (s *Server) State() *state.Store { return s.fsm.State() }
+// ProposeSessionCreate commits one session create as the API does,
+// batched with the creates that arrive with it.
+func (s *Server) ProposeSessionCreate(ctx context.Context, sess state.Session) (*fsm.Response, error) {
+	return s.backend.ProposeSessionCreate(ctx, sess)
+}
 
-// Node implements httpapi.Cluster.
+// State is the replicated state as this manager has applied it.
+func (s *Server) State() *state.Store { return s.backend.State() }
+
+// AppliedIndex is the index of the last entry this manager applied.
+func (s *Server) AppliedIndex() uint64 { return s.backend.AppliedIndex() }
+
+// IsLeader says whether this manager believes it leads.
+func (s *Server) IsLeader() bool { return s.backend.IsLeader() }
+
+// Node is this manager's Raft node; nil on another backend (StartOn).
 func (s *Server) Node() *raftnode.Node { return s.node }
+
+// Leader runs this manager's duties as leader.
+func (s *Server) Leader() *leader.Leader { return s.leader }
 
 // HTTPAddr is the address clients and peers reach this manager's API at.
 func (s *Server) HTTPAddr() string { return s.httpAddr }
@@ -232,8 +270,14 @@ func (s *Server) HTTPAddr() string { return s.httpAddr }
 // URL is the base URL of this manager's API (https with TLS on).
 func (s *Server) URL() string { return s.peerScheme + "://" + s.httpAddr }
 
-// RaftAddr is the address of this manager's Raft transport.
-func (s *Server) RaftAddr() string { return s.node.Addr() }
+// RaftAddr is the address of this manager's Raft transport ("" on a
+// backend without one).
+func (s *Server) RaftAddr() string {
+	if s.node == nil {
+		return ""
+	}
+	return s.node.Addr()
+}
 
 // ID is this manager's node id.
 func (s *Server) ID() string { return s.cfg.NodeID }
@@ -251,11 +295,10 @@ func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	herr := s.http.Shutdown(ctx)
-	// After the handlers (they may still wait on a batch), before Raft.
-	s.creates.b.Close()
-	nerr := s.node.Close()
+	// After the handlers (they may still wait on a batch).
+	berr := s.backend.Close()
 	s.wg.Wait()
-	return errors.Join(herr, nerr)
+	return errors.Join(herr, berr)
 }
 
 // joinLoop asks the cluster at -join to add this manager until it does.
@@ -297,16 +340,4 @@ func (s *Server) joinOnce(body []byte) error {
 	}
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	return fmt.Errorf("join via %s: %s: %s", s.cfg.Join, resp.Status, bytes.TrimSpace(msg))
-}
-
-// propose is the leader's own write path (no HTTP request behind it).
-func (s *Server) propose(ctx context.Context, c fsm.Command) (any, error) {
-	resp, err := s.Propose(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	if resp.Err != nil {
-		return nil, fmt.Errorf("%T refused: %w", c, resp.Err)
-	}
-	return resp.Value, nil
 }

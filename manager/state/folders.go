@@ -7,7 +7,7 @@ import (
 	"github.com/hashicorp/go-memdb"
 )
 
-// Folder types and permissions (API.md "Storage folders").
+// Folder types and permissions (docs/API.md "Storage folders").
 const (
 	FolderUser  = "user"
 	FolderGroup = "group"

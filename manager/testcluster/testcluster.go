@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-cluster/berth/manager/auth"
+	"github.com/berth-cluster/berth/manager/fakecluster"
 	"github.com/berth-cluster/berth/manager/server"
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/tlsfiles"
@@ -42,6 +44,8 @@ type Cluster struct {
 	// (Start without InsecureRaft); empty otherwise.
 	CA string
 	ca *tlstest.CA
+	// fake: the managers run on manager/fakecluster (StartFake).
+	fake bool
 }
 
 // timing is the Raft timing tests use: fast failover, still tolerant of a
@@ -55,6 +59,11 @@ func timing() server.RaftTiming {
 }
 
 // Config is the configuration of a test manager with its own temp dir.
+// Its password hashes cost the least argon2id allows: at the default cost
+// (19 MiB, 2 passes; about 85 ms a hash under the race detector, with its
+// shadow memory) the hashes of bootstraps, user creations and logins were
+// most of what the API tests spent, and no test here is about the cost
+// (manager/auth's are).
 func Config(t testing.TB, id string) server.Config {
 	var out io.Writer = io.Discard
 	if os.Getenv("BERTH_TEST_LOG") != "" {
@@ -63,7 +72,7 @@ func Config(t testing.TB, id string) server.Config {
 	return server.Config{
 		NodeID: id, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DataDir: t.TempDir(),
 		BootstrapAdminPassword: AdminPassword, Log: slog.New(slog.NewTextHandler(out, nil)),
-		Out: io.Discard, RaftLog: out, RaftLogLevel: "warn", Raft: timing(),
+		Out: io.Discard, RaftLog: out, RaftLogLevel: "warn", Raft: timing(), PasswordCost: auth.Cost{Time: 1, MemoryKiB: 8},
 	}
 }
 
@@ -80,6 +89,29 @@ func StartDev(t testing.TB, tweak ...func(*server.Config)) *Cluster {
 		t.Fatalf("start dev manager: %v", err)
 	}
 	c := &Cluster{t: t, cfgs: []server.Config{pin(cfg, s)}, Servers: []*server.Server{s}}
+	t.Cleanup(c.Stop)
+	c.WaitBootstrapped()
+	return c
+}
+
+// StartFake starts one manager on manager/fakecluster instead of Raft: the
+// API, the leader's duties and the HTTP listener are the real ones, every
+// write is applied to the FSM at once, and the manager leads from the
+// start. It is for tests about what the managers do rather than about
+// consensus (replication, failover, forwarding, durability: those need
+// Start or StartDev). It waits until the first-start objects exist.
+func StartFake(t testing.TB, tweak ...func(*server.Config)) *Cluster {
+	t.Helper()
+	cfg := Config(t, "dev")
+	cfg.Dev, cfg.RaftAddr = true, ""
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	s, err := server.StartOn(cfg, fakecluster.New(cfg.NodeID, cfg.Log))
+	if err != nil {
+		t.Fatalf("start manager on a fake cluster: %v", err)
+	}
+	c := &Cluster{t: t, cfgs: []server.Config{pin(cfg, s)}, Servers: []*server.Server{s}, fake: true}
 	t.Cleanup(c.Stop)
 	c.WaitBootstrapped()
 	return c
@@ -182,6 +214,9 @@ func (c *Cluster) Kill(i int) {
 // Restart starts manager i again on its data dir and addresses.
 func (c *Cluster) Restart(i int) *server.Server {
 	c.t.Helper()
+	if c.fake {
+		c.t.Fatal("a manager on a fake cluster keeps no state to restart with; use StartDev or Start")
+	}
 	cfg := c.cfgs[i]
 	cfg.Peers, cfg.BootstrapExpect = nil, 0
 	var s *server.Server
@@ -217,7 +252,7 @@ func (c *Cluster) Leader() *server.Server {
 	Eventually(c.t, 15*time.Second, func() error {
 		leader = nil
 		for _, s := range c.Running() {
-			if s.Node().IsLeader() {
+			if s.IsLeader() {
 				if leader != nil {
 					return fmt.Errorf("two leaders: %s and %s", leader.ID(), s.ID())
 				}

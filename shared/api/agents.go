@@ -61,6 +61,23 @@ type NodeInfo struct {
 	ReservedMemBytes  int64  `json:"reserved_mem_bytes"`
 	ContainerdVersion string `json:"containerd_version"`
 	CgroupVersion     int    `json:"cgroup_version"`
+	// Network is how the agent networks sessions (absent: an agent
+	// without session networks, whose containers have loopback only).
+	Network *NodeNetwork `json:"network,omitempty"`
+}
+
+// NodeNetwork is the agent's session networking, as its fingerprint found
+// and its flags set it.
+type NodeNetwork struct {
+	// Mode is "bridge-per-session": each session its own bridge and subnet.
+	Mode string `json:"mode"`
+	// CNIPlugins are the plugins found in -cni-bin-dir.
+	CNIPlugins []string `json:"cni_plugins"`
+	// Egress: sessions may reach beyond the node (-session-egress; a
+	// policy's allow_egress can still deny it).
+	Egress bool `json:"egress"`
+	// CIDR is -session-cidr.
+	CIDR string `json:"cidr"`
 }
 
 // Image is a container image present on an agent.
@@ -130,6 +147,8 @@ type ContainerReport struct {
 	GPUMemoryBytes int64 `json:"gpu_memory_bytes,omitempty"`
 	// ImageDigest is the digest of the image the container was made from.
 	ImageDigest string `json:"image_digest,omitempty"`
+	// Address is the container's address on its session's network.
+	Address string `json:"address,omitempty"`
 }
 
 // AgentHeartbeat is POST /v1/agents/{id}/heartbeat, authenticated with the
@@ -175,6 +194,14 @@ type DesiredContainer struct {
 	// RunAsRoot runs the container as root (its session's policy allows
 	// it); otherwise as the agent's -container-uid.
 	RunAsRoot bool `json:"run_as_root,omitempty"`
+	// ClusterSize is the session's number of containers: the agent names
+	// them all in each container's /etc/hosts.
+	ClusterSize int `json:"cluster_size,omitempty"`
+	// Ports are the ports the session declared, kept by the agent.
+	Ports []SessionPort `json:"ports,omitempty"`
+	// NoEgress keeps the session's containers from reaching beyond the
+	// node (its policy's allow_egress is false).
+	NoEgress bool `json:"no_egress,omitempty"`
 }
 
 // Mount is a host directory bind-mounted into a container. A storage

@@ -79,7 +79,14 @@ type ResourcePolicy struct {
 	// (docker.io/library/python:3.12; "*" matches any run of characters,
 	// "/" included, "?" one); a session's image must match one. Empty: any.
 	AllowedImages []string `json:"allowed_images"`
+	// AllowEgress lets the policy's sessions reach beyond their node (when
+	// the agent's -session-egress does too). Stored nil reads as true,
+	// which policies made before the field were; views always carry it.
+	AllowEgress *bool `json:"allow_egress,omitempty"`
 }
+
+// EgressAllowed reads AllowEgress with its default.
+func (p ResourcePolicy) EgressAllowed() bool { return p.AllowEgress == nil || *p.AllowEgress }
 
 // Domain is the top level of the group hierarchy.
 type Domain struct {

@@ -1,4 +1,4 @@
-// Package api holds the wire types of the HTTP contract (shared/API.md) that
+// Package api holds the wire types of the HTTP contract (docs/API.md) that
 // the manager serves and the client and CLI speak.
 package api
 

@@ -62,4 +62,5 @@ type ResourcePolicyRequest struct {
 	MaxVfolderCount         *int                `json:"max_vfolder_count,omitempty"`
 	AllowRoot               *bool               `json:"allow_root,omitempty"`
 	AllowedImages           []string            `json:"allowed_images,omitempty"`
+	AllowEgress             *bool               `json:"allow_egress,omitempty"`
 }

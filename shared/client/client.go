@@ -1,4 +1,4 @@
-// Package client is the Go client of the Berth HTTP API (shared/API.md). The
+// Package client is the Go client of the Berth HTTP API (docs/API.md). The
 // CLI speaks to the managers only through it, and tests of the manager use it.
 //
 // A Client may know several managers. Any manager serves any request, so on a

@@ -1,4 +1,4 @@
-// Package sign implements Berth's keypair request signing (shared/API.md,
+// Package sign implements Berth's keypair request signing (docs/API.md,
 // "Auth"): the client signs a canonical form of each request with the
 // keypair's secret, and the manager recomputes and compares it.
 //

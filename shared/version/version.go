@@ -8,7 +8,7 @@ var (
 	Commit  = "unknown"
 )
 
-// APIVersion is the version of the HTTP contract in shared/API.md.
+// APIVersion is the version of the HTTP contract in docs/API.md.
 const APIVersion = "v1"
 
 // License is the licence the software is distributed under.

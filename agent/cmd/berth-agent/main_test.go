@@ -12,7 +12,7 @@ import (
 // The built agent must start on a machine without an NVIDIA driver: built
 // without -tags no_dynamic_plugins it links Go's plugin package, is marked
 // BIND_NOW, and then refuses to start once it links go-nvml
-// (shared/DEPENDENCIES.md). This builds it as the Makefile does and runs it.
+// (docs/DEPENDENCIES.md). This builds it as the Makefile does and runs it.
 func TestBuiltAgentIsNotBindNowAndStarts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")

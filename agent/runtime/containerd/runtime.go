@@ -9,7 +9,7 @@
 // cgroup.
 //
 // Binaries that link this package must be built with -tags no_dynamic_plugins
-// (see shared/DEPENDENCIES.md).
+// (see docs/DEPENDENCIES.md).
 package containerd
 
 import (

@@ -21,8 +21,9 @@ const flagUnlimited = "unlimited"
 // are sent; the manager checks every range and says which rule a value
 // breaks, so the CLI checks only that a value can be sent at all.
 type policyFlags struct {
-	values    map[string]*string
-	allowRoot *bool
+	values      map[string]*string
+	allowRoot   *bool
+	allowEgress *bool
 }
 
 // policyFlag is one flag: the request field it sets and how its text
@@ -55,6 +56,7 @@ func (f *policyFlags) register(cmd *cobra.Command) {
 		f.values[pf.flag] = cmd.Flags().String(pf.flag, "", pf.usage)
 	}
 	f.allowRoot = cmd.Flags().Bool("allow-root", false, "let sessions ask to run as root in their containers (--allow-root=false takes it back)")
+	f.allowEgress = cmd.Flags().Bool("allow-egress", true, "let sessions reach beyond their node (default true; --allow-egress=false keeps new sessions on their own network)")
 }
 
 // body is the request body of the flags given; every flag that cannot be
@@ -72,6 +74,9 @@ func (f *policyFlags) body(cmd *cobra.Command) (map[string]any, error) {
 	}
 	if cmd.Flags().Changed("allow-root") {
 		body["allow_root"] = *f.allowRoot
+	}
+	if cmd.Flags().Changed("allow-egress") {
+		body["allow_egress"] = *f.allowEgress
 	}
 	return body, errors.Join(errs...)
 }

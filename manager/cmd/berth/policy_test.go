@@ -198,6 +198,10 @@ func TestPolicyWalkthroughWithTheCLI(t *testing.T) {
 		if out := run(t, "policy", "list", "-o", "csv"); !strings.Contains(out, "'-lab,8,,,,1,0,,,a;b,,10,false,\n") {
 			t.Errorf("after --allow-root=false:\n%s", out)
 		}
+		run(t, "policy", "update", "--allow-egress=false", "--", "-lab")
+		if out := run(t, "policy", "get", "-o", "json", "--", "-lab"); !strings.Contains(out, `"allow_egress": false`) {
+			t.Errorf("after --allow-egress=false:\n%s", out)
+		}
 		if out := run(t, "policy", "delete", "--", "-lab"); out != "Deleted resource policy -lab\n" {
 			t.Errorf("delete printed %q", out)
 		}

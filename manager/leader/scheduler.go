@@ -1,4 +1,4 @@
-package server
+package leader
 
 import (
 	"context"
@@ -14,29 +14,23 @@ import (
 // proposal that timed out, a refused plan) before it tries again.
 const schedulerRetry = 100 * time.Millisecond
 
-// scheduler is the leader's admission loop. It holds nothing the state
-// does not: a new leader resumes from the PENDING sessions in the log.
-// What it remembers (the head of the queue's last try) only saves writes.
+// scheduler is the leader's admission loop: it decides (sched) and proposes
+// the decision whole as a Plan, which the FSM holds to its invariants. It
+// holds nothing the state does not: a new leader resumes from the PENDING
+// sessions in the log. What it remembers (the head of the queue's last try)
+// only saves writes.
 type scheduler struct {
-	s   *Server
+	l   *Leader
 	opt sched.Options
-	m   *schedulerMetrics
+	m   *metrics
 	// head is the session that blocked the queue at the last pass, and
 	// headDigest the agents' digest as that pass left them.
 	head       string
 	headDigest uint64
 }
 
-// startScheduler runs the scheduler until ctx ends (leadership lost); the
-// returned func waits for it to stop.
-func (s *Server) startScheduler(ctx context.Context) func() {
-	sc := &scheduler{s: s, opt: s.cfg.schedOptions(), m: newSchedulerMetrics(s.reg)}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc.run(ctx)
-	}()
-	return func() { <-done }
+func (l *Leader) newScheduler() *scheduler {
+	return &scheduler{l: l, opt: l.cfg.Sched, m: l.metrics}
 }
 
 // run wakes whenever an entry is applied after the state it last examined
@@ -46,7 +40,7 @@ func (s *Server) startScheduler(ctx context.Context) func() {
 func (sc *scheduler) run(ctx context.Context) {
 	var seen uint64
 	for {
-		if _, err := sc.s.fsm.WaitIndex(ctx, seen); err != nil {
+		if _, err := sc.l.cfg.Cluster.WaitIndex(ctx, seen); err != nil {
 			return
 		}
 		next, err := sc.pass(ctx)
@@ -54,7 +48,7 @@ func (sc *scheduler) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			sc.s.log.Warn("scheduler pass failed; retrying", "err", err, "retry_in", schedulerRetry)
+			sc.l.log.Warn("scheduler pass failed; retrying", "err", err, "retry_in", schedulerRetry)
 			select {
 			case <-ctx.Done():
 				return
@@ -71,8 +65,8 @@ func (sc *scheduler) run(ctx context.Context) {
 func (sc *scheduler) pass(ctx context.Context) (uint64, error) {
 	// The index is read before the state: the state is then at least as
 	// new, so an entry is never taken as seen without having been read.
-	seen := sc.s.fsm.AppliedIndex()
-	tx := sc.s.fsm.State().Read()
+	seen := sc.l.cfg.Cluster.AppliedIndex()
+	tx := sc.l.cfg.Cluster.Read()
 	pending, byID, err := readPending(tx)
 	if err != nil {
 		return 0, err
@@ -126,13 +120,12 @@ func readPending(tx *state.Txn) ([]sched.Request, map[string]*state.Session, err
 
 // commit proposes the plan and records what it did.
 func (sc *scheduler) commit(ctx context.Context, plan fsm.Plan, byID map[string]*state.Session) error {
-	plan.At = sc.s.cfg.Now().UTC()
-	v, err := sc.s.propose(ctx, plan)
+	plan.At = sc.l.now()
+	res, err := proposeValue[*fsm.PlanResult](ctx, sc.l.cfg.Cluster, plan)
 	if err != nil {
 		return fmt.Errorf("propose a plan of %d placements: %w", len(plan.Placements), err)
 	}
-	res := v.(*fsm.PlanResult)
-	now := sc.s.cfg.Now()
+	now := sc.l.cfg.Now()
 	sc.m.plans.Inc()
 	sc.m.placements.Add(float64(len(res.Placed)))
 	for _, id := range res.Placed {
@@ -142,7 +135,7 @@ func (sc *scheduler) commit(ctx context.Context, plan fsm.Plan, byID map[string]
 		// Every placement was refused: the state moved under the plan.
 		// The next pass sees the new state; a short pause keeps a
 		// disagreement (a bug) from becoming a busy loop.
-		sc.s.log.Warn("plan refused", "placements", len(res.Refused), "first", res.Refused[0].Info)
+		sc.l.log.Warn("plan refused", "placements", len(res.Refused), "first", res.Refused[0].Info)
 		select {
 		case <-ctx.Done():
 		case <-time.After(schedulerRetry):
@@ -189,19 +182,4 @@ func placement(d sched.Decision) fsm.Placement {
 		}
 	}
 	return p
-}
-
-// schedOptions reads the scheduler's part of the configuration (validated
-// by Config.validate).
-func (c *Config) schedOptions() sched.Options {
-	order, _ := sched.ParseOrder(c.Scheduler)
-	strategy, _ := sched.ParseStrategy(c.Placement)
-	return sched.Options{Order: order, Strategy: strategy, SkipAfter: c.SchedulerSkipAfter, Batch: c.schedulerBatch()}
-}
-
-func (c *Config) schedulerBatch() int {
-	if c.SchedulerBatch > 0 {
-		return c.SchedulerBatch
-	}
-	return sched.DefaultBatch
 }

@@ -1,4 +1,4 @@
-package httpapi
+package leader
 
 import (
 	"sync"
@@ -22,11 +22,10 @@ const busyCPU = 0.05
 // heartbeat would only fill the log.
 const reportRepeatAfter = 30 * time.Second
 
-// sessionTracker is the leader's memory about sessions between Raft
-// writes: activity not yet recorded (flushed as SessionsTouch by the idle
-// loop), each agent's last CPU sample, and the container news last
-// proposed. None of it is replicated; a new leader starts empty.
-type sessionTracker struct {
+// activity is the leader's memory about sessions between Raft writes:
+// activity not yet recorded (flushed as SessionsTouch by the idle duty),
+// each agent's last CPU sample, and the container news last proposed.
+type activity struct {
 	touched *lastSeen
 
 	mu       sync.Mutex
@@ -46,42 +45,35 @@ type reportMemo struct {
 	at   time.Time
 }
 
-func newSessionTracker() *sessionTracker {
-	return &sessionTracker{touched: newLastSeen(), samples: map[string]cpuSample{},
-		reported: map[string]reportMemo{}}
+func newActivity() *activity {
+	return &activity{touched: newLastSeen(), samples: map[string]cpuSample{}, reported: map[string]reportMemo{}}
 }
 
-// touch records activity of a session.
-func (t *sessionTracker) touch(id string, at time.Time) { t.touched.touch(id, at) }
-
-// DrainSessionActivity returns and forgets the session activity seen since
-// the last call (API use, busy CPU), for the leader to record.
-func (a *API) DrainSessionActivity() map[string]time.Time { return a.sessions.touched.drain() }
-
-// NoteSessionActivity puts activity back that could not be recorded, so
-// the next flush carries it.
-func (a *API) NoteSessionActivity(m map[string]time.Time) {
-	for id, at := range m {
-		a.sessions.touch(id, at)
+// SessionUsed records that someone used a session through the API (an
+// exec, its logs): activity that keeps it from its idle timeout. It is
+// written with the idle duty's next round.
+func (l *Leader) SessionUsed(id string) {
+	if t := l.current(); t != nil {
+		t.activity.touched.touch(id, l.now())
 	}
 }
 
 // noteCPU compares an agent's report with its previous one and marks the
 // sessions whose containers used more than busyCPU of their requested
 // cores in between. Containers the report lacks are forgotten.
-func (t *sessionTracker) noteCPU(tx *state.Txn, agent string, now time.Time, reported []api.ContainerReport) error {
-	t.mu.Lock()
-	prev, had := t.samples[agent]
+func (a *activity) noteCPU(tx *state.Txn, agent string, now time.Time, reported []api.ContainerReport) error {
+	a.mu.Lock()
+	prev, had := a.samples[agent]
 	next := cpuSample{at: now, cpu: make(map[string]float64, len(reported))}
 	session := make(map[string]string, len(reported)) // container id → session id
 	for _, r := range reported {
-		if r.Status == "running" && r.SessionID != "" {
+		if r.Status == containerRunning && r.SessionID != "" {
 			next.cpu[r.ID] = r.CPUSeconds
 			session[r.ID] = r.SessionID
 		}
 	}
-	t.samples[agent] = next
-	t.mu.Unlock()
+	a.samples[agent] = next
+	a.mu.Unlock()
 	elapsed := now.Sub(prev.at).Seconds()
 	if !had || elapsed <= 0 {
 		return nil
@@ -107,7 +99,7 @@ func (t *sessionTracker) noteCPU(tx *state.Txn, agent string, now time.Time, rep
 		}
 		cores := float64(s.Requested[slots.CPU]*count[sid]) / 1000
 		if cpu/(elapsed*cores) > busyCPU {
-			t.touch(sid, now)
+			a.touched.touch(sid, now)
 		}
 	}
 	return nil
@@ -115,37 +107,61 @@ func (t *sessionTracker) noteCPU(tx *state.Txn, agent string, now time.Time, rep
 
 // fresh keeps the news that were not proposed, identically, within
 // reportRepeatAfter, and remembers them as proposed at now.
-func (t *sessionTracker) fresh(news []fsm.ContainerReport, now time.Time) []fsm.ContainerReport {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+func (a *activity) fresh(news []fsm.ContainerReport, now time.Time) []fsm.ContainerReport {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	var out []fsm.ContainerReport
 	for _, n := range news {
 		key := state.ContainerID(n.SessionID, n.Index)
-		if m, ok := t.reported[key]; ok && sameNews(m.news, n) && now.Sub(m.at) < reportRepeatAfter {
+		if m, ok := a.reported[key]; ok && sameNews(m.news, n) && now.Sub(m.at) < reportRepeatAfter {
 			continue
 		}
 		out = append(out, n)
 	}
 	for _, n := range out {
-		t.reported[state.ContainerID(n.SessionID, n.Index)] = reportMemo{news: n, at: now}
+		a.reported[state.ContainerID(n.SessionID, n.Index)] = reportMemo{news: n, at: now}
 	}
 	// Bound the memory: memos past their use are dropped.
-	for k, m := range t.reported {
+	for k, m := range a.reported {
 		if now.Sub(m.at) >= reportRepeatAfter {
-			delete(t.reported, k)
+			delete(a.reported, k)
 		}
 	}
 	return out
 }
 
-func sameNews(x, y fsm.ContainerReport) bool {
-	return x.SessionID == y.SessionID && x.Index == y.Index && x.Status == y.Status && x.Reason == y.Reason &&
-		sameExit(x.ExitCode, y.ExitCode) && x.ImageDigest == y.ImageDigest
+// lastSeen gathers, per key, the latest time something was used, until a
+// duty drains the batch into one Raft entry (keypairs' last_used,
+// sessions' last activity): a request costs no Raft round trip of its own.
+type lastSeen struct {
+	mu sync.Mutex
+	m  map[string]time.Time
 }
 
-func sameExit(x, y *int) bool {
-	if x == nil || y == nil {
-		return x == y
+func newLastSeen() *lastSeen { return &lastSeen{m: map[string]time.Time{}} }
+
+// touch records a use of key at at (earlier times than the one kept are
+// ignored).
+func (l *lastSeen) touch(key string, at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if at.After(l.m[key]) {
+		l.m[key] = at
 	}
-	return *x == *y
+}
+
+// drain returns and forgets what was gathered.
+func (l *lastSeen) drain() map[string]time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.m
+	l.m = map[string]time.Time{}
+	return out
+}
+
+// putBack returns what could not be written, so the next drain carries it.
+func (l *lastSeen) putBack(m map[string]time.Time) {
+	for k, at := range m {
+		l.touch(k, at)
+	}
 }

@@ -1,4 +1,4 @@
-package server
+package leader
 
 import (
 	"context"
@@ -9,79 +9,58 @@ import (
 	"github.com/berth-cluster/berth/shared/api"
 )
 
-// defaultIdleCheckEvery is how often the leader records session activity
-// and looks for idle and overlong sessions. Idle timeouts are set in
-// seconds to days; a few seconds of lateness is within their meaning.
-const defaultIdleCheckEvery = 5 * time.Second
-
 // Reasons a session is ended by the leader rather than by its owner.
 const (
 	reasonIdle     = "idle-timeout"
 	reasonLifetime = "session-lifetime"
 )
 
-// startIdleLoop runs the idle loop for one leadership; the returned
-// function stops it and waits until it has.
-func (s *Server) startIdleLoop(ctx context.Context) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.idleLoop(ctx)
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
-}
-
-// idleLoop records the activity the API saw (exec, logs, busy CPU) as one
+// idle records the activity the leader saw (exec, logs, busy CPU) as one
 // SessionsTouch per round, then ends the sessions past their policy's
 // idle_timeout or max_session_lifetime.
-func (s *Server) idleLoop(ctx context.Context) {
-	every := s.cfg.IdleCheckEvery
-	if every <= 0 {
-		every = defaultIdleCheckEvery
-	}
-	// seen is the latest activity this leader saw per session: the idle
-	// judgement must not hang on the touch's Raft write having succeeded.
-	seen := map[string]time.Time{}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.flushActivity(ctx, seen)
-			if err := s.endOverdue(ctx, seen); err != nil && ctx.Err() == nil {
-				s.log.Warn("check idle sessions", "err", err)
-			}
-		}
+type idle struct {
+	l *Leader
+	t *term
+	// seen is the latest activity this leadership saw per session: the
+	// idle judgement must not hang on the touch's Raft write having
+	// succeeded.
+	seen map[string]time.Time
+}
+
+func (l *Leader) newIdle(t *term) *idle {
+	return &idle{l: l, t: t, seen: map[string]time.Time{}}
+}
+
+func (d *idle) run(ctx context.Context) { every(ctx, d.l.cfg.IdleCheckEvery, d.round) }
+
+func (d *idle) round(ctx context.Context) {
+	d.flushActivity(ctx)
+	if err := d.endOverdue(ctx); err != nil && ctx.Err() == nil {
+		d.l.log.Warn("check idle sessions", "err", err)
 	}
 }
 
 // flushActivity writes the activity gathered since the last round.
-func (s *Server) flushActivity(ctx context.Context, seen map[string]time.Time) {
-	touched := s.api.DrainSessionActivity()
+func (d *idle) flushActivity(ctx context.Context) {
+	touched := d.t.activity.touched.drain()
 	if len(touched) == 0 {
 		return
 	}
 	for id, at := range touched {
-		if at.After(seen[id]) {
-			seen[id] = at
+		if at.After(d.seen[id]) {
+			d.seen[id] = at
 		}
 	}
-	if _, err := s.propose(ctx, fsm.SessionsTouch{LastActivity: touched}); err != nil && ctx.Err() == nil {
-		s.log.Warn("record session activity", "sessions", len(touched), "err", err)
-		s.api.NoteSessionActivity(touched) // the next round tries again
+	if err := d.l.propose(ctx, fsm.SessionsTouch{LastActivity: touched}); err != nil && ctx.Err() == nil {
+		d.l.log.Warn("record session activity", "sessions", len(touched), "err", err)
+		d.t.activity.touched.putBack(touched) // the next round tries again
 	}
 }
 
 // endOverdue terminates the sessions past a limit of their policy.
-func (s *Server) endOverdue(ctx context.Context, seen map[string]time.Time) error {
-	now := s.cfg.Now().UTC()
-	tx := s.fsm.State().Read()
+func (d *idle) endOverdue(ctx context.Context) error {
+	now := d.l.now()
+	tx := d.l.cfg.Cluster.Read()
 	policies := map[string]*state.ResourcePolicy{} // by access key
 	live := map[string]bool{}
 	var ends []fsm.SessionTerminate
@@ -96,25 +75,25 @@ func (s *Server) endOverdue(ctx context.Context, seen map[string]time.Time) erro
 			if err != nil {
 				return err
 			}
-			if reason := overdue(ses, p, now, seen[ses.ID]); reason != "" {
+			if reason := overdue(ses, p, now, d.seen[ses.ID]); reason != "" {
 				ends = append(ends, fsm.SessionTerminate{SessionID: ses.ID, At: now, Reason: reason})
 			}
 		}
 	}
-	for id := range seen {
+	for id := range d.seen {
 		if !live[id] {
-			delete(seen, id)
+			delete(d.seen, id)
 		}
 	}
 	for _, end := range ends {
-		if _, err := s.propose(ctx, end); err != nil {
+		if err := d.l.propose(ctx, end); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			s.log.Warn("end session", "session", end.SessionID, "reason", end.Reason, "err", err)
+			d.l.log.Warn("end session", "session", end.SessionID, "reason", end.Reason, "err", err)
 			continue
 		}
-		s.log.Info("ended session", "session", end.SessionID, "reason", end.Reason)
+		d.l.log.Info("ended session", "session", end.SessionID, "reason", end.Reason)
 	}
 	return nil
 }
