@@ -31,7 +31,9 @@ const (
 // containers, GPU slice, log and runs a command; and the superadmin
 // draining the agent.
 func TestConsoleAUsersDay(t *testing.T) {
-	t.Parallel()
+	// Not parallel: one chromium at a time, beside whatever else the
+	// suite runs, keeps each page step well within its deadline on two
+	// cores.
 	chromiumPath(t)
 	c := testcluster.StartFake(t, func(cfg *server.Config) {
 		cfg.AgentToken = agentToken

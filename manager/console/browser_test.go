@@ -55,7 +55,9 @@ func (b *tab) downloaded(name string) string {
 // API holds. The steps build on each other (the user created in one logs
 // in later), so they run in order in one browser.
 func TestConsoleAdminWalkthroughs(t *testing.T) {
-	t.Parallel()
+	// Not parallel: one chromium at a time, beside whatever else the
+	// suite runs, keeps each page step well within its deadline on two
+	// cores.
 	chromiumPath(t)
 	c := testcluster.StartFake(t, func(cfg *server.Config) {
 		cfg.AgentToken = agentToken
