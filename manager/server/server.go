@@ -131,7 +131,8 @@ func Start(cfg Config) (*Server, error) {
 	s.api = httpapi.New(httpapi.Config{Cluster: s, Log: log, Metrics: s.reg, Gatherer: s.reg, Now: cfg.Now,
 		Rand: cfg.Rand, TokenTTL: cfg.TokenTTL, JoinToken: cfg.JoinToken, AgentToken: cfg.AgentToken, AgentTokenNeedsApproval: cfg.AgentTokenNeedsApproval,
 		Console: console.Handler(), Folders: s.folders, NoGroupFolders: cfg.NoGroupFolders, Limits: cfg.HTTPLimits, SpoolDir: cfg.DataDir,
-		PeerScheme: tc.peerScheme, PeerTransport: tc.peerTransport, AgentScheme: tc.agentScheme, AgentTransport: tc.agentTransport})
+		PeerScheme: tc.peerScheme, PeerTransport: tc.peerTransport, AgentScheme: tc.agentScheme, AgentTransport: tc.agentTransport,
+		AllowSimulatedAgents: cfg.AllowSimulatedAgents})
 	// ErrorLog: failed TLS handshakes and the like go to the structured log.
 	// Bodies and answers get their deadlines per route (httpapi.Limits):
 	// a server-wide ReadTimeout would cut the deliberate streams.
