@@ -129,6 +129,9 @@ sessions)
   agent_cores=$(echo "scale=3; ($a1 - $a0) / $ticks / ($t1 - $t0)" | bc)
   field() { sed -n "s/.*\"$1\": *\([0-9.e+-]*\).*/\1/p" "$dir/bench.json" | head -1; }
   p() { tr -d '\n ' <"$dir/bench.json" | sed -n "s/.*\"latency_ms\":{[^}]*\"$1\":\([0-9.]*\).*/\1/p"; }
+  if grep -q '"first_error"' "$dir/bench.json"; then
+    echo "first error: $(sed -n 's/.*"first_error": *"\(.*\)",*$/\1/p' "$dir/bench.json")" >&2
+  fi
   echo "bench-sim: sessions agents=$agents n=$n conc=$conc wait=$wait reached=$(field reached) failed=$(field failed) create_errors=$(field create_errors)" \
     "sessions_per_s=$(field sessions_per_second) creates_per_s=$(field creates_per_second) wall_s=$(field wall_seconds)" \
     "p50_ms=$(p p50) p90_ms=$(p p90) p99_ms=$(p p99) max_ms=$(p max) manager_cores=$cores agents_cores=$agent_cores" \
