@@ -78,7 +78,7 @@ func New(cfg Config) (*Agent, error) {
 				return nil, fmt.Errorf("-tls-ca: %w", err)
 			}
 		}
-		mgr = &httpManager{addrs: cfg.Managers, token: cfg.Token, tls: dial}
+		mgr = &httpManager{addrs: cfg.Managers, token: cfg.Token, tls: dial, shared: cfg.HTTPClient}
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -144,6 +144,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		wg.Wait()
 	}()
 
+	if d := a.cfg.StartAfter; d > 0 {
+		// Agents of one process start apart, so their heartbeats do not
+		// all reach the managers in the same instant.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(d):
+		}
+	}
 	// Re-attach: whatever runs now was started by an earlier run of this
 	// agent; it is not started again.
 	if existing, err := a.cfg.Runtime.List(ctx); err != nil {
@@ -211,7 +220,7 @@ func (a *Agent) registerOnce(ctx context.Context) error {
 	a.mu.Unlock()
 	req := api.AgentRegister{ID: id.ID, Address: a.addr, Capacity: a.capacity, Node: a.nodeInfo(ctx), Images: images,
 		GPUs: a.cfg.GPUs.Devices(), GPUShareQuantum: a.cfg.GPUs.Quantum(),
-		FolderHosts: a.folderHostNames(), ProjectQuotaHosts: a.quotaHostNames(), Version: a.cfg.Version}
+		FolderHosts: a.folderHostNames(), ProjectQuotaHosts: a.quotaHostNames(), Version: a.cfg.Version, Simulated: a.cfg.Simulated}
 	out, err := a.mgr.Register(ctx, req, id.Secret)
 	var p *api.Problem
 	if err != nil && id.ID != "" && errors.As(err, &p) && p.Status == http.StatusUnauthorized {
@@ -234,7 +243,7 @@ func (a *Agent) registerOnce(ctx context.Context) error {
 	a.mu.Lock()
 	a.id = id
 	a.mu.Unlock()
-	a.log.Info("registered", "agent", id.ID, "capacity", a.capacity.String(), "gpus", len(req.GPUs), "fake_gpus", a.cfg.GPUs.Fake())
+	a.log.Info("registered", "agent", id.ID, "capacity", a.capacity.String(), "gpus", len(req.GPUs), "fake_gpus", a.cfg.GPUs.Fake(), "simulated", a.cfg.Simulated)
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -85,6 +86,18 @@ type Config struct {
 	// Network gives every session its own network (agent/network); nil:
 	// containers have loopback only.
 	Network Network
+	// Simulated: Runtime is a simulation (agent/runtime/sim) and the node
+	// runs nothing. The agent says so when it registers, so the managers
+	// (which accept it only with -allow-simulated-agents) and everyone who
+	// looks at it know. It is the agent's word, not a proof.
+	Simulated bool
+	// HTTPClient, when set, sends every call to the managers (many agents
+	// in one process share one pool of connections); nil: one of the
+	// agent's own.
+	HTTPClient *http.Client
+	// StartAfter delays Run (registration, heartbeats and all), so that the
+	// agents of one process start spread over a heartbeat interval.
+	StartAfter time.Duration
 	// GPUs are the node's GPUs (nil: none; every container still gets
 	// NVIDIA_VISIBLE_DEVICES=void).
 	GPUs     *gpu.Node

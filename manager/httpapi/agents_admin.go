@@ -26,7 +26,7 @@ func (a *API) agentView(tx *state.Txn, ag *state.Agent) (api.Agent, error) {
 	out := api.Agent{ID: ag.ID, Address: ag.Address, Status: ag.Status, Schedulable: ag.Schedulable, Approved: !ag.AwaitingApproval, JoinToken: ag.JoinToken,
 		Capacity: ag.Capacity.Clone(), Occupied: held, GPUs: agentGPUs(ag, gpuHeld), FolderHosts: slices.Clone(nonNil(ag.FolderHosts)),
 		ProjectQuotaHosts: slices.Clone(nonNil(ag.ProjectQuotaHosts)), Images: slices.Clone(nonNil(ag.Images)),
-		Node: ag.Node, LastHeartbeatAt: ag.LastHeartbeatAt, Version: ag.Version}
+		Node: ag.Node, LastHeartbeatAt: ag.LastHeartbeatAt, Version: ag.Version, Simulated: ag.Simulated}
 	if at, used, ok := a.leader.LastHeartbeat(ag.ID); ok {
 		out.Used = used
 		if at.After(out.LastHeartbeatAt) {

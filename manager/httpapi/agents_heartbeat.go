@@ -20,6 +20,11 @@ func (a *API) agentHeartbeat(c *Call) error {
 	if err != nil {
 		return err
 	}
+	// A manager restarted without -allow-simulated-agents keeps no
+	// simulated agent alive: refused, it becomes LOST with its sessions.
+	if err := a.simulatedAllowed(rec.Simulated); err != nil {
+		return err
+	}
 	var hb api.AgentHeartbeat
 	if err := decodeAgentReport(c, false, &hb); err != nil {
 		return err

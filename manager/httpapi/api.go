@@ -104,6 +104,10 @@ type Config struct {
 	// a superadmin's approval, as those of a token without auto_approve do
 	// (-agent-auto-approve=false).
 	AgentTokenNeedsApproval bool
+	// AllowSimulatedAgents lets agents that say they are simulated
+	// (berth-agent -runtime sim) register and heartbeat
+	// (-allow-simulated-agents); otherwise they are refused with 403.
+	AllowSimulatedAgents bool
 	// PeerScheme is how other managers' API is dialed ("http" when empty,
 	// "https" with TLS on); PeerTransport dials them (forwarding to the
 	// leader, health probes; nil: http.DefaultTransport).

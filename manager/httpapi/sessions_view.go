@@ -51,13 +51,20 @@ func sessionView(tx *state.Txn, s *state.Session) api.Session {
 }
 
 // statusInfo is the session's status_info (Info: a refusal of the plan
-// applier is rendered from its code here, as it is read), followed, while
-// it runs, by a notice for each folder it mounts read-write that is over
-// its size limit. The notice is derived when the session is read, from the
-// over-quota mark the leader's folder measurements replicate, so it appears
-// and goes with the mark and costs the log nothing.
+// applier is rendered from its code here, as it is read), followed by a
+// notice for each simulated agent it was placed on and, while it runs, one
+// for each folder it mounts read-write that is over its size limit. The
+// notices are derived when the session is read, from the agents' records
+// and the over-quota mark the leader's folder measurements replicate, so
+// they cost the log nothing.
 func statusInfo(tx *state.Txn, s *state.Session) string {
 	info := s.Info()
+	for _, id := range simulatedAgents(tx, s) {
+		if info != "" {
+			info += "; "
+		}
+		info += "placed on simulated agent " + id + ": nothing of this session really runs (berth-agent -runtime sim)"
+	}
 	if sessionEnded(s.Status) {
 		return info
 	}
@@ -81,6 +88,21 @@ func statusInfo(tx *state.Txn, s *state.Session) string {
 		info += notice
 	}
 	return info
+}
+
+// simulatedAgents are the simulated agents the session's containers were
+// placed on, each once, in container order.
+func simulatedAgents(tx *state.Txn, s *state.Session) []string {
+	var out []string
+	for _, c := range s.Containers {
+		if c.Agent == "" || slices.Contains(out, c.Agent) {
+			continue
+		}
+		if ag, err := tx.Agent(c.Agent); err == nil && ag != nil && ag.Simulated {
+			out = append(out, c.Agent)
+		}
+	}
+	return out
 }
 
 // sharesValue is a cuda.shares quantity as the wire's decimal (0.5).

@@ -98,6 +98,9 @@ type Config struct {
 	// (-agent-auto-approve=false). Agents of issued tokens wait unless
 	// their token has auto_approve.
 	AgentTokenNeedsApproval bool
+	// AllowSimulatedAgents admits agents that say they are simulated
+	// (-allow-simulated-agents): benchmarks and development only.
+	AllowSimulatedAgents bool
 
 	// NoGroupFolders refuses new group folders (-allow-group-folders=false).
 	NoGroupFolders bool

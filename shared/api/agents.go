@@ -38,6 +38,10 @@ type Agent struct {
 	// ProjectQuotaHosts are the folder hosts whose folders the agent
 	// bounds with the filesystem's project quotas (see AgentRegister).
 	ProjectQuotaHosts []string `json:"project_quota_hosts"`
+
+	// Simulated: the agent runs no containers (berth-agent -runtime sim);
+	// sessions placed on it only pretend to run. See AgentRegister.
+	Simulated bool `json:"simulated"`
 }
 
 // AgentGPU is one GPU of an agent (GPUs land with a later issue).
@@ -119,6 +123,14 @@ type AgentRegister struct {
 	// agent starts: there it makes each folder's max_vfolder_size a hard
 	// limit before a container mounts the folder read-write.
 	ProjectQuotaHosts []string `json:"project_quota_hosts"`
+
+	// Simulated: the agent's runtime is a simulation (berth-agent -runtime
+	// sim, for benchmarks and development): nothing placed on it runs.
+	// Managers refuse such an agent unless started with
+	// -allow-simulated-agents, and once an agent has said it is simulated
+	// it stays so. It is what the agent says of itself: honesty, not a
+	// security boundary.
+	Simulated bool `json:"simulated,omitempty"`
 }
 
 // AgentRegistered answers a registration: the id to keep and the secret the

@@ -55,6 +55,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		agentToken       = fs.String("agent-token", "", "shared token agents may register with (prefer -agent-token-file or BERTH_AGENT_TOKEN: ps shows the command line)")
 		agentTokenFile   = fs.String("agent-token-file", "", "file holding the shared agent token (mode 0600)")
 		agentAutoApprove = fs.Bool("agent-auto-approve", true, "agents registered with the shared agent token take sessions at once (false: each waits for berth agent approve ID)")
+		allowSimulated   = fs.Bool("allow-simulated-agents", false, "accept simulated agents (berth-agent -runtime sim), on which nothing runs: for benchmarks and development only")
 		heartbeatTimeout = fs.Duration("heartbeat-timeout", 30*time.Second, "an agent silent this long is LOST")
 		usageCheckEvery  = fs.Duration("usage-check-every", time.Minute, "how often the leader checks derived usage against the session records and agents' reports, repairing drift (negative: never)")
 		adminEmail       = fs.String("bootstrap-admin-email", "admin@berth.local", "email of the superadmin created on first start")
@@ -143,7 +144,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		NodeID: *nodeID, HTTPAddr: *httpAddr, AdvertiseHTTP: *advertiseHTTP, RaftAddr: *raftAddr, DataDir: abs,
 		Dev: *dev, BootstrapExpect: *bootstrapExpect, Peers: peerList, Join: *join, JoinToken: secrets[1],
 		TLS: tlsfiles.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsCA}, InsecureRaft: *insecureRaft, AgentTLS: *agentTLS,
-		AgentToken: secrets[0], AgentTokenNeedsApproval: !*agentAutoApprove, HeartbeatTimeout: *heartbeatTimeout, UsageCheckEvery: *usageCheckEvery, FolderHosts: folderHosts,
+		AgentToken: secrets[0], AgentTokenNeedsApproval: !*agentAutoApprove, AllowSimulatedAgents: *allowSimulated, HeartbeatTimeout: *heartbeatTimeout, UsageCheckEvery: *usageCheckEvery, FolderHosts: folderHosts,
 		NoGroupFolders: !*allowGroup, FolderUID: *folderUID, FolderGID: *folderGID, Secrets: box,
 		HTTPLimits:          httpapi.Limits{UploadsPerUser: *uploadsPerUser, Uploads: *uploads},
 		BootstrapAdminEmail: *adminEmail, BootstrapAdminPassword: getenv("BERTH_BOOTSTRAP_ADMIN_PASSWORD"),

@@ -15,7 +15,7 @@ import (
 )
 
 // agentColumns are what berth agent list shows; get adds the node's facts.
-var agentColumns = []string{"id", "status", "schedulable", "approved", "address", "capacity", "occupied",
+var agentColumns = []string{"id", "status", "schedulable", "approved", "simulated", "address", "capacity", "occupied",
 	"used_cpu_seconds", "used_mem", "containers", "images", "version", "last_heartbeat_at"}
 
 // agentViewer renders agents; for people memory is in binary units, for
@@ -35,7 +35,7 @@ func (c *cli) agentViewer(detail bool) func(data any, agents []api.Agent) view {
 				mem = fmtSize(a.Used.MemoryWorkingSet)
 				cpu = fmtSeconds(int64(math.Round(a.Used.CPUSeconds)))
 			}
-			row := []string{a.ID, a.Status, fmtBool(a.Schedulable), fmtBool(a.Approved), a.Address, slotsCell(a.Capacity, human),
+			row := []string{a.ID, a.Status, fmtBool(a.Schedulable), fmtBool(a.Approved), fmtBool(a.Simulated), a.Address, slotsCell(a.Capacity, human),
 				slotsCell(a.Occupied, human), cpu, mem,
 				fmtInt(a.Used.Containers), fmtInt(len(a.Images)), a.Version, fmtTime(a.LastHeartbeatAt)}
 			if detail {
