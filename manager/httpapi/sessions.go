@@ -1,10 +1,8 @@
 package httpapi
 
 import (
-	"encoding/base32"
 	"encoding/json"
 	"fmt"
-	"io"
 	"iter"
 	"math"
 	"net/http"
@@ -19,6 +17,7 @@ import (
 	"github.com/berth-cluster/berth/manager/sched"
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/ids"
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
@@ -370,7 +369,7 @@ func sessionProblems(shape, fit apierr.Fields) error {
 // newSession makes the record: the id and times are made here, never in
 // Apply (DESIGN.md: Apply is deterministic).
 func (a *API) newSession(req *sessionRequest, u *state.User, kp *state.Keypair) (*state.Session, error) {
-	id, err := newSessionID(a.rnd)
+	id, err := ids.New(a.rnd, ids.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -385,16 +384,6 @@ func (a *API) newSession(req *sessionRequest, u *state.User, kp *state.Keypair) 
 		ClusterSize: req.clusterSize, Requested: req.resources, Status: api.SessionPending,
 		StatusHistory: []api.StatusChange{{Status: api.SessionPending, At: now}},
 		Containers:    []state.SessionContainer{}, CreatedAt: now, RunAsRoot: b.RunAsRoot}, nil
-}
-
-// newSessionID returns "s-" and 12 random lower-case letters and digits.
-func newSessionID(rnd io.Reader) (string, error) {
-	b := make([]byte, 8)
-	if _, err := io.ReadFull(rnd, b); err != nil {
-		return "", fmt.Errorf("make session id: %w", err)
-	}
-	s := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)
-	return "s-" + strings.ToLower(s[:12]), nil
 }
 
 func sortedNames[V any](m map[slots.Name]V) []slots.Name {
