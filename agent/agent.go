@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/berth-cluster/berth/agent/fingerprint"
+	"github.com/berth-cluster/berth/agent/runtime"
 	"github.com/berth-cluster/berth/shared/api"
 	"github.com/berth-cluster/berth/shared/slots"
 	"github.com/berth-cluster/berth/shared/tlsfiles"
@@ -33,6 +34,13 @@ type Agent struct {
 
 	// converging serialises convergence between the desired and resync loops.
 	converging sync.Mutex
+
+	// pulls fetches images; gc removes unused ones when the disk fills.
+	// A pull starting or ending wakes convergence and the heartbeat
+	// (converge, beat) and image collection (gcKick).
+	pulls                  *puller
+	gc                     *imageGC
+	converge, beat, gcKick chan struct{}
 
 	mu         sync.Mutex
 	id         identity
@@ -94,6 +102,12 @@ func New(cfg Config) (*Agent, error) {
 	a.conv.quotas.q = cfg.Quotas
 	a.conv.quotas.hosts = findQuotaHosts(cfg.Quotas, cfg.FolderHosts, cfg.Log)
 	a.conv.users = sessionUsers(cfg)
+	a.conv.net = cfg.Network
+	a.converge, a.beat, a.gcKick = make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{}, 1)
+	a.pulls = newPuller(cfg.Runtime, cfg.Log, cfg.Now, cfg.PullStall, cfg.Metrics)
+	a.pulls.changed = func() { kick(a.converge); kick(a.beat); kick(a.gcKick) }
+	a.conv.pulls = a.pulls
+	a.gc = newImageGC(cfg.Runtime, cfg.Log, cfg.ImageGCHigh, cfg.ImageGCLow, a.conv.imagesWanted, a.pulls.pulling, cfg.Metrics)
 	a.metrics = newMetrics(cfg.Metrics, a)
 	return a, nil
 }
@@ -111,6 +125,8 @@ func (a *Agent) ID() string {
 // Run serves until ctx ends. Containers keep running when it returns: an
 // agent restart must not disturb sessions.
 func (a *Agent) Run(ctx context.Context) error {
+	a.pulls.run(ctx)
+	defer a.pulls.wait() // pulls end with ctx
 	// ErrorLog: failed TLS handshakes and the like go to the structured log.
 	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	var wg sync.WaitGroup
@@ -136,11 +152,24 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.conv.adopt(existing)
 		a.conv.dropTaskless(ctx, existing)
 		a.log.Info("re-attached to running containers", "count", len(existing))
+		if a.cfg.Network != nil {
+			// What no container owns any more (it ended while the agent
+			// was down, or the agent died mid-start) is freed now.
+			live := map[string]bool{}
+			for _, ct := range existing {
+				if ct.State != runtime.Created {
+					live[ct.ID] = true
+				}
+			}
+			if err := a.cfg.Network.Sweep(ctx, live); err != nil {
+				a.noteError(fmt.Errorf("sweep session networks at start: %w", err))
+			}
+		}
 	}
 	if err := a.register(ctx); err != nil {
 		return err // only ctx ending stops registration
 	}
-	loops := []func(context.Context){a.heartbeatLoop, a.desiredLoop, a.resyncLoop}
+	loops := []func(context.Context){a.heartbeatLoop, a.desiredLoop, a.resyncLoop, a.gcLoop}
 	for _, loop := range loops {
 		wg.Add(1)
 		go func(loop func(context.Context)) {
@@ -216,7 +245,8 @@ func (a *Agent) nodeInfo(ctx context.Context) api.NodeInfo {
 	}
 	return api.NodeInfo{Hostname: a.facts.Hostname, Arch: a.facts.Arch, Kernel: a.facts.Kernel, CPUs: a.facts.CPUs,
 		MemoryBytes: a.facts.MemoryBytes, ReservedCPU: string(slots.Format(slots.CPU, a.cfg.ReservedMilliCPU)),
-		ReservedMemBytes: a.cfg.ReservedMemBytes, ContainerdVersion: v, CgroupVersion: a.facts.CgroupVersion}
+		ReservedMemBytes: a.cfg.ReservedMemBytes, ContainerdVersion: v, CgroupVersion: a.facts.CgroupVersion,
+		Network: a.networkInfo()}
 }
 
 func (a *Agent) images(ctx context.Context) ([]api.Image, error) {
@@ -229,6 +259,15 @@ func (a *Agent) images(ctx context.Context) ([]api.Image, error) {
 		out[i] = api.Image{Name: im.Name, Digest: im.Digest, Size: im.Size}
 	}
 	return out, nil
+}
+
+// kick wakes a loop that waits on ch, without blocking: one wake-up
+// pending is enough.
+func kick(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }
 
 // noteError remembers a failure for the next heartbeat, so the managers see

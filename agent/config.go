@@ -72,7 +72,19 @@ type Config struct {
 	StopGrace   time.Duration // SIGTERM → SIGKILL, default 10s
 	DesiredWait time.Duration // blocking query wait, default 30s
 
+	// ImageGCHigh and ImageGCLow are percentages of the image store's
+	// disk (-image-gc-high, -image-gc-low; 0: 85 and 70): past the high
+	// mark unused images are removed, least recently used first, down to
+	// the low one. 100 turns collection off.
+	ImageGCHigh, ImageGCLow float64
+	// PullStall gives up a pull without progress this long (0:
+	// DefaultPullStall).
+	PullStall time.Duration
+
 	Runtime runtime.Runtime
+	// Network gives every session its own network (agent/network); nil:
+	// containers have loopback only.
+	Network Network
 	// GPUs are the node's GPUs (nil: none; every container still gets
 	// NVIDIA_VISIBLE_DEVICES=void).
 	GPUs     *gpu.Node
@@ -98,6 +110,12 @@ func (c *Config) defaults() error {
 	}
 	if c.DesiredWait <= 0 {
 		c.DesiredWait = 30 * time.Second
+	}
+	if c.ImageGCHigh == 0 {
+		c.ImageGCHigh = DefaultImageGCHigh
+	}
+	if c.ImageGCLow == 0 {
+		c.ImageGCLow = min(DefaultImageGCLow, c.ImageGCHigh)
 	}
 	if c.ContainerUID == 0 {
 		c.ContainerUID = DefaultContainerID
@@ -149,6 +167,9 @@ func (c *Config) validate() error {
 	}
 	if c.ReservedMilliCPU < 0 || c.ReservedMemBytes < 0 {
 		errs = append(errs, "reserved resources must not be negative")
+	}
+	if c.ImageGCHigh <= 0 || c.ImageGCHigh > 100 || c.ImageGCLow <= 0 || c.ImageGCLow > c.ImageGCHigh {
+		errs = append(errs, fmt.Sprintf("-image-gc-low %g and -image-gc-high %g must be percentages with 0 < low <= high <= 100 (100: no collection)", c.ImageGCLow, c.ImageGCHigh))
 	}
 	errs = append(errs, flagenv.CheckHosts(c.FolderHosts)...)
 	if len(errs) > 0 {

@@ -52,6 +52,8 @@ type converger struct {
 	// quotas sets the project quotas of folders; used by converge only,
 	// which the agent runs one pass at a time.
 	quotas *folderQuotas
+	// net puts containers on their sessions' networks (nil: loopback only).
+	net Network
 
 	mu      sync.Mutex
 	desired map[string]api.DesiredContainer
@@ -70,12 +72,20 @@ type converger struct {
 	// orphansRemoved counts the containers removed for being unknown to
 	// the managers past the grace (a metric).
 	orphansRemoved atomic.Int64
+
+	// pulls fetches missing images (nil: none is pulled, a missing image
+	// fails the start); pulling are the containers waiting for one, regs
+	// the registry credentials of the last desired state (converge_pull.go).
+	pulls   *puller
+	pulling map[string]*pullHandle
+	regs    []api.RegistryCredentials
 }
 
 func newConverger(rt runtime.Runtime, gpus *gpu.Node, log *slog.Logger, now func() time.Time, orphanGrace, stopGrace time.Duration) *converger {
 	return &converger{rt: rt, gpus: gpus, log: log, now: now, orphanGrace: orphanGrace, stopGrace: stopGrace,
 		desired: map[string]api.DesiredContainer{}, stop: map[string]bool{}, stopping: map[string]bool{}, started: map[string]bool{}, failed: map[string]string{}, lost: map[string]string{},
-		orphanSince: map[string]time.Time{}, quotas: &folderQuotas{log: log, set: map[folderKey]projectLimit{}}}
+		orphanSince: map[string]time.Time{}, quotas: &folderQuotas{log: log, set: map[folderKey]projectLimit{}},
+		pulling: map[string]*pullHandle{}}
 }
 
 // setDesired replaces the desired set and the containers to stop at once.
@@ -96,6 +106,11 @@ func (c *converger) setDesired(list []api.DesiredContainer, stop ...string) {
 	for id := range c.failed {
 		if _, ok := c.desired[id]; !ok {
 			delete(c.failed, id)
+		}
+	}
+	for id := range c.pulling {
+		if _, ok := c.desired[id]; !ok {
+			delete(c.pulling, id)
 		}
 	}
 }
@@ -133,6 +148,7 @@ func (c *converger) dropTaskless(ctx context.Context, cs []runtime.Container) {
 			c.log.Warn("could not remove a container whose task was lost", "container", ct.ID, "err", err)
 			continue
 		}
+		c.detachNetwork(ctx, ct.ID)
 		c.log.Warn("container lost its task (containerd or the node restarted): removed", "container", ct.ID, "session", ct.SessionID)
 		c.mu.Lock()
 		c.lost[ct.ID] = "its task was lost: containerd or the node restarted under it"
@@ -203,6 +219,9 @@ func (c *converger) followQuotas(ctx context.Context, d api.DesiredContainer) {
 }
 
 func (c *converger) start(ctx context.Context, d api.DesiredContainer) {
+	if !c.imageReady(ctx, d) {
+		return
+	}
 	grant, err := c.gpus.Grant(ctx, d.ID, d.GPUs)
 	if err == nil {
 		var spec runtime.Spec
@@ -210,7 +229,11 @@ func (c *converger) start(ctx context.Context, d api.DesiredContainer) {
 			// Before the start: a session must never write to a folder
 			// before its limit holds there.
 			if err = c.quotas.ensure(ctx, d, true); err == nil {
-				_, err = c.rt.Run(ctx, spec)
+				if err = c.attachNetwork(ctx, d, &spec); err != nil {
+					err = fmt.Errorf("network: %w", err)
+				} else if _, err = c.rt.Run(ctx, spec); err != nil {
+					c.detachNetwork(ctx, d.ID)
+				}
 			}
 		}
 		if err != nil {
@@ -292,6 +315,7 @@ func (c *converger) remove(ctx context.Context, ct runtime.Container, why string
 		c.log.Warn("could not remove container", "container", ct.ID, "why", why, "err", err)
 		return false
 	}
+	c.detachNetwork(ctx, ct.ID)
 	c.log.Info("removed container", "container", ct.ID, "session", ct.SessionID, "why", why)
 	if err := c.gpus.Release(ctx, ct.ID); err != nil {
 		c.log.Warn("release the container's GPUs", "container", ct.ID, "err", err)
@@ -336,7 +360,8 @@ func (c *converger) report(ctx context.Context) ([]api.ContainerReport, error) {
 	present := map[string]bool{}
 	for _, ct := range actual {
 		present[ct.ID] = true
-		r := api.ContainerReport{ID: ct.ID, SessionID: ct.SessionID, Index: ct.Index, Status: reportedStatus(ct.State)}
+		r := api.ContainerReport{ID: ct.ID, SessionID: ct.SessionID, Index: ct.Index, Status: reportedStatus(ct.State), Address: c.address(ct.ID),
+			ImageDigest: ct.ImageDigest}
 		if !ct.StartedAt.IsZero() {
 			at := ct.StartedAt.UTC()
 			r.StartedAt = &at
@@ -365,6 +390,8 @@ func (c *converger) report(ctx context.Context) ([]api.ContainerReport, error) {
 		case present[id]:
 		case c.failed[id] != "":
 			out = append(out, api.ContainerReport{ID: id, SessionID: d.SessionID, Index: d.Index, Status: api.ContainerFailed, Reason: c.failed[id]})
+		case c.pulling[id] != nil:
+			out = append(out, api.ContainerReport{ID: id, SessionID: d.SessionID, Index: d.Index, Status: api.ContainerPulling, Reason: c.pulling[id].describe()})
 		case c.started[id]:
 			reason := "container vanished from the runtime"
 			if why := c.lost[id]; why != "" {

@@ -34,7 +34,7 @@ type fourCores struct{ fingerprint.System }
 func (fourCores) NumCPU() int { return 4 }
 
 type sessionCluster struct {
-	t      *testing.T
+	t      testing.TB
 	s      *server.Server
 	socket string // the private containerd's
 	rt     *containerd.Runtime

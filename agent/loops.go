@@ -17,14 +17,21 @@ const resyncEvery = 5 * time.Second
 
 // heartbeatLoop reports to the managers every HeartbeatEvery.
 func (a *Agent) heartbeatLoop(ctx context.Context) {
-	t := time.NewTicker(a.cfg.HeartbeatEvery)
-	defer t.Stop()
 	for {
 		a.heartbeat(ctx)
+		every := a.cfg.HeartbeatEvery
+		if a.pulls.busy() {
+			// A pull's progress is the session's status_info.
+			every = min(every, pullReportEvery)
+		}
+		t := time.NewTimer(every)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
+		case <-a.beat:
+			t.Stop()
 		}
 	}
 }
@@ -42,6 +49,7 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	// manager that lost its state learns it again without a registration.
 	hb.GPUs, hb.GPUShareQuantum = a.cfg.GPUs.Devices(), a.cfg.GPUs.Quantum()
 	hb.FolderHosts = a.folderHostNames()
+	hb.Pulls = a.pulls.report()
 	hb.GPUUsage = a.gpuUsage(ctx, hb.Containers)
 	a.metrics.observe(hb.Containers)
 	a.metrics.observeGPUs(hb.GPUUsage)
@@ -97,6 +105,7 @@ func (a *Agent) desiredLoop(ctx context.Context) {
 		// (it has not applied as far yet); take its answer as it is.
 		index = ds.Index
 		a.conv.setDesired(ds.Containers, ds.Stop...)
+		a.conv.setRegistries(ds.Registries)
 		a.convergeNow(ctx)
 	}
 }
@@ -110,6 +119,17 @@ func (a *Agent) resyncLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			a.convergeNow(ctx)
+			if a.cfg.Network != nil {
+				// A firewall reload may have flushed the sessions' rules.
+				if err := a.cfg.Network.Ensure(ctx); err != nil {
+					a.noteError(err)
+				}
+			}
+		case <-a.converge:
+			// A pull ended: its containers start now, and the managers
+			// hear of them at once, not a heartbeat later.
+			a.convergeNow(ctx)
+			kick(a.beat)
 		}
 	}
 }

@@ -122,7 +122,9 @@ run() {
   manager_pid=$!
   local fake_flag=()
   [ -z "$fake" ] || fake_flag=(-fake-gpus 1)
-  "$agent" -manager "$BERTH_ADDR" -token-file "$token_file" -state-dir "$work/agent" -containerd "$sock" -runc-root "$work/ctrd/runc" \
+  # -cni-bin-dir '': the GPU machine needs no CNI plugins or iptables; the
+  # check is about GPUs, and its sessions need no network.
+  "$agent" -manager "$BERTH_ADDR" -token-file "$token_file" -state-dir "$work/agent" -containerd "$sock" -runc-root "$work/ctrd/runc" -cni-bin-dir '' \
     -http-addr "127.0.0.1:$((port + 1))" -reserved-cpu 0 -reserved-mem 256MiB -gpu-mps-dir "$work/mps" -log-level debug \
     "${fake_flag[@]}" >"$work/agent/stdout.log" 2>"$work/agent/agent.log" &
   agent_pid=$!

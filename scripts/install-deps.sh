@@ -27,6 +27,15 @@ need=(
   # The agent's project quota tests label folders on a loop-mounted XFS
   # (agent/fsquota).
   "mkfs.xfs:xfsprogs"
+  # Session networks keep sessions apart with the agent's own iptables
+  # chains (agent/network); nf_tables or legacy, whichever iptables is.
+  "iptables:iptables"
+  "iptables-restore:iptables"
+  "nsenter:util-linux"
+  # The image pull tests run a real registry on a loopback port
+  # (shared/registrytest: the CNCF distribution registry 2.8); its htpasswd
+  # files are made in Go (bcrypt), so apache2-utils is not needed.
+  "docker-registry:docker-registry"
 )
 
 missing=()
@@ -43,6 +52,12 @@ done
 if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
   add busybox-static
 fi
+
+# The CNI plugins of session networks (bridge, host-local, loopback, ...)
+# live in /usr/lib/cni, outside PATH: the agent's -cni-bin-dir default.
+for plugin in bridge host-local loopback; do
+  [ -x "/usr/lib/cni/$plugin" ] || add containernetworking-plugins
+done
 
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"

@@ -453,7 +453,7 @@ func TestConsoleAdminWalkthroughs(t *testing.T) {
 		exportTab(t, "credentials", "keys", "access_key,user,is_active,is_admin,resource_policy,rate_limit,concurrency_used,created_at,last_used",
 			[]string{"," + bobEmail + ",true,false,default,0,0,"})
 		exportTab(t, "policies", "policies", "name,cpu,mem,cuda.device,cuda.shares,max_containers_per_session,idle_timeout,max_concurrent_sessions,"+
-			"max_session_lifetime,allowed_vfolder_hosts,max_vfolder_size,max_vfolder_count,allow_root", []string{"default,2,4294967296,,1,", "gardener,"})
+			"max_session_lifetime,allowed_vfolder_hosts,max_vfolder_size,max_vfolder_count,allow_root,allowed_images", []string{"default,2,4294967296,,1,", "gardener,"})
 	})
 
 	step("the admin exports sessions from the ... menu right of OTHERS", func(t *testing.T) {

@@ -39,9 +39,10 @@ type fakeAgent struct {
 	srv    *httptest.Server
 	dir    string
 
-	mu   sync.Mutex
-	ctrs map[string]*fakeContainer // running or exited, not yet removed
-	logs map[string]*syncBuffer    // every container's output, kept after removal
+	mu     sync.Mutex
+	ctrs   map[string]*fakeContainer // running or exited, not yet removed
+	logs   map[string]*syncBuffer    // every container's output, kept after removal
+	images []api.Image               // what it reports: the registration's, then pulled and removed ones
 }
 
 type fakeContainer struct {
@@ -90,6 +91,7 @@ func startFakeAgent(t *testing.T, s *server.Server) *fakeAgent {
 			{UUID: "GPU-fake-1", Index: 1, Minor: 1, Name: "A100-SXM4-40GB", MemoryBytes: 40 << 30, Shares: 100, Fake: true},
 		},
 		GPUShareQuantum: 10, FolderHosts: []string{"local"}}
+	a.images = slices.Clone(a.reg.Images)
 	var out api.AgentRegistered
 	a.call(http.MethodPost, "/v1/agents/register", agentToken, a.reg, &out, http.StatusCreated)
 	a.id, a.secret = out.ID, out.Secret
@@ -166,7 +168,10 @@ func (a *fakeAgent) loop(ctx context.Context) {
 		if err := a.do(ctx, http.MethodGet, "/v1/agents/"+a.id+"/desired", a.secret, nil, &ds); err == nil {
 			a.apply(ds)
 		}
-		hb := api.AgentHeartbeat{Address: a.reg.Address, Capacity: a.reg.Capacity, Images: a.reg.Images, Containers: a.reports(),
+		a.mu.Lock()
+		images := slices.Clone(a.images)
+		a.mu.Unlock()
+		hb := api.AgentHeartbeat{Address: a.reg.Address, Capacity: a.reg.Capacity, Images: images, Containers: a.reports(),
 			GPUs: a.reg.GPUs, GPUShareQuantum: a.reg.GPUShareQuantum, FolderHosts: a.reg.FolderHosts}
 		_ = a.do(ctx, http.MethodPost, "/v1/agents/"+a.id+"/heartbeat", a.secret, hb, nil)
 		select {
@@ -253,6 +258,9 @@ func (a *fakeAgent) serveAgentAPI(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}
+	if a.serveImages(w, r) {
+		return
+	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/v1/containers/")
 	if !ok {
 		http.NotFound(w, r)
@@ -295,4 +303,45 @@ func (a *fakeAgent) serveAgentAPI(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// serveImages answers the managers' image calls: a pull "finishes" at once
+// (the image is reported from the next heartbeat on), a removal drops it
+// unless a running container uses it. It reports whether it answered.
+func (a *fakeAgent) serveImages(w http.ResponseWriter, r *http.Request) bool {
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/images/pull":
+		var req api.AgentImagePull
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Image == "" {
+			http.Error(w, "bad pull request", http.StatusBadRequest)
+			return true
+		}
+		a.mu.Lock()
+		if !slices.ContainsFunc(a.images, func(im api.Image) bool { return im.Name == req.Image }) {
+			a.images = append(a.images, api.Image{Name: req.Image, Digest: "sha256:02", Size: 120 << 20})
+		}
+		a.mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = io.WriteString(w, "{}")
+		return true
+	case r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/v1/images/"):
+		name := strings.TrimPrefix(r.URL.Path, "/v1/images/")
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for _, c := range a.ctrs {
+			if c.d.Image == name && c.status == "running" {
+				http.Error(w, "in use by "+c.d.ID, http.StatusConflict)
+				return true
+			}
+		}
+		i := slices.IndexFunc(a.images, func(im api.Image) bool { return im.Name == name })
+		if i < 0 {
+			http.Error(w, "no image "+name, http.StatusNotFound)
+			return true
+		}
+		a.images = slices.Delete(a.images, i, i+1)
+		w.WriteHeader(http.StatusNoContent)
+		return true
+	}
+	return false
 }

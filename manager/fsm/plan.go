@@ -37,7 +37,7 @@ func applyPlan(tx *state.Txn, index uint64, c *Plan) (any, error) {
 		for i, pc := range p.Containers {
 			cs[i] = PlacedContainer{Agent: pc.Agent, GPUs: slices.Clone(pc.GPUs)}
 		}
-		if err := admit(tx, index, p.SessionID, cs, checkSlices, c.At, res); err != nil {
+		if err := admit(tx, index, p.SessionID, cs, checkSlices, max(1, c.Version) >= 2, c.At, res); err != nil {
 			return nil, err
 		}
 	}
@@ -49,7 +49,7 @@ func applyPlan(tx *state.Txn, index uint64, c *Plan) (any, error) {
 
 // admit checks one placement of a PENDING session with the GPU step pick
 // and records it: SCHEDULED as placed, or PENDING with the refusal.
-func admit(tx *state.Txn, index uint64, id string, cs []PlacedContainer, pick gpuStep, at time.Time, res *PlanResult) error {
+func admit(tx *state.Txn, index uint64, id string, cs []PlacedContainer, pick gpuStep, oneAgent bool, at time.Time, res *PlanResult) error {
 	s, err := tx.Session(id)
 	if err != nil {
 		return err
@@ -58,7 +58,7 @@ func admit(tx *state.Txn, index uint64, id string, cs []PlacedContainer, pick gp
 		res.Stale = append(res.Stale, id)
 		return nil
 	}
-	check := &placementCheck{tx: tx, s: s, size: max(1, s.ClusterSize), pick: pick}
+	check := &placementCheck{tx: tx, s: s, size: max(1, s.ClusterSize), pick: pick, oneAgent: oneAgent}
 	refusal, err := check.check(cs)
 	if err != nil {
 		return err

@@ -37,6 +37,9 @@ import (
 //     rounded to the quantum, either as one slice of one GPU within what
 //     that GPU has free, or as whole GPUs nothing holds. Every slice names
 //     a GPU of that agent, once.
+//  9. (Plans of version 2 and later.) Every container is on the agent of
+//     container 0: a session's containers share one network, which is
+//     one agent's.
 
 // placementCheck is one placement being checked.
 type placementCheck struct {
@@ -45,6 +48,8 @@ type placementCheck struct {
 	size int
 	// pick is the GPU step: verify the plan's slices, or allocate them.
 	pick gpuStep
+	// oneAgent holds invariant 9 (plans of version 2 and later).
+	oneAgent bool
 }
 
 // gpuStep checks, or fills in, the slices of container i (c), which holds
@@ -57,7 +62,16 @@ func (p *placementCheck) check(cs []PlacedContainer) (*state.Refusal, error) {
 	if r, err := p.keypair(); r != nil || err != nil {
 		return r, err
 	}
-	return p.agents(cs)
+	r, err := p.agents(cs)
+	if r != nil || err != nil || !p.oneAgent {
+		return r, err
+	}
+	for i, c := range cs {
+		if c.Agent != cs[0].Agent {
+			return &state.Refusal{Code: state.RefusedSplitSession, Subject: c.Agent, Detail: cs[0].Agent, Container: i}, nil
+		}
+	}
+	return nil, nil
 }
 
 func (p *placementCheck) keypair() (*state.Refusal, error) {

@@ -210,7 +210,7 @@ func TestEntriesThisManagerCannotReadStopItWithALogLine(t *testing.T) {
 		want  []string
 	}{
 		"unknown type":      {[]byte{0x7e, '{', '}'}, []string{"level=ERROR", "index=7", "type=126", `entry="unknown log entry type 126"`, "upgrade"}},
-		"newer plan format": {newer, []string{"level=ERROR", "index=7", "type=46", "fsm.Plan version 2 (this manager knows up to 1)", "upgrade"}},
+		"newer plan format": {newer, []string{"level=ERROR", "index=7", "type=46", fmt.Sprintf("fsm.Plan version %d (this manager knows up to %d)", PlanVersion+1, PlanVersion), "upgrade"}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

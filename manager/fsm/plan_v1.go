@@ -39,7 +39,7 @@ func applyPlanV1(tx *state.Txn, index uint64, c *PlanV1) (any, error) {
 		for i, a := range p.Agents {
 			cs[i] = PlacedContainer{Agent: a}
 		}
-		if err := admit(tx, index, p.SessionID, cs, allocateV1, c.At, res); err != nil {
+		if err := admit(tx, index, p.SessionID, cs, allocateV1, false, c.At, res); err != nil {
 			return nil, err
 		}
 	}

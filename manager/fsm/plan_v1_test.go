@@ -59,7 +59,7 @@ func TestOldFormatPlansDecideAsTheApplierOfTheirTimeDid(t *testing.T) {
 				cs[i].Agent = a
 			}
 			res := &PlanResult{}
-			if err := admit(w, *c.index+1, s.ID, cs, allocateV1, at, res); err != nil {
+			if err := admit(w, *c.index+1, s.ID, cs, allocateV1, false, at, res); err != nil {
 				t.Fatal(err)
 			}
 			got, _ := w.Session(s.ID)

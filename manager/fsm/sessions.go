@@ -26,8 +26,11 @@ func (SessionCreate) MsgType() MsgType { return MsgSessionCreate }
 
 // PlanVersion is the shape of the Plan body this manager writes and reads.
 // A body of a later version stops the applier (fsm.go): a shape it does
-// not know could mean something it cannot check.
-const PlanVersion = 1
+// not know could mean something it cannot check. Version 2 (issue 20)
+// adds invariant 9: a session's containers are all on one agent (they
+// share one network, which is one agent's); version 1 plans are still
+// applied without it, as they were.
+const PlanVersion = 2
 
 // Plan (entry 46) is one batch of the leader's decisions, complete: for
 // every container of every placed session, the agent and the exact GPU
@@ -87,6 +90,10 @@ type ContainerReport struct {
 	Status   api.ContainerStatus `json:"status"`
 	ExitCode *int                `json:"exit_code,omitempty"`
 	Reason   string              `json:"reason,omitempty"`
+	// ImageDigest is the digest of the image the container was made from.
+	ImageDigest string `json:"image_digest,omitempty"`
+	// Address is the container's address on its session's network.
+	Address string `json:"address,omitempty"`
 }
 
 // MsgType implements Command.

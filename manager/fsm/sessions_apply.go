@@ -1,13 +1,16 @@
 package fsm
 
 import (
+	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/berth-cluster/berth/manager/apierr"
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/imageref"
 )
 
 // The appliers of the session entries (sessions.go). Every status change
@@ -75,17 +78,25 @@ func applySessionCreate(tx *state.Txn, index uint64, c *SessionCreate) (any, err
 	if u == nil || u.Status != api.StatusActive {
 		return nil, apierr.New(apierr.Forbidden, "user %s is inactive", k.User)
 	}
-	if s.RunAsRoot {
-		// The policy as it is now, not as the handler saw it: a policy
-		// that stopped allowing root stops every later create.
-		p, err := tx.ResourcePolicy(k.ResourcePolicy)
-		if err != nil {
-			return nil, err
-		}
-		if p == nil || !p.AllowRoot {
-			return nil, RootNotAllowed(k.ResourcePolicy)
-		}
+	// The policy as it is now, not as the handler saw it: a policy that
+	// stopped allowing root, or the image, stops every later create.
+	p, err := tx.ResourcePolicy(k.ResourcePolicy)
+	if err != nil {
+		return nil, err
 	}
+	if s.RunAsRoot && (p == nil || !p.AllowRoot) {
+		return nil, RootNotAllowed(k.ResourcePolicy)
+	}
+	if p != nil && !imageref.Allowed(p.AllowedImages, s.Image) {
+		return nil, ImageNotAllowed(p.Name, s.Image, p.AllowedImages)
+	}
+	// Whether the session may reach beyond its node is the policy's, as it
+	// is now; a policy changed later leaves the session as it started.
+	pol, err := tx.ResourcePolicy(k.ResourcePolicy)
+	if err != nil {
+		return nil, err
+	}
+	s.NoEgress = pol != nil && !pol.EgressAllowed()
 	// What the lifecycle fills in is never taken from the proposer.
 	s.Owner = k.User
 	if s.Domain == "" {
@@ -110,6 +121,14 @@ func RootNotAllowed(policy string) error {
 		"resource policy "+policy+" does not allow root in containers (allow_root is false); leave run_as_root out to run as the unprivileged container user, or ask an administrator for a policy that allows root")
 }
 
+// ImageNotAllowed is the refusal of an image the policy's allowed_images
+// does not match.
+func ImageNotAllowed(policy, image string, patterns []string) error {
+	return apierr.Field(apierr.Unprocessable, "image",
+		fmt.Sprintf("image %s (%s) is not allowed by resource policy %s, which allows only %s; pick an image that matches, or ask an administrator to add it to allowed_images",
+			image, imageref.Normal(image), policy, strings.Join(patterns, ", ")))
+}
+
 // checkRequest refuses what would break admission's arithmetic. Decoding
 // already refuses unknown and negative slots; a hand-made entry could
 // still carry amounts whose sums overflow.
@@ -121,6 +140,16 @@ func checkRequest(s *state.Session) error {
 	}
 	if s.ClusterSize > maxClusterSize {
 		return apierr.Field(apierr.Invalid, "cluster_size", "cluster_size is out of range")
+	}
+	if len(s.Ports) > api.MaxSessionPorts {
+		return apierr.Field(apierr.Invalid, "ports", "too many ports")
+	}
+	names := map[string]bool{}
+	for _, p := range s.Ports {
+		if names[p.Name] || p.Port < 1 || p.Port > 65535 {
+			return apierr.Field(apierr.Invalid, "ports", "a port is out of range or named twice")
+		}
+		names[p.Name] = true
 	}
 	return nil
 }

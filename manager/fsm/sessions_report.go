@@ -66,10 +66,23 @@ func updateContainer(ct *state.SessionContainer, agent string, r ContainerReport
 	if !r.Status.Reported() || ct.Agent != agent || ct.Status.Ended() {
 		return false
 	}
+	// A container that was made never goes back to waiting for its image
+	// (a report delayed behind a newer one).
+	if r.Status == api.ContainerPulling && !ct.Status.Waiting() && ct.Status != "" {
+		return false
+	}
 	changed := ct.Status != r.Status || (r.Reason != "" && ct.Reason != r.Reason)
+	if r.ImageDigest != "" && ct.ImageDigest != r.ImageDigest {
+		ct.ImageDigest = r.ImageDigest
+		changed = true
+	}
 	ct.Status = r.Status
 	if r.Reason != "" {
 		ct.Reason = r.Reason
+	}
+	if r.Address != "" && ct.Address != r.Address {
+		ct.Address = r.Address
+		changed = true
 	}
 	if r.ExitCode != nil && (ct.ExitCode == nil || *ct.ExitCode != *r.ExitCode) {
 		code := *r.ExitCode
@@ -104,8 +117,11 @@ func advance(s *state.Session, at time.Time) bool {
 		transition(s, status, at, reason)
 		return true
 	}
-	started, running := 0, 0
+	started, running, pulling := 0, 0, ""
 	for _, ct := range s.Containers {
+		if ct.Status == api.ContainerPulling && pulling == "" {
+			pulling = ct.Reason
+		}
 		switch {
 		case ct.Status == api.ContainerRunning:
 			running++
@@ -126,8 +142,21 @@ func advance(s *state.Session, at time.Time) bool {
 		}
 		transition(s, api.SessionRunning, at, "containers running")
 		return true
+	case pulling != "" && s.Status == api.SessionScheduled:
+		// Waiting for its image: the pull's progress is the status_info
+		// while it lasts (the history keeps the first words only).
+		transition(s, api.SessionPreparing, at, "pulling image "+s.Image)
+		s.StatusInfo = pulling
+		return true
+	case pulling != "" && s.Status == api.SessionPreparing && s.StatusInfo != pulling:
+		s.StatusInfo = pulling
+		return true
 	case started > 0 && s.Status == api.SessionScheduled:
 		transition(s, api.SessionPreparing, at, "containers starting")
+		return true
+	case pulling == "" && started > 0 && s.Status == api.SessionPreparing && s.StatusInfo != "":
+		// The pull is over; its progress is no longer news.
+		s.StatusInfo = ""
 		return true
 	}
 	return false

@@ -75,11 +75,16 @@ func (a *API) agentDesired(c *Call) error {
 	// The index is read before the state: the containers are at least as
 	// new as the index says, so the agent's next ?index= misses nothing.
 	applied := a.cluster.AppliedIndex()
-	containers, stop, err := a.leader.Desired(a.cluster.Read(), rec.ID)
+	tx := a.cluster.Read()
+	containers, stop, err := a.leader.Desired(tx, rec.ID)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, api.DesiredState{Index: applied, Containers: containers, Stop: stop})
+	regs, err := a.desiredRegistries(tx, containers)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, api.DesiredState{Index: applied, Containers: containers, Stop: stop, Registries: regs})
 }
 
 func desiredQuery(c *Call) (index *uint64, wait time.Duration, err error) {

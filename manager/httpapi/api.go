@@ -22,6 +22,7 @@ import (
 	"github.com/berth-cluster/berth/manager/fsm"
 	"github.com/berth-cluster/berth/manager/leader"
 	"github.com/berth-cluster/berth/manager/raftnode"
+	"github.com/berth-cluster/berth/manager/secrets"
 	"github.com/berth-cluster/berth/manager/state"
 )
 
@@ -128,6 +129,9 @@ type Config struct {
 	// SpoolDir holds a snapshot being restored while it is checked (the
 	// data directory; empty: the system's temporary directory).
 	SpoolDir string
+	// Secrets seals and opens registry passwords (-secrets-key-file; nil:
+	// no key, and a registry with a password is refused).
+	Secrets *secrets.Box
 }
 
 // API is the HTTP handler of one manager.

@@ -17,6 +17,7 @@ import (
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
 	"github.com/berth-cluster/berth/shared/ids"
+	"github.com/berth-cluster/berth/shared/imageref"
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
@@ -33,6 +34,7 @@ type sessionCreateBody struct {
 	Mounts      []string                       `json:"mounts"`
 	Env         map[string]string              `json:"env"`
 	RunAsRoot   bool                           `json:"run_as_root"`
+	Ports       []sessionPortBody              `json:"ports"`
 }
 
 // sessionRequest is a request that passed the checks of its shape.
@@ -41,6 +43,7 @@ type sessionRequest struct {
 	resources   slots.Slots // per container
 	clusterSize int
 	mounts      []api.Mount
+	ports       []api.SessionPort
 }
 
 // envKey is what a POSIX shell accepts as a variable name.
@@ -89,6 +92,11 @@ func (a *API) createSession(c *Call) error {
 		return err
 	}
 	fit := checkSessionFit(req, policy, agents, kp.AccessKey)
+	if len(shape) == 0 {
+		if why := a.checkImage(c.R.Context(), tx, policy, body.Image, agents); why != "" {
+			fit = append(apierr.Fields{{Field: "image", Reason: why}}, fit...)
+		}
+	}
 	if err := sessionProblems(shape, fit); err != nil {
 		return err
 	}
@@ -121,6 +129,8 @@ func checkSessionShape(b sessionCreateBody) (*sessionRequest, apierr.Fields) {
 	}
 	if strings.TrimSpace(b.Image) == "" {
 		bad.Add("image", "image is required: the name of an image the agents have, e.g. berth/base:latest")
+	} else if _, err := imageref.Parse(b.Image); err != nil {
+		bad.Add("image", "%s", err.Error())
 	}
 	switch b.Type {
 	case api.SessionInteractive, api.SessionBatch:
@@ -134,6 +144,7 @@ func checkSessionShape(b sessionCreateBody) (*sessionRequest, apierr.Fields) {
 		bad.Add("command", "command must start with the program to run")
 	}
 	req.resources = checkResources(b.Resources, &bad)
+	req.ports = checkPorts(b.Ports, &bad)
 	if len(b.ClusterSize) > 0 && string(b.ClusterSize) != "null" {
 		n, ok := jsonWholeIn(b.ClusterSize, 1, 1<<20)
 		if !ok {
@@ -206,11 +217,7 @@ func checkResources(raw map[slots.Name]json.RawMessage, bad *apierr.Fields) slot
 // scheduler places on an idle cluster; the words are this API's.
 func checkSessionFit(req *sessionRequest, p *state.ResourcePolicy, agents iter.Seq[*state.Agent], accessKey string) apierr.Fields {
 	var bad apierr.Fields
-	b := req.body
-	if strings.TrimSpace(b.Image) != "" && !imageOnAliveAgent(agents, b.Image) {
-		bad.Add("image", "image %s is not on any ALIVE agent; import it on an agent (berth-agent image import) or pick one from GET /v1/images", b.Image)
-	}
-	r := sched.RequestOf(&state.Session{AccessKey: accessKey, Requested: req.resources, ClusterSize: req.clusterSize, Mounts: req.mounts})
+	r := sched.RequestOf(&state.Session{AccessKey: accessKey, Image: req.body.Image, Requested: req.resources, ClusterSize: req.clusterSize, Mounts: req.mounts})
 	for _, f := range sched.Admission(p, agents, r) {
 		unfit(&bad, f, req.resources, p.Name)
 	}
@@ -242,20 +249,6 @@ func unfit(bad *apierr.Fields, f *sched.Failure, per slots.Slots, policy string)
 	default:
 		bad.Add("resources", "%s", f.Reason)
 	}
-}
-
-func imageOnAliveAgent(agents iter.Seq[*state.Agent], image string) bool {
-	for ag := range agents {
-		if ag.Status != state.AgentAlive {
-			continue
-		}
-		for _, im := range ag.Images {
-			if im.Name == image {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // sessionProblems is one answer with every problem: 400 when the request
@@ -294,7 +287,7 @@ func (a *API) newSession(req *sessionRequest, u *state.User, kp *state.Keypair) 
 		Image: b.Image, Type: b.Type, Command: nonNil(b.Command), Env: env, Mounts: nonNil(req.mounts),
 		ClusterSize: req.clusterSize, Requested: req.resources, Status: api.SessionPending,
 		StatusHistory: []api.StatusChange{{Status: api.SessionPending, At: now}},
-		Containers:    []state.SessionContainer{}, CreatedAt: now, RunAsRoot: b.RunAsRoot}, nil
+		Containers:    []state.SessionContainer{}, CreatedAt: now, RunAsRoot: b.RunAsRoot, Ports: req.ports}, nil
 }
 
 func sortedNames[V any](m map[slots.Name]V) []slots.Name {

@@ -38,12 +38,16 @@ func sessionView(tx *state.Txn, s *state.Session) api.Session {
 			gpus = append(gpus, api.SessionGPU{UUID: g.UUID, Share: sharesValue(g.Share)})
 		}
 		out.Containers = append(out.Containers, api.SessionContainer{Agent: c.Agent, Status: c.Status,
-			Slots: c.Slots.Clone(), GPUs: gpus})
+			Slots: c.Slots.Clone(), GPUs: gpus, Address: c.Address, ImageDigest: c.ImageDigest})
+		if out.ImageDigest == "" {
+			out.ImageDigest = c.ImageDigest
+		}
 	}
 	out.Mounts = sessionMounts(s)
 	out.Command = slices.Clone(nonNil(s.Command))
 	out.ClusterSize = max(s.ClusterSize, 1)
 	out.EnvNames = sortedStrings(s.Env)
+	out.Ports = slices.Clone(nonNil(s.Ports))
 	return out
 }
 

@@ -158,7 +158,8 @@ func desiredContainer(s *state.Session, ct state.SessionContainer, rec *state.Ag
 	}
 	return api.DesiredContainer{ID: state.ContainerID(s.ID, ct.Index), SessionID: s.ID, Index: ct.Index, Image: s.Image,
 		Command: nonNil(cmd), Env: env, Slots: ct.Slots.Clone(), Mounts: slices.Clone(mounts),
-		GPUs: desiredGPUs(ct, rec), RunAsRoot: s.RunAsRoot}
+		GPUs: desiredGPUs(ct, rec), RunAsRoot: s.RunAsRoot,
+		ClusterSize: max(s.ClusterSize, 1), Ports: slices.Clone(s.Ports), NoEgress: s.NoEgress}
 }
 
 // stopContainers lists what an agent must stop and remove at once: the

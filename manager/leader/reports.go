@@ -40,9 +40,10 @@ func sessionNews(tx *state.Txn, agent string, reported []api.ContainerReport, fu
 			continue // an ended container stays ended: a later report changes nothing
 		}
 		// An empty reason says nothing new (the record keeps the last one).
-		if ct.Status != r.Status || !sameExit(ct.ExitCode, r.ExitCode) || (r.Reason != "" && ct.Reason != r.Reason) {
+		if ct.Status != r.Status || !sameExit(ct.ExitCode, r.ExitCode) || (r.Reason != "" && ct.Reason != r.Reason) ||
+			(r.Address != "" && ct.Address != r.Address) || (r.ImageDigest != "" && ct.ImageDigest != r.ImageDigest) {
 			news = append(news, fsm.ContainerReport{SessionID: s.ID, Index: r.Index, Status: r.Status,
-				ExitCode: r.ExitCode, Reason: r.Reason})
+				ExitCode: r.ExitCode, Reason: r.Reason, Address: r.Address, ImageDigest: r.ImageDigest})
 		}
 	}
 	if full {
@@ -96,7 +97,7 @@ func containerOf(s *state.Session, index int) *state.SessionContainer {
 
 func sameNews(x, y fsm.ContainerReport) bool {
 	return x.SessionID == y.SessionID && x.Index == y.Index && x.Status == y.Status && x.Reason == y.Reason &&
-		sameExit(x.ExitCode, y.ExitCode)
+		sameExit(x.ExitCode, y.ExitCode) && x.ImageDigest == y.ImageDigest
 }
 
 func sameExit(x, y *int) bool {

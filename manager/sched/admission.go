@@ -46,7 +46,7 @@ func Admission(p *state.ResourcePolicy, agents iter.Seq[*state.Agent], r Request
 		withGPUs(ag, a, nil)
 		ag.AwaitingApproval = false
 		s := newAgentState(ag)
-		if _, _, ok := s.takes(need, r.FolderHosts); ok {
+		if _, _, ok := s.trySession(need, 1, r.FolderHosts); ok {
 			return out
 		}
 		all = append(all, s)
@@ -64,7 +64,7 @@ func Admission(p *state.ResourcePolicy, agents iter.Seq[*state.Agent], r Request
 			all = slices.DeleteFunc(all, func(a *agentState) bool { return a.missingHost(r.FolderHosts) != "" })
 		}
 	}
-	one := Request{SessionID: r.SessionID, AccessKey: r.AccessKey, Slots: r.Slots, Containers: 1}
+	one := Request{SessionID: r.SessionID, AccessKey: r.AccessKey, Slots: r.Slots, Containers: 1, Image: r.Image}
 	if _, f := placeAgents(all, one, need, Concentrated); f != nil {
 		out = append(out, f)
 	}

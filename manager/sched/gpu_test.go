@@ -214,7 +214,7 @@ func TestContainersOfOneSessionSeeEachOthersSlices(t *testing.T) {
 	if got := admitGPUs(t, c, two, "a1", "a1"); got != "refused: agent a1: no GPU slices for cuda.shares 0.6 (largest 0.4)" {
 		t.Errorf("two containers of 0.6 on one free GPU: %s", got)
 	}
-	if got := place(t, c, two, Concentrated); got != "wait: no agent has cuda.shares 0.6 free for container 2 of 2 (largest 0.4)" {
+	if got := place(t, c, two, Concentrated); got != "wait: no agent has room for all 2 containers together (cpu 1 and mem 1GiB and cuda.shares 0.6 each): a session's containers run on one agent" {
 		t.Errorf("place: %s", got)
 	}
 }

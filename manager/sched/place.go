@@ -2,10 +2,10 @@ package sched
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/berth-cluster/berth/manager/state"
+	"github.com/berth-cluster/berth/shared/imageref"
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
@@ -84,71 +84,95 @@ func (c *Cluster) Place(r Request, s Strategy) ([]string, *Failure, error) {
 	return out, f, nil
 }
 
-// takes reports whether one more container of need fits the agent as it
-// stands (with this session's containers placed so far): it is usable,
-// has every folder host, and has room in its capacity and on its GPUs for
-// what the container holds there (h), as the slices sl.
-func (a *agentState) takes(need vec, hosts []string) (h vec, sl []state.GPUSlice, ok bool) {
-	have := a.occupied.add(a.extra)
-	h = a.hold(need)
-	if !a.usable() || a.missingHost(hosts) != "" || !fits(have, h, a.capacity) {
-		return h, nil, false
-	}
-	if wantsGPU(h) {
-		sl, ok = a.allocate(h)
-		return h, sl, ok
-	}
-	return h, nil, true
-}
-
 // placeAgents is Place after the keypair's predicates.
 func placeAgents(all []*agentState, r Request, need vec, s Strategy) ([]string, *Failure) {
 	n := r.size()
-	out := make([]string, 0, n)
-	// This session's own containers already placed count on their agents
-	// (extra), and are taken off again whatever the outcome.
-	var touched []*agentState
-	defer func() {
-		for _, a := range touched {
-			a.dropExtra()
+	normal := imageref.Normal(r.Image)
+	// A session's containers share one network, which is one agent's
+	// (agent/network): all of them go to the one agent that holds them
+	// all best, judged as if they were one container of n times the
+	// request.
+	var best *agentState
+	bestScore, bestCost, bestHas := 0.0, gpuCost{}, false
+	for _, a := range all {
+		score, cost, ok := a.trySession(need, n, r.FolderHosts)
+		if !ok {
+			continue
 		}
-	}()
-	for i := range n {
-		var best *agentState
-		var bestSlices []state.GPUSlice
-		bestScore, bestCost := 0.0, gpuCost{}
-		for _, a := range all {
-			h, sl, ok := a.takes(need, r.FolderHosts)
-			if !ok {
-				continue
-			}
-			var cost gpuCost
-			if wantsGPU(h) {
-				cost = a.cost(sl)
-			}
-			score := fullness(a.occupied.add(a.extra).add(h), a.capacity)
-			// Whatever the strategy, a slice goes where it breaks no whole
-			// GPU and spans the fewest GPUs, if any agent allows.
-			better := best == nil || cost.less(bestCost) ||
-				(cost == bestCost && ((s == Dispersed && score < bestScore) || (s != Dispersed && score > bestScore)))
-			if better {
-				best, bestScore, bestCost, bestSlices = a, score, cost, sl
-			}
+		// An agent that has the image first: the others would pull it
+		// first. Then, whatever the strategy, slices go where they break
+		// no whole GPU and span the fewest GPUs, if any agent allows.
+		has := a.hasImage(r.Image, normal)
+		better := best == nil || (has && !bestHas) || (has == bestHas && (cost.less(bestCost) ||
+			(cost == bestCost && ((s == Dispersed && score < bestScore) || (s != Dispersed && score > bestScore)))))
+		if better {
+			best, bestScore, bestCost, bestHas = a, score, cost, has
 		}
-		if best == nil {
-			if f := noHost(all, r.FolderHosts); f != nil {
-				return nil, f
-			}
-			return nil, noRoom(all, need, i, n)
+	}
+	if best == nil {
+		if f := noHost(all, r.FolderHosts); f != nil {
+			return nil, f
 		}
-		if !slices.Contains(touched, best) {
-			touched = append(touched, best)
+		if n > 1 && oneFits(all, need, r.FolderHosts) {
+			return nil, fail(KindCapacity, "no agent has room for all %d containers together (%s each): a session's containers run on one agent", n, describe(need))
 		}
-		best.extra = best.extra.add(best.hold(need))
-		best.take(bestSlices, true)
-		out = append(out, best.id)
+		return nil, noRoom(all, need, 0, n)
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = best.id
 	}
 	return out, nil
+}
+
+// trySession places n containers of need on the agent, one after the
+// other as the Plan applier checks them, and tells how full it would be
+// and what their slices would cost; it leaves nothing placed.
+func (a *agentState) trySession(need vec, n int, hosts []string) (float64, gpuCost, bool) {
+	defer a.dropExtra()
+	if !a.usable() || a.missingHost(hosts) != "" {
+		return 0, gpuCost{}, false
+	}
+	var total gpuCost
+	for range n {
+		have, h := a.occupied.add(a.extra), a.hold(need)
+		if !fits(have, h, a.capacity) {
+			return 0, gpuCost{}, false
+		}
+		if wantsGPU(h) {
+			sl, ok := a.allocate(h)
+			if !ok {
+				return 0, gpuCost{}, false
+			}
+			c := a.cost(sl)
+			total.broken += c.broken
+			total.gpus += c.gpus
+			a.take(sl, true)
+		}
+		a.extra = a.extra.add(h)
+	}
+	return fullness(a.occupied.add(a.extra), a.capacity), total, true
+}
+
+// describe names what one container asks for, e.g. "cpu 1 and mem 1 GiB".
+func describe(need vec) string {
+	var parts []string
+	for j := range need {
+		if need[j] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %s", slotAt(j), amount(j, need[j])))
+		}
+	}
+	return strings.Join(parts, " and ")
+}
+
+// oneFits tells whether one container of need fits some usable agent.
+func oneFits(all []*agentState, need vec, hosts []string) bool {
+	for _, a := range all {
+		if _, _, ok := a.trySession(need, 1, hosts); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // noHost says so when no usable agent has every folder host the session
@@ -225,13 +249,7 @@ func noRoom(all []*agentState, need vec, i, n int) *Failure {
 		f.Rule, f.Need = RuleFraction, need[vecShares]
 		return f
 	default:
-		var parts []string
-		for j := range need {
-			if need[j] > 0 {
-				parts = append(parts, fmt.Sprintf("%s %s", slotAt(j), amount(j, need[j])))
-			}
-		}
-		f = fail(KindCapacity, "no agent has %s free at once%s", strings.Join(parts, " and "), which)
+		f = fail(KindCapacity, "no agent has %s free at once%s", describe(need), which)
 		f.Rule = RuleTogether
 		return f
 	}

@@ -52,40 +52,48 @@ func TestConcentratedPacksAndDispersedSpreads(t *testing.T) {
 	}
 }
 
-func TestMultiContainerSessionsUseOneOrSeveralAgents(t *testing.T) {
+// A session's containers share one network, which is one agent's: all of
+// them go to one agent, chosen as if they were one container of their sum.
+func TestMultiContainerSessionsGoToOneAgent(t *testing.T) {
 	kps := []*Keypair{unlimited("A")}
 	agents := func() []*Agent {
 		return []*Agent{alive("a1", cpu(2), nil), alive("a2", cpu(2), nil), alive("a3", cpu(4), nil)}
 	}
+	two := req("s", "A", cpu(1), 1)
+	two.Containers = 2
+	// Bin-packing: a1 and a2 would be full, a3 half (tie: smallest id).
+	if got := place(t, cluster(kps, agents()...), two, Concentrated); got != "a1,a1" {
+		t.Errorf("concentrated: %s, want a1,a1", got)
+	}
+	if got := place(t, cluster(kps, agents()...), two, Dispersed); got != "a3,a3" {
+		t.Errorf("dispersed: %s, want a3,a3", got)
+	}
+	// Three of one core fit only a3, whatever the strategy.
 	three := req("s", "A", cpu(1), 1)
 	three.Containers = 3
-	// Bin-packing fills a1 (tie among empty agents: the smallest id, then
-	// the fullest), then a1 again, then moves on.
-	if got := place(t, cluster(kps, agents()...), three, Concentrated); got != "a1,a1,a2" {
-		t.Errorf("concentrated: %s, want a1,a1,a2", got)
+	for _, s := range []Strategy{Concentrated, Dispersed} {
+		if got := place(t, cluster(kps, agents()...), three, s); got != "a3,a3,a3" {
+			t.Errorf("%s: %s, want a3,a3,a3", s, got)
+		}
 	}
-	// Spreading goes to the agent emptiest once it holds the container:
-	// a3 (a quarter), then a1 and a2 (a half each, as a3 is by then).
-	if got := place(t, cluster(kps, agents()...), three, Dispersed); got != "a3,a1,a2" {
-		t.Errorf("dispersed: %s, want a3,a1,a2", got)
+	// Four containers of 1.5 cores would fit a1, a2 and a3 (twice) apart,
+	// but no agent holds them together: the session waits, saying why.
+	four := req("s", "A", cpu(1.5), 1)
+	four.Containers = 4
+	if got := place(t, cluster(kps, agents()...), four, Concentrated); got != "wait: no agent has room for all 4 containers together (cpu 1.5 each): a session's containers run on one agent" {
+		t.Errorf("four of 1.5 cores: %s", got)
 	}
-	// Each container needs its own fit: containers of 1.5 cores fit a1
-	// and a2 once and a3 twice; a fifth fits nowhere.
-	five := req("s", "A", cpu(1.5), 1)
-	five.Containers = 5
-	if got := place(t, cluster(kps, agents()...), five, Concentrated); got != "wait: no agent has cpu 1.5 free for container 5 of 5 (largest 1)" {
-		t.Errorf("five of 1.5 cores: %s", got)
-	}
-	five.Containers = 4
-	if got := place(t, cluster(kps, agents()...), five, Concentrated); got != "a1,a2,a3,a3" {
-		t.Errorf("four of 1.5 cores: %s, want a1,a2,a3,a3 (fullest after placing first)", got)
+	// A container that fits nowhere is said as before.
+	big := req("s", "A", cpu(5), 1)
+	big.Containers = 2
+	if got := place(t, cluster(kps, agents()...), big, Concentrated); got != "wait: no agent has cpu 5 free for container 1 of 2 (largest 4)" {
+		t.Errorf("two of 5 cores: %s", got)
 	}
 	// A failed multi-container placement leaves nothing behind.
 	c := cluster(kps, agents()...)
-	five.Containers = 5
-	place(t, c, five, Concentrated)
-	if got := place(t, c, three, Dispersed); got != "a3,a1,a2" {
-		t.Errorf("after a failed placement: %s, want a3,a1,a2", got)
+	place(t, c, four, Concentrated)
+	if got := place(t, c, three, Dispersed); got != "a3,a3,a3" {
+		t.Errorf("after a failed placement: %s, want a3,a3,a3", got)
 	}
 }
 
@@ -118,7 +126,7 @@ func TestReasonsSayWhichPredicateFailedWithNumbers(t *testing.T) {
 			"no agent has cpu 1.5 free (largest 1)"},
 		{"not together", []*Agent{alive("a1", cpuMem(2, 1), nil), alive("a2", cpuMem(1, 8), nil)}, req("s", "A", cpuMem(2, 4), 1),
 			"no agent has cpu 2 and mem 4GiB free at once"},
-		{"second container", []*Agent{alive("a1", cpu(1), nil)}, pair, "no agent has cpu 1 free for container 2 of 2 (largest 0)"},
+		{"second container", []*Agent{alive("a1", cpu(1), nil)}, pair, "no agent has room for all 2 containers together (cpu 1 each): a session's containers run on one agent"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -96,13 +96,21 @@ func (s stateSource) Agents() ([]*Agent, error) {
 
 func agentOf(a *state.Agent) *Agent {
 	return &Agent{ID: a.ID, Alive: a.Status == state.AgentAlive, Schedulable: a.Schedulable, AwaitingApproval: a.AwaitingApproval, Capacity: a.Capacity,
-		FolderHosts: a.FolderHosts}
+		FolderHosts: a.FolderHosts, Images: imageNames(a.Images)}
+}
+
+func imageNames(images []api.Image) []string {
+	out := make([]string, len(images))
+	for i, im := range images {
+		out[i] = im.Name
+	}
+	return out
 }
 
 // RequestOf is a PENDING session as admission sees it.
 func RequestOf(s *state.Session) Request {
 	r := Request{SessionID: s.ID, AccessKey: s.AccessKey, Slots: s.Requested, Containers: s.ClusterSize,
-		CreateIndex: s.CreateIndex, CreatedAt: s.CreatedAt, Attempts: s.Attempts}
+		CreateIndex: s.CreateIndex, CreatedAt: s.CreatedAt, Attempts: s.Attempts, Image: s.Image}
 	for _, m := range s.Mounts {
 		if m.Host != "" && !slices.Contains(r.FolderHosts, m.Host) {
 			r.FolderHosts = append(r.FolderHosts, m.Host)

@@ -206,9 +206,18 @@ func TestManagerJoinsARunningClusterAndCanBeRemoved(t *testing.T) {
 		t.Fatal("the joining manager must follow the existing leader")
 	}
 	cl := adminClient(t, first, joiner)
-	if err := createUser(context.Background(), cl, 1); err != nil {
-		t.Fatalf("write through the joined manager: %v", err)
-	}
+	// Two voters need both for a quorum: on a loaded machine the leader
+	// may step down while the write commits (503 outcome unknown), and the
+	// write may then have been applied, so a later 409 is the same win.
+	testcluster.Eventually(t, 20*time.Second, func() error {
+		err := createUser(context.Background(), cl, 1)
+		var p *api.Problem
+		if errors.As(err, &p) && p.Status == http.StatusConflict {
+			return nil
+		}
+		return err
+	})
+	waitHasUsers(t, joiner, []string{"user1@example.com"})
 	rc, err := cl.RaftConfiguration(context.Background())
 	if err != nil {
 		t.Fatal(err)

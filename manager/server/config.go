@@ -16,6 +16,7 @@ import (
 	"github.com/berth-cluster/berth/manager/auth"
 	"github.com/berth-cluster/berth/manager/httpapi"
 	"github.com/berth-cluster/berth/manager/sched"
+	"github.com/berth-cluster/berth/manager/secrets"
 	"github.com/berth-cluster/berth/shared/flagenv"
 	"github.com/berth-cluster/berth/shared/tlsfiles"
 )
@@ -100,6 +101,9 @@ type Config struct {
 
 	// NoGroupFolders refuses new group folders (-allow-group-folders=false).
 	NoGroupFolders bool
+	// Secrets seals registry passwords (-secrets-key-file; nil: a registry
+	// with a password is refused). Every manager needs the same key.
+	Secrets *secrets.Box
 	// FolderUsageEvery is how often the leader measures folders (default 30s).
 	FolderUsageEvery time.Duration
 	// FolderUID and FolderGID own every folder directory (0770) and

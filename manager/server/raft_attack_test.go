@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,7 +44,10 @@ const (
 func TestRaftPortRefusesAnAttackerWithoutAManagerCertificate(t *testing.T) {
 	ca := tlstest.NewCA(t, "cluster")
 	otherCA := tlstest.NewCA(t, "other")
-	withTLS := func(cfg *server.Config) { cfg.TLS = ca.Issue(cfg.NodeID) }
+	// Each row's manager gets a certificate of its own name: the rows run
+	// at once and would otherwise write the same files in the CA's dir.
+	var issued atomic.Int32
+	withTLS := func(cfg *server.Config) { cfg.TLS = ca.Issue(fmt.Sprintf("%s-%d", cfg.NodeID, issued.Add(1))) }
 	for _, tc := range []struct {
 		name    string
 		cluster func(*server.Config)

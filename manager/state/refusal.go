@@ -42,6 +42,9 @@ const (
 	RefusedGPUSlices  RefusalCode = "gpu-slices"      // Subject: agent, Container, Detail: the slot, Want: what it takes there
 	RefusedGPUUnasked RefusalCode = "gpu-unrequested" // Subject: agent, Container
 	RefusedGPUOver    RefusalCode = "gpu-over"        // Subject: agent, Detail: uuid, Have: held, Want: the slice, Limit: its shares
+	// RefusedSplitSession: a container is not on container 0's agent (plans
+	// of version 2 and later).
+	RefusedSplitSession RefusalCode = "split-session" // Subject: its agent, Detail: container 0's agent, Container
 )
 
 // Refusal is why the plan applier left a session PENDING: the invariant
@@ -79,7 +82,7 @@ func RefusalCodes() []RefusalCode {
 		RefusedClusterSize, RefusedConcurrency, RefusedUnknownSlot, RefusedPolicySlots, RefusedContainerCount,
 		RefusedAgentMissing, RefusedAgentLost, RefusedAgentUnschedulable, RefusedAgentUnapproved, RefusedFolderHost,
 		RefusedAgentSlots, RefusedNoGPUs, RefusedGPUDevices, RefusedGPUSplit, RefusedGPUShares, RefusedGPUUnknown,
-		RefusedGPUSlices, RefusedGPUUnasked, RefusedGPUOver}
+		RefusedGPUSlices, RefusedGPUUnasked, RefusedGPUOver, RefusedSplitSession}
 }
 
 // String renders the refusal for people: the session's status_info and
@@ -134,6 +137,8 @@ func (r *Refusal) String() string {
 			r.Subject, r.Container, r.Detail, slots.Format(slots.Name(r.Detail), r.Want))
 	case RefusedGPUUnasked:
 		return fmt.Sprintf("agent %s: container %d holds GPU slices it did not ask for", r.Subject, r.Container)
+	case RefusedSplitSession:
+		return fmt.Sprintf("container %d is on agent %s, not on agent %s with container 0: a session's containers run on one agent", r.Container, r.Subject, r.Detail)
 	case RefusedGPUOver:
 		return fmt.Sprintf("agent %s: GPU %s: cuda.shares %s + %s > %s", r.Subject, r.Detail, shares(r.Have), shares(r.Want), shares(r.Limit))
 	}

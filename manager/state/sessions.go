@@ -22,6 +22,12 @@ type SessionContainer struct {
 	Reason   string              `json:"reason,omitempty"`
 	// GPUs are the slices of the agent's GPUs the container holds.
 	GPUs []GPUSlice `json:"gpus,omitempty"`
+	// ImageDigest is the digest of the image the container was made
+	// from, as its agent reported it.
+	ImageDigest string `json:"image_digest,omitempty"`
+	// Address is the container's address on its session's network, as
+	// its agent reports it.
+	Address string `json:"address,omitempty"`
 }
 
 // GPUSlice is the part of one GPU a container holds: Share in slots units
@@ -68,6 +74,12 @@ type Session struct {
 	// RunAsRoot: the containers run as root, which the keypair's policy
 	// allowed when the session was created.
 	RunAsRoot bool `json:"run_as_root,omitempty"`
+	// Ports are the ports the session declared (agent/network keeps them
+	// with each container's address).
+	Ports []api.SessionPort `json:"ports,omitempty"`
+	// NoEgress keeps the session on its own network: its policy's
+	// allow_egress was false when it was created (decided in Apply).
+	NoEgress bool `json:"no_egress,omitempty"`
 	// Refusal is why the plan applier last turned the PENDING session
 	// down, as a code: status_info is rendered from it when the session is
 	// read (Info). Any change of status clears it.
@@ -95,6 +107,7 @@ func (s *Session) Copy() *Session {
 	c.Containers = slices.Clone(s.Containers)
 	c.Agents = slices.Clone(s.Agents)
 	c.Mounts = slices.Clone(s.Mounts)
+	c.Ports = slices.Clone(s.Ports)
 	if s.Refusal != nil {
 		r := *s.Refusal
 		r.Over = slices.Clone(s.Refusal.Over)

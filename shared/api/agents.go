@@ -61,6 +61,23 @@ type NodeInfo struct {
 	ReservedMemBytes  int64  `json:"reserved_mem_bytes"`
 	ContainerdVersion string `json:"containerd_version"`
 	CgroupVersion     int    `json:"cgroup_version"`
+	// Network is how the agent networks sessions (absent: an agent
+	// without session networks, whose containers have loopback only).
+	Network *NodeNetwork `json:"network,omitempty"`
+}
+
+// NodeNetwork is the agent's session networking, as its fingerprint found
+// and its flags set it.
+type NodeNetwork struct {
+	// Mode is "bridge-per-session": each session its own bridge and subnet.
+	Mode string `json:"mode"`
+	// CNIPlugins are the plugins found in -cni-bin-dir.
+	CNIPlugins []string `json:"cni_plugins"`
+	// Egress: sessions may reach beyond the node (-session-egress; a
+	// policy's allow_egress can still deny it).
+	Egress bool `json:"egress"`
+	// CIDR is -session-cidr.
+	CIDR string `json:"cidr"`
 }
 
 // Image is a container image present on an agent.
@@ -128,6 +145,10 @@ type ContainerReport struct {
 	// GPUMemoryBytes is the GPU memory of the task's processes, where NVML
 	// can attribute it.
 	GPUMemoryBytes int64 `json:"gpu_memory_bytes,omitempty"`
+	// ImageDigest is the digest of the image the container was made from.
+	ImageDigest string `json:"image_digest,omitempty"`
+	// Address is the container's address on its session's network.
+	Address string `json:"address,omitempty"`
 }
 
 // AgentHeartbeat is POST /v1/agents/{id}/heartbeat, authenticated with the
@@ -145,6 +166,9 @@ type AgentHeartbeat struct {
 	GPUShareQuantum int64       `json:"gpu_share_quantum,omitempty"`
 	// FolderHosts: see AgentRegister (nil: not reported, no change).
 	FolderHosts []string `json:"folder_hosts,omitempty"`
+	// Pulls are the image pulls under way (and those that failed since
+	// the last heartbeat).
+	Pulls []ImagePull `json:"pulls,omitempty"`
 }
 
 // HeartbeatAnswer tells the agent the manager's view: the Raft index its
@@ -170,6 +194,14 @@ type DesiredContainer struct {
 	// RunAsRoot runs the container as root (its session's policy allows
 	// it); otherwise as the agent's -container-uid.
 	RunAsRoot bool `json:"run_as_root,omitempty"`
+	// ClusterSize is the session's number of containers: the agent names
+	// them all in each container's /etc/hosts.
+	ClusterSize int `json:"cluster_size,omitempty"`
+	// Ports are the ports the session declared, kept by the agent.
+	Ports []SessionPort `json:"ports,omitempty"`
+	// NoEgress keeps the session's containers from reaching beyond the
+	// node (its policy's allow_egress is false).
+	NoEgress bool `json:"no_egress,omitempty"`
 }
 
 // Mount is a host directory bind-mounted into a container. A storage
@@ -199,6 +231,9 @@ type DesiredState struct {
 	// session): the agent stops and removes them at once, without the
 	// grace it gives containers it merely does not know.
 	Stop []string `json:"stop,omitempty"`
+	// Registries are the credentials of the registries that serve the
+	// images of Containers (only those), for the agent to pull with.
+	Registries []RegistryCredentials `json:"registries,omitempty"`
 }
 
 // ExecRequest runs a command in a session's container (POST

@@ -75,7 +75,18 @@ type ResourcePolicy struct {
 	// in their containers (run_as_root); without it they run as the
 	// agents' unprivileged container user.
 	AllowRoot bool `json:"allow_root"`
+	// AllowedImages are glob patterns over an image reference's full form
+	// (docker.io/library/python:3.12; "*" matches any run of characters,
+	// "/" included, "?" one); a session's image must match one. Empty: any.
+	AllowedImages []string `json:"allowed_images"`
+	// AllowEgress lets the policy's sessions reach beyond their node (when
+	// the agent's -session-egress does too). Stored nil reads as true,
+	// which policies made before the field were; views always carry it.
+	AllowEgress *bool `json:"allow_egress,omitempty"`
 }
+
+// EgressAllowed reads AllowEgress with its default.
+func (p ResourcePolicy) EgressAllowed() bool { return p.AllowEgress == nil || *p.AllowEgress }
 
 // Domain is the top level of the group hierarchy.
 type Domain struct {

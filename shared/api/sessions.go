@@ -26,6 +26,27 @@ type SessionCreate struct {
 	// capabilities) instead of the unprivileged container user; the
 	// keypair's resource policy must have allow_root (else 403).
 	RunAsRoot bool `json:"run_as_root,omitempty"`
+	// Ports are what the session's containers serve (at most
+	// MaxSessionPorts, names unique, ports 1–65535): recorded with each
+	// container's address so that the managers can reach them through
+	// the agent. Nothing is published on the node's own interfaces.
+	Ports []SessionPort `json:"ports,omitempty"`
+}
+
+// MaxSessionPorts bounds a session's declared ports.
+const MaxSessionPorts = 16
+
+// Port protocols a session may declare.
+const (
+	PortHTTP = "http"
+	PortTCP  = "tcp"
+)
+
+// SessionPort is a port a session declares.
+type SessionPort struct {
+	Name     string `json:"name"`
+	Port     int    `json:"port"`
+	Protocol string `json:"protocol"`
 }
 
 // StatusChange is one entry of a session's status_history.
@@ -47,6 +68,12 @@ type SessionContainer struct {
 	Status ContainerStatus `json:"status"`
 	Slots  slots.Slots     `json:"slots"`
 	GPUs   []SessionGPU    `json:"gpus"`
+	// ImageDigest is the digest of the image the container runs, once its
+	// agent reported it.
+	ImageDigest string `json:"image_digest,omitempty"`
+	// Address is the container's address on its session's network, as
+	// its agent reported it ("" before that).
+	Address string `json:"address"`
 }
 
 // Session is a compute session as API.md describes it.
@@ -78,6 +105,11 @@ type Session struct {
 	// EnvNames are the names of the environment variables the session
 	// was started with, sorted; their values are never shown again.
 	EnvNames []string `json:"env_names"`
+	// ImageDigest is the digest of the image the session runs (its first
+	// container's, once reported; "" before).
+	ImageDigest string `json:"image_digest"`
+	// Ports are the ports the session declared (never null).
+	Ports []SessionPort `json:"ports"`
 }
 
 // SessionMount is a storage folder mounted in a session.

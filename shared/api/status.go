@@ -71,6 +71,9 @@ type ContainerStatus string
 const (
 	// ContainerScheduled: placed; its agent has not reported it yet.
 	ContainerScheduled ContainerStatus = "scheduled"
+	// ContainerPulling: its agent is pulling its image (Reason says how
+	// far); the session is PREPARING meanwhile.
+	ContainerPulling ContainerStatus = "pulling"
 	// ContainerCreated: the agent made it; its task has not started.
 	ContainerCreated ContainerStatus = "created"
 	ContainerRunning ContainerStatus = "running"
@@ -85,8 +88,8 @@ const (
 
 // ContainerStatuses are all the container statuses.
 func ContainerStatuses() []ContainerStatus {
-	return []ContainerStatus{ContainerScheduled, ContainerCreated, ContainerRunning, ContainerExited,
-		ContainerFailed, ContainerGone}
+	return []ContainerStatus{ContainerScheduled, ContainerPulling, ContainerCreated, ContainerRunning,
+		ContainerExited, ContainerFailed, ContainerGone}
 }
 
 // Reported reports whether an agent may report s: every status but
@@ -99,6 +102,10 @@ func (s ContainerStatus) Reported() bool {
 func (s ContainerStatus) Ended() bool {
 	return s == ContainerExited || s == ContainerFailed || s == ContainerGone
 }
+
+// Waiting: scheduled or pulling. Its agent has not made it yet; once made,
+// it never waits again.
+func (s ContainerStatus) Waiting() bool { return s == ContainerScheduled || s == ContainerPulling }
 
 // Present: created or running. Its agent has it and it has not ended, so
 // an agent that no longer lists it lost it.

@@ -39,9 +39,10 @@ func TestSessionStatusSets(t *testing.T) {
 }
 
 func TestContainerStatusSets(t *testing.T) {
-	type answers struct{ reported, ended, present bool }
+	type answers struct{ reported, ended, waiting, present bool }
 	want := map[ContainerStatus]answers{
-		ContainerScheduled: {},
+		ContainerScheduled: {waiting: true},
+		ContainerPulling:   {reported: true, waiting: true},
 		ContainerCreated:   {reported: true, present: true},
 		ContainerRunning:   {reported: true, present: true},
 		ContainerExited:    {reported: true, ended: true},
@@ -57,14 +58,14 @@ func TestContainerStatusSets(t *testing.T) {
 		if !ok {
 			t.Fatalf("ContainerStatuses() lists %s, which the table does not", s)
 		}
-		if got := (answers{s.Reported(), s.Ended(), s.Present()}); got != w {
-			t.Errorf("%s: reported, ended, present = %+v, want %+v", s, got, w)
+		if got := (answers{s.Reported(), s.Ended(), s.Waiting(), s.Present()}); got != w {
+			t.Errorf("%s: reported, ended, waiting, present = %+v, want %+v", s, got, w)
 		}
 	}
 	// "unknown" is what an agent sends for a task state it cannot read:
 	// the managers must not take it for news.
 	for _, s := range []ContainerStatus{"", "unknown", "RUNNING"} {
-		if s.Reported() || s.Ended() || s.Present() {
+		if s.Reported() || s.Ended() || s.Waiting() || s.Present() {
 			t.Errorf("%q, which is no status, answers yes to a question", s)
 		}
 	}

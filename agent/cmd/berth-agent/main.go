@@ -25,6 +25,7 @@ import (
 
 	"github.com/berth-cluster/berth/agent"
 	"github.com/berth-cluster/berth/agent/gpu"
+	"github.com/berth-cluster/berth/agent/network"
 	"github.com/berth-cluster/berth/agent/runtime/containerd"
 	"github.com/berth-cluster/berth/shared/flagenv"
 	"github.com/berth-cluster/berth/shared/jointoken"
@@ -81,6 +82,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		folderGID    = fs.Int("folder-gid", agent.DefaultContainerID, "group of the folder directories (the managers' -folder-gid): every session is in it")
 		seccompFile  = fs.String("seccomp-profile", "", "OCI seccomp profile (JSON) for every container instead of containerd's default profile")
 		usernsRemap  = fs.String("userns-remap", "", "UID:GID:SIZE: run containers in a user namespace whose ids 0..SIZE-1 are the host's UID.. and GID.. (e.g. 100000:100000:65536)")
+		imageGCHigh  = fs.Float64("image-gc-high", agent.DefaultImageGCHigh, "percent of the image store's disk past which images no container uses are removed, least recently used first (100: never)")
+		imageGCLow   = fs.Float64("image-gc-low", agent.DefaultImageGCLow, "percent of the image store's disk image garbage collection frees down to")
+		cniBinDir    = fs.String("cni-bin-dir", network.DefaultBinDir, "directory of the CNI plugins (Debian's containernetworking-plugins); empty: sessions get no network of their own (loopback only)")
+		cniConfDir   = fs.String("cni-conf-dir", "", "directory whose first *.conflist is the template of every session's network (one bridge plugin with host-local addresses); empty: the agent writes its own")
+		sessionCIDR  = fs.String("session-cidr", network.DefaultCIDR, "IPv4 range of the sessions' networks, a /25 per session; it must not overlap a route of the host")
+		egress       = fs.Bool("session-egress", true, "let sessions reach beyond this node (masqueraded); false keeps every session on its own network")
+		allowHost    = fs.String("session-allow-host-port", "", "ports of this host sessions may reach, PORT[/tcp|/udp] comma-separated (e.g. 53/udp for a resolver here); nothing else of the host is reachable")
 		logLevel     = fs.String("log-level", "info", "debug, info, warn or error")
 		showVersion  = fs.Bool("version", false, "print the version and exit")
 	)
@@ -139,6 +147,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}
 		}
 	}
+	netFlags, err := networkFlags(*sessionCIDR, *allowHost)
+	if err != nil {
+		return err
+	}
 	// Before containerd: a bad GPU flag is a usage error whatever runs.
 	gpus, err := openGPUs(*fakeGPUs, shares, quantum, *mpsDir, splitList(*cdiDirs), log)
 	if err != nil {
@@ -152,6 +164,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("connect to containerd at %s (is it running? scripts/containerd.sh start starts a private one): %w", *socket, err)
 	}
 	defer rt.Close()
+	var netw agent.Network
+	if *cniBinDir == "" {
+		log.Warn("-cni-bin-dir is empty: sessions get no network of their own (loopback only, no egress, containers of a session cannot reach each other)")
+	} else if sec.userns != nil {
+		// runc 1.1 cannot mount sysfs in, nor exec into, a user-namespaced
+		// container that joins a network namespace the host owns.
+		log.Warn("-userns-remap: sessions get no network of their own (loopback only, no egress, containers of a session cannot reach each other): runc 1.1 cannot run a user-namespaced container in a network namespace the host owns")
+	} else {
+		m, err := network.New(ctx, network.Config{BinDir: *cniBinDir, ConfDir: *cniConfDir, StateDir: filepath.Join(dir, "net"),
+			CIDR: netFlags.CIDR, Egress: *egress, AllowHostPorts: netFlags.AllowHostPorts}, network.Deps{Log: log})
+		if err != nil {
+			return fmt.Errorf("session networks: %w", err)
+		}
+		netw = m
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -161,7 +188,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ReservedMilliCPU: milliCPU, ReservedMemBytes: memBytes, HeartbeatEvery: *heartbeat,
 		OrphanGrace: *orphanGrace, StopGrace: *stopGrace, FolderHosts: folderHosts,
 		ContainerUID: sec.uid, ContainerGID: sec.gid, FolderGID: sec.folderGID,
-		Runtime: rt, GPUs: gpus, Log: log, Metrics: reg, Gatherer: reg, Version: version.Version,
+		ImageGCHigh: *imageGCHigh, ImageGCLow: *imageGCLow,
+		Runtime: rt, Network: netw, GPUs: gpus, Log: log, Metrics: reg, Gatherer: reg, Version: version.Version,
 	})
 	if err != nil {
 		return err
@@ -339,4 +367,19 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// networkFlags reads -session-cidr and -session-allow-host-port, before
+// anything is started: a bad value is a usage error.
+func networkFlags(cidr, allowHost string) (network.Config, error) {
+	var errs []error
+	prefix, err := network.ParseCIDR(cidr)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("-session-cidr: %w", err))
+	}
+	ports, err := network.ParseHostPorts(allowHost)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("-session-allow-host-port: %w", err))
+	}
+	return network.Config{CIDR: prefix, AllowHostPorts: ports}, errors.Join(errs...)
 }

@@ -77,3 +77,24 @@ func TestContainerSecurityFlags(t *testing.T) {
 		t.Errorf("start with an invalid profile: %v", err)
 	}
 }
+
+// Network flags are checked before anything starts, every problem at once.
+func TestNetworkFlagsAreCheckedBeforeAnythingStarts(t *testing.T) {
+	var out strings.Builder
+	err := run(context.Background(), []string{"-manager", "http://127.0.0.1:1", "-state-dir", t.TempDir(),
+		"-containerd", filepath.Join(t.TempDir(), "none.sock"), "-session-cidr", "10.88.0.1/16", "-session-allow-host-port", "70000"},
+		func(k string) string {
+			if k == agentTokenEnv {
+				return goodToken
+			}
+			return ""
+		}, io.Discard, &out)
+	for _, want := range []string{"-session-cidr: 10.88.0.1/16 has host bits set (did you mean 10.88.0.0/16?)", "-session-allow-host-port: \"70000\": the port must be from 1 to 65535"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want %q", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "containerd") {
+		t.Errorf("containerd was tried before the flags were checked: %v", err)
+	}
+}

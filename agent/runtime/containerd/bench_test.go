@@ -58,6 +58,12 @@ func BenchmarkRunToRunning(b *testing.B) {
 // b.N samples count towards ns/op.
 func sample(b *testing.B, rt *Runtime, start func(id string) error) float64 {
 	b.Helper()
+	return sampleWith(b, start, func(id string) error { return rt.Remove(context.Background(), id) })
+}
+
+// sampleWith is sample with its own untimed removal.
+func sampleWith(b *testing.B, start, remove func(id string) error) float64 {
+	b.Helper()
 	b.StopTimer()
 	n := max(b.N, minSamples)
 	samples := make([]float64, 0, n)
@@ -77,7 +83,7 @@ func sample(b *testing.B, rt *Runtime, start func(id string) error) float64 {
 			b.Fatalf("start %s: %v", id, err)
 		}
 		samples = append(samples, float64(d.Microseconds())/1000)
-		if err := rt.Remove(context.Background(), id); err != nil {
+		if err := remove(id); err != nil {
 			b.Fatalf("remove %s: %v", id, err)
 		}
 	}

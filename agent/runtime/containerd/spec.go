@@ -59,6 +59,9 @@ func specOpts(img oci.Image, s runtime.Spec, l limits) []oci.SpecOpts {
 		opts = append(opts, oci.WithProcessCwd(s.WorkingDir))
 	}
 	opts = append(opts, oci.WithHostname(hostname(s.ID)))
+	if s.NetNS != "" {
+		opts = append(opts, withNetNS(s.NetNS))
+	}
 
 	if s.MilliCPU > 0 {
 		opts = append(opts, oci.WithCPUCFS(cfsQuota(s.MilliCPU), cfsPeriod))

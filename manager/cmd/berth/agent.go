@@ -149,34 +149,3 @@ func (c *cli) agentSchedulableCmd() *cobra.Command {
 		}),
 	}
 }
-
-func (c *cli) imageView(data any, images []api.ClusterImage) view {
-	v := view{data: data, columns: []string{"name", "digest", "size", "agents"}}
-	for _, im := range images {
-		size := strconv.FormatInt(im.Size, 10)
-		if c.output == formatTable {
-			size = fmtSize(im.Size)
-		}
-		v.rows = append(v.rows, []string{im.Name, im.Digest, size, fmtList(im.Agents)})
-	}
-	return v
-}
-
-func (c *cli) imageCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "image",
-		Short: "See the images the agents have (admin)",
-	}
-	var pg page
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "List the images on ALIVE agents, each with the agents that have it",
-		Args:  cobra.NoArgs,
-		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, _ []string) error {
-			return showList(c, c.imageView)(cl.ListImages(ctx, pg.query()))
-		}),
-	}
-	pg.flags(list)
-	cmd.AddCommand(list)
-	return cmd
-}

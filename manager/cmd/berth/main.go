@@ -123,6 +123,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) s
 		c.groupCmd(),
 		c.agentCmd(),
 		c.imageCmd(),
+		c.registryCmd(),
 		c.sessionCmd(),
 		c.folderCmd(),
 		c.withSessionExport(c.withPolicyExport(c.exportCmd())),

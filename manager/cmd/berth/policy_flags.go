@@ -21,8 +21,9 @@ const flagUnlimited = "unlimited"
 // are sent; the manager checks every range and says which rule a value
 // breaks, so the CLI checks only that a value can be sent at all.
 type policyFlags struct {
-	values    map[string]*string
-	allowRoot *bool
+	values      map[string]*string
+	allowRoot   *bool
+	allowEgress *bool
 }
 
 // policyFlag is one flag: the request field it sets and how its text
@@ -45,6 +46,7 @@ func policyFlagList() []policyFlag {
 		{"allowed-vfolder-hosts", "comma-separated folder hosts the keypairs may use (empty: none)", hostsSetter},
 		{"max-vfolder-size", "most bytes per storage folder, or a size such as 100GiB, or unlimited", sizeSetter("max_vfolder_size")},
 		{"max-vfolder-count", "storage folders a user may have (0 to 50)", wholeSetter("max_vfolder_count", false)},
+		{"allowed-images", "comma-separated patterns over an image's full reference (registry.example.com/lab/*; * matches anything, / included) a session's image must match (empty: any image)", imagesSetter},
 	}
 }
 
@@ -54,6 +56,7 @@ func (f *policyFlags) register(cmd *cobra.Command) {
 		f.values[pf.flag] = cmd.Flags().String(pf.flag, "", pf.usage)
 	}
 	f.allowRoot = cmd.Flags().Bool("allow-root", false, "let sessions ask to run as root in their containers (--allow-root=false takes it back)")
+	f.allowEgress = cmd.Flags().Bool("allow-egress", true, "let sessions reach beyond their node (default true; --allow-egress=false keeps new sessions on their own network)")
 }
 
 // body is the request body of the flags given; every flag that cannot be
@@ -71,6 +74,9 @@ func (f *policyFlags) body(cmd *cobra.Command) (map[string]any, error) {
 	}
 	if cmd.Flags().Changed("allow-root") {
 		body["allow_root"] = *f.allowRoot
+	}
+	if cmd.Flags().Changed("allow-egress") {
+		body["allow_egress"] = *f.allowEgress
 	}
 	return body, errors.Join(errs...)
 }
@@ -171,6 +177,17 @@ func sizeSetter(field string) func(map[string]any, string) error {
 		body[field] = v
 		return nil
 	}
+}
+
+func imagesSetter(body map[string]any, text string) error {
+	patterns := []string{}
+	for _, p := range strings.Split(text, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			patterns = append(patterns, p)
+		}
+	}
+	body["allowed_images"] = patterns
+	return nil
 }
 
 func hostsSetter(body map[string]any, text string) error {

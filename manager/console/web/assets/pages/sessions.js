@@ -201,7 +201,8 @@ const permWords = { ro: "read-only", rw: "read & write", wd: "read & write" };
 
 async function startDialog(res) {
   const [images, folders] = await Promise.all([
-    api.listAll("/v1/images").catch(() => []),
+    // The images the caller's policy allows (allowed_images).
+    api.listAll("/v1/images?allowed=true").catch(() => []),
     api.listAll("/v1/folders").catch(() => []),
   ]);
   const imageNames = [...new Set(images.map((i) => i.name))].sort();
