@@ -21,14 +21,19 @@ import (
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
-// Container statuses the agent reports besides the runtime's own states.
-const (
-	// statusFailed: the agent could not start the container (Reason says why).
-	statusFailed = "failed"
-	// statusGone: the agent started the container and it has vanished from
-	// the runtime (removed behind the agent's back).
-	statusGone = "gone"
-)
+// reportedStatus is a task state as the managers read it. An unknown
+// state goes as it is, and they ignore it (api.ContainerStatus.Reported).
+func reportedStatus(s runtime.State) api.ContainerStatus {
+	switch s {
+	case runtime.Created:
+		return api.ContainerCreated
+	case runtime.Running:
+		return api.ContainerRunning
+	case runtime.Exited:
+		return api.ContainerExited
+	}
+	return api.ContainerStatus(s)
+}
 
 // converger brings the runtime to the desired containers. It starts each
 // desired container once: one that vanishes after it started is reported
@@ -355,7 +360,7 @@ func (c *converger) report(ctx context.Context) ([]api.ContainerReport, error) {
 	present := map[string]bool{}
 	for _, ct := range actual {
 		present[ct.ID] = true
-		r := api.ContainerReport{ID: ct.ID, SessionID: ct.SessionID, Index: ct.Index, Status: string(ct.State), Address: c.address(ct.ID),
+		r := api.ContainerReport{ID: ct.ID, SessionID: ct.SessionID, Index: ct.Index, Status: reportedStatus(ct.State), Address: c.address(ct.ID),
 			ImageDigest: ct.ImageDigest}
 		if !ct.StartedAt.IsZero() {
 			at := ct.StartedAt.UTC()
@@ -384,15 +389,15 @@ func (c *converger) report(ctx context.Context) ([]api.ContainerReport, error) {
 		switch {
 		case present[id]:
 		case c.failed[id] != "":
-			out = append(out, api.ContainerReport{ID: id, SessionID: d.SessionID, Index: d.Index, Status: statusFailed, Reason: c.failed[id]})
+			out = append(out, api.ContainerReport{ID: id, SessionID: d.SessionID, Index: d.Index, Status: api.ContainerFailed, Reason: c.failed[id]})
 		case c.pulling[id] != nil:
-			out = append(out, api.ContainerReport{ID: id, SessionID: d.SessionID, Index: d.Index, Status: statusPulling, Reason: c.pulling[id].describe()})
+			out = append(out, api.ContainerReport{ID: id, SessionID: d.SessionID, Index: d.Index, Status: api.ContainerPulling, Reason: c.pulling[id].describe()})
 		case c.started[id]:
 			reason := "container vanished from the runtime"
 			if why := c.lost[id]; why != "" {
 				reason = why
 			}
-			out = append(out, api.ContainerReport{ID: id, SessionID: d.SessionID, Index: d.Index, Status: statusGone, Reason: reason})
+			out = append(out, api.ContainerReport{ID: id, SessionID: d.SessionID, Index: d.Index, Status: api.ContainerGone, Reason: reason})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })

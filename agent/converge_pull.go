@@ -8,10 +8,6 @@ import (
 	"github.com/berth-cluster/berth/shared/api"
 )
 
-// statusPulling: the container waits for its image, which the agent is
-// pulling (Reason says how far).
-const statusPulling = "pulling"
-
 // setRegistries keeps the registry credentials of the last desired state:
 // what pulls of the desired containers' images use.
 func (c *converger) setRegistries(creds []api.RegistryCredentials) {

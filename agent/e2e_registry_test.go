@@ -154,7 +154,7 @@ func TestSessionsPullTheirImageFromARegistry(t *testing.T) {
 	}
 	hist := []string{}
 	for _, h := range got.StatusHistory {
-		hist = append(hist, h.Status)
+		hist = append(hist, string(h.Status))
 	}
 	if strings.Join(hist, ",") != "PENDING,SCHEDULED,PREPARING,RUNNING" {
 		t.Fatalf("history %v", hist)

@@ -135,7 +135,7 @@ func (sc *sessionCluster) get(id string) api.Session {
 }
 
 // wait waits until the session is in the status and returns it.
-func (sc *sessionCluster) wait(id, status string) api.Session {
+func (sc *sessionCluster) wait(id string, status api.SessionStatus) api.Session {
 	sc.t.Helper()
 	var s api.Session
 	testcluster.Eventually(sc.t, slowMachine, func() error {
@@ -236,7 +236,7 @@ func TestIdleTimeoutOnContainerd(t *testing.T) {
 	s := sc.wait(idle.ID, api.SessionTerminated)
 	reasons := ""
 	for _, h := range s.StatusHistory {
-		reasons += h.Status + ":" + h.Reason + " "
+		reasons += string(h.Status) + ":" + h.Reason + " "
 	}
 	if !strings.Contains(reasons, "TERMINATING:idle-timeout") {
 		t.Fatalf("idle session history %s, want TERMINATING with reason idle-timeout", reasons)

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/berth-cluster/berth/agent/runtime"
 	"github.com/berth-cluster/berth/shared/api"
 )
 
@@ -160,7 +159,7 @@ func (a *Agent) gpuUsage(ctx context.Context, reports []api.ContainerReport) []a
 	held := a.cfg.GPUs.Held()
 	for i := range reports {
 		r := &reports[i]
-		if _, ok := held[r.ID]; !ok || r.Status != string(runtime.Running) {
+		if _, ok := held[r.ID]; !ok || r.Status != api.ContainerRunning {
 			continue
 		}
 		pids, err := a.cfg.Runtime.Pids(ctx, r.ID)

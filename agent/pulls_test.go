@@ -59,7 +59,7 @@ func TestContainersNeedingOneImageShareOnePull(t *testing.T) {
 	_ = c.converge(ctx) // a second pass joins, never starts another pull
 	r := reportByID(t, c)
 	for _, id := range []string{"a", "b"} {
-		if r[id].Status != statusPulling || r[id].Reason != "pulling python:3.12: 312/1,024 MiB" {
+		if r[id].Status != api.ContainerPulling || r[id].Reason != "pulling python:3.12: 312/1,024 MiB" {
 			t.Fatalf("container %s reported %+v while its image is pulled", id, r[id])
 		}
 	}
@@ -72,7 +72,7 @@ func TestContainersNeedingOneImageShareOnePull(t *testing.T) {
 	if len(rt.pulled) != 1 || len(rt.runs) != 2 {
 		t.Fatalf("pulls %v and runs %d: want one pull and both containers started", rt.pulled, len(rt.runs))
 	}
-	if r := reportByID(t, c); r["a"].Status != string(runtime.Running) || r["b"].Status != string(runtime.Running) {
+	if r := reportByID(t, c); r["a"].Status != api.ContainerRunning || r["b"].Status != api.ContainerRunning {
 		t.Fatalf("after the pull: %+v", r)
 	}
 }
@@ -100,7 +100,7 @@ func TestAFailedPullFailsItsContainersWithTheRegistrysReason(t *testing.T) {
 	waitUntil(t, func() bool { done, _ := c.pulling["a"].finished(); return done })
 	_ = c.converge(context.Background())
 	r := reportByID(t, c)["a"]
-	if r.Status != statusFailed || r.Reason != "image-pull-failed: "+g.err.Error() {
+	if r.Status != api.ContainerFailed || r.Reason != "image-pull-failed: "+g.err.Error() {
 		t.Fatalf("report %+v", r)
 	}
 	// The failure goes out once with the next heartbeat, then no more.
@@ -126,7 +126,7 @@ func TestAPullWithoutProgressIsGivenUp(t *testing.T) {
 	_ = c.converge(context.Background())
 	waitUntil(t, func() bool { done, _ := c.pulling["a"].finished(); return done })
 	_ = c.converge(context.Background())
-	if r := reportByID(t, c)["a"]; r.Status != statusFailed || !strings.Contains(r.Reason, "no progress for 300ms") {
+	if r := reportByID(t, c)["a"]; r.Status != api.ContainerFailed || !strings.Contains(r.Reason, "no progress for 300ms") {
 		t.Fatalf("report %+v", r)
 	}
 }

@@ -47,7 +47,7 @@ type fakeAgent struct {
 
 type fakeContainer struct {
 	d        api.DesiredContainer
-	status   string // running, exited
+	status   api.ContainerStatus // running, exited
 	exitCode *int
 	started  time.Time
 	cancel   context.CancelFunc

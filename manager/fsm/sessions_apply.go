@@ -25,41 +25,19 @@ const (
 	maxClusterSize = 1000
 )
 
-// Container statuses as the managers record them: "scheduled" until the
-// agent reports, then what it reports.
-const (
-	containerScheduled = "scheduled"
-	containerCreated   = "created"
-	containerRunning   = "running"
-	containerExited    = "exited"
-	containerFailed    = "failed"
-	containerGone      = "gone"
-	// containerPulling: the agent is pulling the image (Reason says how
-	// far); the session is PREPARING meanwhile.
-	containerPulling = "pulling"
-)
-
-func finished(status string) bool {
-	switch status {
-	case api.SessionTerminated, api.SessionError, api.SessionCancelled:
-		return true
-	}
-	return false
-}
-
 // transition moves a session to status, recording why. The reason is also
 // the status_info of a session on its way out or ended; a PENDING one's says
 // why it waits (the scheduler's words, or the plan applier's refusal), a
 // running one's is empty.
-func transition(s *state.Session, status string, at time.Time, reason string) {
+func transition(s *state.Session, status api.SessionStatus, at time.Time, reason string) {
 	s.Status = status
 	s.StatusInfo = ""
 	s.Refusal = nil
-	if status == api.SessionTerminating || finished(status) {
+	if status.EndingOrEnded() {
 		s.StatusInfo = reason
 	}
 	s.StatusHistory = append(s.StatusHistory, api.StatusChange{Status: status, At: at, Reason: reason})
-	if finished(status) {
+	if status.Ended() {
 		s.TerminatedAt = &at
 	}
 }
@@ -192,7 +170,7 @@ func applySessionTerminate(tx *state.Txn, index uint64, c *SessionTerminate) (an
 	switch {
 	case s.Status == api.SessionPending:
 		transition(n, api.SessionCancelled, c.At, reason)
-	case s.Status == api.SessionTerminating || finished(s.Status):
+	case s.Status.EndingOrEnded():
 		// Already on its way out or ended: asking again changes nothing.
 		return s, nil
 	case allEnded(n.Containers):
@@ -216,7 +194,7 @@ func applySessionsTouch(tx *state.Txn, index uint64, c *SessionsTouch) (any, err
 			return nil, err
 		}
 		at := c.LastActivity[id]
-		if s == nil || finished(s.Status) || (s.LastActivityAt != nil && !at.After(*s.LastActivityAt)) {
+		if s == nil || s.Status.Ended() || (s.LastActivityAt != nil && !at.After(*s.LastActivityAt)) {
 			continue // gone, ended, or older news
 		}
 		n := s.Copy()

@@ -3,10 +3,8 @@ package httpapi
 import (
 	"cmp"
 	"crypto/subtle"
-	"encoding/base32"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -18,6 +16,7 @@ import (
 	"github.com/berth-cluster/berth/manager/fsm"
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/ids"
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
@@ -65,7 +64,7 @@ func (a *API) registerAgent(c *Call) error {
 	if err := a.simulatedAllowed(req.Simulated); err != nil {
 		return err
 	}
-	id, err := newAgentID(a.rnd)
+	id, err := ids.New(a.rnd, ids.Agent)
 	if err != nil {
 		return err
 	}
@@ -158,17 +157,6 @@ func (a *API) agentWithSecret(id string, r *http.Request) (*state.Agent, error) 
 			"the registration returned; an agent this cluster does not know must register again without an id")
 	}
 	return rec, nil
-}
-
-// newAgentID returns "agent-" and 12 random lower-case letters and digits
-// (base32: every character equally likely, 60 bits).
-func newAgentID(rnd io.Reader) (string, error) {
-	b := make([]byte, 8)
-	if _, err := io.ReadFull(rnd, b); err != nil {
-		return "", fmt.Errorf("make agent id: %w", err)
-	}
-	s := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)
-	return "agent-" + strings.ToLower(s[:12]), nil
 }
 
 // decodeAgentReport decodes a registration or heartbeat into v after

@@ -42,7 +42,7 @@ func TestAPullsProgressIsTheSessionsStatusInfo(t *testing.T) {
 	}
 	var hist []string
 	for _, h := range got.StatusHistory {
-		hist = append(hist, h.Status)
+		hist = append(hist, string(h.Status))
 	}
 	if strings.Join(hist, ",") != "PENDING,SCHEDULED,PREPARING,RUNNING" || got.StatusHistory[2].Reason != "pulling image berth/base:latest" {
 		t.Fatalf("history %+v", got.StatusHistory)

@@ -92,7 +92,7 @@ func (a *API) sessionLogs(c *Call) error {
 		return err
 	}
 	a.auditSessionAccess(c, s, "logs", ag, cid)
-	if !sessionEnded(s.Status) {
+	if !s.Status.Ended() {
 		a.leader.SessionUsed(s.ID)
 	}
 	resp, err := a.callAgent(c.R.Context(), ag, http.MethodGet, "/v1/containers/"+url.PathEscape(cid)+"/logs", nil)

@@ -15,12 +15,13 @@ import (
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
-var sessionStatuses = []string{api.SessionPending, api.SessionScheduled, api.SessionPreparing, api.SessionRunning,
-	api.SessionTerminating, api.SessionTerminated, api.SessionError, api.SessionCancelled}
-
-// sessionEnded reports whether a session is in a final state.
-func sessionEnded(status string) bool {
-	return status == api.SessionTerminated || status == api.SessionError || status == api.SessionCancelled
+// sessionStatusList names every session status, for a reason.
+func sessionStatusList() string {
+	names := make([]string, 0, len(api.SessionStatuses()))
+	for _, st := range api.SessionStatuses() {
+		names = append(names, string(st))
+	}
+	return strings.Join(names, ", ")
 }
 
 // sessionView is a session as API.md shows it. requested is per container,
@@ -65,7 +66,7 @@ func statusInfo(tx *state.Txn, s *state.Session) string {
 		}
 		info += "placed on simulated agent " + id + ": nothing of this session really runs (berth-agent -runtime sim)"
 	}
-	if sessionEnded(s.Status) {
+	if s.Status.Ended() {
 		return info
 	}
 	for _, m := range s.Mounts {
@@ -130,9 +131,9 @@ func (a *API) visibleSession(c *Call) (*state.Session, error) {
 func (a *API) sessionFilter(c *Call, tx *state.Txn, exportAll bool) (func(*state.Session) bool, error) {
 	q := c.R.URL.Query()
 	var bad apierr.Fields
-	status := strings.ToUpper(q.Get("status"))
-	if status != "" && !slices.Contains(sessionStatuses, status) {
-		bad.Add("status", "status must be one of %s", strings.Join(sessionStatuses, ", "))
+	status := api.SessionStatus(strings.ToUpper(q.Get("status")))
+	if status != "" && !status.Known() {
+		bad.Add("status", "status must be one of %s", sessionStatusList())
 	}
 	asked := false
 	if v := q.Get("all"); v != "" {
@@ -205,7 +206,7 @@ func (a *API) terminateSession(c *Call) error {
 	if !canActOnSession(c.Who, a.cluster.Read(), s) {
 		return apierr.New(apierr.Forbidden, "only the owner or an admin may terminate session %s", s.ID)
 	}
-	if !sessionEnded(s.Status) && s.Status != api.SessionTerminating {
+	if !s.Status.EndingOrEnded() {
 		if s, err = propose[*state.Session](c, fsm.SessionTerminate{SessionID: s.ID, At: a.now().UTC(), Reason: "user-request"}); err != nil {
 			return err
 		}
@@ -231,7 +232,7 @@ func (a *API) exportSessions(c *Call) error {
 	}
 	return c.csvExport(name, sessionColumns, func(row func([]string) error) error {
 		return tx.EachSession(keep, func(s *state.Session) error {
-			cells := []string{s.ID, s.Name, s.Owner, s.AccessKey, s.Image, s.Type, s.Status, statusInfo(tx, s),
+			cells := []string{s.ID, s.Name, s.Owner, s.AccessKey, s.Image, s.Type, string(s.Status), statusInfo(tx, s),
 				strings.Join(s.Agents, ";")}
 			for _, n := range slots.Known {
 				cells = append(cells, slots.Format(n, s.Requested[n]).String())

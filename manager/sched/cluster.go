@@ -173,15 +173,20 @@ func (c *Cluster) keypair(ak string) (*keypairState, error) {
 	}
 	var k *keypairState
 	if kp != nil {
-		k = &keypairState{refusal: kp.Refusal, maxConcurrent: kp.MaxConcurrent,
-			maxContainers: kp.MaxContainers, sessions: kp.Sessions}
-		k.limit, k.limited = limitVec(kp.Limits)
-		// A slot Berth does not know cannot be in a record read from the
-		// wire; if one is, it cannot be compared, so it is left out.
-		k.occupied, _ = toVec(kp.Occupied)
+		k = newKeypairState(kp)
 	}
 	c.keypairs[ak] = k
 	return k, nil
+}
+
+func newKeypairState(kp *Keypair) *keypairState {
+	k := &keypairState{refusal: kp.Refusal, maxConcurrent: kp.MaxConcurrent,
+		maxContainers: kp.MaxContainers, sessions: kp.Sessions}
+	k.limit, k.limited = limitVec(kp.Limits)
+	// A slot Berth does not know cannot be in a record read from the
+	// wire; if one is, it cannot be compared, so it is left out.
+	k.occupied, _ = toVec(kp.Occupied)
+	return k
 }
 
 func newAgentState(a *Agent) *agentState {

@@ -143,14 +143,14 @@ type AgentRegistered struct {
 
 // ContainerReport is one container an agent runs, as it reports it.
 type ContainerReport struct {
-	ID        string     `json:"id"`
-	SessionID string     `json:"session_id"`
-	Index     int        `json:"index"`
-	Status    string     `json:"status"` // created, running, exited
-	ExitCode  *int       `json:"exit_code,omitempty"`
-	Reason    string     `json:"reason,omitempty"` // e.g. oom-killed, image-missing
-	StartedAt *time.Time `json:"started_at,omitempty"`
-	ExitedAt  *time.Time `json:"exited_at,omitempty"`
+	ID        string          `json:"id"`
+	SessionID string          `json:"session_id"`
+	Index     int             `json:"index"`
+	Status    ContainerStatus `json:"status"` // not ContainerScheduled
+	ExitCode  *int            `json:"exit_code,omitempty"`
+	Reason    string          `json:"reason,omitempty"` // e.g. oom-killed, image-missing
+	StartedAt *time.Time      `json:"started_at,omitempty"`
+	ExitedAt  *time.Time      `json:"exited_at,omitempty"`
 	// Usage measured from the task's cgroup.
 	CPUSeconds       float64 `json:"cpu_seconds"`
 	MemoryWorkingSet int64   `json:"memory_working_set_bytes"`

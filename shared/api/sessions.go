@@ -12,18 +12,6 @@ const (
 	SessionBatch       = "batch"
 )
 
-// Session statuses (DESIGN.md "Admission and scheduling").
-const (
-	SessionPending     = "PENDING"
-	SessionScheduled   = "SCHEDULED"
-	SessionPreparing   = "PREPARING"
-	SessionRunning     = "RUNNING"
-	SessionTerminating = "TERMINATING"
-	SessionTerminated  = "TERMINATED"
-	SessionError       = "ERROR"
-	SessionCancelled   = "CANCELLED"
-)
-
 // SessionCreate is the body of POST /v1/sessions.
 type SessionCreate struct {
 	Name        string            `json:"name,omitempty"`
@@ -63,9 +51,9 @@ type SessionPort struct {
 
 // StatusChange is one entry of a session's status_history.
 type StatusChange struct {
-	Status string    `json:"status"`
-	At     time.Time `json:"at"`
-	Reason string    `json:"reason,omitempty"`
+	Status SessionStatus `json:"status"`
+	At     time.Time     `json:"at"`
+	Reason string        `json:"reason,omitempty"`
 }
 
 // SessionGPU is a GPU slice given to a container (GPUs land later).
@@ -76,10 +64,10 @@ type SessionGPU struct {
 
 // SessionContainer is one container of a session.
 type SessionContainer struct {
-	Agent  string       `json:"agent"`
-	Status string       `json:"status"`
-	Slots  slots.Slots  `json:"slots"`
-	GPUs   []SessionGPU `json:"gpus"`
+	Agent  string          `json:"agent"`
+	Status ContainerStatus `json:"status"`
+	Slots  slots.Slots     `json:"slots"`
+	GPUs   []SessionGPU    `json:"gpus"`
 	// ImageDigest is the digest of the image the container runs, once its
 	// agent reported it.
 	ImageDigest string `json:"image_digest,omitempty"`
@@ -96,7 +84,7 @@ type Session struct {
 	AccessKey      string             `json:"access_key"`
 	Image          string             `json:"image"`
 	Type           string             `json:"type"`
-	Status         string             `json:"status"`
+	Status         SessionStatus      `json:"status"`
 	StatusInfo     string             `json:"status_info"`
 	StatusHistory  []StatusChange     `json:"status_history"`
 	Requested      slots.Slots        `json:"requested"`

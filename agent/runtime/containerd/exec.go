@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/containerd/containerd/cio"
 
 	"github.com/berth-cluster/berth/agent/runtime"
+	"github.com/berth-cluster/berth/shared/ids"
 )
 
 // maxExecOutput bounds what Exec keeps of each of stdout and stderr; the rest
@@ -47,7 +47,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, timeout tim
 	ps.Args = cmd
 	ps.Terminal = false
 
-	execID, err := newExecID()
+	execID, err := ids.New(rand.Reader, ids.Exec)
 	if err != nil {
 		return runtime.ExecResult{}, fmt.Errorf("exec in %s: %w", id, err)
 	}
@@ -118,14 +118,6 @@ func notFound(err error) bool {
 	}
 	s = s[i:]
 	return strings.Contains(s, "executable file not found") || strings.Contains(s, "no such file or directory")
-}
-
-func newExecID() (string, error) {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("exec id: %w", err)
-	}
-	return "exec-" + hex.EncodeToString(b[:]), nil
 }
 
 // boundedBuffer keeps the first max bytes written and accepts (drops) the

@@ -209,9 +209,9 @@ type benchSession struct {
 // run creates the sessions, waits for them and measures.
 func (b *benchSessions) run(ctx context.Context, cl *client.Client) (benchResult, error) {
 	res := benchResult{Wait: strings.ToUpper(b.wait), Sessions: b.n, Concurrency: b.conc}
-	target, short := api.SessionRunning, []string{api.SessionPending, api.SessionScheduled, api.SessionPreparing}
+	target, short := api.SessionRunning, []api.SessionStatus{api.SessionPending, api.SessionScheduled, api.SessionPreparing}
 	if b.wait == "scheduled" {
-		target, short = api.SessionScheduled, []string{api.SessionPending}
+		target, short = api.SessionScheduled, []api.SessionStatus{api.SessionPending}
 	}
 	var (
 		mu   sync.Mutex
@@ -365,12 +365,12 @@ func (b *benchSessions) run(ctx context.Context, cl *client.Client) (benchResult
 }
 
 // listShort lists the caller's sessions in the given states, every page.
-func listShort(ctx context.Context, cl *client.Client, statuses []string) (map[string]bool, error) {
+func listShort(ctx context.Context, cl *client.Client, statuses []api.SessionStatus) (map[string]bool, error) {
 	out := map[string]bool{}
 	for _, st := range statuses {
 		cursor := ""
 		for {
-			q := url.Values{"status": {st}, "limit": {"1000"}}
+			q := url.Values{"status": {string(st)}, "limit": {"1000"}}
 			if cursor != "" {
 				q.Set("cursor", cursor)
 			}
@@ -420,7 +420,7 @@ func gather(ctx context.Context, cl *client.Client, ids []string) (map[string]ap
 }
 
 // reachedAt is when the session's history first shows the state.
-func reachedAt(s api.Session, status string) (time.Time, bool) {
+func reachedAt(s api.Session, status api.SessionStatus) (time.Time, bool) {
 	for _, h := range s.StatusHistory {
 		if h.Status == status {
 			return h.At, true

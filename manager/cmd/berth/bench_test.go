@@ -79,7 +79,7 @@ func TestBenchSessionsFollowsEverySessionToTheState(t *testing.T) {
 		t.Fatalf("exit %d: %s\n%s", res.code, res.stderr, res.stdout)
 	}
 	got := benchJSON(t, res)
-	if got.Wait != api.SessionRunning || got.Sessions != 24 || got.Created != 24 || got.Reached != 24 || got.Failed != 0 ||
+	if got.Wait != string(api.SessionRunning) || got.Sessions != 24 || got.Created != 24 || got.Reached != 24 || got.Failed != 0 ||
 		got.CreateErrors != 0 || got.Concurrency != 4 || got.Terminated != 24 {
 		t.Fatalf("result %+v", got)
 	}
