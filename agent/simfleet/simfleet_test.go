@@ -142,26 +142,43 @@ func TestAFleetOfSimulatedAgentsRunsSessionsThroughTheRealAgent(t *testing.T) {
 	if len(slices.Compact(slices.Sorted(slices.Values(addrs)))) != 3 {
 		t.Errorf("addresses %v: each agent has its own listener", addrs)
 	}
-	for i := range 3 {
-		if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("sim-%04d", i), "agent.json")); err != nil {
-			t.Errorf("state of agent %d: %v", i, err)
+	// An agent writes its identity after the manager recorded it, and
+	// counts a heartbeat once one was answered: both may trail the list.
+	testcluster.Eventually(t, 20*time.Second, func() error {
+		for i := range 3 {
+			if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("sim-%04d", i), "agent.json")); err != nil {
+				return fmt.Errorf("state of agent %d: %v", i, err)
+			}
 		}
-	}
-	var metrics bytes.Buffer
-	mfs, err := cfg.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == "berth_agent_heartbeats_total" {
-			fmt.Fprint(&metrics, mf.String())
+		return nil
+	})
+	testcluster.Eventually(t, 20*time.Second, func() error {
+		mfs, err := cfg.Registry.Gather()
+		if err != nil {
+			return err
 		}
-	}
-	for _, want := range []string{`name:"sim_agent" value:"0"`, `name:"sim_agent" value:"2"`, `name:"simulated" value:"true"`} {
-		if !strings.Contains(metrics.String(), want) {
-			t.Errorf("heartbeat metrics lack %s: %s", want, metrics.String())
+		beats := map[string]float64{}
+		for _, mf := range mfs {
+			if mf.GetName() != "berth_agent_heartbeats_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["simulated"] == "true" {
+					beats[labels["sim_agent"]] = m.GetCounter().GetValue()
+				}
+			}
 		}
-	}
+		for _, i := range []string{"0", "1", "2"} {
+			if beats[i] < 1 {
+				return fmt.Errorf("heartbeats by simulated agent: %v, want every one of 0, 1, 2 at least once", beats)
+			}
+		}
+		return nil
+	})
 
 	create := func(body map[string]any) api.Session {
 		t.Helper()
