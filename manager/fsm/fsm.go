@@ -94,7 +94,9 @@ type FSM struct {
 
 // New returns an FSM over an empty store.
 func New(log *slog.Logger) *FSM {
-	return &FSM{store: state.New(), appliers: appliers(), log: log}
+	st := state.New()
+	st.SetLog(log)
+	return &FSM{store: st, appliers: appliers(), log: log}
 }
 
 // State is the store the FSM writes; readers use its Read transactions.

@@ -130,6 +130,7 @@ func testLog(t testing.TB, seed uint64, users int) [][]byte {
 		newSession("s1", sessionKey, api.SessionBatch, 1000, 1, at(7)).Session,
 		newSession("s9", sessionKey, api.SessionInteractive, 500, 2, at(7)).Session,
 	}})
+	cmds = append(cmds, usageEntries(base)...)
 	cmds = append(cmds, UsageRecalculate{}) // finds nothing: usage cannot drift through the log
 	cmds = append(cmds, TokensExpire{Now: at(users / 2)}, TokenDelete{Hash: "h1"}, MemberDelete{ID: "m2"},
 		KeypairPut{Keypair: state.Keypair{AccessKey: "AKNOBODY00000000000", User: "nobody@x.io", ResourcePolicy: "default"}})

@@ -61,6 +61,12 @@ func applySessionCreate(tx *state.Txn, index uint64, c *SessionCreate) (any, err
 		// Ids are random; a clash means the proposer reused one.
 		return nil, apierr.New(apierr.Conflict, "session %s already exists", s.ID)
 	}
+	if gone, err := tx.CollectedSession(s.ID); err != nil || gone != nil {
+		if err != nil {
+			return nil, err
+		}
+		return nil, apierr.New(apierr.Conflict, "session %s existed and was collected", s.ID)
+	}
 	k, err := tx.Keypair(s.AccessKey)
 	if err != nil {
 		return nil, err
@@ -98,8 +104,10 @@ func applySessionCreate(tx *state.Txn, index uint64, c *SessionCreate) (any, err
 	}
 	s.NoEgress = pol != nil && !pol.EgressAllowed()
 	// What the lifecycle fills in is never taken from the proposer.
-	s.Owner = k.User
-	if s.Domain == "" {
+	// The keypair's and the user's own strings: every session of theirs
+	// shares them instead of holding copies (state/compact.go).
+	s.Owner, s.AccessKey = k.User, k.AccessKey
+	if s.Domain == "" || s.Domain == u.Domain {
 		s.Domain = u.Domain
 	}
 	s.ClusterSize = max(1, s.ClusterSize)

@@ -74,6 +74,10 @@ const (
 	MsgRegistryCreate MsgType = 80
 	MsgRegistryUpdate MsgType = 81
 	MsgRegistryDelete MsgType = 82
+	// 90-99: usage accounting and the collection of finished sessions
+	// (usage.go).
+	MsgSessionsCollect  MsgType = 90
+	MsgSessionsMeasured MsgType = 91
 )
 
 // appliers maps each type to its applier; every resource file contributes
@@ -128,5 +132,8 @@ func appliers() map[MsgType]applier {
 		MsgRegistryCreate: handle(applyRegistryCreate),
 		MsgRegistryUpdate: handle(applyRegistryUpdate),
 		MsgRegistryDelete: handle(applyRegistryDelete),
+		// Usage and collection: usage.go.
+		MsgSessionsCollect:  handle(applySessionsCollect),
+		MsgSessionsMeasured: handle(applySessionsMeasured),
 	}
 }

@@ -36,6 +36,8 @@ func Tables() []Table {
 		foldersTable(),
 		invitationsTable(),
 		registriesTable(),
+		usageDaysTable(),
+		collectedTable(),
 	}
 }
 
@@ -52,6 +54,7 @@ func schema() *memdb.DBSchema {
 	}
 	// Derived, so not among the snapshot's Tables (usage.go).
 	s.Tables[tableUsage] = usageSchema()
+	s.Tables[tableSessionCounts] = sessionCountsSchema()
 	return s
 }
 

@@ -84,6 +84,11 @@ type Session struct {
 	// down, as a code: status_info is rendered from it when the session is
 	// read (Info). Any change of status clears it.
 	Refusal *Refusal `json:"refusal,omitempty"`
+	// MeasuredCPUMillis is the CPU time its containers used, as far as the
+	// leader's SessionsMeasured entries recorded it; PeakMemBytes the
+	// largest working set they reported (usage_days.go).
+	MeasuredCPUMillis int64 `json:"measured_cpu_millis,omitempty"`
+	PeakMemBytes      int64 `json:"peak_mem_bytes,omitempty"`
 	Meta
 }
 
@@ -153,13 +158,16 @@ const tableSessions = "sessions"
 func sessionsTable() Table {
 	return Table{Name: tableSessions, ID: 10, New: func() any { return new(Session) },
 		schema: &memdb.TableSchema{Indexes: map[string]*memdb.IndexSchema{
-			"id":         stringIndex("id", "ID", true, false),
-			"newest":     newestIndexSchema(),
-			"access_key": stringIndex("access_key", "AccessKey", false, false),
-			"owner":      stringIndex("owner", "Owner", false, false),
-			"status":     stringIndex("status", "Status", false, false),
-			"agent": {Name: "agent", AllowMissing: true,
-				Indexer: &memdb.StringSliceFieldIndex{Field: "Agents"}},
+			"id":     stringIndex("id", "ID", true, false),
+			"newest": newestIndexSchema(),
+			// Every entry of an index costs a session about 400 bytes
+			// (go-immutable-radix: a node and a leaf, each with its watch
+			// channel), as much as the record itself: a session has no
+			// index nothing reads, and the status index holds only the
+			// sessions that have not ended (sessions_index.go), since the
+			// ended ones are the bulk of the table and nothing lists them
+			// by status (they are counted: sessions_counts.go).
+			"status": {Name: "status", AllowMissing: true, Indexer: liveStatusIndex{}},
 			// Admission's index (sessions_index.go): the sessions that
 			// hold slots on an agent.
 			"occupying_agent": {Name: "occupying_agent", AllowMissing: true,
@@ -170,24 +178,19 @@ func sessionsTable() Table {
 // Session returns the session with the id or nil.
 func (t *Txn) Session(id string) (*Session, error) { return first[Session](t, tableSessions, "id", id) }
 
-// SessionsOfKeypair lists a keypair's sessions, any status.
-func (t *Txn) SessionsOfKeypair(accessKey string) ([]*Session, error) {
-	return list[Session](t, tableSessions, "access_key", accessKey)
-}
-
-// SessionsOnAgent lists the sessions with a container on the agent.
-func (t *Txn) SessionsOnAgent(agent string) ([]*Session, error) {
-	return list[Session](t, tableSessions, "agent", agent)
-}
-
-// SessionsInStatus lists the sessions in one status, in id order.
+// SessionsInStatus lists the sessions in one status, in id order. A
+// status that has not ended is an index look-up; an ended one is a scan of
+// every session (nothing in the product asks for one).
 func (t *Txn) SessionsInStatus(status api.SessionStatus) ([]*Session, error) {
-	return list[Session](t, tableSessions, "status", string(status))
-}
-
-// CountSessionsInStatus is how many sessions are in one status.
-func (t *Txn) CountSessionsInStatus(status api.SessionStatus) (int, error) {
-	return count(t, tableSessions, "status", string(status))
+	if !status.Ended() {
+		return list[Session](t, tableSessions, "status", string(status))
+	}
+	var out []*Session
+	err := t.EachSession(func(s *Session) bool { return s.Status == status }, func(s *Session) error {
+		out = append(out, s)
+		return nil
+	})
+	return out, err
 }
 
 // Sessions pages through sessions newest first (by the Raft index that
@@ -222,6 +225,19 @@ func (t *Txn) PutSession(index uint64, s *Session) error {
 	if err := t.account(s, 1); err != nil {
 		return err
 	}
+	// So do the usage rows of its keypair (usage_days.go) and the counts
+	// by status.
+	if err := t.accrue(old, s); err != nil {
+		return err
+	}
+	var was api.SessionStatus
+	if old != nil {
+		was = old.Status
+	}
+	if err := t.countStatus(was, s.Status); err != nil {
+		return err
+	}
+	t.compactSession(s)
 	return t.put(tableSessions, index, s)
 }
 

@@ -74,3 +74,29 @@ func (t *Txn) EachPending(f func(*Session) bool) error {
 	}
 	return nil
 }
+
+// liveStatusIndex indexes a session by its status while it has not ended;
+// ended sessions are not in it (see the sessions table).
+type liveStatusIndex struct{}
+
+func (liveStatusIndex) FromObject(raw any) (bool, []byte, error) {
+	s, ok := raw.(*Session)
+	if !ok {
+		return false, nil, fmt.Errorf("status index: %T is not a session", raw)
+	}
+	if s.Status.Ended() {
+		return false, nil, nil
+	}
+	return true, append([]byte(s.Status), 0), nil
+}
+
+func (liveStatusIndex) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("status index takes one status, got %d", len(args))
+	}
+	k, ok := args[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("status index key must be a string, got %T", args[0])
+	}
+	return append([]byte(k), 0), nil
+}

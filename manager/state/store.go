@@ -6,6 +6,7 @@ package state
 
 import (
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 
 	"github.com/hashicorp/go-memdb"
@@ -26,11 +27,19 @@ type versioned interface{ meta() *Meta }
 // started before a restore keep a consistent view.
 type Store struct {
 	db atomic.Pointer[memdb.MemDB]
+	// log hears what the writes find worth saying (a session whose times
+	// are inconsistent); nil: nothing is said.
+	log *slog.Logger
+	in  *interner
 }
+
+// SetLog gives the store's writes a logger; call it before the first
+// write.
+func (s *Store) SetLog(l *slog.Logger) { s.log = l }
 
 // New returns an empty store.
 func New() *Store {
-	s := &Store{}
+	s := &Store{in: newInterner()}
 	s.db.Store(newDB())
 	return s
 }
@@ -47,14 +56,16 @@ func newDB() *memdb.MemDB {
 
 // Txn is a transaction on the store; reads see one consistent version.
 type Txn struct {
-	tx *memdb.Txn
+	tx  *memdb.Txn
+	log *slog.Logger
+	in  *interner // the writer's; nil on reads
 }
 
 // Read opens a read-only transaction.
 func (s *Store) Read() *Txn { return &Txn{tx: s.db.Load().Txn(false)} }
 
 // Write opens the write transaction. Only the FSM calls it, one at a time.
-func (s *Store) Write() *Txn { return &Txn{tx: s.db.Load().Txn(true)} }
+func (s *Store) Write() *Txn { return &Txn{tx: s.db.Load().Txn(true), log: s.log, in: s.in} }
 
 // Commit makes a write transaction's changes visible.
 func (t *Txn) Commit() { t.tx.Commit() }
@@ -95,12 +106,26 @@ func (t *Txn) put(table string, index uint64, obj versioned) error {
 
 // Insert puts an object exactly as it is (snapshot restore).
 func (t *Txn) Insert(table string, obj any) error {
+	switch o := obj.(type) {
+	case *UsageDay:
+		return t.insertUsageDay(o)
+	case *Session:
+		t.compactSession(o)
+	}
 	if err := t.tx.Insert(table, obj); err != nil {
 		return fmt.Errorf("restore into %s: %w", table, err)
 	}
-	if s, ok := obj.(*Session); ok && table == tableSessions {
-		// Occupancy is derived, not in the snapshot: rebuilt here.
-		return t.account(s, 1)
+	switch o := obj.(type) {
+	case *Session:
+		// Occupancy, the usage rows' Held tallies and the counts by
+		// status are derived, not in the snapshot: rebuilt here.
+		if err := t.account(o, 1); err != nil {
+			return err
+		}
+		if err := t.countStatus("", o.Status); err != nil {
+			return err
+		}
+		return t.accrue(nil, o)
 	}
 	return nil
 }
