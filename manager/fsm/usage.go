@@ -91,10 +91,11 @@ func endOf(s *state.Session) time.Time {
 }
 
 // SessionsMeasured (entry 91) carries what the agents measured of sessions
-// since the leader's last such entry: each session's CPU time so far (its
-// containers' counters summed) and the largest working set seen meanwhile.
-// Apply adds the CPU time not yet recorded to the usage row of the day the
-// entry is for, and the working set to that row's peak.
+// since the leader's last such entry: each container's CPU time so far (the
+// agent's counter) and the largest working set the session's containers
+// had together meanwhile. Apply adds the CPU time not yet recorded to the
+// usage row of the day the entry is for (within the session's life), and
+// the working set to that row's peak.
 type SessionsMeasured struct {
 	At       time.Time        `json:"at"`
 	Sessions []SessionMeasure `json:"sessions"`
@@ -102,15 +103,27 @@ type SessionsMeasured struct {
 
 // SessionMeasure is one session's measurement.
 type SessionMeasure struct {
-	SessionID    string `json:"session_id"`
-	CPUMillis    int64  `json:"cpu_millis"`
-	PeakMemBytes int64  `json:"peak_mem_bytes"`
+	SessionID    string             `json:"session_id"`
+	Containers   []ContainerMeasure `json:"containers,omitempty"`
+	PeakMemBytes int64              `json:"peak_mem_bytes,omitempty"`
+}
+
+// ContainerMeasure is one container's CPU counter.
+type ContainerMeasure struct {
+	Index     int   `json:"index"`
+	CPUMillis int64 `json:"cpu_millis"`
 }
 
 // MsgType implements Command.
 func (SessionsMeasured) MsgType() MsgType { return MsgSessionsMeasured }
 
+// MaxMeasureBatch is the most sessions one SessionsMeasured carries.
+const MaxMeasureBatch = 1000
+
 func applySessionsMeasured(tx *state.Txn, index uint64, c *SessionsMeasured) (any, error) {
+	if len(c.Sessions) > MaxMeasureBatch {
+		return nil, apierr.New(apierr.Invalid, "a measurement carries at most %d sessions", MaxMeasureBatch)
+	}
 	// One measurement per session, whatever the entry holds twice: the
 	// last one wins, in session id order.
 	byID := map[string]SessionMeasure{}
@@ -140,10 +153,18 @@ func applySessionsMeasured(tx *state.Txn, index uint64, c *SessionsMeasured) (an
 		if u.Ended && at.After(u.End) {
 			at = u.End
 		}
+		n := s.Copy()
 		// A counter lower than recorded (a container that restarted, a
-		// new leader that has not heard from every container yet) adds
-		// nothing; the next higher one adds what it gained.
-		cpu := max(0, m.CPUMillis-s.MeasuredCPUMillis)
+		// delayed report) adds nothing; the next higher one adds what
+		// it gained.
+		var cpu int64
+		for _, cm := range m.Containers {
+			if cm.Index < 0 || cm.Index >= len(n.Containers) || cm.CPUMillis <= n.Containers[cm.Index].CPUMillis {
+				continue
+			}
+			cpu += cm.CPUMillis - n.Containers[cm.Index].CPUMillis
+			n.Containers[cm.Index].CPUMillis = cm.CPUMillis
+		}
 		peak := max(0, m.PeakMemBytes)
 		if cpu == 0 && peak == 0 {
 			continue
@@ -154,8 +175,6 @@ func applySessionsMeasured(tx *state.Txn, index uint64, c *SessionsMeasured) (an
 		if cpu == 0 && peak <= s.PeakMemBytes {
 			continue
 		}
-		n := s.Copy()
-		n.MeasuredCPUMillis += cpu
 		n.PeakMemBytes = max(n.PeakMemBytes, peak)
 		if err := tx.PutSession(index, n); err != nil {
 			return nil, err

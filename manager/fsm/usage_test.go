@@ -24,14 +24,24 @@ import (
 func usageEntries(base time.Time) []Command {
 	at := func(s int) time.Time { return base.Add(time.Duration(s) * time.Second) }
 	return []Command{
-		SessionsMeasured{At: at(35), Sessions: []SessionMeasure{{SessionID: "s3", CPUMillis: 1500, PeakMemBytes: 1 << 20},
-			{SessionID: "s1", CPUMillis: 100, PeakMemBytes: 5}, {SessionID: "s5", CPUMillis: 9}, {SessionID: "ghost", CPUMillis: 1}}},
-		SessionsMeasured{At: at(36), Sessions: []SessionMeasure{{SessionID: "s3", CPUMillis: 1200}}}, // lower: adds nothing
+		SessionsMeasured{At: at(35), Sessions: []SessionMeasure{{SessionID: "s3", Containers: cpuMs(1500), PeakMemBytes: 1 << 20},
+			{SessionID: "s1", Containers: cpuMs(100), PeakMemBytes: 5}, {SessionID: "s5", Containers: cpuMs(9)}, {SessionID: "ghost", Containers: cpuMs(1)}}},
+		SessionsMeasured{At: at(36), Sessions: []SessionMeasure{{SessionID: "s3", Containers: cpuMs(1200)}}}, // lower: adds nothing
+		SessionsMeasured{Sessions: make([]SessionMeasure, MaxMeasureBatch+1)},                             // refused: too many
 		SessionsCollect{At: at(100), Before: at(25), Sessions: []string{"s1", "s2", "s3", "ghost"},
 			ForgetBefore: at(0), Forget: []string{"s1"}},
 		SessionsCollect{At: at(200), Before: at(45), Sessions: []string{"s3"}, ForgetBefore: at(150), Forget: []string{"s1", "ghost"}},
 		SessionsCollect{At: at(201), Sessions: make([]string, MaxCollectBatch+1)}, // refused: too many
 	}
+}
+
+// cpuMs is a measurement of containers 0, 1, … with these counters.
+func cpuMs(ms ...int64) []ContainerMeasure {
+	out := make([]ContainerMeasure, len(ms))
+	for i, m := range ms {
+		out[i] = ContainerMeasure{Index: i, CPUMillis: m}
+	}
+	return out
 }
 
 const (
@@ -304,21 +314,25 @@ func s2end(at time.Time, id string) time.Time {
 func TestMeasuredUsageAddsWhatTheCountersGainedToTheDayOfTheMeasurement(t *testing.T) {
 	f, index := usageFSM(t, nil)
 	at := time.Date(2026, 1, 2, 23, 0, 0, 0, time.UTC)
-	ran(t, f, index, "s1", usageKeyA, 1, at, time.Time{}, false)
+	ran(t, f, index, "s1", usageKeyA, 2, at, time.Time{}, false)
 	for _, m := range []SessionsMeasured{
-		{At: at.Add(30 * time.Minute), Sessions: []SessionMeasure{{SessionID: "s1", CPUMillis: 60_000, PeakMemBytes: 700}}},
-		{At: at.Add(50 * time.Minute), Sessions: []SessionMeasure{{SessionID: "s1", CPUMillis: 50_000, PeakMemBytes: 900}}}, // a lower counter
-		{At: at.Add(70 * time.Minute), Sessions: []SessionMeasure{{SessionID: "s1", CPUMillis: 90_000, PeakMemBytes: 300}}},
-		{At: at.Add(80 * time.Minute), Sessions: []SessionMeasure{{SessionID: "s1", CPUMillis: 95_000, PeakMemBytes: 400}}},
+		{At: at.Add(30 * time.Minute), Sessions: []SessionMeasure{{SessionID: "s1", Containers: cpuMs(40_000, 20_000), PeakMemBytes: 700}}},
+		// Container 0's counter went back (it restarted, or a report was
+		// late): nothing of it is added; container 1 gained 5 s.
+		{At: at.Add(50 * time.Minute), Sessions: []SessionMeasure{{SessionID: "s1", Containers: cpuMs(30_000, 25_000), PeakMemBytes: 900}}},
+		// After midnight: a new leader that has heard only from container 1.
+		{At: at.Add(70 * time.Minute), Sessions: []SessionMeasure{{SessionID: "s1", Containers: []ContainerMeasure{{Index: 1, CPUMillis: 45_000}}, PeakMemBytes: 300}}},
+		{At: at.Add(80 * time.Minute), Sessions: []SessionMeasure{{SessionID: "s1", Containers: cpuMs(50_000, 45_000), PeakMemBytes: 400},
+			{SessionID: "s1", Containers: []ContainerMeasure{{Index: 7, CPUMillis: 1 << 40}, {Index: -1, CPUMillis: 1 << 40}}}}}, // no such containers; the last of a session wins
 	} {
 		mustApply(t, f, index, m)
 	}
 	got := usageTotals(t, f, at.Add(2*time.Hour))
-	if len(got) != 2 || got[0].CPUMillis != 60_000 || got[0].PeakMemBytes != 900 || got[1].CPUMillis != 35_000 || got[1].PeakMemBytes != 400 {
+	if len(got) != 2 || got[0].CPUMillis != 65_000 || got[0].PeakMemBytes != 900 || got[1].CPUMillis != 20_000 || got[1].PeakMemBytes != 300 {
 		t.Fatalf("measured %+v", got)
 	}
-	if s := session(t, f, "s1"); s.MeasuredCPUMillis != 95_000 || s.PeakMemBytes != 900 {
-		t.Fatalf("session measured %d ms, peak %d", s.MeasuredCPUMillis, s.PeakMemBytes)
+	if s := session(t, f, "s1"); s.MeasuredCPUMillis() != 85_000 || s.PeakMemBytes != 900 {
+		t.Fatalf("session measured %d ms, peak %d", s.MeasuredCPUMillis(), s.PeakMemBytes)
 	}
 }
 

@@ -77,6 +77,15 @@ const (
 	// hand leadership over (it is the only voter) waits before trying to
 	// set up again.
 	DefaultSetupRetry = 5 * time.Second
+	// DefaultCollectEvery is how often finished sessions past the
+	// retention are looked for (at least once a minute, as issue 22 asks).
+	DefaultCollectEvery = time.Minute
+	// DefaultCollectBatch is how many sessions one collection entry
+	// removes at most.
+	DefaultCollectBatch = 500
+	// DefaultMeasureEvery is how often what agents measured of sessions is
+	// written to the usage rows.
+	DefaultMeasureEvery = time.Minute
 	// tokenSweepEvery is how often expired login tokens are removed.
 	tokenSweepEvery = time.Minute
 )
@@ -106,6 +115,14 @@ type Config struct {
 	Sched sched.Options
 	// Folders measures the folders on this manager's hosts (nil: none).
 	Folders *folderfs.Store
+	// SessionRetention is how long a finished session stays before it is
+	// collected (0: for ever); CollectEvery how often the leader looks,
+	// CollectBatch how many one entry removes.
+	SessionRetention time.Duration
+	CollectEvery     time.Duration
+	CollectBatch     int
+	// MeasureEvery is how often agents' measurements are written.
+	MeasureEvery time.Duration
 }
 
 func (c *Config) withDefaults() {
@@ -126,6 +143,11 @@ func (c *Config) withDefaults() {
 	}
 	setDefault(&c.FolderUsageEvery, DefaultFolderUsageEvery)
 	setDefault(&c.SetupRetry, DefaultSetupRetry)
+	setDefault(&c.CollectEvery, DefaultCollectEvery)
+	setDefault(&c.MeasureEvery, DefaultMeasureEvery)
+	if c.CollectBatch <= 0 || c.CollectBatch > fsm.MaxCollectBatch {
+		c.CollectBatch = DefaultCollectBatch
+	}
 	if c.Sched.Batch <= 0 {
 		c.Sched.Batch = sched.DefaultBatch
 	}
@@ -168,10 +190,11 @@ type term struct {
 	agents   *agentMemory
 	activity *activity
 	keypairs *lastSeen
+	measures *measurements
 }
 
 func newTerm(now time.Time) *term {
-	return &term{since: now, agents: newAgentMemory(), activity: newActivity(), keypairs: newLastSeen()}
+	return &term{since: now, agents: newAgentMemory(), activity: newActivity(), keypairs: newLastSeen(), measures: newMeasurements()}
 }
 
 // New builds a leader; Run makes it lead whenever the node does.
@@ -318,6 +341,10 @@ func (l *Leader) runDuties(ctx context.Context, t *term) {
 		l.newFolderUsage().run,
 		l.newKeypairTouch(t).run,
 		l.newTokenSweep().run,
+		l.newMeasure(t).run,
+	}
+	if l.cfg.SessionRetention > 0 {
+		duties = append(duties, l.newCollect().run)
 	}
 	if l.cfg.UsageCheckEvery > 0 {
 		duties = append(duties, l.newUsageCheck().run)

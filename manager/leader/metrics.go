@@ -19,6 +19,8 @@ type metrics struct {
 	// The usage check's.
 	drift      prometheus.Gauge
 	driftFound prometheus.Counter
+	// Usage accounting's (collect.go, measure.go).
+	collected prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -43,10 +45,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Differences the last usage check found (occupancy against session records, records against agents' reports); 0 when all agree."}),
 		driftFound: prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_usage_drift_found_total",
 			Help: "Differences usage checks have found, all told."}),
+		collected: prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_sessions_collected_total",
+			Help: "Finished sessions this manager, as leader, removed after -session-retention (their usage stays in the usage rows)."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.lost, m.stepDowns, m.beats, m.plans, m.placements, m.pending, m.planDuration, m.admissionWait,
-			m.drift, m.driftFound)
+			m.drift, m.driftFound, m.collected)
 	}
 	return m
 }

@@ -116,6 +116,9 @@ func (l *Leader) reportSessions(ctx context.Context, t *term, agent string, now 
 	if err := t.activity.noteCPU(tx, agent, now, hb.Containers); err != nil {
 		return err
 	}
+	if err := t.measures.note(tx, agent, now, hb.Containers); err != nil {
+		return err
+	}
 	news, err := sessionNews(tx, agent, hb.Containers, hb.Containers != nil)
 	if err != nil {
 		return err

@@ -51,7 +51,7 @@ func (l *Leader) checkUsage(ctx context.Context, always bool) (*api.UsageRecalcu
 		if err != nil {
 			return nil, err
 		}
-		out.Checked.Agents, out.Checked.Keypairs = r.Agents, r.Keypairs
+		out.Checked.Agents, out.Checked.Keypairs, out.Checked.UsageDays = r.Agents, r.Keypairs, r.UsageDays
 		drift, fixed = r.Drift, len(r.Drift)
 		tx = l.cfg.Cluster.Read()
 	} else {
@@ -183,6 +183,11 @@ func recordedContainers(tx *state.Txn, agent string) (started, desired map[strin
 
 // driftValue writes a drift's quantity in the slot's wire unit.
 func driftValue(slot string, v int64) json.Number {
+	// A usage row's allocated slot-seconds are in the slot's base unit too.
+	_, after, _ := strings.Cut(strings.TrimPrefix(slot, "collected."), "allocated.")
+	if after != "" {
+		slot = after
+	}
 	if slot == state.DriftSessions || !slices.Contains(slots.Known, slots.Name(slot)) {
 		return json.Number(strconv.FormatInt(v, 10))
 	}

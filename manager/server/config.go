@@ -127,6 +127,14 @@ type Config struct {
 	// occupancy with the session records and the records with what agents
 	// report, repairing what differs (default 1m; negative: never).
 	UsageCheckEvery time.Duration
+	// SessionRetention is how long a finished session stays in the state
+	// before the leader collects it (-session-retention; 0: for ever, the
+	// zero value; under MinSessionRetention is refused). CollectEvery and
+	// MeasureEvery override how often the leader collects and writes what
+	// agents measured (default 1m each; tests).
+	SessionRetention time.Duration
+	CollectEvery     time.Duration
+	MeasureEvery     time.Duration
 
 	// Scheduler is the order PENDING sessions are taken in: fifo (the
 	// default) or drf. Placement picks agents: concentrated (bin-pack, the
@@ -157,6 +165,14 @@ type Config struct {
 	Now  func() time.Time
 	Rand io.Reader
 }
+
+// MinSessionRetention is the shortest -session-retention: the leader looks
+// for finished sessions once a minute, and a shorter retention would
+// remove sessions before their owners could read how they ended.
+const MinSessionRetention = time.Minute
+
+// DefaultSessionRetention is -session-retention's default.
+const DefaultSessionRetention = 7 * 24 * time.Hour
 
 func (c *Config) validate() error {
 	var errs []string
@@ -198,6 +214,9 @@ func (c *Config) validate() error {
 	}
 	if _, err := sched.ParseStrategy(c.Placement); err != nil {
 		errs = append(errs, "-"+err.Error())
+	}
+	if c.SessionRetention < 0 || (c.SessionRetention > 0 && c.SessionRetention < MinSessionRetention) {
+		errs = append(errs, fmt.Sprintf("-session-retention %s: keep finished sessions at least %s (0 keeps them for ever)", c.SessionRetention, MinSessionRetention))
 	}
 	errs = append(errs, flagenv.CheckHosts(c.FolderHosts)...)
 	if c.FolderUID < 0 || c.FolderGID < 0 || (c.FolderUID == 0) != (c.FolderGID == 0) {

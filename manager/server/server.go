@@ -182,7 +182,7 @@ func (s *Server) serve(b Backend, tc *tlsConfigs) {
 	s.leader = leader.New(leader.Config{Cluster: b, Node: b, Log: s.log, Metrics: s.reg, Now: cfg.Now, Setup: s.setup,
 		HeartbeatTimeout: cfg.HeartbeatTimeout, KeypairTouchEvery: cfg.KeypairTouchEvery, IdleCheckEvery: cfg.IdleCheckEvery,
 		UsageCheckEvery: cfg.UsageCheckEvery, FolderUsageEvery: cfg.FolderUsageEvery, Sched: cfg.schedOptions(),
-		Folders: s.folders})
+		Folders: s.folders, SessionRetention: cfg.SessionRetention, CollectEvery: cfg.CollectEvery, MeasureEvery: cfg.MeasureEvery})
 	s.api = httpapi.New(httpapi.Config{Cluster: b, Leader: s.leader, Log: s.log, Metrics: s.reg, Gatherer: s.reg, Now: cfg.Now,
 		Rand: cfg.Rand, TokenTTL: cfg.TokenTTL, PasswordCost: cfg.PasswordCost, JoinToken: cfg.JoinToken, AgentToken: cfg.AgentToken, AgentTokenNeedsApproval: cfg.AgentTokenNeedsApproval,
 		Console: console.Handler(), Folders: s.folders, NoGroupFolders: cfg.NoGroupFolders, Limits: cfg.HTTPLimits, SpoolDir: cfg.DataDir,

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -28,6 +29,9 @@ type SessionContainer struct {
 	// Address is the container's address on its session's network, as
 	// its agent reports it.
 	Address string `json:"address,omitempty"`
+	// CPUMillis is the CPU time the container used, as far as the leader's
+	// SessionsMeasured entries recorded it (usage_days.go).
+	CPUMillis int64 `json:"cpu_millis,omitempty"`
 }
 
 // GPUSlice is the part of one GPU a container holds: Share in slots units
@@ -84,15 +88,23 @@ type Session struct {
 	// down, as a code: status_info is rendered from it when the session is
 	// read (Info). Any change of status clears it.
 	Refusal *Refusal `json:"refusal,omitempty"`
-	// MeasuredCPUMillis is the CPU time its containers used, as far as the
-	// leader's SessionsMeasured entries recorded it; PeakMemBytes the
-	// largest working set they reported (usage_days.go).
-	MeasuredCPUMillis int64 `json:"measured_cpu_millis,omitempty"`
-	PeakMemBytes      int64 `json:"peak_mem_bytes,omitempty"`
+	// PeakMemBytes is the largest working set its containers together
+	// reported, as the leader's SessionsMeasured entries recorded it
+	// (usage_days.go).
+	PeakMemBytes int64 `json:"peak_mem_bytes,omitempty"`
 	Meta
 }
 
 func (s *Session) id() string { return s.ID }
+
+// MeasuredCPUMillis is the CPU time its containers used, as recorded.
+func (s *Session) MeasuredCPUMillis() int64 {
+	var n int64
+	for _, c := range s.Containers {
+		n += c.CPUMillis
+	}
+	return n
+}
 
 // Info is the session's status_info as people read it: the plan applier's
 // refusal rendered from its code, or else the recorded text (why it ended,
@@ -264,4 +276,20 @@ func (t *Txn) OccupiedOnAgent(agent string) (slots.Slots, error) {
 func (t *Txn) OccupyingSessions(accessKey string) (int, error) {
 	_, n, err := t.KeypairUsage(accessKey)
 	return n, err
+}
+
+// EachSessionOldestFirst calls f for sessions from the oldest created
+// (the Raft index that created them) on, until f says stop.
+func (t *Txn) EachSessionOldestFirst(f func(*Session) (more bool, err error)) error {
+	it, err := t.tx.GetReverse(tableSessions, "newest")
+	if err != nil {
+		return fmt.Errorf("list sessions oldest first: %w", err)
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		more, err := f(raw.(*Session))
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
 }

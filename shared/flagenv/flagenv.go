@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Name is the environment variable of a flag.
@@ -93,4 +95,42 @@ func CheckHosts(hosts map[string]string) []string {
 		}
 	}
 	return errs
+}
+
+// Days is a duration flag that also takes whole days: "7d", "1d12h",
+// "36h", "90m", "0". Go's durations stop at hours, and retentions are said
+// in days.
+type Days time.Duration
+
+func (d *Days) String() string {
+	v := time.Duration(*d)
+	if v > 0 && v%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", v/(24*time.Hour))
+	}
+	return v.String()
+}
+
+// Set parses an optional whole number of days ("7d") followed by a Go
+// duration ("12h").
+func (d *Days) Set(v string) error {
+	days, rest := int64(0), v
+	if i := strings.IndexByte(v, 'd'); i >= 0 {
+		n, err := strconv.ParseInt(v[:i], 10, 64)
+		if err != nil || n < 0 || n > 100*365 {
+			return fmt.Errorf("%q: days must be a whole number from 0 to 36500 before the d", v)
+		}
+		days, rest = n, v[i+1:]
+	}
+	var part time.Duration
+	if rest != "" {
+		var err error
+		if part, err = time.ParseDuration(rest); err != nil {
+			return fmt.Errorf("%q is not a duration (like 7d, 1d12h, 36h or 90m)", v)
+		}
+	}
+	if part < 0 {
+		return fmt.Errorf("%q is negative", v)
+	}
+	*d = Days(time.Duration(days)*24*time.Hour + part)
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 type list []string
@@ -56,5 +57,25 @@ func TestFolderHostFlags(t *testing.T) {
 	}
 	if strings.Join(errs, "\n") != strings.Join(want, "\n") {
 		t.Errorf("CheckHosts = %q, want %q", errs, want)
+	}
+}
+
+func TestDaysTakesDaysAndGoDurations(t *testing.T) {
+	for in, want := range map[string]time.Duration{"7d": 7 * 24 * time.Hour, "1d12h": 36 * time.Hour, "36h": 36 * time.Hour,
+		"90m": 90 * time.Minute, "0": 0, "0d": 0, "30s": 30 * time.Second} {
+		var d Days
+		if err := d.Set(in); err != nil || time.Duration(d) != want {
+			t.Errorf("%q: %v %v, want %v", in, time.Duration(d), err, want)
+		}
+	}
+	for _, in := range []string{"7", "d", "-1d", "1.5d", "-5m", "7days", "1d-1h", "99999d"} {
+		var d Days
+		if err := d.Set(in); err == nil {
+			t.Errorf("%q accepted as %v", in, time.Duration(d))
+		}
+	}
+	d := Days(7 * 24 * time.Hour)
+	if d.String() != "7d" {
+		t.Errorf("7 days prints as %s", d.String())
 	}
 }

@@ -76,6 +76,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		uploads          = fs.Int("max-uploads", 32, "uploads all users together may stream to this manager at once; beyond, 429")
 		secretsKeyFile   = fs.String("secrets-key-file", "", "file of 64 hex digits (openssl rand -hex 32, mode 0600), the same on every manager: seals registry passwords in the replicated state (without it a registry with a password is refused)")
 	)
+	retention := flagenv.Days(server.DefaultSessionRetention)
+	fs.Var(&retention, "session-retention", "how long finished sessions stay before the leader collects them (their usage stays in GET /v1/usage): DURATION like 7d, 36h, 90m; 0 keeps them for ever; under 1m is refused")
 	folderHosts := flagenv.HostMap{}
 	fs.Var(folderHosts, "folder-host", "storage folder host NAME=PATH (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -144,7 +146,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		NodeID: *nodeID, HTTPAddr: *httpAddr, AdvertiseHTTP: *advertiseHTTP, RaftAddr: *raftAddr, DataDir: abs,
 		Dev: *dev, BootstrapExpect: *bootstrapExpect, Peers: peerList, Join: *join, JoinToken: secrets[1],
 		TLS: tlsfiles.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsCA}, InsecureRaft: *insecureRaft, AgentTLS: *agentTLS,
-		AgentToken: secrets[0], AgentTokenNeedsApproval: !*agentAutoApprove, AllowSimulatedAgents: *allowSimulated, HeartbeatTimeout: *heartbeatTimeout, UsageCheckEvery: *usageCheckEvery, FolderHosts: folderHosts,
+		AgentToken: secrets[0], AgentTokenNeedsApproval: !*agentAutoApprove, AllowSimulatedAgents: *allowSimulated, HeartbeatTimeout: *heartbeatTimeout, UsageCheckEvery: *usageCheckEvery, SessionRetention: time.Duration(retention), FolderHosts: folderHosts,
 		NoGroupFolders: !*allowGroup, FolderUID: *folderUID, FolderGID: *folderGID, Secrets: box,
 		HTTPLimits:          httpapi.Limits{UploadsPerUser: *uploadsPerUser, Uploads: *uploads},
 		BootstrapAdminEmail: *adminEmail, BootstrapAdminPassword: getenv("BERTH_BOOTSTRAP_ADMIN_PASSWORD"),
