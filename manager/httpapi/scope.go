@@ -104,6 +104,19 @@ func canActOnSession(who *Identity, tx *state.Txn, s *state.Session) bool {
 	return s.Owner == who.User.Email || (who.IsAdmin() && canSeeSession(who, tx, s))
 }
 
+// canSeeCollectedSession: who could see a session may learn that it was
+// collected, and when; for anyone else it never existed.
+func canSeeCollectedSession(who *Identity, tx *state.Txn, m *state.CollectedSession) bool {
+	return ownerReaches(who, tx, m.Domain, m.Owner)
+}
+
+// canSeeUsageOf: the usage of a user's keypairs in a domain is seen by
+// whoever reaches what that user owns — the user, an admin or monitor of
+// the domain (not a superadmin's usage), a superadmin.
+func canSeeUsageOf(who *Identity, tx *state.Txn, domain, owner string) bool {
+	return ownerReaches(who, tx, domain, owner)
+}
+
 // canSeeFolder is the reach of a watcher over folders beyond the
 // permissions the caller holds on them (own, group, shared): folders whose
 // owner they reach, seen with no permission of their own.

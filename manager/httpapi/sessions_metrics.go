@@ -25,11 +25,11 @@ func (c *sessionCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.byStat
 func (c *sessionCollector) Collect(ch chan<- prometheus.Metric) {
 	tx := c.api.cluster.Read()
 	for _, st := range api.SessionStatuses() {
-		ss, err := tx.SessionsInStatus(st)
+		n, err := tx.CountSessionsInStatus(st)
 		if err != nil {
-			c.api.log.Error("session metrics: read sessions", "status", st, "err", err)
+			c.api.log.Error("session metrics: count sessions", "status", st, "err", err)
 			return
 		}
-		ch <- prometheus.MustNewConstMetric(c.byStatus, prometheus.GaugeValue, float64(len(ss)), string(st))
+		ch <- prometheus.MustNewConstMetric(c.byStatus, prometheus.GaugeValue, float64(n), string(st))
 	}
 }

@@ -118,6 +118,14 @@ func (a *API) visibleSession(c *Call) (*state.Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s == nil {
+		if gone, err := tx.CollectedSession(id); err != nil {
+			return nil, err
+		} else if gone != nil && canSeeCollectedSession(c.Who, tx, gone) {
+			return nil, apierr.New(apierr.NotFound, "session %s was collected at %s: it ended at %s, and finished sessions are kept for the managers' -session-retention; its usage stays in GET /v1/usage",
+				id, gone.CollectedAt.UTC().Format(time.RFC3339), gone.TerminatedAt.UTC().Format(time.RFC3339))
+		}
+	}
 	if s == nil || !canSeeSession(c.Who, tx, s) {
 		return nil, apierr.New(apierr.NotFound, "no session %s", id)
 	}
