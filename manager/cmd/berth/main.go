@@ -126,7 +126,8 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) s
 		c.registryCmd(),
 		c.sessionCmd(),
 		c.folderCmd(),
-		c.withSessionExport(c.withPolicyExport(c.exportCmd())),
+		c.withUsageExport(c.withSessionExport(c.withPolicyExport(c.exportCmd()))),
+		c.usageCmd(),
 		c.tlsCmd(),
 		c.benchCmd(),
 	)

@@ -17,7 +17,7 @@ func (c *cli) maintenanceCmd() *cobra.Command {
 	}
 	m.AddCommand(&cobra.Command{
 		Use:   "recalculate-usage",
-		Short: "Recompute occupancy from the session records, compare with the agents, fix and list what differed",
+		Short: "Recompute occupancy and usage from the session records, compare with the agents, fix and list what differed",
 		Args:  cobra.NoArgs,
 		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, _ []string) error {
 			r, err := cl.RecalculateUsage(ctx)
@@ -28,8 +28,8 @@ func (c *cli) maintenanceCmd() *cobra.Command {
 				return err
 			}
 			if c.output == formatTable {
-				fmt.Fprintf(c.stderr, "Checked %d agents and %d keypairs: %d differences, %d fixed.\n",
-					r.Checked.Agents, r.Checked.Keypairs, len(r.Drift), r.Fixed)
+				fmt.Fprintf(c.stderr, "Checked %d agents, %d keypairs and %d usage rows: %d differences, %d fixed.\n",
+					r.Checked.Agents, r.Checked.Keypairs, r.Checked.UsageDays, len(r.Drift), r.Fixed)
 			}
 			return nil
 		}),

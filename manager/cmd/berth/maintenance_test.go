@@ -13,7 +13,7 @@ func TestMaintenanceRecalculateUsageShowsEveryDifference(t *testing.T) {
 		{Scope: "keypair/AKTEST", Slot: "cpu", Recorded: "3", Actual: "1"},
 		{Scope: "agent/agent-a", Slot: "containers", Recorded: "0", Actual: "2"},
 	}, Fixed: 2}
-	r.Checked.Agents, r.Checked.Keypairs = 2, 5
+	r.Checked.Agents, r.Checked.Keypairs, r.Checked.UsageDays = 2, 5, 7
 	f := newAdminFake(t, map[string]adminAnswer{"POST /v1/maintenance/recalculate-usage": {http.StatusOK, r}})
 	res := berth(t, f.env(), "", "maintenance", "recalculate-usage")
 	if res.code != 0 {
@@ -27,7 +27,7 @@ func TestMaintenanceRecalculateUsageShowsEveryDifference(t *testing.T) {
 			t.Errorf("stdout lacks %q:\n%s", w, res.stdout)
 		}
 	}
-	if want := "Checked 2 agents and 5 keypairs: 2 differences, 2 fixed."; !strings.Contains(res.stderr, want) {
+	if want := "Checked 2 agents, 5 keypairs and 7 usage rows: 2 differences, 2 fixed."; !strings.Contains(res.stderr, want) {
 		t.Errorf("stderr %q lacks %q", res.stderr, want)
 	}
 }
