@@ -14,11 +14,13 @@ import * as agentsPage from "./pages/agents.js";
 import * as environmentsPage from "./pages/environments.js";
 import * as maintenancePage from "./pages/maintenance.js";
 import * as infoPage from "./pages/information.js";
+import * as statisticsPage from "./pages/statistics.js";
 
 const pages = {
   sessions: { title: "Sessions", page: sessionsPage },
   session: { title: "Session", page: sessionPage, menu: "sessions" },
   data: { title: "Data & Storage", page: storagePage },
+  statistics: { title: "Statistics", page: statisticsPage },
   users: { title: "Users", page: usersPage, admin: true },
   groups: { title: "Groups", page: groupsPage, admin: true },
   agents: { title: "Agents", page: agentsPage, admin: true },
@@ -26,7 +28,7 @@ const pages = {
   maintenance: { title: "Maintenance", page: maintenancePage, admin: true },
   info: { title: "Information", page: infoPage, admin: true },
 };
-const userMenu = ["sessions", "data"];
+const userMenu = ["sessions", "data", "statistics"];
 const adminMenu = ["users", "groups", "agents", "environments", "maintenance", "info"];
 
 const root = document.getElementById("app");
