@@ -27,7 +27,7 @@ func usageEntries(base time.Time) []Command {
 		SessionsMeasured{At: at(35), Sessions: []SessionMeasure{{SessionID: "s3", Containers: cpuMs(1500), PeakMemBytes: 1 << 20},
 			{SessionID: "s1", Containers: cpuMs(100), PeakMemBytes: 5}, {SessionID: "s5", Containers: cpuMs(9)}, {SessionID: "ghost", Containers: cpuMs(1)}}},
 		SessionsMeasured{At: at(36), Sessions: []SessionMeasure{{SessionID: "s3", Containers: cpuMs(1200)}}}, // lower: adds nothing
-		SessionsMeasured{Sessions: make([]SessionMeasure, MaxMeasureBatch+1)},                             // refused: too many
+		SessionsMeasured{Sessions: make([]SessionMeasure, MaxMeasureBatch+1)},                                // refused: too many
 		SessionsCollect{At: at(100), Before: at(25), Sessions: []string{"s1", "s2", "s3", "ghost"},
 			ForgetBefore: at(0), Forget: []string{"s1"}},
 		SessionsCollect{At: at(200), Before: at(45), Sessions: []string{"s3"}, ForgetBefore: at(150), Forget: []string{"s1", "ghost"}},

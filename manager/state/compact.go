@@ -115,3 +115,24 @@ func (t *Txn) compactSession(s *Session) {
 		c.GPUs = exact(c.GPUs)
 	}
 }
+
+// compactUser shares a user's repeated values.
+func (t *Txn) compactUser(u *User) {
+	in := t.in
+	u.Role = in.str(u.Role)
+	u.Status = in.str(u.Status)
+	u.Domain = in.str(u.Domain)
+	u.Groups = exact(u.Groups)
+	for i, g := range u.Groups {
+		u.Groups[i] = in.str(g)
+	}
+}
+
+// compactKeypair shares a keypair's repeated values; its user is its
+// owner's own email string.
+func (t *Txn) compactKeypair(k *Keypair) {
+	k.ResourcePolicy = t.in.str(k.ResourcePolicy)
+	if u, err := t.User(k.User); err == nil && u != nil {
+		k.User = u.Email
+	}
+}

@@ -28,9 +28,10 @@ const tableKeypairs = "keypairs"
 func keypairsTable() Table {
 	return Table{Name: tableKeypairs, ID: 5, New: func() any { return new(Keypair) },
 		schema: &memdb.TableSchema{Indexes: map[string]*memdb.IndexSchema{
-			"id":     stringIndex("id", "AccessKey", true, false),
-			"user":   stringIndex("user", "User", false, false),
-			"policy": stringIndex("policy", "ResourcePolicy", false, false),
+			"id":   stringIndex("id", "AccessKey", true, false),
+			"user": stringIndex("user", "User", false, false),
+			// No index by policy: it would cost every keypair about 400
+			// bytes for the rare deletion of a policy (KeypairsOnPolicy).
 		}}}
 }
 
@@ -46,7 +47,12 @@ func (t *Txn) KeypairsOfUser(email string) ([]*Keypair, error) {
 
 // KeypairsOnPolicy lists the keypairs that refer to a resource policy.
 func (t *Txn) KeypairsOnPolicy(policy string) ([]*Keypair, error) {
-	return list[Keypair](t, tableKeypairs, "policy", policy)
+	var out []*Keypair
+	err := t.EachKeypair(func(k *Keypair) bool { return k.ResourcePolicy == policy }, func(k *Keypair) error {
+		out = append(out, k)
+		return nil
+	})
+	return out, err
 }
 
 // Keypairs pages through keypairs in access-key order.
@@ -55,7 +61,10 @@ func (t *Txn) Keypairs(cursor string, limit int, keep func(*Keypair) bool) ([]*K
 }
 
 // PutKeypair inserts or replaces a keypair at the Raft index.
-func (t *Txn) PutKeypair(index uint64, k *Keypair) error { return t.put(tableKeypairs, index, k) }
+func (t *Txn) PutKeypair(index uint64, k *Keypair) error {
+	t.compactKeypair(k)
+	return t.put(tableKeypairs, index, k)
+}
 
 // DeleteKeypair removes a keypair.
 func (t *Txn) DeleteKeypair(k *Keypair) error { return t.remove(tableKeypairs, k) }

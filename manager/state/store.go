@@ -111,6 +111,10 @@ func (t *Txn) Insert(table string, obj any) error {
 		return t.insertUsageDay(o)
 	case *Session:
 		t.compactSession(o)
+	case *User:
+		t.compactUser(o)
+	case *Keypair:
+		t.compactKeypair(o)
 	}
 	if err := t.tx.Insert(table, obj); err != nil {
 		return fmt.Errorf("restore into %s: %w", table, err)

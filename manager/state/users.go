@@ -2,6 +2,7 @@ package state
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -39,8 +40,10 @@ const tableUsers = "users"
 func usersTable() Table {
 	return Table{Name: tableUsers, ID: 4, New: func() any { return new(User) },
 		schema: &memdb.TableSchema{Indexes: map[string]*memdb.IndexSchema{
-			"id":       stringIndex("id", "Email", true, false),
-			"newest":   newestIndexSchema(),
+			"id": stringIndex("id", "Email", true, false),
+			// No newest-first index: an index entry costs a user about
+			// 400 bytes (state/compact.go), and users are listed by
+			// people, a page at a time (Users sorts them).
 			"username": stringIndex("username", "Username", true, true),
 		}}}
 }
@@ -57,11 +60,27 @@ func (t *Txn) UserByUsername(name string) (*User, error) {
 // them) from cursor, keeping those keep accepts (nil: all); next is the
 // opaque cursor of the following page, "" at the end.
 func (t *Txn) Users(cursor string, limit int, keep func(*User) bool) (users []*User, next string, err error) {
-	return newest(t, tableUsers, cursor, limit, keep)
+	var all []*User
+	if err := t.EachUser(keep, func(u *User) error {
+		if cursor == "" || newestKey(u) >= cursor {
+			all = append(all, u)
+		}
+		return nil
+	}); err != nil {
+		return nil, "", err
+	}
+	slices.SortFunc(all, func(x, y *User) int { return strings.Compare(newestKey(x), newestKey(y)) })
+	if limit > 0 && len(all) > limit {
+		return all[:limit], newestKey(all[limit]), nil
+	}
+	return all, "", nil
 }
 
 // PutUser inserts or replaces a user at the Raft index.
-func (t *Txn) PutUser(index uint64, u *User) error { return t.put(tableUsers, index, u) }
+func (t *Txn) PutUser(index uint64, u *User) error {
+	t.compactUser(u)
+	return t.put(tableUsers, index, u)
+}
 
 // EachUser calls f for every user keep accepts, in email order, stopping at
 // the first error. Exports stream through it without building a list.
