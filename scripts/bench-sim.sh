@@ -9,7 +9,16 @@
 #       percentiles, with the manager's CPU over the run;
 #   scripts/bench-sim.sh heartbeats AGENTS SECONDS
 #       no sessions: the manager's CPU over SECONDS while the agents
-#       heartbeat every 3 s (and hold their desired-state queries open).
+#       heartbeat every 3 s (and hold their desired-state queries open);
+#   scripts/bench-sim.sh churn AGENTS N CONC [RETENTION]
+#       a manager with -session-retention RETENTION (minutes, default 1m)
+#       and berth bench sessions -n N -c CONC --wait scheduled --keep of batch sessions
+#       that run `sleep 2`: every 10 s the sessions the manager holds (the
+#       sum of berth_sessions) and its heap in use, the most and the last
+#       of each (the last once the retention and a collection round have
+#       passed after the run), and then the size of a snapshot (berth
+#       operator snapshot save). The bench's reached and failed are not
+#       reported: most sessions are collected before it reads them back.
 #
 # The manager's CPU is read from /proc/PID/stat (user + system time) over
 # the measured span, in cores. Each run ends with one line starting
@@ -22,7 +31,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-mode=${1:?usage: scripts/bench-sim.sh sessions AGENTS N CONC [running|scheduled] | heartbeats AGENTS SECONDS}
+mode=${1:?usage: scripts/bench-sim.sh sessions AGENTS N CONC [running|scheduled] | heartbeats AGENTS SECONDS | churn AGENTS N CONC [RETENTION]}
 agents=${2:?how many simulated agents}
 http=${BENCH_SIM_HTTP:-127.0.0.1:18080}
 dir=${BENCH_SIM_DIR:-$(mktemp -d /tmp/berth-bench-sim.XXXXXX)}
@@ -48,8 +57,12 @@ if [ -n "${BENCH_SIM_PROFILE:-}" ]; then
   go build -tags no_dynamic_plugins,pprof -o "$manager_bin" ./manager/cmd/berth-manager
   export BERTH_PPROF_ADDR=$pprof_addr
 fi
+manager_flags=()
+if [ "$mode" = churn ]; then
+  manager_flags+=(-session-retention "${5:-1m}")
+fi
 "$manager_bin" -dev -node-id dev -http-addr "$http" -data-dir "$dir/manager" -agent-token-file "$dir/agent-token" \
-  -allow-simulated-agents -log-level warn >"$dir/manager/stdout.log" 2>"$dir/manager/manager.log" &
+  -allow-simulated-agents -log-level warn "${manager_flags[@]}" >"$dir/manager/stdout.log" 2>"$dir/manager/manager.log" &
 manager=$!
 pids+=("$manager")
 for _ in $(seq 1 150); do
@@ -157,6 +170,52 @@ heartbeats)
   echo "bench-sim: heartbeats agents=$agents seconds=$seconds manager_cores=$cores agents_cores=$agent_cores" \
     "$(rates "$k0" "$k1" "$(echo "$t1 - $t0" | bc)")" \
     "load=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /) joined_s=$joined"
+  ;;
+churn)
+  n=${3:?how many sessions}
+  conc=${4:?how many concurrent callers}
+  retention=${5:-1m}
+  case $retention in *m) ;; *)
+    echo "churn: RETENTION in whole minutes, like 1m or 5m" >&2
+    exit 2
+    ;;
+  esac
+  # held: every session the manager holds (the sum of berth_sessions);
+  # heap: the manager's heap in use, MiB.
+  sample() {
+    local m
+    m=$(curl -fsS "http://$http/metrics")
+    printf '%s\n' "$m" | awk '/^berth_sessions\{/ {h += $NF} /^go_memstats_heap_inuse_bytes / {b = $NF}
+      END {printf "%d %.1f\n", h, b / 1048576}'
+  }
+  : >"$dir/samples"
+  c0=$(cpu_of "$manager")
+  t0=$(date +%s.%N)
+  bin/berth bench sessions -n "$n" -c "$conc" --wait scheduled --type batch --keep --timeout 120m -o json -- sleep 2 \
+    >"$dir/bench.json" 2>"$dir/bench.err" &
+  bench=$!
+  while kill -0 "$bench" 2>/dev/null; do
+    sample >>"$dir/samples"
+    sleep 10
+  done
+  wait "$bench" || cat "$dir/bench.err" >&2
+  t1=$(date +%s.%N)
+  # Past the retention and one collection round, what is held is what the
+  # retention holds of the last sessions.
+  sleep "$(( ${retention%m} * 60 + 70 ))"
+  sample >>"$dir/samples"
+  c1=$(cpu_of "$manager")
+  bin/berth operator snapshot save "$dir/snapshot.bin" >/dev/null 2>&1 || true
+  snap=$(stat -c %s "$dir/snapshot.bin" 2>/dev/null || echo 0)
+  field() { sed -n "s/.*\"$1\": *\([0-9.e+-]*\).*/\1/p" "$dir/bench.json" | head -1; }
+  read -r held_max heap_max <<<"$(awk '$1 > h {h = $1} $2 > b {b = $2} END {print h, b}' "$dir/samples")"
+  read -r _ heap_start <<<"$(head -n 1 "$dir/samples")"
+  read -r held_end heap_end <<<"$(tail -n 1 "$dir/samples")"
+  wall=$(echo "$t1 - $t0" | bc)
+  echo "bench-sim: churn agents=$agents n=$n conc=$conc retention=$retention created=$(field created) create_errors=$(field create_errors)" \
+    "sessions_per_s=$(echo "scale=1; $(field created) / $wall" | bc) wall_s=$wall held_max=$held_max held_end=$held_end" \
+    "heap_mib_start=$heap_start heap_mib_max=$heap_max heap_mib_end=$heap_end snapshot_mib=$(echo "scale=1; $snap / 1048576" | bc)" \
+    "manager_cores=$(echo "scale=3; ($c1 - $c0) / $ticks / ($(date +%s.%N) - $t0)" | bc) load=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)"
   ;;
 *)
   echo "unknown mode $mode" >&2

@@ -15,7 +15,11 @@
 #               agents, berth bench sessions -n BENCH_SIM_SESSIONS (20000)
 #               -c BENCH_SIM_CONC (64) to RUNNING and to SCHEDULED, and the
 #               manager's CPU for the heartbeats of BENCH_SIM_HB_AGENTS
-#               (5000) agents over 60 s
+#               (5000) agents over 60 s; and the churn of issue 22:
+#               BENCH_SIM_CHURN (100000; 0 skips it) batch sessions of 2 s
+#               through the API on 100 simulated agents with
+#               -session-retention 1m, the sessions held and the heap
+#               sampled as they come and go
 #   BENCH_DOC   the file the table goes into (default docs/BENCHMARKS.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,6 +70,10 @@ if [ "${BENCH_SIM:-1}" != 0 ] && command -v bc >/dev/null && command -v curl >/d
   done
   echo "== scripts/bench-sim.sh heartbeats ${BENCH_SIM_HB_AGENTS:-5000} 60" >&2
   scripts/bench-sim.sh heartbeats "${BENCH_SIM_HB_AGENTS:-5000}" 60 2>&1 | tee /dev/stderr | grep '^bench-sim:' >>"$out" || true
+  if [ "${BENCH_SIM_CHURN:-100000}" != 0 ]; then
+    echo "== scripts/bench-sim.sh churn 100 ${BENCH_SIM_CHURN:-100000} 64 1m" >&2
+    scripts/bench-sim.sh churn 100 "${BENCH_SIM_CHURN:-100000}" 64 1m 2>&1 | tee /dev/stderr | grep '^bench-sim:' >>"$out" || true
+  fi
 fi
 fi # BENCH_REUSE
 failover=$(sed -n 's/^failover: .*acknowledged \([0-9.]*\) s after.*/\1/p' "$out" | awk '{printf "%s%.2f s", (NR > 1 ? ", " : ""), $1}')
@@ -101,6 +109,11 @@ simrows=$(awk '
       figs = sprintf("%s sessions/s (%s reached, %s failed); create → state p50 %s / p90 %s / p99 %s ms; manager %s cores, agents %s cores; heartbeats %s/s, desired queries %s/s, Raft entries %s/s; load %s",
         f["sessions_per_s"], f["reached"], f["failed"], f["p50_ms"], f["p90_ms"], f["p99_ms"], f["manager_cores"], f["agents_cores"],
         f["heartbeats_per_s"], f["desired_per_s"], f["raft_entries_per_s"], f["load"])
+    } else if ($2 == "churn") {
+      what = sprintf("%s simulated agents, %s batch sessions of 2 s by %s callers, -session-retention %s", f["agents"], f["n"], f["conc"], f["retention"])
+      figs = sprintf("%s sessions/s (%s created, %s refused) in %s s; sessions held at most %s, %s at the end; heap in use %s MiB at the start, at most %s, %s at the end; snapshot %s MiB; manager %s cores; load %s",
+        f["sessions_per_s"], f["created"], f["create_errors"], f["wall_s"], f["held_max"], f["held_end"], f["heap_mib_start"], f["heap_mib_max"], f["heap_mib_end"],
+        f["snapshot_mib"], f["manager_cores"], f["load"])
     } else {
       what = sprintf("%s simulated agents heartbeating every 3 s, no sessions, %s s", f["agents"], f["seconds"])
       figs = sprintf("manager %s cores, agents %s cores; heartbeats %s/s, desired queries %s/s, Raft entries %s/s; load %s",
