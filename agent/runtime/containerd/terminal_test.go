@@ -205,9 +205,9 @@ func TestANewRuntimeEndsTheTerminalsADeadOneLeft(t *testing.T) {
 func TestStatSession(t *testing.T) {
 	for stat, want := range map[string]uint32{
 		"1234 (sh) S 1 1234 1234 34816 1234 4194560": 1234,
-		"77 (a (weird) name) R 5 6 7 0":                7,
-		"garbage":                                      0,
-		"5 (x) S 1":                                    0,
+		"77 (a (weird) name) R 5 6 7 0":              7,
+		"garbage":                                    0,
+		"5 (x) S 1":                                  0,
 	} {
 		if got := statSession([]byte(stat)); got != want {
 			t.Errorf("statSession(%q) = %d, want %d", stat, got, want)
