@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/berth-cluster/berth/manager/agentclient"
 	"github.com/berth-cluster/berth/manager/apierr"
 	"github.com/berth-cluster/berth/manager/auth"
 	"github.com/berth-cluster/berth/manager/folderfs"
@@ -23,6 +24,7 @@ import (
 	"github.com/berth-cluster/berth/manager/leader"
 	"github.com/berth-cluster/berth/manager/raftnode"
 	"github.com/berth-cluster/berth/manager/state"
+	"github.com/berth-cluster/berth/shared/api"
 )
 
 // Cluster is what the handlers need of the replicated state and of this
@@ -128,6 +130,19 @@ type Config struct {
 	// SpoolDir holds a snapshot being restored while it is checked (the
 	// data directory; empty: the system's temporary directory).
 	SpoolDir string
+	// Apps issues the tokens of the apps origin, where sessions' web apps
+	// are served (manager/apps); nil: this manager serves none.
+	Apps AppTokens
+}
+
+// AppTokens issues the one-time tokens that open a session's app on the
+// apps origin.
+type AppTokens interface {
+	// Issue makes a token for user to open app name of session, and the
+	// address on the apps origin that takes it. apiHost is the host the
+	// caller reached the API at (the apps origin's host name when no
+	// domain of its own is configured).
+	Issue(session, name, user, apiHost string) (api.AppToken, error)
 }
 
 // API is the HTTP handler of one manager.
@@ -154,6 +169,10 @@ type API struct {
 	routes        []Route
 	metrics       *httpMetrics
 	mux           *http.ServeMux
+	// agents dials the agents' API; streams are the open terminals,
+	// port-forwards and followed logs (streams.go).
+	agents  *agentclient.Client
+	streams *streams
 }
 
 // New builds the API.
@@ -188,6 +207,8 @@ func New(cfg Config) *API {
 		dummyHash:    cfg.PasswordCost.Dummy(),
 	}
 	a.tokenFailures = auth.NewLimiter(cfg.LoginBurst, cfg.LoginEvery, cfg.Now)
+	a.agents = &agentclient.Client{Scheme: cfg.AgentScheme, Transport: cfg.AgentTransport}
+	a.streams = newStreams()
 	a.limits = cfg.Limits.withDefaults()
 	a.uploads = newUploadSlots(a.limits)
 	a.replays = newReplayCache()
