@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -56,6 +57,9 @@ func (a *API) sessionTerminal(c *Call) error {
 		agentQuery.Set("cols", strconv.Itoa(int(cols)))
 		agentQuery.Set("rows", strconv.Itoa(int(rows)))
 	}
+	if err := a.streams.closing(); err != nil {
+		return err
+	}
 	a.auditSessionAccess(c, s, "terminal", ag, cid, "command", command)
 
 	// The agent first: its refusal (the container stopped, the command
@@ -101,7 +105,14 @@ func (a *API) joinTerminal(ctx context.Context, cancel context.CancelFunc, s *st
 		for {
 			typ, b, err := user.Read(ctx)
 			if err != nil {
-				up.Close(websocket.StatusNormalClosure, "the user closed the terminal")
+				// A user who closed is said goodbye for; a connection that
+				// failed (or that the manager cut: a stalled reader) is
+				// dropped, without the handshake's wait.
+				if errors.As(err, new(websocket.CloseError)) {
+					up.Close(websocket.StatusNormalClosure, "the user closed the terminal")
+				} else {
+					up.CloseNow()
+				}
 				return
 			}
 			if typ == websocket.MessageText {
@@ -139,8 +150,10 @@ func (a *API) joinTerminal(ctx context.Context, cancel context.CancelFunc, s *st
 			b, _ = json.Marshal(api.TerminalMessage{Type: api.TerminalExit, Code: m.Code})
 		}
 		if err := a.writeWithin(ctx, user, typ, b); err != nil {
+			// No closing handshake with the agent: it would mean reading
+			// (and dropping) what the agent still sends meanwhile.
 			a.log.Info("terminal closed: its user stopped reading", "session", s.ID, "err", err)
-			up.Close(websocket.StatusNormalClosure, "the user stopped reading")
+			up.CloseNow()
 			break
 		}
 	}
@@ -171,6 +184,9 @@ func (a *API) sessionPortForward(c *Call) error {
 	}
 	ag, cid, err := a.sessionContainer(c, s)
 	if err != nil {
+		return err
+	}
+	if err := a.streams.closing(); err != nil {
 		return err
 	}
 	a.auditSessionAccess(c, s, "port-forward", ag, cid, "port", port.Port)

@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
+
+	"github.com/berth-cluster/berth/manager/apierr"
 )
 
 // Streams are the answers that last as long as someone watches them:
@@ -51,6 +53,17 @@ func (s *streams) add(stop func(reason string)) (remove func(), ok bool) {
 		defer s.mu.Unlock()
 		delete(s.open, id)
 	}, true
+}
+
+// closing tells whether the manager is closing: a new stream is refused
+// before anything is asked of an agent.
+func (s *streams) closing() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reason != "" {
+		return apierr.New(apierr.Unavailable, "%s", s.reason)
+	}
+	return nil
 }
 
 // closeAll ends every stream with reason and waits for their stops.

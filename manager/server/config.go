@@ -97,6 +97,9 @@ type Config struct {
 	// name the API was reached at, on AppsAddr's port.
 	AppsAddr   string
 	AppsDomain string
+	// AppsAnswerTimeout bounds the wait for an app's answer (default 30s;
+	// tests shorten it).
+	AppsAnswerTimeout time.Duration
 
 	AgentToken       string
 	HeartbeatTimeout time.Duration

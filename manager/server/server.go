@@ -210,7 +210,7 @@ func (s *Server) serve(b Backend, tc *tlsConfigs) {
 		_, port, _ := net.SplitHostPort(s.appsListener.Addr().String())
 		s.apps = apps.New(apps.Config{Read: b.Read, Agents: &agentclient.Client{Scheme: tc.agentScheme, Transport: tc.agentTransport},
 			Domain: cfg.AppsDomain, Port: port, HTTPS: tc.httpServer != nil, Log: s.log.With("listener", "apps"), Now: cfg.Now,
-			CookieTTL: cfg.TokenTTL})
+			CookieTTL: cfg.TokenTTL, AnswerTimeout: cfg.AppsAnswerTimeout})
 		appTokens = s.apps
 	}
 	s.api = httpapi.New(httpapi.Config{Cluster: b, Leader: s.leader, Log: s.log, Metrics: s.reg, Gatherer: s.reg, Now: cfg.Now,
