@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"strconv"
 	"strings"
@@ -76,7 +75,7 @@ func (c *cli) sessionCmd() *cobra.Command {
 		Short: "Start, inspect, use and end compute sessions",
 	}
 	cmd.AddCommand(c.sessionStartCmd(), c.sessionListCmd(), c.sessionGetCmd(), c.sessionExecCmd(),
-		c.sessionLogsCmd(), c.sessionTerminateCmd())
+		c.sessionLogsCmd(), c.sessionShellCmd(), c.sessionPortForwardCmd(), c.sessionAppCmd(), c.sessionTerminateCmd())
 	return cmd
 }
 
@@ -217,48 +216,41 @@ func (c *cli) sessionExecCmd() *cobra.Command {
 	var timeout int
 	cmd := &cobra.Command{
 		Use:   "exec ID -- COMMAND [ARG...]",
-		Short: "Run a command in a RUNNING session; prints its output and exits with its code",
+		Short: "Run a command in a RUNNING session; prints its output as it comes and exits with its code",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
-			res, err := cl.ExecSession(ctx, args[0], args[1:], timeout)
-			if err != nil {
-				return err
-			}
+			code := 0
 			if c.output == formatJSON {
+				// One JSON document: the whole result at the end.
+				res, err := cl.ExecSession(ctx, args[0], args[1:], timeout)
+				if err != nil {
+					return err
+				}
 				if err := render(c.stdout, formatJSON, view{data: res}); err != nil {
 					return err
 				}
+				code = res.ExitCode
 			} else {
-				fmt.Fprint(c.stdout, res.Stdout)
-				fmt.Fprint(c.stderr, res.Stderr)
+				var err error
+				code, err = cl.ExecStream(ctx, args[0], args[1:], timeout, func(stream string, data []byte) {
+					if stream == "stderr" {
+						_, _ = c.stderr.Write(data)
+					} else {
+						_, _ = c.stdout.Write(data)
+					}
+				})
+				if err != nil {
+					return err
+				}
 			}
-			if res.ExitCode != 0 {
-				return exitCode(res.ExitCode)
+			if code != 0 {
+				return exitCode(code)
 			}
 			return nil
 		}),
 	}
 	cmd.Flags().IntVar(&timeout, "timeout", 0, "seconds the command may run (0: the agent's default, 30; at most 600)")
 	return cmd
-}
-
-func (c *cli) sessionLogsCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "logs ID",
-		Short: "Print the output of the session's first container",
-		Args:  cobra.ExactArgs(1),
-		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
-			body, err := cl.SessionLogs(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			defer body.Close()
-			if _, err := io.Copy(c.stdout, body); err != nil {
-				return fmt.Errorf("reading the logs of %s: %w", args[0], err)
-			}
-			return nil
-		}),
-	}
 }
 
 func (c *cli) sessionTerminateCmd() *cobra.Command {

@@ -115,14 +115,23 @@ func TestSessionStartReportsEveryBadFlagAndSendsNothing(t *testing.T) {
 	}
 }
 
-// exec prints the command's output on the matching streams and exits with
-// its code, as the command itself would.
+// exec prints the command's output on the matching streams as it comes
+// (a streamed exec) and exits with its code, as the command itself would;
+// -o json asks for the whole result at once.
 func TestSessionExecExitsWithTheCommandsCode(t *testing.T) {
 	var body string
 	m := newFakeManager(t, func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		body = string(b)
-		writeJSON(w, http.StatusOK, api.ExecResult{ExitCode: 3, Stdout: "out\n", Stderr: "err\n"})
+		if !strings.Contains(body, `"stream":true`) {
+			writeJSON(w, http.StatusOK, api.ExecResult{ExitCode: 3, Stdout: "out\n", Stderr: "err\n"})
+			return
+		}
+		w.Header().Set("Content-Type", api.ExecStreamContentType)
+		code := 3
+		for _, ev := range []api.ExecEvent{{Stream: "stdout", Data: []byte("out\n")}, {Stream: "stderr", Data: []byte("err\n")}, {ExitCode: &code}} {
+			_ = json.NewEncoder(w).Encode(ev)
+		}
 	})
 	env := map[string]string{"BERTH_ADDR": m.URL, "BERTH_TOKEN": "tok"}
 	res := berth(t, env, "", "session", "exec", testSession.ID, "--timeout", "9", "--", "sh", "-c", "echo out; exit 3")
@@ -130,7 +139,7 @@ func TestSessionExecExitsWithTheCommandsCode(t *testing.T) {
 		t.Fatalf("exit %d stdout %q stderr %q, want 3, the command's streams and nothing else", res.code, res.stdout, res.stderr)
 	}
 	if r := m.last(t); r.Method != http.MethodPost || r.URL.Path != "/v1/sessions/"+testSession.ID+"/exec" ||
-		body != `{"command":["sh","-c","echo out; exit 3"],"timeout_s":9}` {
+		body != `{"command":["sh","-c","echo out; exit 3"],"timeout_s":9,"stream":true}` {
 		t.Fatalf("sent %s %s %s", r.Method, r.URL.Path, body)
 	}
 	res = berth(t, env, "", "session", "exec", testSession.ID, "-o", "json", "--", "false")
