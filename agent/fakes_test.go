@@ -138,6 +138,11 @@ func (f *fakeRuntime) StartExec(_ context.Context, id string, o runtime.ExecOpti
 	case c.State != runtime.Running:
 		return nil, runtime.ErrNotRunning
 	case o.Command[0] == "/bin/bash":
+		// As containerd's does, the failed try still reads its input until
+		// it ends.
+		if o.Stdin != nil {
+			go func() { _, _ = io.Copy(io.Discard, o.Stdin) }()
+		}
 		return nil, fmt.Errorf("exec %q: %w", o.Command[0], runtime.ErrCommandNotFound)
 	}
 	p := &fakeProcess{cmd: o.Command, sizes: [][2]uint16{{o.Cols, o.Rows}}, done: make(chan struct{})}

@@ -42,12 +42,10 @@ func (a *Agent) terminal(w http.ResponseWriter, r *http.Request) {
 	if c, rr, ok := api.TerminalSize(atoiOr(q.Get("cols"), 80), atoiOr(q.Get("rows"), 24)); ok {
 		cols, rows = c, rr
 	}
-	stdin, input := io.Pipe()
 	output, stdout := io.Pipe()
-	p, err := a.startTerminal(r.Context(), id, q["command"], runtime.ExecOptions{TTY: true, Cols: cols, Rows: rows,
-		Env: terminalEnv, Stdin: stdin, Stdout: stdout})
+	p, input, err := a.startTerminal(r.Context(), id, q["command"], runtime.ExecOptions{TTY: true, Cols: cols, Rows: rows,
+		Env: terminalEnv, Stdout: stdout})
 	if err != nil {
-		input.Close()
 		if errors.Is(err, runtime.ErrCommandNotFound) {
 			problem(w, http.StatusBadRequest, err.Error())
 			return
@@ -143,21 +141,31 @@ func (a *Agent) terminal(w http.ResponseWriter, r *http.Request) {
 }
 
 // startTerminal starts command, or the first default shell the container
-// has.
-func (a *Agent) startTerminal(ctx context.Context, id string, command []string, opts runtime.ExecOptions) (runtime.Process, error) {
+// has, and returns it with the writer of its input. Each try has an input
+// of its own: the runtime reads a failed try's input until it ends, and
+// must not take what is typed into the one that started.
+func (a *Agent) startTerminal(ctx context.Context, id string, command []string, opts runtime.ExecOptions) (runtime.Process, *io.PipeWriter, error) {
+	tries := defaultShells
 	if len(command) > 0 {
-		opts.Command = command
-		return a.cfg.Runtime.StartExec(ctx, id, opts)
+		tries = [][]string{command}
 	}
 	var err error
-	for _, shell := range defaultShells {
-		opts.Command = shell
+	for _, cmd := range tries {
+		stdin, input := io.Pipe()
+		opts.Command, opts.Stdin = cmd, stdin
 		var p runtime.Process
-		if p, err = a.cfg.Runtime.StartExec(ctx, id, opts); err == nil || !errors.Is(err, runtime.ErrCommandNotFound) {
-			return p, err
+		if p, err = a.cfg.Runtime.StartExec(ctx, id, opts); err == nil {
+			return p, input, nil
+		}
+		input.Close()
+		if !errors.Is(err, runtime.ErrCommandNotFound) {
+			return nil, nil, err
 		}
 	}
-	return nil, fmt.Errorf("the container has neither /bin/bash nor /bin/sh: %w", err)
+	if len(command) > 0 {
+		return nil, nil, err
+	}
+	return nil, nil, fmt.Errorf("the container has neither /bin/bash nor /bin/sh: %w", err)
 }
 
 func atoiOr(s string, def int) int {

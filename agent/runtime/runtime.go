@@ -166,9 +166,10 @@ type ExecOptions struct {
 	// Stderr is then unused (a terminal has one output).
 	TTY        bool
 	Cols, Rows uint16
-	// Stdin is copied to the process until it ends (nil: none); Stdout
-	// and Stderr receive its output as it is written. A writer that
-	// blocks holds the process back when the pipe fills.
+	// Stdin is copied to the process until it ends (nil: none), and is
+	// read until it ends even when StartExec fails: close it then. Stdout
+	// and Stderr receive the output as it is written; a writer that blocks
+	// holds the process back when the pipe fills.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 }
