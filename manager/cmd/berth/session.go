@@ -83,7 +83,7 @@ func (c *cli) sessionCmd() *cobra.Command {
 type sessionStart struct {
 	image, typ, name, cpu, mem, gpu, fgpu string
 	clusterSize                           int
-	env, mounts                           []string
+	env, mounts, ports                    []string
 	root                                  bool
 }
 
@@ -126,10 +126,36 @@ func (f *sessionStart) body(command []string) (api.SessionCreate, error) {
 		}
 		in.Env[k] = v
 	}
+	for _, p := range f.ports {
+		port, ok := parsePortFlag(p)
+		if !ok {
+			bad = append(bad, fmt.Sprintf("--port %q must be NAME:PORT or NAME:PORT/tcp (e.g. notebook:8888, ssh:22/tcp)", p))
+			continue
+		}
+		in.Ports = append(in.Ports, port)
+	}
 	if len(bad) > 0 {
 		return in, errors.New(strings.Join(bad, "; "))
 	}
 	return in, nil
+}
+
+// parsePortFlag reads --port NAME:PORT[/http|/tcp] (http by default); the
+// managers check the name and the number.
+func parsePortFlag(s string) (api.SessionPort, bool) {
+	name, rest, ok := strings.Cut(s, ":")
+	if !ok || name == "" {
+		return api.SessionPort{}, false
+	}
+	num, proto, hasProto := strings.Cut(rest, "/")
+	if !hasProto {
+		proto = api.PortHTTP
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || (proto != api.PortHTTP && proto != api.PortTCP) {
+		return api.SessionPort{}, false
+	}
+	return api.SessionPort{Name: name, Port: n, Protocol: proto}, true
 }
 
 func (c *cli) sessionStartCmd() *cobra.Command {
@@ -142,6 +168,7 @@ func (c *cli) sessionStartCmd() *cobra.Command {
 			"An interactive session without a command stays up for exec; a batch session runs its\n" +
 			"command and ends with its exit code.",
 		Example: "  berth session start --image berth/base:latest --cpu 1 --mem 512MiB\n" +
+			"  berth session start --image jupyter --port notebook:8888 --port ssh:22/tcp\n" +
 			"  berth session start --image berth/base:latest --type batch -- sh -c 'echo done'",
 		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
 			in, err := f.body(args)
@@ -162,6 +189,7 @@ func (c *cli) sessionStartCmd() *cobra.Command {
 	fl.IntVar(&f.clusterSize, "cluster-size", 0, "containers in the session (default 1)")
 	fl.StringArrayVar(&f.env, "env", nil, "environment variable NAME=VALUE (repeatable)")
 	fl.StringArrayVar(&f.mounts, "mount", nil, "storage folder (name or id) to mount at /home/work/NAME, read-only unless you may write (repeatable)")
+	fl.StringArrayVar(&f.ports, "port", nil, "a port the session serves, NAME:PORT (an http app: berth session app) or NAME:PORT/tcp (berth session port-forward) (repeatable)")
 	fl.BoolVar(&f.root, "root", false, "run the containers as root (with reduced capabilities); your resource policy must allow it (allow_root)")
 	return cmd
 }

@@ -104,11 +104,13 @@ func TestSessionCommandsSendExactlyTheirRequest(t *testing.T) {
 
 func TestSessionStartReportsEveryBadFlagAndSendsNothing(t *testing.T) {
 	f := newAdminFake(t, nil)
-	res := berth(t, f.env(), "", "session", "start", "--image", "img", "--cpu", "x", "--mem", "lots", "--env", "NOVALUE")
+	res := berth(t, f.env(), "", "session", "start", "--image", "img", "--cpu", "x", "--mem", "lots", "--env", "NOVALUE",
+		"--port", "web", "--port", "db:x/tcp", "--port", "db:5432/udp")
 	if res.code != 1 || f.count() != 0 {
 		t.Fatalf("exit %d with %d requests, want 1 and none", res.code, f.count())
 	}
-	for _, w := range []string{"--cpu: cpu must be a number", "--mem:", `--env "NOVALUE" must be NAME=VALUE`} {
+	for _, w := range []string{"--cpu: cpu must be a number", "--mem:", `--env "NOVALUE" must be NAME=VALUE`,
+		`--port "web" must be`, `--port "db:x/tcp" must be`, `--port "db:5432/udp" must be`} {
 		if !strings.Contains(res.stderr, w) {
 			t.Errorf("stderr %q lacks %q", res.stderr, w)
 		}
@@ -160,5 +162,17 @@ func TestSessionLogsPrintsTheText(t *testing.T) {
 	}
 	if r := m.last(t); r.URL.Path != "/v1/sessions/"+testSession.ID+"/logs" {
 		t.Fatalf("asked for %s", r.URL.Path)
+	}
+}
+
+func TestParsePortFlag(t *testing.T) {
+	for in, want := range map[string]api.SessionPort{
+		"notebook:8888": {Name: "notebook", Port: 8888, Protocol: "http"},
+		"ssh:22/tcp":    {Name: "ssh", Port: 22, Protocol: "tcp"},
+		"web:80/http":   {Name: "web", Port: 80, Protocol: "http"},
+	} {
+		if got, ok := parsePortFlag(in); !ok || got != want {
+			t.Errorf("parsePortFlag(%q) = %+v, %v", in, got, ok)
+		}
 	}
 }
