@@ -155,3 +155,31 @@ func TestAgentTerminalEndsWithItsConnectionAndWithTheAgent(t *testing.T) {
 		t.Fatalf("a stopping agent's terminal ends with %v; want going away, saying so", err)
 	}
 }
+
+// A tunnel goes only to a port the container's session declared, at its
+// address on a session network; an agent without one says so.
+func TestAgentTunnelsOnlyToDeclaredPortsOfAddressedContainers(t *testing.T) {
+	a, _, _ := runningAgent(t)
+	for port, want := range map[string]struct {
+		status int
+		detail string
+	}{
+		"9999":  {http.StatusForbidden, "declared no port 9999"},
+		"8080":  {http.StatusConflict, "has no address on a session network"},
+		"70000": {http.StatusBadRequest, "must be a number from 1 to 65535"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		h := http.Header{}
+		h.Set("Authorization", "Bearer s3cret")
+		_, resp, err := websocket.Dial(ctx, "ws://"+a.Addr()+"/v1/containers/c1/ports/"+port+"/tunnel", &websocket.DialOptions{HTTPHeader: h})
+		cancel()
+		if err == nil || resp == nil || resp.StatusCode != want.status {
+			t.Fatalf("port %s: %v %+v, want %d", port, err, resp, want.status)
+		}
+		var p api.Problem
+		_ = json.NewDecoder(resp.Body).Decode(&p)
+		if !strings.Contains(p.Detail, want.detail) {
+			t.Errorf("port %s: %q, want %q", port, p.Detail, want.detail)
+		}
+	}
+}

@@ -32,6 +32,8 @@ need=(
   "iptables:iptables"
   "iptables-restore:iptables"
   "nsenter:util-linux"
+  # Nothing for the console's terminal: xterm.js is vendored and committed
+  # (scripts/vendor-xterm.sh, which alone needs npm and openssl).
 )
 
 missing=()
