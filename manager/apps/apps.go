@@ -215,15 +215,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	t, status, why := s.authorize(r, session, name)
 	if status != 0 {
-		typ := api.ProblemForbidden
-		if status == http.StatusUnauthorized {
-			typ = api.ProblemUnauthorized
-		} else if status == http.StatusNotFound {
-			typ = api.ProblemNotFound
-		} else if status == http.StatusConflict {
-			typ = api.ProblemConflict
-		}
-		problem(w, status, typ, why)
+		problem(w, status, problemTypes[status], why)
 		return
 	}
 	s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), targetKey{}, t)))
@@ -437,6 +429,16 @@ func (s *Server) failed(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 const problemApp = "https://berth.dev/problems/app"
+
+// problemTypes are the problem types of the apps origin's refusals, as the
+// API names them.
+var problemTypes = map[int]string{
+	http.StatusUnauthorized:       api.ProblemUnauthorized,
+	http.StatusForbidden:          api.ProblemForbidden,
+	http.StatusNotFound:           api.ProblemNotFound,
+	http.StatusConflict:           api.ProblemConflict,
+	http.StatusServiceUnavailable: api.ProblemNoLeader,
+}
 
 func problem(w http.ResponseWriter, status int, typ, detail string) {
 	w.Header().Set("Content-Type", api.ProblemContentType)

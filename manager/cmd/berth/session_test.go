@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-cluster/berth/shared/api"
 	"github.com/berth-cluster/berth/shared/slots"
@@ -173,6 +174,24 @@ func TestParsePortFlag(t *testing.T) {
 	} {
 		if got, ok := parsePortFlag(in); !ok || got != want {
 			t.Errorf("parsePortFlag(%q) = %+v, %v", in, got, ok)
+		}
+	}
+}
+
+func TestParseSince(t *testing.T) {
+	now := time.Date(2025, 1, 2, 15, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Time{
+		"2025-01-02T14:04:05Z": time.Date(2025, 1, 2, 14, 4, 5, 0, time.UTC),
+		"10m":                  now.Add(-10 * time.Minute),
+		"1h30m":                now.Add(-90 * time.Minute),
+	} {
+		if got, err := parseSince(in, now); err != nil || !got.Equal(want) {
+			t.Errorf("parseSince(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"yesterday", "-5m", "2025-01-02"} {
+		if _, err := parseSince(bad, now); err == nil {
+			t.Errorf("parseSince(%q) accepted", bad)
 		}
 	}
 }
