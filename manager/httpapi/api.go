@@ -133,6 +133,9 @@ type Config struct {
 	// Apps issues the tokens of the apps origin, where sessions' web apps
 	// are served (manager/apps); nil: this manager serves none.
 	Apps AppTokens
+	// ActivityEvery is how often an open terminal or port-forward tells
+	// the leader its session is in use (the idle duty's period; 0: 5s).
+	ActivityEvery time.Duration
 }
 
 // AppTokens issues the one-time tokens that open a session's app on the
@@ -191,6 +194,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.AgentTransport == nil {
 		cfg.AgentTransport = http.DefaultTransport
+	}
+	if cfg.ActivityEvery <= 0 {
+		cfg.ActivityEvery = leader.DefaultIdleCheckEvery
 	}
 	if cfg.LoginBurst == 0 {
 		cfg.LoginBurst = 10

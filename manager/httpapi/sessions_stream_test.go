@@ -442,3 +442,35 @@ func TestAStoppingManagerClosesItsTerminalsSayingSo(t *testing.T) {
 		t.Fatalf("a terminal opened on a closing manager (%v)", resp)
 	}
 }
+
+// An open terminal keeps its session from the idle timeout; the same
+// session without one is ended.
+func TestAnOpenTerminalKeepsTheSessionFromItsIdleTimeout(t *testing.T) {
+	t.Parallel()
+	e := newStreamEnv(t, withIdleEvery(100*time.Millisecond))
+	wantStatus(t, testcluster.Do(t, http.MethodPatch, e.url("/v1/resource-policies/default"), e.admin, map[string]any{"idle_timeout": 2}), http.StatusOK)
+	watched := e.sess
+	idle := e.running(e.ann, nil)
+	c, _, err := e.dial(e.ann, "/v1/sessions/"+watched.ID+"/terminal", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	output(t, c, "ready")
+	// The agent reports both idle (no CPU) all along.
+	start := time.Now()
+	testcluster.Eventually(t, 20*time.Second, func() error {
+		e.beat(e.live...)
+		if s := e.get(e.ann, idle.ID); s.Status == api.SessionRunning {
+			return fmt.Errorf("the session without a terminal is still running after %v", time.Since(start).Round(time.Millisecond))
+		}
+		return nil
+	})
+	for time.Since(start) < 4*time.Second {
+		e.beat(e.live...)
+		time.Sleep(100 * time.Millisecond)
+	}
+	if s := e.get(e.ann, watched.ID); s.Status != api.SessionRunning {
+		t.Fatalf("the session with an open terminal is %s (%+v)", s.Status, s.StatusHistory)
+	}
+}

@@ -158,7 +158,7 @@ func (d deadlineConn) Write(b []byte) (int, error) {
 // (an open terminal or port-forward keeps it from its idle timeout).
 func (a *API) keepActive(ctx context.Context, session string) {
 	a.leader.SessionUsed(session)
-	t := time.NewTicker(activityEvery)
+	t := time.NewTicker(a.cfg.ActivityEvery)
 	defer t.Stop()
 	for {
 		select {
@@ -169,7 +169,3 @@ func (a *API) keepActive(ctx context.Context, session string) {
 		}
 	}
 }
-
-// activityEvery is how often an open terminal or port-forward counts as
-// activity; well below any idle timeout worth setting (a minute at least).
-const activityEvery = 20 * time.Second

@@ -217,7 +217,7 @@ func (s *Server) serve(b Backend, tc *tlsConfigs) {
 		Rand: cfg.Rand, TokenTTL: cfg.TokenTTL, PasswordCost: cfg.PasswordCost, JoinToken: cfg.JoinToken, AgentToken: cfg.AgentToken, AgentTokenNeedsApproval: cfg.AgentTokenNeedsApproval,
 		Console: console.Handler(), Folders: s.folders, NoGroupFolders: cfg.NoGroupFolders, Limits: cfg.HTTPLimits, SpoolDir: cfg.DataDir,
 		PeerScheme: tc.peerScheme, PeerTransport: tc.peerTransport, AgentScheme: tc.agentScheme, AgentTransport: tc.agentTransport,
-		Apps: appTokens})
+		Apps: appTokens, ActivityEvery: cfg.IdleCheckEvery})
 	// ErrorLog: failed TLS handshakes and the like go to the structured log.
 	// Bodies and answers get their deadlines per route (httpapi.Limits):
 	// a server-wide ReadTimeout would cut the deliberate streams.
