@@ -33,7 +33,10 @@ run: build
 cluster: build
 	scripts/cluster.sh
 
-# Every benchmark and the failover time; writes the table into docs/BENCHMARKS.md.
+# Every benchmark, the failover time and the simulated-agent runs
+# (scripts/bench-sim.sh: 1,000 simulated agents on a dev manager, berth bench
+# sessions; 5,000 agents' heartbeats); writes the table into docs/BENCHMARKS.md.
+# BENCH_GO=0 runs only the simulated part, BENCH_SIM=0 skips it.
 bench:
 	scripts/bench.sh
 

@@ -38,6 +38,13 @@ type Agent struct {
 	// converging serialises convergence between the desired and resync loops.
 	converging sync.Mutex
 
+	// pulls fetches images; gc removes unused ones when the disk fills.
+	// A pull starting or ending wakes convergence and the heartbeat
+	// (converge, beat) and image collection (gcKick).
+	pulls                  *puller
+	gc                     *imageGC
+	converge, beat, gcKick chan struct{}
+
 	mu         sync.Mutex
 	id         identity
 	lastErrors []string
@@ -74,7 +81,7 @@ func New(cfg Config) (*Agent, error) {
 				return nil, fmt.Errorf("-tls-ca: %w", err)
 			}
 		}
-		mgr = &httpManager{addrs: cfg.Managers, token: cfg.Token, tls: dial}
+		mgr = &httpManager{addrs: cfg.Managers, token: cfg.Token, tls: dial, shared: cfg.HTTPClient}
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -99,6 +106,11 @@ func New(cfg Config) (*Agent, error) {
 	a.conv.quotas.hosts = findQuotaHosts(cfg.Quotas, cfg.FolderHosts, cfg.Log)
 	a.conv.users = sessionUsers(cfg)
 	a.conv.net = cfg.Network
+	a.converge, a.beat, a.gcKick = make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{}, 1)
+	a.pulls = newPuller(cfg.Runtime, cfg.Log, cfg.Now, cfg.PullStall, cfg.Metrics)
+	a.pulls.changed = func() { kick(a.converge); kick(a.beat); kick(a.gcKick) }
+	a.conv.pulls = a.pulls
+	a.gc = newImageGC(cfg.Runtime, cfg.Log, cfg.ImageGCHigh, cfg.ImageGCLow, a.conv.imagesWanted, a.pulls.pulling, cfg.Metrics)
 	a.metrics = newMetrics(cfg.Metrics, a)
 	return a, nil
 }
@@ -116,6 +128,8 @@ func (a *Agent) ID() string {
 // Run serves until ctx ends. Containers keep running when it returns: an
 // agent restart must not disturb sessions.
 func (a *Agent) Run(ctx context.Context) error {
+	a.pulls.run(ctx)
+	defer a.pulls.wait() // pulls end with ctx
 	// ErrorLog: failed TLS handshakes and the like go to the structured log.
 	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	var wg sync.WaitGroup
@@ -136,6 +150,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		wg.Wait()
 	}()
 
+	if d := a.cfg.StartAfter; d > 0 {
+		// Agents of one process start apart, so their heartbeats do not
+		// all reach the managers in the same instant.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(d):
+		}
+	}
 	// Re-attach: whatever runs now was started by an earlier run of this
 	// agent; it is not started again.
 	if existing, err := a.cfg.Runtime.List(ctx); err != nil {
@@ -161,7 +184,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.register(ctx); err != nil {
 		return err // only ctx ending stops registration
 	}
-	loops := []func(context.Context){a.heartbeatLoop, a.desiredLoop, a.resyncLoop}
+	loops := []func(context.Context){a.heartbeatLoop, a.desiredLoop, a.resyncLoop, a.gcLoop}
 	for _, loop := range loops {
 		wg.Add(1)
 		go func(loop func(context.Context)) {
@@ -203,7 +226,7 @@ func (a *Agent) registerOnce(ctx context.Context) error {
 	a.mu.Unlock()
 	req := api.AgentRegister{ID: id.ID, Address: a.addr, Capacity: a.capacity, Node: a.nodeInfo(ctx), Images: images,
 		GPUs: a.cfg.GPUs.Devices(), GPUShareQuantum: a.cfg.GPUs.Quantum(),
-		FolderHosts: a.folderHostNames(), ProjectQuotaHosts: a.quotaHostNames(), Version: a.cfg.Version}
+		FolderHosts: a.folderHostNames(), ProjectQuotaHosts: a.quotaHostNames(), Version: a.cfg.Version, Simulated: a.cfg.Simulated}
 	out, err := a.mgr.Register(ctx, req, id.Secret)
 	var p *api.Problem
 	if err != nil && id.ID != "" && errors.As(err, &p) && p.Status == http.StatusUnauthorized {
@@ -226,7 +249,7 @@ func (a *Agent) registerOnce(ctx context.Context) error {
 	a.mu.Lock()
 	a.id = id
 	a.mu.Unlock()
-	a.log.Info("registered", "agent", id.ID, "capacity", a.capacity.String(), "gpus", len(req.GPUs), "fake_gpus", a.cfg.GPUs.Fake())
+	a.log.Info("registered", "agent", id.ID, "capacity", a.capacity.String(), "gpus", len(req.GPUs), "fake_gpus", a.cfg.GPUs.Fake(), "simulated", a.cfg.Simulated)
 	return nil
 }
 
@@ -251,6 +274,15 @@ func (a *Agent) images(ctx context.Context) ([]api.Image, error) {
 		out[i] = api.Image{Name: im.Name, Digest: im.Digest, Size: im.Size}
 	}
 	return out, nil
+}
+
+// kick wakes a loop that waits on ch, without blocking: one wake-up
+// pending is enough.
+func kick(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }
 
 // noteError remembers a failure for the next heartbeat, so the managers see

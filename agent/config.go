@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -76,10 +77,31 @@ type Config struct {
 	// closed (default 1m): output is held back, never piled up.
 	StreamStall time.Duration
 
+	// ImageGCHigh and ImageGCLow are percentages of the image store's
+	// disk (-image-gc-high, -image-gc-low; 0: 85 and 70): past the high
+	// mark unused images are removed, least recently used first, down to
+	// the low one. 100 turns collection off.
+	ImageGCHigh, ImageGCLow float64
+	// PullStall gives up a pull without progress this long (0:
+	// DefaultPullStall).
+	PullStall time.Duration
+
 	Runtime runtime.Runtime
 	// Network gives every session its own network (agent/network); nil:
 	// containers have loopback only.
 	Network Network
+	// Simulated: Runtime is a simulation (agent/runtime/sim) and the node
+	// runs nothing. The agent says so when it registers, so the managers
+	// (which accept it only with -allow-simulated-agents) and everyone who
+	// looks at it know. It is the agent's word, not a proof.
+	Simulated bool
+	// HTTPClient, when set, sends every call to the managers (many agents
+	// in one process share one pool of connections); nil: one of the
+	// agent's own.
+	HTTPClient *http.Client
+	// StartAfter delays Run (registration, heartbeats and all), so that the
+	// agents of one process start spread over a heartbeat interval.
+	StartAfter time.Duration
 	// GPUs are the node's GPUs (nil: none; every container still gets
 	// NVIDIA_VISIBLE_DEVICES=void).
 	GPUs     *gpu.Node
@@ -108,6 +130,12 @@ func (c *Config) defaults() error {
 	}
 	if c.StreamStall <= 0 {
 		c.StreamStall = time.Minute
+	}
+	if c.ImageGCHigh == 0 {
+		c.ImageGCHigh = DefaultImageGCHigh
+	}
+	if c.ImageGCLow == 0 {
+		c.ImageGCLow = min(DefaultImageGCLow, c.ImageGCHigh)
 	}
 	if c.ContainerUID == 0 {
 		c.ContainerUID = DefaultContainerID
@@ -159,6 +187,9 @@ func (c *Config) validate() error {
 	}
 	if c.ReservedMilliCPU < 0 || c.ReservedMemBytes < 0 {
 		errs = append(errs, "reserved resources must not be negative")
+	}
+	if c.ImageGCHigh <= 0 || c.ImageGCHigh > 100 || c.ImageGCLow <= 0 || c.ImageGCLow > c.ImageGCHigh {
+		errs = append(errs, fmt.Sprintf("-image-gc-low %g and -image-gc-high %g must be percentages with 0 < low <= high <= 100 (100: no collection)", c.ImageGCLow, c.ImageGCHigh))
 	}
 	errs = append(errs, flagenv.CheckHosts(c.FolderHosts)...)
 	if len(errs) > 0 {

@@ -21,14 +21,19 @@ import (
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
-// Container statuses the agent reports besides the runtime's own states.
-const (
-	// statusFailed: the agent could not start the container (Reason says why).
-	statusFailed = "failed"
-	// statusGone: the agent started the container and it has vanished from
-	// the runtime (removed behind the agent's back).
-	statusGone = "gone"
-)
+// reportedStatus is a task state as the managers read it. An unknown
+// state goes as it is, and they ignore it (api.ContainerStatus.Reported).
+func reportedStatus(s runtime.State) api.ContainerStatus {
+	switch s {
+	case runtime.Created:
+		return api.ContainerCreated
+	case runtime.Running:
+		return api.ContainerRunning
+	case runtime.Exited:
+		return api.ContainerExited
+	}
+	return api.ContainerStatus(s)
+}
 
 // converger brings the runtime to the desired containers. It starts each
 // desired container once: one that vanishes after it started is reported
@@ -67,12 +72,20 @@ type converger struct {
 	// orphansRemoved counts the containers removed for being unknown to
 	// the managers past the grace (a metric).
 	orphansRemoved atomic.Int64
+
+	// pulls fetches missing images (nil: none is pulled, a missing image
+	// fails the start); pulling are the containers waiting for one, regs
+	// the registry credentials of the last desired state (converge_pull.go).
+	pulls   *puller
+	pulling map[string]*pullHandle
+	regs    []api.RegistryCredentials
 }
 
 func newConverger(rt runtime.Runtime, gpus *gpu.Node, log *slog.Logger, now func() time.Time, orphanGrace, stopGrace time.Duration) *converger {
 	return &converger{rt: rt, gpus: gpus, log: log, now: now, orphanGrace: orphanGrace, stopGrace: stopGrace,
 		desired: map[string]api.DesiredContainer{}, stop: map[string]bool{}, stopping: map[string]bool{}, started: map[string]bool{}, failed: map[string]string{}, lost: map[string]string{},
-		orphanSince: map[string]time.Time{}, quotas: &folderQuotas{log: log, set: map[folderKey]projectLimit{}}}
+		orphanSince: map[string]time.Time{}, quotas: &folderQuotas{log: log, set: map[folderKey]projectLimit{}},
+		pulling: map[string]*pullHandle{}}
 }
 
 // setDesired replaces the desired set and the containers to stop at once.
@@ -93,6 +106,11 @@ func (c *converger) setDesired(list []api.DesiredContainer, stop ...string) {
 	for id := range c.failed {
 		if _, ok := c.desired[id]; !ok {
 			delete(c.failed, id)
+		}
+	}
+	for id := range c.pulling {
+		if _, ok := c.desired[id]; !ok {
+			delete(c.pulling, id)
 		}
 	}
 }
@@ -201,6 +219,9 @@ func (c *converger) followQuotas(ctx context.Context, d api.DesiredContainer) {
 }
 
 func (c *converger) start(ctx context.Context, d api.DesiredContainer) {
+	if !c.imageReady(ctx, d) {
+		return
+	}
 	grant, err := c.gpus.Grant(ctx, d.ID, d.GPUs)
 	if err == nil {
 		var spec runtime.Spec
@@ -339,7 +360,8 @@ func (c *converger) report(ctx context.Context) ([]api.ContainerReport, error) {
 	present := map[string]bool{}
 	for _, ct := range actual {
 		present[ct.ID] = true
-		r := api.ContainerReport{ID: ct.ID, SessionID: ct.SessionID, Index: ct.Index, Status: string(ct.State), Address: c.address(ct.ID)}
+		r := api.ContainerReport{ID: ct.ID, SessionID: ct.SessionID, Index: ct.Index, Status: reportedStatus(ct.State), Address: c.address(ct.ID),
+			ImageDigest: ct.ImageDigest}
 		if !ct.StartedAt.IsZero() {
 			at := ct.StartedAt.UTC()
 			r.StartedAt = &at
@@ -367,13 +389,15 @@ func (c *converger) report(ctx context.Context) ([]api.ContainerReport, error) {
 		switch {
 		case present[id]:
 		case c.failed[id] != "":
-			out = append(out, api.ContainerReport{ID: id, SessionID: d.SessionID, Index: d.Index, Status: statusFailed, Reason: c.failed[id]})
+			out = append(out, api.ContainerReport{ID: id, SessionID: d.SessionID, Index: d.Index, Status: api.ContainerFailed, Reason: c.failed[id]})
+		case c.pulling[id] != nil:
+			out = append(out, api.ContainerReport{ID: id, SessionID: d.SessionID, Index: d.Index, Status: api.ContainerPulling, Reason: c.pulling[id].describe()})
 		case c.started[id]:
 			reason := "container vanished from the runtime"
 			if why := c.lost[id]; why != "" {
 				reason = why
 			}
-			out = append(out, api.ContainerReport{ID: id, SessionID: d.SessionID, Index: d.Index, Status: statusGone, Reason: reason})
+			out = append(out, api.ContainerReport{ID: id, SessionID: d.SessionID, Index: d.Index, Status: api.ContainerGone, Reason: reason})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })

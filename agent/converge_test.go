@@ -91,7 +91,7 @@ func TestAVanishedContainerIsReportedGoneNotRestarted(t *testing.T) {
 	if len(rt.runs) != 1 {
 		t.Fatalf("the vanished container was started again (%d runs)", len(rt.runs))
 	}
-	if r := reportByID(t, c)["a"]; r.Status != statusGone {
+	if r := reportByID(t, c)["a"]; r.Status != api.ContainerGone {
 		t.Fatalf("report %+v, want gone", r)
 	}
 }
@@ -103,7 +103,7 @@ func TestAFailedStartIsReportedWithItsReasonAndNotRetried(t *testing.T) {
 	_ = c.converge(context.Background())
 	_ = c.converge(context.Background())
 	r := reportByID(t, c)["a"]
-	if r.Status != statusFailed || r.Reason[:len("image-missing")] != "image-missing" {
+	if r.Status != api.ContainerFailed || r.Reason[:len("image-missing")] != "image-missing" {
 		t.Fatalf("report %+v", r)
 	}
 	// Leaving the desired set clears the failure.

@@ -107,6 +107,13 @@ func startMultiCluster(t *testing.T, tweak ...func(*server.Config)) *multiCluste
 				return fmt.Errorf("agent %s is %s with cpu %d and %d images", ag.ID, ag.Status, ag.Capacity[slots.CPU], len(ag.Images))
 			}
 		}
+		// An agent keeps its id once its identity file is written, which
+		// may trail the manager's record of it.
+		for _, ra := range started {
+			if ra.a.ID() == "" {
+				return fmt.Errorf("an agent does not know its id yet")
+			}
+		}
 		return nil
 	})
 	for _, ra := range started {

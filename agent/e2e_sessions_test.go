@@ -34,7 +34,7 @@ type fourCores struct{ fingerprint.System }
 func (fourCores) NumCPU() int { return 4 }
 
 type sessionCluster struct {
-	t      *testing.T
+	t      testing.TB
 	s      *server.Server
 	socket string // the private containerd's
 	rt     *containerd.Runtime
@@ -136,7 +136,7 @@ func (sc *sessionCluster) get(id string) api.Session {
 }
 
 // wait waits until the session is in the status and returns it.
-func (sc *sessionCluster) wait(id, status string) api.Session {
+func (sc *sessionCluster) wait(id string, status api.SessionStatus) api.Session {
 	sc.t.Helper()
 	var s api.Session
 	testcluster.Eventually(sc.t, slowMachine, func() error {
@@ -237,7 +237,7 @@ func TestIdleTimeoutOnContainerd(t *testing.T) {
 	s := sc.wait(idle.ID, api.SessionTerminated)
 	reasons := ""
 	for _, h := range s.StatusHistory {
-		reasons += h.Status + ":" + h.Reason + " "
+		reasons += string(h.Status) + ":" + h.Reason + " "
 	}
 	if !strings.Contains(reasons, "TERMINATING:idle-timeout") {
 		t.Fatalf("idle session history %s, want TERMINATING with reason idle-timeout", reasons)

@@ -25,6 +25,17 @@ type fakeRuntime struct {
 	removed    []string
 	listErr    error
 	procs      []*fakeProcess
+
+	// Images: pulled are the refs Pull was asked for; pull decides how a
+	// pull goes (nil: it fails, no registry serves the image); used is
+	// each image's last use; disk what ImageDisk says, and each removed
+	// image frees imageBytes of it.
+	pulled        []string
+	pull          func(ctx context.Context, req runtime.PullRequest) error
+	used          map[string]time.Time
+	disk          runtime.DiskUsage
+	imageBytes    int64
+	removedImages []string
 }
 
 func newFakeRuntime(images ...string) *fakeRuntime {
@@ -237,9 +248,63 @@ func (f *fakeRuntime) Images(context.Context) ([]runtime.Image, error) {
 	defer f.mu.Unlock()
 	var out []runtime.Image
 	for n := range f.images {
-		out = append(out, runtime.Image{Name: n, Digest: "sha256:0"})
+		out = append(out, runtime.Image{Name: n, Digest: "sha256:0", LastUsed: f.used[n]})
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+func (f *fakeRuntime) Image(_ context.Context, name string) (runtime.Image, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.images[name] {
+		return runtime.Image{}, fmt.Errorf("image %s: %w", name, runtime.ErrImageNotFound)
+	}
+	return runtime.Image{Name: name, Digest: "sha256:0"}, nil
+}
+
+func (f *fakeRuntime) Pull(ctx context.Context, req runtime.PullRequest) (runtime.Image, error) {
+	f.mu.Lock()
+	f.pulled = append(f.pulled, req.Ref)
+	pull := f.pull
+	f.mu.Unlock()
+	err := fmt.Errorf("pull %s: no registry serves it", req.Ref)
+	if pull != nil {
+		err = pull(ctx, req)
+	}
+	if err != nil {
+		return runtime.Image{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.images[req.Ref] = true
+	return runtime.Image{Name: req.Ref, Digest: "sha256:1"}, nil
+}
+
+func (f *fakeRuntime) RemoveImage(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.images[name] {
+		return fmt.Errorf("image %s: %w", name, runtime.ErrImageNotFound)
+	}
+	for _, c := range f.containers {
+		if c.Image == name {
+			return fmt.Errorf("image %s: container %s: %w", name, c.ID, runtime.ErrImageInUse)
+		}
+	}
+	delete(f.images, name)
+	f.removedImages = append(f.removedImages, name)
+	f.disk.UsedBytes -= f.imageBytes
+	return nil
+}
+
+func (f *fakeRuntime) ImageDisk(context.Context) (runtime.DiskUsage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.disk.TotalBytes == 0 {
+		return runtime.DiskUsage{Path: "/fake", UsedBytes: 1, TotalBytes: 100}, nil
+	}
+	return f.disk, nil
 }
 
 func (f *fakeRuntime) Close() error { return nil }

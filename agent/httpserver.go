@@ -37,6 +37,8 @@ func (a *Agent) handler() http.Handler {
 	mux.HandleFunc("GET /v1/containers/{id}/logs", a.authed(a.logs))
 	mux.HandleFunc("GET /v1/containers/{id}/terminal", a.authed(a.terminal))
 	mux.HandleFunc("GET /v1/containers/{id}/ports/{port}/tunnel", a.authed(a.tunnel))
+	mux.HandleFunc("POST /v1/images/pull", a.authed(a.pullImage))
+	mux.HandleFunc("DELETE /v1/images/{ref...}", a.authed(a.removeImage))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
 	})

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/berth-cluster/berth/agent/runtime"
 	"github.com/berth-cluster/berth/shared/api"
 )
 
@@ -18,14 +17,21 @@ const resyncEvery = 5 * time.Second
 
 // heartbeatLoop reports to the managers every HeartbeatEvery.
 func (a *Agent) heartbeatLoop(ctx context.Context) {
-	t := time.NewTicker(a.cfg.HeartbeatEvery)
-	defer t.Stop()
 	for {
 		a.heartbeat(ctx)
+		every := a.cfg.HeartbeatEvery
+		if a.pulls.busy() {
+			// A pull's progress is the session's status_info.
+			every = min(every, pullReportEvery)
+		}
+		t := time.NewTimer(every)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
+		case <-a.beat:
+			t.Stop()
 		}
 	}
 }
@@ -43,6 +49,7 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	// manager that lost its state learns it again without a registration.
 	hb.GPUs, hb.GPUShareQuantum = a.cfg.GPUs.Devices(), a.cfg.GPUs.Quantum()
 	hb.FolderHosts = a.folderHostNames()
+	hb.Pulls = a.pulls.report()
 	hb.GPUUsage = a.gpuUsage(ctx, hb.Containers)
 	a.metrics.observe(hb.Containers)
 	a.metrics.observeGPUs(hb.GPUUsage)
@@ -98,6 +105,7 @@ func (a *Agent) desiredLoop(ctx context.Context) {
 		// (it has not applied as far yet); take its answer as it is.
 		index = ds.Index
 		a.conv.setDesired(ds.Containers, ds.Stop...)
+		a.conv.setRegistries(ds.Registries)
 		a.convergeNow(ctx)
 	}
 }
@@ -117,6 +125,11 @@ func (a *Agent) resyncLoop(ctx context.Context) {
 					a.noteError(err)
 				}
 			}
+		case <-a.converge:
+			// A pull ended: its containers start now, and the managers
+			// hear of them at once, not a heartbeat later.
+			a.convergeNow(ctx)
+			kick(a.beat)
 		}
 	}
 }
@@ -146,7 +159,7 @@ func (a *Agent) gpuUsage(ctx context.Context, reports []api.ContainerReport) []a
 	held := a.cfg.GPUs.Held()
 	for i := range reports {
 		r := &reports[i]
-		if _, ok := held[r.ID]; !ok || r.Status != string(runtime.Running) {
+		if _, ok := held[r.ID]; !ok || r.Status != api.ContainerRunning {
 			continue
 		}
 		pids, err := a.cfg.Runtime.Pids(ctx, r.ID)

@@ -33,6 +33,9 @@ type httpManager struct {
 	addrs []string
 	token string
 	tls   *tls.Config // dials https:// managers
+	// shared, when set, sends every call (Config.HTTPClient: agents of one
+	// process sharing a pool of connections).
+	shared *http.Client
 	// http is one client for every call, so connections (and their TLS
 	// handshakes) are reused between heartbeats.
 	once sync.Once
@@ -46,6 +49,9 @@ func (m *httpManager) client(secret string, join bool) (*client.Client, error) {
 	h := http.Header{}
 	if join {
 		h.Set(AgentTokenHeader, m.token)
+	}
+	if m.shared != nil {
+		return client.New(client.Config{Addrs: m.addrs, Token: secret, Header: h, MaxAttempts: 2 * len(m.addrs), HTTPClient: m.shared})
 	}
 	if m.tls == nil {
 		// Go's default transport, as before TLS existed.

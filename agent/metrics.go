@@ -71,7 +71,7 @@ func (m *metrics) observe(cs []api.ContainerReport) {
 	var cpu float64
 	var mem, gpuMem int64
 	for _, c := range cs {
-		counts[c.Status]++
+		counts[string(c.Status)]++
 		cpu += c.CPUSeconds
 		mem += c.MemoryWorkingSet
 		gpuMem += c.GPUMemoryBytes

@@ -90,7 +90,7 @@ func TestContainersStartOnTheirSessionsNetworkAndLeaveIt(t *testing.T) {
 	if err := c.converge(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if r := reportByID(t, c)["b"]; r.Status != statusFailed || !strings.Contains(r.Reason, "network: CNI: plugin type=\"bridge\" failed (add): no bridge today") {
+	if r := reportByID(t, c)["b"]; r.Status != api.ContainerFailed || !strings.Contains(r.Reason, "network: CNI: plugin type=\"bridge\" failed (add): no bridge today") {
 		t.Errorf("report of a failed attach %+v", r)
 	}
 	if len(rt.runs) != 1 {

@@ -208,7 +208,7 @@ func TestAQuotaThatCannotBeSetFailsTheStartWithTheReason(t *testing.T) {
 		t.Fatal("the container started without its folder's limit")
 	}
 	r := reportByID(t, c)["a"]
-	if r.Status != statusFailed || !strings.Contains(r.Reason, "start-failed: project quota of folder f-1 on host fast: operation not supported") {
+	if r.Status != api.ContainerFailed || !strings.Contains(r.Reason, "start-failed: project quota of folder f-1 on host fast: operation not supported") {
 		t.Fatalf("report %+v", r)
 	}
 }

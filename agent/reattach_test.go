@@ -112,7 +112,7 @@ func TestRestartedAgentReattachesAndReportsVanishedContainers(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, func() error {
-		if r, _ := reported(mgr, "sess1-0"); r.Status != statusGone {
+		if r, _ := reported(mgr, "sess1-0"); r.Status != api.ContainerGone {
 			return fmt.Errorf("reported as %+v, want gone", r)
 		}
 		return nil

@@ -9,6 +9,14 @@
 #               default 5000) so runs compare.
 #   BENCH_OUT   where the raw output goes (default .berth-dev/bench.txt)
 #   BENCH_REUSE=1  write the table from an earlier run's raw output only
+#   BENCH_GO=0  skip the Go benchmarks and the failover measurement
+#   BENCH_SIM=0 skip the simulated-agent runs (scripts/bench-sim.sh): a dev
+#               manager with BENCH_SIM_AGENTS (default 1000) simulated
+#               agents, berth bench sessions -n BENCH_SIM_SESSIONS (20000)
+#               -c BENCH_SIM_CONC (64) to RUNNING and to SCHEDULED, and the
+#               manager's CPU for the heartbeats of BENCH_SIM_HB_AGENTS
+#               (5000) agents over 60 s
+#   BENCH_DOC   the file the table goes into (default docs/BENCHMARKS.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
@@ -20,6 +28,7 @@ out=${BENCH_OUT:-.berth-dev/bench.txt}
 mkdir -p "$(dirname "$out")"
 if [ -z "${BENCH_REUSE:-}" ]; then
 : >"$out"
+if [ "${BENCH_GO:-1}" != 0 ]; then
 
 run() { # run PKG REGEX BENCHTIME
   echo "== go test -bench '$2' -benchtime $3 $1" | tee -a "$out" >&2
@@ -45,6 +54,19 @@ if command -v bc >/dev/null && make build >/dev/null 2>&1; then
     BERTH_CLUSTER_DIR=$(mktemp -d) scripts/failover.sh 2>/dev/null | grep '^failover:' >>"$out" || true
   done
 fi
+fi # BENCH_GO
+
+# Simulated agents through the real binaries (make build above, or now).
+if [ "${BENCH_SIM:-1}" != 0 ] && command -v bc >/dev/null && command -v curl >/dev/null && make build >/dev/null 2>&1; then
+  sim_agents=${BENCH_SIM_AGENTS:-1000}
+  for wait in running scheduled; do
+    echo "== scripts/bench-sim.sh sessions $sim_agents ${BENCH_SIM_SESSIONS:-20000} ${BENCH_SIM_CONC:-64} $wait" >&2
+    scripts/bench-sim.sh sessions "$sim_agents" "${BENCH_SIM_SESSIONS:-20000}" "${BENCH_SIM_CONC:-64}" "$wait" 2>&1 |
+      tee /dev/stderr | grep '^bench-sim:' >>"$out" || true
+  done
+  echo "== scripts/bench-sim.sh heartbeats ${BENCH_SIM_HB_AGENTS:-5000} 60" >&2
+  scripts/bench-sim.sh heartbeats "${BENCH_SIM_HB_AGENTS:-5000}" 60 2>&1 | tee /dev/stderr | grep '^bench-sim:' >>"$out" || true
+fi
 fi # BENCH_REUSE
 failover=$(sed -n 's/^failover: .*acknowledged \([0-9.]*\) s after.*/\1/p' "$out" | awk '{printf "%s%.2f s", (NR > 1 ? ", " : ""), $1}')
 
@@ -69,6 +91,29 @@ table=$(awk '
     printf "| %s | %s | %s |\n", pkg, name, extra
   }' "$out")
 
+# One row per simulated-agent run: what was run, then its figures.
+simrows=$(awk '
+  /^bench-sim: / {
+    delete f
+    for (i = 3; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+    if ($2 == "sessions") {
+      what = sprintf("%s simulated agents, %s sessions by %s callers, to %s", f["agents"], f["n"], f["conc"], toupper(f["wait"]))
+      figs = sprintf("%s sessions/s (%s reached, %s failed); create → state p50 %s / p90 %s / p99 %s ms; manager %s cores, agents %s cores; heartbeats %s/s, desired queries %s/s, Raft entries %s/s; load %s",
+        f["sessions_per_s"], f["reached"], f["failed"], f["p50_ms"], f["p90_ms"], f["p99_ms"], f["manager_cores"], f["agents_cores"],
+        f["heartbeats_per_s"], f["desired_per_s"], f["raft_entries_per_s"], f["load"])
+    } else {
+      what = sprintf("%s simulated agents heartbeating every 3 s, no sessions, %s s", f["agents"], f["seconds"])
+      figs = sprintf("manager %s cores, agents %s cores; heartbeats %s/s, desired queries %s/s, Raft entries %s/s; load %s",
+        f["manager_cores"], f["agents_cores"], f["heartbeats_per_s"], f["desired_per_s"], f["raft_entries_per_s"], f["load"])
+    }
+    printf "| scripts/bench-sim.sh | %s | %s |\n", what, figs
+  }' "$out")
+if [ -z "$table" ]; then
+  table=$simrows
+elif [ -n "$simrows" ]; then
+  table=$(printf '%s\n%s' "$table" "$simrows")
+fi
+
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 cores=$(nproc)
 mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
@@ -79,7 +124,7 @@ section=$(cat <<MD
 $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown): ${cpu}, ${cores} cores, ${mem},
 $(go version | awk '{print $3}'), $(grep -m1 '^PRETTY_NAME' /etc/os-release | cut -d'"' -f2). Admission with
 ${sessions} sessions, API load with ${requests} requests; everything else \`-benchtime ${benchtime}\`.
-Leader failover (\`scripts/failover.sh\`, kill -9 of the leader to the next acknowledged write): ${failover:-not measured (needs bc)}.
+Leader failover (\`scripts/failover.sh\`, kill -9 of the leader to the next acknowledged write): ${failover:-not measured (needs bc; BENCH_GO=0 skips it)}.
 
 | package | benchmark | figures |
 |---|---|---|
@@ -87,7 +132,7 @@ ${table}
 <!-- bench:end -->
 MD
 )
-doc=docs/BENCHMARKS.md
+doc=${BENCH_DOC:-docs/BENCHMARKS.md}
 if grep -q 'bench:begin' "$doc"; then
   awk -v s="$section" '
     /bench:begin/ { print s; skip = 1; next }

@@ -30,6 +30,13 @@ if [ ! -s "$token_file" ]; then
   (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token_file")
 fi
 chmod 600 "$token_file"
+# The key that seals registry passwords in the replicated state, kept the
+# same way (every manager of a real cluster needs the same one).
+secrets_key=$dev_abs/secrets.key
+if [ ! -s "$secrets_key" ]; then
+  (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$secrets_key")
+fi
+chmod 600 "$secrets_key"
 
 # The daemons run in sessions of their own (setsid), so Ctrl-C reaches this
 # script alone and cleanup stops them in order: agent, manager, then
@@ -79,7 +86,7 @@ first_start=""
 echo "Starting berth-manager on http://$http, sessions' apps on http://SESSION.localhost:${apps##*:} (state in $data)"
 # -dev keeps Raft in memory: the manager opens no Raft port.
 setsid bin/berth-manager -dev -node-id dev -http-addr "$http" -apps-addr "$apps" -apps-domain localhost -data-dir "$data" \
-  -agent-token-file "$token_file" -folder-host "$folders" "${folder_owner[@]}" -log-level "${BERTH_LOG_LEVEL:-warn}" >"$data/stdout.log" 2>"$data/manager.log" &
+  -agent-token-file "$token_file" -secrets-key-file "$secrets_key" -folder-host "$folders" "${folder_owner[@]}" -log-level "${BERTH_LOG_LEVEL:-warn}" >"$data/stdout.log" 2>"$data/manager.log" &
 pids+=($!)
 names+=(berth-manager)
 wait_for "http://$http/readyz" berth-manager "${pids[0]}" || { tail -n 20 "$data/manager.log" >&2; exit 1; }

@@ -32,6 +32,10 @@ need=(
   "iptables:iptables"
   "iptables-restore:iptables"
   "nsenter:util-linux"
+  # The image pull tests run a real registry on a loopback port
+  # (shared/registrytest: the CNCF distribution registry 2.8); its htpasswd
+  # files are made in Go (bcrypt), so apache2-utils is not needed.
+  "docker-registry:docker-registry"
   # Nothing for the console's terminal: xterm.js is vendored and committed
   # (scripts/vendor-xterm.sh, which alone needs npm and openssl).
 )

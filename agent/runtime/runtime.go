@@ -9,6 +9,8 @@ import (
 	"errors"
 	"io"
 	"time"
+
+	"github.com/berth-cluster/berth/shared/api"
 )
 
 // Labels every container of Berth carries, so that an agent restarted while
@@ -20,6 +22,9 @@ const (
 	// LabelGPUs is the JSON of the container's GPU slices, from which a
 	// restarted agent rebuilds its GPU ledger.
 	LabelGPUs = "berth.gpus"
+	// LabelImageDigest is the digest of the image the container was made
+	// from (set by the runtime: the session records the digest it ran).
+	LabelImageDigest = "berth.image-digest"
 )
 
 // Spec is one container to run.
@@ -123,6 +128,9 @@ type Container struct {
 	ExitCode  int
 	ExitedAt  time.Time
 	OOMKilled bool
+	// ImageDigest is the digest of the image it was made from ("" when
+	// the runtime did not record it).
+	ImageDigest string
 }
 
 // Usage is what a running container consumes, from its cgroup.
@@ -139,11 +147,37 @@ type ExecResult struct {
 	Stderr   []byte
 }
 
-// Image is an image the runtime holds.
+// Image is an image the runtime holds: only whole ones (every blob of its
+// platform present), so a pull that broke off is never one.
 type Image struct {
 	Name   string
 	Digest string
 	Size   int64
+	// LastUsed is when a container was last made from it, or it was
+	// pulled (image garbage collection removes the least recent first).
+	LastUsed time.Time
+}
+
+// PullRequest is an image to pull from its registry.
+type PullRequest struct {
+	// Ref is the reference as the session names it ("python:3.12").
+	Ref string
+	// Registries are the credentials and TLS settings of registry hosts;
+	// a host not among them is reached over HTTPS, anonymously.
+	Registries []api.RegistryCredentials
+	// Progress, when set, is called as bytes arrive (done, total of what
+	// is known so far) and once at the end; at most every ProgressEvery.
+	Progress func(done, total int64)
+}
+
+// ProgressEvery is how often a pull reports its progress.
+const ProgressEvery = 500 * time.Millisecond
+
+// DiskUsage is the filesystem the images are stored on.
+type DiskUsage struct {
+	Path       string
+	UsedBytes  int64
+	TotalBytes int64
 }
 
 // Errors a caller can act on.
@@ -154,6 +188,8 @@ var (
 	// ErrCommandNotFound: the command of an exec (or a container) does not
 	// exist in the container, so no process ran and there is no exit code.
 	ErrCommandNotFound = errors.New("command not found in container")
+	// ErrImageInUse: a container was made from the image.
+	ErrImageInUse = errors.New("image is in use by a container")
 )
 
 // ExecOptions is a process to start in a running container (StartExec).
@@ -220,6 +256,17 @@ type Runtime interface {
 	ImportImage(ctx context.Context, r io.Reader) ([]Image, error)
 	// Images lists the images present.
 	Images(ctx context.Context) ([]Image, error)
+	// Image finds a present image by name ("berth/base:latest" also finds
+	// docker.io/berth/base:latest); ErrImageNotFound when it is absent.
+	Image(ctx context.Context, name string) (Image, error)
+	// Pull fetches an image from its registry and unpacks it for the
+	// runtime's snapshotter; a pull that fails leaves no image behind.
+	Pull(ctx context.Context, req PullRequest) (Image, error)
+	// RemoveImage deletes an image no container was made from
+	// (ErrImageInUse otherwise; ErrImageNotFound when absent).
+	RemoveImage(ctx context.Context, name string) error
+	// ImageDisk measures the filesystem the images are stored on.
+	ImageDisk(ctx context.Context) (DiskUsage, error)
 	// Close releases the connection to the runtime.
 	Close() error
 }

@@ -66,6 +66,18 @@ const extraPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 // stopped, with every container it runs, when t ends.
 func Containerd(t testing.TB) (socket string) {
 	t.Helper()
+	return containerd(t, 0)
+}
+
+// ContainerdOnSmallDisk is Containerd with its root (content store and
+// snapshots) on a tmpfs of rootBytes: a node whose image store fills up.
+func ContainerdOnSmallDisk(t testing.TB, rootBytes int64) (socket string) {
+	t.Helper()
+	return containerd(t, rootBytes)
+}
+
+func containerd(t testing.TB, rootBytes int64) (socket string) {
+	t.Helper()
 	var missing []string
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root (containerd needs it)")
@@ -82,6 +94,16 @@ func Containerd(t testing.TB) (socket string) {
 	dir := ownedDir(t, dirPrefix)
 	socket = filepath.Join(dir, "containerd.sock")
 	t.Cleanup(func() { stopContainerd(t, script, dir) })
+	if rootBytes > 0 {
+		// Unmounted by the script's stop, with everything under dir.
+		root := filepath.Join(dir, "root")
+		if err := os.MkdirAll(root, 0o711); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Mount("tmpfs", root, "tmpfs", 0, "size="+strconv.FormatInt(rootBytes, 10)); err != nil {
+			t.Fatalf("mount a %d-byte tmpfs at %s: %v", rootBytes, root, err)
+		}
+	}
 
 	start := time.Now()
 	out, err := run(60*time.Second, "bash", script, "start", dir)

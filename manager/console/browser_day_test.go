@@ -12,10 +12,12 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 
 	"github.com/berth-cluster/berth/manager/server"
 	"github.com/berth-cluster/berth/manager/testcluster"
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/registrytest"
 )
 
 const (
@@ -31,7 +33,9 @@ const (
 // containers, GPU slice, log and runs a command; and the superadmin
 // draining the agent.
 func TestConsoleAUsersDay(t *testing.T) {
-	t.Parallel()
+	// Not parallel: one chromium at a time, beside whatever else the
+	// suite runs, keeps each page step well within its deadline on two
+	// cores.
 	chromiumPath(t)
 	c := testcluster.StartFake(t, func(cfg *server.Config) {
 		cfg.AgentToken = agentToken
@@ -279,6 +283,38 @@ func TestConsoleAUsersDay(t *testing.T) {
 			t.Fatal("the agent is still schedulable after DRAIN")
 		}
 		b.do("LOST tab", click("#tab-LOST"), waitText("#agents-list", "No agent is lost."))
+	})
+
+	step("the superadmin pulls an image onto the agent from Environments, and removes it", func(t *testing.T) {
+		b.t = t
+		reg := registrytest.Start(t, registrytest.Options{})
+		reg.Push(registrytest.WithData(t, empty.Image, 1<<10, 1, 51), "lab/tools:1")
+		ref := reg.Ref("lab/tools:1")
+		adminDo(t, s, admin, http.MethodPost, "/v1/registries", map[string]any{"name": "lab", "url": "http://" + reg.Host, "insecure_http": true}, http.StatusCreated)
+		b.nav("environments")
+		b.do("images", waitText("#images-list", "berth/base:latest"), waitText("#images-list", "python:3.12"))
+		b.do("pull", click("#image-pull"), chromedp.WaitVisible(chromedp.CSS("#pull-dialog")),
+			typeIn("#pull-image", ref), click(`input[data-pull-agent="`+agent.id+`"]`), click("#pull-submit"),
+			chromedp.WaitNotPresent(chromedp.CSS("#pull-dialog")), waitText("#images-list", ref))
+		b.shot("56b-environments")
+		var imgs api.List[api.ClusterImage]
+		apiGet(t, s, admin, "/v1/images", &imgs)
+		if !slices.ContainsFunc(imgs.Items, func(im api.ClusterImage) bool { return im.Name == ref && slices.Equal(im.Agents, []string{agent.id}) }) {
+			t.Fatalf("images after the pull: %+v", imgs.Items)
+		}
+		// (The pull's toast may lie over the button: clicked as a script.)
+		b.do("an unknown tag is refused with the registry's words", clickJS(`document.querySelector("#image-pull")`), chromedp.WaitVisible(chromedp.CSS("#pull-dialog")),
+			typeIn("#pull-image", reg.Ref("lab/tools:404")), click(`input[data-pull-agent="`+agent.id+`"]`), click("#pull-submit"),
+			waitText("#pull-dialog", "check the name and the tag"),
+			click("#pull-dialog footer button.secondary"), chromedp.WaitNotPresent(chromedp.CSS("#pull-dialog")))
+		// The list is drawn again every few seconds: found and clicked in
+		// one script.
+		b.do("remove", clickJS(`document.querySelector('button[data-action="remove-image"][data-image="`+ref+`"]')`), chromedp.WaitVisible(chromedp.CSS("#confirm-dialog")),
+			click("#confirm-ok"), waitJS(`!document.querySelector('#images-list').textContent.includes(`+js(ref)+`)`))
+		apiGet(t, s, admin, "/v1/images", &imgs)
+		if slices.ContainsFunc(imgs.Items, func(im api.ClusterImage) bool { return im.Name == ref }) {
+			t.Fatalf("the image is still listed after REMOVE: %+v", imgs.Items)
+		}
 	})
 
 	step("the admin opens ann's session from the list and terminates it", func(t *testing.T) {

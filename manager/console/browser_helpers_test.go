@@ -298,12 +298,19 @@ func adminDo(t *testing.T, s *server.Server, token, method, path string, body an
 // heartbeats, which is all a step about its record needs.
 func registerAgent(t *testing.T, s *server.Server, token, addr string) string {
 	t.Helper()
+	return registerAgentAs(t, s, token, addr, false)
+}
+
+// registerAgentAs is registerAgent of an agent that says it is simulated,
+// or not.
+func registerAgentAs(t *testing.T, s *server.Server, token, addr string, simulated bool) string {
+	t.Helper()
 	var capacity slots.Slots
 	if err := json.Unmarshal([]byte(`{"cpu":8,"mem":17179869184}`), &capacity); err != nil {
 		t.Fatal(err)
 	}
 	body, _ := json.Marshal(api.AgentRegister{Address: addr, Capacity: capacity, Version: "test",
-		Node: api.NodeInfo{Hostname: "fake-node-2", Arch: "amd64", CPUs: 8, MemoryBytes: 16 << 30}})
+		Node: api.NodeInfo{Hostname: "fake-node-2", Arch: "amd64", CPUs: 8, MemoryBytes: 16 << 30}, Simulated: simulated})
 	req, err := http.NewRequest(http.MethodPost, testcluster.URL(s)+"/v1/agents/register", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)

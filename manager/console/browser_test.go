@@ -55,7 +55,9 @@ func (b *tab) downloaded(name string) string {
 // API holds. The steps build on each other (the user created in one logs
 // in later), so they run in order in one browser.
 func TestConsoleAdminWalkthroughs(t *testing.T) {
-	t.Parallel()
+	// Not parallel: one chromium at a time, beside whatever else the
+	// suite runs, keeps each page step well within its deadline on two
+	// cores.
 	chromiumPath(t)
 	c := testcluster.StartFake(t, func(cfg *server.Config) {
 		cfg.AgentToken = agentToken
@@ -453,7 +455,7 @@ func TestConsoleAdminWalkthroughs(t *testing.T) {
 		exportTab(t, "credentials", "keys", "access_key,user,is_active,is_admin,resource_policy,rate_limit,concurrency_used,created_at,last_used",
 			[]string{"," + bobEmail + ",true,false,default,0,0,"})
 		exportTab(t, "policies", "policies", "name,cpu,mem,cuda.device,cuda.shares,max_containers_per_session,idle_timeout,max_concurrent_sessions,"+
-			"max_session_lifetime,allowed_vfolder_hosts,max_vfolder_size,max_vfolder_count,allow_root", []string{"default,2,4294967296,,1,", "gardener,"})
+			"max_session_lifetime,allowed_vfolder_hosts,max_vfolder_size,max_vfolder_count,allow_root,allowed_images", []string{"default,2,4294967296,,1,", "gardener,"})
 	})
 
 	step("the admin exports sessions from the ... menu right of OTHERS", func(t *testing.T) {

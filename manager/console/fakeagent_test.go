@@ -44,9 +44,10 @@ type fakeAgent struct {
 	srv    *httptest.Server
 	dir    string
 
-	mu   sync.Mutex
-	ctrs map[string]*fakeContainer // running or exited, not yet removed
-	logs map[string]*syncBuffer    // every container's output, kept after removal
+	mu     sync.Mutex
+	ctrs   map[string]*fakeContainer // running or exited, not yet removed
+	logs   map[string]*syncBuffer    // every container's output, kept after removal
+	images []api.Image               // what it reports: the registration's, then pulled and removed ones
 	// ports maps a container port to the local address its tunnel reaches
 	// (an app of the test standing for the container's).
 	ports map[string]string
@@ -54,7 +55,7 @@ type fakeAgent struct {
 
 type fakeContainer struct {
 	d        api.DesiredContainer
-	status   string // running, exited
+	status   api.ContainerStatus // running, exited
 	exitCode *int
 	started  time.Time
 	cancel   context.CancelFunc
@@ -98,6 +99,7 @@ func startFakeAgent(t *testing.T, s *server.Server) *fakeAgent {
 			{UUID: "GPU-fake-1", Index: 1, Minor: 1, Name: "A100-SXM4-40GB", MemoryBytes: 40 << 30, Shares: 100, Fake: true},
 		},
 		GPUShareQuantum: 10, FolderHosts: []string{"local"}}
+	a.images = slices.Clone(a.reg.Images)
 	var out api.AgentRegistered
 	a.call(http.MethodPost, "/v1/agents/register", agentToken, a.reg, &out, http.StatusCreated)
 	a.id, a.secret = out.ID, out.Secret
@@ -174,7 +176,10 @@ func (a *fakeAgent) loop(ctx context.Context) {
 		if err := a.do(ctx, http.MethodGet, "/v1/agents/"+a.id+"/desired", a.secret, nil, &ds); err == nil {
 			a.apply(ds)
 		}
-		hb := api.AgentHeartbeat{Address: a.reg.Address, Capacity: a.reg.Capacity, Images: a.reg.Images, Containers: a.reports(),
+		a.mu.Lock()
+		images := slices.Clone(a.images)
+		a.mu.Unlock()
+		hb := api.AgentHeartbeat{Address: a.reg.Address, Capacity: a.reg.Capacity, Images: images, Containers: a.reports(),
 			GPUs: a.reg.GPUs, GPUShareQuantum: a.reg.GPUShareQuantum, FolderHosts: a.reg.FolderHosts}
 		_ = a.do(ctx, http.MethodPost, "/v1/agents/"+a.id+"/heartbeat", a.secret, hb, nil)
 		select {
@@ -259,6 +264,9 @@ func processGroup(cmd *exec.Cmd) *exec.Cmd {
 func (a *fakeAgent) serveAgentAPI(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Authorization") != "Bearer "+a.secret {
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	if a.serveImages(w, r) {
 		return
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/v1/containers/")
@@ -423,4 +431,45 @@ func (a *fakeAgent) port(port int, addr string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.ports[strconv.Itoa(port)] = addr
+}
+
+// serveImages answers the managers' image calls: a pull "finishes" at once
+// (the image is reported from the next heartbeat on), a removal drops it
+// unless a running container uses it. It reports whether it answered.
+func (a *fakeAgent) serveImages(w http.ResponseWriter, r *http.Request) bool {
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/images/pull":
+		var req api.AgentImagePull
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Image == "" {
+			http.Error(w, "bad pull request", http.StatusBadRequest)
+			return true
+		}
+		a.mu.Lock()
+		if !slices.ContainsFunc(a.images, func(im api.Image) bool { return im.Name == req.Image }) {
+			a.images = append(a.images, api.Image{Name: req.Image, Digest: "sha256:02", Size: 120 << 20})
+		}
+		a.mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = io.WriteString(w, "{}")
+		return true
+	case r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/v1/images/"):
+		name := strings.TrimPrefix(r.URL.Path, "/v1/images/")
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for _, c := range a.ctrs {
+			if c.d.Image == name && c.status == "running" {
+				http.Error(w, "in use by "+c.d.ID, http.StatusConflict)
+				return true
+			}
+		}
+		i := slices.IndexFunc(a.images, func(im api.Image) bool { return im.Name == name })
+		if i < 0 {
+			http.Error(w, "no image "+name, http.StatusNotFound)
+			return true
+		}
+		a.images = slices.Delete(a.images, i, i+1)
+		w.WriteHeader(http.StatusNoContent)
+		return true
+	}
+	return false
 }

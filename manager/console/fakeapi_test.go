@@ -63,7 +63,9 @@ func (fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // drifted usage is listed, and a manager without the folder API is said
 // to lack it rather than failing.
 func TestConsoleRendersEdgeCases(t *testing.T) {
-	t.Parallel()
+	// Not parallel: one chromium at a time, beside whatever else the
+	// suite runs, keeps each page step well within its deadline on two
+	// cores.
 	chromiumPath(t)
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", fakeAPI{})

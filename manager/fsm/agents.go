@@ -43,6 +43,9 @@ func applyAgentPut(tx *state.Txn, index uint64, c *AgentPut) (any, error) {
 			return nil, apierr.New(apierr.Conflict, "agent %s already exists", a.ID)
 		}
 		a.Meta = old.Meta
+		// An agent that once said it is simulated stays so: sessions
+		// placed on it then must never look as if they had run.
+		a.Simulated = a.Simulated || old.Simulated
 	}
 	if c.TokenHash != "" {
 		tok, err := useAgentToken(tx, index, c.TokenHash, c.At)
@@ -81,6 +84,9 @@ type AgentUpdate struct {
 
 	// ProjectQuotaHosts: see state.Agent (registration only).
 	ProjectQuotaHosts *[]string `json:"project_quota_hosts,omitempty"`
+	// Simulated marks the agent simulated (a registration saying so);
+	// false changes nothing: no update makes a simulated agent real.
+	Simulated bool `json:"simulated,omitempty"`
 }
 
 // MsgType implements Command.
@@ -119,6 +125,7 @@ func applyAgentUpdate(tx *state.Txn, index uint64, c *AgentUpdate) (any, error) 
 	if c.ProjectQuotaHosts != nil {
 		a.ProjectQuotaHosts = slices.Clone(*c.ProjectQuotaHosts)
 	}
+	a.Simulated = a.Simulated || c.Simulated
 	if c.LastHeartbeatAt != nil && c.LastHeartbeatAt.After(a.LastHeartbeatAt) {
 		a.LastHeartbeatAt = *c.LastHeartbeatAt
 	}

@@ -141,3 +141,28 @@ func BenchmarkApplyWithoutWaiters(b *testing.B) {
 		f.Apply(&raft.Log{Index: uint64(i + 1), Type: raft.LogNoop})
 	}
 }
+
+// Once an agent has said it is simulated, no later entry makes it real: a
+// put of the same agent without the mark and an update saying false both
+// leave it, while an update saying true marks a real agent.
+func TestTheSimulatedMarkIsNeverCleared(t *testing.T) {
+	f := newTestFSM()
+	var index uint64
+	sim := state.Agent{ID: "sim", Secret: "s", Status: state.AgentAlive, Simulated: true}
+	apply(t, f, &index, AgentPut{Agent: sim})
+	again := sim
+	again.Simulated = false
+	apply(t, f, &index, AgentPut{Agent: again})
+	apply(t, f, &index, AgentUpdate{ID: "sim", Simulated: false})
+	if !agent(t, f, "sim").Simulated {
+		t.Fatal("the simulated mark was cleared")
+	}
+	apply(t, f, &index, AgentPut{Agent: state.Agent{ID: "real", Secret: "r", Status: state.AgentAlive}})
+	if agent(t, f, "real").Simulated {
+		t.Fatal("a real agent is marked simulated")
+	}
+	apply(t, f, &index, AgentUpdate{ID: "real", Simulated: true})
+	if !agent(t, f, "real").Simulated {
+		t.Fatal("an update saying simulated did not mark the agent")
+	}
+}

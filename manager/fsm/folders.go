@@ -94,9 +94,6 @@ type FolderDelete struct {
 // MsgType implements Command.
 func (FolderDelete) MsgType() MsgType { return MsgFolderDelete }
 
-// liveStatuses are the statuses of sessions that mount, or will mount, their folders.
-var liveStatuses = []string{api.SessionPending, api.SessionScheduled, api.SessionPreparing, api.SessionRunning, api.SessionTerminating}
-
 func applyFolderDelete(tx *state.Txn, _ uint64, c *FolderDelete) (any, error) {
 	f, err := tx.Folder(c.ID)
 	if err != nil {
@@ -105,7 +102,11 @@ func applyFolderDelete(tx *state.Txn, _ uint64, c *FolderDelete) (any, error) {
 	if f == nil {
 		return nil, apierr.New(apierr.NotFound, "no folder %s", c.ID)
 	}
-	for _, st := range liveStatuses {
+	// Sessions that have not ended mount, or will mount, their folders.
+	for _, st := range api.SessionStatuses() {
+		if st.Ended() {
+			continue
+		}
 		ss, err := tx.SessionsInStatus(st)
 		if err != nil {
 			return nil, err

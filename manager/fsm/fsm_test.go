@@ -61,6 +61,7 @@ func testLog(t testing.TB, seed uint64, users int) [][]byte {
 		Capacity: slots.Slots{slots.CPU: 8000, slots.Mem: 16 << 30}, LastHeartbeatAt: base}})
 	cmds = append(cmds, agentEntries(base)...)
 	cmds = append(cmds, agentTokenEntries(base)...)
+	cmds = append(cmds, registryEntries(base)...)
 	cmds = append(cmds, MemberPut{Member: state.Member{ID: "m1", RaftAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:2"}},
 		MemberPut{Member: state.Member{ID: "m2", RaftAddr: "127.0.0.1:3", HTTPAddr: "127.0.0.1:4"}})
 	for i := 0; i < users; i++ {

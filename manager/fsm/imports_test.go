@@ -40,9 +40,10 @@ func TestFSMDoesNotImportTheScheduler(t *testing.T) {
 	if slices.Contains(got, schedPkg) {
 		t.Fatalf("manager/fsm depends on %s; its dependencies: %v", schedPkg, ours(got))
 	}
-	// Of this module, the FSM needs the records, the error kinds and the
-	// wire types, nothing that decides or serves.
-	allowed := []string{"manager/fsm", "manager/state", "manager/apierr", "shared/api", "shared/slots"}
+	// Of this module, the FSM needs the records, the error kinds, the wire
+	// types and the image reference rules (allowed_images, which the
+	// create applier decides), nothing that decides placements or serves.
+	allowed := []string{"manager/fsm", "manager/state", "manager/apierr", "shared/api", "shared/slots", "shared/imageref"}
 	for _, p := range ours(got) {
 		if !slices.Contains(allowed, p) {
 			t.Errorf("manager/fsm depends on %s, which is not among %v", p, allowed)

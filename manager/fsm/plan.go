@@ -111,7 +111,7 @@ func placeSession(s *state.Session, cs []PlacedContainer, at time.Time) {
 			}
 			held[slots.CUDAShares] = max(total, s.Requested[slots.CUDAShares])
 		}
-		s.Containers[i] = state.SessionContainer{Index: i, Agent: c.Agent, Status: containerScheduled, Slots: held, GPUs: c.GPUs}
+		s.Containers[i] = state.SessionContainer{Index: i, Agent: c.Agent, Status: api.ContainerScheduled, Slots: held, GPUs: c.GPUs}
 		agents[i] = c.Agent
 	}
 	distinct := slices.Compact(slices.Sorted(slices.Values(agents)))

@@ -63,6 +63,7 @@ type PolicyUpdate struct {
 	MaxVfolderSize          *Nullable[int64]      `json:"max_vfolder_size,omitempty"`
 	MaxVfolderCount         *int                  `json:"max_vfolder_count,omitempty"`
 	AllowRoot               *bool                 `json:"allow_root,omitempty"`
+	AllowedImages           *[]string             `json:"allowed_images,omitempty"`
 	AllowEgress             *bool                 `json:"allow_egress,omitempty"`
 }
 
@@ -95,6 +96,9 @@ func applyPolicyUpdate(tx *state.Txn, index uint64, c *PolicyUpdate) (any, error
 	setNullable(&p.MaxVfolderSize, c.MaxVfolderSize)
 	setPresent(&p.MaxVfolderCount, c.MaxVfolderCount)
 	setPresent(&p.AllowRoot, c.AllowRoot)
+	if c.AllowedImages != nil {
+		p.AllowedImages = slices.Clone(*c.AllowedImages)
+	}
 	if c.AllowEgress != nil {
 		v := *c.AllowEgress
 		p.AllowEgress = &v
@@ -133,6 +137,7 @@ func copyPolicy(p *state.ResourcePolicy) *state.ResourcePolicy {
 		c.TotalResourceSlots[n] = v
 	}
 	c.AllowedVfolderHosts = slices.Clone(p.AllowedVfolderHosts)
+	c.AllowedImages = slices.Clone(p.AllowedImages)
 	c.MaxConcurrentSessions = clonePtr(p.MaxConcurrentSessions)
 	c.MaxSessionLifetime = clonePtr(p.MaxSessionLifetime)
 	c.MaxVfolderSize = clonePtr(p.MaxVfolderSize)

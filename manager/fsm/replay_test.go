@@ -202,14 +202,14 @@ func schedulerLog(t *testing.T, seed uint64, steps int) (log [][]byte, final []b
 			// News from the agent of a running session: its containers
 			// there start, exit, or are gone once it is stopping.
 			var occupying []*state.Session
-			_ = f.State().Read().EachSession(func(s *state.Session) bool { return state.Occupying(s.Status) },
+			_ = f.State().Read().EachSession(func(s *state.Session) bool { return s.Status.Occupying() },
 				func(s *state.Session) error { occupying = append(occupying, s); return nil })
 			if len(occupying) == 0 {
 				continue
 			}
 			s := occupying[rnd.IntN(len(occupying))]
 			agent := s.Containers[rnd.IntN(len(s.Containers))].Agent
-			status := []string{"created", "running", "running", "exited"}[rnd.IntN(4)]
+			status := []api.ContainerStatus{"created", "running", "running", "exited"}[rnd.IntN(4)]
 			if s.Status == api.SessionTerminating {
 				status = "gone"
 			}
@@ -224,7 +224,7 @@ func schedulerLog(t *testing.T, seed uint64, steps int) (log [][]byte, final []b
 		case r < 18:
 			id := pick()
 			var occupying []string
-			_ = f.State().Read().EachSession(func(s *state.Session) bool { return state.Occupying(s.Status) },
+			_ = f.State().Read().EachSession(func(s *state.Session) bool { return s.Status.Occupying() },
 				func(s *state.Session) error { occupying = append(occupying, s.ID); return nil })
 			if len(occupying) > 0 && rnd.IntN(4) > 0 {
 				id = occupying[rnd.IntN(len(occupying))]

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/berth-cluster/berth/manager/state"
+	"github.com/berth-cluster/berth/shared/api"
 )
 
 // The log entries of compute sessions. Their appliers live in
@@ -85,10 +86,12 @@ type SessionsReport struct {
 type ContainerReport struct {
 	SessionID string `json:"session_id"`
 	Index     int    `json:"index"`
-	// Status as the agent reports it: created, running, exited, failed, gone.
-	Status   string `json:"status"`
-	ExitCode *int   `json:"exit_code,omitempty"`
-	Reason   string `json:"reason,omitempty"`
+	// Status as the agent reports it (api.ContainerStatus.Reported).
+	Status   api.ContainerStatus `json:"status"`
+	ExitCode *int                `json:"exit_code,omitempty"`
+	Reason   string              `json:"reason,omitempty"`
+	// ImageDigest is the digest of the image the container was made from.
+	ImageDigest string `json:"image_digest,omitempty"`
 	// Address is the container's address on its session's network.
 	Address string `json:"address,omitempty"`
 }

@@ -1,13 +1,16 @@
 package fsm
 
 import (
+	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/berth-cluster/berth/manager/apierr"
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/imageref"
 )
 
 // The appliers of the session entries (sessions.go). Every status change
@@ -22,38 +25,19 @@ const (
 	maxClusterSize = 1000
 )
 
-// Container statuses as the managers record them: "scheduled" until the
-// agent reports, then what it reports.
-const (
-	containerScheduled = "scheduled"
-	containerCreated   = "created"
-	containerRunning   = "running"
-	containerExited    = "exited"
-	containerFailed    = "failed"
-	containerGone      = "gone"
-)
-
-func finished(status string) bool {
-	switch status {
-	case api.SessionTerminated, api.SessionError, api.SessionCancelled:
-		return true
-	}
-	return false
-}
-
 // transition moves a session to status, recording why. The reason is also
 // the status_info of a session on its way out or ended; a PENDING one's says
 // why it waits (the scheduler's words, or the plan applier's refusal), a
 // running one's is empty.
-func transition(s *state.Session, status string, at time.Time, reason string) {
+func transition(s *state.Session, status api.SessionStatus, at time.Time, reason string) {
 	s.Status = status
 	s.StatusInfo = ""
 	s.Refusal = nil
-	if status == api.SessionTerminating || finished(status) {
+	if status.EndingOrEnded() {
 		s.StatusInfo = reason
 	}
 	s.StatusHistory = append(s.StatusHistory, api.StatusChange{Status: status, At: at, Reason: reason})
-	if finished(status) {
+	if status.Ended() {
 		s.TerminatedAt = &at
 	}
 }
@@ -94,16 +78,17 @@ func applySessionCreate(tx *state.Txn, index uint64, c *SessionCreate) (any, err
 	if u == nil || u.Status != api.StatusActive {
 		return nil, apierr.New(apierr.Forbidden, "user %s is inactive", k.User)
 	}
-	if s.RunAsRoot {
-		// The policy as it is now, not as the handler saw it: a policy
-		// that stopped allowing root stops every later create.
-		p, err := tx.ResourcePolicy(k.ResourcePolicy)
-		if err != nil {
-			return nil, err
-		}
-		if p == nil || !p.AllowRoot {
-			return nil, RootNotAllowed(k.ResourcePolicy)
-		}
+	// The policy as it is now, not as the handler saw it: a policy that
+	// stopped allowing root, or the image, stops every later create.
+	p, err := tx.ResourcePolicy(k.ResourcePolicy)
+	if err != nil {
+		return nil, err
+	}
+	if s.RunAsRoot && (p == nil || !p.AllowRoot) {
+		return nil, RootNotAllowed(k.ResourcePolicy)
+	}
+	if p != nil && !imageref.Allowed(p.AllowedImages, s.Image) {
+		return nil, ImageNotAllowed(p.Name, s.Image, p.AllowedImages)
 	}
 	// Whether the session may reach beyond its node is the policy's, as it
 	// is now; a policy changed later leaves the session as it started.
@@ -134,6 +119,14 @@ func applySessionCreate(tx *state.Txn, index uint64, c *SessionCreate) (any, err
 func RootNotAllowed(policy string) error {
 	return apierr.Field(apierr.Forbidden, "run_as_root",
 		"resource policy "+policy+" does not allow root in containers (allow_root is false); leave run_as_root out to run as the unprivileged container user, or ask an administrator for a policy that allows root")
+}
+
+// ImageNotAllowed is the refusal of an image the policy's allowed_images
+// does not match.
+func ImageNotAllowed(policy, image string, patterns []string) error {
+	return apierr.Field(apierr.Unprocessable, "image",
+		fmt.Sprintf("image %s (%s) is not allowed by resource policy %s, which allows only %s; pick an image that matches, or ask an administrator to add it to allowed_images",
+			image, imageref.Normal(image), policy, strings.Join(patterns, ", ")))
 }
 
 // checkRequest refuses what would break admission's arithmetic. Decoding
@@ -177,7 +170,7 @@ func applySessionTerminate(tx *state.Txn, index uint64, c *SessionTerminate) (an
 	switch {
 	case s.Status == api.SessionPending:
 		transition(n, api.SessionCancelled, c.At, reason)
-	case s.Status == api.SessionTerminating || finished(s.Status):
+	case s.Status.EndingOrEnded():
 		// Already on its way out or ended: asking again changes nothing.
 		return s, nil
 	case allEnded(n.Containers):
@@ -201,7 +194,7 @@ func applySessionsTouch(tx *state.Txn, index uint64, c *SessionsTouch) (any, err
 			return nil, err
 		}
 		at := c.LastActivity[id]
-		if s == nil || finished(s.Status) || (s.LastActivityAt != nil && !at.After(*s.LastActivityAt)) {
+		if s == nil || s.Status.Ended() || (s.LastActivityAt != nil && !at.After(*s.LastActivityAt)) {
 			continue // gone, ended, or older news
 		}
 		n := s.Copy()

@@ -219,7 +219,7 @@ func (c *chaos) report(at time.Time) SessionsReport {
 		index = c.rnd.IntN(len(s.Containers))
 		agent = s.Containers[index].Agent
 	}
-	statuses := []string{"created", "running", "running", "exited", "failed", "gone"}
+	statuses := []api.ContainerStatus{"created", "running", "running", "exited", "failed", "gone"}
 	code := c.rnd.IntN(3)
 	return SessionsReport{At: at, Agent: agent, Reports: []ContainerReport{
 		{SessionID: id, Index: index, Status: statuses[c.rnd.IntN(len(statuses))], ExitCode: &code}}}
@@ -237,10 +237,10 @@ func checkAdmission(t *testing.T, f *FSM, when string) {
 		if last := s.StatusHistory[len(s.StatusHistory)-1].Status; last != s.Status {
 			t.Fatalf("%s: %s is %s but its history ends %s", when, s.ID, s.Status, last)
 		}
-		if finished(s.Status) != (s.TerminatedAt != nil) {
+		if s.Status.Ended() != (s.TerminatedAt != nil) {
 			t.Fatalf("%s: %s is %s with terminated_at %v", when, s.ID, s.Status, s.TerminatedAt)
 		}
-		if !state.Occupying(s.Status) {
+		if !s.Status.Occupying() {
 			return nil
 		}
 		if len(s.Containers) != s.ClusterSize {
@@ -320,7 +320,7 @@ func checkGPUs(t *testing.T, tx *state.Txn, when string) {
 	t.Helper()
 	type gpuKey struct{ agent, uuid string }
 	held, whole, slices := map[gpuKey]int64{}, map[gpuKey]int{}, map[gpuKey]int{}
-	err := tx.EachSession(func(s *state.Session) bool { return state.Occupying(s.Status) }, func(s *state.Session) error {
+	err := tx.EachSession(func(s *state.Session) bool { return s.Status.Occupying() }, func(s *state.Session) error {
 		for _, ct := range s.Containers {
 			sum := int64(0)
 			for _, g := range ct.GPUs {

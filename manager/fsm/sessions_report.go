@@ -30,7 +30,7 @@ func applySessionsReport(tx *state.Txn, index uint64, c *SessionsReport) (any, e
 			if err != nil {
 				return nil, err
 			}
-			if old == nil || !state.Occupying(old.Status) {
+			if old == nil || !old.Status.Occupying() {
 				continue
 			}
 			e = &entry{s: old.Copy()}
@@ -63,15 +63,19 @@ func applySessionsReport(tx *state.Txn, index uint64, c *SessionsReport) (any, e
 // updateContainer applies one report; it reports whether anything changed.
 // A container that ended stays ended: a late "running" cannot revive it.
 func updateContainer(ct *state.SessionContainer, agent string, r ContainerReport) bool {
-	switch r.Status {
-	case containerCreated, containerRunning, containerExited, containerFailed, containerGone:
-	default:
+	if !r.Status.Reported() || ct.Agent != agent || ct.Status.Ended() {
 		return false
 	}
-	if ct.Agent != agent || ended(ct.Status) {
+	// A container that was made never goes back to waiting for its image
+	// (a report delayed behind a newer one).
+	if r.Status == api.ContainerPulling && !ct.Status.Waiting() && ct.Status != "" {
 		return false
 	}
 	changed := ct.Status != r.Status || (r.Reason != "" && ct.Reason != r.Reason)
+	if r.ImageDigest != "" && ct.ImageDigest != r.ImageDigest {
+		ct.ImageDigest = r.ImageDigest
+		changed = true
+	}
 	ct.Status = r.Status
 	if r.Reason != "" {
 		ct.Reason = r.Reason
@@ -88,13 +92,9 @@ func updateContainer(ct *state.SessionContainer, agent string, r ContainerReport
 	return changed
 }
 
-func ended(status string) bool {
-	return status == containerExited || status == containerFailed || status == containerGone
-}
-
 func allEnded(cs []state.SessionContainer) bool {
 	for _, ct := range cs {
-		if !ended(ct.Status) {
+		if !ct.Status.Ended() {
 			return false
 		}
 	}
@@ -117,20 +117,23 @@ func advance(s *state.Session, at time.Time) bool {
 		transition(s, status, at, reason)
 		return true
 	}
-	started, running := 0, 0
+	started, running, pulling := 0, 0, ""
 	for _, ct := range s.Containers {
+		if ct.Status == api.ContainerPulling && pulling == "" {
+			pulling = ct.Reason
+		}
 		switch {
-		case ct.Status == containerRunning:
+		case ct.Status == api.ContainerRunning:
 			running++
 			started++
-		case ct.Status == containerCreated || ct.Status == containerExited:
+		case ct.Status == api.ContainerCreated || ct.Status == api.ContainerExited:
 			started++
 		}
 	}
 	// A batch session whose first containers already finished still runs
 	// while the others do.
 	if s.Type == api.SessionBatch {
-		running += countStatus(s.Containers, containerExited)
+		running += countStatus(s.Containers, api.ContainerExited)
 	}
 	switch {
 	case running == len(s.Containers) && s.Status != api.SessionRunning:
@@ -139,8 +142,21 @@ func advance(s *state.Session, at time.Time) bool {
 		}
 		transition(s, api.SessionRunning, at, "containers running")
 		return true
+	case pulling != "" && s.Status == api.SessionScheduled:
+		// Waiting for its image: the pull's progress is the status_info
+		// while it lasts (the history keeps the first words only).
+		transition(s, api.SessionPreparing, at, "pulling image "+s.Image)
+		s.StatusInfo = pulling
+		return true
+	case pulling != "" && s.Status == api.SessionPreparing && s.StatusInfo != pulling:
+		s.StatusInfo = pulling
+		return true
 	case started > 0 && s.Status == api.SessionScheduled:
 		transition(s, api.SessionPreparing, at, "containers starting")
+		return true
+	case pulling == "" && started > 0 && s.Status == api.SessionPreparing && s.StatusInfo != "":
+		// The pull is over; its progress is no longer news.
+		s.StatusInfo = ""
 		return true
 	}
 	return false
@@ -149,28 +165,28 @@ func advance(s *state.Session, at time.Time) bool {
 // outcome says whether the containers end the session and how: a failed,
 // vanished or OOM-killed container is an ERROR; an interactive session
 // ends with its first exited container, a batch one when all have exited.
-func outcome(s *state.Session) (status, reason string, code *int, done bool) {
+func outcome(s *state.Session) (status api.SessionStatus, reason string, code *int, done bool) {
 	for i, ct := range s.Containers {
 		switch {
-		case ct.Status == containerFailed:
+		case ct.Status == api.ContainerFailed:
 			reason := ct.Reason
 			if reason == "" {
 				reason = fmt.Sprintf("container %d failed", i)
 			}
 			return api.SessionError, reason, ct.ExitCode, true
-		case ct.Status == containerGone:
+		case ct.Status == api.ContainerGone:
 			return api.SessionError, "container vanished", nil, true
-		case ct.Status == containerExited && ct.Reason == reasonOOM:
+		case ct.Status == api.ContainerExited && ct.Reason == reasonOOM:
 			return api.SessionError, reasonOOM, ct.ExitCode, true
 		}
 	}
-	exited := countStatus(s.Containers, containerExited)
+	exited := countStatus(s.Containers, api.ContainerExited)
 	if exited == 0 {
 		return "", "", nil, false
 	}
 	if s.Type != api.SessionBatch {
 		for _, ct := range s.Containers {
-			if ct.Status == containerExited {
+			if ct.Status == api.ContainerExited {
 				if ct.ExitCode == nil {
 					return api.SessionTerminated, "exited", nil, true
 				}
@@ -204,7 +220,7 @@ func exitCode(cs []state.SessionContainer) *int {
 	return first
 }
 
-func countStatus(cs []state.SessionContainer, status string) int {
+func countStatus(cs []state.SessionContainer, status api.ContainerStatus) int {
 	n := 0
 	for _, ct := range cs {
 		if ct.Status == status {

@@ -12,7 +12,7 @@ func TestSessionsReportMovesTheLifecycle(t *testing.T) {
 		name    string
 		typ     string
 		reports [][]ContainerReport // successive reports from a1; containers 0 and 1
-		status  string
+		status  api.SessionStatus
 		reason  string
 		exit    *int
 	}{
@@ -46,7 +46,7 @@ func TestSessionsReportMovesTheLifecycle(t *testing.T) {
 			if (s.ExitCode == nil) != (tc.exit == nil) || (s.ExitCode != nil && *s.ExitCode != *tc.exit) {
 				t.Errorf("exit code %v, want %v", s.ExitCode, tc.exit)
 			}
-			if finished(s.Status) != (s.TerminatedAt != nil) {
+			if s.Status.Ended() != (s.TerminatedAt != nil) {
 				t.Errorf("%s with terminated_at %v", s.Status, s.TerminatedAt)
 			}
 			if s.Status == api.SessionRunning && s.StartedAt == nil {

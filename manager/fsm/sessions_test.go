@@ -304,7 +304,7 @@ func TestAgentLostEndsTheSessionsOnIt(t *testing.T) {
 	if !slices.Equal(r.Value.([]string), []string{"a1"}) {
 		t.Fatalf("marked %v", r.Value)
 	}
-	for id, want := range map[string]string{"on-a1": api.SessionError, "on-both": api.SessionError, "on-a2": api.SessionScheduled} {
+	for id, want := range map[string]api.SessionStatus{"on-a1": api.SessionError, "on-both": api.SessionError, "on-a2": api.SessionScheduled} {
 		s := session(t, f, id)
 		if s.Status != want {
 			t.Errorf("%s is %s, want %s", id, s.Status, want)

@@ -70,6 +70,10 @@ const (
 	// 60-69: maintenance.
 	MsgUsageRecalculate MsgType = 60
 	// 70-79: GPUs.
+	// 80-89: container registries (registries.go).
+	MsgRegistryCreate MsgType = 80
+	MsgRegistryUpdate MsgType = 81
+	MsgRegistryDelete MsgType = 82
 )
 
 // appliers maps each type to its applier; every resource file contributes
@@ -120,5 +124,9 @@ func appliers() map[MsgType]applier {
 		MsgFoldersUsage:     handle(applyFoldersUsage),
 		// Maintenance: maintenance.go.
 		MsgUsageRecalculate: handle(applyUsageRecalculate),
+		// Registries: registries.go.
+		MsgRegistryCreate: handle(applyRegistryCreate),
+		MsgRegistryUpdate: handle(applyRegistryUpdate),
+		MsgRegistryDelete: handle(applyRegistryDelete),
 	}
 }

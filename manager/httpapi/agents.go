@@ -3,10 +3,8 @@ package httpapi
 import (
 	"cmp"
 	"crypto/subtle"
-	"encoding/base32"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -18,6 +16,7 @@ import (
 	"github.com/berth-cluster/berth/manager/fsm"
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/ids"
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
@@ -62,7 +61,10 @@ func (a *API) registerAgent(c *Call) error {
 			return a.tokenFailed(c, "agent registration", err)
 		}
 	}
-	id, err := newAgentID(a.rnd)
+	if err := a.simulatedAllowed(req.Simulated); err != nil {
+		return err
+	}
+	id, err := ids.New(a.rnd, ids.Agent)
 	if err != nil {
 		return err
 	}
@@ -73,7 +75,8 @@ func (a *API) registerAgent(c *Call) error {
 	now := a.now().UTC()
 	ag := state.Agent{ID: id, Secret: newSecret, Address: req.Address, Status: state.AgentAlive, Schedulable: true,
 		Capacity: req.Capacity, Node: req.Node, Images: req.Images, GPUs: req.GPUs, GPUShareQuantum: req.GPUShareQuantum,
-		FolderHosts: req.FolderHosts, ProjectQuotaHosts: req.ProjectQuotaHosts, Version: req.Version, LastHeartbeatAt: now}
+		FolderHosts: req.FolderHosts, ProjectQuotaHosts: req.ProjectQuotaHosts, Version: req.Version, LastHeartbeatAt: now,
+		Simulated: req.Simulated}
 	// An issued token's own auto_approve decides inside Apply.
 	ag.AwaitingApproval = join.shared && a.cfg.AgentTokenNeedsApproval
 	rec, err := propose[*state.Agent](c, fsm.AgentPut{Agent: ag, TokenHash: join.tokenHash, At: now})
@@ -84,7 +87,7 @@ func (a *API) registerAgent(c *Call) error {
 	}
 	a.leader.AgentRegistered(id, now)
 	a.log.Info("agent registered", "agent", id, "address", req.Address, "capacity", req.Capacity.String(),
-		"join_token", cmp.Or(rec.JoinToken, "shared"), "awaiting_approval", rec.AwaitingApproval)
+		"join_token", cmp.Or(rec.JoinToken, "shared"), "awaiting_approval", rec.AwaitingApproval, "simulated", rec.Simulated)
 	return c.JSON(http.StatusCreated, api.AgentRegistered{ID: id, Secret: newSecret})
 }
 
@@ -101,16 +104,35 @@ func (a *API) reregisterAgent(c *Call, req *api.AgentRegister) error {
 	if err != nil {
 		return a.tokenFailed(c, "agent re-registration", err)
 	}
+	// A simulated agent stays simulated (fsm.AgentUpdate), whatever it
+	// says now.
+	if err := a.simulatedAllowed(req.Simulated || rec.Simulated); err != nil {
+		return err
+	}
 	now := a.now().UTC()
 	alive := state.AgentAlive
 	if err := c.Propose(fsm.AgentUpdate{ID: rec.ID, Address: &req.Address, Capacity: &req.Capacity, Node: &req.Node,
 		Images: &req.Images, GPUs: &req.GPUs, GPUShareQuantum: &req.GPUShareQuantum, FolderHosts: &req.FolderHosts,
-		ProjectQuotaHosts: &req.ProjectQuotaHosts, Version: &req.Version, Status: &alive, LastHeartbeatAt: &now}); err != nil {
+		ProjectQuotaHosts: &req.ProjectQuotaHosts, Version: &req.Version, Status: &alive, LastHeartbeatAt: &now,
+		Simulated: req.Simulated}); err != nil {
 		return err
 	}
 	a.leader.AgentRegistered(rec.ID, now)
 	a.log.Info("agent registered again", "agent", rec.ID, "address", req.Address, "was", rec.Status)
 	return c.JSON(http.StatusOK, api.AgentRegistered{ID: rec.ID})
+}
+
+// simulatedAllowed refuses a simulated agent (berth-agent -runtime sim)
+// unless the managers were started with -allow-simulated-agents: what is
+// placed on one never runs, which a real cluster must not let happen by
+// mistake. The agent says it is simulated; the check keeps an honest
+// agent out, it cannot catch one that lies.
+func (a *API) simulatedAllowed(simulated bool) error {
+	if !simulated || a.cfg.AllowSimulatedAgents {
+		return nil
+	}
+	return apierr.Field(apierr.Forbidden, "simulated", "this cluster does not accept simulated agents (berth-agent -runtime sim): "+
+		"nothing placed on one runs; for benchmarks and development, start the managers with -allow-simulated-agents")
 }
 
 // unknownAgentSecret stands in for the secret of an agent that does not
@@ -135,17 +157,6 @@ func (a *API) agentWithSecret(id string, r *http.Request) (*state.Agent, error) 
 			"the registration returned; an agent this cluster does not know must register again without an id")
 	}
 	return rec, nil
-}
-
-// newAgentID returns "agent-" and 12 random lower-case letters and digits
-// (base32: every character equally likely, 60 bits).
-func newAgentID(rnd io.Reader) (string, error) {
-	b := make([]byte, 8)
-	if _, err := io.ReadFull(rnd, b); err != nil {
-		return "", fmt.Errorf("make agent id: %w", err)
-	}
-	s := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)
-	return "agent-" + strings.ToLower(s[:12]), nil
 }
 
 // decodeAgentReport decodes a registration or heartbeat into v after

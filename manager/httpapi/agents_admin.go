@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"cmp"
 	"net/http"
 	"slices"
 
@@ -27,7 +26,7 @@ func (a *API) agentView(tx *state.Txn, ag *state.Agent) (api.Agent, error) {
 	out := api.Agent{ID: ag.ID, Address: ag.Address, Status: ag.Status, Schedulable: ag.Schedulable, Approved: !ag.AwaitingApproval, JoinToken: ag.JoinToken,
 		Capacity: ag.Capacity.Clone(), Occupied: held, GPUs: agentGPUs(ag, gpuHeld), FolderHosts: slices.Clone(nonNil(ag.FolderHosts)),
 		ProjectQuotaHosts: slices.Clone(nonNil(ag.ProjectQuotaHosts)), Images: slices.Clone(nonNil(ag.Images)),
-		Node: ag.Node, LastHeartbeatAt: ag.LastHeartbeatAt, Version: ag.Version}
+		Node: ag.Node, LastHeartbeatAt: ag.LastHeartbeatAt, Version: ag.Version, Simulated: ag.Simulated}
 	if at, used, ok := a.leader.LastHeartbeat(ag.ID); ok {
 		out.Used = used
 		if at.After(out.LastHeartbeatAt) {
@@ -117,45 +116,6 @@ func (a *API) updateAgent(c *Call) error {
 		return err
 	}
 	out, err := a.agentView(a.cluster.Read(), ag)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, out)
-}
-
-// listImages is the union of the images of the ALIVE agents (a LOST
-// agent's images cannot be used), each with the agents that have it.
-func (a *API) listImages(c *Call) error {
-	agents, err := a.cluster.Read().Agents()
-	if err != nil {
-		return err
-	}
-	type key struct{ name, digest string }
-	byKey := map[key]*api.ClusterImage{}
-	for _, ag := range agents { // in id order, so each image's agents are sorted
-		if ag.Status != state.AgentAlive {
-			continue
-		}
-		for _, im := range ag.Images {
-			k := key{im.Name, im.Digest}
-			if byKey[k] == nil {
-				byKey[k] = &api.ClusterImage{Image: im, Agents: []string{}}
-			}
-			// Which node has what is the administrators' business;
-			// a user needs only the names to start a session.
-			if watches(c.Who) {
-				byKey[k].Agents = append(byKey[k].Agents, ag.ID)
-			}
-		}
-	}
-	items := make([]api.ClusterImage, 0, len(byKey))
-	for _, im := range byKey {
-		items = append(items, *im)
-	}
-	// Sorted by the cursor key itself, which is what paging compares.
-	imageID := func(im api.ClusterImage) string { return im.Name + "@" + im.Digest }
-	slices.SortFunc(items, func(x, y api.ClusterImage) int { return cmp.Compare(imageID(x), imageID(y)) })
-	out, err := pageOf(c, items, imageID)
 	if err != nil {
 		return err
 	}

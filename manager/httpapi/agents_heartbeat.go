@@ -20,6 +20,11 @@ func (a *API) agentHeartbeat(c *Call) error {
 	if err != nil {
 		return err
 	}
+	// A manager restarted without -allow-simulated-agents keeps no
+	// simulated agent alive: refused, it becomes LOST with its sessions.
+	if err := a.simulatedAllowed(rec.Simulated); err != nil {
+		return err
+	}
 	var hb api.AgentHeartbeat
 	if err := decodeAgentReport(c, false, &hb); err != nil {
 		return err
@@ -75,11 +80,16 @@ func (a *API) agentDesired(c *Call) error {
 	// The index is read before the state: the containers are at least as
 	// new as the index says, so the agent's next ?index= misses nothing.
 	applied := a.cluster.AppliedIndex()
-	containers, stop, err := a.leader.Desired(a.cluster.Read(), rec.ID)
+	tx := a.cluster.Read()
+	containers, stop, err := a.leader.Desired(tx, rec.ID)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, api.DesiredState{Index: applied, Containers: containers, Stop: stop})
+	regs, err := a.desiredRegistries(tx, containers)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, api.DesiredState{Index: applied, Containers: containers, Stop: stop, Registries: regs})
 }
 
 func desiredQuery(c *Call) (index *uint64, wait time.Duration, err error) {

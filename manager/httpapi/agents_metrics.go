@@ -12,7 +12,9 @@ import (
 // agentCollector reports the agents at scrape time from the replicated
 // state (every manager) and the leader's last heartbeat reports (the leader
 // only: followers receive none), so no gauge has to be kept in step with
-// the state by hand.
+// the state by hand. Every series of an agent, and the counts, carry
+// simulated="true" or "false" (berth-agent -runtime sim), so a dashboard
+// never adds simulated capacity to real capacity unawares.
 type agentCollector struct {
 	api      *API
 	byStatus *prometheus.Desc
@@ -25,15 +27,15 @@ type agentCollector struct {
 func newAgentCollector(a *API) *agentCollector {
 	return &agentCollector{
 		api:      a,
-		byStatus: prometheus.NewDesc("berth_agents", "Agents by status.", []string{"status"}, nil),
+		byStatus: prometheus.NewDesc("berth_agents", "Agents by status, and whether they are simulated (nothing placed on those runs).", []string{"status", "simulated"}, nil),
 		capacity: prometheus.NewDesc("berth_agent_capacity", "What an agent offers, per slot (cpu in cores, mem in bytes, GPUs and shares in units).",
-			[]string{"agent", "slot"}, nil),
+			[]string{"agent", "slot", "simulated"}, nil),
 		usedCPU: prometheus.NewDesc("berth_agent_used_cpu_seconds", "CPU time of the containers an agent last reported (leader only).",
-			[]string{"agent"}, nil),
+			[]string{"agent", "simulated"}, nil),
 		usedMem: prometheus.NewDesc("berth_agent_used_memory_bytes", "Memory working set of the containers an agent last reported (leader only).",
-			[]string{"agent"}, nil),
+			[]string{"agent", "simulated"}, nil),
 		gpuHeld: prometheus.NewDesc("berth_gpu_shares_allocated", "What sessions hold of each GPU of an agent, in GPUs (1 = one whole GPU).",
-			[]string{"agent", "gpu"}, nil),
+			[]string{"agent", "gpu", "simulated"}, nil),
 	}
 }
 
@@ -59,22 +61,27 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 		c.api.log.Error("agent metrics: read GPU usage", "err", err)
 		return
 	}
-	count := map[string]int{state.AgentAlive: 0, state.AgentLost: 0}
+	type kind struct {
+		status    string
+		simulated bool
+	}
+	count := map[kind]int{{state.AgentAlive, false}: 0, {state.AgentLost, false}: 0, {state.AgentAlive, true}: 0, {state.AgentLost, true}: 0}
 	for _, ag := range agents {
-		count[ag.Status]++
+		count[kind{ag.Status, ag.Simulated}]++
+		sim := strconv.FormatBool(ag.Simulated)
 		for _, n := range slots.Known {
-			ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, slotValue(n, ag.Capacity[n]), ag.ID, string(n))
+			ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, slotValue(n, ag.Capacity[n]), ag.ID, string(n), sim)
 		}
 		for _, g := range ag.GPUs {
-			ch <- prometheus.MustNewConstMetric(c.gpuHeld, prometheus.GaugeValue, slotValue(slots.CUDAShares, gpuHeld[ag.ID][g.UUID]), ag.ID, g.UUID)
+			ch <- prometheus.MustNewConstMetric(c.gpuHeld, prometheus.GaugeValue, slotValue(slots.CUDAShares, gpuHeld[ag.ID][g.UUID]), ag.ID, g.UUID, sim)
 		}
 		if _, used, ok := c.api.leader.LastHeartbeat(ag.ID); ok {
-			ch <- prometheus.MustNewConstMetric(c.usedCPU, prometheus.GaugeValue, used.CPUSeconds, ag.ID)
-			ch <- prometheus.MustNewConstMetric(c.usedMem, prometheus.GaugeValue, float64(used.MemoryWorkingSet), ag.ID)
+			ch <- prometheus.MustNewConstMetric(c.usedCPU, prometheus.GaugeValue, used.CPUSeconds, ag.ID, sim)
+			ch <- prometheus.MustNewConstMetric(c.usedMem, prometheus.GaugeValue, float64(used.MemoryWorkingSet), ag.ID, sim)
 		}
 	}
-	for status, n := range count {
-		ch <- prometheus.MustNewConstMetric(c.byStatus, prometheus.GaugeValue, float64(n), status)
+	for k, n := range count {
+		ch <- prometheus.MustNewConstMetric(c.byStatus, prometheus.GaugeValue, float64(n), k.status, strconv.FormatBool(k.simulated))
 	}
 }
 

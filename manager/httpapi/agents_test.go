@@ -242,12 +242,13 @@ func TestAgentHeartbeatsStayOffRaft(t *testing.T) {
 		wantStatus(t, r, http.StatusOK)
 		for _, line := range []string{
 			`berth_agent_heartbeats_total 23`,
-			`berth_agents{status="ALIVE"} 1`,
-			`berth_agents{status="LOST"} 0`,
-			`berth_agent_capacity{agent="` + ag.ID + `",slot="cpu"} 5`,
-			`berth_agent_capacity{agent="` + ag.ID + `",slot="mem"} 1.073741824e+09`,
-			`berth_agent_used_cpu_seconds{agent="` + ag.ID + `"} 3.75`,
-			`berth_agent_used_memory_bytes{agent="` + ag.ID + `"} 1.34217728e+08`,
+			`berth_agents{simulated="false",status="ALIVE"} 1`,
+			`berth_agents{simulated="false",status="LOST"} 0`,
+			`berth_agents{simulated="true",status="ALIVE"} 0`,
+			`berth_agent_capacity{agent="` + ag.ID + `",simulated="false",slot="cpu"} 5`,
+			`berth_agent_capacity{agent="` + ag.ID + `",simulated="false",slot="mem"} 1.073741824e+09`,
+			`berth_agent_used_cpu_seconds{agent="` + ag.ID + `",simulated="false"} 3.75`,
+			`berth_agent_used_memory_bytes{agent="` + ag.ID + `",simulated="false"} 1.34217728e+08`,
 		} {
 			if !strings.Contains(string(r.Body), line+"\n") {
 				t.Errorf("/metrics lacks %q", line)

@@ -11,6 +11,7 @@ import (
 	"github.com/berth-cluster/berth/manager/fsm"
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/ids"
 )
 
 // Bounds of an agent token's request: more agents than this from one token,
@@ -41,7 +42,7 @@ func (a *API) createAgentToken(c *Call) error {
 	if err := bad.Err(); err != nil {
 		return err
 	}
-	id, err := randomID(a.rnd, "agtok-")
+	id, err := ids.New(a.rnd, ids.AgentToken)
 	if err != nil {
 		return err
 	}

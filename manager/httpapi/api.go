@@ -23,6 +23,7 @@ import (
 	"github.com/berth-cluster/berth/manager/fsm"
 	"github.com/berth-cluster/berth/manager/leader"
 	"github.com/berth-cluster/berth/manager/raftnode"
+	"github.com/berth-cluster/berth/manager/secrets"
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
 )
@@ -105,6 +106,10 @@ type Config struct {
 	// a superadmin's approval, as those of a token without auto_approve do
 	// (-agent-auto-approve=false).
 	AgentTokenNeedsApproval bool
+	// AllowSimulatedAgents lets agents that say they are simulated
+	// (berth-agent -runtime sim) register and heartbeat
+	// (-allow-simulated-agents); otherwise they are refused with 403.
+	AllowSimulatedAgents bool
 	// PeerScheme is how other managers' API is dialed ("http" when empty,
 	// "https" with TLS on); PeerTransport dials them (forwarding to the
 	// leader, health probes; nil: http.DefaultTransport).
@@ -130,6 +135,9 @@ type Config struct {
 	// SpoolDir holds a snapshot being restored while it is checked (the
 	// data directory; empty: the system's temporary directory).
 	SpoolDir string
+	// Secrets seals and opens registry passwords (-secrets-key-file; nil:
+	// no key, and a registry with a password is refused).
+	Secrets *secrets.Box
 	// Apps issues the tokens of the apps origin, where sessions' web apps
 	// are served (manager/apps); nil: this manager serves none.
 	Apps AppTokens

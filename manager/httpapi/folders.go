@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"io"
@@ -16,17 +15,8 @@ import (
 	"github.com/berth-cluster/berth/manager/fsm"
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/ids"
 )
-
-// randomID returns prefix and 12 random lower-case letters and digits.
-func randomID(rnd io.Reader, prefix string) (string, error) {
-	b := make([]byte, 8)
-	if _, err := io.ReadFull(rnd, b); err != nil {
-		return "", fmt.Errorf("make %s id: %w", prefix, err)
-	}
-	s := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)
-	return prefix + strings.ToLower(s[:12]), nil
-}
 
 func folderView(f *state.Folder, perm string) api.Folder {
 	return api.Folder{ID: f.ID, Name: f.Name, Host: f.Host, Type: f.Type, Owner: f.Owner, Group: f.Group,
@@ -266,7 +256,7 @@ func (a *API) createFolder(c *Call) error {
 	if !a.folders.Has(req.Host) {
 		return apierr.New(apierr.Conflict, "folder host %s is not configured on this manager (-folder-host %s=PATH)", req.Host, req.Host)
 	}
-	id, err := randomID(a.rnd, "f-")
+	id, err := ids.New(a.rnd, ids.Folder)
 	if err != nil {
 		return err
 	}
@@ -343,7 +333,7 @@ func (a *API) createInvitation(c *Call) error {
 	if perm != api.PermWD {
 		return apierr.New(apierr.Forbidden, "only the owner of folder %s may invite", f.Name)
 	}
-	id, err := randomID(a.rnd, "i-")
+	id, err := ids.New(a.rnd, ids.Invitation)
 	if err != nil {
 		return err
 	}

@@ -128,7 +128,7 @@ func TestFractionalGPUsThroughTheAPI(t *testing.T) {
 		r := testcluster.Do(t, http.MethodGet, e.url("/metrics"), "", nil)
 		wantStatus(t, r, http.StatusOK)
 		for _, gpu := range []string{"GPU-fake-0", "GPU-fake-1"} {
-			line := `berth_gpu_shares_allocated{agent="` + e.agent.ID + `",gpu="` + gpu + `"} 1` + "\n"
+			line := `berth_gpu_shares_allocated{agent="` + e.agent.ID + `",gpu="` + gpu + `",simulated="false"} 1` + "\n"
 			if !strings.Contains(string(r.Body), line) {
 				t.Errorf("/metrics lacks %q", line)
 			}

@@ -98,7 +98,8 @@ func policyColumns() []string {
 		cols = append(cols, string(n))
 	}
 	return append(cols, "max_containers_per_session", "idle_timeout", "max_concurrent_sessions",
-		"max_session_lifetime", "allowed_vfolder_hosts", "max_vfolder_size", "max_vfolder_count", "allow_root")
+		"max_session_lifetime", "allowed_vfolder_hosts", "max_vfolder_size", "max_vfolder_count", "allow_root",
+		"allowed_images")
 }
 
 // exportResourcePolicies streams every policy as CSV; an empty cell is
@@ -136,7 +137,7 @@ func policyRow(p *state.ResourcePolicy) []string {
 		strconv.Itoa(p.MaxContainersPerSession), strconv.FormatInt(p.IdleTimeout, 10),
 		csvOptional(p.MaxConcurrentSessions), csvOptional(p.MaxSessionLifetime),
 		strings.Join(p.AllowedVfolderHosts, ";"), csvOptional(p.MaxVfolderSize), strconv.Itoa(p.MaxVfolderCount),
-		strconv.FormatBool(p.AllowRoot))
+		strconv.FormatBool(p.AllowRoot), strings.Join(p.AllowedImages, ";"))
 }
 
 func csvOptional[T int | int64](v *T) string {
@@ -155,6 +156,9 @@ func policyView(p *state.ResourcePolicy) api.ResourcePolicy {
 	}
 	if v.AllowedVfolderHosts == nil {
 		v.AllowedVfolderHosts = []string{}
+	}
+	if v.AllowedImages == nil {
+		v.AllowedImages = []string{}
 	}
 	egress := p.EgressAllowed()
 	v.AllowEgress = &egress

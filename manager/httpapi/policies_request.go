@@ -14,6 +14,7 @@ import (
 	"github.com/berth-cluster/berth/manager/fsm"
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/imageref"
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
@@ -54,6 +55,7 @@ type policyBody struct {
 	MaxVfolderSize          *fsm.Nullable[int64]
 	MaxVfolderCount         *int
 	AllowRoot               *bool
+	AllowedImages           *[]string
 	AllowEgress             *bool
 }
 
@@ -130,6 +132,7 @@ func policyFields() []policyField {
 			}
 			b.AllowRoot = &v
 		}},
+		{"allowed_images", readPolicyImages},
 		{"allow_egress", func(b *policyBody, raw json.RawMessage, bad *apierr.Fields) {
 			var v bool
 			if jsonNull(raw) || json.Unmarshal(raw, &v) != nil {
@@ -244,6 +247,8 @@ func (b *policyBody) newPolicy(now time.Time) state.ResourcePolicy {
 	}
 	setIfSent(&p.MaxVfolderCount, b.MaxVfolderCount)
 	setIfSent(&p.AllowRoot, b.AllowRoot)
+	p.AllowedImages = []string{}
+	setIfSent(&p.AllowedImages, b.AllowedImages)
 	egress := b.AllowEgress == nil || *b.AllowEgress
 	p.AllowEgress = &egress
 	return state.ResourcePolicy{ResourcePolicy: p}
@@ -261,10 +266,10 @@ func (b *policyBody) update(name string, now time.Time) (fsm.PolicyUpdate, error
 		MaxContainersPerSession: b.MaxContainersPerSession, IdleTimeout: b.IdleTimeout,
 		MaxConcurrentSessions: b.MaxConcurrentSessions, MaxSessionLifetime: b.MaxSessionLifetime,
 		AllowedVfolderHosts: b.AllowedVfolderHosts, MaxVfolderSize: b.MaxVfolderSize,
-		MaxVfolderCount: b.MaxVfolderCount, AllowRoot: b.AllowRoot, AllowEgress: b.AllowEgress}
+		MaxVfolderCount: b.MaxVfolderCount, AllowRoot: b.AllowRoot, AllowEgress: b.AllowEgress, AllowedImages: b.AllowedImages}
 	if u.Slots == nil && u.MaxContainersPerSession == nil && u.IdleTimeout == nil && u.MaxConcurrentSessions == nil &&
 		u.MaxSessionLifetime == nil && u.AllowedVfolderHosts == nil && u.MaxVfolderSize == nil && u.MaxVfolderCount == nil &&
-		u.AllowRoot == nil && u.AllowEgress == nil {
+		u.AllowRoot == nil && u.AllowEgress == nil && u.AllowedImages == nil {
 		return fsm.PolicyUpdate{}, apierr.New(apierr.Invalid, "the request changes nothing; send at least one field to change")
 	}
 	return u, nil
@@ -333,6 +338,43 @@ func readPolicySlots(b *policyBody, raw json.RawMessage, bad *apierr.Fields) {
 			}
 			b.Slots[n] = &q
 		}
+	}
+}
+
+// policyMaxImages bounds allowed_images, for the same reason as
+// policyMaxVfolderHosts.
+const policyMaxImages = 100
+
+// readPolicyImages reads allowed_images: glob patterns over an image
+// reference's full form (imageref); null or [] allows any image.
+func readPolicyImages(b *policyBody, raw json.RawMessage, bad *apierr.Fields) {
+	const field = "allowed_images"
+	patterns := []string{}
+	if !jsonNull(raw) && json.Unmarshal(raw, &patterns) != nil {
+		bad.Add(field, "allowed_images must be a list of image patterns, e.g. [\"registry.example.com/lab/*\"] ([] allows any image)")
+		return
+	}
+	if patterns == nil {
+		patterns = []string{}
+	}
+	if len(patterns) > policyMaxImages {
+		bad.Add(field, "allowed_images may list at most %d patterns", policyMaxImages)
+		return
+	}
+	ok := true
+	seen := map[string]bool{}
+	for _, p := range patterns {
+		if err := imageref.CheckPattern(p); err != nil {
+			bad.Add(field, "%s", err.Error())
+			ok = false
+		} else if seen[p] {
+			bad.Add(field, "pattern %s is listed twice", p)
+			ok = false
+		}
+		seen[p] = true
+	}
+	if ok {
+		b.AllowedImages = &patterns
 	}
 }
 

@@ -83,7 +83,7 @@ func TestResourcePolicies(t *testing.T) {
 		delete(got, "modified_at")
 		wantJSON(t, "policy", got, `{"name":"bare","total_resource_slots":{"cpu":null,"mem":null,"cuda.device":null,"cuda.shares":null},
 			"max_containers_per_session":1,"idle_timeout":0,"max_concurrent_sessions":null,"max_session_lifetime":null,
-			"allowed_vfolder_hosts":[],"max_vfolder_size":null,"max_vfolder_count":10,"allow_root":false,"allow_egress":true}`)
+			"allowed_vfolder_hosts":[],"max_vfolder_size":null,"max_vfolder_count":10,"allow_root":false,"allow_egress":true,"allowed_images":[]}`)
 	})
 
 	t.Run("create, get, update and delete", func(t *testing.T) {
@@ -96,7 +96,7 @@ func TestResourcePolicies(t *testing.T) {
 		wantStatus(t, r, http.StatusCreated)
 		want := `{"name":"student","total_resource_slots":{"cpu":2.5,"mem":4294967296,"cuda.device":null,"cuda.shares":0.25},
 			"max_containers_per_session":2,"idle_timeout":3600,"max_concurrent_sessions":3,"max_session_lifetime":86400,
-			"allowed_vfolder_hosts":["local","nfs-1"],"max_vfolder_size":10737418240,"max_vfolder_count":5,"allow_root":true,"allow_egress":false}`
+			"allowed_vfolder_hosts":["local","nfs-1"],"max_vfolder_size":10737418240,"max_vfolder_count":5,"allow_root":true,"allow_egress":false,"allowed_images":[]}`
 		created := wirePolicy(t, r)
 		if created["created_at"] == "" || created["created_at"] != created["modified_at"] {
 			t.Errorf("created_at %v, modified_at %v: want both, equal", created["created_at"], created["modified_at"])
@@ -122,7 +122,7 @@ func TestResourcePolicies(t *testing.T) {
 		delete(got, "modified_at")
 		wantJSON(t, "updated", got, `{"name":"student","total_resource_slots":{"cpu":null,"mem":4294967296,"cuda.device":1,"cuda.shares":0.25},
 			"max_containers_per_session":2,"idle_timeout":0,"max_concurrent_sessions":null,"max_session_lifetime":86400,
-			"allowed_vfolder_hosts":["local","nfs-1"],"max_vfolder_size":10737418240,"max_vfolder_count":5,"allow_root":false,"allow_egress":true}`)
+			"allowed_vfolder_hosts":["local","nfs-1"],"max_vfolder_size":10737418240,"max_vfolder_count":5,"allow_root":false,"allow_egress":true,"allowed_images":[]}`)
 
 		// total_resource_slots null makes every slot unlimited.
 		r = admin.do(http.MethodPatch, "/v1/resource-policies/student", map[string]any{"total_resource_slots": nil, "allowed_vfolder_hosts": nil})
@@ -407,9 +407,9 @@ func TestResourcePolicyExport(t *testing.T) {
 		t.Errorf("Content-Disposition %q", cd)
 	}
 	want := "name,cpu,mem,cuda.device,cuda.shares,max_containers_per_session,idle_timeout,max_concurrent_sessions," +
-		"max_session_lifetime,allowed_vfolder_hosts,max_vfolder_size,max_vfolder_count,allow_root\r\n" +
-		"'-cmd,2.5,4294967296,,0.5,2,600,3,3600,local;nfs,1073741824,7,true\r\n" +
-		"default,,,,,100,0,,,,,50,false\r\n"
+		"max_session_lifetime,allowed_vfolder_hosts,max_vfolder_size,max_vfolder_count,allow_root,allowed_images\r\n" +
+		"'-cmd,2.5,4294967296,,0.5,2,600,3,3600,local;nfs,1073741824,7,true,\r\n" +
+		"default,,,,,100,0,,,,,50,false,\r\n"
 	if string(r.Body) != want {
 		t.Errorf("export:\n%q\nwant\n%q", r.Body, want)
 	}

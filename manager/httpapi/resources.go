@@ -52,6 +52,7 @@ func (a *API) myResources(c *Call) error {
 		Concurrency:             api.Concurrency{Used: used, Max: p.MaxConcurrentSessions},
 		MaxContainersPerSession: p.MaxContainersPerSession,
 		AllowRoot:               p.AllowRoot,
+		AllowedImages:           append([]string{}, p.AllowedImages...),
 	})
 }
 

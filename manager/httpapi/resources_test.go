@@ -45,7 +45,7 @@ func TestResourceIndicator(t *testing.T) {
 		wantJSON(t, "indicator", got, `{"access_key":"`+student.Keypair.AccessKey+`","resource_policy":"default",
 			"limits":`+unlimited+`,"occupied":`+zero+`,"remaining":`+unlimited+`,
 			"cluster":{"total":`+zero+`,"free":`+zero+`,"largest_agent_free":`+zero+`},
-			"allocatable":`+zero+`,"concurrency":{"used":0,"max":null},"max_containers_per_session":100,"allow_root":false}`)
+			"allocatable":`+zero+`,"concurrency":{"used":0,"max":null},"max_containers_per_session":100,"allow_root":false,"allowed_images":[]}`)
 	})
 
 	// A test node of 8 cores, 16 GiB and two GPUs of fGPU, one smaller

@@ -1,12 +1,9 @@
 package httpapi
 
 import (
-	"encoding/base32"
 	"encoding/json"
 	"fmt"
-	"io"
 	"iter"
-	"math"
 	"net/http"
 	"regexp"
 	"slices"
@@ -19,6 +16,8 @@ import (
 	"github.com/berth-cluster/berth/manager/sched"
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/ids"
+	"github.com/berth-cluster/berth/shared/imageref"
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
@@ -92,7 +91,12 @@ func (a *API) createSession(c *Call) error {
 	if err != nil {
 		return err
 	}
-	fit := checkSessionFit(req, policy, agents)
+	fit := checkSessionFit(req, policy, agents, kp.AccessKey)
+	if len(shape) == 0 {
+		if why := a.checkImage(c.R.Context(), tx, policy, body.Image, agents); why != "" {
+			fit = append(apierr.Fields{{Field: "image", Reason: why}}, fit...)
+		}
+	}
 	if err := sessionProblems(shape, fit); err != nil {
 		return err
 	}
@@ -125,6 +129,8 @@ func checkSessionShape(b sessionCreateBody) (*sessionRequest, apierr.Fields) {
 	}
 	if strings.TrimSpace(b.Image) == "" {
 		bad.Add("image", "image is required: the name of an image the agents have, e.g. berth/base:latest")
+	} else if _, err := imageref.Parse(b.Image); err != nil {
+		bad.Add("image", "%s", err.Error())
 	}
 	switch b.Type {
 	case api.SessionInteractive, api.SessionBatch:
@@ -205,150 +211,44 @@ func checkResources(raw map[slots.Name]json.RawMessage, bad *apierr.Fields) slot
 }
 
 // checkSessionFit checks the request against what could ever hold it: the
-// keypair's policy and the biggest alive, schedulable agent. Both are about
-// the request at all, not about what is free now.
-func checkSessionFit(req *sessionRequest, p *state.ResourcePolicy, agents iter.Seq[*state.Agent]) apierr.Fields {
+// keypair's policy and the alive, schedulable agents with nothing running.
+// Whether it fits is the scheduler's answer (sched.Admission: its own
+// predicates on an empty cluster), so what is accepted here is what the
+// scheduler places on an idle cluster; the words are this API's.
+func checkSessionFit(req *sessionRequest, p *state.ResourcePolicy, agents iter.Seq[*state.Agent], accessKey string) apierr.Fields {
 	var bad apierr.Fields
-	b := req.body
-	if strings.TrimSpace(b.Image) != "" && !imageOnAliveAgent(agents, b.Image) {
-		bad.Add("image", "image %s is not on any ALIVE agent; import it on an agent (berth-agent image import) or pick one from GET /v1/images", b.Image)
-	}
-	if most := p.MaxContainersPerSession; most > 0 && req.clusterSize > most {
-		bad.Add("cluster_size", "cluster_size %d > %d containers per session allowed by policy %s", req.clusterSize, most, p.Name)
-	}
-	total := slots.Slots{}
-	for n, v := range req.resources {
-		// Saturating: an absurd request must read as over every limit, not
-		// wrap around under it.
-		total[n] = math.MaxInt64
-		if v <= math.MaxInt64/int64(req.clusterSize) {
-			total[n] = v * int64(req.clusterSize)
-		}
-	}
-	for _, over := range total.Exceeding(p.TotalResourceSlots) {
-		name := over[:strings.IndexByte(over, ' ')]
-		bad.Add("resources."+name, "%s allowed by policy %s", over, p.Name)
-	}
-	fitAgents(req.resources, agents, &bad)
-	if host := missingFolderHost(agents, req.mounts); host != "" {
-		bad.Add("mounts", "no ALIVE, schedulable agent has the folder host %s: start an agent with -folder-host %s=PATH", host, host)
+	r := sched.RequestOf(&state.Session{AccessKey: accessKey, Image: req.body.Image, Requested: req.resources, ClusterSize: req.clusterSize, Mounts: req.mounts})
+	for _, f := range sched.Admission(p, agents, r) {
+		unfit(&bad, f, req.resources, p.Name)
 	}
 	return bad
 }
 
-// missingFolderHost is a folder host the mounts need that no alive,
-// schedulable agent has all of together with the others, or "".
-func missingFolderHost(agents iter.Seq[*state.Agent], mounts []api.Mount) string {
-	var hosts []string
-	for _, m := range mounts {
-		if m.Host != "" && !slices.Contains(hosts, m.Host) {
-			hosts = append(hosts, m.Host)
+// unfit words one of sched.Admission's reasons as a field error.
+func unfit(bad *apierr.Fields, f *sched.Failure, per slots.Slots, policy string) {
+	switch f.Rule {
+	case sched.RuleContainers:
+		bad.Add("cluster_size", "cluster_size %d > %d containers per session allowed by policy %s", f.Have, f.Limit, policy)
+	case sched.RuleConcurrency:
+		bad.Add("max_concurrent_sessions", "policy %s allows %d concurrent sessions: no session can run; an administrator must raise max_concurrent_sessions", policy, f.Limit)
+	case sched.RulePolicySlots:
+		for _, o := range f.Over {
+			bad.Add("resources."+string(o.Slot), "%s %s > %s allowed by policy %s", o.Slot, slots.Format(o.Slot, o.Need), slots.Format(o.Slot, o.Limit), policy)
 		}
-	}
-	if len(hosts) == 0 {
-		return ""
-	}
-	slices.Sort(hosts)
-	missing := hosts[0]
-	for ag := range agents {
-		if ag.Status != state.AgentAlive || !ag.Schedulable {
-			continue
+	case sched.RuleAgentSlots:
+		for _, o := range f.Over {
+			bad.Add("resources."+string(o.Slot), "no agent has %s %s (largest %s)", o.Slot, slots.Format(o.Slot, o.Need), slots.Format(o.Slot, o.Limit))
 		}
-		lacks := ""
-		for _, h := range hosts {
-			if !slices.Contains(ag.FolderHosts, h) {
-				lacks = h
-				break
-			}
-		}
-		if lacks == "" {
-			return ""
-		}
-		missing = lacks
-	}
-	return missing
-}
-
-// fitAgents wants one alive, schedulable agent whose capacity holds one
-// container of the request.
-func fitAgents(per slots.Slots, agents iter.Seq[*state.Agent], bad *apierr.Fields) {
-	if len(per) == 0 {
-		return
-	}
-	largest := slots.Slots{}
-	for ag := range agents {
-		if ag.Status != state.AgentAlive || !ag.Schedulable {
-			continue
-		}
-		if sched.FitsEmpty(ag, per) {
-			return
-		}
-		for n, v := range ag.Capacity {
-			if n != slots.CUDADevice && n != slots.CUDAShares {
-				largest[n] = max(largest[n], v)
-			}
-		}
-		// GPU slots are placed on the GPUs the agent reported, whatever
-		// its capacity says.
-		shares := int64(0)
-		for _, g := range ag.GPUs {
-			shares += g.Shares
-		}
-		largest[slots.CUDADevice] = max(largest[slots.CUDADevice], int64(len(ag.GPUs)))
-		largest[slots.CUDAShares] = max(largest[slots.CUDAShares], shares)
-	}
-	short := false
-	for _, n := range slots.Known {
-		if per[n] > largest[n] {
-			short = true
-			bad.Add("resources."+string(n), "no agent has %s %s (largest %s)", n, slots.Format(n, per[n]), slots.Format(n, largest[n]))
-		}
-	}
-	if short {
-		return
-	}
-	if x := per[slots.CUDAShares]; x > 0 && fractionBesideGPUs(agents, x) {
+	case sched.RuleFraction:
 		bad.Add("resources."+string(slots.CUDAShares), "cuda.shares %s is more than one GPU but not a whole number of GPUs: a fraction runs under one GPU's MPS daemon and cannot be held beside other GPUs; ask for at most one GPU's worth or whole GPUs",
-			slots.Format(slots.CUDAShares, x))
-		return
+			slots.Format(slots.CUDAShares, f.Need))
+	case sched.RuleTogether:
+		bad.Add("resources", "no agent has %s together", per.String())
+	case sched.RuleFolderHost:
+		bad.Add("mounts", "no ALIVE, schedulable agent has the folder host %s: start an agent with -folder-host %s=PATH", f.Host, f.Host)
+	default:
+		bad.Add("resources", "%s", f.Reason)
 	}
-	// Each slot fits some agent, but no single agent has them all.
-	bad.Add("resources", "no agent has %s together", per.String())
-}
-
-// fractionBesideGPUs reports whether shares x would need a fraction of a
-// GPU beside other GPUs on every agent that has GPUs (see sched's
-// allocate): more than its largest GPU, and not a whole number of them.
-func fractionBesideGPUs(agents iter.Seq[*state.Agent], x int64) bool {
-	seen := false
-	for ag := range agents {
-		most := int64(0)
-		for _, g := range ag.GPUs {
-			most = max(most, g.Shares)
-		}
-		if most == 0 {
-			continue
-		}
-		seen = true
-		if x <= most || x%most == 0 {
-			return false
-		}
-	}
-	return seen
-}
-
-func imageOnAliveAgent(agents iter.Seq[*state.Agent], image string) bool {
-	for ag := range agents {
-		if ag.Status != state.AgentAlive {
-			continue
-		}
-		for _, im := range ag.Images {
-			if im.Name == image {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // sessionProblems is one answer with every problem: 400 when the request
@@ -373,7 +273,7 @@ func sessionProblems(shape, fit apierr.Fields) error {
 // newSession makes the record: the id and times are made here, never in
 // Apply (DESIGN.md: Apply is deterministic).
 func (a *API) newSession(req *sessionRequest, u *state.User, kp *state.Keypair) (*state.Session, error) {
-	id, err := newSessionID(a.rnd)
+	id, err := ids.New(a.rnd, ids.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -388,16 +288,6 @@ func (a *API) newSession(req *sessionRequest, u *state.User, kp *state.Keypair) 
 		ClusterSize: req.clusterSize, Requested: req.resources, Status: api.SessionPending,
 		StatusHistory: []api.StatusChange{{Status: api.SessionPending, At: now}},
 		Containers:    []state.SessionContainer{}, CreatedAt: now, RunAsRoot: b.RunAsRoot, Ports: req.ports}, nil
-}
-
-// newSessionID returns "s-" and 12 random lower-case letters and digits.
-func newSessionID(rnd io.Reader) (string, error) {
-	b := make([]byte, 8)
-	if _, err := io.ReadFull(rnd, b); err != nil {
-		return "", fmt.Errorf("make session id: %w", err)
-	}
-	s := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)
-	return "s-" + strings.ToLower(s[:12]), nil
 }
 
 func sortedNames[V any](m map[slots.Name]V) []slots.Name {

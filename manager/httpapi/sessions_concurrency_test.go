@@ -120,7 +120,7 @@ func rotated(addrs []string, i int) []string {
 }
 
 // occupyingStatus: the statuses that count against max_concurrent_sessions.
-func occupyingStatus(s string) bool {
+func occupyingStatus(s api.SessionStatus) bool {
 	switch s {
 	case api.SessionScheduled, api.SessionPreparing, api.SessionRunning, api.SessionTerminating:
 		return true
@@ -250,7 +250,7 @@ func TestSessionConcurrencyLimitHoldsThroughLeaderFailover(t *testing.T) {
 		defer bgDone.Done()
 		cl := users[0]
 		for bg.Err() == nil {
-			running, err := listAllSessions(bg, cl, url.Values{"status": {api.SessionRunning}})
+			running, err := listAllSessions(bg, cl, url.Values{"status": {string(api.SessionRunning)}})
 			if err == nil {
 				for _, s := range running {
 					if _, err := cl.TerminateSession(bg, s.ID); err == nil {
@@ -403,7 +403,7 @@ func TestSessionConcurrencyLimitHoldsThroughLeaderFailover(t *testing.T) {
 		if all, err = listAllSessions(ctx, leaderClient, nil); err != nil {
 			return err
 		}
-		byStatus := map[string]int{}
+		byStatus := map[api.SessionStatus]int{}
 		for _, s := range all {
 			byStatus[s.Status]++
 		}
@@ -531,7 +531,7 @@ func TestPeakOccupancySweep(t *testing.T) {
 	hist := func(id string, steps ...any) api.Session {
 		s := api.Session{ID: id}
 		for i := 0; i < len(steps); i += 2 {
-			s.StatusHistory = append(s.StatusHistory, api.StatusChange{Status: steps[i].(string), At: at(steps[i+1].(int))})
+			s.StatusHistory = append(s.StatusHistory, api.StatusChange{Status: steps[i].(api.SessionStatus), At: at(steps[i+1].(int))})
 		}
 		return s
 	}

@@ -35,7 +35,7 @@ func FuzzSessionCreate(f *testing.F) {
 			return
 		}
 		req, shape := checkSessionShape(b)
-		err := sessionProblems(shape, checkSessionFit(req, policy, slices.Values(agents)))
+		err := sessionProblems(shape, checkSessionFit(req, policy, slices.Values(agents), "AKFUZZ"))
 		switch {
 		case err == nil:
 			if req.resources[slots.CPU] <= 0 || req.resources[slots.Mem] <= 0 || req.clusterSize < 1 || req.clusterSize > 2 {

@@ -85,7 +85,7 @@ func (e *sessionEnv) terminate(t *testing.T, token, id string) api.Session {
 }
 
 // waitStatus waits until the session is in the status.
-func (e *sessionEnv) waitStatus(id, status string) api.Session {
+func (e *sessionEnv) waitStatus(id string, status api.SessionStatus) api.Session {
 	e.t.Helper()
 	var got api.Session
 	testcluster.Eventually(e.t, 15*time.Second, func() error {

@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/berth-cluster/berth/shared/api"
 )
 
 // sessionCollector counts sessions by status at scrape time from the
@@ -22,12 +24,12 @@ func (c *sessionCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.byStat
 // Collect implements prometheus.Collector.
 func (c *sessionCollector) Collect(ch chan<- prometheus.Metric) {
 	tx := c.api.cluster.Read()
-	for _, st := range sessionStatuses {
+	for _, st := range api.SessionStatuses() {
 		ss, err := tx.SessionsInStatus(st)
 		if err != nil {
 			c.api.log.Error("session metrics: read sessions", "status", st, "err", err)
 			return
 		}
-		ch <- prometheus.MustNewConstMetric(c.byStatus, prometheus.GaugeValue, float64(len(ss)), st)
+		ch <- prometheus.MustNewConstMetric(c.byStatus, prometheus.GaugeValue, float64(len(ss)), string(st))
 	}
 }

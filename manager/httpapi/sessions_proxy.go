@@ -124,7 +124,7 @@ func (a *API) sessionLogs(c *Call) error {
 		return err
 	}
 	a.auditSessionAccess(c, s, "logs", ag, cid, "follow", agentQuery.Get("follow") == "true")
-	if !sessionEnded(s.Status) {
+	if !s.Status.Ended() {
 		a.leader.SessionUsed(s.ID)
 	}
 	resp, err := a.agents.Do(c.R.Context(), ag, http.MethodGet, "/v1/containers/"+url.PathEscape(cid)+"/logs", agentQuery, nil)

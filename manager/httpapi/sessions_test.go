@@ -76,8 +76,8 @@ func TestSessionCreateIsCheckedStatically(t *testing.T) {
 				"resources.cpu": {"no agent has cpu 2 (largest 1.5)"},
 				"resources.mem": {"no agent has mem 3221225472 (largest 2147483648)"},
 			}},
-		{name: "an image no agent has", status: 422, body: oneCPU(map[string]any{"image": "ghost:1"}),
-			fields: map[string][]string{"image": {"image ghost:1 is not on any ALIVE agent; import it on an agent (berth-agent image import) or pick one from GET /v1/images"}}},
+		{name: "a reference that does not parse", status: 400, body: oneCPU(map[string]any{"image": "Ghost:1"}),
+			fields: map[string][]string{"image": {"image reference \"Ghost:1\" does not parse (invalid reference format: repository name (library/Ghost) must be lowercase); write it as [HOST[:PORT]/]NAME[:TAG|@sha256:DIGEST], e.g. registry.example.com:5000/lab/python:3.12"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,8 +87,8 @@ func TestSessionCreateIsCheckedStatically(t *testing.T) {
 		})
 	}
 	t.Run("a single reason is the detail", func(t *testing.T) {
-		p := wantProblem(t, e.create(token, oneCPU(map[string]any{"image": "ghost:1"})), 422, api.ProblemValidation)
-		wantDetail(t, p, "the session can never run: image ghost:1 is not on any ALIVE agent")
+		p := wantProblem(t, e.create(token, oneCPU(map[string]any{"resources": res(0.5, 1<<20), "cluster_size": 3})), 422, api.ProblemValidation)
+		wantDetail(t, p, "the session can never run: cluster_size 3 > 2 containers per session allowed by policy default")
 	})
 	t.Run("unknown fields are refused", func(t *testing.T) {
 		p := wantProblem(t, e.create(token, oneCPU(map[string]any{"gpus": 1})), 400, api.ProblemValidation)

@@ -15,12 +15,13 @@ import (
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
-var sessionStatuses = []string{api.SessionPending, api.SessionScheduled, api.SessionPreparing, api.SessionRunning,
-	api.SessionTerminating, api.SessionTerminated, api.SessionError, api.SessionCancelled}
-
-// sessionEnded reports whether a session is in a final state.
-func sessionEnded(status string) bool {
-	return status == api.SessionTerminated || status == api.SessionError || status == api.SessionCancelled
+// sessionStatusList names every session status, for a reason.
+func sessionStatusList() string {
+	names := make([]string, 0, len(api.SessionStatuses()))
+	for _, st := range api.SessionStatuses() {
+		names = append(names, string(st))
+	}
+	return strings.Join(names, ", ")
 }
 
 // sessionView is a session as API.md shows it. requested is per container,
@@ -37,7 +38,10 @@ func sessionView(tx *state.Txn, s *state.Session) api.Session {
 			gpus = append(gpus, api.SessionGPU{UUID: g.UUID, Share: sharesValue(g.Share)})
 		}
 		out.Containers = append(out.Containers, api.SessionContainer{Agent: c.Agent, Status: c.Status,
-			Slots: c.Slots.Clone(), GPUs: gpus, Address: c.Address})
+			Slots: c.Slots.Clone(), GPUs: gpus, Address: c.Address, ImageDigest: c.ImageDigest})
+		if out.ImageDigest == "" {
+			out.ImageDigest = c.ImageDigest
+		}
 	}
 	out.Mounts = sessionMounts(s)
 	out.Command = slices.Clone(nonNil(s.Command))
@@ -48,14 +52,21 @@ func sessionView(tx *state.Txn, s *state.Session) api.Session {
 }
 
 // statusInfo is the session's status_info (Info: a refusal of the plan
-// applier is rendered from its code here, as it is read), followed, while
-// it runs, by a notice for each folder it mounts read-write that is over
-// its size limit. The notice is derived when the session is read, from the
-// over-quota mark the leader's folder measurements replicate, so it appears
-// and goes with the mark and costs the log nothing.
+// applier is rendered from its code here, as it is read), followed by a
+// notice for each simulated agent it was placed on and, while it runs, one
+// for each folder it mounts read-write that is over its size limit. The
+// notices are derived when the session is read, from the agents' records
+// and the over-quota mark the leader's folder measurements replicate, so
+// they cost the log nothing.
 func statusInfo(tx *state.Txn, s *state.Session) string {
 	info := s.Info()
-	if sessionEnded(s.Status) {
+	for _, id := range simulatedAgents(tx, s) {
+		if info != "" {
+			info += "; "
+		}
+		info += "placed on simulated agent " + id + ": nothing of this session really runs (berth-agent -runtime sim)"
+	}
+	if s.Status.Ended() {
 		return info
 	}
 	for _, m := range s.Mounts {
@@ -78,6 +89,21 @@ func statusInfo(tx *state.Txn, s *state.Session) string {
 		info += notice
 	}
 	return info
+}
+
+// simulatedAgents are the simulated agents the session's containers were
+// placed on, each once, in container order.
+func simulatedAgents(tx *state.Txn, s *state.Session) []string {
+	var out []string
+	for _, c := range s.Containers {
+		if c.Agent == "" || slices.Contains(out, c.Agent) {
+			continue
+		}
+		if ag, err := tx.Agent(c.Agent); err == nil && ag != nil && ag.Simulated {
+			out = append(out, c.Agent)
+		}
+	}
+	return out
 }
 
 // sharesValue is a cuda.shares quantity as the wire's decimal (0.5).
@@ -105,9 +131,9 @@ func (a *API) visibleSession(c *Call) (*state.Session, error) {
 func (a *API) sessionFilter(c *Call, tx *state.Txn, exportAll bool) (func(*state.Session) bool, error) {
 	q := c.R.URL.Query()
 	var bad apierr.Fields
-	status := strings.ToUpper(q.Get("status"))
-	if status != "" && !slices.Contains(sessionStatuses, status) {
-		bad.Add("status", "status must be one of %s", strings.Join(sessionStatuses, ", "))
+	status := api.SessionStatus(strings.ToUpper(q.Get("status")))
+	if status != "" && !status.Known() {
+		bad.Add("status", "status must be one of %s", sessionStatusList())
 	}
 	asked := false
 	if v := q.Get("all"); v != "" {
@@ -180,7 +206,7 @@ func (a *API) terminateSession(c *Call) error {
 	if !canActOnSession(c.Who, a.cluster.Read(), s) {
 		return apierr.New(apierr.Forbidden, "only the owner or an admin may terminate session %s", s.ID)
 	}
-	if !sessionEnded(s.Status) && s.Status != api.SessionTerminating {
+	if !s.Status.EndingOrEnded() {
 		if s, err = propose[*state.Session](c, fsm.SessionTerminate{SessionID: s.ID, At: a.now().UTC(), Reason: "user-request"}); err != nil {
 			return err
 		}
@@ -206,7 +232,7 @@ func (a *API) exportSessions(c *Call) error {
 	}
 	return c.csvExport(name, sessionColumns, func(row func([]string) error) error {
 		return tx.EachSession(keep, func(s *state.Session) error {
-			cells := []string{s.ID, s.Name, s.Owner, s.AccessKey, s.Image, s.Type, s.Status, statusInfo(tx, s),
+			cells := []string{s.ID, s.Name, s.Owner, s.AccessKey, s.Image, s.Type, string(s.Status), statusInfo(tx, s),
 				strings.Join(s.Agents, ";")}
 			for _, n := range slots.Known {
 				cells = append(cells, slots.Format(n, s.Requested[n]).String())

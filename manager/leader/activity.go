@@ -67,7 +67,7 @@ func (a *activity) noteCPU(tx *state.Txn, agent string, now time.Time, reported 
 	next := cpuSample{at: now, cpu: make(map[string]float64, len(reported))}
 	session := make(map[string]string, len(reported)) // container id → session id
 	for _, r := range reported {
-		if r.Status == containerRunning && r.SessionID != "" {
+		if r.Status == api.ContainerRunning && r.SessionID != "" {
 			next.cpu[r.ID] = r.CPUSeconds
 			session[r.ID] = r.SessionID
 		}

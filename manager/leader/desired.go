@@ -68,9 +68,7 @@ func desiredContainers(tx *state.Txn, agent string) ([]api.DesiredContainer, err
 	}
 	out := []api.DesiredContainer{}
 	for _, s := range ss {
-		switch s.Status {
-		case api.SessionScheduled, api.SessionPreparing, api.SessionRunning:
-		default:
+		if !s.Status.Active() {
 			continue
 		}
 		var mounts []api.Mount
@@ -203,14 +201,9 @@ func stopContainers(tx *state.Txn, agent string, reported []api.ContainerReport)
 		if err != nil {
 			return nil, err
 		}
-		if s != nil && sessionEnded(s.Status) {
+		if s != nil && s.Status.Ended() {
 			stop[r.ID] = true
 		}
 	}
 	return slices.Sorted(maps.Keys(stop)), nil
-}
-
-// sessionEnded reports whether a session is in a final state.
-func sessionEnded(status string) bool {
-	return status == api.SessionTerminated || status == api.SessionError || status == api.SessionCancelled
 }

@@ -35,6 +35,7 @@ type agentBeat struct {
 	usage      api.AgentUsage
 	containers []api.ContainerReport
 	errors     []string
+	pulls      []api.ImagePull
 }
 
 func newAgentMemory() *agentMemory { return &agentMemory{beats: map[string]*agentBeat{}} }
@@ -57,6 +58,7 @@ func (m *agentMemory) beat(id string, at time.Time, report *api.AgentHeartbeat) 
 	if report != nil {
 		b.containers = report.Containers
 		b.errors = report.Errors
+		b.pulls = report.Pulls
 		b.usage = api.AgentUsage{Containers: len(report.Containers)}
 		for _, c := range report.Containers {
 			b.usage.CPUSeconds += c.CPUSeconds

@@ -64,7 +64,10 @@ func (d *idle) endOverdue(ctx context.Context) error {
 	policies := map[string]*state.ResourcePolicy{} // by access key
 	live := map[string]bool{}
 	var ends []fsm.SessionTerminate
-	for _, status := range []string{api.SessionScheduled, api.SessionPreparing, api.SessionRunning} {
+	for _, status := range api.SessionStatuses() {
+		if !status.Active() {
+			continue
+		}
 		list, err := tx.SessionsInStatus(status)
 		if err != nil {
 			return err

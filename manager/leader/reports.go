@@ -14,21 +14,6 @@ import (
 // What an agent's heartbeat tells about the containers it runs, and what
 // the leader writes of it.
 
-// Container statuses of the agent's vocabulary that the leader reasons
-// about (the agent reports created, running, exited, failed, gone).
-const (
-	containerCreated = "created"
-	containerRunning = "running"
-	containerExited  = "exited"
-	containerFailed  = "failed"
-	containerGone    = "gone"
-)
-
-// containerEnded: exited, failed or gone; the records never revive one.
-func containerEnded(status string) bool {
-	return status == containerExited || status == containerFailed || status == containerGone
-}
-
 // sessionNews compares an agent's report with the session records and
 // returns what differs: a container's status, exit code or reason. When
 // the report is full (the agent could list its runtime), a container the
@@ -47,18 +32,18 @@ func sessionNews(tx *state.Txn, agent string, reported []api.ContainerReport, fu
 		if err != nil {
 			return nil, err
 		}
-		if s == nil || !state.Occupying(s.Status) {
+		if s == nil || !s.Status.Occupying() {
 			continue
 		}
 		ct := containerOf(s, r.Index)
-		if ct == nil || ct.Agent != agent || containerEnded(ct.Status) {
+		if ct == nil || ct.Agent != agent || ct.Status.Ended() {
 			continue // an ended container stays ended: a later report changes nothing
 		}
 		// An empty reason says nothing new (the record keeps the last one).
 		if ct.Status != r.Status || !sameExit(ct.ExitCode, r.ExitCode) || (r.Reason != "" && ct.Reason != r.Reason) ||
-			(r.Address != "" && ct.Address != r.Address) {
+			(r.Address != "" && ct.Address != r.Address) || (r.ImageDigest != "" && ct.ImageDigest != r.ImageDigest) {
 			news = append(news, fsm.ContainerReport{SessionID: s.ID, Index: r.Index, Status: r.Status,
-				ExitCode: r.ExitCode, Reason: r.Reason, Address: r.Address})
+				ExitCode: r.ExitCode, Reason: r.Reason, Address: r.Address, ImageDigest: r.ImageDigest})
 		}
 	}
 	if full {
@@ -81,19 +66,19 @@ func missingContainers(tx *state.Txn, agent string, listed map[string]bool) ([]f
 	}
 	var out []fsm.ContainerReport
 	for _, s := range ss {
-		if !state.Occupying(s.Status) {
+		if !s.Status.Occupying() {
 			continue
 		}
 		for _, ct := range s.Containers {
-			if ct.Agent != agent || containerEnded(ct.Status) || listed[state.ContainerID(s.ID, ct.Index)] {
+			if ct.Agent != agent || ct.Status.Ended() || listed[state.ContainerID(s.ID, ct.Index)] {
 				continue
 			}
 			switch {
 			case s.Status == api.SessionTerminating:
-				out = append(out, fsm.ContainerReport{SessionID: s.ID, Index: ct.Index, Status: containerGone, Reason: "stopped"})
-			case ct.Status == containerCreated || ct.Status == containerRunning:
+				out = append(out, fsm.ContainerReport{SessionID: s.ID, Index: ct.Index, Status: api.ContainerGone, Reason: "stopped"})
+			case ct.Status.Present():
 				// The agent reported it before and lists it no more.
-				out = append(out, fsm.ContainerReport{SessionID: s.ID, Index: ct.Index, Status: containerGone,
+				out = append(out, fsm.ContainerReport{SessionID: s.ID, Index: ct.Index, Status: api.ContainerGone,
 					Reason: "container vanished from the agent"})
 			}
 		}
@@ -112,7 +97,7 @@ func containerOf(s *state.Session, index int) *state.SessionContainer {
 
 func sameNews(x, y fsm.ContainerReport) bool {
 	return x.SessionID == y.SessionID && x.Index == y.Index && x.Status == y.Status && x.Reason == y.Reason &&
-		sameExit(x.ExitCode, y.ExitCode)
+		sameExit(x.ExitCode, y.ExitCode) && x.ImageDigest == y.ImageDigest
 }
 
 func sameExit(x, y *int) bool {

@@ -118,7 +118,7 @@ func (l *Leader) reportDrift(ctx context.Context, tx *state.Txn) (drift []api.Us
 		running := map[string]bool{}
 		stray := 0
 		for _, r := range report {
-			if r.Status != containerRunning && r.Status != containerCreated {
+			if !r.Status.Present() {
 				continue
 			}
 			running[r.ID] = true
@@ -168,12 +168,12 @@ func recordedContainers(tx *state.Txn, agent string) (started, desired map[strin
 	started, desired = map[string]bool{}, map[string]bool{}
 	for _, s := range ss {
 		for _, ct := range s.Containers {
-			if ct.Agent != agent || containerEnded(ct.Status) {
+			if ct.Agent != agent || ct.Status.Ended() {
 				continue
 			}
 			id := state.ContainerID(s.ID, ct.Index)
 			desired[id] = true
-			if ct.Status == containerCreated || ct.Status == containerRunning {
+			if ct.Status.Present() {
 				started[id] = true
 			}
 		}

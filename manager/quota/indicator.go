@@ -1,10 +1,11 @@
 // Package quota is the arithmetic of what a keypair may still start: its
 // policy's limits against what it occupies, and what the alive agents have
-// free. It is pure so that the resource indicator and (later) the scheduler's
-// admission checks compute the same figures from the same inputs.
+// free. It is pure; what one container could get of an agent's GPUs is the
+// scheduler's computation (sched.LargestGPUSlots), not a copy of it.
 package quota
 
 import (
+	"github.com/berth-cluster/berth/manager/sched"
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
@@ -18,8 +19,8 @@ type Agent struct {
 	// GPUs, when the agent reported an inventory, decide its GPU slots:
 	// free cuda.device is the GPUs nothing holds, free cuda.shares what
 	// no slice holds, and the most one container can get is what the
-	// placement would give it (whole free GPUs plus the most free on a
-	// partly held one), not capacity minus occupied.
+	// placement would give it (every free GPU whole, or the most free on
+	// any one GPU), not capacity minus occupied.
 	GPUs []GPU
 }
 
@@ -29,23 +30,20 @@ type GPU struct {
 }
 
 // gpuFree is an agent's free GPU slots (sums) and the most one container
-// could get of each.
+// could get of each: the scheduler's own figure (sched.LargestGPUSlots), so
+// the indicator never offers what placement cannot give.
 func gpuFree(gpus []GPU) (free, largest slots.Slots) {
-	free, largest = slots.Slots{}, slots.Slots{}
-	partly := int64(0)
-	for _, g := range gpus {
-		f := max(0, g.Shares-g.Held)
-		free[slots.CUDAShares] += f
+	free = slots.Slots{}
+	held := make([]sched.GPU, len(gpus))
+	for i, g := range gpus {
+		free[slots.CUDAShares] += max(0, g.Shares-g.Held)
 		if g.Held == 0 {
 			free[slots.CUDADevice]++
-			largest[slots.CUDAShares] += g.Shares
-		} else {
-			partly = max(partly, f)
 		}
+		held[i] = sched.GPU{Shares: g.Shares, Held: g.Held}
 	}
-	largest[slots.CUDADevice] = free[slots.CUDADevice]
-	largest[slots.CUDAShares] += partly
-	return free, largest
+	devices, shares := sched.LargestGPUSlots(held)
+	return free, slots.Slots{slots.CUDADevice: devices, slots.CUDAShares: shares}
 }
 
 // Figures are the indicator's computed parts. In Remaining an absent slot

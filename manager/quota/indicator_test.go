@@ -99,7 +99,9 @@ func TestComputeIndicatorFigures(t *testing.T) {
 		{
 			// Four GPUs: one given whole, one with 0.3 taken, two untouched.
 			// Free cuda.shares sums what no slice holds; one container could
-			// get two whole GPUs plus the 0.7 left on the third.
+			// get the two untouched GPUs whole, or the 0.7 left on the third,
+			// never both: a fraction of a GPU is never held beside other
+			// GPUs (sched's allocate), so 2.7 would be refused.
 			name:   "an agent's GPUs decide its GPU slots, not capacity minus occupied",
 			limits: slots.Limits{slots.CUDAShares: 500},
 			agents: []Agent{{Capacity: slots.Slots{slots.CPU: 8000, slots.CUDADevice: 4, slots.CUDAShares: 400},
@@ -108,8 +110,8 @@ func TestComputeIndicatorFigures(t *testing.T) {
 			remaining:   `{"cpu":null,"cuda.device":null,"cuda.shares":5,"mem":null}`,
 			total:       `{"cpu":8,"cuda.device":4,"cuda.shares":4,"mem":0}`,
 			free:        `{"cpu":8,"cuda.device":2,"cuda.shares":2.7,"mem":0}`,
-			largest:     `{"cpu":8,"cuda.device":2,"cuda.shares":2.7,"mem":0}`,
-			allocatable: `{"cpu":8,"cuda.device":2,"cuda.shares":2.7,"mem":0}`,
+			largest:     `{"cpu":8,"cuda.device":2,"cuda.shares":2,"mem":0}`,
+			allocatable: `{"cpu":8,"cuda.device":2,"cuda.shares":2,"mem":0}`,
 		},
 		{
 			name: "a partly held GPU's rest is the largest slice when no GPU is untouched",

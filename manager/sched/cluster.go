@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	"github.com/berth-cluster/berth/manager/state"
+	"github.com/berth-cluster/berth/shared/imageref"
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
@@ -50,6 +51,8 @@ type Agent struct {
 	GPUQuantum int64
 	// FolderHosts are the storage folder hosts the agent can mount.
 	FolderHosts []string
+	// Images are the names of the images the agent has.
+	Images []string
 
 	// AwaitingApproval: the agent joined with a token that did not
 	// approve it and no superadmin has yet. Nothing is placed on it,
@@ -71,6 +74,9 @@ type Request struct {
 	// FolderHosts are the storage folder hosts the session mounts: only
 	// agents that have every one of them will do.
 	FolderHosts []string
+	// Image is the session's image: agents that have it are preferred
+	// (a preference, never a condition: the others pull it).
+	Image string
 }
 
 func (r *Request) size() int { return max(1, r.Containers) }
@@ -115,9 +121,30 @@ type agentState struct {
 	gpus    []gpuState
 	quantum int64
 	hosts   []string // storage folder hosts, sorted
+	images  []string // image names as the agent reported them
 }
 
 func (a *agentState) usable() bool { return a.alive && a.schedulable && a.approved }
+
+// hasImage reports whether the agent has the image typed as image (normal:
+// its full form). Names agents report are mostly full already (pulled
+// images are stored so); only a short one is parsed.
+func (a *agentState) hasImage(image, normal string) bool {
+	if image == "" {
+		return false
+	}
+	for _, n := range a.images {
+		if n == image || n == normal {
+			return true
+		}
+		if i := strings.IndexByte(n, '/'); i < 0 || !strings.ContainsAny(n[:i], ".:") && n[:i] != "localhost" {
+			if imageref.Normal(n) == normal {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // missingHost is the first of hosts the agent cannot mount, or "".
 func (a *agentState) missingHost(hosts []string) string {
@@ -146,19 +173,25 @@ func (c *Cluster) keypair(ak string) (*keypairState, error) {
 	}
 	var k *keypairState
 	if kp != nil {
-		k = &keypairState{refusal: kp.Refusal, maxConcurrent: kp.MaxConcurrent,
-			maxContainers: kp.MaxContainers, sessions: kp.Sessions}
-		k.limit, k.limited = limitVec(kp.Limits)
-		// A slot Berth does not know cannot be in a record read from the
-		// wire; if one is, it cannot be compared, so it is left out.
-		k.occupied, _ = toVec(kp.Occupied)
+		k = newKeypairState(kp)
 	}
 	c.keypairs[ak] = k
 	return k, nil
 }
 
+func newKeypairState(kp *Keypair) *keypairState {
+	k := &keypairState{refusal: kp.Refusal, maxConcurrent: kp.MaxConcurrent,
+		maxContainers: kp.MaxContainers, sessions: kp.Sessions}
+	k.limit, k.limited = limitVec(kp.Limits)
+	// A slot Berth does not know cannot be in a record read from the
+	// wire; if one is, it cannot be compared, so it is left out.
+	k.occupied, _ = toVec(kp.Occupied)
+	return k
+}
+
 func newAgentState(a *Agent) *agentState {
-	s := &agentState{id: a.ID, alive: a.Alive, schedulable: a.Schedulable, approved: !a.AwaitingApproval, hosts: slices.Sorted(slices.Values(a.FolderHosts))}
+	s := &agentState{id: a.ID, alive: a.Alive, schedulable: a.Schedulable, approved: !a.AwaitingApproval, hosts: slices.Sorted(slices.Values(a.FolderHosts)),
+		images: a.Images}
 	s.capacity, _ = toVec(a.Capacity)
 	s.occupied, _ = toVec(a.Occupied)
 	s.quantum = a.GPUQuantum

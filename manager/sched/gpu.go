@@ -117,6 +117,15 @@ func (a *agentState) mostShares() int64 {
 	return max(most, 1)
 }
 
+// fractionBeside reports whether cuda.shares x (rounded to the quantum)
+// would have to be a fraction of a GPU beside other GPUs: more than the
+// agent's largest GPU and not a whole number of them. allocate never gives
+// that (a container reaches one MPS daemon).
+func (a *agentState) fractionBeside(x int64) bool {
+	most := a.mostShares()
+	return x > most && x%most != 0
+}
+
 // bestFit is the position of the GPU with the least free that still holds
 // x, or -1.
 func (a *agentState) bestFit(x int64) int {
@@ -173,6 +182,20 @@ func (a *agentState) gpuLargest() (devices, shares int64) {
 	return devices, max(shares, one)
 }
 
+// LargestGPUSlots is the most one container could get of cuda.device and
+// cuda.shares from GPUs that hold what they hold, as allocate would give
+// it: whole GPUs nothing holds, and cuda.shares either as every untouched
+// GPU whole or as the most free on any one GPU — never a fraction beside
+// whole GPUs. The resource indicator reads it; the scheduler's reasons and
+// Admission's use the same computation.
+func LargestGPUSlots(gpus []GPU) (devices, shares int64) {
+	a := &agentState{gpus: make([]gpuState, len(gpus))}
+	for i, g := range gpus {
+		a.gpus[i] = gpuState{uuid: g.UUID, shares: g.Shares, held: g.Held}
+	}
+	return a.gpuLargest()
+}
+
 // gpuShort says why a container of need fits nowhere on the agent's GPUs.
 func gpuShort(a *agentState, h vec) string {
 	devices, shares := a.gpuLargest()
@@ -182,9 +205,9 @@ func gpuShort(a *agentState, h vec) string {
 	if h[vecDevice] > 0 {
 		return fmt.Sprintf("cuda.device %d > %d GPUs free", h[vecDevice], devices)
 	}
-	if most := a.mostShares(); h[vecShares] > most && h[vecShares]%most != 0 {
+	if a.fractionBeside(h[vecShares]) {
 		return fmt.Sprintf("cuda.shares %s is more than one GPU (%s) but not a whole number of GPUs: a fraction runs under one GPU's MPS daemon and cannot be held beside other GPUs",
-			slots.Format(slots.CUDAShares, h[vecShares]), slots.Format(slots.CUDAShares, most))
+			slots.Format(slots.CUDAShares, h[vecShares]), slots.Format(slots.CUDAShares, a.mostShares()))
 	}
 	return fmt.Sprintf("no GPU slices for cuda.shares %s (largest %s)", slots.Format(slots.CUDAShares, h[vecShares]), slots.Format(slots.CUDAShares, shares))
 }

@@ -3,6 +3,10 @@ package sched
 import (
 	"fmt"
 	"strings"
+
+	"github.com/berth-cluster/berth/manager/state"
+	"github.com/berth-cluster/berth/shared/imageref"
+	"github.com/berth-cluster/berth/shared/slots"
 )
 
 // Strategy is how agents are chosen among those that fit.
@@ -76,40 +80,49 @@ func (c *Cluster) Place(r Request, s Strategy) ([]string, *Failure, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	out, f := placeAgents(all, r, need, s)
+	return out, f, nil
+}
+
+// placeAgents is Place after the keypair's predicates.
+func placeAgents(all []*agentState, r Request, need vec, s Strategy) ([]string, *Failure) {
 	n := r.size()
+	normal := imageref.Normal(r.Image)
 	// A session's containers share one network, which is one agent's
 	// (agent/network): all of them go to the one agent that holds them
 	// all best, judged as if they were one container of n times the
 	// request.
 	var best *agentState
-	bestScore, bestCost := 0.0, gpuCost{}
+	bestScore, bestCost, bestHas := 0.0, gpuCost{}, false
 	for _, a := range all {
 		score, cost, ok := a.trySession(need, n, r.FolderHosts)
 		if !ok {
 			continue
 		}
-		// Whatever the strategy, slices go where they break no whole GPU
-		// and span the fewest GPUs, if any agent allows.
-		better := best == nil || cost.less(bestCost) ||
-			(cost == bestCost && ((s == Dispersed && score < bestScore) || (s != Dispersed && score > bestScore)))
+		// An agent that has the image first: the others would pull it
+		// first. Then, whatever the strategy, slices go where they break
+		// no whole GPU and span the fewest GPUs, if any agent allows.
+		has := a.hasImage(r.Image, normal)
+		better := best == nil || (has && !bestHas) || (has == bestHas && (cost.less(bestCost) ||
+			(cost == bestCost && ((s == Dispersed && score < bestScore) || (s != Dispersed && score > bestScore)))))
 		if better {
-			best, bestScore, bestCost = a, score, cost
+			best, bestScore, bestCost, bestHas = a, score, cost, has
 		}
 	}
 	if best == nil {
 		if f := noHost(all, r.FolderHosts); f != nil {
-			return nil, f, nil
+			return nil, f
 		}
 		if n > 1 && oneFits(all, need, r.FolderHosts) {
-			return nil, fail(KindCapacity, "no agent has room for all %d containers together (%s each): a session's containers run on one agent", n, describe(need)), nil
+			return nil, fail(KindCapacity, "no agent has room for all %d containers together (%s each): a session's containers run on one agent", n, describe(need))
 		}
-		return nil, noRoom(all, need, 0, n), nil
+		return nil, noRoom(all, need, 0, n)
 	}
 	out := make([]string, n)
 	for i := range out {
 		out[i] = best.id
 	}
-	return out, nil, nil
+	return out, nil
 }
 
 // trySession places n containers of need on the agent, one after the
@@ -182,12 +195,15 @@ func noHost(all []*agentState, hosts []string) *Failure {
 	if missing == "" {
 		return nil // no usable agent at all: noRoom says so
 	}
-	return fail(KindCapacity, "no agent has the folder host %s (-folder-host)", missing)
+	f := fail(KindCapacity, "no agent has the folder host %s (-folder-host)", missing)
+	f.Rule, f.Host = RuleFolderHost, missing
+	return f
 }
 
 // noRoom says why container i of n fits on no agent: the first slot no
 // agent has enough of, with the most any agent has; or, when each slot fits
-// somewhere but never together, every slot asked for.
+// somewhere but never together, every slot asked for. The Failure's Over
+// lists every slot short, not only the first.
 func noRoom(all []*agentState, need vec, i, n int) *Failure {
 	var largest vec
 	usable := false
@@ -207,27 +223,56 @@ func noRoom(all []*agentState, need vec, i, n int) *Failure {
 			largest[j] = max(largest[j], free[j])
 		}
 	}
-	if !usable {
-		if len(awaiting) > 0 {
-			return fail(KindCapacity, "no agent is alive, schedulable and approved; %s awaiting approval (berth agent approve %s)",
-				strings.Join(awaiting, ", "), awaiting[0])
+	var short []state.SlotOver
+	for j := range need {
+		if need[j] > largest[j] {
+			short = append(short, state.SlotOver{Slot: slotAt(j), Need: need[j], Limit: largest[j]})
 		}
-		return fail(KindCapacity, "no agent is alive and schedulable")
 	}
+	var f *Failure
 	which := ""
 	if n > 1 {
 		which = fmt.Sprintf(" for container %d of %d", i+1, n)
 	}
-	for j := range need {
-		if need[j] > largest[j] {
-			return fail(KindCapacity, "no agent has %s %s free%s (largest %s)", slotAt(j), amount(j, need[j]), which, amount(j, largest[j]))
+	switch {
+	case !usable && len(awaiting) > 0:
+		f = fail(KindCapacity, "no agent is alive, schedulable and approved; %s awaiting approval (berth agent approve %s)",
+			strings.Join(awaiting, ", "), awaiting[0])
+	case !usable:
+		f = fail(KindCapacity, "no agent is alive and schedulable")
+	case len(short) > 0:
+		j, _ := slotIndex(short[0].Slot)
+		f = fail(KindCapacity, "no agent has %s %s free%s (largest %s)", slotAt(j), amount(j, need[j]), which, amount(j, largest[j]))
+	case fractionEverywhere(all, need):
+		f = fail(KindCapacity, "cuda.shares %s is more than one GPU but not a whole number of GPUs on every agent with GPUs: a fraction runs under one GPU's MPS daemon and cannot be held beside other GPUs",
+			slots.Format(slots.CUDAShares, need[vecShares]))
+		f.Rule, f.Need = RuleFraction, need[vecShares]
+		return f
+	default:
+		f = fail(KindCapacity, "no agent has %s free at once%s", describe(need), which)
+		f.Rule = RuleTogether
+		return f
+	}
+	f.Rule, f.Over = RuleAgentSlots, short
+	return f
+}
+
+// fractionEverywhere reports whether need's cuda.shares is a fraction of
+// a GPU beside other GPUs on every usable agent that has GPUs (and there is
+// one): no allocation can ever give it, however free they are.
+func fractionEverywhere(all []*agentState, need vec) bool {
+	if need[vecShares] == 0 {
+		return false
+	}
+	seen := false
+	for _, a := range all {
+		if !a.usable() || len(a.gpus) == 0 {
+			continue
+		}
+		seen = true
+		if !a.fractionBeside(a.hold(need)[vecShares]) {
+			return false
 		}
 	}
-	var parts []string
-	for j := range need {
-		if need[j] > 0 {
-			parts = append(parts, fmt.Sprintf("%s %s", slotAt(j), amount(j, need[j])))
-		}
-	}
-	return fail(KindCapacity, "no agent has %s free at once%s", strings.Join(parts, " and "), which)
+	return seen
 }

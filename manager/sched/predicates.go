@@ -23,11 +23,51 @@ const (
 	KindInvalid
 )
 
+// Rule is which predicate a Failure broke, for callers that say it in
+// words of their own (the create handler's 422, from Admission).
+type Rule int
+
+const (
+	// RuleOther: a predicate Admission never reports (the keypair's
+	// state, a placement of named agents, a malformed request).
+	RuleOther Rule = iota
+	// RuleContainers: cluster_size (Have) > max_containers_per_session
+	// (Limit, where 0 reads as 1).
+	RuleContainers
+	// RuleConcurrency: the keypair's occupying sessions (Have) have
+	// reached max_concurrent_sessions (Limit).
+	RuleConcurrency
+	// RulePolicySlots: what the keypair holds + cluster_size × the request
+	// is over the policy's totals, for each slot in Over.
+	RulePolicySlots
+	// RuleAgentSlots: one container needs more of each slot in Over (Need)
+	// than any usable agent has free (Limit); with no usable agent at all,
+	// every slot it asks for, Limit 0.
+	RuleAgentSlots
+	// RuleFraction: the cuda.shares (Need) is more than one GPU but not
+	// whole GPUs on every agent that has GPUs; a fraction cannot be held
+	// beside other GPUs (allocate).
+	RuleFraction
+	// RuleTogether: each slot fits some agent, but none has them all.
+	RuleTogether
+	// RuleFolderHost: no usable agent has every folder host the session
+	// mounts; Host is one it lacks.
+	RuleFolderHost
+)
+
 // Failure is why a session cannot be admitted now, in words and numbers:
 // "concurrency 3/3", "cpu 2 + 1 > 2", "no agent has cpu 1.5 free (largest 1)".
+// Rule and the fields after it are the same facts for those who word them
+// otherwise.
 type Failure struct {
 	Kind   Kind
 	Reason string
+
+	Rule        Rule
+	Have, Limit int64
+	Need        int64            // RuleFraction: the cuda.shares asked for
+	Over        []state.SlotOver // RulePolicySlots, RuleAgentSlots
+	Host        string           // RuleFolderHost
 }
 
 func fail(k Kind, format string, args ...any) *Failure {
@@ -49,21 +89,51 @@ func (c *Cluster) CheckKeypair(r Request) (*Failure, error) {
 	if k.refusal != "" {
 		return fail(KindKeypair, "%s", k.refusal), nil
 	}
-	// The policy's minimum is 1; a zero can only be an unset field.
-	if maxC := max(1, k.maxContainers); r.size() > maxC {
-		return fail(KindKeypair, "cluster_size %d > max_containers_per_session %d", r.size(), maxC), nil
+	if f := k.containers(r); f != nil {
+		return f, nil
 	}
-	if k.maxConcurrent != nil && k.sessions >= *k.maxConcurrent {
-		return fail(KindKeypair, "concurrency %d/%d", k.sessions, *k.maxConcurrent), nil
+	if f := k.concurrency(); f != nil {
+		return f, nil
 	}
 	need, bad := toVec(r.Slots)
 	if bad != "" {
 		return fail(KindInvalid, "unknown slot %s", bad), nil
 	}
-	if o := over(k.occupied, need.times(int64(r.size())), k.limit, k.limited); o != "" {
-		return fail(KindKeypair, "%s", o), nil
+	return k.totals(r, need), nil
+}
+
+// containers: cluster_size within max_containers_per_session. The
+// policy's minimum is 1; a zero can only be an unset field, and reads as 1.
+func (k *keypairState) containers(r Request) *Failure {
+	maxC := max(1, k.maxContainers)
+	if r.size() <= maxC {
+		return nil
 	}
-	return nil, nil
+	f := fail(KindKeypair, "cluster_size %d > max_containers_per_session %d", r.size(), maxC)
+	f.Rule, f.Have, f.Limit = RuleContainers, int64(r.size()), int64(maxC)
+	return f
+}
+
+// concurrency: fewer occupying sessions than max_concurrent_sessions.
+func (k *keypairState) concurrency() *Failure {
+	if k.maxConcurrent == nil || k.sessions < *k.maxConcurrent {
+		return nil
+	}
+	f := fail(KindKeypair, "concurrency %d/%d", k.sessions, *k.maxConcurrent)
+	f.Rule, f.Have, f.Limit = RuleConcurrency, int64(k.sessions), int64(*k.maxConcurrent)
+	return f
+}
+
+// totals: what the keypair holds + cluster_size × the request within the
+// policy's totals, for every slot the request asks for.
+func (k *keypairState) totals(r Request, need vec) *Failure {
+	o := overSlots(k.occupied, need.times(int64(r.size())), k.limit, k.limited)
+	if len(o) == 0 {
+		return nil
+	}
+	f := fail(KindKeypair, "%s", overText(o))
+	f.Rule, f.Over = RulePolicySlots, o
+	return f
 }
 
 // CheckAgents verifies a placement: one agent per container, every agent
@@ -104,8 +174,8 @@ func (c *Cluster) CheckAgents(r Request, agents []string) (*Failure, error) {
 			return fail(KindCapacity, "agent %s has no folder host %s", id, a.missingHost(r.FolderHosts)), nil
 		}
 		h := a.hold(need)
-		if o := over(a.occupied, h.times(n), a.capacity, allLimited()); o != "" {
-			return fail(KindCapacity, "agent %s: %s", id, o), nil
+		if o := overSlots(a.occupied, h.times(n), a.capacity, allLimited()); len(o) > 0 {
+			return fail(KindCapacity, "agent %s: %s", id, overText(o)), nil
 		}
 		if f := gpuFit(a, h, n); f != nil {
 			return f, nil

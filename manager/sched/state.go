@@ -6,7 +6,6 @@ import (
 
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
-	"github.com/berth-cluster/berth/shared/slots"
 )
 
 // StateSource reads a Cluster's starting point from the replicated state
@@ -38,9 +37,7 @@ func (s stateSource) Keypair(ak string) (*Keypair, error) {
 	case p == nil:
 		out.Refusal = fmt.Sprintf("resource policy %s does not exist", k.ResourcePolicy)
 	default:
-		out.Limits = p.TotalResourceSlots
-		out.MaxConcurrent = p.MaxConcurrentSessions
-		out.MaxContainers = p.MaxContainersPerSession
+		out = keypairOfPolicy(ak, p)
 	}
 	if out.Occupied, out.Sessions, err = s.tx.KeypairUsage(ak); err != nil {
 		return nil, err
@@ -99,13 +96,21 @@ func (s stateSource) Agents() ([]*Agent, error) {
 
 func agentOf(a *state.Agent) *Agent {
 	return &Agent{ID: a.ID, Alive: a.Status == state.AgentAlive, Schedulable: a.Schedulable, AwaitingApproval: a.AwaitingApproval, Capacity: a.Capacity,
-		FolderHosts: a.FolderHosts}
+		FolderHosts: a.FolderHosts, Images: imageNames(a.Images)}
+}
+
+func imageNames(images []api.Image) []string {
+	out := make([]string, len(images))
+	for i, im := range images {
+		out[i] = im.Name
+	}
+	return out
 }
 
 // RequestOf is a PENDING session as admission sees it.
 func RequestOf(s *state.Session) Request {
 	r := Request{SessionID: s.ID, AccessKey: s.AccessKey, Slots: s.Requested, Containers: s.ClusterSize,
-		CreateIndex: s.CreateIndex, CreatedAt: s.CreatedAt, Attempts: s.Attempts}
+		CreateIndex: s.CreateIndex, CreatedAt: s.CreatedAt, Attempts: s.Attempts, Image: s.Image}
 	for _, m := range s.Mounts {
 		if m.Host != "" && !slices.Contains(r.FolderHosts, m.Host) {
 			r.FolderHosts = append(r.FolderHosts, m.Host)
@@ -113,26 +118,4 @@ func RequestOf(s *state.Session) Request {
 	}
 	slices.Sort(r.FolderHosts)
 	return r
-}
-
-// FitsEmpty reports whether one container of per could ever run on the
-// agent: it fits the agent's capacity and, for GPU slots, its GPUs when
-// nothing holds any (admission's "can this request fit at all").
-func FitsEmpty(a *state.Agent, per slots.Slots) bool {
-	need, bad := toVec(per)
-	if bad != "" {
-		return false
-	}
-	ag := agentOf(a)
-	withGPUs(ag, a, nil)
-	s := newAgentState(ag)
-	h := s.hold(need)
-	if !fits(vec{}, h, s.capacity) {
-		return false
-	}
-	if wantsGPU(h) {
-		_, ok := s.allocate(h)
-		return ok
-	}
-	return true
 }

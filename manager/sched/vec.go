@@ -2,8 +2,10 @@ package sched
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
+	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
@@ -76,8 +78,14 @@ func (v vec) sub(o vec) vec {
 	return v
 }
 
+// times is v × k, saturating: a request too large to multiply reads as
+// over every limit rather than wrapping around under it.
 func (v vec) times(k int64) vec {
 	for i := range v {
+		if k > 0 && v[i] > math.MaxInt64/k {
+			v[i] = math.MaxInt64
+			continue
+		}
 		v[i] *= k
 	}
 	return v
@@ -103,16 +111,26 @@ func amount(i int, x int64) string {
 	return string(slots.Format(n, x))
 }
 
-// over lists the slots where have + need > limit, as "cpu 2 + 1 > 2". A
-// slot the request does not ask for is never over: a keypair or an agent
-// already past a limit (an admin lowered it under running sessions) may
-// still take a session that adds nothing there.
-func over(have, need, limit vec, limited [nSlots]bool) string {
-	var parts []string
+// overSlots lists the slots where have + need > limit. A slot the request
+// does not ask for is never over: a keypair or an agent already past a
+// limit (an admin lowered it under running sessions) may still take a
+// session that adds nothing there.
+func overSlots(have, need, limit vec, limited [nSlots]bool) []state.SlotOver {
+	var out []state.SlotOver
 	for i := range have {
-		if limited[i] && need[i] > 0 && have[i]+need[i] > limit[i] {
-			parts = append(parts, fmt.Sprintf("%s %s + %s > %s", slotAt(i), amount(i, have[i]), amount(i, need[i]), amount(i, limit[i])))
+		if limited[i] && need[i] > 0 && (have[i] > limit[i] || need[i] > limit[i]-have[i]) {
+			out = append(out, state.SlotOver{Slot: slotAt(i), Have: have[i], Need: need[i], Limit: limit[i]})
 		}
+	}
+	return out
+}
+
+// overText says overSlots' slots as "cpu 2 + 1 > 2, mem 4GiB + 1GiB > 4GiB".
+func overText(o []state.SlotOver) string {
+	parts := make([]string, len(o))
+	for j, s := range o {
+		i, _ := slotIndex(s.Slot)
+		parts[j] = fmt.Sprintf("%s %s + %s > %s", s.Slot, amount(i, s.Have), amount(i, s.Need), amount(i, s.Limit))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -50,7 +50,7 @@ func BenchmarkAdmission(b *testing.B) { benchAdmission(b, 3) }
 func BenchmarkAdmissionOneManager(b *testing.B) { benchAdmission(b, 1) }
 
 func benchAdmission(b *testing.B, managers int) {
-	c := testcluster.Start(b, managers, longHeartbeat)
+	c := testcluster.Start(b, managers, longHeartbeat, testcluster.InsecureRaft) // comparable with the figures before TLS
 	leader := c.Leader()
 	seedBenchCluster(b, leader)
 	seeded := scrape(b, leader) // the seeding's own entries are left out below
@@ -89,7 +89,7 @@ func benchAdmission(b *testing.B, managers int) {
 // leader of a three-manager cluster: what a lone request pays, which
 // batching must not make worse. ns/op is the mean.
 func BenchmarkSessionCreateLatency(b *testing.B) {
-	c := testcluster.Start(b, 3, longHeartbeat)
+	c := testcluster.Start(b, 3, longHeartbeat, testcluster.InsecureRaft) // comparable with the figures before TLS
 	leader := c.Leader()
 	seedBenchCluster(b, leader)
 	b.ResetTimer()

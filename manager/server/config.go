@@ -17,6 +17,7 @@ import (
 	"github.com/berth-cluster/berth/manager/auth"
 	"github.com/berth-cluster/berth/manager/httpapi"
 	"github.com/berth-cluster/berth/manager/sched"
+	"github.com/berth-cluster/berth/manager/secrets"
 	"github.com/berth-cluster/berth/shared/flagenv"
 	"github.com/berth-cluster/berth/shared/tlsfiles"
 )
@@ -110,9 +111,15 @@ type Config struct {
 	// (-agent-auto-approve=false). Agents of issued tokens wait unless
 	// their token has auto_approve.
 	AgentTokenNeedsApproval bool
+	// AllowSimulatedAgents admits agents that say they are simulated
+	// (-allow-simulated-agents): benchmarks and development only.
+	AllowSimulatedAgents bool
 
 	// NoGroupFolders refuses new group folders (-allow-group-folders=false).
 	NoGroupFolders bool
+	// Secrets seals registry passwords (-secrets-key-file; nil: a registry
+	// with a password is refused). Every manager needs the same key.
+	Secrets *secrets.Box
 	// FolderUsageEvery is how often the leader measures folders (default 30s).
 	FolderUsageEvery time.Duration
 	// FolderUID and FolderGID own every folder directory (0770) and

@@ -63,7 +63,7 @@ func createSession(t testing.TB, s *server.Server, id, ak string, cpuMilli int64
 
 // waitSession waits until the session is in status (and, if info is not
 // empty, says it).
-func waitSession(t testing.TB, s *server.Server, id, status, info string) *state.Session {
+func waitSession(t testing.TB, s *server.Server, id string, status api.SessionStatus, info string) *state.Session {
 	t.Helper()
 	var got *state.Session
 	testcluster.Eventually(t, 10*time.Second, func() error {

@@ -216,8 +216,8 @@ func (s *Server) serve(b Backend, tc *tlsConfigs) {
 	s.api = httpapi.New(httpapi.Config{Cluster: b, Leader: s.leader, Log: s.log, Metrics: s.reg, Gatherer: s.reg, Now: cfg.Now,
 		Rand: cfg.Rand, TokenTTL: cfg.TokenTTL, PasswordCost: cfg.PasswordCost, JoinToken: cfg.JoinToken, AgentToken: cfg.AgentToken, AgentTokenNeedsApproval: cfg.AgentTokenNeedsApproval,
 		Console: console.Handler(), Folders: s.folders, NoGroupFolders: cfg.NoGroupFolders, Limits: cfg.HTTPLimits, SpoolDir: cfg.DataDir,
-		PeerScheme: tc.peerScheme, PeerTransport: tc.peerTransport, AgentScheme: tc.agentScheme, AgentTransport: tc.agentTransport,
-		Apps: appTokens, ActivityEvery: cfg.IdleCheckEvery})
+		Secrets: cfg.Secrets, PeerScheme: tc.peerScheme, PeerTransport: tc.peerTransport, AgentScheme: tc.agentScheme, AgentTransport: tc.agentTransport,
+		AllowSimulatedAgents: cfg.AllowSimulatedAgents, Apps: appTokens, ActivityEvery: cfg.IdleCheckEvery})
 	// ErrorLog: failed TLS handshakes and the like go to the structured log.
 	// Bodies and answers get their deadlines per route (httpapi.Limits):
 	// a server-wide ReadTimeout would cut the deliberate streams.

@@ -61,6 +61,10 @@ type Agent struct {
 	// ProjectQuotaHosts are those of FolderHosts where the agent enforces
 	// folder limits with project quotas (as it reported at registration).
 	ProjectQuotaHosts []string `json:"project_quota_hosts,omitempty"`
+
+	// Simulated: the agent said it runs a simulated runtime (nothing placed
+	// on it runs). Once set it stays: see fsm.AgentPut.
+	Simulated bool `json:"simulated,omitempty"`
 	Meta
 }
 

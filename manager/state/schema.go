@@ -35,6 +35,7 @@ func Tables() []Table {
 		sessionsTable(),
 		foldersTable(),
 		invitationsTable(),
+		registriesTable(),
 	}
 }
 

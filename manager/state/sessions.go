@@ -14,14 +14,17 @@ import (
 // SessionContainer is one container of a session: where it was placed and
 // what it holds there.
 type SessionContainer struct {
-	Index    int         `json:"index"`
-	Agent    string      `json:"agent"`
-	Status   string      `json:"status"` // as the agent last reported it
-	Slots    slots.Slots `json:"slots"`
-	ExitCode *int        `json:"exit_code,omitempty"`
-	Reason   string      `json:"reason,omitempty"`
+	Index    int                 `json:"index"`
+	Agent    string              `json:"agent"`
+	Status   api.ContainerStatus `json:"status"` // as the agent last reported it
+	Slots    slots.Slots         `json:"slots"`
+	ExitCode *int                `json:"exit_code,omitempty"`
+	Reason   string              `json:"reason,omitempty"`
 	// GPUs are the slices of the agent's GPUs the container holds.
 	GPUs []GPUSlice `json:"gpus,omitempty"`
+	// ImageDigest is the digest of the image the container was made
+	// from, as its agent reported it.
+	ImageDigest string `json:"image_digest,omitempty"`
 	// Address is the container's address on its session's network, as
 	// its agent reports it.
 	Address string `json:"address,omitempty"`
@@ -56,7 +59,7 @@ type Session struct {
 	Mounts         []api.Mount        `json:"mounts"`
 	ClusterSize    int                `json:"cluster_size"`
 	Requested      slots.Slots        `json:"requested"`
-	Status         string             `json:"status"`
+	Status         api.SessionStatus  `json:"status"`
 	StatusInfo     string             `json:"status_info"`
 	StatusHistory  []api.StatusChange `json:"status_history"`
 	Containers     []SessionContainer `json:"containers"`
@@ -119,16 +122,10 @@ func (s *Session) Copy() *Session {
 	return &c
 }
 
-// occupyingStatuses are the statuses in which a session holds slots.
-var occupyingStatuses = []string{api.SessionScheduled, api.SessionPreparing, api.SessionRunning, api.SessionTerminating}
-
-// Occupying reports whether a session in this status holds slots.
-func Occupying(status string) bool { return slices.Contains(occupyingStatuses, status) }
-
 // Holds is what the session occupies in all (zero unless occupying).
 func (s *Session) Holds() slots.Slots {
 	total := slots.Slots{}
-	if !Occupying(s.Status) {
+	if !s.Status.Occupying() {
 		return total
 	}
 	for _, c := range s.Containers {
@@ -140,7 +137,7 @@ func (s *Session) Holds() slots.Slots {
 // HoldsOn is what the session occupies on one agent.
 func (s *Session) HoldsOn(agent string) slots.Slots {
 	total := slots.Slots{}
-	if !Occupying(s.Status) {
+	if !s.Status.Occupying() {
 		return total
 	}
 	for _, c := range s.Containers {
@@ -184,13 +181,13 @@ func (t *Txn) SessionsOnAgent(agent string) ([]*Session, error) {
 }
 
 // SessionsInStatus lists the sessions in one status, in id order.
-func (t *Txn) SessionsInStatus(status string) ([]*Session, error) {
-	return list[Session](t, tableSessions, "status", status)
+func (t *Txn) SessionsInStatus(status api.SessionStatus) ([]*Session, error) {
+	return list[Session](t, tableSessions, "status", string(status))
 }
 
 // CountSessionsInStatus is how many sessions are in one status.
-func (t *Txn) CountSessionsInStatus(status string) (int, error) {
-	return count(t, tableSessions, "status", status)
+func (t *Txn) CountSessionsInStatus(status api.SessionStatus) (int, error) {
+	return count(t, tableSessions, "status", string(status))
 }
 
 // Sessions pages through sessions newest first (by the Raft index that

@@ -26,7 +26,7 @@ func (ix *occupyingIndex) FromObject(raw any) (bool, [][]byte, error) {
 	if !ok {
 		return false, nil, fmt.Errorf("occupying index: %T is not a session", raw)
 	}
-	if !Occupying(s.Status) {
+	if !s.Status.Occupying() {
 		return false, nil, nil
 	}
 	var out [][]byte

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 
+	"github.com/berth-cluster/berth/shared/api"
 	"github.com/berth-cluster/berth/shared/slots"
 )
 
@@ -77,7 +78,7 @@ func (t *Txn) addUsage(key string, sl slots.Slots, sessions int) error {
 
 // account adds (sign 1) or takes out (sign -1) what a session holds.
 func (t *Txn) account(s *Session, sign int64) error {
-	if s == nil || !Occupying(s.Status) {
+	if s == nil || !s.Status.Occupying() {
 		return nil
 	}
 	scaled := func(sl slots.Slots) slots.Slots {
@@ -182,7 +183,10 @@ func (t *Txn) RecomputeUsage() (map[string]*Usage, error) {
 	}
 	// By status: the sessions that ended, the bulk of the table on a
 	// cluster that has run for a while, are never read.
-	for _, status := range occupyingStatuses {
+	for _, status := range api.SessionStatuses() {
+		if !status.Occupying() {
+			continue
+		}
 		ss, err := t.SessionsInStatus(status)
 		if err != nil {
 			return nil, err

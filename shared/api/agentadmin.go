@@ -16,4 +16,7 @@ type AgentPatch struct {
 type ClusterImage struct {
 	Image
 	Agents []string `json:"agents"`
+	// Pulling are the pulls of this image under way (admins; the leader's
+	// view of its agents' last reports).
+	Pulling []ImagePullProgress `json:"pulling,omitempty"`
 }

@@ -38,6 +38,10 @@ type Agent struct {
 	// ProjectQuotaHosts are the folder hosts whose folders the agent
 	// bounds with the filesystem's project quotas (see AgentRegister).
 	ProjectQuotaHosts []string `json:"project_quota_hosts"`
+
+	// Simulated: the agent runs no containers (berth-agent -runtime sim);
+	// sessions placed on it only pretend to run. See AgentRegister.
+	Simulated bool `json:"simulated"`
 }
 
 // AgentGPU is one GPU of an agent (GPUs land with a later issue).
@@ -119,6 +123,14 @@ type AgentRegister struct {
 	// agent starts: there it makes each folder's max_vfolder_size a hard
 	// limit before a container mounts the folder read-write.
 	ProjectQuotaHosts []string `json:"project_quota_hosts"`
+
+	// Simulated: the agent's runtime is a simulation (berth-agent -runtime
+	// sim, for benchmarks and development): nothing placed on it runs.
+	// Managers refuse such an agent unless started with
+	// -allow-simulated-agents, and once an agent has said it is simulated
+	// it stays so. It is what the agent says of itself: honesty, not a
+	// security boundary.
+	Simulated bool `json:"simulated,omitempty"`
 }
 
 // AgentRegistered answers a registration: the id to keep and the secret the
@@ -131,20 +143,22 @@ type AgentRegistered struct {
 
 // ContainerReport is one container an agent runs, as it reports it.
 type ContainerReport struct {
-	ID        string     `json:"id"`
-	SessionID string     `json:"session_id"`
-	Index     int        `json:"index"`
-	Status    string     `json:"status"` // created, running, exited
-	ExitCode  *int       `json:"exit_code,omitempty"`
-	Reason    string     `json:"reason,omitempty"` // e.g. oom-killed, image-missing
-	StartedAt *time.Time `json:"started_at,omitempty"`
-	ExitedAt  *time.Time `json:"exited_at,omitempty"`
+	ID        string          `json:"id"`
+	SessionID string          `json:"session_id"`
+	Index     int             `json:"index"`
+	Status    ContainerStatus `json:"status"` // not ContainerScheduled
+	ExitCode  *int            `json:"exit_code,omitempty"`
+	Reason    string          `json:"reason,omitempty"` // e.g. oom-killed, image-missing
+	StartedAt *time.Time      `json:"started_at,omitempty"`
+	ExitedAt  *time.Time      `json:"exited_at,omitempty"`
 	// Usage measured from the task's cgroup.
 	CPUSeconds       float64 `json:"cpu_seconds"`
 	MemoryWorkingSet int64   `json:"memory_working_set_bytes"`
 	// GPUMemoryBytes is the GPU memory of the task's processes, where NVML
 	// can attribute it.
 	GPUMemoryBytes int64 `json:"gpu_memory_bytes,omitempty"`
+	// ImageDigest is the digest of the image the container was made from.
+	ImageDigest string `json:"image_digest,omitempty"`
 	// Address is the container's address on its session's network.
 	Address string `json:"address,omitempty"`
 }
@@ -164,6 +178,9 @@ type AgentHeartbeat struct {
 	GPUShareQuantum int64       `json:"gpu_share_quantum,omitempty"`
 	// FolderHosts: see AgentRegister (nil: not reported, no change).
 	FolderHosts []string `json:"folder_hosts,omitempty"`
+	// Pulls are the image pulls under way (and those that failed since
+	// the last heartbeat).
+	Pulls []ImagePull `json:"pulls,omitempty"`
 }
 
 // HeartbeatAnswer tells the agent the manager's view: the Raft index its
@@ -226,6 +243,9 @@ type DesiredState struct {
 	// session): the agent stops and removes them at once, without the
 	// grace it gives containers it merely does not know.
 	Stop []string `json:"stop,omitempty"`
+	// Registries are the credentials of the registries that serve the
+	// images of Containers (only those), for the agent to pull with.
+	Registries []RegistryCredentials `json:"registries,omitempty"`
 }
 
 // ExecRequest runs a command in a session's container (POST

@@ -75,6 +75,10 @@ type ResourcePolicy struct {
 	// in their containers (run_as_root); without it they run as the
 	// agents' unprivileged container user.
 	AllowRoot bool `json:"allow_root"`
+	// AllowedImages are glob patterns over an image reference's full form
+	// (docker.io/library/python:3.12; "*" matches any run of characters,
+	// "/" included, "?" one); a session's image must match one. Empty: any.
+	AllowedImages []string `json:"allowed_images"`
 	// AllowEgress lets the policy's sessions reach beyond their node (when
 	// the agent's -session-egress does too). Stored nil reads as true,
 	// which policies made before the field were; views always carry it.

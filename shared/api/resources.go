@@ -26,6 +26,8 @@ type ResourceIndicator struct {
 	// AllowRoot: the policy lets sessions ask for root in their
 	// containers (run_as_root), so a user can be offered the choice.
 	AllowRoot bool `json:"allow_root"`
+	// AllowedImages are the policy's allowed_images (empty: any image).
+	AllowedImages []string `json:"allowed_images"`
 }
 
 // ClusterSlots are the alive agents' figures: their summed capacity, what
@@ -59,5 +61,6 @@ type ResourcePolicyRequest struct {
 	MaxVfolderSize          *int64              `json:"max_vfolder_size,omitempty"`
 	MaxVfolderCount         *int                `json:"max_vfolder_count,omitempty"`
 	AllowRoot               *bool               `json:"allow_root,omitempty"`
+	AllowedImages           []string            `json:"allowed_images,omitempty"`
 	AllowEgress             *bool               `json:"allow_egress,omitempty"`
 }

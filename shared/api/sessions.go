@@ -12,18 +12,6 @@ const (
 	SessionBatch       = "batch"
 )
 
-// Session statuses (DESIGN.md "Admission and scheduling").
-const (
-	SessionPending     = "PENDING"
-	SessionScheduled   = "SCHEDULED"
-	SessionPreparing   = "PREPARING"
-	SessionRunning     = "RUNNING"
-	SessionTerminating = "TERMINATING"
-	SessionTerminated  = "TERMINATED"
-	SessionError       = "ERROR"
-	SessionCancelled   = "CANCELLED"
-)
-
 // SessionCreate is the body of POST /v1/sessions.
 type SessionCreate struct {
 	Name        string            `json:"name,omitempty"`
@@ -63,9 +51,9 @@ type SessionPort struct {
 
 // StatusChange is one entry of a session's status_history.
 type StatusChange struct {
-	Status string    `json:"status"`
-	At     time.Time `json:"at"`
-	Reason string    `json:"reason,omitempty"`
+	Status SessionStatus `json:"status"`
+	At     time.Time     `json:"at"`
+	Reason string        `json:"reason,omitempty"`
 }
 
 // SessionGPU is a GPU slice given to a container (GPUs land later).
@@ -76,10 +64,13 @@ type SessionGPU struct {
 
 // SessionContainer is one container of a session.
 type SessionContainer struct {
-	Agent  string       `json:"agent"`
-	Status string       `json:"status"`
-	Slots  slots.Slots  `json:"slots"`
-	GPUs   []SessionGPU `json:"gpus"`
+	Agent  string          `json:"agent"`
+	Status ContainerStatus `json:"status"`
+	Slots  slots.Slots     `json:"slots"`
+	GPUs   []SessionGPU    `json:"gpus"`
+	// ImageDigest is the digest of the image the container runs, once its
+	// agent reported it.
+	ImageDigest string `json:"image_digest,omitempty"`
 	// Address is the container's address on its session's network, as
 	// its agent reported it ("" before that).
 	Address string `json:"address"`
@@ -93,7 +84,7 @@ type Session struct {
 	AccessKey      string             `json:"access_key"`
 	Image          string             `json:"image"`
 	Type           string             `json:"type"`
-	Status         string             `json:"status"`
+	Status         SessionStatus      `json:"status"`
 	StatusInfo     string             `json:"status_info"`
 	StatusHistory  []StatusChange     `json:"status_history"`
 	Requested      slots.Slots        `json:"requested"`
@@ -114,6 +105,9 @@ type Session struct {
 	// EnvNames are the names of the environment variables the session
 	// was started with, sorted; their values are never shown again.
 	EnvNames []string `json:"env_names"`
+	// ImageDigest is the digest of the image the session runs (its first
+	// container's, once reported; "" before).
+	ImageDigest string `json:"image_digest"`
 	// Ports are the ports the session declared (never null).
 	Ports []SessionPort `json:"ports"`
 }

@@ -27,6 +27,8 @@ import (
 	"github.com/berth-cluster/berth/agent/gpu"
 	"github.com/berth-cluster/berth/agent/network"
 	"github.com/berth-cluster/berth/agent/runtime/containerd"
+	"github.com/berth-cluster/berth/agent/runtime/sim"
+	"github.com/berth-cluster/berth/agent/simfleet"
 	"github.com/berth-cluster/berth/shared/flagenv"
 	"github.com/berth-cluster/berth/shared/jointoken"
 	"github.com/berth-cluster/berth/shared/slots"
@@ -82,11 +84,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		folderGID    = fs.Int("folder-gid", agent.DefaultContainerID, "group of the folder directories (the managers' -folder-gid): every session is in it")
 		seccompFile  = fs.String("seccomp-profile", "", "OCI seccomp profile (JSON) for every container instead of containerd's default profile")
 		usernsRemap  = fs.String("userns-remap", "", "UID:GID:SIZE: run containers in a user namespace whose ids 0..SIZE-1 are the host's UID.. and GID.. (e.g. 100000:100000:65536)")
+		imageGCHigh  = fs.Float64("image-gc-high", agent.DefaultImageGCHigh, "percent of the image store's disk past which images no container uses are removed, least recently used first (100: never)")
+		imageGCLow   = fs.Float64("image-gc-low", agent.DefaultImageGCLow, "percent of the image store's disk image garbage collection frees down to")
 		cniBinDir    = fs.String("cni-bin-dir", network.DefaultBinDir, "directory of the CNI plugins (Debian's containernetworking-plugins); empty: sessions get no network of their own (loopback only)")
 		cniConfDir   = fs.String("cni-conf-dir", "", "directory whose first *.conflist is the template of every session's network (one bridge plugin with host-local addresses); empty: the agent writes its own")
 		sessionCIDR  = fs.String("session-cidr", network.DefaultCIDR, "IPv4 range of the sessions' networks, a /25 per session; it must not overlap a route of the host")
 		egress       = fs.Bool("session-egress", true, "let sessions reach beyond this node (masqueraded); false keeps every session on its own network")
 		allowHost    = fs.String("session-allow-host-port", "", "ports of this host sessions may reach, PORT[/tcp|/udp] comma-separated (e.g. 53/udp for a resolver here); nothing else of the host is reachable")
+		runtimeName  = fs.String("runtime", "containerd", "container runtime: containerd, or sim (simulated: nothing runs; for benchmarks and development, managers accept it only with -allow-simulated-agents)")
+		simCount     = fs.Int("sim-count", 1, "with -runtime sim: how many simulated agents this process runs, each with its own id (state in -state-dir/sim-NNNN) and API listener (a port the system picks on -http-addr's host)")
+		simDelay     = fs.Duration("sim-start-delay", 0, "with -runtime sim: how long a simulated container takes to start")
+		simCPUs      = fs.Int("sim-cpus", simfleet.DefaultCPUs, "with -runtime sim: cores of each simulated node (before -reserved-cpu)")
+		simMemory    = fs.String("sim-memory", "64GiB", "with -runtime sim: memory of each simulated node (before -reserved-mem)")
+		simImages    = fs.String("sim-images", sim.DefaultImage, "with -runtime sim: images each simulated node has from the start, comma-separated (any other a session asks for is pretended pulled)")
 		logLevel     = fs.String("log-level", "info", "debug, info, warn or error")
 		showVersion  = fs.Bool("version", false, "print the version and exit")
 	)
@@ -138,6 +148,43 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	switch *runtimeName {
+	case "containerd":
+		if given := givenFlags(fs, simOnly...); len(given) > 0 {
+			return fmt.Errorf("%s: only with -runtime sim", strings.Join(given, ", "))
+		}
+	case "sim":
+		if given := givenFlags(fs, containerdOnly...); len(given) > 0 {
+			return fmt.Errorf("%s: no meaning with -runtime sim (nothing runs in a simulated container)", strings.Join(given, ", "))
+		}
+		memory, err := slots.ParseSize(*simMemory)
+		if err != nil {
+			return fmt.Errorf("-sim-memory: %w", err)
+		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		cfg := simfleet.Config{Count: *simCount, StateDir: dir, HTTPAddr: *httpAddr, Advertise: *advertise,
+			Runtime: sim.Config{StartDelay: *simDelay, Images: splitList(*simImages), EndedLogRetention: *endedLogs}, CPUs: *simCPUs, MemoryBytes: memory,
+			FakeGPUs: *fakeGPUs, GPUShares: shares, GPUQuantum: quantum, Registry: reg,
+			Agent: agent.Config{Managers: splitList(*managers), Token: joinToken,
+				TLS:              tlsfiles.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsCA},
+				ReservedMilliCPU: milliCPU, ReservedMemBytes: memBytes, HeartbeatEvery: *heartbeat,
+				OrphanGrace: *orphanGrace, StopGrace: *stopGrace, FolderHosts: folderHosts,
+				ContainerUID: sec.uid, ContainerGID: sec.gid, FolderGID: sec.folderGID, Log: log, Version: version.Version}}
+		if err := cfg.Check(); err != nil {
+			return err
+		}
+		if cfg.Count == 1 {
+			cfg.Started = func(_ int, a *agent.Agent) {
+				fmt.Fprintf(stdout, "berth-agent %s serving on %s (simulated: -runtime sim)\n", version.Version, a.Addr())
+			}
+		} else {
+			fmt.Fprintf(stdout, "berth-agent %s running %d simulated agents (-runtime sim), state in %s/sim-NNNN\n", version.Version, cfg.Count, dir)
+		}
+		return simfleet.Run(ctx, cfg)
+	default:
+		return fmt.Errorf("-runtime %q: must be containerd or sim", *runtimeName)
+	}
 	if sec.userns != nil {
 		for name, path := range folderHosts {
 			if err := containerd.CheckTraversable(path); err != nil {
@@ -186,6 +233,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ReservedMilliCPU: milliCPU, ReservedMemBytes: memBytes, HeartbeatEvery: *heartbeat,
 		OrphanGrace: *orphanGrace, StopGrace: *stopGrace, FolderHosts: folderHosts,
 		ContainerUID: sec.uid, ContainerGID: sec.gid, FolderGID: sec.folderGID,
+		ImageGCHigh: *imageGCHigh, ImageGCLow: *imageGCLow,
 		Runtime: rt, Network: netw, GPUs: gpus, Log: log, Metrics: reg, Gatherer: reg, Version: version.Version,
 	})
 	if err != nil {
@@ -197,6 +245,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	fmt.Fprintf(stdout, "berth-agent %s serving on %s://%s (containerd %s, namespace %s)\n", version.Version, scheme, a.Addr(), *socket, *namespace)
 	return a.Run(ctx)
+}
+
+// simOnly are the flags of -runtime sim; containerdOnly those that mean
+// nothing to it.
+var (
+	simOnly        = []string{"sim-count", "sim-start-delay", "sim-cpus", "sim-memory", "sim-images"}
+	containerdOnly = []string{"containerd", "containerd-namespace", "runc-root", "seccomp-profile", "userns-remap", "cdi-spec-dirs", "gpu-mps-dir"}
+)
+
+// givenFlags are those of names given on the command line or in the
+// environment, as -names.
+func givenFlags(fs *flag.FlagSet, names ...string) []string {
+	var out []string
+	for _, n := range names {
+		if flagenv.Given(fs, n) {
+			out = append(out, "-"+n)
+		}
+	}
+	return out
 }
 
 // agentTokenEnv carries the join token in the environment (BERTH_TOKEN,

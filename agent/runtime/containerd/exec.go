@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -18,6 +17,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-cluster/berth/agent/runtime"
+	"github.com/berth-cluster/berth/shared/ids"
 )
 
 // maxExecOutput bounds what Exec keeps of each of stdout and stderr; the rest
@@ -79,14 +79,14 @@ func (r *Runtime) StartExec(ctx context.Context, id string, opts runtime.ExecOpt
 	ps.Args = cmd
 	ps.Terminal = opts.TTY
 	ps.Env = append(slices.Clone(ps.Env), opts.Env...)
-	prefix := "exec-"
+	kind := ids.Exec
 	streams := []cio.Opt{cio.WithStreams(opts.Stdin, opts.Stdout, opts.Stderr), cio.WithFIFODir(r.cfg.FIFODir)}
 	if opts.TTY {
-		prefix = terminalPrefix
+		kind = ids.Terminal
 		ps.ConsoleSize = &specs.Box{Width: uint(max(opts.Cols, 1)), Height: uint(max(opts.Rows, 1))}
 		streams = append(streams, cio.WithTerminal)
 	}
-	execID, err := newExecID(prefix)
+	execID, err := ids.New(rand.Reader, kind)
 	if err != nil {
 		return nil, fmt.Errorf("exec in %s: %w", id, err)
 	}
@@ -124,7 +124,7 @@ func (r *Runtime) StartExec(ctx context.Context, id string, opts runtime.ExecOpt
 }
 
 // terminalPrefix starts the exec id of every terminal.
-const terminalPrefix = "term-"
+const terminalPrefix = string(ids.Terminal)
 
 // execProcess is one process StartExec started.
 type execProcess struct {
@@ -238,14 +238,6 @@ func notFound(err error) bool {
 	}
 	s = s[i:]
 	return strings.Contains(s, "executable file not found") || strings.Contains(s, "no such file or directory")
-}
-
-func newExecID(prefix string) (string, error) {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("exec id: %w", err)
-	}
-	return prefix + hex.EncodeToString(b[:]), nil
 }
 
 // boundedBuffer keeps the first max bytes written and accepts (drops) the

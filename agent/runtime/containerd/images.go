@@ -64,20 +64,24 @@ func (r *Runtime) Images(ctx context.Context) ([]runtime.Image, error) {
 	}
 	out := make([]runtime.Image, 0, len(imgs))
 	for _, img := range imgs {
+		// An image whose content is not all there (a pull another tool
+		// broke off) is not one a container can be made from.
+		if !r.whole(ctx, img) {
+			continue
+		}
 		out = append(out, describe(ctx, img))
 	}
 	return out, nil
 }
 
-// describe reports an image. Size is that of the content for this platform;
-// an image whose content is incomplete still gets listed, with size 0, so that
-// one odd image does not hide the others from the manager.
+// describe reports an image. Size is that of the content for this
+// platform (0 when it cannot be added up).
 func describe(ctx context.Context, img ctrd.Image) runtime.Image {
 	size, err := img.Size(ctx)
 	if err != nil {
 		size = 0
 	}
-	return runtime.Image{Name: img.Name(), Digest: img.Target().Digest.String(), Size: size}
+	return runtime.Image{Name: img.Name(), Digest: img.Target().Digest.String(), Size: size, LastUsed: lastUsed(img)}
 }
 
 // image finds an image by the name a Spec gives. Names are stored as

@@ -120,6 +120,8 @@ func fromInfo(info containers.Container) runtime.Container {
 		Image:     info.Image,
 		Labels:    labels,
 		State:     runtime.Unknown,
+		// ImageDigest: what Run recorded, not what the name means now.
+		ImageDigest: labels[runtime.LabelImageDigest],
 	}
 }
 

@@ -72,7 +72,7 @@ func (r *Runtime) Run(ctx context.Context, s runtime.Spec) (runtime.Container, e
 		ctrd.WithSnapshotter(r.cfg.Snapshotter),
 		snapshot,
 		ctrd.WithNewSpec(specOpts(img, s, l)...),
-		ctrd.WithContainerLabels(containerLabels(s)),
+		ctrd.WithContainerLabels(withImageDigest(containerLabels(s), img)),
 	)
 	if errdefs.IsAlreadyExists(err) {
 		// The home is the existing container's: makeHome found none, so
@@ -111,6 +111,7 @@ func (r *Runtime) Run(ctx context.Context, s runtime.Spec) (runtime.Container, e
 			r.undo(ctx, c, t))
 	}
 
+	r.markUsed(ctx, img)
 	info, err := c.Info(ctx, ctrd.WithoutRefreshedMetadata)
 	if err != nil {
 		return runtime.Container{}, fmt.Errorf("run %s: container info: %w", s.ID, err)

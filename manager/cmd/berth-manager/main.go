@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/berth-cluster/berth/manager/httpapi"
+	secretbox "github.com/berth-cluster/berth/manager/secrets"
 	"github.com/berth-cluster/berth/manager/server"
 	"github.com/berth-cluster/berth/shared/flagenv"
 	"github.com/berth-cluster/berth/shared/jointoken"
@@ -54,6 +55,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		agentToken       = fs.String("agent-token", "", "shared token agents may register with (prefer -agent-token-file or BERTH_AGENT_TOKEN: ps shows the command line)")
 		agentTokenFile   = fs.String("agent-token-file", "", "file holding the shared agent token (mode 0600)")
 		agentAutoApprove = fs.Bool("agent-auto-approve", true, "agents registered with the shared agent token take sessions at once (false: each waits for berth agent approve ID)")
+		allowSimulated   = fs.Bool("allow-simulated-agents", false, "accept simulated agents (berth-agent -runtime sim), on which nothing runs: for benchmarks and development only")
 		heartbeatTimeout = fs.Duration("heartbeat-timeout", 30*time.Second, "an agent silent this long is LOST")
 		usageCheckEvery  = fs.Duration("usage-check-every", time.Minute, "how often the leader checks derived usage against the session records and agents' reports, repairing drift (negative: never)")
 		adminEmail       = fs.String("bootstrap-admin-email", "admin@berth.local", "email of the superadmin created on first start")
@@ -74,6 +76,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		folderGID        = fs.Int("folder-gid", server.DefaultFolderID, "group of folder directories and uploaded files (the agents' -container-gid or a group their sessions are in)")
 		uploadsPerUser   = fs.Int("max-uploads-per-user", 4, "uploads (and snapshot restores) one user may stream to this manager at once; beyond, 429")
 		uploads          = fs.Int("max-uploads", 32, "uploads all users together may stream to this manager at once; beyond, 429")
+		secretsKeyFile   = fs.String("secrets-key-file", "", "file of 64 hex digits (openssl rand -hex 32, mode 0600), the same on every manager: seals registry passwords in the replicated state (without it a registry with a password is refused)")
 	)
 	folderHosts := flagenv.HostMap{}
 	fs.Var(folderHosts, "folder-host", "storage folder host NAME=PATH (repeatable)")
@@ -98,6 +101,14 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	})
 	if err != nil {
 		return err
+	}
+
+	var box *secretbox.Box
+	if *secretsKeyFile != "" {
+		if box, err = secretbox.Load(*secretsKeyFile); err != nil {
+			return err
+		}
+		log.Info("secrets key loaded", "key_id", box.KeyID())
 	}
 
 	if *nodeID == "" {
@@ -136,8 +147,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		Dev: *dev, BootstrapExpect: *bootstrapExpect, Peers: peerList, Join: *join, JoinToken: secrets[1],
 		TLS: tlsfiles.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsCA}, InsecureRaft: *insecureRaft, AgentTLS: *agentTLS,
 		AppsAddr: *appsAddr, AppsDomain: *appsDomain,
-		AgentToken: secrets[0], AgentTokenNeedsApproval: !*agentAutoApprove, HeartbeatTimeout: *heartbeatTimeout, UsageCheckEvery: *usageCheckEvery, FolderHosts: folderHosts,
-		NoGroupFolders: !*allowGroup, FolderUID: *folderUID, FolderGID: *folderGID,
+		AgentToken: secrets[0], AgentTokenNeedsApproval: !*agentAutoApprove, AllowSimulatedAgents: *allowSimulated, HeartbeatTimeout: *heartbeatTimeout, UsageCheckEvery: *usageCheckEvery, FolderHosts: folderHosts,
+		NoGroupFolders: !*allowGroup, FolderUID: *folderUID, FolderGID: *folderGID, Secrets: box,
 		HTTPLimits:          httpapi.Limits{UploadsPerUser: *uploadsPerUser, Uploads: *uploads},
 		BootstrapAdminEmail: *adminEmail, BootstrapAdminPassword: getenv("BERTH_BOOTSTRAP_ADMIN_PASSWORD"),
 		TokenTTL: *tokenTTL, Scheduler: *scheduler, Placement: *placement, Log: log, Out: stdout, RaftLog: stderr, RaftLogLevel: *logLevel,

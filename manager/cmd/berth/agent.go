@@ -15,7 +15,7 @@ import (
 )
 
 // agentColumns are what berth agent list shows; get adds the node's facts.
-var agentColumns = []string{"id", "status", "schedulable", "approved", "address", "capacity", "occupied",
+var agentColumns = []string{"id", "status", "schedulable", "approved", "simulated", "address", "capacity", "occupied",
 	"used_cpu_seconds", "used_mem", "containers", "images", "version", "last_heartbeat_at"}
 
 // agentViewer renders agents; for people memory is in binary units, for
@@ -35,7 +35,7 @@ func (c *cli) agentViewer(detail bool) func(data any, agents []api.Agent) view {
 				mem = fmtSize(a.Used.MemoryWorkingSet)
 				cpu = fmtSeconds(int64(math.Round(a.Used.CPUSeconds)))
 			}
-			row := []string{a.ID, a.Status, fmtBool(a.Schedulable), fmtBool(a.Approved), a.Address, slotsCell(a.Capacity, human),
+			row := []string{a.ID, a.Status, fmtBool(a.Schedulable), fmtBool(a.Approved), fmtBool(a.Simulated), a.Address, slotsCell(a.Capacity, human),
 				slotsCell(a.Occupied, human), cpu, mem,
 				fmtInt(a.Used.Containers), fmtInt(len(a.Images)), a.Version, fmtTime(a.LastHeartbeatAt)}
 			if detail {
@@ -148,35 +148,4 @@ func (c *cli) agentSchedulableCmd() *cobra.Command {
 			return show(c, c.agentDetail)(cl.SetAgentSchedulable(ctx, args[0], on))
 		}),
 	}
-}
-
-func (c *cli) imageView(data any, images []api.ClusterImage) view {
-	v := view{data: data, columns: []string{"name", "digest", "size", "agents"}}
-	for _, im := range images {
-		size := strconv.FormatInt(im.Size, 10)
-		if c.output == formatTable {
-			size = fmtSize(im.Size)
-		}
-		v.rows = append(v.rows, []string{im.Name, im.Digest, size, fmtList(im.Agents)})
-	}
-	return v
-}
-
-func (c *cli) imageCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "image",
-		Short: "See the images the agents have (admin)",
-	}
-	var pg page
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "List the images on ALIVE agents, each with the agents that have it",
-		Args:  cobra.NoArgs,
-		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, _ []string) error {
-			return showList(c, c.imageView)(cl.ListImages(ctx, pg.query()))
-		}),
-	}
-	pg.flags(list)
-	cmd.AddCommand(list)
-	return cmd
 }

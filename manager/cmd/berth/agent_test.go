@@ -45,7 +45,7 @@ func TestAgentCommands(t *testing.T) {
 			name: "agent list",
 			args: []string{"agent", "list", "--status", "lost", "--limit", "5"},
 			want: adminCall{"GET", "/v1/agents", "limit=5&status=LOST", ""},
-			wantStdout: []string{"ID", "STATUS", "APPROVED", "USED_MEM", id, "ALIVE", "cpu=7 mem=15GiB", "4s", "128MiB",
+			wantStdout: []string{"ID", "STATUS", "APPROVED", "SIMULATED", "USED_MEM", id, "ALIVE", "cpu=7 mem=15GiB", "4s", "128MiB",
 				"2025-05-06T07:08:09Z"},
 			wantStderr: "--cursor agent-z",
 		},
@@ -92,16 +92,19 @@ func TestAgentCommands(t *testing.T) {
 }
 
 func TestAgentListCSVAndJSONKeepWireFigures(t *testing.T) {
-	f := newAdminFake(t, map[string]adminAnswer{"GET /v1/agents": {http.StatusOK, api.List[api.Agent]{Items: []api.Agent{testAgent}}}})
+	sim := testAgent
+	sim.ID, sim.Simulated = "agent-simulated000", true
+	f := newAdminFake(t, map[string]adminAnswer{"GET /v1/agents": {http.StatusOK, api.List[api.Agent]{Items: []api.Agent{testAgent, sim}}}})
 	res := berth(t, f.env(), "", "agent", "list", "-o", "csv")
-	want := "id,status,schedulable,approved,address,capacity,occupied,used_cpu_seconds,used_mem,containers,images,version,last_heartbeat_at\n" +
-		"agent-abcdefghijkl,ALIVE,true,false,10.0.0.5:6001,cpu=7 mem=16106127360,,3.75,134217728,2,1,0.5.0,2025-05-06T07:08:09Z\n"
+	want := "id,status,schedulable,approved,simulated,address,capacity,occupied,used_cpu_seconds,used_mem,containers,images,version,last_heartbeat_at\n" +
+		"agent-abcdefghijkl,ALIVE,true,false,false,10.0.0.5:6001,cpu=7 mem=16106127360,,3.75,134217728,2,1,0.5.0,2025-05-06T07:08:09Z\n" +
+		"agent-simulated000,ALIVE,true,false,true,10.0.0.5:6001,cpu=7 mem=16106127360,,3.75,134217728,2,1,0.5.0,2025-05-06T07:08:09Z\n"
 	if res.code != 0 || res.stdout != want {
 		t.Errorf("csv: exit %d\n%s\nwant\n%s", res.code, res.stdout, want)
 	}
 	res = berth(t, f.env(), "", "agent", "list", "-o", "json")
 	var got api.List[api.Agent]
-	if err := json.Unmarshal([]byte(res.stdout), &got); err != nil || len(got.Items) != 1 || got.Items[0].Used != testAgent.Used {
+	if err := json.Unmarshal([]byte(res.stdout), &got); err != nil || len(got.Items) != 2 || got.Items[0].Used != testAgent.Used || !got.Items[1].Simulated {
 		t.Errorf("json: %v\n%s", err, res.stdout)
 	}
 }

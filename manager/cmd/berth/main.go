@@ -123,10 +123,12 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) s
 		c.groupCmd(),
 		c.agentCmd(),
 		c.imageCmd(),
+		c.registryCmd(),
 		c.sessionCmd(),
 		c.folderCmd(),
 		c.withSessionExport(c.withPolicyExport(c.exportCmd())),
 		c.tlsCmd(),
+		c.benchCmd(),
 	)
 	return root
 }
@@ -156,6 +158,15 @@ func (c *cli) addrs(fromFile string) []string {
 // client returns an authenticated API client, following the precedence
 // described in the package documentation.
 func (c *cli) client() (*client.Client, error) {
+	cfg, err := c.clientConfig()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(cfg)
+}
+
+// clientConfig is the configuration client uses: where and as whom.
+func (c *cli) clientConfig() (client.Config, error) {
 	cfg := client.Config{
 		Token:     c.getenv("BERTH_TOKEN"),
 		AccessKey: c.getenv("BERTH_ACCESS_KEY"),
@@ -165,14 +176,14 @@ func (c *cli) client() (*client.Client, error) {
 	if cfg.Token == "" && cfg.AccessKey == "" && cfg.SecretKey == "" {
 		path, err := credentialsPath(c.getenv)
 		if err != nil {
-			return nil, err
+			return cfg, err
 		}
 		creds, err := readCredentials(path)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 			// Anonymous: the manager will say what needs a login.
 		case err != nil:
-			return nil, err
+			return cfg, err
 		default:
 			cfg.Token = creds.Token
 			fileAddr = creds.Addr
@@ -181,10 +192,10 @@ func (c *cli) client() (*client.Client, error) {
 	cfg.Addrs = c.addrs(fileAddr)
 	tlsCfg, err := c.tlsConfig()
 	if err != nil {
-		return nil, err
+		return cfg, err
 	}
 	cfg.TLS = tlsCfg
-	return client.New(cfg)
+	return cfg, nil
 }
 
 // tlsConfig is the TLS to dial managers with: trusting --ca-cert, else

@@ -28,7 +28,7 @@ func (c *cli) policyViewer(detail bool) func(data any, ps []api.ResourcePolicy) 
 			v.columns = append(v.columns, string(n))
 		}
 		v.columns = append(v.columns, "max_containers_per_session", "idle_timeout", "max_concurrent_sessions",
-			"max_session_lifetime", "allowed_vfolder_hosts", "max_vfolder_size", "max_vfolder_count", "allow_root")
+			"max_session_lifetime", "allowed_vfolder_hosts", "max_vfolder_size", "max_vfolder_count", "allow_root", "allowed_images")
 		if detail {
 			v.columns = append(v.columns, "created_at", "modified_at")
 		}
@@ -64,7 +64,7 @@ func (c *cli) policyViewer(detail bool) func(data any, ps []api.ResourcePolicy) 
 				size = fmtSizePtr(p.MaxVfolderSize)
 			}
 			row = append(row, fmtInt(p.MaxContainersPerSession), idle, concurrent, lifetime,
-				strings.Join(p.AllowedVfolderHosts, ";"), size, fmtInt(p.MaxVfolderCount), strconv.FormatBool(p.AllowRoot))
+				strings.Join(p.AllowedVfolderHosts, ";"), size, fmtInt(p.MaxVfolderCount), strconv.FormatBool(p.AllowRoot), strings.Join(p.AllowedImages, ";"))
 			if detail {
 				row = append(row, fmtTime(p.CreatedAt), fmtTime(p.ModifiedAt))
 			}

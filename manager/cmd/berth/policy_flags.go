@@ -46,6 +46,7 @@ func policyFlagList() []policyFlag {
 		{"allowed-vfolder-hosts", "comma-separated folder hosts the keypairs may use (empty: none)", hostsSetter},
 		{"max-vfolder-size", "most bytes per storage folder, or a size such as 100GiB, or unlimited", sizeSetter("max_vfolder_size")},
 		{"max-vfolder-count", "storage folders a user may have (0 to 50)", wholeSetter("max_vfolder_count", false)},
+		{"allowed-images", "comma-separated patterns over an image's full reference (registry.example.com/lab/*; * matches anything, / included) a session's image must match (empty: any image)", imagesSetter},
 	}
 }
 
@@ -176,6 +177,17 @@ func sizeSetter(field string) func(map[string]any, string) error {
 		body[field] = v
 		return nil
 	}
+}
+
+func imagesSetter(body map[string]any, text string) error {
+	patterns := []string{}
+	for _, p := range strings.Split(text, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			patterns = append(patterns, p)
+		}
+	}
+	body["allowed_images"] = patterns
+	return nil
 }
 
 func hostsSetter(body map[string]any, text string) error {

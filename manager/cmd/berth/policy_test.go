@@ -185,17 +185,17 @@ func TestPolicyWalkthroughWithTheCLI(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := "name,cpu,mem,cuda.device,cuda.shares,max_containers_per_session,idle_timeout,max_concurrent_sessions," +
-			"max_session_lifetime,allowed_vfolder_hosts,max_vfolder_size,max_vfolder_count,allow_root\r\n" +
-			"'-lab,8,,,,1,0,,,a;b,,10,true\r\n" +
-			"default,2,4294967296,,1,100,0,,,,,50,false\r\n"
+			"max_session_lifetime,allowed_vfolder_hosts,max_vfolder_size,max_vfolder_count,allow_root,allowed_images\r\n" +
+			"'-lab,8,,,,1,0,,,a;b,,10,true,\r\n" +
+			"default,2,4294967296,,1,100,0,,,,,50,false,\r\n"
 		if string(got) != want {
 			t.Errorf("export %q\nwant   %q", got, want)
 		}
-		if out := run(t, "policy", "list", "-o", "csv"); !strings.Contains(out, "'-lab,8,,,,1,0,,,a;b,,10,true\n") {
+		if out := run(t, "policy", "list", "-o", "csv"); !strings.Contains(out, "'-lab,8,,,,1,0,,,a;b,,10,true,\n") {
 			t.Errorf("list -o csv has the export's cells:\n%s", out)
 		}
 		run(t, "policy", "update", "--allow-root=false", "--", "-lab")
-		if out := run(t, "policy", "list", "-o", "csv"); !strings.Contains(out, "'-lab,8,,,,1,0,,,a;b,,10,false\n") {
+		if out := run(t, "policy", "list", "-o", "csv"); !strings.Contains(out, "'-lab,8,,,,1,0,,,a;b,,10,false,\n") {
 			t.Errorf("after --allow-root=false:\n%s", out)
 		}
 		run(t, "policy", "update", "--allow-egress=false", "--", "-lab")

@@ -44,15 +44,15 @@ func (c *cli) sessionViewer(detail bool) func(data any, ss []api.Session) view {
 		for _, s := range ss {
 			var agents []string
 			for _, ct := range s.Containers {
-				agents = append(agents, ct.Agent+":"+ct.Status)
+				agents = append(agents, ct.Agent+":"+string(ct.Status))
 			}
-			row := []string{s.ID, s.Name, s.Owner, s.Image, s.Type, s.Status, s.StatusInfo, fmtList(agents),
+			row := []string{s.ID, s.Name, s.Owner, s.Image, s.Type, string(s.Status), s.StatusInfo, fmtList(agents),
 				slotsCell(s.Requested, human), fmtTime(s.CreatedAt),
 				fmtTimePtr(s.StartedAt), fmtTimePtr(s.TerminatedAt), fmtIntPtr(s.ExitCode)}
 			if detail {
 				var hist []string
 				for _, h := range s.StatusHistory {
-					step := h.Status + "@" + fmtTime(h.At)
+					step := string(h.Status) + "@" + fmtTime(h.At)
 					if h.Reason != "" {
 						step += "(" + h.Reason + ")"
 					}

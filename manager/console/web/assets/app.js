@@ -11,6 +11,7 @@ import * as storagePage from "./pages/storage.js";
 import * as usersPage from "./pages/users.js";
 import * as groupsPage from "./pages/groups.js";
 import * as agentsPage from "./pages/agents.js";
+import * as environmentsPage from "./pages/environments.js";
 import * as maintenancePage from "./pages/maintenance.js";
 import * as infoPage from "./pages/information.js";
 
@@ -21,11 +22,12 @@ const pages = {
   users: { title: "Users", page: usersPage, admin: true },
   groups: { title: "Groups", page: groupsPage, admin: true },
   agents: { title: "Agents", page: agentsPage, admin: true },
+  environments: { title: "Environments", page: environmentsPage, admin: true },
   maintenance: { title: "Maintenance", page: maintenancePage, admin: true },
   info: { title: "Information", page: infoPage, admin: true },
 };
 const userMenu = ["sessions", "data"];
-const adminMenu = ["users", "groups", "agents", "maintenance", "info"];
+const adminMenu = ["users", "groups", "agents", "environments", "maintenance", "info"];
 
 const root = document.getElementById("app");
 let me = null;

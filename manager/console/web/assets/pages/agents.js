@@ -1,5 +1,6 @@
-// Agents page (Administration > Agents): the nodes by ALIVE / LOST, each
-// with what it offers, what sessions occupy of it and what it measured,
+// Agents page (Administration > Agents): the nodes by ALIVE / LOST (a
+// simulated one, berth-agent -runtime sim, marked so: nothing runs there),
+// each with what it offers, what sessions occupy of it and what it measured,
 // with bars; its GPUs with the shares allocated; the schedulable switch
 // (drain: running sessions stay), which only a superadmin turns, after a
 // confirmation; and APPROVE for an agent that registered but waits for a
@@ -27,7 +28,9 @@ export async function render(main, ctx) {
       return;
     }
     clear(holder, table([
-      { title: "Agent", cell: (a) => h("div", { class: "stack" }, shortId(a.id, 14), h("span", { class: "hint" }, a.address),
+      { title: "Agent", cell: (a) => h("div", { class: "stack" }, shortId(a.id, 14),
+        a.simulated ? h("span", { class: "badge", "data-simulated": a.id, title: "berth-agent -runtime sim: sessions placed here only pretend to run" }, "simulated") : null,
+        h("span", { class: "hint" }, a.address),
         a.node && a.node.hostname ? h("span", { class: "hint" }, `${a.node.hostname} · ${a.node.arch || ""} · ${a.version || ""}`) : null) },
       { title: "Scheduling", cell: (a) => schedulingCell(a, ctx, msg, load) },
       { title: "Occupied of capacity", cell: (a) => h("div", { class: "meters" }, slotMeters(a)) },

@@ -35,7 +35,7 @@ export async function render(main, ctx) {
     agents.append(table([
       { title: "ID", cell: (a) => shortId(a.id, 14) },
       { title: "Address", cell: (a) => a.address },
-      { title: "Status", cell: (a) => a.status },
+      { title: "Status", cell: (a) => (a.simulated ? `${a.status} (simulated)` : a.status) },
       { title: "Schedulable", cell: (a) => (a.schedulable ? "yes" : "no") },
       { title: "Capacity", cell: (a) => slotNames.filter((n) => (a.capacity || {})[n.key]).map((n) => `${n.label} ${withUnit(n.key, a.capacity[n.key])}`).join(", ") },
       { title: "Occupied", cell: (a) => slotNames.filter((n) => (a.occupied || {})[n.key]).map((n) => `${n.label} ${withUnit(n.key, a.occupied[n.key])}`).join(", ") || "nothing" },

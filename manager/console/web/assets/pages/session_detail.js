@@ -9,9 +9,9 @@ import * as api from "../api.js";
 import { h, clear, button, notice, table, toast, errorText, confirmDialog, shortId, field } from "../ui.js";
 import { slotsText, time, timeSec, duration } from "../format.js";
 import { splitWords } from "../shellwords.js";
+import { ended, endingOrEnded } from "../status.js";
 import { statusBadge, reason, failedBatch } from "./sessions.js";
 
-const ended = new Set(["TERMINATED", "CANCELLED", "ERROR"]);
 const refreshEvery = 3000;
 
 export async function render(main, ctx) {
@@ -222,7 +222,7 @@ function closeTerminal(el) {
 function drawSummary(el, s, ctx, reload) {
   const row = (k, v, id) => [h("dt", {}, k), h("dd", { id }, v === undefined || v === null || v === "" ? "—" : v)];
   const mine = s.owner === ctx.me.email;
-  const canEnd = (mine || ctx.isAdmin) && !ended.has(s.status) && s.status !== "TERMINATING";
+  const canEnd = (mine || ctx.isAdmin) && !endingOrEnded.has(s.status);
   const exit = s.exit_code === null || s.exit_code === undefined ? null
     : h("span", { class: s.exit_code === 0 ? "exit ok" : "exit bad" }, String(s.exit_code));
   const lifetime = s.started_at ? duration(((s.terminated_at ? new Date(s.terminated_at) : new Date()) - new Date(s.started_at)) / 1000) : null;

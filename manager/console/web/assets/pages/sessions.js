@@ -10,14 +10,17 @@ import { h, clear, button, iconButton, notice, table, tabs, moreMenu, toast, err
 import { exportDialog } from "../export.js";
 import { slotNames, amount, slotsText, time, GiB, INF } from "../format.js";
 import { splitWords } from "../shellwords.js";
+import { sessionStatuses, ended, endingOrEnded } from "../status.js";
 
-const live = ["PENDING", "SCHEDULED", "PREPARING", "RUNNING", "TERMINATING"];
+// The manual's tabs: sessions that have not ended, those that ended without
+// an error, and the rest (ERROR, and any status this console does not know).
+const live = (s) => sessionStatuses.includes(s) && !ended.has(s);
+const finishedWell = (s) => ended.has(s) && s !== "ERROR";
 const groups = [
-  { key: "running", label: "RUNNING", has: (s) => live.includes(s) },
-  { key: "finished", label: "FINISHED", has: (s) => ["TERMINATED", "CANCELLED"].includes(s) },
-  { key: "others", label: "OTHERS", has: (s) => !live.includes(s) && !["TERMINATED", "CANCELLED"].includes(s) },
+  { key: "running", label: "RUNNING", has: live },
+  { key: "finished", label: "FINISHED", has: finishedWell },
+  { key: "others", label: "OTHERS", has: (s) => !live(s) && !finishedWell(s) },
 ];
-const finished = new Set(["TERMINATED", "CANCELLED", "ERROR"]);
 // At most this many failed batch sessions of a page have their logs read
 // for the list (one request each).
 const maxLogTails = 10;
@@ -96,7 +99,7 @@ export async function render(main, ctx) {
         tails.get(s.id) ? h("pre", { class: "log-tail", title: "The last lines of its log" }, tails.get(s.id)) : null) },
       { title: "Resources", cell: (s) => h("span", { class: "wrap" }, slotsText(s.requested) + ((s.cluster_size || 1) > 1 ? ` × ${s.cluster_size}` : "")) },
       { title: "Created", cell: (s) => time(s.created_at) },
-      { title: "Controls", class: "controls", cell: (s) => (finished.has(s.status) || s.status === "TERMINATING" ? "" :
+      { title: "Controls", class: "controls", cell: (s) => (endingOrEnded.has(s.status) ? "" :
         iconButton("stop", `Terminate ${s.name || s.id}`, async () => {
           if (!(await confirmDialog("Terminate session", `Terminate ${s.name || s.id}? Its containers are stopped.`))) return;
           try {
@@ -198,7 +201,8 @@ const permWords = { ro: "read-only", rw: "read & write", wd: "read & write" };
 
 async function startDialog(res) {
   const [images, folders] = await Promise.all([
-    api.listAll("/v1/images").catch(() => []),
+    // The images the caller's policy allows (allowed_images).
+    api.listAll("/v1/images?allowed=true").catch(() => []),
     api.listAll("/v1/folders").catch(() => []),
   ]);
   const imageNames = [...new Set(images.map((i) => i.name))].sort();
