@@ -14,7 +14,7 @@
 #       a manager with -session-retention RETENTION (minutes, default 1m)
 #       and berth bench sessions -n N -c CONC --wait scheduled --keep of batch sessions
 #       that run `sleep 2`: every 10 s the sessions the manager holds (the
-#       sum of berth_sessions) and its heap in use, the most and the last
+#       sum of berth_sessions) and its heap, at the middle, the most and the last
 #       of each (the last once the retention and a collection round have
 #       passed after the run), and then the size of a snapshot (berth
 #       operator snapshot save). The bench's reached and failed are not
@@ -26,7 +26,8 @@
 # directory (BENCH_SIM_DIR to choose one), removed at the end unless
 # BENCH_SIM_KEEP=1. BENCH_SIM_PROFILE=DIR runs a manager built with -tags
 # pprof and saves a CPU profile of it over (at most 30 s of) the measured
-# span: go tool pprof -top DIR/manager-MODE-AGENTS.pprof.
+# span: go tool pprof -top DIR/manager-MODE-AGENTS.pprof (churn: a heap
+# profile at the end, DIR/manager-churn-heap.pprof).
 # Needs bin/ (make build), curl, bc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -181,11 +182,13 @@ churn)
     ;;
   esac
   # held: every session the manager holds (the sum of berth_sessions);
-  # heap: the manager's heap in use, MiB.
+  # heap: the manager's heap objects, MiB (go_memstats_heap_alloc_bytes:
+  # live objects and garbage not yet collected, so up to about twice the
+  # live heap at GOGC=100).
   sample() {
     local m
     m=$(curl -fsS "http://$http/metrics")
-    printf '%s\n' "$m" | awk '/^berth_sessions\{/ {h += $NF} /^go_memstats_heap_inuse_bytes / {b = $NF}
+    printf '%s\n' "$m" | awk '/^berth_sessions\{/ {h += $NF} /^go_memstats_heap_alloc_bytes / {b = $NF}
       END {printf "%d %.1f\n", h, b / 1048576}'
   }
   : >"$dir/samples"
@@ -204,17 +207,25 @@ churn)
   # retention holds of the last sessions.
   sleep "$(( ${retention%m} * 60 + 70 ))"
   sample >>"$dir/samples"
+  if [ -n "${BENCH_SIM_PROFILE:-}" ]; then
+    # The live heap then (after a collection), by allocation site.
+    mkdir -p "$BENCH_SIM_PROFILE"
+    curl -fsS "http://$pprof_addr/debug/pprof/heap?gc=1" -o "$BENCH_SIM_PROFILE/manager-churn-heap.pprof" ||
+      echo "no heap profile of the manager" >&2
+  fi
   c1=$(cpu_of "$manager")
   bin/berth operator snapshot save "$dir/snapshot.bin" >/dev/null 2>&1 || true
   snap=$(stat -c %s "$dir/snapshot.bin" 2>/dev/null || echo 0)
   field() { sed -n "s/.*\"$1\": *\([0-9.e+-]*\).*/\1/p" "$dir/bench.json" | head -1; }
   read -r held_max heap_max <<<"$(awk '$1 > h {h = $1} $2 > b {b = $2} END {print h, b}' "$dir/samples")"
   read -r _ heap_start <<<"$(head -n 1 "$dir/samples")"
+  # The middle of the run, to set beside its end: bounded means no higher.
+  read -r held_half heap_half <<<"$(sed -n "$(( ($(wc -l <"$dir/samples") + 1) / 2 ))p" "$dir/samples")"
   read -r held_end heap_end <<<"$(tail -n 1 "$dir/samples")"
   wall=$(echo "$t1 - $t0" | bc)
   echo "bench-sim: churn agents=$agents n=$n conc=$conc retention=$retention created=$(field created) create_errors=$(field create_errors)" \
-    "sessions_per_s=$(echo "scale=1; $(field created) / $wall" | bc) wall_s=$wall held_max=$held_max held_end=$held_end" \
-    "heap_mib_start=$heap_start heap_mib_max=$heap_max heap_mib_end=$heap_end snapshot_mib=$(echo "scale=1; $snap / 1048576" | bc)" \
+    "sessions_per_s=$(echo "scale=1; $(field created) / $wall" | bc) wall_s=$wall held_half=$held_half held_max=$held_max held_end=$held_end" \
+    "heap_mib_start=$heap_start heap_mib_half=$heap_half heap_mib_max=$heap_max heap_mib_end=$heap_end snapshot_mib=$(echo "scale=1; $snap / 1048576" | bc)" \
     "manager_cores=$(echo "scale=3; ($c1 - $c0) / $ticks / ($(date +%s.%N) - $t0)" | bc) load=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)"
   ;;
 *)

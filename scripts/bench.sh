@@ -111,8 +111,8 @@ simrows=$(awk '
         f["heartbeats_per_s"], f["desired_per_s"], f["raft_entries_per_s"], f["load"])
     } else if ($2 == "churn") {
       what = sprintf("%s simulated agents, %s batch sessions of 2 s by %s callers, -session-retention %s", f["agents"], f["n"], f["conc"], f["retention"])
-      figs = sprintf("%s sessions/s (%s created, %s refused) in %s s; sessions held at most %s, %s at the end; heap in use %s MiB at the start, at most %s, %s at the end; snapshot %s MiB; manager %s cores; load %s",
-        f["sessions_per_s"], f["created"], f["create_errors"], f["wall_s"], f["held_max"], f["held_end"], f["heap_mib_start"], f["heap_mib_max"], f["heap_mib_end"],
+      figs = sprintf("%s sessions/s (%s created, %s refused) in %s s; sessions held %s at the middle, at most %s, %s at the end; heap %s MiB at the start, %s at the middle, at most %s, %s at the end; snapshot %s MiB; manager %s cores; load %s",
+        f["sessions_per_s"], f["created"], f["create_errors"], f["wall_s"], f["held_half"], f["held_max"], f["held_end"], f["heap_mib_start"], f["heap_mib_half"], f["heap_mib_max"], f["heap_mib_end"],
         f["snapshot_mib"], f["manager_cores"], f["load"])
     } else {
       what = sprintf("%s simulated agents heartbeating every 3 s, no sessions, %s s", f["agents"], f["seconds"])
