@@ -135,10 +135,26 @@ func (m *measurements) proposed(written []fsm.SessionMeasure, forgetBefore time.
 		}
 	}
 	for id, e := range m.sessions {
-		if e.seen.Before(forgetBefore) && e.peak == 0 && maps.Equal(e.cpu, e.proposed) {
+		if e.seen.Before(forgetBefore) && e.settled() {
 			delete(m.sessions, id)
 		}
 	}
+}
+
+// settled: nothing of the session is left to propose. A counter never
+// above what was proposed counts as proposed, a counter of 0 included
+// (pending never proposes it): comparing the maps kept every session whose
+// containers used no measurable CPU, for ever.
+func (e *measured) settled() bool {
+	if e.peak != 0 {
+		return false
+	}
+	for i, v := range e.cpu {
+		if v > e.proposed[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // measure is the duty that writes the measurements.

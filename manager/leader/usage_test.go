@@ -150,3 +150,37 @@ func TestMeasurementsReachTheUsageRowsOnlyFromTheSessionsOwnAgent(t *testing.T) 
 		t.Fatalf("memory of %s sessions", got)
 	}
 }
+
+// The leader's memory of measurements forgets a session a few rounds after
+// its last report, whatever it reported: a container that used no
+// measurable CPU (a counter of 0, never proposed) included. Each session
+// run used to stay in it for the whole leadership.
+func TestMeasurementsForgetSessionsNoLongerReported(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.bootstrap(t)
+	e.aliveAgent(t, "agent-a")
+	e.runSessions(t, "s-idle", "s-busy")
+	tm := newTerm(e.clock.Now())
+	e.l.term.Store(tm)
+	if err := tm.measures.note(e.c.Read(), e.agentOf(t, "s-idle"), e.clock.Now(), []api.ContainerReport{
+		{ID: "s-idle-0", SessionID: "s-idle", Index: 0, Status: api.ContainerRunning, CPUSeconds: 0, MemoryWorkingSet: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tm.measures.note(e.c.Read(), e.agentOf(t, "s-busy"), e.clock.Now(), []api.ContainerReport{
+		{ID: "s-busy-0", SessionID: "s-busy", Index: 0, Status: api.ContainerRunning, CPUSeconds: 3, MemoryWorkingSet: 1 << 20}}); err != nil {
+		t.Fatal(err)
+	}
+	d := e.l.newMeasure(tm)
+	d.round(context.Background())
+	if n := len(tm.measures.sessions); n != 2 {
+		t.Fatalf("right after their reports the leader remembers %d sessions, want 2", n)
+	}
+	for range 4 {
+		e.clock.Advance(e.l.cfg.MeasureEvery)
+		d.round(context.Background())
+	}
+	if n := len(tm.measures.sessions); n != 0 {
+		t.Errorf("four rounds after the last report the leader still remembers %d sessions: %v", n, tm.measures.sessions)
+	}
+}
