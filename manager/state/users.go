@@ -1,7 +1,11 @@
 package state
 
 import (
+	"cmp"
+	"container/heap"
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,22 +62,80 @@ func (t *Txn) UserByUsername(name string) (*User, error) {
 
 // Users pages through users newest first (by the Raft index that created
 // them) from cursor, keeping those keep accepts (nil: all); next is the
-// opaque cursor of the following page, "" at the end.
+// opaque cursor of the following page, "" at the end. The table has no
+// newest-first index (an index costs every user about 400 bytes), so a
+// page reads the table and keeps the newest limit+1 in a heap: a page of
+// 50 out of 100,000 users takes milliseconds, not a sort of them all.
 func (t *Txn) Users(cursor string, limit int, keep func(*User) bool) (users []*User, next string, err error) {
-	var all []*User
+	from := func(*User) bool { return true }
+	if cursor != "" {
+		if inv, id, ok := parseNewestKey(cursor); ok {
+			from = func(u *User) bool {
+				k := ^u.CreateIndex
+				return k > inv || (k == inv && u.Email >= id)
+			}
+		} else {
+			from = func(u *User) bool { return newestKey(u) >= cursor }
+		}
+	}
+	h := &newestUsers{}
 	if err := t.EachUser(keep, func(u *User) error {
-		if cursor == "" || newestKey(u) >= cursor {
-			all = append(all, u)
+		if !from(u) {
+			return nil
+		}
+		if limit <= 0 || h.Len() <= limit {
+			heap.Push(h, u)
+		} else if newerUser(u, (*h)[0]) < 0 {
+			(*h)[0] = u
+			heap.Fix(h, 0)
 		}
 		return nil
 	}); err != nil {
 		return nil, "", err
 	}
-	slices.SortFunc(all, func(x, y *User) int { return strings.Compare(newestKey(x), newestKey(y)) })
+	all := []*User(*h)
+	slices.SortFunc(all, newerUser)
 	if limit > 0 && len(all) > limit {
 		return all[:limit], newestKey(all[limit]), nil
 	}
 	return all, "", nil
+}
+
+// newerUser orders users as newestKey does, without building keys: the
+// creating index descending, then the email.
+func newerUser(x, y *User) int {
+	if c := cmp.Compare(y.CreateIndex, x.CreateIndex); c != 0 {
+		return c
+	}
+	return strings.Compare(x.Email, y.Email)
+}
+
+// parseNewestKey reads a newestKey cursor back: the inverted creation
+// index and the id.
+func parseNewestKey(key string) (inv uint64, id string, ok bool) {
+	if len(key) < 17 || key[16] != ':' {
+		return 0, "", false
+	}
+	inv, err := strconv.ParseUint(key[:16], 16, 64)
+	if err != nil || fmt.Sprintf("%016x", inv) != key[:16] {
+		return 0, "", false
+	}
+	return inv, key[17:], true
+}
+
+// newestUsers is a max-heap in newest-first order: its root is the oldest
+// user kept, the first to give way to a newer one.
+type newestUsers []*User
+
+func (h newestUsers) Len() int           { return len(h) }
+func (h newestUsers) Less(i, j int) bool { return newerUser(h[i], h[j]) > 0 }
+func (h newestUsers) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *newestUsers) Push(x any)        { *h = append(*h, x.(*User)) }
+func (h *newestUsers) Pop() any {
+	old := *h
+	u := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return u
 }
 
 // PutUser inserts or replaces a user at the Raft index.
