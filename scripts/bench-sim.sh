@@ -222,7 +222,7 @@ churn)
   # The middle of the run, to set beside its end: bounded means no higher.
   read -r held_half heap_half <<<"$(sed -n "$(( ($(wc -l <"$dir/samples") + 1) / 2 ))p" "$dir/samples")"
   read -r held_end heap_end <<<"$(tail -n 1 "$dir/samples")"
-  wall=$(echo "$t1 - $t0" | bc)
+  wall=$(echo "scale=1; ($t1 - $t0) / 1" | bc)
   echo "bench-sim: churn agents=$agents n=$n conc=$conc retention=$retention created=$(field created) create_errors=$(field create_errors)" \
     "sessions_per_s=$(echo "scale=1; $(field created) / $wall" | bc) wall_s=$wall held_half=$held_half held_max=$held_max held_end=$held_end" \
     "heap_mib_start=$heap_start heap_mib_half=$heap_half heap_mib_max=$heap_max heap_mib_end=$heap_end snapshot_mib=$(echo "scale=1; $snap / 1048576" | bc)" \
