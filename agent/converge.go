@@ -347,8 +347,9 @@ func (c *converger) hasFailed(id string) bool {
 }
 
 // report describes every container: what the runtime holds (with usage for
-// running ones), desired ones that failed to start, started ones that vanished.
-func (c *converger) report(ctx context.Context) ([]api.ContainerReport, error) {
+// running ones when usage is set), desired ones that failed to start or
+// wait for their image, started ones that vanished.
+func (c *converger) report(ctx context.Context, usage bool) ([]api.ContainerReport, error) {
 	actual, err := c.rt.List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
@@ -368,6 +369,9 @@ func (c *converger) report(ctx context.Context) ([]api.ContainerReport, error) {
 		}
 		switch ct.State {
 		case runtime.Running:
+			if !usage {
+				break
+			}
 			if u, err := c.rt.Usage(ctx, ct.ID); err == nil {
 				r.CPUSeconds, r.MemoryWorkingSet = u.CPUSeconds, u.MemoryWorkingSet
 			}

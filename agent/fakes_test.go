@@ -34,6 +34,16 @@ type fakeRuntime struct {
 	disk          runtime.DiskUsage
 	imageBytes    int64
 	removedImages []string
+
+	// feed is Events: tests publish what containerd would (emit).
+	feed runtime.Feed
+}
+
+func (f *fakeRuntime) Events(ctx context.Context) <-chan runtime.Event { return f.feed.Subscribe(ctx) }
+
+// emit publishes an event as containerd would after a change.
+func (f *fakeRuntime) emit(id string, kind runtime.EventKind) {
+	f.feed.Publish(runtime.Event{ID: id, Kind: kind})
 }
 
 func newFakeRuntime(images ...string) *fakeRuntime {
@@ -214,6 +224,35 @@ type fakeManager struct {
 	secrets    []string
 	heartbeats []api.AgentHeartbeat
 	rejectHB   bool
+	// reports are the agent's reports of changed containers; holdReport,
+	// when set, is received from before a report is answered (a test
+	// holds one in flight).
+	reports    [][]api.ContainerReport
+	holdReport chan struct{}
+}
+
+func (m *fakeManager) Report(ctx context.Context, _, _ string, changed []api.ContainerReport) error {
+	m.mu.Lock()
+	hold := m.holdReport
+	m.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.reports = append(m.reports, append([]api.ContainerReport(nil), changed...))
+	return nil
+}
+
+// reported returns copies of the reports received so far.
+func (m *fakeManager) reported() [][]api.ContainerReport {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([][]api.ContainerReport(nil), m.reports...)
 }
 
 func newFakeManager() *fakeManager {
