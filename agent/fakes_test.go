@@ -224,23 +224,18 @@ type fakeManager struct {
 	secrets    []string
 	heartbeats []api.AgentHeartbeat
 	rejectHB   bool
-	// reports are the agent's reports of changed containers; holdReport,
-	// when set, is received from before a report is answered (a test
-	// holds one in flight).
-	reports    [][]api.ContainerReport
-	holdReport chan struct{}
+	// reports are the agent's reports of changed containers; onReport,
+	// when set, runs before a report is taken (a test holds one in flight).
+	reports  [][]api.ContainerReport
+	onReport func(ctx context.Context, changed []api.ContainerReport)
 }
 
 func (m *fakeManager) Report(ctx context.Context, _, _ string, changed []api.ContainerReport) error {
 	m.mu.Lock()
-	hold := m.holdReport
+	hook := m.onReport
 	m.mu.Unlock()
-	if hold != nil {
-		select {
-		case <-hold:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if hook != nil {
+		hook(ctx, changed)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

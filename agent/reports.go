@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"maps"
 	"net/http"
 	"sync"
 	"time"
@@ -89,12 +88,6 @@ func (t *told) heardAll(rs []api.ContainerReport) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.m = m
-}
-
-func (t *told) snapshot() map[string]api.ContainerReport {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return maps.Clone(t.m)
 }
 
 // sameState compares what the managers act on; usage is not news.
