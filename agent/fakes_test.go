@@ -37,6 +37,9 @@ type fakeRuntime struct {
 
 	// feed is Events: tests publish what containerd would (emit).
 	feed runtime.Feed
+	// afterList, when set, runs once List has read the containers, before
+	// it returns (a test starts a container in between).
+	afterList func()
 }
 
 func (f *fakeRuntime) Events(ctx context.Context) <-chan runtime.Event { return f.feed.Subscribe(ctx) }
@@ -70,15 +73,21 @@ func (f *fakeRuntime) Run(_ context.Context, s runtime.Spec) (runtime.Container,
 
 func (f *fakeRuntime) List(context.Context) ([]runtime.Container, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.listErr != nil {
+		f.mu.Unlock()
 		return nil, f.listErr
 	}
 	var out []runtime.Container
 	for _, c := range f.containers {
 		out = append(out, c)
 	}
+	after := f.afterList
+	f.afterList = nil // once: what it runs may list again
+	f.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	if after != nil {
+		after()
+	}
 	return out, nil
 }
 

@@ -204,3 +204,32 @@ func (t *told) snapshot() map[string]api.ContainerReport {
 	defer t.mu.Unlock()
 	return maps.Clone(t.m)
 }
+
+// A container that starts while a report lists the runtime is not in that
+// list; the report must not take it as started and absent (gone) either,
+// which would end a session that runs.
+func TestAContainerStartingDuringAReportIsNotReportedGone(t *testing.T) {
+	rt := newFakeRuntime("img")
+	c := newTestConverger(rt, &clock{now: time.Unix(1000, 0)})
+	c.setDesired([]api.DesiredContainer{desired("a", "img")})
+	rt.afterList = func() {
+		if err := c.converge(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}
+	rs, err := c.report(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.ID == "a" {
+			t.Fatalf("the container started meanwhile is reported %+v", r)
+		}
+	}
+	if !c.wasStarted("a") {
+		t.Fatal("the container was not started during the report: the test proves nothing")
+	}
+	if got := reportByID(t, c)["a"]; got.Status != api.ContainerRunning {
+		t.Fatalf("the next report says %+v, want running", got)
+	}
+}
