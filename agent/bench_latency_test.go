@@ -6,9 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,7 +47,9 @@ const keepAliveScript = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $
 // alternate, sample by sample; medians of at least latencySamples each.
 // "loopback" is without session networks; "network" gives each session
 // its network (a bridge, addresses, rules) against `ctr run -d --cni` with
-// the same plugins. The untimed clean-up between samples waits until the
+// the same plugins. Between a start and its stop both sides wait, untimed,
+// until the container's shell catches SIGTERM (waitTrapped). The untimed
+// clean-up between samples waits until the
 // agent has removed the container.
 func BenchmarkSessionStartStopVsCtr(b *testing.B) {
 	socket := testenv.Containerd(b)
@@ -136,6 +141,15 @@ func benchStartStop(b *testing.B, socket string, networked bool) {
 		}
 		waitSession(b, cl, created.ID, api.SessionRunning)
 		sessStart = append(sessStart, ms(time.Since(t0)))
+		b.StopTimer()
+		waitTrapped(b, func() ([]uint32, error) {
+			cs, err := rt.List(ctx)
+			if err != nil || len(cs) != 1 {
+				return nil, fmt.Errorf("containers %+v, %v", cs, err)
+			}
+			return rt.Pids(ctx, cs[0].ID)
+		})
+		b.StartTimer()
 		t0 = time.Now()
 		if _, err := cl.TerminateSession(ctx, created.ID); err != nil {
 			b.Fatal(err)
@@ -158,6 +172,9 @@ func benchStartStop(b *testing.B, socket string, networked bool) {
 			b.Fatal(err)
 		}
 		ctrStart = append(ctrStart, ms(time.Since(t0)))
+		b.StopTimer()
+		waitTrapped(b, func() ([]uint32, error) { return ctrPids(ctrArgs, id) })
+		b.StartTimer()
 		t0 = time.Now()
 		if err := ctr("task", "kill", id); err != nil {
 			b.Fatal(err)
@@ -196,6 +213,63 @@ func benchStartStop(b *testing.B, socket string, networked bool) {
 		n, ss, cs, ss/cs, sp, cp, sp/cp)
 	b.Logf("start samples: session %v, ctr %v", round1(sessStart), round1(ctrStart))
 	b.Logf("stop samples: session %v, ctr %v", round1(sessStop), round1(ctrStop))
+}
+
+// waitTrapped waits (untimed) until a process of the container catches
+// SIGTERM. Both sides report a start once the task is running, which can be
+// before its shell has run `trap`; a SIGTERM before then reaches a PID 1
+// without a handler, which the kernel ignores: ctr's task would never stop
+// (and `ctr task rm` never succeed), the agent's only at its stop grace.
+func waitTrapped(b *testing.B, pids func() ([]uint32, error)) {
+	b.Helper()
+	testcluster.Eventually(b, slowMachine, func() error {
+		ps, err := pids()
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			if catchesTERM(p) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no process of %v catches SIGTERM yet", ps)
+	})
+}
+
+// catchesTERM reads the process's caught signals (SigCgt, a hex mask with
+// signal n at bit n-1).
+func catchesTERM(pid uint32) bool {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	for line := range strings.Lines(string(status)) {
+		if mask, ok := strings.CutPrefix(line, "SigCgt:"); ok {
+			m, err := strconv.ParseUint(strings.TrimSpace(mask), 16, 64)
+			return err == nil && m&(1<<(int(syscall.SIGTERM)-1)) != 0
+		}
+	}
+	return false
+}
+
+// ctrPids lists the host pids of a task ctr started (`ctr task ps`: a
+// header, then PID and INFO columns).
+func ctrPids(ctrArgs []string, id string) ([]uint32, error) {
+	out, err := exec.Command("ctr", append(append([]string{}, ctrArgs...), "task", "ps", id)...).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("ctr task ps %s: %v: %s", id, err, out)
+	}
+	var ps []uint32
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if p, err := strconv.ParseUint(f[0], 10, 32); err == nil {
+			ps = append(ps, uint32(p))
+		}
+	}
+	return ps, nil
 }
 
 // waitSession follows a session with blocking reads until it is in status.
