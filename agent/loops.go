@@ -10,11 +10,6 @@ import (
 	"github.com/berth-cluster/berth/shared/api"
 )
 
-// resyncEvery is how often the agent converges without news from the
-// managers: to notice containers that died or vanished, and to remove
-// orphans whose grace has passed.
-const resyncEvery = 5 * time.Second
-
 // heartbeatLoop heartbeats to the managers every HeartbeatEvery and, in
 // between, reports containers that changed as soon as it is prompted
 // (reports.go). Both go from this one goroutine, one at a time, so the
@@ -124,7 +119,7 @@ func (a *Agent) desiredLoop(ctx context.Context) {
 }
 
 func (a *Agent) resyncLoop(ctx context.Context) {
-	t := time.NewTicker(resyncEvery)
+	t := time.NewTicker(a.cfg.ResyncEvery)
 	defer t.Stop()
 	for {
 		select {

@@ -24,7 +24,7 @@ const rarely = time.Hour
 func startQuietAgent(t *testing.T, rt *fakeRuntime, mgr *fakeManager) *Agent {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	a, err := New(Config{StateDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", HeartbeatEvery: rarely, DesiredWait: 200 * time.Millisecond,
+	a, err := New(Config{StateDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", HeartbeatEvery: rarely, ResyncEvery: rarely, DesiredWait: 200 * time.Millisecond,
 		Runtime: rt, Host: fakeHost{}, Manager: mgr, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: reg, Gatherer: reg, Version: "test"})
 	if err != nil {
 		t.Fatal(err)
@@ -69,8 +69,9 @@ func (f *fakeRuntime) changeBehindTheAgent(id string, kind runtime.EventKind, ch
 }
 
 // A container that starts, exits, is OOM-killed or vanishes is reported as
-// it happens: the bound is the heartbeat interval (an hour), and the
-// managers hear every change with the one heartbeat of the agent's start.
+// it happens: the heartbeat and the resync without news are an hour apart,
+// so only the runtime's events can prompt the reports, and the managers
+// hear every change with the one heartbeat of the agent's start.
 func TestContainerChangesAreReportedBeforeTheNextHeartbeat(t *testing.T) {
 	rt := newFakeRuntime("berth/base:latest")
 	mgr := newFakeManager()
