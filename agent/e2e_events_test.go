@@ -11,12 +11,13 @@ import (
 
 // With heartbeats an hour apart, a session on containerd still becomes
 // RUNNING, ends with its command's exit code, ends after DELETE, and ends
-// ERROR when the OOM killer ends its container: every
-// change reaches the manager as it happens (the agent's one heartbeat was
-// at its start, before any session). The bound is the test's deadline
-// (slowMachine), far inside the hour.
+// ERROR when the OOM killer ends its container: every change reaches the
+// manager as it happens, prompted by containerd's events (the agent's one
+// heartbeat was at its start, before any session, and it converges without
+// news only hourly too). The bound is the test's deadline (slowMachine),
+// far inside the hour.
 func TestSessionsMoveWithoutWaitingForAHeartbeat(t *testing.T) {
-	sc := startSessionClusterWith(t, 0, func(cfg *agent.Config) { cfg.HeartbeatEvery = time.Hour })
+	sc := startSessionClusterWith(t, 0, func(cfg *agent.Config) { cfg.HeartbeatEvery, cfg.ResyncEvery = time.Hour, time.Hour })
 
 	s := sc.created(sc.do(sc.user, http.MethodPost, "/v1/sessions", map[string]any{"image": "berth/base:latest",
 		"type": "interactive", "resources": map[string]any{"cpu": 0.5, "mem": 256 << 20}}))
