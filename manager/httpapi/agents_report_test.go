@@ -1,10 +1,16 @@
 package httpapi_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/berth-cluster/berth/manager/fsm"
+	"github.com/berth-cluster/berth/manager/server"
+	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/manager/testcluster"
 	"github.com/berth-cluster/berth/shared/api"
 )
@@ -114,4 +120,40 @@ func TestAReportNeedsItsContainers(t *testing.T) {
 	})
 	r = agentCall(t, e.s, http.MethodPost, "/v1/agents/"+e.agent.ID+"/report", "", e.agent.Secret, map[string]any{"containers": []any{}, "extra": 1})
 	wantProblem(t, r, http.StatusBadRequest, api.ProblemValidation)
+}
+
+// Attack: a simulated agent recorded while the managers accepted them
+// reports a container at managers that no longer do. Refused with the
+// reason, and nothing is written; the same report at managers that accept
+// simulated agents is taken (204), so the refusal is the flag's.
+func TestASimulatedAgentsReportIsRefusedWhereSimulatedAgentsAre(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		opts  []func(*server.Config)
+		allow bool
+	}{
+		{"refused without -allow-simulated-agents", []func(*server.Config){withAgentToken}, false},
+		{"taken with it", []func(*server.Config){withAgentToken, allowSimulated}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := testcluster.StartDev(t, tc.opts...).Servers[0]
+			now := time.Now().UTC()
+			rec := state.Agent{ID: "agent-simulated000", Secret: strings.Repeat("s", 40), Address: "10.0.0.9:6001", Status: state.AgentAlive,
+				Schedulable: true, Capacity: mustSlots(`{"cpu":7,"mem":16106127360}`), LastHeartbeatAt: now, Simulated: true}
+			if resp, err := s.Propose(context.Background(), fsm.AgentPut{Agent: rec, At: now}); err != nil || resp.Err != nil {
+				t.Fatalf("record the agent: %v %v", err, resp)
+			}
+			before := lastIndex(s)
+			r := agentCall(t, s, http.MethodPost, "/v1/agents/"+rec.ID+"/report", "", rec.Secret,
+				api.AgentReport{Containers: []api.ContainerReport{{ID: "s-x-0", SessionID: "s-x", Status: api.ContainerRunning}}})
+			if tc.allow {
+				wantStatus(t, r, http.StatusNoContent)
+				return
+			}
+			wantFields(t, wantProblem(t, r, http.StatusForbidden, api.ProblemForbidden), map[string][]string{"simulated": {simulatedRefusal}})
+			if after := lastIndex(s); after != before {
+				t.Fatalf("the refused report moved the log from %d to %d", before, after)
+			}
+		})
+	}
 }
