@@ -10,6 +10,7 @@ type metrics struct {
 	lost      prometheus.Counter
 	stepDowns prometheus.Counter
 	beats     prometheus.Counter
+	reports   prometheus.Counter
 	// The scheduler's.
 	plans         prometheus.Counter
 	placements    prometheus.Counter
@@ -31,6 +32,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Leaderships this manager handed to another manager because it could not set them up."}),
 		beats: prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_agent_heartbeats_total",
 			Help: "Agent heartbeats this manager accepted (as leader)."}),
+		reports: prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_agent_reports_total",
+			Help: "Agent reports of containers that changed state, sent as they changed, that this manager accepted (as leader)."}),
 		plans: prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_scheduler_plans_total",
 			Help: "Plans (batches of placements and waits) the scheduler committed through Raft."}),
 		placements: prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_scheduler_placements_total",
@@ -49,7 +52,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Finished sessions this manager, as leader, removed after -session-retention (their usage stays in the usage rows)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.lost, m.stepDowns, m.beats, m.plans, m.placements, m.pending, m.planDuration, m.admissionWait,
+		reg.MustRegister(m.lost, m.stepDowns, m.beats, m.reports, m.plans, m.placements, m.pending, m.planDuration, m.admissionWait,
 			m.drift, m.driftFound, m.collected)
 	}
 	return m

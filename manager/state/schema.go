@@ -55,6 +55,7 @@ func schema() *memdb.DBSchema {
 	// Derived, so not among the snapshot's Tables (usage.go).
 	s.Tables[tableUsage] = usageSchema()
 	s.Tables[tableSessionCounts] = sessionCountsSchema()
+	s.Tables[tableDesired] = desiredSchema()
 	return s
 }
 

@@ -237,8 +237,8 @@ func (t *Txn) PutSession(index uint64, s *Session) error {
 	if err := t.account(s, 1); err != nil {
 		return err
 	}
-	// So do the usage rows of its keypair (usage_days.go) and the counts
-	// by status.
+	// So do the usage rows of its keypair (usage_days.go), the counts by
+	// status and the desired-state marks of its agents (desired.go).
 	if err := t.accrue(old, s); err != nil {
 		return err
 	}
@@ -247,6 +247,9 @@ func (t *Txn) PutSession(index uint64, s *Session) error {
 		was = old.Status
 	}
 	if err := t.countStatus(was, s.Status); err != nil {
+		return err
+	}
+	if err := t.markSession(index, old, s); err != nil {
 		return err
 	}
 	t.compactSession(s)

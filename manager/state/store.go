@@ -31,6 +31,9 @@ type Store struct {
 	// are inconsistent); nil: nothing is said.
 	log *slog.Logger
 	in  *interner
+	// swapped is closed when Swap replaces the database: the watch
+	// channels of reads of the old one would never fire.
+	swapped atomic.Pointer[chan struct{}]
 }
 
 // SetLog gives the store's writes a logger; call it before the first
@@ -41,6 +44,8 @@ func (s *Store) SetLog(l *slog.Logger) { s.log = l }
 func New() *Store {
 	s := &Store{in: newInterner()}
 	s.db.Store(newDB())
+	ch := make(chan struct{})
+	s.swapped.Store(&ch)
 	return s
 }
 
@@ -59,10 +64,16 @@ type Txn struct {
 	tx  *memdb.Txn
 	log *slog.Logger
 	in  *interner // the writer's; nil on reads
+	// swapped (reads only) closes when the store's database is replaced.
+	swapped <-chan struct{}
 }
 
 // Read opens a read-only transaction.
-func (s *Store) Read() *Txn { return &Txn{tx: s.db.Load().Txn(false)} }
+func (s *Store) Read() *Txn {
+	// The channel is taken before the database: a swap in between closes it.
+	swapped := *s.swapped.Load()
+	return &Txn{tx: s.db.Load().Txn(false), swapped: swapped}
+}
 
 // Write opens the write transaction. Only the FSM calls it, one at a time.
 func (s *Store) Write() *Txn { return &Txn{tx: s.db.Load().Txn(true), log: s.log, in: s.in} }
@@ -77,6 +88,8 @@ func (t *Txn) Abort() { t.tx.Abort() }
 func (s *Store) Snapshot() *Store {
 	c := &Store{}
 	c.db.Store(s.db.Load().Snapshot())
+	ch := make(chan struct{})
+	c.swapped.Store(&ch)
 	return c
 }
 
@@ -88,8 +101,13 @@ func Reset() (*Store, *Txn) {
 	return s, s.Write()
 }
 
-// Swap makes other's database the current one (after a restore).
-func (s *Store) Swap(other *Store) { s.db.Store(other.db.Load()) }
+// Swap makes other's database the current one (after a restore) and wakes
+// the blocking queries watching the old one.
+func (s *Store) Swap(other *Store) {
+	s.db.Store(other.db.Load())
+	ch := make(chan struct{})
+	close(*s.swapped.Swap(&ch))
+}
 
 // put stamps the object with the Raft index and inserts it.
 func (t *Txn) put(table string, index uint64, obj versioned) error {
@@ -101,7 +119,7 @@ func (t *Txn) put(table string, index uint64, obj versioned) error {
 	if err := t.tx.Insert(table, obj); err != nil {
 		return fmt.Errorf("insert into %s: %w", table, err)
 	}
-	return nil
+	return t.markWrite(table, index, obj)
 }
 
 // Insert puts an object exactly as it is (snapshot restore).
@@ -119,19 +137,20 @@ func (t *Txn) Insert(table string, obj any) error {
 	if err := t.tx.Insert(table, obj); err != nil {
 		return fmt.Errorf("restore into %s: %w", table, err)
 	}
-	switch o := obj.(type) {
-	case *Session:
+	if s, ok := obj.(*Session); ok && table == tableSessions {
 		// Occupancy, the usage rows' Held tallies and the counts by
 		// status are derived, not in the snapshot: rebuilt here.
-		if err := t.account(o, 1); err != nil {
+		if err := t.account(s, 1); err != nil {
 			return err
 		}
-		if err := t.countStatus("", o.Status); err != nil {
+		if err := t.countStatus("", s.Status); err != nil {
 			return err
 		}
-		return t.accrue(nil, o)
+		if err := t.accrue(nil, s); err != nil {
+			return err
+		}
 	}
-	return nil
+	return t.markRestored(table, obj)
 }
 
 func (t *Txn) remove(table string, obj any) error {
