@@ -113,8 +113,12 @@ func sharesValue(v int64) float64 { return slotValue(slots.CUDAShares, v) }
 // visibleSession reads one session the caller may see; one answer for
 // "no such session" and "not yours", so ids do not leak.
 func (a *API) visibleSession(c *Call) (*state.Session, error) {
+	return visibleSessionIn(c, a.cluster.Read())
+}
+
+// visibleSessionIn is visibleSession in a read already open.
+func visibleSessionIn(c *Call, tx *state.Txn) (*state.Session, error) {
 	id := c.R.PathValue("id")
-	tx := a.cluster.Read()
 	s, err := tx.Session(id)
 	if err != nil {
 		return nil, err
@@ -218,7 +222,13 @@ func (a *API) getSession(c *Call) error {
 			if s, watch, err = tx.SessionWatch(s.ID); err != nil {
 				return err
 			}
-			if s == nil || !canSeeSession(c.Who, tx, s) {
+			if s == nil {
+				// Collected while the caller waited: the same answer as
+				// a GET after it.
+				_, err := visibleSessionIn(c, tx)
+				return err
+			}
+			if !canSeeSession(c.Who, tx, s) {
 				return apierr.New(apierr.NotFound, "no session %s", c.R.PathValue("id"))
 			}
 			if s.ModifyIndex > *index {

@@ -358,6 +358,15 @@ func TestCollectedSessionsAnswer404SayingWhenAndKeepTheirUsage(t *testing.T) {
 	}
 	live := e.run(aliceEmail, 1, day(10, 10), time.Time{}, false)
 	before := e.usage(e.admin, "from=2026-03-10&to=2026-03-10&group_by=user")
+	// A blocking GET of an ended session, waiting past its last write,
+	// when the session is collected under it: it answers as a GET after
+	// the collection does.
+	last := testcluster.Do(t, http.MethodGet, e.url("/v1/sessions/"+ended[2]), e.admin, nil)
+	wantStatus(t, last, http.StatusOK)
+	blocked := make(chan *testcluster.Response, 1)
+	go func() {
+		blocked <- testcluster.Do(t, http.MethodGet, e.url("/v1/sessions/"+ended[2]+"?wait=60s&index="+last.Header.Get("X-Berth-Index")), e.admin, nil)
+	}()
 	e.at(day(10, 11).Add(90 * time.Second)) // the last one ended 70 s ago
 	collectedAt := e.clock.Now()
 	testcluster.Eventually(t, 15*time.Second, func() error {
@@ -373,6 +382,13 @@ func TestCollectedSessionsAnswer404SayingWhenAndKeepTheirUsage(t *testing.T) {
 	for _, tok := range []string{alice, dana, e.admin} {
 		p := wantProblem(t, testcluster.Do(t, http.MethodGet, e.url("/v1/sessions/"+ended[0]), tok, nil), http.StatusNotFound, api.ProblemNotFound)
 		wantDetail(t, p, "session "+ended[0]+" was collected at "+collectedAt.Format(time.RFC3339), "it ended at "+day(10, 11).Format(time.RFC3339), "-session-retention")
+	}
+	select {
+	case r := <-blocked:
+		p := wantProblem(t, r, http.StatusNotFound, api.ProblemNotFound)
+		wantDetail(t, p, "session "+ended[2]+" was collected at")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the blocking GET of a collected session did not answer")
 	}
 	// Who could not see the session learns nothing: not even that it was.
 	bob := testcluster.Login(t, e.s, bobEmail, testPassword)
