@@ -16,16 +16,21 @@ import (
 // agent) none. Without this every entry woke every waiting agent, and each
 // rebuilt and sent a desired state that had not changed for it.
 //
-// The marks are derived like usage: moved by the writes in the same
-// transaction (put, PutSession), rebuilt from the records' modify indexes
-// when a snapshot is restored, and not themselves in snapshots. A deletion
-// moves no mark (nothing deleted today is part of a desired state: a folder
-// mounted by a live session cannot be deleted); the query's wait bounds
-// what that could delay.
+// The marks are moved by the writes in the same transaction (put,
+// PutSession). They are also in snapshots (table 72): a record a mark was
+// moved for may be deleted since (the leader collects ended sessions after
+// the retention, issue 22), and a restore must give the marks the log gave.
+// A restore takes the snapshot's marks and the records' modify indexes,
+// the larger of each (a snapshot of an older release has no marks). A
+// deletion moves no mark (nothing deleted is part of a desired state: a
+// folder mounted by a live session cannot be deleted, a collected session
+// has ended); the query's wait bounds what that could delay.
 type desiredMark struct {
 	Key   string `json:"key"`
 	Index uint64 `json:"index"`
 }
+
+func (m *desiredMark) id() string { return m.Key }
 
 const (
 	tableDesired = "desired_marks"
@@ -40,12 +45,11 @@ const (
 // every agent's mark. A table read there in future must be added here.
 var desiredForEveryone = map[string]bool{tableFolders: true, tableKeypairs: true, tablePolicies: true, tableRegistries: true}
 
-// desiredSchema is not among Tables(): being derived, it is rebuilt while
-// a snapshot is restored (markRestored).
-func desiredSchema() *memdb.TableSchema {
-	return &memdb.TableSchema{Name: tableDesired, Indexes: map[string]*memdb.IndexSchema{
-		"id": stringIndex("id", "Key", true, false),
-	}}
+func desiredTable() Table {
+	return Table{Name: tableDesired, ID: 72, New: func() any { return new(desiredMark) },
+		schema: &memdb.TableSchema{Indexes: map[string]*memdb.IndexSchema{
+			"id": stringIndex("id", "Key", true, false),
+		}}}
 }
 
 // markDesired moves key's mark to index; marks never go back.
@@ -97,8 +101,11 @@ func (t *Txn) markSession(index uint64, old, s *Session) error {
 }
 
 // markRestored rebuilds the marks an object restored from a snapshot
-// stands for, from its modify index.
+// stands for, from its modify index, or takes a mark the snapshot holds.
 func (t *Txn) markRestored(table string, obj any) error {
+	if m, ok := obj.(*desiredMark); ok {
+		return t.markDesired(m.Key, m.Index)
+	}
 	if s, ok := obj.(*Session); ok && table == tableSessions {
 		return t.markSession(s.ModifyIndex, nil, s)
 	}

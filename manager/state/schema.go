@@ -38,6 +38,7 @@ func Tables() []Table {
 		registriesTable(),
 		usageDaysTable(),
 		collectedTable(),
+		desiredTable(),
 	}
 }
 
@@ -55,7 +56,6 @@ func schema() *memdb.DBSchema {
 	// Derived, so not among the snapshot's Tables (usage.go).
 	s.Tables[tableUsage] = usageSchema()
 	s.Tables[tableSessionCounts] = sessionCountsSchema()
-	s.Tables[tableDesired] = desiredSchema()
 	return s
 }
 

@@ -127,6 +127,10 @@ func (t *Txn) Insert(table string, obj any) error {
 	switch o := obj.(type) {
 	case *UsageDay:
 		return t.insertUsageDay(o)
+	case *desiredMark:
+		// The larger of the snapshot's and what the records restored
+		// so far stand for (desired.go).
+		return t.markRestored(table, o)
 	case *Session:
 		t.compactSession(o)
 	case *User:
