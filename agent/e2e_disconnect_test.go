@@ -216,7 +216,7 @@ func TestAStoppedAgentKeepsItsSessionsForTheGrace(t *testing.T) {
 		t.Fatalf("the first pause took %s, past the %s grace: the machine is too slow for this test's timing", time.Since(stopped), grace)
 	}
 	sc.agentStatus(api.AgentAlive)
-	ended := sc.wait(exiter.ID, api.SessionError)
+	ended := sc.wait(exiter.ID, api.SessionTerminated)
 	if ended.ExitCode == nil || *ended.ExitCode != 7 {
 		t.Errorf("the session whose container exited during the disconnection ended with exit code %v, want 7", ended.ExitCode)
 	}
