@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,8 +44,9 @@ func buildAgent(t *testing.T) string {
 }
 
 // startAgentProcess runs berth-agent on the private containerd's namespace
-// until the test ends, offering one core.
-func startAgentProcess(t *testing.T, bin, manager, socket, ns string) *agentProcess {
+// until the test ends, offering one core; prefix (ip netns exec NAME) runs
+// it inside a network namespace.
+func startAgentProcess(t *testing.T, bin, manager, socket, ns string, prefix ...string) *agentProcess {
 	t.Helper()
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
@@ -58,9 +60,10 @@ func startAgentProcess(t *testing.T, bin, manager, socket, ns string) *agentProc
 	}
 	t.Cleanup(func() { logFile.Close() })
 	reserved := strconv.Itoa(goruntime.NumCPU() - 1)
-	p.cmd = exec.Command(bin, "-manager", manager, "-token-file", tokenFile, "-state-dir", filepath.Join(dir, "state"),
+	args := append(slices.Clone(prefix), bin, "-manager", manager, "-token-file", tokenFile, "-state-dir", filepath.Join(dir, "state"),
 		"-containerd", socket, "-containerd-namespace", ns, "-http-addr", "127.0.0.1:0", "-reserved-cpu", reserved,
 		"-reserved-mem", "256MiB", "-heartbeat", "200ms", "-stop-grace", "1s", "-cni-bin-dir", "", "-log-level", "debug")
+	p.cmd = exec.Command(args[0], args[1:]...)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -143,45 +146,10 @@ func (sc *sessionCluster) container(id string) (runtime.Container, bool) {
 // that waited for the slots then runs.
 func TestAStoppedAgentKeepsItsSessionsForTheGrace(t *testing.T) {
 	const timeout, grace = time.Second, 12 * time.Second
-	socket := testenv.Containerd(t)
-	ns := testenv.Namespace(t)
-	testenv.ImportBaseImage(t, socket, ns)
-	bin := buildAgent(t)
-	c := testcluster.StartDev(t, func(cfg *server.Config) {
-		cfg.AgentToken = "agent-token-for-disconnects"
-		cfg.HeartbeatTimeout, cfg.DisconnectGrace = timeout, grace
-	})
-	sc := &sessionCluster{t: t, s: c.Servers[0], socket: socket}
-	rt, err := containerd.New(context.Background(), containerd.Config{Socket: socket, Namespace: ns, LogDir: t.TempDir(), HomeDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	sc.rt = rt
-	agentProc := startAgentProcess(t, bin, testcluster.URL(sc.s), socket, ns)
-	sc.admin = testcluster.Login(t, sc.s, testcluster.AdminEmail, testcluster.AdminPassword)
-	sc.want(sc.do(sc.admin, http.MethodPatch, "/v1/resource-policies/default", map[string]any{
-		"total_resource_slots": map[string]any{"cpu": 4, "mem": 4 << 30}}), http.StatusOK)
-	sc.want(sc.do(sc.admin, http.MethodPost, "/v1/users", map[string]any{
-		"email": "dev@example.com", "username": "dev", "password": "Passw0rd!", "role": api.RoleUser}), http.StatusCreated)
-	sc.user = testcluster.Login(t, sc.s, "dev@example.com", "Passw0rd!")
-	if ag := sc.agentStatus(api.AgentAlive); ag.Capacity[slots.CPU] != 1000 {
-		t.Fatalf("the agent offers %d millicores, want one core", ag.Capacity[slots.CPU])
-	}
-	start := func(typ string, cpu float64, command ...string) api.Session {
-		r := sc.do(sc.user, http.MethodPost, "/v1/sessions", map[string]any{"image": testenv.BaseImageName, "type": typ,
-			"command": command, "resources": map[string]any{"cpu": cpu, "mem": 64 << 20}})
-		sc.want(r, http.StatusCreated)
-		var s api.Session
-		r.JSON(t, &s)
-		return s
-	}
-
+	sc, agentProc := startDisconnectCluster(t, timeout, grace, nil)
 	// train runs on; exiter ends with 7 on SIGTERM; waiter needs more
 	// than the agent has left while both hold their slots.
-	train := sc.wait(start(api.SessionBatch, 0.5, "sleep", "3600").ID, api.SessionRunning)
-	exiter := sc.wait(start(api.SessionBatch, 0.25, "sh", "-c", `trap "exit 7" TERM; while :; do sleep 0.1; done`).ID, api.SessionRunning)
-	waiter := start(api.SessionBatch, 0.75, "sleep", "3600")
+	train, exiter, waiter := startDisconnectSessions(sc)
 	trainCt, ok := sc.container(train.ID)
 	if !ok || trainCt.State != runtime.Running {
 		t.Fatalf("the running session's container: %+v", trainCt)
@@ -197,38 +165,14 @@ func TestAStoppedAgentKeepsItsSessionsForTheGrace(t *testing.T) {
 	if got := sc.get(waiter.ID); got.Status != api.SessionPending {
 		t.Fatalf("the session needing the stopped agent's slots is %s: they were given twice", got.Status)
 	}
-	exiterCt, _ := sc.container(exiter.ID)
-	if err := syscall.Kill(int(exiterCt.Pid), syscall.SIGTERM); err != nil {
-		t.Fatalf("signal the exiting container's process %d: %v", exiterCt.Pid, err)
-	}
-	testcluster.Eventually(t, slowMachine, func() error {
-		if ct, _ := sc.container(exiter.ID); ct.State != runtime.Exited {
-			return fmt.Errorf("the exiting container is %s", ct.State)
-		}
-		return nil
-	})
-	if got := sc.get(exiter.ID); got.Status != api.SessionRunning {
-		t.Fatalf("with its agent stopped, the session whose container exited is already %s", got.Status)
-	}
+	sc.endExiter(exiter)
 	agentProc.signal(syscall.SIGCONT)
 	t.Logf("agent stopped for %s (timeout %s, grace %s)", time.Since(stopped).Round(time.Millisecond), timeout, grace)
 	if time.Since(stopped) >= grace {
 		t.Fatalf("the first pause took %s, past the %s grace: the machine is too slow for this test's timing", time.Since(stopped), grace)
 	}
 	sc.agentStatus(api.AgentAlive)
-	ended := sc.wait(exiter.ID, api.SessionTerminated)
-	if ended.ExitCode == nil || *ended.ExitCode != 7 {
-		t.Errorf("the session whose container exited during the disconnection ended with exit code %v, want 7", ended.ExitCode)
-	}
-	got := sc.get(train.ID)
-	ct, _ := sc.container(train.ID)
-	if got.Status != api.SessionRunning || !got.StartedAt.Equal(*train.StartedAt) || ct.Pid != trainCt.Pid || !ct.StartedAt.Equal(trainCt.StartedAt) {
-		t.Fatalf("after the return: %s, started_at %v (was %v), pid %d (was %d): want the same container running on",
-			got.Status, got.StartedAt, train.StartedAt, ct.Pid, trainCt.Pid)
-	}
-	if got := sc.get(waiter.ID); got.Status != api.SessionPending {
-		t.Fatalf("the waiting session is %s while the running one still holds its slots", got.Status)
-	}
+	sc.checkReconciled(train, trainCt, exiter, waiter)
 
 	// Stopped past the grace: LOST.
 	agentProc.signal(syscall.SIGSTOP)
@@ -251,4 +195,147 @@ func TestAStoppedAgentKeepsItsSessionsForTheGrace(t *testing.T) {
 	sc.wait(waiter.ID, api.SessionRunning)
 	sc.terminate(waiter.ID)
 	sc.wait(waiter.ID, api.SessionTerminated)
+}
+
+// startDisconnectCluster starts a private containerd, a dev manager with
+// the timeout and grace, and a berth-agent process of one core (inside the
+// network namespace when there is one), and makes a user; the agent is
+// ALIVE when it returns.
+func startDisconnectCluster(t *testing.T, timeout, grace time.Duration, netns *testenv.Netns) (*sessionCluster, *agentProcess) {
+	t.Helper()
+	socket := testenv.Containerd(t)
+	ns := testenv.Namespace(t)
+	testenv.ImportBaseImage(t, socket, ns)
+	bin := buildAgent(t)
+	c := testcluster.StartDev(t, func(cfg *server.Config) {
+		cfg.AgentToken = "agent-token-for-disconnects"
+		cfg.HeartbeatTimeout, cfg.DisconnectGrace = timeout, grace
+		if netns != nil {
+			// The agent reaches the manager only through the namespace's link.
+			cfg.HTTPAddr = netns.HostAddr.String() + ":0"
+		}
+	})
+	sc := &sessionCluster{t: t, s: c.Servers[0], socket: socket}
+	rt, err := containerd.New(context.Background(), containerd.Config{Socket: socket, Namespace: ns, LogDir: t.TempDir(), HomeDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close() })
+	sc.rt = rt
+	var prefix []string
+	if netns != nil {
+		prefix = netns.Exec()
+	}
+	agentProc := startAgentProcess(t, bin, testcluster.URL(sc.s), socket, ns, prefix...)
+	sc.admin = testcluster.Login(t, sc.s, testcluster.AdminEmail, testcluster.AdminPassword)
+	sc.want(sc.do(sc.admin, http.MethodPatch, "/v1/resource-policies/default", map[string]any{
+		"total_resource_slots": map[string]any{"cpu": 4, "mem": 4 << 30}}), http.StatusOK)
+	sc.want(sc.do(sc.admin, http.MethodPost, "/v1/users", map[string]any{
+		"email": "dev@example.com", "username": "dev", "password": "Passw0rd!", "role": api.RoleUser}), http.StatusCreated)
+	sc.user = testcluster.Login(t, sc.s, "dev@example.com", "Passw0rd!")
+	if ag := sc.agentStatus(api.AgentAlive); ag.Capacity[slots.CPU] != 1000 {
+		t.Fatalf("the agent offers %d millicores, want one core", ag.Capacity[slots.CPU])
+	}
+	return sc, agentProc
+}
+
+// startDisconnectSessions starts train (runs on, half a core), exiter
+// (ends with 7 on SIGTERM, a quarter) and waiter (three quarters: more
+// than the agent has left while the other two hold their slots).
+func startDisconnectSessions(sc *sessionCluster) (train, exiter, waiter api.Session) {
+	sc.t.Helper()
+	start := func(cpu float64, command ...string) api.Session {
+		r := sc.do(sc.user, http.MethodPost, "/v1/sessions", map[string]any{"image": testenv.BaseImageName, "type": api.SessionBatch,
+			"command": command, "resources": map[string]any{"cpu": cpu, "mem": 64 << 20}})
+		sc.want(r, http.StatusCreated)
+		var s api.Session
+		r.JSON(sc.t, &s)
+		return s
+	}
+	train = sc.wait(start(0.5, "sleep", "3600").ID, api.SessionRunning)
+	exiter = sc.wait(start(0.25, "sh", "-c", `trap "exit 7" TERM; while :; do sleep 0.1; done`).ID, api.SessionRunning)
+	waiter = start(0.75, "sleep", "3600")
+	return train, exiter, waiter
+}
+
+// endExiter makes exiter's container exit with 7 while its agent cannot
+// tell the managers: the session stays RUNNING until it can.
+func (sc *sessionCluster) endExiter(exiter api.Session) {
+	sc.t.Helper()
+	ct, _ := sc.container(exiter.ID)
+	if err := syscall.Kill(int(ct.Pid), syscall.SIGTERM); err != nil {
+		sc.t.Fatalf("signal the exiting container's process %d: %v", ct.Pid, err)
+	}
+	testcluster.Eventually(sc.t, slowMachine, func() error {
+		if ct, _ := sc.container(exiter.ID); ct.State != runtime.Exited {
+			return fmt.Errorf("the exiting container is %s", ct.State)
+		}
+		return nil
+	})
+	if got := sc.get(exiter.ID); got.Status != api.SessionRunning {
+		sc.t.Fatalf("with its agent away, the session whose container exited is already %s", got.Status)
+	}
+}
+
+// checkReconciled checks the sessions after the agent's return within the
+// grace: train runs on in the same container, exiter ended with its exit
+// code, waiter still waits for train's slots.
+func (sc *sessionCluster) checkReconciled(train api.Session, trainCt runtime.Container, exiter, waiter api.Session) {
+	sc.t.Helper()
+	ended := sc.wait(exiter.ID, api.SessionTerminated)
+	if ended.ExitCode == nil || *ended.ExitCode != 7 {
+		sc.t.Errorf("the session whose container exited during the disconnection ended with exit code %v, want 7", ended.ExitCode)
+	}
+	got := sc.get(train.ID)
+	ct, _ := sc.container(train.ID)
+	if got.Status != api.SessionRunning || !got.StartedAt.Equal(*train.StartedAt) || ct.Pid != trainCt.Pid || !ct.StartedAt.Equal(trainCt.StartedAt) {
+		sc.t.Fatalf("after the return: %s, started_at %v (was %v), pid %d (was %d): want the same container running on",
+			got.Status, got.StartedAt, train.StartedAt, ct.Pid, trainCt.Pid)
+	}
+	if strings.Contains(got.StatusInfo, "disconnected") {
+		sc.t.Errorf("after the return the session still says %q", got.StatusInfo)
+	}
+	if got := sc.get(waiter.ID); got.Status != api.SessionPending {
+		sc.t.Fatalf("the waiting session is %s while the running one still holds its slots", got.Status)
+	}
+}
+
+// The same with the agent's network cut instead (the agent in its own
+// network namespace, its link down): the agent runs on without a manager,
+// its container's process too, it keeps the exit of the container that
+// ended meanwhile, and when the link is back it reports everything and the
+// managers reconcile as above.
+func TestANetworkCutKeepsTheSessionsForTheGrace(t *testing.T) {
+	const timeout, grace = time.Second, 12 * time.Second
+	netns := testenv.NewNetns(t)
+	sc, agentProc := startDisconnectCluster(t, timeout, grace, netns)
+	train, exiter, waiter := startDisconnectSessions(sc)
+	trainCt, ok := sc.container(train.ID)
+	if !ok || trainCt.State != runtime.Running {
+		t.Fatalf("the running session's container: %+v", trainCt)
+	}
+
+	netns.Cut()
+	cut := time.Now()
+	sc.agentStatus(api.AgentDisconnected)
+	if got := sc.get(waiter.ID); got.Status != api.SessionPending {
+		t.Fatalf("the session needing the cut agent's slots is %s: they were given twice", got.Status)
+	}
+	sc.endExiter(exiter)
+	if err := agentProc.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the agent died when its network was cut: %v", err)
+	}
+	if ct, _ := sc.container(train.ID); ct.State != runtime.Running || ct.Pid != trainCt.Pid {
+		t.Fatalf("the training container during the cut: %s pid %d (was %d)", ct.State, ct.Pid, trainCt.Pid)
+	}
+	netns.Restore()
+	t.Logf("network cut for %s (timeout %s, grace %s)", time.Since(cut).Round(time.Millisecond), timeout, grace)
+	if time.Since(cut) >= grace {
+		t.Fatalf("the cut took %s, past the %s grace: the machine is too slow for this test's timing", time.Since(cut), grace)
+	}
+	sc.agentStatus(api.AgentAlive)
+	sc.checkReconciled(train, trainCt, exiter, waiter)
+	sc.terminate(train.ID)
+	sc.wait(train.ID, api.SessionTerminated)
+	sc.wait(waiter.ID, api.SessionRunning)
 }
