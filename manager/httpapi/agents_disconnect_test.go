@@ -88,3 +88,48 @@ func TestADisconnectedAgentKeepsItsSessionsUntilItComesBack(t *testing.T) {
 			after.Status, after.StartedAt, before.StartedAt, after.StatusHistory, after.StatusInfo)
 	}
 }
+
+// A rogue agent can neither bring a disconnected agent back nor move its
+// sessions: a heartbeat under the disconnected agent's id with the rogue's
+// own secret is refused (401) and changes nothing, and the rogue's report
+// of the other agent's container (exited) is not news about that session.
+// The same report from the agent itself ends the session, so the attack
+// would show if the manager took reports for containers not on the
+// reporter.
+func TestARogueAgentCannotSpeakForADisconnectedAgent(t *testing.T) {
+	t.Parallel()
+	e := newSessionEnv(t, "10.0.0.5:6001", `{"cpu":2,"mem":8589934592}`, `{"cpu":4,"mem":8589934592}`,
+		func(cfg *server.Config) { cfg.HeartbeatTimeout, cfg.DisconnectGrace = time.Second, time.Hour })
+	user := createUser(t, e.s, e.admin, "ann@example.com", "ann", api.RoleUser)
+	token := testcluster.Login(t, e.s, user.User.Email, testPassword)
+	s := e.mustCreate(token, oneCPU(map[string]any{"type": "batch", "command": []string{"train"}}))
+	e.place(s.ID, 1)
+	e.beat(running(s.ID, 0, 0))
+	e.waitStatus(s.ID, api.SessionRunning)
+	rogue := register(t, e.s, registration("10.0.0.66:6001"))
+	exited := running(s.ID, 0, 1)
+	exited.Status, exited.ExitCode = api.ContainerExited, new(int)
+	testcluster.Eventually(t, 15*time.Second, func() error {
+		heartbeat(t, e.s, rogue, api.AgentHeartbeat{Capacity: registration("").Capacity}) // the rogue stays ALIVE
+		if st := getAgent(t, e.s, e.admin, e.agent.ID).Status; st != api.AgentDisconnected {
+			return fmt.Errorf("the silent agent is %s", st)
+		}
+		return nil
+	})
+
+	r := agentCall(t, e.s, http.MethodPost, "/v1/agents/"+e.agent.ID+"/heartbeat", "", rogue.Secret,
+		api.AgentHeartbeat{Capacity: registration("").Capacity, Containers: []api.ContainerReport{exited}})
+	wantProblem(t, r, http.StatusUnauthorized, api.ProblemUnauthorized)
+	heartbeat(t, e.s, rogue, api.AgentHeartbeat{Capacity: registration("").Capacity, Containers: []api.ContainerReport{exited}})
+	if st := getAgent(t, e.s, e.admin, e.agent.ID).Status; st != api.AgentDisconnected {
+		t.Errorf("after the rogue's heartbeats the disconnected agent is %s", st)
+	}
+	if got := e.get(e.admin, s.ID); got.Status != api.SessionRunning {
+		t.Fatalf("the rogue's report moved the session to %s", got.Status)
+	}
+
+	e.beat(exited) // the agent itself, back: its report counts
+	if got := e.waitStatus(s.ID, api.SessionTerminated); got.ExitCode == nil || *got.ExitCode != 0 {
+		t.Errorf("the agent's own report ended the session with exit code %v, want 0", got.ExitCode)
+	}
+}
