@@ -31,6 +31,9 @@ type Agent struct {
 	metrics  *metrics
 	listener net.Listener
 	addr     string
+	// streams are the open terminals and port tunnels, closed with a
+	// reason when the agent stops.
+	streams *streams
 
 	// converging serialises convergence between the desired and resync loops.
 	converging sync.Mutex
@@ -96,7 +99,7 @@ func New(cfg Config) (*Agent, error) {
 	if addr == "" {
 		addr = ln.Addr().String()
 	}
-	a := &Agent{cfg: cfg, log: cfg.Log, facts: facts, capacity: capacity, mgr: mgr, id: id, listener: ln, addr: addr,
+	a := &Agent{cfg: cfg, log: cfg.Log, facts: facts, capacity: capacity, mgr: mgr, id: id, listener: ln, addr: addr, streams: newStreams(),
 		conv: newConverger(cfg.Runtime, cfg.GPUs, cfg.Log, cfg.Now, cfg.OrphanGrace, cfg.StopGrace)}
 	a.conv.folderHosts = cfg.FolderHosts
 	a.conv.quotas.q = cfg.Quotas
@@ -138,6 +141,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}()
 	defer func() {
+		// Terminals and tunnels first: they are hijacked connections,
+		// which Shutdown leaves alone; their processes end with them.
+		a.streams.closeAll("agent " + a.ID() + " is shutting down")
 		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(shut)

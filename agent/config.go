@@ -1,7 +1,7 @@
 // Package agent is the berth-agent daemon: it fingerprints the node,
 // registers with the managers, heartbeats what really runs and what it
 // uses, learns the containers it should run and converges the runtime to
-// them, and serves exec and logs to the managers.
+// them, and serves exec, logs, terminals and port tunnels to the managers.
 package agent
 
 import (
@@ -72,6 +72,10 @@ type Config struct {
 	OrphanGrace time.Duration // default 30s
 	StopGrace   time.Duration // SIGTERM → SIGKILL, default 10s
 	DesiredWait time.Duration // blocking query wait, default 30s
+	// StreamStall is how long a terminal, followed log, streamed exec or
+	// port tunnel may wait on a manager that reads nothing before it is
+	// closed (default 1m): output is held back, never piled up.
+	StreamStall time.Duration
 
 	// ImageGCHigh and ImageGCLow are percentages of the image store's
 	// disk (-image-gc-high, -image-gc-low; 0: 85 and 70): past the high
@@ -123,6 +127,9 @@ func (c *Config) defaults() error {
 	}
 	if c.DesiredWait <= 0 {
 		c.DesiredWait = 30 * time.Second
+	}
+	if c.StreamStall <= 0 {
+		c.StreamStall = time.Minute
 	}
 	if c.ImageGCHigh == 0 {
 		c.ImageGCHigh = DefaultImageGCHigh

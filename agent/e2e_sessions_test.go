@@ -40,6 +40,10 @@ type sessionCluster struct {
 	rt     *containerd.Runtime
 	admin  string
 	user   string // a plain user's login token
+	// agentCfg is the agent's configuration; stopAgent stops it (as a
+	// restart's first half does).
+	agentCfg  agent.Config
+	stopAgent func()
 }
 
 // startSessionCluster starts containerd with the base image, a dev manager,
@@ -60,6 +64,9 @@ func startSessionClusterWith(t *testing.T, idleTimeout int, tweak func(*agent.Co
 	c := testcluster.StartDev(t, func(cfg *server.Config) {
 		cfg.AgentToken = "agent-token"
 		cfg.IdleCheckEvery = 200 * time.Millisecond
+		// Sessions' apps at SESSION.localhost (browsers resolve every
+		// name under localhost to the loopback address).
+		cfg.AppsAddr, cfg.AppsDomain = "127.0.0.1:0", "localhost"
 	})
 	sc := &sessionCluster{t: t, s: c.Servers[0], socket: socket}
 	rt, err := containerd.New(context.Background(), containerd.Config{Socket: socket, Namespace: ns, LogDir: t.TempDir(), HomeDir: t.TempDir()})
@@ -74,14 +81,8 @@ func startSessionClusterWith(t *testing.T, idleTimeout int, tweak func(*agent.Co
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	a, err := agent.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	sc.agentCfg = cfg
+	_, sc.stopAgent = runRealAgent(t, cfg)
 
 	sc.admin = testcluster.Login(t, sc.s, testcluster.AdminEmail, testcluster.AdminPassword)
 	r := sc.do(sc.admin, http.MethodPatch, "/v1/resource-policies/default", map[string]any{

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ type fakeRuntime struct {
 	pids       map[string][]uint32 // container id → host pids of its task
 	removed    []string
 	listErr    error
+	procs      []*fakeProcess
 
 	// Images: pulled are the refs Pull was asked for; pull decides how a
 	// pull goes (nil: it fails, no registry serves the image); used is
@@ -126,13 +128,115 @@ func (f *fakeRuntime) Pids(_ context.Context, id string) ([]uint32, error) {
 	return f.pids[id], nil
 }
 
-func (f *fakeRuntime) Logs(_ context.Context, id string) (io.ReadCloser, error) {
+func (f *fakeRuntime) Logs(_ context.Context, id string, _ time.Time) (io.ReadCloser, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.containers[id]; !ok {
 		return nil, runtime.ErrNotFound
 	}
 	return io.NopCloser(bytes.NewReader([]byte("hello from " + id + "\n"))), nil
+}
+
+// StartExec starts a fakeProcess: it echoes its input, takes "exit N" as
+// its end and records its sizes.
+func (f *fakeRuntime) StartExec(_ context.Context, id string, o runtime.ExecOptions) (runtime.Process, error) {
+	f.mu.Lock()
+	c, ok := f.containers[id]
+	f.mu.Unlock()
+	switch {
+	case !ok:
+		return nil, runtime.ErrNotFound
+	case c.State != runtime.Running:
+		return nil, runtime.ErrNotRunning
+	case o.Command[0] == "/bin/bash":
+		// As containerd's does, the failed try still reads its input until
+		// it ends.
+		if o.Stdin != nil {
+			go func() { _, _ = io.Copy(io.Discard, o.Stdin) }()
+		}
+		return nil, fmt.Errorf("exec %q: %w", o.Command[0], runtime.ErrCommandNotFound)
+	}
+	p := &fakeProcess{cmd: o.Command, sizes: [][2]uint16{{o.Cols, o.Rows}}, done: make(chan struct{})}
+	f.mu.Lock()
+	f.procs = append(f.procs, p)
+	f.mu.Unlock()
+	go p.run(o)
+	return p, nil
+}
+
+type fakeProcess struct {
+	cmd    []string
+	mu     sync.Mutex
+	sizes  [][2]uint16
+	closed bool
+	code   int
+	done   chan struct{}
+	once   sync.Once
+}
+
+func (p *fakeProcess) run(o runtime.ExecOptions) {
+	defer p.once.Do(func() { close(p.done) })
+	fmt.Fprintf(o.Stdout, "$ %s\n", strings.Join(p.cmd, " "))
+	if o.Stdin == nil {
+		return
+	}
+	buf := make([]byte, 4096)
+	for {
+		n, err := o.Stdin.Read(buf)
+		if n > 0 {
+			if _, err := o.Stdout.Write(buf[:n]); err != nil {
+				return
+			}
+			var code int
+			if _, err := fmt.Sscanf(string(buf[:n]), "exit %d", &code); err == nil {
+				p.mu.Lock()
+				p.code = code
+				p.mu.Unlock()
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *fakeProcess) Resize(_ context.Context, cols, rows uint16) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sizes = append(p.sizes, [2]uint16{cols, rows})
+	return nil
+}
+
+func (p *fakeProcess) Wait(ctx context.Context) (int, error) {
+	select {
+	case <-p.done:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.code, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+func (p *fakeProcess) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.once.Do(func() { close(p.done) })
+	return nil
+}
+
+func (p *fakeProcess) state() (sizes [][2]uint16, closed bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([][2]uint16(nil), p.sizes...), p.closed
+}
+
+func (f *fakeRuntime) processes() []*fakeProcess {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*fakeProcess(nil), f.procs...)
 }
 
 func (f *fakeRuntime) ImportImage(context.Context, io.Reader) ([]runtime.Image, error) {

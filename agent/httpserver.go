@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -16,8 +15,9 @@ import (
 	"github.com/berth-cluster/berth/shared/api"
 )
 
-// The agent's API is for the managers: exec and logs of its containers,
-// authenticated with the secret the managers gave this agent. /metrics and
+// The agent's API is for the managers: exec, logs, terminals and port
+// tunnels of its containers, authenticated with the secret the managers
+// gave this agent. /metrics and
 // /healthz are open, for Prometheus and probes.
 
 const (
@@ -35,6 +35,8 @@ func (a *Agent) handler() http.Handler {
 	}
 	mux.HandleFunc("POST /v1/containers/{id}/exec", a.authed(a.exec))
 	mux.HandleFunc("GET /v1/containers/{id}/logs", a.authed(a.logs))
+	mux.HandleFunc("GET /v1/containers/{id}/terminal", a.authed(a.terminal))
+	mux.HandleFunc("GET /v1/containers/{id}/ports/{port}/tunnel", a.authed(a.tunnel))
 	mux.HandleFunc("POST /v1/images/pull", a.authed(a.pullImage))
 	mux.HandleFunc("DELETE /v1/images/{ref...}", a.authed(a.removeImage))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -72,25 +74,16 @@ func (a *Agent) exec(w http.ResponseWriter, r *http.Request) {
 	if req.TimeoutS > 0 {
 		timeout = min(time.Duration(req.TimeoutS)*time.Second, maxExecTimeout)
 	}
+	if req.Stream {
+		a.execStream(w, r, req.Command, timeout)
+		return
+	}
 	res, err := a.cfg.Runtime.Exec(r.Context(), r.PathValue("id"), req.Command, timeout)
 	if err != nil {
 		runtimeProblem(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, api.ExecResult{ExitCode: res.ExitCode, Stdout: string(res.Stdout), Stderr: string(res.Stderr)})
-}
-
-func (a *Agent) logs(w http.ResponseWriter, r *http.Request) {
-	rc, err := a.cfg.Runtime.Logs(r.Context(), r.PathValue("id"))
-	if err != nil {
-		runtimeProblem(w, err)
-		return
-	}
-	defer rc.Close()
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if _, err := io.Copy(w, rc); err != nil {
-		a.log.Warn("send logs", "container", r.PathValue("id"), "err", err)
-	}
 }
 
 func runtimeProblem(w http.ResponseWriter, err error) {

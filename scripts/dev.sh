@@ -13,6 +13,9 @@ cd "$(dirname "$0")/.."
 
 http=${BERTH_HTTP_ADDR:-127.0.0.1:8080}
 agent_http=${BERTH_AGENT_HTTP_ADDR:-127.0.0.1:6001}
+# Sessions' web apps: each session at SESSION.localhost on this port
+# (browsers and curl send every name under localhost to the loopback).
+apps=${BERTH_APPS_ADDR:-127.0.0.1:8081}
 dev=${BERTH_DEV_DIR:-.berth-dev}
 data=$dev/manager
 mkdir -p "$data" "$dev/agent" "$dev/folders"
@@ -80,9 +83,9 @@ had_creds=""
 [ -e "$creds" ] && had_creds=1
 first_start=""
 [ -e "$data/raft" ] || first_start=1
-echo "Starting berth-manager on http://$http (state in $data)"
+echo "Starting berth-manager on http://$http, sessions' apps on http://SESSION.localhost:${apps##*:} (state in $data)"
 # -dev keeps Raft in memory: the manager opens no Raft port.
-setsid bin/berth-manager -dev -node-id dev -http-addr "$http" -data-dir "$data" \
+setsid bin/berth-manager -dev -node-id dev -http-addr "$http" -apps-addr "$apps" -apps-domain localhost -data-dir "$data" \
   -agent-token-file "$token_file" -secrets-key-file "$secrets_key" -folder-host "$folders" "${folder_owner[@]}" -log-level "${BERTH_LOG_LEVEL:-warn}" >"$data/stdout.log" 2>"$data/manager.log" &
 pids+=($!)
 names+=(berth-manager)

@@ -36,6 +36,8 @@ need=(
   # (shared/registrytest: the CNCF distribution registry 2.8); its htpasswd
   # files are made in Go (bcrypt), so apache2-utils is not needed.
   "docker-registry:docker-registry"
+  # Nothing for the console's terminal: xterm.js is vendored and committed
+  # (scripts/vendor-xterm.sh, which alone needs npm and openssl).
 )
 
 missing=()

@@ -185,9 +185,44 @@ var (
 	ErrNotFound      = errors.New("no such container")
 	ErrImageNotFound = errors.New("image not present on this node")
 	ErrNotRunning    = errors.New("container is not running")
+	// ErrCommandNotFound: the command of an exec (or a container) does not
+	// exist in the container, so no process ran and there is no exit code.
+	ErrCommandNotFound = errors.New("command not found in container")
 	// ErrImageInUse: a container was made from the image.
 	ErrImageInUse = errors.New("image is in use by a container")
 )
+
+// ExecOptions is a process to start in a running container (StartExec).
+type ExecOptions struct {
+	Command []string
+	// Env is added to the container's environment (KEY=VALUE).
+	Env []string
+	// TTY gives the process a pseudo-terminal of Cols × Rows as its
+	// standard streams and makes it the leader of a session of its own;
+	// Stderr is then unused (a terminal has one output).
+	TTY        bool
+	Cols, Rows uint16
+	// Stdin is copied to the process until it ends (nil: none), and is
+	// read until it ends even when StartExec fails: close it then. Stdout
+	// and Stderr receive the output as it is written; a writer that blocks
+	// holds the process back when the pipe fills.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// Process is a process started by StartExec.
+type Process interface {
+	// Resize changes the terminal's size (TTY processes only).
+	Resize(ctx context.Context, cols, rows uint16) error
+	// Wait blocks until the process has exited and its output has been
+	// written out, and returns its exit code.
+	Wait(ctx context.Context) (int, error)
+	// Close ends the process with SIGKILL — a TTY process with every
+	// process of its session, so nothing it started in the foreground or
+	// background outlives it — and releases what it held. Safe after the
+	// process exited, and more than once.
+	Close() error
+}
 
 // Runtime runs containers.
 type Runtime interface {
@@ -203,12 +238,20 @@ type Runtime interface {
 	Remove(ctx context.Context, id string) error
 	// Exec runs a command in a running container, bounded by timeout.
 	Exec(ctx context.Context, id string, cmd []string, timeout time.Duration) (ExecResult, error)
+	// StartExec starts a process in a running container as Exec does (the
+	// container's user, confinement, environment and working directory)
+	// and returns at once: a terminal, or a command whose output streams.
+	// A command that does not exist fails with ErrCommandNotFound.
+	StartExec(ctx context.Context, id string, opts ExecOptions) (Process, error)
 	// Usage measures a running container.
 	Usage(ctx context.Context, id string) (Usage, error)
 	// Pids lists the host process ids of a running container's task.
 	Pids(ctx context.Context, id string) ([]uint32, error)
-	// Logs opens the container's output (stdout and stderr, as written).
-	Logs(ctx context.Context, id string) (io.ReadCloser, error)
+	// Logs opens the container's output (stdout and stderr, as written),
+	// from the output written since since on (zero: all of it; a runtime
+	// may start up to a few seconds earlier, never later). Reading on past
+	// the end gets what is written meanwhile.
+	Logs(ctx context.Context, id string, since time.Time) (io.ReadCloser, error)
 	// ImportImage loads an OCI image tarball and returns what it added.
 	ImportImage(ctx context.Context, r io.Reader) ([]Image, error)
 	// Images lists the images present.

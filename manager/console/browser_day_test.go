@@ -3,10 +3,12 @@ package console_test
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -38,6 +40,7 @@ func TestConsoleAUsersDay(t *testing.T) {
 	c := testcluster.StartFake(t, func(cfg *server.Config) {
 		cfg.AgentToken = agentToken
 		cfg.FolderHosts = map[string]string{"local": t.TempDir()}
+		cfg.AppsAddr = "127.0.0.1:0"
 	})
 	s := c.Servers[0]
 	agent := startFakeAgent(t, s)
@@ -174,7 +177,83 @@ func TestConsoleAUsersDay(t *testing.T) {
 		b.do("exec", typeIn("#exec-command", `sh -c 'echo from inside; echo oops >&2; exit 4'`), click("#exec-run"),
 			waitText("#exec-stdout", "from inside"), waitText("#exec-stderr", "oops"), waitText("#exec-exit-code", "4"))
 		b.shot("54-session-detail-exec")
-		b.do("history and log", waitText("#status-history", "PENDING"), waitText("#status-history", "RUNNING"), waitText("#session-logs-note", "again every"))
+		b.do("history and log", waitText("#status-history", "PENDING"), waitText("#status-history", "RUNNING"), waitText("#session-logs-note", "following"))
+	})
+
+	step("a terminal in the session: xterm.js under the console's strict CSP, typing, the exit code", func(t *testing.T) {
+		b.t = t
+		// CSP violations of this page from now on (evaluated through the
+		// browser's debugging protocol: the page itself runs no inline code).
+		b.eval(`(() => { window.cspViolations = []; document.addEventListener("securitypolicyviolation", e => window.cspViolations.push(e.violatedDirective + " " + e.blockedURI)); return ""; })()`)
+		b.do("open", click("#open-terminal"), chromedp.WaitVisible(chromedp.CSS("#session-terminal .xterm-rows")),
+			waitText("#terminal-note", "connected"), chromedp.WaitVisible(chromedp.CSS("#session-terminal .xterm-helper-textarea")),
+			typeInTerminal("#session-terminal", "echo hi-$((1+1)); stty size"),
+			waitText("#session-terminal .xterm-rows", "hi-2"))
+		b.shot("54b-session-terminal")
+		// xterm.js's own <style> elements apply (they carry the page's
+		// nonce): the rows take its white on black; a <style> made any
+		// other way (no nonce) is refused, as injected markup's would be.
+		if got := b.eval(`getComputedStyle(document.querySelector("#session-terminal .xterm-rows")).color`); got != "rgb(255, 255, 255)" {
+			t.Errorf("the terminal's text is %s: xterm.js's theme did not apply", got)
+		}
+		if got := b.eval(`window.cspViolations.join("; ")`); got != "" {
+			t.Errorf("the terminal broke the Content-Security-Policy: %s", got)
+		}
+		probe := b.eval(`new Promise(done => {
+			const st = document.createElementNS("http://www.w3.org/1999/xhtml", "style");
+			st.textContent = "#session-terminal-card { outline: 3px solid rgb(1, 2, 3); }";
+			document.head.append(st);
+			setTimeout(() => done(getComputedStyle(document.querySelector("#session-terminal-card")).outlineColor + " | " + window.cspViolations.join("; ")), 200);
+		})`)
+		if strings.Contains(probe, "rgb(1, 2, 3) |") || !strings.Contains(probe, "style-src") {
+			t.Errorf("a <style> without the nonce: %s; want it refused by the CSP", probe)
+		}
+		b.do("exit", typeInTerminal("#session-terminal", "exit 3"),
+			waitText("#terminal-note", "The process exited with code 3."))
+	})
+
+	step("a session with an app and a chatty log: the log follows, OPEN shows the app on the apps origin", func(t *testing.T) {
+		b.t = t
+		var received []string
+		var mu sync.Mutex
+		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			received = append(received, r.Header.Get("Cookie"))
+			mu.Unlock()
+			fmt.Fprintf(w, "<!doctype html><title>app</title><p id=app>the notebook app at %s</p>", r.Header.Get("X-Forwarded-Prefix"))
+		}))
+		defer app.Close()
+		agent.port(8888, strings.TrimPrefix(app.URL, "http://"))
+		var chatty api.Session
+		r := testcluster.Do(t, http.MethodPost, testcluster.URL(s)+"/v1/sessions", ann, map[string]any{"image": "berth/base:latest", "type": "interactive",
+			"name": "chatty", "resources": map[string]any{"cpu": 1, "mem": 1 << 30},
+			"command": []string{"sh", "-c", "i=0; while [ $i -lt 600 ]; do echo tick $i; i=$((i+1)); sleep 0.2; done"},
+			"ports":   []map[string]any{{"name": "notebook", "port": 8888, "protocol": "http"}, {"name": "ssh", "port": 22, "protocol": "tcp"}}})
+		if r.Status != http.StatusCreated {
+			t.Fatalf("create: %d %s", r.Status, r.Body)
+		}
+		r.JSON(t, &chatty)
+		b.open("session?id=" + chatty.ID)
+		b.do("the log follows", waitText("#session-name", "chatty"), waitText("#containers-list", "running"),
+			waitText("#session-logs", "tick 3"), waitText("#session-logs", "tick 8"), waitText("#apps-list", "8888/http"),
+			waitText("#apps-list", "port-forward "+chatty.ID+" LOCAL:ssh"))
+		before := len(b.targets())
+		b.do("OPEN", click("#open-app-notebook"))
+		page := b.newTabText(before, "#app")
+		if !strings.Contains(page, "the notebook app at /s/"+chatty.ID+"/notebook") {
+			t.Fatalf("the app's tab shows %q", page)
+		}
+		mu.Lock()
+		for _, c := range received {
+			if strings.Contains(c, "berth_") {
+				t.Errorf("the app received Berth's cookies: %q", c)
+			}
+		}
+		mu.Unlock()
+		b.shot("54c-session-apps")
+		// Out of the way of the agent's figures below.
+		adminDo(t, s, ann, http.MethodDelete, "/v1/sessions/"+chatty.ID, nil, http.StatusAccepted)
+		b.do("ended", waitText("#status-history", "TERMINATED"), waitText("#session-logs-note", "ended"))
 	})
 
 	step("the superadmin sees the agent with what it holds and drains it after confirming", func(t *testing.T) {

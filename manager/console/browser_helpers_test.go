@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 
 	"github.com/berth-cluster/berth/manager/server"
@@ -325,4 +327,77 @@ func registerAgentAs(t *testing.T, s *server.Server, token, addr string, simulat
 		t.Fatalf("register an agent: %d", resp.StatusCode)
 	}
 	return out.ID
+}
+
+// targets are the browser's open pages.
+func (b *tab) targets() []*target.Info {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	infos, err := chromedp.Targets(ctx)
+	if err != nil {
+		b.t.Fatalf("list the browser's pages: %v", err)
+	}
+	var pages []*target.Info
+	for _, i := range infos {
+		if i.Type == "page" {
+			pages = append(pages, i)
+		}
+	}
+	return pages
+}
+
+// newTabText waits for a page beyond the first before ones (a tab the
+// console opened) to show css, and returns that element's text.
+func (b *tab) newTabText(before int, css string) string {
+	b.t.Helper()
+	var id target.ID
+	deadline := time.Now().Add(stepTimeout)
+	for id == "" {
+		if pages := b.targets(); len(pages) > before {
+			for _, p := range pages {
+				if strings.Contains(p.URL, "/s/") {
+					id = p.TargetID
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("no new tab reached an app within %s", stepTimeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	tctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithTargetID(id))
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(tctx, stepTimeout)
+	defer cancelT()
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(css))); err != nil {
+		b.t.Fatalf("the new tab: %v", err)
+	}
+	text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(css)))
+	if err != nil {
+		b.t.Fatalf("the new tab: %v", err)
+	}
+	return text
+}
+
+// typeInTerminal types a line into the xterm.js terminal in css and presses
+// Enter. The text goes in as a keyboard's input method commits it (CDP's
+// synthetic key and char events would reach xterm.js twice: as the key, and
+// as the character the char event inserts despite the key being handled);
+// Enter is a key.
+func typeInTerminal(css, line string) chromedp.Action[chromedp.Void] {
+	sel := css + " .xterm-helper-textarea"
+	return chromedp.Steps(chromedp.Focus(chromedp.CSS(sel)),
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			if _, err := chromedp.Call(ctx, input.InsertText, input.InsertTextParams{Text: line}); err != nil {
+				return err
+			}
+			for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeRawKeyDown, input.DispatchKeyEventTypeKeyUp} {
+				if _, err := chromedp.Call(ctx, input.DispatchKeyEvent, input.DispatchKeyEventParams{Type: typ, Key: "Enter", Code: "Enter",
+					WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
 }

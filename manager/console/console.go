@@ -7,12 +7,16 @@
 package console
 
 import (
+	"bytes"
+	"crypto/rand"
 	"embed"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io/fs"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/berth-cluster/berth/shared/api"
@@ -22,14 +26,31 @@ import (
 var web embed.FS
 
 // securityHeaders keep the console's pages from being framed or from
-// running anything but its own files: no inline script, no other origin.
+// running anything but its own files: no inline script, no eval, no other
+// origin (connect-src 'self' covers the terminal's WebSocket).
 var securityHeaders = map[string]string{
-	"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-		"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'",
-	"X-Content-Type-Options": "nosniff",
-	"X-Frame-Options":        "DENY",
-	"Referrer-Policy":        "no-referrer",
+	"Content-Security-Policy": csp(""),
+	"X-Content-Type-Options":  "nosniff",
+	"X-Frame-Options":         "DENY",
+	"Referrer-Policy":         "no-referrer",
 }
+
+// csp is the Content-Security-Policy; styleNonce, when set, also admits
+// the <style> elements that carry it. The page's own scripts give every
+// <style> they create that nonce (assets/terminal.js: xterm.js themes its
+// terminal with such elements), so no style attribute and no style from
+// anywhere else applies: markup injected into a page cannot style it.
+func csp(styleNonce string) string {
+	style := "style-src 'self'"
+	if styleNonce != "" {
+		style += " 'nonce-" + styleNonce + "'"
+	}
+	return "default-src 'self'; script-src 'self'; " + style + "; img-src 'self' data:; " +
+		"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
+}
+
+// noncePlaceholder is replaced in index.html with each answer's nonce.
+const noncePlaceholder = "BERTH-STYLE-NONCE"
 
 // Files is the console's file tree (index.html, assets/).
 func Files() fs.FS {
@@ -47,6 +68,10 @@ func Files() fs.FS {
 // this handler is asked).
 func Handler() http.Handler {
 	files := http.FileServerFS(Files())
+	index, err := fs.ReadFile(Files(), "index.html")
+	if err != nil || !bytes.Contains(index, []byte(noncePlaceholder)) {
+		panic(fmt.Sprintf("console: index.html must name its style nonce %s: %v", noncePlaceholder, err))
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -60,12 +85,23 @@ func Handler() http.Handler {
 		p := path.Clean(r.URL.Path)
 		switch {
 		case p == "/" || p == "/index.html":
-			// The page names its assets without a version, so it must
-			// never be served stale after an upgrade.
-			w.Header().Set("Cache-Control", "no-cache")
-			r2 := r.Clone(r.Context())
-			r2.URL.Path = "/"
-			files.ServeHTTP(w, r2)
+			// A nonce of its own for each answer, so never cached (and
+			// the page names its assets without a version: it must not be
+			// stale after an upgrade either).
+			var n [16]byte
+			if _, err := rand.Read(n[:]); err != nil {
+				problem(w, http.StatusInternalServerError, api.ProblemInternal, "Internal error", "no randomness for the page's nonce")
+				return
+			}
+			nonce := base64.StdEncoding.EncodeToString(n[:])
+			w.Header().Set("Content-Security-Policy", csp(nonce))
+			w.Header().Set("Cache-Control", "no-store")
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			body := bytes.ReplaceAll(index, []byte(noncePlaceholder), []byte(nonce))
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			if r.Method == http.MethodGet {
+				_, _ = w.Write(body)
+			}
 		case strings.HasPrefix(p, "/assets/"):
 			w.Header().Set("Cache-Control", "no-cache")
 			files.ServeHTTP(w, r)

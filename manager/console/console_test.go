@@ -131,3 +131,41 @@ func TestEveryModuleImportResolves(t *testing.T) {
 		t.Fatalf("found only %d imports; the pattern no longer matches the modules", n)
 	}
 }
+
+// The page carries a fresh style nonce in each answer, the same in its CSP
+// and on its stylesheet link (where the terminal's script reads it), and
+// is never cached; xterm.js is served from the console's own files as a
+// JavaScript module, with its licence.
+func TestThePageHasAFreshStyleNonceAndXtermIsServedLocally(t *testing.T) {
+	t.Parallel()
+	base := testcluster.URL(testcluster.StartFake(t).Servers[0])
+	nonce := regexp.MustCompile(`nonce="([^"]+)"`)
+	var seen []string
+	for range 2 {
+		resp, body := get(t, http.MethodGet, base+"/")
+		m := nonce.FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("the page has no nonce: %s", body)
+		}
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "style-src 'self' 'nonce-"+m[1]+"'") {
+			t.Errorf("CSP %q does not admit the page's nonce %s", csp, m[1])
+		}
+		if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("Cache-Control %q: a page with a nonce must not be cached", cc)
+		}
+		seen = append(seen, m[1])
+	}
+	if seen[0] == seen[1] {
+		t.Errorf("two answers share the nonce %s", seen[0])
+	}
+	for p, ct := range map[string]string{"/assets/vendor/xterm/xterm.mjs": "text/javascript", "/assets/vendor/xterm/addon-fit.mjs": "text/javascript",
+		"/assets/vendor/xterm/xterm.css": "text/css", "/assets/vendor/xterm/LICENSE.xterm": "", "/assets/vendor/xterm/LICENSE.addon-fit": ""} {
+		resp, body := get(t, http.MethodGet, base+p)
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), ct) {
+			t.Errorf("%s: %d %s", p, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		if strings.Contains(body, "sourceMappingURL") {
+			t.Errorf("%s points at a source map that is not shipped", p)
+		}
+	}
+}

@@ -7,16 +7,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
+	"github.com/creack/pty"
 
 	"github.com/berth-cluster/berth/manager/server"
 	"github.com/berth-cluster/berth/manager/testcluster"
@@ -43,6 +48,9 @@ type fakeAgent struct {
 	ctrs   map[string]*fakeContainer // running or exited, not yet removed
 	logs   map[string]*syncBuffer    // every container's output, kept after removal
 	images []api.Image               // what it reports: the registration's, then pulled and removed ones
+	// ports maps a container port to the local address its tunnel reaches
+	// (an app of the test standing for the container's).
+	ports map[string]string
 }
 
 type fakeContainer struct {
@@ -80,7 +88,7 @@ func startFakeAgent(t *testing.T, s *server.Server) *fakeAgent {
 	if err := json.Unmarshal([]byte(`{"cpu":8,"mem":17179869184,"cuda.device":2,"cuda.shares":2}`), &capacity); err != nil {
 		t.Fatal(err)
 	}
-	a := &fakeAgent{t: t, base: testcluster.URL(s), dir: t.TempDir(), ctrs: map[string]*fakeContainer{}, logs: map[string]*syncBuffer{}}
+	a := &fakeAgent{t: t, base: testcluster.URL(s), dir: t.TempDir(), ctrs: map[string]*fakeContainer{}, logs: map[string]*syncBuffer{}, ports: map[string]string{}}
 	a.srv = httptest.NewServer(http.HandlerFunc(a.serveAgentAPI))
 	t.Cleanup(a.srv.Close)
 	a.reg = api.AgentRegister{Address: strings.TrimPrefix(a.srv.URL, "http://"), Capacity: capacity, Version: "test",
@@ -273,9 +281,15 @@ func (a *fakeAgent) serveAgentAPI(w http.ResponseWriter, r *http.Request) {
 	running := c != nil && c.status == "running"
 	a.mu.Unlock()
 	switch {
+	case action == "logs" && log != nil && r.URL.Query().Get("follow") == "true":
+		a.followLog(w, r, id, log)
 	case action == "logs" && log != nil:
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, log.String())
+	case action == "terminal" && running:
+		a.terminal(w, r)
+	case strings.HasPrefix(action, "ports/") && running:
+		a.tunnel(w, r, strings.TrimSuffix(strings.TrimPrefix(action, "ports/"), "/tunnel"))
 	case action == "exec" && running:
 		var req api.ExecRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Command) == 0 {
@@ -303,6 +317,120 @@ func (a *fakeAgent) serveAgentAPI(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// followLog writes the log and then what is added to it, until the
+// container stops running.
+func (a *fakeAgent) followLog(w http.ResponseWriter, r *http.Request, id string, log *syncBuffer) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	sent := 0
+	for {
+		text := log.String()
+		if len(text) > sent {
+			_, _ = io.WriteString(w, text[sent:])
+			w.(http.Flusher).Flush()
+			sent = len(text)
+		}
+		a.mu.Lock()
+		c := a.ctrs[id]
+		running := c != nil && c.status == "running"
+		a.mu.Unlock()
+		if !running {
+			if text := log.String(); len(text) > sent {
+				_, _ = io.WriteString(w, text[sent:])
+			}
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// terminal is a shell of this machine on a pseudo-terminal, relayed over
+// the WebSocket as the agent relays a container's.
+func (a *fakeAgent) terminal(w http.ResponseWriter, r *http.Request) {
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	cols, _ := strconv.Atoi(r.URL.Query().Get("cols"))
+	rows, _ := strconv.Atoi(r.URL.Query().Get("rows"))
+	sh := exec.Command("/bin/sh")
+	sh.Dir = a.dir
+	sh.Env = []string{"PATH=" + os.Getenv("PATH"), "PS1=$ ", "TERM=xterm-256color"}
+	tty, err := pty.StartWithSize(sh, &pty.Winsize{Cols: uint16(max(cols, 1)), Rows: uint16(max(rows, 1))})
+	if err != nil {
+		c.Close(websocket.StatusInternalError, err.Error())
+		return
+	}
+	defer tty.Close()
+	ctx := context.Background()
+	go func() {
+		for {
+			typ, b, err := c.Read(ctx)
+			if err != nil {
+				_ = sh.Process.Kill()
+				return
+			}
+			if typ == websocket.MessageBinary {
+				_, _ = tty.Write(b)
+				continue
+			}
+			var m api.TerminalMessage
+			if json.Unmarshal(b, &m) == nil && m.Type == api.TerminalResize {
+				_ = pty.Setsize(tty, &pty.Winsize{Cols: uint16(m.Cols), Rows: uint16(m.Rows)})
+			}
+		}
+	}()
+	buf := make([]byte, 4096)
+	for {
+		n, err := tty.Read(buf)
+		if n > 0 && c.Write(ctx, websocket.MessageBinary, buf[:n]) != nil {
+			break
+		}
+		if err != nil {
+			break
+		}
+	}
+	_ = sh.Wait()
+	code := sh.ProcessState.ExitCode()
+	exit, _ := json.Marshal(api.TerminalMessage{Type: api.TerminalExit, Code: &code})
+	_ = c.Write(ctx, websocket.MessageText, exit)
+	c.Close(websocket.StatusNormalClosure, fmt.Sprintf("the process exited with code %d", code))
+}
+
+// tunnel carries one connection to the address the test gave the port.
+func (a *fakeAgent) tunnel(w http.ResponseWriter, r *http.Request, port string) {
+	a.mu.Lock()
+	target := a.ports[port]
+	a.mu.Unlock()
+	conn, err := net.DialTimeout("tcp", target, 2*time.Second)
+	if err != nil {
+		w.Header().Set("Content-Type", api.ProblemContentType)
+		w.WriteHeader(http.StatusBadGateway)
+		_ = json.NewEncoder(w).Encode(api.Problem{Status: http.StatusBadGateway, Detail: fmt.Sprintf("nothing answers on port %s: %v", port, err)})
+		return
+	}
+	defer conn.Close()
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	ws := websocket.NetConn(context.Background(), c, websocket.MessageBinary)
+	defer ws.Close()
+	go func() { _, _ = io.Copy(ws, conn); ws.Close() }()
+	_, _ = io.Copy(conn, ws)
+}
+
+// port makes the container port reach addr.
+func (a *fakeAgent) port(port int, addr string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.ports[strconv.Itoa(port)] = addr
 }
 
 // serveImages answers the managers' image calls: a pull "finishes" at once

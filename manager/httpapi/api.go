@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/berth-cluster/berth/manager/agentclient"
 	"github.com/berth-cluster/berth/manager/apierr"
 	"github.com/berth-cluster/berth/manager/auth"
 	"github.com/berth-cluster/berth/manager/folderfs"
@@ -24,6 +25,7 @@ import (
 	"github.com/berth-cluster/berth/manager/raftnode"
 	"github.com/berth-cluster/berth/manager/secrets"
 	"github.com/berth-cluster/berth/manager/state"
+	"github.com/berth-cluster/berth/shared/api"
 )
 
 // Cluster is what the handlers need of the replicated state and of this
@@ -136,6 +138,22 @@ type Config struct {
 	// Secrets seals and opens registry passwords (-secrets-key-file; nil:
 	// no key, and a registry with a password is refused).
 	Secrets *secrets.Box
+	// Apps issues the tokens of the apps origin, where sessions' web apps
+	// are served (manager/apps); nil: this manager serves none.
+	Apps AppTokens
+	// ActivityEvery is how often an open terminal or port-forward tells
+	// the leader its session is in use (the idle duty's period; 0: 5s).
+	ActivityEvery time.Duration
+}
+
+// AppTokens issues the one-time tokens that open a session's app on the
+// apps origin.
+type AppTokens interface {
+	// Issue makes a token for user to open app name of session, and the
+	// address on the apps origin that takes it. apiHost is the host the
+	// caller reached the API at (the apps origin's host name when no
+	// domain of its own is configured).
+	Issue(session, name, user, apiHost string) (api.AppToken, error)
 }
 
 // API is the HTTP handler of one manager.
@@ -162,6 +180,10 @@ type API struct {
 	routes        []Route
 	metrics       *httpMetrics
 	mux           *http.ServeMux
+	// agents dials the agents' API; streams are the open terminals,
+	// port-forwards and followed logs (streams.go).
+	agents  *agentclient.Client
+	streams *streams
 }
 
 // New builds the API.
@@ -181,6 +203,9 @@ func New(cfg Config) *API {
 	if cfg.AgentTransport == nil {
 		cfg.AgentTransport = http.DefaultTransport
 	}
+	if cfg.ActivityEvery <= 0 {
+		cfg.ActivityEvery = leader.DefaultIdleCheckEvery
+	}
 	if cfg.LoginBurst == 0 {
 		cfg.LoginBurst = 10
 	}
@@ -196,6 +221,8 @@ func New(cfg Config) *API {
 		dummyHash:    cfg.PasswordCost.Dummy(),
 	}
 	a.tokenFailures = auth.NewLimiter(cfg.LoginBurst, cfg.LoginEvery, cfg.Now)
+	a.agents = &agentclient.Client{Scheme: cfg.AgentScheme, Transport: cfg.AgentTransport}
+	a.streams = newStreams()
 	a.limits = cfg.Limits.withDefaults()
 	a.uploads = newUploadSlots(a.limits)
 	a.replays = newReplayCache()

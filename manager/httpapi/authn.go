@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -51,6 +52,12 @@ func unauthorized(format string, args ...any) error {
 func (a *API) authenticate(r *http.Request, rt *Route) (*Identity, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
+		if len(r.CookiesNamed(sessionCookie)) > 1 {
+			// The console sets one, for the path /. Another one came from
+			// a page on the same host name (an app on the apps origin at
+			// another port, say) to make this browser act as someone else.
+			return nil, unauthorized("the request carries more than one %s cookie; a page other than the console set one: remove this site's cookies in the browser and log in again", sessionCookie)
+		}
 		if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
 			who, err := a.tokenIdentity(c.Value)
 			if err != nil {
@@ -93,6 +100,9 @@ func (a *API) csrfToken(tokenHash string) string {
 }
 
 func (a *API) checkCSRF(r *http.Request, tokenHash string) error {
+	if isWebSocket(r) {
+		return checkSameOrigin(r)
+	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		return nil
@@ -100,6 +110,24 @@ func (a *API) checkCSRF(r *http.Request, tokenHash string) error {
 	got := r.Header.Get(CSRFHeader)
 	if subtle.ConstantTimeCompare([]byte(got), []byte(a.csrfToken(tokenHash))) != 1 {
 		return apierr.New(apierr.Forbidden, "a request authenticated by the session cookie must carry the %s header with the csrf_token from login", CSRFHeader)
+	}
+	return nil
+}
+
+// checkSameOrigin admits a WebSocket that the console cookie
+// authenticates only from the console's own origin. A browser sends the
+// cookie with a WebSocket opened by any page (a WebSocket is not bound by
+// CORS, and cannot carry the CSRF header), but it always sends the page's
+// Origin, which no page can forge: a terminal opened by a session's app on
+// the apps origin, or by any other site, is refused.
+func checkSameOrigin(r *http.Request) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return apierr.New(apierr.Forbidden, "a WebSocket authenticated by the session cookie must come from the console's page (it has no Origin header); other clients send Authorization instead")
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
+		return apierr.New(apierr.Forbidden, "a WebSocket from the page of %s may not use this console's session cookie; open it from the console at %s", origin, r.Host)
 	}
 	return nil
 }

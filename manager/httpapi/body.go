@@ -37,6 +37,11 @@ type Limits struct {
 	// this manager at once (4, 32); beyond, 429 with Retry-After.
 	UploadsPerUser int
 	Uploads        int
+	// StreamStall is how long a terminal, port-forward, followed log or
+	// streamed exec may wait on a client that reads nothing before it is
+	// disconnected (1m): its output is held back meanwhile, never piled
+	// up in the manager.
+	StreamStall time.Duration
 }
 
 func (l Limits) withDefaults() Limits {
@@ -48,6 +53,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.BodyTimeout, 30*time.Second)
 	def(&l.WriteTimeout, 2*time.Minute)
 	def(&l.StreamWindow, 30*time.Second)
+	def(&l.StreamStall, time.Minute)
 	if l.StreamMinBytes <= 0 {
 		l.StreamMinBytes = 64 << 10
 	}

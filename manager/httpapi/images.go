@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+
 	"iter"
 	"net/http"
 	"net/url"
@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-cluster/berth/manager/agentclient"
 	"github.com/berth-cluster/berth/manager/apierr"
 	"github.com/berth-cluster/berth/manager/fsm"
 	"github.com/berth-cluster/berth/manager/state"
@@ -275,20 +276,19 @@ func escapeRef(ref string) string { return (&url.URL{Path: ref}).EscapedPath() }
 func (a *API) agentImageCall(ctx context.Context, ag *state.Agent, method, path string, body []byte, want int) error {
 	ctx, cancel := context.WithTimeout(ctx, agentImageCallTimeout)
 	defer cancel()
-	resp, err := a.callAgent(ctx, ag, method, path, body)
+	resp, err := a.agents.Do(ctx, ag, method, path, nil, body)
 	if err != nil {
-		return err
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return apierr.New(apierr.Unavailable, "agent %s did not answer in time", ag.ID)
+		}
+		a.log.Warn("call agent", "agent", ag.ID, "address", ag.Address, "err", err)
+		return apierr.New(apierr.Unavailable, "could not reach agent %s at %s; retry, or check the agent", ag.ID, ag.Address)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == want {
 		return nil
 	}
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	detail := string(raw)
-	var p api.Problem
-	if json.Unmarshal(raw, &p) == nil && p.Detail != "" {
-		detail = p.Detail
-	}
+	detail := agentclient.ReadRefusal(ag, resp).Detail
 	switch resp.StatusCode {
 	case http.StatusNotFound:
 		return apierr.New(apierr.NotFound, "agent %s: %s", ag.ID, detail)

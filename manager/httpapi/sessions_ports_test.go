@@ -66,6 +66,11 @@ func TestSessionPortsAreCheckedKeptAndSentToTheAgent(t *testing.T) {
 		if d.SessionID == s.ID && (!slices.Equal(d.Ports, want) || d.ClusterSize != 2 || d.NoEgress) {
 			t.Errorf("desired container %s: ports %+v, cluster_size %d, no_egress %v", d.ID, d.Ports, d.ClusterSize, d.NoEgress)
 		}
+		// An http port's path on the apps origin is in the environment
+		// from the start (Jupyter's base_url); a tcp port has none.
+		if d.SessionID == s.ID && (d.Env["BERTH_APP_PREFIX_JUPYTER"] != "/s/"+s.ID+"/jupyter/" || d.Env["BERTH_APP_PREFIX_SSH"] != "") {
+			t.Errorf("desired container %s: env %v; want BERTH_APP_PREFIX_JUPYTER alone", d.ID, d.Env)
+		}
 	}
 	// The agent's report of a container's address reaches the view.
 	e.beat(api.ContainerReport{ID: s.ID + "-0", SessionID: s.ID, Index: 0, Status: "running", Address: "10.88.0.2"},

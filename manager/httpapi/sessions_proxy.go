@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,16 +8,18 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
+	"github.com/berth-cluster/berth/manager/agentclient"
 	"github.com/berth-cluster/berth/manager/apierr"
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
 )
 
-// exec and logs are served by the agent that runs the session's first
-// container; the leader calls it with the agent's secret, which only the
-// managers and that agent know, so users never talk to agents directly.
+// exec, logs, terminals and port-forwards are served by the agent that
+// runs the session's container; the leader calls it with the agent's
+// secret (manager/agentclient), so users never talk to agents directly.
 
 const (
 	// maxExecTimeoutS matches the agent's own bound on exec.
@@ -27,6 +28,8 @@ const (
 	agentCallSlack = 30 * time.Second
 	// problemAgent is the problem type of an agent that failed the call.
 	problemAgent = "https://berth.dev/problems/agent"
+	// maxLogTail bounds ?tail= (the agent's bound).
+	maxLogTail = 1_000_000
 )
 
 // execSession is POST /v1/sessions/{id}/exec.
@@ -52,7 +55,7 @@ func (a *API) execSession(c *Call) error {
 	if s.Status != api.SessionRunning {
 		return apierr.New(apierr.Conflict, "session %s is %s; exec needs a RUNNING session", s.ID, s.Status)
 	}
-	ag, cid, err := a.firstContainer(s)
+	ag, cid, err := a.sessionContainer(c, s)
 	if err != nil {
 		return err
 	}
@@ -65,13 +68,16 @@ func (a *API) execSession(c *Call) error {
 	timeout := time.Duration(max(req.TimeoutS, 30))*time.Second + agentCallSlack
 	ctx, cancel := context.WithTimeout(c.R.Context(), timeout)
 	defer cancel()
-	resp, err := a.callAgent(ctx, ag, http.MethodPost, "/v1/containers/"+url.PathEscape(cid)+"/exec", body)
+	resp, err := a.agents.Do(ctx, ag, http.MethodPost, "/v1/containers/"+url.PathEscape(cid)+"/exec", nil, body)
 	if err != nil {
-		return err
+		return a.agentError(c, ag, s, err, ctx)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return a.agentFailed(c, ag, s, resp)
+		return a.agentError(c, ag, s, agentclient.ReadRefusal(ag, resp), ctx)
+	}
+	if req.Stream {
+		return a.relayStream(c, s, ag, resp, api.ExecStreamContentType)
 	}
 	var out api.ExecResult
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&out); err != nil {
@@ -80,34 +86,79 @@ func (a *API) execSession(c *Call) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-// sessionLogs is GET /v1/sessions/{id}/logs: the first container's output,
-// streamed as the agent sends it.
+// sessionLogs is GET /v1/sessions/{id}/logs?container=N&follow=true&since=&tail=:
+// a container's output, streamed as the agent sends it; followed, until the
+// container ends.
 func (a *API) sessionLogs(c *Call) error {
 	s, err := a.actionableSession(c)
 	if err != nil {
 		return err
 	}
-	ag, cid, err := a.firstContainer(s)
+	q := c.R.URL.Query()
+	agentQuery := url.Values{}
+	var bad apierr.Fields
+	switch f := q.Get("follow"); f {
+	case "", "false":
+	case "true":
+		agentQuery.Set("follow", "true")
+	default:
+		bad.Add("follow", "follow must be true or false, not %q", f)
+	}
+	if since := q.Get("since"); since != "" {
+		if _, err := time.Parse(time.RFC3339Nano, since); err != nil {
+			bad.Add("since", "since %q must be an RFC 3339 time, e.g. 2025-01-02T15:04:05Z", since)
+		}
+		agentQuery.Set("since", since)
+	}
+	if tail := q.Get("tail"); tail != "" {
+		if n, err := strconv.Atoi(tail); err != nil || n < 0 || n > maxLogTail {
+			bad.Add("tail", "tail %q must be a number of lines from 0 to %d", tail, maxLogTail)
+		}
+		agentQuery.Set("tail", tail)
+	}
+	if err := bad.Err(); err != nil {
+		return err
+	}
+	ag, cid, err := a.sessionContainer(c, s)
 	if err != nil {
 		return err
 	}
-	a.auditSessionAccess(c, s, "logs", ag, cid)
+	a.auditSessionAccess(c, s, "logs", ag, cid, "follow", agentQuery.Get("follow") == "true")
 	if !s.Status.Ended() {
 		a.leader.SessionUsed(s.ID)
 	}
-	resp, err := a.callAgent(c.R.Context(), ag, http.MethodGet, "/v1/containers/"+url.PathEscape(cid)+"/logs", nil)
+	resp, err := a.agents.Do(c.R.Context(), ag, http.MethodGet, "/v1/containers/"+url.PathEscape(cid)+"/logs", agentQuery, nil)
 	if err != nil {
-		return err
+		return a.agentError(c, ag, s, err, c.R.Context())
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return a.agentFailed(c, ag, s, resp)
+		return a.agentError(c, ag, s, agentclient.ReadRefusal(ag, resp), c.R.Context())
 	}
-	c.W.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	return a.relayStream(c, s, ag, resp, "text/plain; charset=utf-8")
+}
+
+// relayStream passes an agent's streamed answer on as it comes. The status
+// is sent first; a transfer cut after it (the agent or the client went
+// away, the client stalled, the manager is closing) is cut for the client
+// too, so that it does not look complete.
+func (a *API) relayStream(c *Call, s *state.Session, ag *state.Agent, resp *http.Response, contentType string) error {
+	ctx, cancel := context.WithCancel(c.R.Context())
+	defer cancel()
+	remove, ok := a.streams.add(func(string) { cancel() })
+	defer remove()
+	if !ok {
+		return apierr.New(apierr.Unavailable, "this manager is shutting down; retry")
+	}
+	go func() {
+		<-ctx.Done()
+		resp.Body.Close() // unblocks the copy when the manager closes
+	}()
+	c.W.Header().Set("Content-Type", contentType)
 	c.W.WriteHeader(http.StatusOK)
-	if _, err := io.Copy(flushWriter{c.W}, resp.Body); err != nil {
-		a.log.Warn("relay session logs", "session", s.ID, "agent", ag.ID, "err", err)
-		panic(http.ErrAbortHandler) // the status is sent: cut the transfer so it does not look complete
+	if _, err := io.Copy(a.stallWriter(c.W), resp.Body); err != nil {
+		a.log.Warn("relay from agent", "session", s.ID, "agent", ag.ID, "path", c.R.URL.Path, "err", err)
+		panic(http.ErrAbortHandler)
 	}
 	return nil
 }
@@ -125,11 +176,11 @@ func (a *API) actionableSession(c *Call) (*state.Session, error) {
 }
 
 // auditSessionAccess records in the manager's log every look inside a
-// session by someone other than its owner (an admin's exec or log read; a
-// terminal, when there is one, calls it too): who, what, whose and when, one
-// structured line with audit=session-access to search for. It runs once the
-// caller is allowed and before the agent is asked, so a call that then fails
-// at the agent is recorded as well.
+// session by someone other than its owner (an admin's exec, log read,
+// terminal or port-forward): who, what, whose and when, one structured line
+// with audit=session-access to search for. It runs once the caller is
+// allowed and before the agent is asked, so a call that then fails at the
+// agent is recorded as well.
 func (a *API) auditSessionAccess(c *Call, s *state.Session, action string, ag *state.Agent, container string, extra ...any) {
 	if c.Who.User.Email == s.Owner {
 		return
@@ -141,11 +192,26 @@ func (a *API) auditSessionAccess(c *Call, s *state.Session, action string, ag *s
 	a.log.Info("session accessed by someone other than its owner", attrs...)
 }
 
-// firstContainer is the agent and id of container 0, where exec and logs go.
-func (a *API) firstContainer(s *state.Session) (*state.Agent, string, error) {
+// sessionContainer is the agent and id of the container ?container=N names
+// (default 0, the first, where exec and logs have always gone).
+func (a *API) sessionContainer(c *Call, s *state.Session) (*state.Agent, string, error) {
+	index := 0
+	if v := c.R.URL.Query().Get("container"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, "", apierr.Fields{{Field: "container", Reason: fmt.Sprintf("container %q must be a container's index: 0, 1, …", v)}}.Err()
+		}
+		index = n
+	}
+	if len(s.Containers) == 0 {
+		return nil, "", apierr.New(apierr.Conflict, "session %s is %s and has no container yet", s.ID, s.Status)
+	}
 	for _, ct := range s.Containers {
-		if ct.Index != 0 || ct.Agent == "" {
+		if ct.Index != index {
 			continue
+		}
+		if ct.Agent == "" {
+			break
 		}
 		ag, err := a.cluster.Read().Agent(ct.Agent)
 		if err != nil {
@@ -154,55 +220,36 @@ func (a *API) firstContainer(s *state.Session) (*state.Agent, string, error) {
 		if ag == nil || ag.Address == "" {
 			return nil, "", apierr.New(apierr.Conflict, "the agent of session %s (%s) is no longer known", s.ID, ct.Agent)
 		}
-		return ag, state.ContainerID(s.ID, 0), nil
+		return ag, state.ContainerID(s.ID, index), nil
 	}
-	return nil, "", apierr.New(apierr.Conflict, "session %s is %s and has no container yet", s.ID, s.Status)
+	return nil, "", apierr.New(apierr.NotFound, "session %s has no container %d: its containers are 0 to %d", s.ID, index, len(s.Containers)-1)
 }
 
-// callAgent sends one request to an agent's API with the agent's secret.
-func (a *API) callAgent(ctx context.Context, ag *state.Agent, method, path string, body []byte) (*http.Response, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.cfg.AgentScheme+"://"+ag.Address+path, rd)
-	if err != nil {
-		return nil, fmt.Errorf("build request to agent %s: %w", ag.ID, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+ag.Secret)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := a.cfg.AgentTransport.RoundTrip(req)
-	if err != nil {
+// agentError turns a failed call to an agent into the caller's answer: no
+// answer is 503 (the agent may come back); the container gone or stopped
+// is a conflict with the session's state; a request the agent found wrong
+// (a command the container lacks) is the caller's; anything else is the
+// agent's failure (502), with its reason.
+func (a *API) agentError(c *Call, ag *state.Agent, s *state.Session, err error, ctx context.Context) error {
+	var ref *agentclient.Refused
+	if !errors.As(err, &ref) {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, apierr.New(apierr.Unavailable, "agent %s did not answer in time", ag.ID)
+			return apierr.New(apierr.Unavailable, "agent %s did not answer in time", ag.ID)
 		}
 		a.log.Warn("call agent", "agent", ag.ID, "address", ag.Address, "err", err)
-		return nil, apierr.New(apierr.Unavailable, "could not reach agent %s at %s; retry, or check the agent", ag.ID, ag.Address)
+		return apierr.New(apierr.Unavailable, "could not reach agent %s at %s; retry, or check the agent", ag.ID, ag.Address)
 	}
-	return resp, nil
-}
-
-// agentFailed turns an agent's error answer into the caller's: the
-// container gone or stopped is a conflict with the session's state; any
-// other failure is the agent's (502), with its reason.
-func (a *API) agentFailed(c *Call, ag *state.Agent, s *state.Session, resp *http.Response) error {
-	var p api.Problem
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	detail := string(bytes.TrimSpace(raw))
-	if json.Unmarshal(raw, &p) == nil && p.Detail != "" {
-		detail = p.Detail
-	}
-	switch resp.StatusCode {
+	switch ref.Status {
 	case http.StatusNotFound:
 		return apierr.New(apierr.Conflict, "the container of session %s is gone from agent %s", s.ID, ag.ID)
 	case http.StatusConflict:
-		return apierr.New(apierr.Conflict, "the container of session %s is not running: %s", s.ID, detail)
+		return apierr.New(apierr.Conflict, "the container of session %s is not running: %s", s.ID, ref.Detail)
+	case http.StatusBadRequest:
+		return apierr.New(apierr.Invalid, "%s", ref.Detail)
 	case http.StatusUnauthorized:
 		a.log.Error("agent refused the managers' secret", "agent", ag.ID)
 	}
-	return a.agentProblem(c, ag, fmt.Sprintf("agent %s answered %d: %s", ag.ID, resp.StatusCode, detail))
+	return a.agentProblem(c, ag, ref.Error())
 }
 
 // agentProblem answers 502: the manager is fine, the agent behind it is not.
@@ -210,15 +257,4 @@ func (a *API) agentProblem(c *Call, ag *state.Agent, detail string) error {
 	a.log.Warn("agent call failed", "agent", ag.ID, "detail", detail)
 	writeProblem(c.W, &api.Problem{Type: problemAgent, Title: "Agent failed", Status: http.StatusBadGateway, Detail: detail})
 	return nil
-}
-
-// flushWriter sends each chunk on at once, so a long log arrives as it is read.
-type flushWriter struct{ w http.ResponseWriter }
-
-func (f flushWriter) Write(b []byte) (int, error) {
-	n, err := f.w.Write(b)
-	if fl, ok := f.w.(http.Flusher); ok {
-		fl.Flush()
-	}
-	return n, err
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/berth-cluster/berth/manager/apps"
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
 )
@@ -150,6 +151,14 @@ func desiredContainer(s *state.Session, ct state.SessionContainer, rec *state.Ag
 	}
 	// Set last, so a session cannot pose as another.
 	env["BERTH_SESSION_ID"] = s.ID
+	// Where the apps origin serves each http port, for apps that must
+	// know their path (Jupyter's --ServerApp.base_url): in the
+	// environment from the start, so it is part of the desired container.
+	for _, p := range s.Ports {
+		if p.Protocol == api.PortHTTP {
+			env[apps.EnvName(p.Name)] = apps.Prefix(s.ID, p.Name)
+		}
+	}
 	env["BERTH_CLUSTER_SIZE"] = strconv.Itoa(s.ClusterSize)
 	env["BERTH_CONTAINER_INDEX"] = strconv.Itoa(ct.Index)
 	cmd := slices.Clone(s.Command)

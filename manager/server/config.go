@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -90,6 +91,18 @@ type Config struct {
 	// AgentTLS dials the agents' API (exec, logs) over HTTPS, trusting
 	// TLS.CA: set it when the agents run with -tls-cert.
 	AgentTLS bool
+
+	// AppsAddr, when set, is where the apps origin listens (-apps-addr):
+	// sessions' web apps, on a site apart from the console and the API
+	// (manager/apps). AppsDomain (-apps-domain, HOST[:PORT]) gives each
+	// session an origin of its own, {session}.HOST, which needs a wildcard
+	// DNS name (and certificate); without it apps are served at the host
+	// name the API was reached at, on AppsAddr's port.
+	AppsAddr   string
+	AppsDomain string
+	// AppsAnswerTimeout bounds the wait for an app's answer (default 30s;
+	// tests shorten it).
+	AppsAnswerTimeout time.Duration
 
 	AgentToken       string
 	HeartbeatTimeout time.Duration
@@ -207,6 +220,7 @@ func (c *Config) validate() error {
 		errs = append(errs, "-"+err.Error())
 	}
 	errs = append(errs, flagenv.CheckHosts(c.FolderHosts)...)
+	errs = append(errs, c.appsProblems()...)
 	if c.FolderUID < 0 || c.FolderGID < 0 || (c.FolderUID == 0) != (c.FolderGID == 0) {
 		// 0 for both is the default; root's folders could not be written
 		// by sessions, which never run as the host's root.
@@ -319,4 +333,35 @@ func (c *Config) schedOptions() sched.Options {
 		batch = sched.DefaultBatch
 	}
 	return sched.Options{Order: order, Strategy: strategy, SkipAfter: c.SchedulerSkipAfter, Batch: batch}
+}
+
+// appsProblems checks -apps-addr and -apps-domain.
+func (c *Config) appsProblems() []string {
+	if c.AppsDomain == "" {
+		return nil
+	}
+	if c.AppsAddr == "" {
+		return []string{"-apps-domain needs -apps-addr: the apps origin's listener"}
+	}
+	host, port, err := net.SplitHostPort(c.AppsDomain)
+	if err != nil {
+		host, port = c.AppsDomain, ""
+	}
+	if !appsDomain.MatchString(host) || (port != "" && !allDigits(port)) {
+		return []string{fmt.Sprintf("-apps-domain %q must be a DNS name, optionally with :PORT (e.g. apps.example.com); each session gets SESSION.%s", c.AppsDomain, host)}
+	}
+	return nil
+}
+
+// appsDomain is a DNS name of at least two labels (localhost counts too,
+// for development: browsers resolve *.localhost to loopback).
+var appsDomain = regexp.MustCompile(`^(localhost|([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)$`)
+
+func allDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/berth-cluster/berth/manager/agentclient"
+	"github.com/berth-cluster/berth/manager/apps"
 	"github.com/berth-cluster/berth/manager/console"
 	"github.com/berth-cluster/berth/manager/folderfs"
 	"github.com/berth-cluster/berth/manager/fsm"
@@ -42,6 +44,12 @@ type Server struct {
 	httpAddr string
 	reg      *prometheus.Registry
 	folders  *folderfs.Store // folders.go
+
+	// The apps origin (-apps-addr): its listener, server and handler; nil
+	// without one.
+	appsListener net.Listener
+	appsHTTP     *http.Server
+	apps         *apps.Server
 
 	mu    sync.Mutex
 	peers []Peer
@@ -78,6 +86,9 @@ func Start(cfg Config) (*Server, error) {
 	})
 	if err != nil {
 		s.listener.Close()
+		if s.appsListener != nil {
+			s.appsListener.Close()
+		}
 		return nil, err
 	}
 	s.node = node
@@ -171,6 +182,17 @@ func prepare(cfg *Config) (*Server, *tlsConfigs, error) {
 		s.httpAddr = ln.Addr().String()
 	}
 	s.folders = folderfs.New(cfg.FolderHosts, folderUsageTTL, 0, cfg.Now, owner...)
+	if cfg.AppsAddr != "" {
+		aln, err := net.Listen("tcp", cfg.AppsAddr)
+		if err != nil {
+			ln.Close()
+			return nil, nil, fmt.Errorf("listen for the apps origin on %s: %w", cfg.AppsAddr, err)
+		}
+		if tc.httpServer != nil {
+			aln = tls.NewListener(aln, tc.httpServer)
+		}
+		s.appsListener = aln
+	}
 	return s, tc, nil
 }
 
@@ -183,11 +205,19 @@ func (s *Server) serve(b Backend, tc *tlsConfigs) {
 		HeartbeatTimeout: cfg.HeartbeatTimeout, DisconnectGrace: cfg.DisconnectGrace, KeypairTouchEvery: cfg.KeypairTouchEvery, IdleCheckEvery: cfg.IdleCheckEvery,
 		UsageCheckEvery: cfg.UsageCheckEvery, FolderUsageEvery: cfg.FolderUsageEvery, Sched: cfg.schedOptions(),
 		Folders: s.folders})
+	var appTokens httpapi.AppTokens
+	if s.appsListener != nil {
+		_, port, _ := net.SplitHostPort(s.appsListener.Addr().String())
+		s.apps = apps.New(apps.Config{Read: b.Read, Agents: &agentclient.Client{Scheme: tc.agentScheme, Transport: tc.agentTransport},
+			Domain: cfg.AppsDomain, Port: port, HTTPS: tc.httpServer != nil, Log: s.log.With("listener", "apps"), Now: cfg.Now,
+			CookieTTL: cfg.TokenTTL, AnswerTimeout: cfg.AppsAnswerTimeout})
+		appTokens = s.apps
+	}
 	s.api = httpapi.New(httpapi.Config{Cluster: b, Leader: s.leader, Log: s.log, Metrics: s.reg, Gatherer: s.reg, Now: cfg.Now,
 		Rand: cfg.Rand, TokenTTL: cfg.TokenTTL, PasswordCost: cfg.PasswordCost, JoinToken: cfg.JoinToken, AgentToken: cfg.AgentToken, AgentTokenNeedsApproval: cfg.AgentTokenNeedsApproval,
 		Console: console.Handler(), Folders: s.folders, NoGroupFolders: cfg.NoGroupFolders, Limits: cfg.HTTPLimits, SpoolDir: cfg.DataDir,
 		Secrets: cfg.Secrets, PeerScheme: tc.peerScheme, PeerTransport: tc.peerTransport, AgentScheme: tc.agentScheme, AgentTransport: tc.agentTransport,
-		AllowSimulatedAgents: cfg.AllowSimulatedAgents})
+		AllowSimulatedAgents: cfg.AllowSimulatedAgents, Apps: appTokens, ActivityEvery: cfg.IdleCheckEvery})
 	// ErrorLog: failed TLS handshakes and the like go to the structured log.
 	// Bodies and answers get their deadlines per route (httpapi.Limits):
 	// a server-wide ReadTimeout would cut the deliberate streams.
@@ -206,6 +236,24 @@ func (s *Server) serve(b Backend, tc *tlsConfigs) {
 		defer s.wg.Done()
 		s.leader.Run(s.ctx)
 	}()
+	if s.apps != nil {
+		s.appsHTTP = &http.Server{Handler: s.apps, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: httpIdleTimeout,
+			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+		s.wg.Go(func() {
+			if err := s.appsHTTP.Serve(s.appsListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("apps origin stopped", "err", err)
+			}
+		})
+		s.log.Info("serving sessions' apps", "apps_addr", s.appsListener.Addr().String(), "apps_domain", cfg.AppsDomain)
+	}
+}
+
+// AppsAddr is the apps origin's bound address ("" without -apps-addr).
+func (s *Server) AppsAddr() string {
+	if s.appsListener == nil {
+		return ""
+	}
+	return s.appsListener.Addr().String()
 }
 
 // warnInsecure says at start what an attacker on the network could do to
@@ -295,7 +343,14 @@ func (s *Server) Close() error {
 	s.cancel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	// Terminals, port-forwards and followed logs first: Shutdown leaves
+	// hijacked connections alone, and would wait for the followed logs.
+	s.api.Close("the manager " + s.cfg.NodeID + " is shutting down; open it again")
 	herr := s.http.Shutdown(ctx)
+	if s.appsHTTP != nil {
+		herr = errors.Join(herr, s.appsHTTP.Shutdown(ctx))
+		s.apps.Close()
+	}
 	// After the handlers (they may still wait on a batch).
 	berr := s.backend.Close()
 	s.wg.Wait()

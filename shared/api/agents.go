@@ -259,6 +259,9 @@ type DesiredState struct {
 type ExecRequest struct {
 	Command  []string `json:"command"`
 	TimeoutS int      `json:"timeout_s,omitempty"`
+	// Stream answers with the output as it comes (ExecEvent lines, one
+	// JSON object each) instead of one ExecResult at the end.
+	Stream bool `json:"stream,omitempty"`
 }
 
 // ExecResult is what the command did. Output is cut at 1 MiB per stream.

@@ -24,6 +24,9 @@ const (
 	Invitation Kind = "i-"
 	AgentToken Kind = "agtok-"
 	Exec       Kind = "exec-"
+	// Terminal is an exec with a TTY: the agent finds the terminals an
+	// earlier run of it left behind by this prefix.
+	Terminal Kind = "term-"
 )
 
 // randomBytes are read from the source per id: 64 bits, of which the 12

@@ -12,7 +12,7 @@ import (
 
 func TestAnIDIsItsKindsPrefixAndTwelveLowerCaseCharacters(t *testing.T) {
 	tail := regexp.MustCompile(`^[a-z2-7]{12}$`)
-	for _, k := range []Kind{Session, Agent, Folder, Invitation, AgentToken, Exec} {
+	for _, k := range []Kind{Session, Agent, Folder, Invitation, AgentToken, Exec, Terminal} {
 		id, err := New(rand.Reader, k)
 		if err != nil {
 			t.Fatal(err)

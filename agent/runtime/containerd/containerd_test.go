@@ -289,7 +289,7 @@ func TestLogsAndExec(t *testing.T) {
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		rc, err := rt.Logs(ctx, id)
+		rc, err := rt.Logs(ctx, id, time.Time{})
 		if err != nil {
 			t.Fatalf("Logs: %v", err)
 		}
@@ -424,7 +424,7 @@ func TestReattachAfterRestart(t *testing.T) {
 			t.Errorf("%s of a removed container: %v, want ErrNotFound", what, err)
 		}
 	}
-	if rc, err := rt2.Logs(ctx, id); err != nil {
+	if rc, err := rt2.Logs(ctx, id, time.Time{}); err != nil {
 		t.Errorf("Logs of a removed container: %v, want its kept output", err)
 	} else {
 		rc.Close()
@@ -660,7 +660,7 @@ func TestIDsThatAreNotFileNames(t *testing.T) {
 	rt := e.runtime(t)
 	ctx := testCtx(t)
 	for _, id := range []string{"../etc", "a/b", "", strconv.Quote("x")} {
-		if _, err := rt.Logs(ctx, id); !errors.Is(err, runtime.ErrNotFound) {
+		if _, err := rt.Logs(ctx, id, time.Time{}); !errors.Is(err, runtime.ErrNotFound) {
 			t.Errorf("Logs(%q): %v, want ErrNotFound", id, err)
 		}
 	}

@@ -50,7 +50,8 @@ type Config struct {
 	// Namespace isolates Berth's containers and images (default "berth").
 	Namespace string
 	// LogDir holds one log file per container, written by the shim so that
-	// output survives agent restarts (required).
+	// output survives agent restarts (required), and the records of open
+	// terminals (terminals.go), which a new Runtime on it ends.
 	LogDir string
 	// EndedLogRetention is how long the output of a removed container is
 	// kept (under LogDir/ended) for GET logs of a finished session
@@ -190,10 +191,16 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		cg:     detectCgroups(cfg.CgroupRoot),
 		oom:    make(map[string]bool),
 	}
+	if n, err := r.sweepTerminals(ctx); err != nil {
+		cfg.Logger.Warn("could not end every terminal an earlier agent left", "err", err)
+	} else if n > 0 {
+		cfg.Logger.Info("ended the terminals an earlier agent left open", "count", n)
+	}
 	evctx, stop := context.WithCancel(context.Background())
 	r.stopEvents = stop
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go r.watchOOM(evctx)
+	go r.clockLogs(evctx)
 	return r, nil
 }
 

@@ -125,8 +125,10 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 // logs past the retention (every removal ages them: no timer of its own).
 func (r *Runtime) keepEndedLog(id string) error {
 	if r.cfg.EndedLogRetention < 0 {
-		if err := os.Remove(r.logPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("remove %s: log file: %w", id, err)
+		for _, f := range []string{r.logPath(id), timesPath(r.logPath(id))} {
+			if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("remove %s: log file: %w", id, err)
+			}
 		}
 		return nil
 	}
@@ -134,14 +136,16 @@ func (r *Runtime) keepEndedLog(id string) error {
 	if err := os.MkdirAll(ended, 0o750); err != nil {
 		return fmt.Errorf("remove %s: ended log dir: %w", id, err)
 	}
-	if err := os.Rename(r.logPath(id), r.endedLogPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove %s: keep log file: %w", id, err)
-	}
 	// The rename keeps the file's time: stamp it with the removal, from
-	// which the retention counts.
+	// which the retention counts. The times file goes with it (logclock.go).
 	now := r.cfg.Now()
-	if err := os.Chtimes(r.endedLogPath(id), now, now); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove %s: stamp log file: %w", id, err)
+	for _, f := range [][2]string{{r.logPath(id), r.endedLogPath(id)}, {timesPath(r.logPath(id)), timesPath(r.endedLogPath(id))}} {
+		if err := os.Rename(f[0], f[1]); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove %s: keep log file: %w", id, err)
+		}
+		if err := os.Chtimes(f[1], now, now); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove %s: stamp log file: %w", id, err)
+		}
 	}
 	return r.pruneEndedLogs(ended, now)
 }

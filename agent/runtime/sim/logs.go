@@ -32,18 +32,72 @@ func (c *container) text(now time.Time) []byte {
 	return out
 }
 
-// Logs implements runtime.Runtime.
-func (r *Runtime) Logs(_ context.Context, id string) (io.ReadCloser, error) {
+// Logs implements runtime.Runtime. The reader follows the container: a
+// read past the end gets the exit line once the container has ended.
+// since drops the lines written before it (each line starts with its time).
+func (r *Runtime) Logs(_ context.Context, id string, since time.Time) (io.ReadCloser, error) {
+	if _, ok := r.logText(id); !ok {
+		return nil, fmt.Errorf("logs: %w", runtime.ErrNotFound)
+	}
+	return &logReader{r: r, id: id, since: since}, nil
+}
+
+// logText is what container id wrote by now, running or removed within
+// the retention.
+func (r *Runtime) logText(id string) ([]byte, bool) {
 	now := r.cfg.Clock.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c, ok := r.containers[id]; ok {
-		return io.NopCloser(bytes.NewReader(c.text(now))), nil
+		return c.text(now), true
 	}
 	if e, ok := r.ended[id]; ok && now.Sub(e.removed) <= r.cfg.EndedLogRetention {
-		return io.NopCloser(bytes.NewReader(e.text)), nil
+		return e.text, true
 	}
-	return nil, fmt.Errorf("logs: %w", runtime.ErrNotFound)
+	return nil, false
+}
+
+// logReader reads a container's log from where it stopped, so reading on
+// after io.EOF gets what was added since (as reading a growing file does).
+type logReader struct {
+	r     *Runtime
+	id    string
+	since time.Time
+	off   int
+}
+
+func (l *logReader) Read(p []byte) (int, error) {
+	text, _ := l.r.logText(l.id)
+	text = linesSince(text, l.since)
+	if l.off >= len(text) {
+		return 0, io.EOF
+	}
+	n := copy(p, text[l.off:])
+	l.off += n
+	return n, nil
+}
+
+func (l *logReader) Close() error { return nil }
+
+// linesSince keeps the lines stamped at or after since (all for zero).
+// Lines are only ever appended, so the result only grows as text does.
+func linesSince(text []byte, since time.Time) []byte {
+	if since.IsZero() {
+		return text
+	}
+	for len(text) > 0 {
+		line, _, _ := bytes.Cut(text, []byte("\n"))
+		f := bytes.Fields(line)
+		if len(f) < 2 {
+			return text
+		}
+		at, err := time.Parse(time.RFC3339Nano, string(f[1]))
+		if err != nil || !at.Before(since) {
+			return text
+		}
+		text = text[min(len(line)+1, len(text)):]
+	}
+	return text
 }
 
 // keepEndedLog keeps a removed container's output and forgets those past

@@ -268,7 +268,7 @@ func TestRemoveKeepsTheLogForTheRetention(t *testing.T) {
 	}
 	// Past the retention, the next removal forgets it.
 	clock.Advance(time.Hour + time.Second)
-	if _, err := r.Logs(context.Background(), "c1"); !errors.Is(err, runtime.ErrNotFound) {
+	if _, err := r.Logs(context.Background(), "c1", time.Time{}); !errors.Is(err, runtime.ErrNotFound) {
 		t.Fatalf("log past the retention: %v", err)
 	}
 	run(t, r, spec("c2"))
@@ -284,14 +284,14 @@ func TestRemoveKeepsTheLogForTheRetention(t *testing.T) {
 	if err := none.Remove(context.Background(), "c1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := none.Logs(context.Background(), "c1"); !errors.Is(err, runtime.ErrNotFound) {
+	if _, err := none.Logs(context.Background(), "c1", time.Time{}); !errors.Is(err, runtime.ErrNotFound) {
 		t.Fatalf("log kept with a negative retention: %v", err)
 	}
 }
 
 func readLogs(t *testing.T, r *Runtime, id string) string {
 	t.Helper()
-	rc, err := r.Logs(context.Background(), id)
+	rc, err := r.Logs(context.Background(), id, time.Time{})
 	if err != nil {
 		t.Fatalf("logs of %s: %v", id, err)
 	}
@@ -318,7 +318,7 @@ func TestLogsSayWhatTheSimulationDid(t *testing.T) {
 	if logs := readLogs(t, r, "c2"); !strings.Contains(logs, "exited with code 0") {
 		t.Fatalf("c2 after its end:\n%s", logs)
 	}
-	if _, err := r.Logs(context.Background(), "nope"); !errors.Is(err, runtime.ErrNotFound) {
+	if _, err := r.Logs(context.Background(), "nope", time.Time{}); !errors.Is(err, runtime.ErrNotFound) {
 		t.Fatalf("logs of an unknown container: %v", err)
 	}
 }
@@ -673,7 +673,7 @@ func TestConcurrentUseIsSafe(t *testing.T) {
 			_, _ = r.Exec(ctx, id, []string{"echo", id}, time.Second)
 			_ = r.Stop(ctx, id, time.Second)
 			_ = r.Remove(ctx, id)
-			_, _ = r.Logs(ctx, id)
+			_, _ = r.Logs(ctx, id, time.Time{})
 		}()
 	}
 	wg.Wait()

@@ -68,6 +68,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		tlsCA            = fs.String("tls-ca", "", "PEM CA bundle trusted when dialing peer managers (and agents with -agent-tls), and required of Raft peers")
 		insecureRaft     = fs.Bool("insecure-raft", false, "speak Raft over plaintext TCP without -tls-cert: whoever reaches -raft-addr can rewrite the cluster state; isolated networks only")
 		agentTLS         = fs.Bool("agent-tls", false, "dial the agents' API (exec, logs) over HTTPS, trusting -tls-ca (agents run with -tls-cert)")
+		appsAddr         = fs.String("apps-addr", "", "listen address of the apps origin, where sessions' web apps are served on a site apart from the console (e.g. :8443; HTTPS with -tls-cert); empty: no apps")
+		appsDomain       = fs.String("apps-domain", "", "give each session an origin of its own: SESSION.DOMAIN (a wildcard DNS name, and certificate, pointing at -apps-addr); HOST or HOST:PORT as users reach it")
 		logLevel         = fs.String("log-level", "info", "debug, info, warn or error")
 		showVersion      = fs.Bool("version", false, "print the version and exit")
 		allowGroup       = fs.Bool("allow-group-folders", true, "let admins create group folders (false: refused with 403)")
@@ -150,6 +152,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		NodeID: *nodeID, HTTPAddr: *httpAddr, AdvertiseHTTP: *advertiseHTTP, RaftAddr: *raftAddr, DataDir: abs,
 		Dev: *dev, BootstrapExpect: *bootstrapExpect, Peers: peerList, Join: *join, JoinToken: secrets[1],
 		TLS: tlsfiles.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsCA}, InsecureRaft: *insecureRaft, AgentTLS: *agentTLS,
+		AppsAddr: *appsAddr, AppsDomain: *appsDomain,
 		AgentToken: secrets[0], AgentTokenNeedsApproval: !*agentAutoApprove, AllowSimulatedAgents: *allowSimulated, HeartbeatTimeout: *heartbeatTimeout, DisconnectGrace: *disconnectGrace, UsageCheckEvery: *usageCheckEvery, FolderHosts: folderHosts,
 		NoGroupFolders: !*allowGroup, FolderUID: *folderUID, FolderGID: *folderGID, Secrets: box,
 		HTTPLimits:          httpapi.Limits{UploadsPerUser: *uploadsPerUser, Uploads: *uploads},
@@ -165,6 +168,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		scheme = "https"
 	}
 	fmt.Fprintf(stdout, "berth-manager %s listening on %s://%s (node %s, data %s)\n", version.Version, scheme, srv.HTTPAddr(), cfg.NodeID, abs)
+	if a := srv.AppsAddr(); a != "" {
+		fmt.Fprintf(stdout, "sessions' apps on %s://%s\n", scheme, a)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

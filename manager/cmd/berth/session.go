@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"strconv"
 	"strings"
@@ -76,7 +75,7 @@ func (c *cli) sessionCmd() *cobra.Command {
 		Short: "Start, inspect, use and end compute sessions",
 	}
 	cmd.AddCommand(c.sessionStartCmd(), c.sessionListCmd(), c.sessionGetCmd(), c.sessionExecCmd(),
-		c.sessionLogsCmd(), c.sessionTerminateCmd())
+		c.sessionLogsCmd(), c.sessionShellCmd(), c.sessionPortForwardCmd(), c.sessionAppCmd(), c.sessionTerminateCmd())
 	return cmd
 }
 
@@ -84,7 +83,7 @@ func (c *cli) sessionCmd() *cobra.Command {
 type sessionStart struct {
 	image, typ, name, cpu, mem, gpu, fgpu string
 	clusterSize                           int
-	env, mounts                           []string
+	env, mounts, ports                    []string
 	root                                  bool
 }
 
@@ -127,10 +126,36 @@ func (f *sessionStart) body(command []string) (api.SessionCreate, error) {
 		}
 		in.Env[k] = v
 	}
+	for _, p := range f.ports {
+		port, ok := parsePortFlag(p)
+		if !ok {
+			bad = append(bad, fmt.Sprintf("--port %q must be NAME:PORT or NAME:PORT/tcp (e.g. notebook:8888, ssh:22/tcp)", p))
+			continue
+		}
+		in.Ports = append(in.Ports, port)
+	}
 	if len(bad) > 0 {
 		return in, errors.New(strings.Join(bad, "; "))
 	}
 	return in, nil
+}
+
+// parsePortFlag reads --port NAME:PORT[/http|/tcp] (http by default); the
+// managers check the name and the number.
+func parsePortFlag(s string) (api.SessionPort, bool) {
+	name, rest, ok := strings.Cut(s, ":")
+	if !ok || name == "" {
+		return api.SessionPort{}, false
+	}
+	num, proto, hasProto := strings.Cut(rest, "/")
+	if !hasProto {
+		proto = api.PortHTTP
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || (proto != api.PortHTTP && proto != api.PortTCP) {
+		return api.SessionPort{}, false
+	}
+	return api.SessionPort{Name: name, Port: n, Protocol: proto}, true
 }
 
 func (c *cli) sessionStartCmd() *cobra.Command {
@@ -143,6 +168,7 @@ func (c *cli) sessionStartCmd() *cobra.Command {
 			"An interactive session without a command stays up for exec; a batch session runs its\n" +
 			"command and ends with its exit code.",
 		Example: "  berth session start --image berth/base:latest --cpu 1 --mem 512MiB\n" +
+			"  berth session start --image jupyter --port notebook:8888 --port ssh:22/tcp\n" +
 			"  berth session start --image berth/base:latest --type batch -- sh -c 'echo done'",
 		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
 			in, err := f.body(args)
@@ -163,6 +189,7 @@ func (c *cli) sessionStartCmd() *cobra.Command {
 	fl.IntVar(&f.clusterSize, "cluster-size", 0, "containers in the session (default 1)")
 	fl.StringArrayVar(&f.env, "env", nil, "environment variable NAME=VALUE (repeatable)")
 	fl.StringArrayVar(&f.mounts, "mount", nil, "storage folder (name or id) to mount at /home/work/NAME, read-only unless you may write (repeatable)")
+	fl.StringArrayVar(&f.ports, "port", nil, "a port the session serves, NAME:PORT (an http app: berth session app) or NAME:PORT/tcp (berth session port-forward) (repeatable)")
 	fl.BoolVar(&f.root, "root", false, "run the containers as root (with reduced capabilities); your resource policy must allow it (allow_root)")
 	return cmd
 }
@@ -217,48 +244,41 @@ func (c *cli) sessionExecCmd() *cobra.Command {
 	var timeout int
 	cmd := &cobra.Command{
 		Use:   "exec ID -- COMMAND [ARG...]",
-		Short: "Run a command in a RUNNING session; prints its output and exits with its code",
+		Short: "Run a command in a RUNNING session; prints its output as it comes and exits with its code",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
-			res, err := cl.ExecSession(ctx, args[0], args[1:], timeout)
-			if err != nil {
-				return err
-			}
+			code := 0
 			if c.output == formatJSON {
+				// One JSON document: the whole result at the end.
+				res, err := cl.ExecSession(ctx, args[0], args[1:], timeout)
+				if err != nil {
+					return err
+				}
 				if err := render(c.stdout, formatJSON, view{data: res}); err != nil {
 					return err
 				}
+				code = res.ExitCode
 			} else {
-				fmt.Fprint(c.stdout, res.Stdout)
-				fmt.Fprint(c.stderr, res.Stderr)
+				var err error
+				code, err = cl.ExecStream(ctx, args[0], args[1:], timeout, func(stream string, data []byte) {
+					if stream == "stderr" {
+						_, _ = c.stderr.Write(data)
+					} else {
+						_, _ = c.stdout.Write(data)
+					}
+				})
+				if err != nil {
+					return err
+				}
 			}
-			if res.ExitCode != 0 {
-				return exitCode(res.ExitCode)
+			if code != 0 {
+				return exitCode(code)
 			}
 			return nil
 		}),
 	}
 	cmd.Flags().IntVar(&timeout, "timeout", 0, "seconds the command may run (0: the agent's default, 30; at most 600)")
 	return cmd
-}
-
-func (c *cli) sessionLogsCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "logs ID",
-		Short: "Print the output of the session's first container",
-		Args:  cobra.ExactArgs(1),
-		RunE: c.withClient(func(ctx context.Context, cl *client.Client, _ *cobra.Command, args []string) error {
-			body, err := cl.SessionLogs(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			defer body.Close()
-			if _, err := io.Copy(c.stdout, body); err != nil {
-				return fmt.Errorf("reading the logs of %s: %w", args[0], err)
-			}
-			return nil
-		}),
-	}
 }
 
 func (c *cli) sessionTerminateCmd() *cobra.Command {

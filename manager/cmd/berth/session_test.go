@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-cluster/berth/shared/api"
 	"github.com/berth-cluster/berth/shared/slots"
@@ -104,25 +105,36 @@ func TestSessionCommandsSendExactlyTheirRequest(t *testing.T) {
 
 func TestSessionStartReportsEveryBadFlagAndSendsNothing(t *testing.T) {
 	f := newAdminFake(t, nil)
-	res := berth(t, f.env(), "", "session", "start", "--image", "img", "--cpu", "x", "--mem", "lots", "--env", "NOVALUE")
+	res := berth(t, f.env(), "", "session", "start", "--image", "img", "--cpu", "x", "--mem", "lots", "--env", "NOVALUE",
+		"--port", "web", "--port", "db:x/tcp", "--port", "db:5432/udp")
 	if res.code != 1 || f.count() != 0 {
 		t.Fatalf("exit %d with %d requests, want 1 and none", res.code, f.count())
 	}
-	for _, w := range []string{"--cpu: cpu must be a number", "--mem:", `--env "NOVALUE" must be NAME=VALUE`} {
+	for _, w := range []string{"--cpu: cpu must be a number", "--mem:", `--env "NOVALUE" must be NAME=VALUE`,
+		`--port "web" must be`, `--port "db:x/tcp" must be`, `--port "db:5432/udp" must be`} {
 		if !strings.Contains(res.stderr, w) {
 			t.Errorf("stderr %q lacks %q", res.stderr, w)
 		}
 	}
 }
 
-// exec prints the command's output on the matching streams and exits with
-// its code, as the command itself would.
+// exec prints the command's output on the matching streams as it comes
+// (a streamed exec) and exits with its code, as the command itself would;
+// -o json asks for the whole result at once.
 func TestSessionExecExitsWithTheCommandsCode(t *testing.T) {
 	var body string
 	m := newFakeManager(t, func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		body = string(b)
-		writeJSON(w, http.StatusOK, api.ExecResult{ExitCode: 3, Stdout: "out\n", Stderr: "err\n"})
+		if !strings.Contains(body, `"stream":true`) {
+			writeJSON(w, http.StatusOK, api.ExecResult{ExitCode: 3, Stdout: "out\n", Stderr: "err\n"})
+			return
+		}
+		w.Header().Set("Content-Type", api.ExecStreamContentType)
+		code := 3
+		for _, ev := range []api.ExecEvent{{Stream: "stdout", Data: []byte("out\n")}, {Stream: "stderr", Data: []byte("err\n")}, {ExitCode: &code}} {
+			_ = json.NewEncoder(w).Encode(ev)
+		}
 	})
 	env := map[string]string{"BERTH_ADDR": m.URL, "BERTH_TOKEN": "tok"}
 	res := berth(t, env, "", "session", "exec", testSession.ID, "--timeout", "9", "--", "sh", "-c", "echo out; exit 3")
@@ -130,7 +142,7 @@ func TestSessionExecExitsWithTheCommandsCode(t *testing.T) {
 		t.Fatalf("exit %d stdout %q stderr %q, want 3, the command's streams and nothing else", res.code, res.stdout, res.stderr)
 	}
 	if r := m.last(t); r.Method != http.MethodPost || r.URL.Path != "/v1/sessions/"+testSession.ID+"/exec" ||
-		body != `{"command":["sh","-c","echo out; exit 3"],"timeout_s":9}` {
+		body != `{"command":["sh","-c","echo out; exit 3"],"timeout_s":9,"stream":true}` {
 		t.Fatalf("sent %s %s %s", r.Method, r.URL.Path, body)
 	}
 	res = berth(t, env, "", "session", "exec", testSession.ID, "-o", "json", "--", "false")
@@ -151,5 +163,35 @@ func TestSessionLogsPrintsTheText(t *testing.T) {
 	}
 	if r := m.last(t); r.URL.Path != "/v1/sessions/"+testSession.ID+"/logs" {
 		t.Fatalf("asked for %s", r.URL.Path)
+	}
+}
+
+func TestParsePortFlag(t *testing.T) {
+	for in, want := range map[string]api.SessionPort{
+		"notebook:8888": {Name: "notebook", Port: 8888, Protocol: "http"},
+		"ssh:22/tcp":    {Name: "ssh", Port: 22, Protocol: "tcp"},
+		"web:80/http":   {Name: "web", Port: 80, Protocol: "http"},
+	} {
+		if got, ok := parsePortFlag(in); !ok || got != want {
+			t.Errorf("parsePortFlag(%q) = %+v, %v", in, got, ok)
+		}
+	}
+}
+
+func TestParseSince(t *testing.T) {
+	now := time.Date(2025, 1, 2, 15, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Time{
+		"2025-01-02T14:04:05Z": time.Date(2025, 1, 2, 14, 4, 5, 0, time.UTC),
+		"10m":                  now.Add(-10 * time.Minute),
+		"1h30m":                now.Add(-90 * time.Minute),
+	} {
+		if got, err := parseSince(in, now); err != nil || !got.Equal(want) {
+			t.Errorf("parseSince(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"yesterday", "-5m", "2025-01-02"} {
+		if _, err := parseSince(bad, now); err == nil {
+			t.Errorf("parseSince(%q) accepted", bad)
+		}
 	}
 }

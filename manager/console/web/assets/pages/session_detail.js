@@ -1,8 +1,10 @@
 // Session detail (#/session?id=ID): what the session is and was (status
-// history with reasons, containers with their agent and GPU slices, mounts,
-// command, environment names, exit code), its log (read again every few
-// seconds while it runs), and a box to run a command in its first
-// container (POST /v1/sessions/{id}/exec).
+// history with reasons, containers with their agent, address and GPU
+// slices, mounts, ports, command, environment names, exit code), its apps
+// with an OPEN button, a terminal (xterm.js over the terminal WebSocket), a
+// container's log (followed while the session runs and the page is open),
+// and a box to run a command in its first container (POST
+// /v1/sessions/{id}/exec).
 import * as api from "../api.js";
 import { h, clear, button, notice, table, toast, errorText, confirmDialog, shortId, field } from "../ui.js";
 import { slotsText, time, timeSec, duration } from "../format.js";
@@ -24,11 +26,14 @@ export async function render(main, ctx) {
   const containers = h("section", { class: "card", id: "session-containers" });
   const logs = h("pre", { class: "logs", id: "session-logs" }, "Loading…");
   const logNote = h("span", { class: "hint", id: "session-logs-note" });
-  const logCard = h("section", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Log"), logNote, h("span", { class: "spacer" }),
+  const logContainer = h("select", { id: "logs-container", hidden: true });
+  const logCard = h("section", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Log"), logContainer, logNote, h("span", { class: "spacer" }),
     button("REFRESH", () => loadLogs(), { class: "secondary small", id: "refresh-logs" })), logs);
+  const appsCard = h("section", { class: "card", id: "session-apps" });
+  const termCard = h("section", { class: "card", id: "session-terminal-card" });
   const execCard = h("section", { class: "card", id: "session-exec" });
   const msg = h("div", { id: "session-message" });
-  main.append(h("div", { class: "toolbar" }, back), msg, head, h("div", { class: "detail-grid" }, history, containers), logCard, execCard);
+  main.append(h("div", { class: "toolbar" }, back), msg, head, h("div", { class: "detail-grid" }, history, containers), appsCard, termCard, logCard, execCard);
 
   let s = null;
   const load = async () => {
@@ -38,38 +43,180 @@ export async function render(main, ctx) {
       clear(msg, notice("error", `Cannot read session ${id}: ${errorText(e)}`));
       return false;
     }
-    drawSummary(head, s, ctx, async () => { await load(); await loadLogs(); });
+    drawSummary(head, s, ctx, async () => { await load(); loadLogs(); });
     drawHistory(history, s);
     drawContainers(containers, s);
+    drawApps(appsCard, s, ctx);
     return true;
   };
+
+  // The log: read whole once the session has ended; while it runs,
+  // followed (GET …/logs?follow=true) for as long as the page is open, the
+  // text arriving as the container writes it.
+  let following = null; // the AbortController of the followed read
+  const stopFollowing = () => { if (following) { following.abort(); following = null; } };
   const loadLogs = async () => {
+    stopFollowing();
     if (!s) return;
     if (!(s.containers || []).length) {
       clear(logs, "No container yet: the log starts once the session is placed.");
       return;
     }
-    try {
-      const text = await api.get(`/v1/sessions/${encodeURIComponent(id)}/logs`);
-      const atEnd = logs.scrollTop + logs.clientHeight >= logs.scrollHeight - 4;
-      clear(logs, text || "(nothing written yet)");
-      if (atEnd) logs.scrollTop = logs.scrollHeight;
-      clear(logNote, ended.has(s.status) ? `ended ${time(s.terminated_at)}` : `read ${new Date().toLocaleTimeString()}, again every ${refreshEvery / 1000}s while it runs`);
-    } catch (e) {
-      clear(logs, `The log cannot be read: ${errorText(e)}`);
+    const index = logContainer.value || "0";
+    const path = `/v1/sessions/${encodeURIComponent(id)}/logs?container=${index}`;
+    if (ended.has(s.status) || s.status === "TERMINATING") {
+      try {
+        const text = await api.get(path);
+        clear(logs, text || "(nothing written yet)");
+        clear(logNote, s.terminated_at ? `ended ${time(s.terminated_at)}` : "");
+      } catch (e) {
+        clear(logs, `The log cannot be read: ${errorText(e)}`);
+      }
+      return;
     }
+    const ctl = new AbortController();
+    following = ctl;
+    clear(logs);
+    clear(logNote, "following while it runs");
+    try {
+      const resp = await fetch(`${path}&follow=true`, { credentials: "same-origin", signal: ctl.signal });
+      if (!resp.ok) throw new api.ApiError(resp.status, await resp.json().catch(() => ({})));
+      const reader = resp.body.getReader();
+      const decoder = new TextDecoder();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        const atEnd = logs.scrollTop + logs.clientHeight >= logs.scrollHeight - 4;
+        logs.append(decoder.decode(value, { stream: true }));
+        if (atEnd) logs.scrollTop = logs.scrollHeight;
+      }
+      if (following === ctl) {
+        following = null;
+        clear(logNote, "the container ended");
+      }
+    } catch (e) {
+      if (ctl.signal.aborted) return;
+      if (following === ctl) following = null;
+      clear(logNote, `no longer following: ${errorText(e)}`);
+    }
+    if (!logs.textContent) logs.textContent = "(nothing written yet)";
   };
+  logContainer.addEventListener("change", () => loadLogs());
   if (!(await load())) return;
+  drawLogContainers(logContainer, s);
   drawExec(execCard, s, id);
-  await loadLogs();
+  drawTerminal(termCard, s, ctx);
+  loadLogs();
   const timer = setInterval(async () => {
-    if (!main.isConnected) { clearInterval(timer); return; }
+    if (!main.isConnected) { clearInterval(timer); stopFollowing(); closeTerminal(termCard); return; }
     if (!s || ended.has(s.status)) return;
     const was = s.status;
     await load();
-    await loadLogs();
-    if (s.status !== was) drawExec(execCard, s, id);
+    if (s.status !== was) {
+      drawLogContainers(logContainer, s);
+      drawExec(execCard, s, id);
+      drawTerminal(termCard, s, ctx);
+      if (!following) loadLogs();
+    }
   }, refreshEvery);
+}
+
+// drawLogContainers offers a choice of container when there is more than one.
+function drawLogContainers(sel, s) {
+  const n = (s.containers || []).length;
+  sel.hidden = n < 2;
+  if (sel.options.length === n) return;
+  const was = sel.value || "0";
+  clear(sel, (s.containers || []).map((_, i) => h("option", { value: String(i) }, i === 0 ? "main1" : `sub${i}`)));
+  sel.value = was;
+}
+
+// drawApps lists the ports the session declared: an http port is an app
+// its owner opens on the apps origin (a site of its own, apart from the
+// console) with a one-time link; a tcp port is reached with the CLI.
+function drawApps(el, s, ctx) {
+  const ports = s.ports || [];
+  el.hidden = ports.length === 0;
+  if (!ports.length) return;
+  const mine = s.owner === ctx.me.email;
+  const running = s.status === "RUNNING";
+  clear(el, h("h2", {}, "Apps and ports"),
+    table([
+      { title: "Name", cell: (p) => h("code", {}, p.name) },
+      { title: "Port", cell: (p) => `${p.port}/${p.protocol}` },
+      { title: "", cell: (p) => {
+        if (p.protocol !== "http") return h("span", { class: "hint" }, `berth session port-forward ${s.id} LOCAL:${p.name}`);
+        if (!mine) return h("span", { class: "hint" }, "its owner opens it");
+        return button("OPEN", () => openApp(s, p.name), { class: "small", id: `open-app-${p.name}`, disabled: !running });
+      } },
+    ], ports, { id: "apps-list" }),
+    running ? null : h("p", { class: "hint" }, "Apps open while the session is RUNNING."));
+}
+
+// openApp opens the app in a new tab: the tab is opened at the click (a
+// tab opened after waiting for the token would be blocked as a pop-up),
+// then sent to the link, which sets the app's cookie on the apps origin.
+async function openApp(s, name) {
+  const tab = window.open("", "_blank");
+  if (tab) tab.opener = null;
+  try {
+    const tok = await api.post(`/v1/sessions/${encodeURIComponent(s.id)}/apps/${encodeURIComponent(name)}/token`);
+    if (tab) tab.location.href = tok.url;
+    else location.href = tok.url;
+  } catch (e) {
+    if (tab) tab.close();
+    toast(`Cannot open ${name}: ${errorText(e)}`, "error");
+  }
+}
+
+// drawTerminal offers a terminal in a RUNNING session to its owner and to
+// admins (whose use of it the manager records).
+function drawTerminal(el, s, ctx) {
+  const running = s.status === "RUNNING";
+  const mayUse = s.owner === ctx.me.email || ctx.isAdmin;
+  el.hidden = !mayUse || ended.has(s.status);
+  if (el.hidden) { closeTerminal(el); return; }
+  if (el.dataset.open === "yes") return;
+  const n = (s.containers || []).length;
+  const which = h("select", { id: "terminal-container", hidden: n < 2 },
+    (s.containers || []).map((_, i) => h("option", { value: String(i) }, i === 0 ? "main1" : `sub${i}`)));
+  const note = h("span", { class: "hint", id: "terminal-note" });
+  const screen = h("div", { class: "terminal", id: "session-terminal", hidden: true });
+  const open = button("OPEN TERMINAL", async () => {
+    closeTerminal(el);
+    open.disabled = true;
+    let openTerminal;
+    try {
+      // xterm.js is loaded when a terminal is first opened, not with the page.
+      ({ openTerminal } = await import("../terminal.js"));
+    } catch (e) {
+      clear(note, `The terminal cannot be loaded: ${errorText(e)}`);
+      open.disabled = false;
+      return;
+    }
+    screen.hidden = false;
+    el.dataset.open = "yes";
+    clear(note, "connected; what you type goes to the container");
+    close.hidden = false;
+    el.closeTerminal = openTerminal(screen, s.id, Number(which.value || 0), (text) => {
+      clear(note, text);
+      el.dataset.open = "";
+      open.disabled = false;
+      close.hidden = true;
+    });
+  }, { id: "open-terminal", disabled: !running });
+  const close = button("CLOSE", () => { closeTerminal(el); screen.hidden = true; clear(note, "closed"); open.disabled = false; close.hidden = true; },
+    { class: "secondary small", id: "close-terminal", hidden: true });
+  clear(el, h("div", { class: "card-head" }, h("h2", {}, "Terminal"), which, open, close, note),
+    running ? null : h("p", { class: "hint" }, `A terminal opens once the session is RUNNING; it is ${s.status}.`), screen);
+}
+
+function closeTerminal(el) {
+  if (el.closeTerminal) {
+    el.closeTerminal();
+    el.closeTerminal = null;
+  }
+  el.dataset.open = "";
 }
 
 function drawSummary(el, s, ctx, reload) {
@@ -122,6 +269,7 @@ function drawContainers(el, s) {
       { title: "#", cell: (c) => String(c.index) },
       { title: "Agent", cell: (c) => shortId(c.agent, 12) },
       { title: "Status", cell: (c) => c.status || "" },
+      { title: "Address", cell: (c) => c.address || "—" },
       { title: "Slots", cell: (c) => h("span", { class: "wrap" }, slotsText(c.slots)) },
       { title: "GPU slices", cell: (c) => ((c.gpus || []).length
         ? h("span", { class: "wrap" }, c.gpus.map((g) => `${g.uuid} × ${+Number(g.share).toFixed(2)}`).join(", ")) : "none") },
