@@ -149,7 +149,7 @@ func TestAStoppedAgentKeepsItsSessionsForTheGrace(t *testing.T) {
 	sc, agentProc := startDisconnectCluster(t, timeout, grace, nil)
 	// train runs on; exiter ends with 7 on SIGTERM; waiter needs more
 	// than the agent has left while both hold their slots.
-	train, exiter, waiter := startDisconnectSessions(sc)
+	train, exiter, stopped, waiter := startDisconnectSessions(sc)
 	trainCt, ok := sc.container(train.ID)
 	if !ok || trainCt.State != runtime.Running {
 		t.Fatalf("the running session's container: %+v", trainCt)
@@ -157,7 +157,7 @@ func TestAStoppedAgentKeepsItsSessionsForTheGrace(t *testing.T) {
 
 	// Stopped for longer than the timeout, less than the grace.
 	agentProc.signal(syscall.SIGSTOP)
-	stopped := time.Now()
+	pausedAt := time.Now()
 	sc.agentStatus(api.AgentDisconnected)
 	if got := sc.get(train.ID); got.Status != api.SessionRunning || !strings.Contains(got.StatusInfo, "disconnected since") {
 		t.Fatalf("the session on the stopped agent is %s (%q)", got.Status, got.StatusInfo)
@@ -166,13 +166,17 @@ func TestAStoppedAgentKeepsItsSessionsForTheGrace(t *testing.T) {
 		t.Fatalf("the session needing the stopped agent's slots is %s: they were given twice", got.Status)
 	}
 	sc.endExiter(exiter)
+	sc.terminate(stopped.ID) // the user ends a session while its agent is away
+	if got := sc.get(stopped.ID); got.Status != api.SessionTerminating {
+		t.Fatalf("a session terminated while its agent is away is %s, want TERMINATING until the agent stops it", got.Status)
+	}
 	agentProc.signal(syscall.SIGCONT)
-	t.Logf("agent stopped for %s (timeout %s, grace %s)", time.Since(stopped).Round(time.Millisecond), timeout, grace)
-	if time.Since(stopped) >= grace {
-		t.Fatalf("the first pause took %s, past the %s grace: the machine is too slow for this test's timing", time.Since(stopped), grace)
+	t.Logf("agent stopped for %s (timeout %s, grace %s)", time.Since(pausedAt).Round(time.Millisecond), timeout, grace)
+	if time.Since(pausedAt) >= grace {
+		t.Fatalf("the first pause took %s, past the %s grace: the machine is too slow for this test's timing", time.Since(pausedAt), grace)
 	}
 	sc.agentStatus(api.AgentAlive)
-	sc.checkReconciled(train, trainCt, exiter, waiter)
+	sc.checkReconciled(train, trainCt, exiter, stopped, waiter)
 
 	// Stopped past the grace: LOST.
 	agentProc.signal(syscall.SIGSTOP)
@@ -240,9 +244,11 @@ func startDisconnectCluster(t *testing.T, timeout, grace time.Duration, netns *t
 }
 
 // startDisconnectSessions starts train (runs on, half a core), exiter
-// (ends with 7 on SIGTERM, a quarter) and waiter (three quarters: more
-// than the agent has left while the other two hold their slots).
-func startDisconnectSessions(sc *sessionCluster) (train, exiter, waiter api.Session) {
+// (ends with 7 on SIGTERM, a quarter), stopped (a quarter, which the user
+// terminates while the agent is away) and waiter (three quarters: more
+// than the agent has left while the others hold their slots, and still
+// after exiter and stopped ended).
+func startDisconnectSessions(sc *sessionCluster) (train, exiter, stopped, waiter api.Session) {
 	sc.t.Helper()
 	start := func(cpu float64, command ...string) api.Session {
 		r := sc.do(sc.user, http.MethodPost, "/v1/sessions", map[string]any{"image": testenv.BaseImageName, "type": api.SessionBatch,
@@ -254,8 +260,9 @@ func startDisconnectSessions(sc *sessionCluster) (train, exiter, waiter api.Sess
 	}
 	train = sc.wait(start(0.5, "sleep", "3600").ID, api.SessionRunning)
 	exiter = sc.wait(start(0.25, "sh", "-c", `trap "exit 7" TERM; while :; do sleep 0.1; done`).ID, api.SessionRunning)
+	stopped = sc.wait(start(0.25, "sleep", "3600").ID, api.SessionRunning)
 	waiter = start(0.75, "sleep", "3600")
-	return train, exiter, waiter
+	return train, exiter, stopped, waiter
 }
 
 // endExiter makes exiter's container exit with 7 while its agent cannot
@@ -279,9 +286,17 @@ func (sc *sessionCluster) endExiter(exiter api.Session) {
 
 // checkReconciled checks the sessions after the agent's return within the
 // grace: train runs on in the same container, exiter ended with its exit
-// code, waiter still waits for train's slots.
-func (sc *sessionCluster) checkReconciled(train api.Session, trainCt runtime.Container, exiter, waiter api.Session) {
+// code, stopped (terminated while the agent was away) was stopped then,
+// waiter still waits for train's slots.
+func (sc *sessionCluster) checkReconciled(train api.Session, trainCt runtime.Container, exiter, stopped, waiter api.Session) {
 	sc.t.Helper()
+	sc.wait(stopped.ID, api.SessionTerminated)
+	testcluster.Eventually(sc.t, slowMachine, func() error {
+		if ct, ok := sc.container(stopped.ID); ok {
+			return fmt.Errorf("the terminated session's container is still there (%s)", ct.State)
+		}
+		return nil
+	})
 	ended := sc.wait(exiter.ID, api.SessionTerminated)
 	if ended.ExitCode == nil || *ended.ExitCode != 7 {
 		sc.t.Errorf("the session whose container exited during the disconnection ended with exit code %v, want 7", ended.ExitCode)
@@ -309,7 +324,7 @@ func TestANetworkCutKeepsTheSessionsForTheGrace(t *testing.T) {
 	const timeout, grace = time.Second, 12 * time.Second
 	netns := testenv.NewNetns(t)
 	sc, agentProc := startDisconnectCluster(t, timeout, grace, netns)
-	train, exiter, waiter := startDisconnectSessions(sc)
+	train, exiter, stopped, waiter := startDisconnectSessions(sc)
 	trainCt, ok := sc.container(train.ID)
 	if !ok || trainCt.State != runtime.Running {
 		t.Fatalf("the running session's container: %+v", trainCt)
@@ -322,6 +337,10 @@ func TestANetworkCutKeepsTheSessionsForTheGrace(t *testing.T) {
 		t.Fatalf("the session needing the cut agent's slots is %s: they were given twice", got.Status)
 	}
 	sc.endExiter(exiter)
+	sc.terminate(stopped.ID) // the user ends a session while its agent is away
+	if got := sc.get(stopped.ID); got.Status != api.SessionTerminating {
+		t.Fatalf("a session terminated while its agent is away is %s, want TERMINATING until the agent stops it", got.Status)
+	}
 	if err := agentProc.cmd.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Fatalf("the agent died when its network was cut: %v", err)
 	}
@@ -334,7 +353,7 @@ func TestANetworkCutKeepsTheSessionsForTheGrace(t *testing.T) {
 		t.Fatalf("the cut took %s, past the %s grace: the machine is too slow for this test's timing", time.Since(cut), grace)
 	}
 	sc.agentStatus(api.AgentAlive)
-	sc.checkReconciled(train, trainCt, exiter, waiter)
+	sc.checkReconciled(train, trainCt, exiter, stopped, waiter)
 	sc.terminate(train.ID)
 	sc.wait(train.ID, api.SessionTerminated)
 	sc.wait(waiter.ID, api.SessionRunning)
