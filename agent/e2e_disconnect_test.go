@@ -170,13 +170,14 @@ func TestAStoppedAgentKeepsItsSessionsForTheGrace(t *testing.T) {
 	if got := sc.get(stopped.ID); got.Status != api.SessionTerminating {
 		t.Fatalf("a session terminated while its agent is away is %s, want TERMINATING until the agent stops it", got.Status)
 	}
+	resumed := time.Now()
 	agentProc.signal(syscall.SIGCONT)
 	t.Logf("agent stopped for %s (timeout %s, grace %s)", time.Since(pausedAt).Round(time.Millisecond), timeout, grace)
 	if time.Since(pausedAt) >= grace {
 		t.Fatalf("the first pause took %s, past the %s grace: the machine is too slow for this test's timing", time.Since(pausedAt), grace)
 	}
 	sc.agentStatus(api.AgentAlive)
-	sc.checkReconciled(train, trainCt, exiter, stopped, waiter)
+	sc.checkReconciled(train, trainCt, exiter, stopped, waiter, resumed)
 
 	// Stopped past the grace: LOST.
 	agentProc.signal(syscall.SIGSTOP)
@@ -284,11 +285,12 @@ func (sc *sessionCluster) endExiter(exiter api.Session) {
 	}
 }
 
-// checkReconciled checks the sessions after the agent's return within the
-// grace: train runs on in the same container, exiter ended with its exit
-// code, stopped (terminated while the agent was away) was stopped then,
-// waiter still waits for train's slots.
-func (sc *sessionCluster) checkReconciled(train api.Session, trainCt runtime.Container, exiter, stopped, waiter api.Session) {
+// checkReconciled checks the sessions after the agent's return (at
+// resumed) within the grace: train runs on in the same container, exiter
+// ended with its exit code at its real time (before the managers could
+// hear of it), stopped (terminated while the agent was away) was stopped
+// then, waiter still waits for train's slots.
+func (sc *sessionCluster) checkReconciled(train api.Session, trainCt runtime.Container, exiter, stopped, waiter api.Session, resumed time.Time) {
 	sc.t.Helper()
 	sc.wait(stopped.ID, api.SessionTerminated)
 	testcluster.Eventually(sc.t, slowMachine, func() error {
@@ -300,6 +302,10 @@ func (sc *sessionCluster) checkReconciled(train api.Session, trainCt runtime.Con
 	ended := sc.wait(exiter.ID, api.SessionTerminated)
 	if ended.ExitCode == nil || *ended.ExitCode != 7 {
 		sc.t.Errorf("the session whose container exited during the disconnection ended with exit code %v, want 7", ended.ExitCode)
+	}
+	if ended.TerminatedAt == nil || !ended.TerminatedAt.Before(resumed) || ended.TerminatedAt.Before(*exiter.StartedAt) {
+		sc.t.Errorf("the session whose container exited during the disconnection ended at %v; want its real exit time, between its start %v and the agent's return %v",
+			ended.TerminatedAt, exiter.StartedAt, resumed)
 	}
 	got := sc.get(train.ID)
 	ct, _ := sc.container(train.ID)
@@ -347,13 +353,14 @@ func TestANetworkCutKeepsTheSessionsForTheGrace(t *testing.T) {
 	if ct, _ := sc.container(train.ID); ct.State != runtime.Running || ct.Pid != trainCt.Pid {
 		t.Fatalf("the training container during the cut: %s pid %d (was %d)", ct.State, ct.Pid, trainCt.Pid)
 	}
+	resumed := time.Now()
 	netns.Restore()
 	t.Logf("network cut for %s (timeout %s, grace %s)", time.Since(cut).Round(time.Millisecond), timeout, grace)
 	if time.Since(cut) >= grace {
 		t.Fatalf("the cut took %s, past the %s grace: the machine is too slow for this test's timing", time.Since(cut), grace)
 	}
 	sc.agentStatus(api.AgentAlive)
-	sc.checkReconciled(train, trainCt, exiter, stopped, waiter)
+	sc.checkReconciled(train, trainCt, exiter, stopped, waiter, resumed)
 	sc.terminate(train.ID)
 	sc.wait(train.ID, api.SessionTerminated)
 	sc.wait(waiter.ID, api.SessionRunning)

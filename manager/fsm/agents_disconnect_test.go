@@ -51,6 +51,13 @@ func disconnectEntries(base time.Time) []Command {
 		// 18: judged by an older heartbeat than the log has: skipped.
 		AgentsDisconnectExpire{At: at(200), Grace: time.Minute, Agents: []LostAgent{{ID: "ad", LastSeen: at(100)}}},
 		AgentsDisconnectExpire{At: at(171), Grace: time.Minute, Agents: []LostAgent{{ID: "ad", LastSeen: at(110)}}},
+		// 20: back; a session whose container's exit is reported late.
+		AgentUpdate{ID: "ad", Status: ptr(state.AgentAlive), LastHeartbeatAt: ptr(at(200))},
+		newSession("sd4", "AKDISC0000000000000", api.SessionBatch, 1000, 1, at(201)),
+		Plan{At: at(202), Placements: []Placement{{SessionID: "sd4", Containers: on("ad")}}},
+		SessionsReport{At: at(203), Agent: "ad", Reports: []ContainerReport{{SessionID: "sd4", Index: 0, Status: "running"}}},
+		SessionsReport{At: at(260), Agent: "ad", Reports: []ContainerReport{{SessionID: "sd4", Index: 0, Status: "exited",
+			ExitCode: ptr(3), ExitedAt: ptr(at(230))}}},
 	}
 }
 
@@ -94,7 +101,7 @@ func TestDisconnectionEntriesDecideEachRule(t *testing.T) {
 		18: {agent: state.AgentDisconnected, sd1: api.SessionRunning, sd2: api.SessionError, heldCPU: 1000, sd3Pending: true, value: &DisconnectExpiry{}},
 		19: {agent: state.AgentLost, sd1: api.SessionError, sd2: api.SessionError, heldCPU: 0, sd3Pending: true, value: &DisconnectExpiry{Lost: []string{"ad"}, Sessions: []string{"sd1"}}},
 	}
-	for i, c := range disconnectEntries(base) {
+	for i, c := range disconnectEntries(base)[:20] { // the rest is TestALateExitEndsItsSessionAtItsRealTime's
 		r := apply(t, f, &index, c)
 		w, check := steps[i]
 		if !check {
@@ -161,5 +168,47 @@ func TestTheSmallerDisconnectGraceWins(t *testing.T) {
 		if got := c.policy.DisconnectGrace(5 * time.Minute); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// A container's exit reported late (its agent was disconnected) ends its
+// session at the exit time the agent reported, held between the session's
+// last change and the report; without one, at the report's time.
+func TestALateExitEndsItsSessionAtItsRealTime(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	at := func(s int) time.Time { return base.Add(time.Duration(s) * time.Second) }
+	for _, c := range []struct {
+		name     string
+		exitedAt *time.Time
+		want     time.Time
+	}{
+		{"the reported exit time", ptr(at(20)), at(20)},
+		{"an exit time before the session ran is held at its last change", ptr(at(1)), at(3)},
+		{"an exit time after the report is held at the report", ptr(at(60)), at(50)},
+		{"no exit time: the report's", nil, at(50)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newTestFSM()
+			var index uint64
+			mustApply(t, f, &index, Bootstrap{
+				Domain: state.Domain{Name: "default", IsActive: true, CreatedAt: base},
+				Group:  state.Group{Domain: "default", Name: "default", IsActive: true, CreatedAt: base},
+				Policy: state.ResourcePolicy{ResourcePolicy: api.ResourcePolicy{Name: "default", CreatedAt: base}},
+				Admin: state.User{Email: "admin@x.io", Username: "admin", Role: api.RoleSuperadmin, Status: api.StatusActive,
+					Domain: "default", Groups: []string{"default"}, CreatedAt: base},
+				AdminKeypair:  state.Keypair{AccessKey: "AKADMIN000000000000", SecretKey: "s", User: "admin@x.io", IsActive: true, ResourcePolicy: "default", CreatedAt: base},
+				ClusterSecret: "secret",
+			})
+			for _, e := range disconnectEntries(base)[:9] { // sd1 and sd2 RUNNING since at(3)
+				mustApply(t, f, &index, e)
+			}
+			mustApply(t, f, &index, SessionsReport{At: at(50), Agent: "ad", Reports: []ContainerReport{
+				{SessionID: "sd2", Index: 0, Status: "exited", ExitCode: ptr(7), ExitedAt: c.exitedAt}}})
+			s, _ := f.State().Read().Session("sd2")
+			last := s.StatusHistory[len(s.StatusHistory)-1]
+			if s.Status != api.SessionTerminated || s.ExitCode == nil || *s.ExitCode != 7 || !s.TerminatedAt.Equal(c.want) || !last.At.Equal(c.want) {
+				t.Fatalf("session %s exit %v terminated at %v (history %v), want TERMINATED 7 at %v", s.Status, s.ExitCode, s.TerminatedAt, last.At, c.want)
+			}
+		})
 	}
 }
