@@ -59,7 +59,7 @@ type Node interface {
 // Defaults of the duties' periods.
 const (
 	// DefaultHeartbeatTimeout is how long an agent may be silent before it
-	// is LOST.
+	// is DISCONNECTED.
 	DefaultHeartbeatTimeout = 30 * time.Second
 	// DefaultDisconnectGrace is how long a DISCONNECTED agent keeps its
 	// sessions before it is LOST, counted from its last heartbeat.
