@@ -1,6 +1,7 @@
 package leader
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
@@ -65,7 +66,7 @@ func (l *Leader) SessionUsed(id string) {
 func (a *activity) reconnected(tx *state.Txn, agent string, now time.Time) error {
 	ss, err := tx.OccupyingOnAgent(agent)
 	if err != nil {
-		return err
+		return fmt.Errorf("read the sessions of agent %s: %w", agent, err)
 	}
 	for _, s := range ss {
 		a.touched.touch(s.ID, now)

@@ -108,6 +108,17 @@ func (l *Leader) AgentRegistered(id string, at time.Time) {
 	}
 }
 
+// AgentReconnected notes that a DISCONNECTED agent is back (it registered
+// again) before its ALIVE is proposed: its sessions' activity (see
+// activity.reconnected).
+func (l *Leader) AgentReconnected(id string, at time.Time) {
+	if t := l.current(); t != nil {
+		if err := t.activity.reconnected(l.cfg.Cluster.Read(), id, at); err != nil {
+			l.log.Error("note a reconnected agent's sessions as active", "agent", id, "err", err)
+		}
+	}
+}
+
 // LastHeartbeat is when the agent last heartbeated to this leader and what
 // it reported using; ok is false on a manager that does not lead or has
 // not heard from the agent since it began to.

@@ -506,6 +506,24 @@ func TestAnAgentBackWithinTheGraceKeepsItsSessions(t *testing.T) {
 	}
 }
 
+// An agent that registers again while DISCONNECTED (its process was
+// restarted during the disconnection) is back as a heartbeat would be: its
+// sessions count as active.
+func TestAnAgentRegisteringAgainAfterADisconnectionIsActivity(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.bootstrap(t)
+	e.aliveAgent(t, "agent-a")
+	e.runningOn(t, "s-1", "agent-a")
+	tm := newTerm(e.clock.Now())
+	e.l.term.Store(tm)
+	e.clock.Advance(time.Minute)
+	e.l.AgentReconnected("agent-a", e.clock.Now())
+	if got := tm.activity.touched.drain(); !got["s-1"].Equal(e.clock.Now()) {
+		t.Fatalf("activity after the return: %v, want s-1 at %v", got, e.clock.Now())
+	}
+}
+
 // A heartbeat writes only news: a change of address, capacity, images,
 // GPUs, quantum, folder hosts or status, or a replicated time 30 s old.
 func TestAHeartbeatWritesOnlyNews(t *testing.T) {
