@@ -44,6 +44,10 @@ type Agent struct {
 	pulls                  *puller
 	gc                     *imageGC
 	converge, beat, gcKick chan struct{}
+	// reportKick prompts a report of the containers that changed, told
+	// what the managers last heard (reports.go).
+	reportKick chan struct{}
+	told       told
 
 	mu         sync.Mutex
 	id         identity
@@ -107,6 +111,7 @@ func New(cfg Config) (*Agent, error) {
 	a.conv.users = sessionUsers(cfg)
 	a.conv.net = cfg.Network
 	a.converge, a.beat, a.gcKick = make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{}, 1)
+	a.reportKick = make(chan struct{}, 1)
 	a.pulls = newPuller(cfg.Runtime, cfg.Log, cfg.Now, cfg.PullStall, cfg.Metrics)
 	a.pulls.changed = func() { kick(a.converge); kick(a.beat); kick(a.gcKick) }
 	a.conv.pulls = a.pulls
@@ -184,7 +189,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.register(ctx); err != nil {
 		return err // only ctx ending stops registration
 	}
-	loops := []func(context.Context){a.heartbeatLoop, a.desiredLoop, a.resyncLoop, a.gcLoop}
+	// Subscribed before the loops start: no change after this is missed.
+	events := a.cfg.Runtime.Events(ctx)
+	loops := []func(context.Context){a.heartbeatLoop, a.desiredLoop, a.resyncLoop, a.gcLoop,
+		func(ctx context.Context) { a.eventLoop(ctx, events) }}
 	for _, loop := range loops {
 		wg.Add(1)
 		go func(loop func(context.Context)) {

@@ -72,6 +72,10 @@ type Config struct {
 	OrphanGrace time.Duration // default 30s
 	StopGrace   time.Duration // SIGTERM → SIGKILL, default 10s
 	DesiredWait time.Duration // blocking query wait, default 30s
+	// ResyncEvery is how often the agent converges without news from the
+	// managers: to notice containers that died or vanished without an
+	// event, and to remove orphans whose grace has passed (default 5s).
+	ResyncEvery time.Duration
 	// StreamStall is how long a terminal, followed log, streamed exec or
 	// port tunnel may wait on a manager that reads nothing before it is
 	// closed (default 1m): output is held back, never piled up.
@@ -127,6 +131,9 @@ func (c *Config) defaults() error {
 	}
 	if c.DesiredWait <= 0 {
 		c.DesiredWait = 30 * time.Second
+	}
+	if c.ResyncEvery <= 0 {
+		c.ResyncEvery = 5 * time.Second
 	}
 	if c.StreamStall <= 0 {
 		c.StreamStall = time.Minute

@@ -347,8 +347,14 @@ func (c *converger) hasFailed(id string) bool {
 }
 
 // report describes every container: what the runtime holds (with usage for
-// running ones), desired ones that failed to start, started ones that vanished.
-func (c *converger) report(ctx context.Context) ([]api.ContainerReport, error) {
+// running ones when usage is set), desired ones that failed to start or
+// wait for their image, started ones that vanished.
+func (c *converger) report(ctx context.Context, usage bool) ([]api.ContainerReport, error) {
+	// What the converger knows is read before the runtime is listed: a
+	// container it started after this read is listed (or absent and not
+	// yet taken as started), never taken as started and absent, which
+	// would report it gone while it runs.
+	absent := c.absentReports()
 	actual, err := c.rt.List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
@@ -368,6 +374,9 @@ func (c *converger) report(ctx context.Context) ([]api.ContainerReport, error) {
 		}
 		switch ct.State {
 		case runtime.Running:
+			if !usage {
+				break
+			}
 			if u, err := c.rt.Usage(ctx, ct.ID); err == nil {
 				r.CPUSeconds, r.MemoryWorkingSet = u.CPUSeconds, u.MemoryWorkingSet
 			}
@@ -382,12 +391,25 @@ func (c *converger) report(ctx context.Context) ([]api.ContainerReport, error) {
 		}
 		out = append(out, r)
 	}
+	for _, r := range absent {
+		if !present[r.ID] {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// absentReports are what report says of each desired container the runtime
+// does not list: failed to start, waiting for its image, or gone after it
+// started.
+func (c *converger) absentReports() []api.ContainerReport {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var out []api.ContainerReport
 	for _, id := range sortedKeys(c.desired) {
 		d := c.desired[id]
 		switch {
-		case present[id]:
 		case c.failed[id] != "":
 			out = append(out, api.ContainerReport{ID: id, SessionID: d.SessionID, Index: d.Index, Status: api.ContainerFailed, Reason: c.failed[id]})
 		case c.pulling[id] != nil:
@@ -400,8 +422,7 @@ func (c *converger) report(ctx context.Context) ([]api.ContainerReport, error) {
 			out = append(out, api.ContainerReport{ID: id, SessionID: d.SessionID, Index: d.Index, Status: api.ContainerGone, Reason: reason})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
+	return out
 }
 
 // occupied is what the desired containers hold of this node.

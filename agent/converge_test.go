@@ -35,7 +35,7 @@ func desired(id, image string) api.DesiredContainer {
 
 func reportByID(t *testing.T, c *converger) map[string]api.ContainerReport {
 	t.Helper()
-	rs, err := c.report(context.Background())
+	rs, err := c.report(context.Background(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestAStopListNamingADesiredContainerIsIgnored(t *testing.T) {
 
 func TestAnEmptyReportIsAnEmptyListNotNone(t *testing.T) {
 	c := newTestConverger(newFakeRuntime("img"), &clock{now: time.Unix(1000, 0)})
-	rs, err := c.report(context.Background())
+	rs, err := c.report(context.Background(), true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,19 @@ type fakeRuntime struct {
 	disk          runtime.DiskUsage
 	imageBytes    int64
 	removedImages []string
+
+	// feed is Events: tests publish what containerd would (emit).
+	feed runtime.Feed
+	// afterList, when set, runs once List has read the containers, before
+	// it returns (a test starts a container in between).
+	afterList func()
+}
+
+func (f *fakeRuntime) Events(ctx context.Context) <-chan runtime.Event { return f.feed.Subscribe(ctx) }
+
+// emit publishes an event as containerd would after a change.
+func (f *fakeRuntime) emit(id string, kind runtime.EventKind) {
+	f.feed.Publish(runtime.Event{ID: id, Kind: kind})
 }
 
 func newFakeRuntime(images ...string) *fakeRuntime {
@@ -62,15 +75,21 @@ func (f *fakeRuntime) Run(_ context.Context, s runtime.Spec) (runtime.Container,
 
 func (f *fakeRuntime) List(context.Context) ([]runtime.Container, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.listErr != nil {
+		f.mu.Unlock()
 		return nil, f.listErr
 	}
 	var out []runtime.Container
 	for _, c := range f.containers {
 		out = append(out, c)
 	}
+	after := f.afterList
+	f.afterList = nil // once: what it runs may list again
+	f.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	if after != nil {
+		after()
+	}
 	return out, nil
 }
 
@@ -318,6 +337,30 @@ type fakeManager struct {
 	secrets    []string
 	heartbeats []api.AgentHeartbeat
 	rejectHB   bool
+	// reports are the agent's reports of changed containers; onReport,
+	// when set, runs before a report is taken (a test holds one in flight).
+	reports  [][]api.ContainerReport
+	onReport func(ctx context.Context, changed []api.ContainerReport)
+}
+
+func (m *fakeManager) Report(ctx context.Context, _, _ string, changed []api.ContainerReport) error {
+	m.mu.Lock()
+	hook := m.onReport
+	m.mu.Unlock()
+	if hook != nil {
+		hook(ctx, changed)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.reports = append(m.reports, append([]api.ContainerReport(nil), changed...))
+	return nil
+}
+
+// reported returns copies of the reports received so far.
+func (m *fakeManager) reported() [][]api.ContainerReport {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([][]api.ContainerReport(nil), m.reports...)
 }
 
 func newFakeManager() *fakeManager {

@@ -10,12 +10,10 @@ import (
 	"github.com/berth-cluster/berth/shared/api"
 )
 
-// resyncEvery is how often the agent converges without news from the
-// managers: to notice containers that died or vanished, and to remove
-// orphans whose grace has passed.
-const resyncEvery = 5 * time.Second
-
-// heartbeatLoop reports to the managers every HeartbeatEvery.
+// heartbeatLoop heartbeats to the managers every HeartbeatEvery and, in
+// between, reports containers that changed as soon as it is prompted
+// (reports.go). Both go from this one goroutine, one at a time, so the
+// managers receive them in the order they were listed.
 func (a *Agent) heartbeatLoop(ctx context.Context) {
 	for {
 		a.heartbeat(ctx)
@@ -25,13 +23,20 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 			every = min(every, pullReportEvery)
 		}
 		t := time.NewTimer(every)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		case <-a.beat:
-			t.Stop()
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+				break wait
+			case <-a.beat:
+				t.Stop()
+				break wait
+			case <-a.reportKick:
+				a.report(ctx)
+			}
 		}
 	}
 }
@@ -39,7 +44,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 func (a *Agent) heartbeat(ctx context.Context) {
 	hb := api.AgentHeartbeat{Address: a.addr, Capacity: a.capacity}
 	var err error
-	if hb.Containers, err = a.conv.report(ctx); err != nil {
+	if hb.Containers, err = a.conv.report(ctx, true); err != nil {
 		a.noteError(err)
 	}
 	if hb.Images, err = a.images(ctx); err != nil {
@@ -72,6 +77,9 @@ func (a *Agent) heartbeat(ctx context.Context) {
 			}
 		}
 		return
+	}
+	if hb.Containers != nil {
+		a.told.heardAll(hb.Containers)
 	}
 	a.metrics.heartbeats.Inc()
 }
@@ -111,7 +119,7 @@ func (a *Agent) desiredLoop(ctx context.Context) {
 }
 
 func (a *Agent) resyncLoop(ctx context.Context) {
-	t := time.NewTicker(resyncEvery)
+	t := time.NewTicker(a.cfg.ResyncEvery)
 	defer t.Stop()
 	for {
 		select {
@@ -137,6 +145,10 @@ func (a *Agent) resyncLoop(ctx context.Context) {
 func (a *Agent) convergeNow(ctx context.Context) {
 	a.converging.Lock()
 	defer a.converging.Unlock()
+	// A start that failed, a pull that began, a container found gone: the
+	// managers hear of it now (a prompt that finds nothing new sends
+	// nothing).
+	defer kick(a.reportKick)
 	if err := a.conv.converge(ctx); err != nil {
 		a.noteError(err)
 	}

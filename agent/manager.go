@@ -23,6 +23,8 @@ type Manager interface {
 	// registration it re-registers under the same id.
 	Register(ctx context.Context, req api.AgentRegister, secret string) (api.AgentRegistered, error)
 	Heartbeat(ctx context.Context, id, secret string, hb api.AgentHeartbeat) (api.HeartbeatAnswer, error)
+	// Report tells the managers of containers whose state changed.
+	Report(ctx context.Context, id, secret string, changed []api.ContainerReport) error
 	// Desired blocks until the desired containers change past index, or
 	// wait passes.
 	Desired(ctx context.Context, id, secret string, index uint64, wait time.Duration) (api.DesiredState, error)
@@ -87,6 +89,17 @@ func (m *httpManager) Heartbeat(ctx context.Context, id, secret string, hb api.A
 		return out, fmt.Errorf("heartbeat: %w", err)
 	}
 	return out, nil
+}
+
+func (m *httpManager) Report(ctx context.Context, id, secret string, changed []api.ContainerReport) error {
+	cl, err := m.client(secret, false)
+	if err != nil {
+		return err
+	}
+	if err := cl.Do(ctx, http.MethodPost, "/v1/agents/"+url.PathEscape(id)+"/report", nil, api.AgentReport{Containers: changed}, nil); err != nil {
+		return fmt.Errorf("report containers: %w", err)
+	}
+	return nil
 }
 
 func (m *httpManager) Desired(ctx context.Context, id, secret string, index uint64, wait time.Duration) (api.DesiredState, error) {

@@ -13,6 +13,8 @@ import (
 type metrics struct {
 	heartbeats        prometheus.Counter
 	heartbeatFailures prometheus.Counter
+	reports           prometheus.Counter
+	reportFailures    prometheus.Counter
 	containers        *prometheus.GaugeVec
 	usedCPU           prometheus.Gauge
 	usedMem           prometheus.Gauge
@@ -29,6 +31,8 @@ func newMetrics(reg prometheus.Registerer, a *Agent) *metrics {
 	m := &metrics{
 		heartbeats:        prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_agent_heartbeats_total", Help: "Heartbeats the managers acknowledged."}),
 		heartbeatFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_agent_heartbeat_failures_total", Help: "Heartbeats no manager acknowledged."}),
+		reports:           prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_agent_reports_total", Help: "Reports of containers that changed state, sent as they changed, that the managers acknowledged."}),
+		reportFailures:    prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_agent_report_failures_total", Help: "Reports of containers that changed state that no manager acknowledged (the next heartbeat carries their news)."}),
 		containers:        prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "berth_agent_containers", Help: "Containers by state, as last reported."}, []string{"state"}),
 		usedCPU:           prometheus.NewGauge(prometheus.GaugeOpts{Name: "berth_agent_used_cpu_seconds", Help: "CPU seconds used by running containers, as last measured."}),
 		usedMem:           prometheus.NewGauge(prometheus.GaugeOpts{Name: "berth_agent_used_memory_bytes", Help: "Memory working set of running containers, as last measured."}),
@@ -57,7 +61,7 @@ func newMetrics(reg prometheus.Registerer, a *Agent) *metrics {
 	orphans := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "berth_agent_orphans_removed_total", Help: "Containers removed because the managers did not want them once the orphan grace had passed."},
 		func() float64 { return float64(a.conv.orphansRemoved.Load()) })
 	if reg != nil {
-		reg.MustRegister(m.heartbeats, m.heartbeatFailures, m.containers, m.usedCPU, m.usedMem, capacity, occupied, occupiedMem,
+		reg.MustRegister(m.heartbeats, m.heartbeatFailures, m.reports, m.reportFailures, m.containers, m.usedCPU, m.usedMem, capacity, occupied, occupiedMem,
 			m.usedGPUMem, m.gpuMem, m.gpuUtil, gpuInfo, orphans)
 	}
 	return m

@@ -180,6 +180,34 @@ type DiskUsage struct {
 	TotalBytes int64
 }
 
+// Event says that a container's task changed state: it started, exited,
+// was OOM-killed, or it (or the container) was deleted. It is a hint, not
+// a record: List says what the container is now. Events can be lost (a
+// broken stream, a slow reader) or repeated, so an agent still lists on
+// its heartbeats and resyncs; an Event with an empty ID says some may have
+// been lost (the runtime's stream was re-established).
+type Event struct {
+	ID   string
+	Kind EventKind
+}
+
+// EventKind is what happened.
+type EventKind string
+
+// Event kinds.
+const (
+	EventStarted EventKind = "started"
+	EventExited  EventKind = "exited"
+	EventOOM     EventKind = "oom"
+	EventDeleted EventKind = "deleted"
+	// EventLost: events may have been missed; list to catch up.
+	EventLost EventKind = "lost"
+)
+
+// EventBuffer is how many events a subscriber may fall behind before
+// further ones are dropped for it (it lists anyway when it gets to them).
+const EventBuffer = 256
+
 // Errors a caller can act on.
 var (
 	ErrNotFound      = errors.New("no such container")
@@ -267,6 +295,10 @@ type Runtime interface {
 	RemoveImage(ctx context.Context, name string) error
 	// ImageDisk measures the filesystem the images are stored on.
 	ImageDisk(ctx context.Context) (DiskUsage, error)
+	// Events delivers the changes of Berth's containers as they happen,
+	// until ctx ends (then the channel is closed). A reader that falls
+	// EventBuffer behind loses events rather than holding the runtime up.
+	Events(ctx context.Context) <-chan Event
 	// Close releases the connection to the runtime.
 	Close() error
 }

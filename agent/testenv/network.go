@@ -3,10 +3,12 @@ package testenv
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,12 @@ import (
 
 // CNIBinDir is where Debian's containernetworking-plugins puts the plugins.
 const CNIBinDir = "/usr/lib/cni"
+
+// ctr's CNI directories: `ctr run --cni` reads no flags for them.
+const (
+	CtrConfDir = "/etc/cni/net.d"
+	CtrBinDir  = "/opt/cni/bin"
+)
 
 // NetworkNames are the host objects one test's session networks may use,
 // none of which another test (of this binary or another one running at
@@ -110,4 +118,53 @@ func routed(out string) bool {
 // String names the objects, for logs.
 func (n NetworkNames) String() string {
 	return fmt.Sprintf("cidr %s, bridges %s*, chains %s-*", n.CIDR, n.BridgePrefix, n.ChainPrefix)
+}
+
+// CtrCNI installs, for the benchmark's length, the conflist `ctr run --cni`
+// reads (the plugins the agent runs, on a bridge and range of names, which
+// must be names of its own: ctr's network stays up between samples) and
+// links the plugins where ctr looks for them; it returns the conflist.
+func CtrCNI(b testing.TB, names NetworkNames) []byte {
+	b.Helper()
+	if entries, _ := os.ReadDir(CtrConfDir); len(entries) > 0 {
+		b.Skipf("%s already holds a CNI configuration; ctr would use it", CtrConfDir)
+	}
+	bridge := names.BridgePrefix + "c"
+	subnet := names.CIDR.String()
+	conf, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": bridge, "plugins": []any{
+		map[string]any{"type": "bridge", "bridge": bridge, "isGateway": true, "ipMasq": true,
+			"ipam": map[string]any{"type": "host-local", "ranges": [][]map[string]string{{{"subnet": subnet}}},
+				"routes": []map[string]string{{"dst": "0.0.0.0/0"}}, "dataDir": b.TempDir()}},
+	}})
+	for _, d := range []string{CtrConfDir, CtrBinDir} {
+		// What is made here (/etc/cni too, say) goes again once empty.
+		for _, p := range []string{filepath.Dir(d), d} {
+			if _, err := os.Stat(p); err == nil {
+				continue
+			}
+			if err := os.Mkdir(p, 0o755); err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { os.Remove(p) })
+		}
+	}
+	file := filepath.Join(CtrConfDir, "00-berth-bench.conflist")
+	if err := os.WriteFile(file, conf, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		os.Remove(file)
+		_ = exec.Command("ip", "link", "del", bridge).Run()
+	})
+	for _, p := range []string{"bridge", "host-local"} {
+		link := filepath.Join(CtrBinDir, p)
+		if _, err := os.Lstat(link); err == nil {
+			continue
+		}
+		if err := os.Symlink(filepath.Join(CNIBinDir, p), link); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { os.Remove(link) })
+	}
+	return conf
 }

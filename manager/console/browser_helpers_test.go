@@ -197,7 +197,27 @@ func waitText(css, text string) chromedp.Action[chromedp.Void] {
 	return waitJS(fmt.Sprintf(`(document.querySelector(%s)?.textContent || "").includes(%s)`, js(css), js(text)))
 }
 
-func click(css string) chromedp.Action[chromedp.Void] { return chromedp.Click(chromedp.CSS(css)) }
+// click clicks css with the mouse, as a person does. A list that is drawn
+// again between chromedp finding the element and clicking it leaves
+// chromedp holding a node that is gone ("Could not find node with given
+// id"): it finds the element again, as a person's second look would,
+// until the step's deadline.
+func click(css string) chromedp.Action[chromedp.Void] {
+	c := chromedp.Click(chromedp.CSS(css))
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		for {
+			v, err := c(ctx, t)
+			if err == nil || !strings.Contains(err.Error(), "Could not find node with given id") {
+				return v, err
+			}
+			select {
+			case <-ctx.Done():
+				return v, err
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+}
 
 // typeIn empties an input and types text into it, key by key, as a
 // person does.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/berth-cluster/berth/manager/apierr"
 	"github.com/berth-cluster/berth/manager/leader"
+	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
 )
 
@@ -51,37 +52,76 @@ func (a *API) agentHeartbeat(c *Call) error {
 	return c.JSON(http.StatusOK, api.HeartbeatAnswer{Status: rec.Status, DesiredIndex: index})
 }
 
-// maxDesiredWait bounds ?wait= so a forgotten request does not hold a
-// connection for long.
+// agentReport is POST /v1/agents/{id}/report, on the leader: the agent's
+// containers that changed state, as they change. Authenticated like a
+// heartbeat; the leader moves only containers placed on this agent
+// (leader.Report), so an agent's secret reaches no other agent's sessions.
+func (a *API) agentReport(c *Call) error {
+	rec, err := a.agentWithSecret(c.R.PathValue("id"), c.R)
+	if err != nil {
+		return err
+	}
+	if err := a.simulatedAllowed(rec.Simulated); err != nil {
+		return err
+	}
+	var in api.AgentReport
+	if err := c.Decode(&in); err != nil {
+		return err
+	}
+	if in.Containers == nil {
+		// As in a heartbeat, a state the managers do not know is ignored.
+		return apierr.Field(apierr.Invalid, "containers", "containers is required: the containers whose state changed")
+	}
+	if err := a.leader.Report(c.R.Context(), rec.ID, in.Containers); err != nil {
+		return err
+	}
+	c.W.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// maxDesiredWait bounds a blocking query's ?wait= so a forgotten request
+// does not hold a connection for long.
 const maxDesiredWait = 5 * time.Minute
 
 // agentDesired is GET /v1/agents/{id}/desired: the containers the agent
 // should run. With ?index=N it is a blocking query: the answer waits until
-// the applied index passes N or ?wait= (default 30s) elapses, and either
-// way carries the full current set and the index it was read at.
+// the agent's desired state changes past N (state.DesiredIndex: an entry
+// that places on it, ends or reports one of its sessions, changes its
+// record, or a folder, policy, keypair or registry) or ?wait= (default 30s)
+// elapses, and either way carries the full current set and the index it
+// was read at. Entries that concern other agents do not wake it.
 func (a *API) agentDesired(c *Call) error {
 	rec, err := a.agentWithSecret(c.R.PathValue("id"), c.R)
 	if err != nil {
 		return err
 	}
-	index, wait, err := desiredQuery(c)
+	index, wait, err := blockingQuery(c)
 	if err != nil {
 		return err
 	}
-	if index != nil {
-		ctx, cancel := context.WithTimeout(c.R.Context(), wait)
-		defer cancel()
+	ctx, cancel := context.WithTimeout(c.R.Context(), wait)
+	defer cancel()
+	for {
+		tx := a.cluster.Read()
+		// The mark and the containers come from one read: the agent's
+		// next ?index= misses nothing written after it.
+		at, watch, err := tx.DesiredIndex(rec.ID)
+		if err != nil {
+			return err
+		}
+		if index == nil || at > *index || ctx.Err() != nil {
+			return a.answerDesired(c, tx, rec.ID, at)
+		}
 		// Running out of wait is a normal answer; only the caller going
 		// away ends the request.
-		if _, err := a.cluster.WaitIndex(ctx, *index); err != nil && c.R.Context().Err() != nil {
+		if err := watch.Wait(ctx); err != nil && c.R.Context().Err() != nil {
 			return err
 		}
 	}
-	// The index is read before the state: the containers are at least as
-	// new as the index says, so the agent's next ?index= misses nothing.
-	applied := a.cluster.AppliedIndex()
-	tx := a.cluster.Read()
-	containers, stop, err := a.leader.Desired(tx, rec.ID)
+}
+
+func (a *API) answerDesired(c *Call, tx *state.Txn, agent string, at uint64) error {
+	containers, stop, err := a.leader.Desired(tx, agent)
 	if err != nil {
 		return err
 	}
@@ -89,10 +129,12 @@ func (a *API) agentDesired(c *Call) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, api.DesiredState{Index: applied, Containers: containers, Stop: stop, Registries: regs})
+	return c.JSON(http.StatusOK, api.DesiredState{Index: at, Containers: containers, Stop: stop, Registries: regs})
 }
 
-func desiredQuery(c *Call) (index *uint64, wait time.Duration, err error) {
+// blockingQuery reads ?index= (absent: answer at once) and ?wait= of a
+// blocking query (the desired state, a session).
+func blockingQuery(c *Call) (index *uint64, wait time.Duration, err error) {
 	q := c.R.URL.Query()
 	var bad apierr.Fields
 	if s := q.Get("index"); s != "" {

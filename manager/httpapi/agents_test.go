@@ -328,7 +328,7 @@ func TestAgentDesiredIsABlockingQuery(t *testing.T) {
 		t.Fatalf("desired without index: %s", r.Body)
 	}
 
-	t.Run("with index = current it waits for the next write", func(t *testing.T) {
+	t.Run("it waits for a write that concerns the agent, not for others", func(t *testing.T) {
 		type answer struct {
 			state api.DesiredState
 			r     *testcluster.Response
@@ -339,14 +339,24 @@ func TestAgentDesiredIsABlockingQuery(t *testing.T) {
 			st, r := desired(fmt.Sprintf("?index=%d&wait=20s", now.Index))
 			done <- answer{st, r}
 		}()
-		// Nothing is written meanwhile, so an answer here would mean the
-		// query did not block.
+		// Entries that concern no agent (a user) or another agent (its
+		// registration, its record) are applied meanwhile: an answer now
+		// would mean the query woke for them.
+		before := lastIndex(s)
+		proposeOK(t, s, fsm.GroupCreate{Group: state.Group{Domain: "default", Name: "lab", IsActive: true, CreatedAt: time.Now().UTC()}})
+		other := register(t, s, registration("10.0.0.6:6001"))
+		unschedulable := false
+		proposeOK(t, s, fsm.AgentUpdate{ID: other.ID, Schedulable: &unschedulable})
+		if lastIndex(s) <= before {
+			t.Fatal("nothing was written")
+		}
 		select {
 		case a := <-done:
-			t.Fatalf("answered before any write: %d %s", a.r.Status, a.r.Body)
+			t.Fatalf("answered for entries of no concern to the agent: %d %s", a.r.Status, a.r.Body)
 		case <-time.After(300 * time.Millisecond):
 		}
-		createUser(t, s, admin, "someone@example.com", "someone", api.RoleUser)
+		// A change of its own record is its business.
+		proposeOK(t, s, fsm.AgentUpdate{ID: ag.ID, Schedulable: &unschedulable})
 		a := <-done
 		wantStatus(t, a.r, http.StatusOK)
 		if a.state.Index <= now.Index || a.state.Containers == nil {
@@ -354,6 +364,20 @@ func TestAgentDesiredIsABlockingQuery(t *testing.T) {
 		}
 		if waited := time.Since(start); waited > 15*time.Second {
 			t.Errorf("the write did not end the wait (answered after %s)", waited)
+		}
+		now = a.state
+	})
+
+	t.Run("a policy change wakes every agent", func(t *testing.T) {
+		done := make(chan api.DesiredState, 1)
+		go func() {
+			st, _ := desired(fmt.Sprintf("?index=%d&wait=20s", now.Index))
+			done <- st
+		}()
+		r := testcluster.Do(t, http.MethodPatch, testcluster.URL(s)+"/v1/resource-policies/default", admin, `{"max_vfolder_size":1048576}`)
+		wantStatus(t, r, http.StatusOK)
+		if got := <-done; got.Index <= now.Index {
+			t.Errorf("answer at %d after a policy change, want past %d", got.Index, now.Index)
 		}
 	})
 

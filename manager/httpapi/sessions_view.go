@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -211,12 +212,46 @@ func (a *API) listSessions(c *Call) error {
 	return c.JSON(http.StatusOK, out)
 }
 
+// getSession is GET /v1/sessions/{id}. X-Berth-Index says the index the
+// answer is at (the session's last write; a stale read's applied index);
+// with ?index=N it is a blocking query that answers once the session is
+// written past N, or ?wait= (default 30s) passes: `berth session start
+// --wait` follows a session this way without polling.
 func (a *API) getSession(c *Call) error {
 	s, err := a.visibleSession(c)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, sessionView(a.cluster.Read(), s))
+	index, wait, err := blockingQuery(c)
+	if err != nil {
+		return err
+	}
+	tx := a.cluster.Read()
+	if index != nil {
+		ctx, cancel := context.WithTimeout(c.R.Context(), wait)
+		defer cancel()
+		for s.ModifyIndex <= *index && ctx.Err() == nil {
+			var watch state.Watch
+			if s, watch, err = tx.SessionWatch(s.ID); err != nil {
+				return err
+			}
+			if s == nil || !canSeeSession(c.Who, tx, s) {
+				return apierr.New(apierr.NotFound, "no session %s", c.R.PathValue("id"))
+			}
+			if s.ModifyIndex > *index {
+				break
+			}
+			// Running out of wait is a normal answer.
+			if err := watch.Wait(ctx); err != nil && c.R.Context().Err() != nil {
+				return err
+			}
+			tx = a.cluster.Read()
+		}
+	}
+	if c.W.Header().Get(hdrIndex) == "" {
+		c.W.Header().Set(hdrIndex, strconv.FormatUint(s.ModifyIndex, 10))
+	}
+	return c.JSON(http.StatusOK, sessionView(tx, s))
 }
 
 // terminateSession is DELETE /v1/sessions/{id}: 202, the session goes

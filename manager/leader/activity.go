@@ -29,9 +29,11 @@ const reportRepeatAfter = 30 * time.Second
 type activity struct {
 	touched *lastSeen
 
-	mu       sync.Mutex
-	samples  map[string]cpuSample // by agent
-	reported map[string]reportMemo
+	mu      sync.Mutex
+	samples map[string]cpuSample // by agent
+	// reported is by agent, then container: a report's check walks only
+	// its own agent's memos, not the whole cluster's.
+	reported map[string]map[string]reportMemo
 }
 
 // cpuSample is what an agent's containers had used, by container id, when
@@ -47,7 +49,7 @@ type reportMemo struct {
 }
 
 func newActivity() *activity {
-	return &activity{touched: newLastSeen(), samples: map[string]cpuSample{}, reported: map[string]reportMemo{}}
+	return &activity{touched: newLastSeen(), samples: map[string]cpuSample{}, reported: map[string]map[string]reportMemo{}}
 }
 
 // SessionUsed records that someone used a session through the API (an
@@ -121,27 +123,40 @@ func (a *activity) noteCPU(tx *state.Txn, agent string, now time.Time, reported 
 	return nil
 }
 
-// fresh keeps the news that were not proposed, identically, within
-// reportRepeatAfter, and remembers them as proposed at now.
-func (a *activity) fresh(news []fsm.ContainerReport, now time.Time) []fsm.ContainerReport {
+// fresh keeps the news of an agent's report that were not proposed,
+// identically, within reportRepeatAfter, and remembers them as proposed at
+// now. Only this agent's memos are looked at (and the stale ones dropped),
+// so a report costs what its own containers cost.
+func (a *activity) fresh(agent string, news []fsm.ContainerReport, now time.Time) []fsm.ContainerReport {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	memos := a.reported[agent]
+	if memos == nil {
+		if len(news) == 0 {
+			return nil
+		}
+		memos = map[string]reportMemo{}
+		a.reported[agent] = memos
+	}
 	var out []fsm.ContainerReport
 	for _, n := range news {
 		key := state.ContainerID(n.SessionID, n.Index)
-		if m, ok := a.reported[key]; ok && sameNews(m.news, n) && now.Sub(m.at) < reportRepeatAfter {
+		if m, ok := memos[key]; ok && sameNews(m.news, n) && now.Sub(m.at) < reportRepeatAfter {
 			continue
 		}
 		out = append(out, n)
 	}
 	for _, n := range out {
-		a.reported[state.ContainerID(n.SessionID, n.Index)] = reportMemo{news: n, at: now}
+		memos[state.ContainerID(n.SessionID, n.Index)] = reportMemo{news: n, at: now}
 	}
 	// Bound the memory: memos past their use are dropped.
-	for k, m := range a.reported {
+	for k, m := range memos {
 		if now.Sub(m.at) >= reportRepeatAfter {
-			delete(a.reported, k)
+			delete(memos, k)
 		}
+	}
+	if len(memos) == 0 {
+		delete(a.reported, agent)
 	}
 	return out
 }

@@ -68,6 +68,45 @@ func (m *agentMemory) beat(id string, at time.Time, report *api.AgentHeartbeat) 
 	return previousErrors
 }
 
+// merge applies a report of the containers that changed (Leader.Report) to
+// the agent's last report: each replaces the container of its id (keeping
+// the usage the last heartbeat measured), one reported gone leaves it. The
+// list is copied, never changed in place: readers hold the old one.
+func (m *agentMemory) merge(id string, changed []api.ContainerReport) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b := m.beats[id]
+	if b == nil {
+		b = &agentBeat{}
+		m.beats[id] = b
+	}
+	byID := make(map[string]api.ContainerReport, len(changed))
+	for _, r := range changed {
+		byID[r.ID] = r
+	}
+	out := make([]api.ContainerReport, 0, len(b.containers)+len(changed))
+	for _, old := range b.containers {
+		r, ok := byID[old.ID]
+		if !ok {
+			out = append(out, old)
+			continue
+		}
+		delete(byID, old.ID)
+		if r.Status == api.ContainerGone {
+			continue
+		}
+		r.CPUSeconds, r.MemoryWorkingSet, r.GPUMemoryBytes = old.CPUSeconds, old.MemoryWorkingSet, old.GPUMemoryBytes
+		out = append(out, r)
+	}
+	for _, r := range changed {
+		if _, new := byID[r.ID]; new && r.Status != api.ContainerGone {
+			out = append(out, r)
+			delete(byID, r.ID)
+		}
+	}
+	b.containers = out
+}
+
 // last returns the time of the agent's last heartbeat and its usage; ok is
 // false when this leadership has heard nothing from it yet.
 func (m *agentMemory) last(id string) (at time.Time, usage api.AgentUsage, ok bool) {

@@ -11,6 +11,7 @@ type metrics struct {
 	disconnected prometheus.Counter
 	stepDowns    prometheus.Counter
 	beats        prometheus.Counter
+	reports      prometheus.Counter
 	// The scheduler's.
 	plans         prometheus.Counter
 	placements    prometheus.Counter
@@ -32,6 +33,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Leaderships this manager handed to another manager because it could not set them up."}),
 		beats: prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_agent_heartbeats_total",
 			Help: "Agent heartbeats this manager accepted (as leader)."}),
+		reports: prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_agent_reports_total",
+			Help: "Agent reports of containers that changed state, sent as they changed, that this manager accepted (as leader)."}),
 		plans: prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_scheduler_plans_total",
 			Help: "Plans (batches of placements and waits) the scheduler committed through Raft."}),
 		placements: prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_scheduler_placements_total",
@@ -48,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Differences usage checks have found, all told."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.lost, m.disconnected, m.stepDowns, m.beats, m.plans, m.placements, m.pending, m.planDuration, m.admissionWait,
+		reg.MustRegister(m.lost, m.disconnected, m.stepDowns, m.beats, m.reports, m.plans, m.placements, m.pending, m.planDuration, m.admissionWait,
 			m.drift, m.driftFound)
 	}
 	return m

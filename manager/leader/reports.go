@@ -124,7 +124,38 @@ func (l *Leader) reportSessions(ctx context.Context, t *term, agent string, now 
 	if err != nil {
 		return err
 	}
-	news = t.activity.fresh(news, now)
+	news = t.activity.fresh(agent, news, now)
+	if len(news) == 0 {
+		return nil
+	}
+	_, err = l.writeNews(ctx, agent, now, news)
+	return err
+}
+
+// Report takes an agent's report of the containers whose state changed
+// (POST /v1/agents/{id}/report), sent as they change: it goes into the
+// leader's memory of the agent's containers and its news are proposed at
+// once, as a heartbeat's would be. Only containers placed on this agent
+// move (sessionNews, and again the applier): a report about another
+// agent's container changes nothing. A report is no heartbeat: it neither
+// keeps the agent alive nor carries usage.
+func (l *Leader) Report(ctx context.Context, agent string, changed []api.ContainerReport) error {
+	now := l.now()
+	t := l.current()
+	if t == nil {
+		// Not leading (any more): nothing is remembered, and the write
+		// below is refused.
+		t = newTerm(now)
+	}
+	// Before the proposal: a session the news end wakes its agent's
+	// desired state, whose stop list reads this memory.
+	t.agents.merge(agent, changed)
+	l.metrics.reports.Inc()
+	news, err := sessionNews(l.cfg.Cluster.Read(), agent, changed, false)
+	if err != nil {
+		return err
+	}
+	news = t.activity.fresh(agent, news, now)
 	if len(news) == 0 {
 		return nil
 	}

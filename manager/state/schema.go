@@ -52,6 +52,7 @@ func schema() *memdb.DBSchema {
 	}
 	// Derived, so not among the snapshot's Tables (usage.go).
 	s.Tables[tableUsage] = usageSchema()
+	s.Tables[tableDesired] = desiredSchema()
 	return s
 }
 

@@ -224,6 +224,9 @@ func (t *Txn) PutSession(index uint64, s *Session) error {
 	if err := t.account(s, 1); err != nil {
 		return err
 	}
+	if err := t.markSession(index, old, s); err != nil {
+		return err
+	}
 	return t.put(tableSessions, index, s)
 }
 

@@ -26,12 +26,17 @@ type versioned interface{ meta() *Meta }
 // started before a restore keep a consistent view.
 type Store struct {
 	db atomic.Pointer[memdb.MemDB]
+	// swapped is closed when Swap replaces the database: the watch
+	// channels of reads of the old one would never fire.
+	swapped atomic.Pointer[chan struct{}]
 }
 
 // New returns an empty store.
 func New() *Store {
 	s := &Store{}
 	s.db.Store(newDB())
+	ch := make(chan struct{})
+	s.swapped.Store(&ch)
 	return s
 }
 
@@ -48,10 +53,16 @@ func newDB() *memdb.MemDB {
 // Txn is a transaction on the store; reads see one consistent version.
 type Txn struct {
 	tx *memdb.Txn
+	// swapped (reads only) closes when the store's database is replaced.
+	swapped <-chan struct{}
 }
 
 // Read opens a read-only transaction.
-func (s *Store) Read() *Txn { return &Txn{tx: s.db.Load().Txn(false)} }
+func (s *Store) Read() *Txn {
+	// The channel is taken before the database: a swap in between closes it.
+	swapped := *s.swapped.Load()
+	return &Txn{tx: s.db.Load().Txn(false), swapped: swapped}
+}
 
 // Write opens the write transaction. Only the FSM calls it, one at a time.
 func (s *Store) Write() *Txn { return &Txn{tx: s.db.Load().Txn(true)} }
@@ -66,6 +77,8 @@ func (t *Txn) Abort() { t.tx.Abort() }
 func (s *Store) Snapshot() *Store {
 	c := &Store{}
 	c.db.Store(s.db.Load().Snapshot())
+	ch := make(chan struct{})
+	c.swapped.Store(&ch)
 	return c
 }
 
@@ -77,8 +90,13 @@ func Reset() (*Store, *Txn) {
 	return s, s.Write()
 }
 
-// Swap makes other's database the current one (after a restore).
-func (s *Store) Swap(other *Store) { s.db.Store(other.db.Load()) }
+// Swap makes other's database the current one (after a restore) and wakes
+// the blocking queries watching the old one.
+func (s *Store) Swap(other *Store) {
+	s.db.Store(other.db.Load())
+	ch := make(chan struct{})
+	close(*s.swapped.Swap(&ch))
+}
 
 // put stamps the object with the Raft index and inserts it.
 func (t *Txn) put(table string, index uint64, obj versioned) error {
@@ -90,7 +108,7 @@ func (t *Txn) put(table string, index uint64, obj versioned) error {
 	if err := t.tx.Insert(table, obj); err != nil {
 		return fmt.Errorf("insert into %s: %w", table, err)
 	}
-	return nil
+	return t.markWrite(table, index, obj)
 }
 
 // Insert puts an object exactly as it is (snapshot restore).
@@ -100,9 +118,11 @@ func (t *Txn) Insert(table string, obj any) error {
 	}
 	if s, ok := obj.(*Session); ok && table == tableSessions {
 		// Occupancy is derived, not in the snapshot: rebuilt here.
-		return t.account(s, 1)
+		if err := t.account(s, 1); err != nil {
+			return err
+		}
 	}
-	return nil
+	return t.markRestored(table, obj)
 }
 
 func (t *Txn) remove(table string, obj any) error {

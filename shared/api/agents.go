@@ -189,6 +189,17 @@ type AgentHeartbeat struct {
 	Pulls []ImagePull `json:"pulls,omitempty"`
 }
 
+// AgentReport is POST /v1/agents/{id}/report, authenticated with the
+// agent's secret: the containers whose state changed since the agent last
+// told the managers (a report or a heartbeat), sent as the changes happen
+// so that a session is RUNNING, or ended, without waiting for a heartbeat.
+// A container listed with status gone is no longer in the runtime.
+// Heartbeats still carry the whole list, with usage, and keep the agent
+// alive; a report does neither.
+type AgentReport struct {
+	Containers []ContainerReport `json:"containers"`
+}
+
 // HeartbeatAnswer tells the agent the manager's view: the Raft index its
 // desired containers are at, so it asks again only when they changed.
 type HeartbeatAnswer struct {

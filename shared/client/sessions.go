@@ -2,9 +2,13 @@ package client
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
+	"time"
 
 	"github.com/berth-cluster/berth/shared/api"
 )
@@ -24,6 +28,30 @@ func (c *Client) ListSessions(ctx context.Context, query url.Values) (*api.List[
 // GetSession returns one session.
 func (c *Client) GetSession(ctx context.Context, id string) (*api.Session, error) {
 	return get[api.Session](ctx, c, sessionPath(id), nil)
+}
+
+// WaitSession is a blocking read of a session: it answers once the session
+// has changed past index (the index of an earlier answer; 0: at once) or
+// wait has passed, with the session and the index to wait past next.
+func (c *Client) WaitSession(ctx context.Context, id string, index uint64, wait time.Duration) (*api.Session, uint64, error) {
+	q := url.Values{}
+	if index > 0 {
+		q.Set("index", strconv.FormatUint(index, 10))
+		q.Set("wait", wait.String())
+	}
+	resp, err := c.DoRaw(ctx, http.MethodGet, sessionPath(id), q, nil, "")
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	var out api.Session
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, 0, fmt.Errorf("GET %s: decoding the session: %w", sessionPath(id), err)
+	}
+	// A manager that does not say (an older one) is read again at once
+	// next time: the caller then polls.
+	at, _ := strconv.ParseUint(resp.Header.Get("X-Berth-Index"), 10, 64)
+	return &out, at, nil
 }
 
 // TerminateSession ends a session and returns it as it is then

@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		advertise    = fs.String("advertise-addr", "", "address the managers dial (default: -http-addr)")
 		reservedCPU  = fs.String("reserved-cpu", "1", "cores kept for the system (decimal)")
 		reservedMem  = fs.String("reserved-mem", "1GiB", "memory kept for the system (bytes or 512MiB, 1GiB…)")
-		heartbeat    = fs.Duration("heartbeat", 3*time.Second, "how often to report to the managers")
+		heartbeat    = fs.Duration("heartbeat", 3*time.Second, "how often to heartbeat to the managers (liveness, usage, the whole container list); container changes are reported as they happen besides")
 		orphanGrace  = fs.Duration("orphan-grace", 30*time.Second, "how long a container the managers do not know may run before it is removed")
 		stopGrace    = fs.Duration("stop-grace", 10*time.Second, "how long a stopped container has between SIGTERM and SIGKILL")
 		endedLogs    = fs.Duration("ended-log-retention", containerd.DefaultEndedLogRetention, "how long the output of an ended container is kept for GET logs (negative: not kept)")

@@ -2,12 +2,9 @@ package containerd
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
-
 	"testing"
 
 	gocni "github.com/containerd/go-cni"
@@ -15,12 +12,6 @@ import (
 	"github.com/berth-cluster/berth/agent/network"
 	"github.com/berth-cluster/berth/agent/runtime"
 	"github.com/berth-cluster/berth/agent/testenv"
-)
-
-// ctr's CNI directories: `ctr run --cni` reads no flags for them.
-const (
-	ctrConfDir = "/etc/cni/net.d"
-	ctrBinDir  = "/opt/cni/bin"
 )
 
 // BenchmarkRunToRunningWithNetwork measures create → running with a
@@ -63,7 +54,7 @@ func BenchmarkRunToRunningWithNetwork(b *testing.B) {
 		})
 	})
 	b.Run("ctr", func(b *testing.B) {
-		conf := ctrNetwork(b, names)
+		conf := testenv.CtrCNI(b, names)
 		cni, err := gocni.New(gocni.WithPluginDir([]string{testenv.CNIBinDir}), gocni.WithConfListBytes(conf))
 		if err != nil {
 			b.Fatal(err)
@@ -100,52 +91,4 @@ func BenchmarkRunToRunningWithNetwork(b *testing.B) {
 		b.Logf("create→running with a network, median: attach + Runtime.Run %.1f ms, ctr run -d --cni %.1f ms, ratio %.2f",
 			runtimeMedian, ctrMedian, runtimeMedian/ctrMedian)
 	}
-}
-
-// ctrNetwork installs, for the benchmark's length, the conflist ctr reads
-// (the plugins the agent runs, on a bridge and range of the test's own)
-// and returns it.
-func ctrNetwork(b *testing.B, names testenv.NetworkNames) []byte {
-	b.Helper()
-	if entries, _ := os.ReadDir(ctrConfDir); len(entries) > 0 {
-		b.Skipf("%s already holds a CNI configuration; ctr would use it", ctrConfDir)
-	}
-	bridge := names.BridgePrefix + "c"
-	subnet := names.CIDR.String()
-	conf, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": bridge, "plugins": []any{
-		map[string]any{"type": "bridge", "bridge": bridge, "isGateway": true, "ipMasq": true,
-			"ipam": map[string]any{"type": "host-local", "ranges": [][]map[string]string{{{"subnet": subnet}}},
-				"routes": []map[string]string{{"dst": "0.0.0.0/0"}}, "dataDir": b.TempDir()}},
-	}})
-	for _, d := range []string{ctrConfDir, ctrBinDir} {
-		// What is made here (/etc/cni too, say) goes again once empty.
-		for _, p := range []string{filepath.Dir(d), d} {
-			if _, err := os.Stat(p); err == nil {
-				continue
-			}
-			if err := os.Mkdir(p, 0o755); err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { os.Remove(p) })
-		}
-	}
-	file := filepath.Join(ctrConfDir, "00-berth-bench.conflist")
-	if err := os.WriteFile(file, conf, 0o644); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		os.Remove(file)
-		_ = exec.Command("ip", "link", "del", bridge).Run()
-	})
-	for _, p := range []string{"bridge", "host-local"} {
-		link := filepath.Join(ctrBinDir, p)
-		if _, err := os.Lstat(link); err == nil {
-			continue
-		}
-		if err := os.Symlink(filepath.Join(testenv.CNIBinDir, p), link); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { os.Remove(link) })
-	}
-	return conf
 }

@@ -6,6 +6,8 @@ import (
 
 	apievents "github.com/containerd/containerd/api/events"
 	"github.com/containerd/typeurl/v2"
+
+	"github.com/berth-cluster/berth/agent/runtime"
 )
 
 // Resubscribing to the event stream after containerd went away backs off
@@ -18,14 +20,27 @@ const (
 	healthyStream  = 10 * time.Second
 )
 
-// watchOOM follows containerd's /tasks/oom events for the namespace until
-// ctx ends, resubscribing when the stream breaks.
-func (r *Runtime) watchOOM(ctx context.Context) {
+// eventTopics are containerd's events the runtime follows: a task's
+// start, exit, OOM and deletion, and a container's deletion (one removed
+// behind the agent's back).
+var eventTopics = []string{
+	`topic=="/tasks/start"`, `topic=="/tasks/exit"`, `topic=="/tasks/oom"`,
+	`topic=="/tasks/delete"`, `topic=="/containers/delete"`,
+}
+
+// Events implements runtime.Runtime: containerd's task events for the
+// namespace, as they arrive.
+func (r *Runtime) Events(ctx context.Context) <-chan runtime.Event { return r.feed.Subscribe(ctx) }
+
+// watchEvents follows containerd's task events for the namespace until ctx
+// ends, resubscribing when the stream breaks; after a resubscription it
+// says that events may have been lost (runtime.EventLost).
+func (r *Runtime) watchEvents(ctx context.Context) {
 	defer r.wg.Done()
 	delay := minResubscribe
 	for {
 		began := time.Now()
-		r.followOOM(ctx)
+		r.followEvents(ctx)
 		if time.Since(began) > healthyStream {
 			delay = minResubscribe
 		}
@@ -35,19 +50,20 @@ func (r *Runtime) watchOOM(ctx context.Context) {
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, maxResubscribe)
+		r.feed.Publish(runtime.Event{Kind: runtime.EventLost})
 	}
 }
 
-// followOOM reads one subscription until it fails or ctx ends.
-func (r *Runtime) followOOM(ctx context.Context) {
-	ch, errs := r.client.Subscribe(r.ns(ctx), `topic=="/tasks/oom"`)
+// followEvents reads one subscription until it fails or ctx ends.
+func (r *Runtime) followEvents(ctx context.Context) {
+	ch, errs := r.client.Subscribe(r.ns(ctx), eventTopics...)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case err := <-errs:
 			if ctx.Err() == nil {
-				r.cfg.Logger.Warn("containerd event stream lost; resubscribing (OOMs are still read from cgroups)",
+				r.cfg.Logger.Warn("containerd event stream lost; resubscribing (container states are still listed on every heartbeat, OOMs read from cgroups)",
 					"err", err)
 			}
 			return
@@ -61,20 +77,46 @@ func (r *Runtime) followOOM(ctx context.Context) {
 				r.cfg.Logger.Warn("undecodable containerd event", "topic", env.Topic, "err", err)
 				continue
 			}
-			if ev, ok := v.(*apievents.TaskOOM); ok {
-				r.markOOM(ctx, ev.ContainerID)
-			}
+			r.handleEvent(ctx, v)
 		}
 	}
 }
 
-// markOOM remembers an OOM in memory and, so that an agent restarted before
-// List reads the exit still knows, on the container as a label.
-func (r *Runtime) markOOM(ctx context.Context, id string) {
+// handleEvent passes one containerd event on to the runtime's readers.
+func (r *Runtime) handleEvent(ctx context.Context, v any) {
+	switch ev := v.(type) {
+	case *apievents.TaskStart:
+		r.feed.Publish(runtime.Event{ID: ev.ContainerID, Kind: runtime.EventStarted})
+	case *apievents.TaskExit:
+		// An exec's process exits under its container's id too; only the
+		// task's own (its id is the container's) ends the container.
+		if ev.ID == ev.ContainerID || ev.ID == "" {
+			r.feed.Publish(runtime.Event{ID: ev.ContainerID, Kind: runtime.EventExited})
+		}
+	case *apievents.TaskOOM:
+		// Remembered before it is passed on: the List it prompts must
+		// read it as an OOM kill.
+		r.rememberOOM(ev.ContainerID)
+		r.feed.Publish(runtime.Event{ID: ev.ContainerID, Kind: runtime.EventOOM})
+		r.labelOOM(ctx, ev.ContainerID)
+	case *apievents.TaskDelete:
+		if ev.ID == ev.ContainerID || ev.ID == "" {
+			r.feed.Publish(runtime.Event{ID: ev.ContainerID, Kind: runtime.EventDeleted})
+		}
+	case *apievents.ContainerDelete:
+		r.feed.Publish(runtime.Event{ID: ev.ID, Kind: runtime.EventDeleted})
+	}
+}
+
+// rememberOOM keeps an OOM in memory; labelOOM records it on the container
+// too, so that an agent restarted before List reads the exit still knows.
+func (r *Runtime) rememberOOM(id string) {
 	r.mu.Lock()
 	r.oom[id] = true
 	r.mu.Unlock()
+}
 
+func (r *Runtime) labelOOM(ctx context.Context, id string) {
 	ctx, cancel := context.WithTimeout(r.ns(ctx), 10*time.Second)
 	defer cancel()
 	c, err := r.client.LoadContainer(ctx, id)

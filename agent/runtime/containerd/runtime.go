@@ -100,11 +100,14 @@ type Runtime struct {
 	cfg    Config
 	cg     cgroupInfo
 
-	// Cancels the OOM event watcher; wg waits for it in Close.
+	// Cancels the event watcher; wg waits for it in Close. feed hands
+	// the events to Events' readers.
 	stopEvents context.CancelFunc
 	wg         sync.WaitGroup
 	closeOnce  sync.Once
 	closeErr   error
+
+	feed runtime.Feed
 
 	mu  sync.Mutex
 	oom map[string]bool // container id → an OOM event was seen for it
@@ -112,7 +115,7 @@ type Runtime struct {
 
 var _ runtime.Runtime = (*Runtime)(nil)
 
-// New connects to containerd and starts watching OOM events. A daemon that is
+// New connects to containerd and starts watching its task events. A daemon that is
 // not running is reported as such, naming the socket.
 func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if cfg.Socket == "" {
@@ -199,7 +202,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	evctx, stop := context.WithCancel(context.Background())
 	r.stopEvents = stop
 	r.wg.Add(2)
-	go r.watchOOM(evctx)
+	go r.watchEvents(evctx)
 	go r.clockLogs(evctx)
 	return r, nil
 }

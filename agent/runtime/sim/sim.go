@@ -10,8 +10,10 @@
 // the simulation worth measuring.
 //
 // Every state is computed from the clock when it is asked for (a sleeping
-// container has exited once its time has passed), so the package has no
-// goroutine of its own and a test's clock decides everything.
+// container has exited once its time has passed), so a test's clock decides
+// everything. Events (a start, a stop, a removal) are published as they are
+// done; the end of a container that exits by itself is published from a
+// goroutine waiting on the clock, made only while someone reads Events.
 //
 // Images: the runtime holds Config.Images from the start and "pulls" any
 // other image a container asks for at once (it is listed from then on);
@@ -83,6 +85,11 @@ type Config struct {
 type Runtime struct {
 	cfg Config
 
+	// feed hands the containers' events to Events' readers; done ends
+	// the goroutines that wait to publish an exit.
+	feed runtime.Feed
+	done chan struct{}
+
 	mu         sync.Mutex
 	containers map[string]*container
 	images     map[string]runtime.Image
@@ -118,7 +125,8 @@ func New(cfg Config) *Runtime {
 	if cfg.EndedLogRetention == 0 {
 		cfg.EndedLogRetention = DefaultEndedLogRetention
 	}
-	r := &Runtime{cfg: cfg, containers: map[string]*container{}, images: map[string]runtime.Image{}, ended: map[string]endedLog{}}
+	r := &Runtime{cfg: cfg, containers: map[string]*container{}, images: map[string]runtime.Image{}, ended: map[string]endedLog{},
+		done: make(chan struct{})}
 	for _, name := range cfg.Images {
 		r.images[name] = imageNamed(name)
 	}
@@ -189,7 +197,33 @@ func (r *Runtime) Run(ctx context.Context, s runtime.Spec) (runtime.Container, e
 	}
 	c.started = r.cfg.Clock.Now()
 	c.log = fmt.Appendf(nil, "[berth-sim] %s started %q (image %s): %s\n", c.started.UTC().Format(time.RFC3339Nano), s.Command, s.Image, c.intent)
+	r.feed.Publish(runtime.Event{ID: s.ID, Kind: runtime.EventStarted})
+	if c.intent.kind == finite && r.feed.Subscribed() {
+		go r.publishExit(c)
+	}
 	return c.view(c.started), nil
+}
+
+// Events implements runtime.Runtime.
+func (r *Runtime) Events(ctx context.Context) <-chan runtime.Event { return r.feed.Subscribe(ctx) }
+
+// publishExit publishes the end of a container that exits by itself, once
+// the clock reaches it, unless it was stopped or removed before.
+func (r *Runtime) publishExit(c *container) {
+	select {
+	case <-r.cfg.Clock.After(c.intent.runs):
+	case <-r.done:
+		return
+	}
+	now := r.cfg.Clock.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.containers[c.spec.ID] != c || !c.stopped.IsZero() {
+		return // its stop or removal was published
+	}
+	if _, _, ended := c.exit(now); ended {
+		r.feed.Publish(runtime.Event{ID: c.spec.ID, Kind: runtime.EventExited})
+	}
 }
 
 // cloneSpec keeps what the container needs later and nothing the caller
@@ -267,6 +301,7 @@ func (r *Runtime) Stop(_ context.Context, id string, _ time.Duration) error {
 	}
 	if _, _, ended := c.exit(now); !ended {
 		c.stopped = now
+		r.feed.Publish(runtime.Event{ID: id, Kind: runtime.EventExited})
 	}
 	return nil
 }
@@ -286,6 +321,7 @@ func (r *Runtime) Remove(_ context.Context, id string) error {
 	}
 	delete(r.containers, id)
 	r.keepEndedLog(id, c, now)
+	r.feed.Publish(runtime.Event{ID: id, Kind: runtime.EventDeleted})
 	return nil
 }
 
@@ -293,6 +329,9 @@ func (r *Runtime) Remove(_ context.Context, id string) error {
 func (r *Runtime) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if !r.closed {
+		close(r.done)
+	}
 	r.closed = true
 	return nil
 }

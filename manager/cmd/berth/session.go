@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -84,7 +85,7 @@ type sessionStart struct {
 	image, typ, name, cpu, mem, gpu, fgpu string
 	clusterSize                           int
 	env, mounts, ports                    []string
-	root                                  bool
+	root, wait                            bool
 }
 
 // body builds the request, reporting every bad flag at once.
@@ -175,7 +176,11 @@ func (c *cli) sessionStartCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return show(c, c.sessionDetail)(cl.CreateSession(ctx, in))
+			s, err := cl.CreateSession(ctx, in)
+			if err != nil || !f.wait {
+				return show(c, c.sessionDetail)(s, err)
+			}
+			return c.waitStarted(ctx, cl, s)
 		}),
 	}
 	fl := cmd.Flags()
@@ -191,7 +196,51 @@ func (c *cli) sessionStartCmd() *cobra.Command {
 	fl.StringArrayVar(&f.mounts, "mount", nil, "storage folder (name or id) to mount at /home/work/NAME, read-only unless you may write (repeatable)")
 	fl.StringArrayVar(&f.ports, "port", nil, "a port the session serves, NAME:PORT (an http app: berth session app) or NAME:PORT/tcp (berth session port-forward) (repeatable)")
 	fl.BoolVar(&f.root, "root", false, "run the containers as root (with reduced capabilities); your resource policy must allow it (allow_root)")
+	fl.BoolVar(&f.wait, "wait", false, "return once the session is RUNNING or has ended, saying why; exit status 1 if it ended other than by its command succeeding (ERROR, CANCELLED, a non-zero exit code); interrupting the wait leaves the session as it is")
 	return cmd
+}
+
+// waitStarted follows a new session with blocking reads until it is
+// RUNNING or has ended, shows it, and says on stderr how it went. A session
+// that ended other than by its command succeeding (ERROR, CANCELLED, a
+// non-zero exit code, terminated before it ran) makes berth exit 1.
+func (c *cli) waitStarted(ctx context.Context, cl *client.Client, s *api.Session) error {
+	var index uint64
+	for s.Status != api.SessionRunning && !s.Status.Ended() {
+		next, at, err := cl.WaitSession(ctx, s.ID, index, time.Minute)
+		if err != nil {
+			return fmt.Errorf("waiting for session %s (it goes on; berth session get %s): %w", s.ID, s.ID, err)
+		}
+		if at == 0 {
+			// A manager without blocking reads: read again in a while.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Second):
+			}
+		}
+		s, index = next, at
+	}
+	if err := render(c.stdout, c.output, c.sessionDetail(s)); err != nil {
+		return err
+	}
+	why := s.StatusInfo
+	if why == "" && len(s.StatusHistory) > 0 {
+		why = s.StatusHistory[len(s.StatusHistory)-1].Reason
+	}
+	if s.Status == api.SessionRunning {
+		fmt.Fprintf(c.stderr, "session %s is RUNNING\n", s.ID)
+		return nil
+	}
+	ended := string(s.Status)
+	if s.ExitCode != nil {
+		ended += fmt.Sprintf(" with exit code %d", *s.ExitCode)
+	}
+	fmt.Fprintf(c.stderr, "session %s ended %s: %s\n", s.ID, ended, why)
+	if s.Status == api.SessionTerminated && s.ExitCode != nil && *s.ExitCode == 0 {
+		return nil // a command that ran to its end and succeeded
+	}
+	return exitCode(1)
 }
 
 func (c *cli) sessionListCmd() *cobra.Command {
