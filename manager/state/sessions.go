@@ -28,6 +28,8 @@ type SessionContainer struct {
 	// Address is the container's address on its session's network, as
 	// its agent reports it.
 	Address string `json:"address,omitempty"`
+	// ExitedAt is when the container exited, as its agent reported it.
+	ExitedAt *time.Time `json:"exited_at,omitempty"`
 }
 
 // GPUSlice is the part of one GPU a container holds: Share in slots units
