@@ -3,6 +3,7 @@ package agent_test
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,7 +21,9 @@ import (
 // again and kills the containers of the sessions that ended meanwhile.
 func TestKilledAgentIsLostAndItsStaleContainersDieWhenItReturns(t *testing.T) {
 	const timeout = 2 * time.Second
-	mc := startMultiCluster(t, func(cfg *server.Config) { cfg.HeartbeatTimeout = timeout })
+	// The grace equals the timeout: LOST right after DISCONNECTED (the
+	// grace itself is TestAStoppedAgentKeepsItsSessionsForTheGrace's).
+	mc := startMultiCluster(t, func(cfg *server.Config) { cfg.HeartbeatTimeout, cfg.DisconnectGrace = timeout, timeout })
 	// The user may hold one core: a second session waits for the first.
 	mc.want(mc.do(mc.admin, http.MethodPatch, "/v1/resource-policies/default",
 		map[string]any{"total_resource_slots": map[string]any{"cpu": 1}}), http.StatusOK)
@@ -55,7 +58,7 @@ func TestKilledAgentIsLostAndItsStaleContainersDieWhenItReturns(t *testing.T) {
 	}
 
 	ended := mc.wait(first.ID, api.SessionError)
-	if ended.StatusInfo != "agent-lost" || ended.Occupied[slots.CPU] != 0 {
+	if !strings.HasPrefix(ended.StatusInfo, "agent-lost: last heartbeat ") || ended.Occupied[slots.CPU] != 0 {
 		t.Fatalf("session on the lost agent: status_info %q, occupied %v", ended.StatusInfo, ended.Occupied)
 	}
 	moved := mc.wait(second.ID, api.SessionRunning)

@@ -34,6 +34,8 @@ type managers struct {
 	peers  string
 	tls    string      // directory of the CA and the managers' certificates
 	dial   *tls.Config // trusts the managers' CA
+	// liveness are the agents' timing flags of every manager.
+	liveness []string
 
 	mu    sync.Mutex
 	procs []*exec.Cmd // nil: not running
@@ -85,8 +87,13 @@ func buildManager(t *testing.T) string {
 	return out
 }
 
-func startManagers(t *testing.T) *managers {
+// startManagers starts the three managers; liveness replaces their
+// agent timing flags (default: -heartbeat-timeout 20s).
+func startManagers(t *testing.T, liveness ...string) *managers {
 	t.Helper()
+	if liveness == nil {
+		liveness = []string{"-heartbeat-timeout", "20s"}
+	}
 	needNetns(t)
 	rnd := make([]byte, 3)
 	if _, err := rand.Read(rnd); err != nil {
@@ -94,7 +101,7 @@ func startManagers(t *testing.T) *managers {
 	}
 	id := hex.EncodeToString(rnd)
 	m := &managers{t: t, bin: buildManager(t), dir: t.TempDir(), prefix: "bc" + id, bridge: "bcb" + id,
-		procs: make([]*exec.Cmd, 3), cut: make([]bool, 3)}
+		procs: make([]*exec.Cmd, 3), cut: make([]bool, 3), liveness: liveness}
 	subnet := fmt.Sprintf("10.%d.%d", 100+int(rnd[0])%100, rnd[1])
 	ipCmd(t, "link", "add", m.bridge, "type", "bridge")
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", m.bridge).Run() })
@@ -176,12 +183,13 @@ func (m *managers) start(i int) {
 	if err != nil {
 		m.t.Fatal(err)
 	}
-	cmd := exec.Command("ip", "netns", "exec", m.ns(i), m.bin,
+	args := append([]string{"netns", "exec", m.ns(i), m.bin,
 		"-node-id", fmt.Sprintf("m%d", i+1), "-http-addr", fmt.Sprintf("%s:%d", ip, httpPort),
 		"-raft-addr", fmt.Sprintf("%s:%d", ip, raftPort), "-data-dir", filepath.Join(m.dir, fmt.Sprintf("m%d", i+1)),
-		"-bootstrap-expect", "3", "-peers", m.peers, "-agent-token", agentTok, "-heartbeat-timeout", "20s",
+		"-bootstrap-expect", "3", "-peers", m.peers, "-agent-token", agentTok,
 		"-tls-cert", filepath.Join(m.tls, fmt.Sprintf("m%d.pem", i+1)), "-tls-key", filepath.Join(m.tls, fmt.Sprintf("m%d-key.pem", i+1)),
-		"-tls-ca", filepath.Join(m.tls, "ca.pem"), "-log-level", "warn")
+		"-tls-ca", filepath.Join(m.tls, "ca.pem"), "-log-level", "warn"}, m.liveness...)
+	cmd := exec.Command("ip", args...)
 	cmd.Env = append(os.Environ(), "BERTH_BOOTSTRAP_ADMIN_PASSWORD="+password)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

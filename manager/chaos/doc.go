@@ -5,7 +5,11 @@
 // pauses a manager (SIGSTOP) and cuts one off the network. Every operation's
 // call and return is recorded; the policy register must be linearizable
 // (checked with porcupine), no acknowledged write may be lost and no keypair
-// may hold more sessions than its policy allows.
+// may hold more sessions than its policy allows. A second test runs real
+// berth-agent processes on a private containerd and stops them (SIGSTOP)
+// past the heartbeat timeout, within the disconnect grace, sometimes
+// killing the leader meanwhile: no session whose container kept running is
+// ever anything but RUNNING, and no slot is held twice.
 //
 // `make test` runs a short version (CHAOS_DURATION, default 20s); `make
 // chaos` a long one. It needs root and `ip netns`; without them it skips,

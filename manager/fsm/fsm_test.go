@@ -124,6 +124,7 @@ func testLog(t testing.TB, seed uint64, users int) [][]byte {
 	cmds = append(cmds, sessionEntries(base)...)
 	cmds = append(cmds, gpuEntries(base)...)
 	cmds = append(cmds, folderEntries(base)...)
+	cmds = append(cmds, disconnectEntries(base)...)
 	// Sessions batched in one entry, one of them refused (its id exists).
 	cmds = append(cmds, SessionsCreate{Sessions: []state.Session{
 		newSession("s8", sessionKey, api.SessionBatch, 1000, 1, at(7)).Session,

@@ -33,6 +33,7 @@ func applyPolicyCreate(tx *state.Txn, index uint64, c *PolicyCreate) (any, error
 	}
 	p := c.Policy
 	p.Meta = state.Meta{}
+	p.MaxDisconnectEffective = nil // a view's, never stored
 	if err := tx.PutResourcePolicy(index, &p); err != nil {
 		return nil, err
 	}
@@ -65,6 +66,7 @@ type PolicyUpdate struct {
 	AllowRoot               *bool                 `json:"allow_root,omitempty"`
 	AllowedImages           *[]string             `json:"allowed_images,omitempty"`
 	AllowEgress             *bool                 `json:"allow_egress,omitempty"`
+	MaxDisconnect           *Nullable[int64]      `json:"max_disconnect,omitempty"`
 }
 
 // MsgType implements Command.
@@ -94,6 +96,7 @@ func applyPolicyUpdate(tx *state.Txn, index uint64, c *PolicyUpdate) (any, error
 		p.AllowedVfolderHosts = slices.Clone(*c.AllowedVfolderHosts)
 	}
 	setNullable(&p.MaxVfolderSize, c.MaxVfolderSize)
+	setNullable(&p.MaxDisconnect, c.MaxDisconnect)
 	setPresent(&p.MaxVfolderCount, c.MaxVfolderCount)
 	setPresent(&p.AllowRoot, c.AllowRoot)
 	if c.AllowedImages != nil {
@@ -142,6 +145,7 @@ func copyPolicy(p *state.ResourcePolicy) *state.ResourcePolicy {
 	c.MaxSessionLifetime = clonePtr(p.MaxSessionLifetime)
 	c.MaxVfolderSize = clonePtr(p.MaxVfolderSize)
 	c.AllowEgress = clonePtr(p.AllowEgress)
+	c.MaxDisconnect = clonePtr(p.MaxDisconnect)
 	return &c
 }
 

@@ -94,6 +94,10 @@ type ContainerReport struct {
 	ImageDigest string `json:"image_digest,omitempty"`
 	// Address is the container's address on its session's network.
 	Address string `json:"address,omitempty"`
+	// ExitedAt is when an exited container's task ended, by its agent's
+	// clock: an exit the agent could not report at once (it was
+	// disconnected) ends its session at its real time (endTime).
+	ExitedAt *time.Time `json:"exited_at,omitempty"`
 }
 
 // MsgType implements Command.

@@ -89,6 +89,11 @@ func updateContainer(ct *state.SessionContainer, agent string, r ContainerReport
 		ct.ExitCode = &code
 		changed = true
 	}
+	if r.Status == api.ContainerExited && r.ExitedAt != nil && ct.ExitedAt == nil {
+		at := r.ExitedAt.UTC()
+		ct.ExitedAt = &at
+		changed = true
+	}
 	return changed
 }
 
@@ -109,12 +114,12 @@ func advance(s *state.Session, at time.Time) bool {
 			return false
 		}
 		s.ExitCode = exitCode(s.Containers)
-		transition(s, api.SessionTerminated, at, s.StatusInfo)
+		transition(s, api.SessionTerminated, endTime(s, at), s.StatusInfo)
 		return true
 	}
 	if status, reason, code, done := outcome(s); done {
 		s.ExitCode = code
-		transition(s, status, at, reason)
+		transition(s, status, endTime(s, at), reason)
 		return true
 	}
 	started, running, pulling := 0, 0, ""
@@ -160,6 +165,28 @@ func advance(s *state.Session, at time.Time) bool {
 		return true
 	}
 	return false
+}
+
+// endTime is when the containers that end the session ended: the latest
+// exit time their agent reported, which is earlier than the report when the
+// agent could not tell the managers at once (it was disconnected). It is
+// held between the session's last change and the report, so the history
+// stays in order whatever the agent's clock says; without a reported exit
+// time it is the report's.
+func endTime(s *state.Session, at time.Time) time.Time {
+	var end time.Time
+	for _, ct := range s.Containers {
+		if ct.Status == api.ContainerExited && ct.ExitedAt != nil && ct.ExitedAt.After(end) {
+			end = *ct.ExitedAt
+		}
+	}
+	if end.IsZero() || end.After(at) {
+		return at
+	}
+	if n := len(s.StatusHistory); n > 0 && end.Before(s.StatusHistory[n-1].At) {
+		return s.StatusHistory[n-1].At
+	}
+	return end
 }
 
 // outcome says whether the containers end the session and how: a failed,

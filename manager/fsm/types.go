@@ -47,6 +47,9 @@ const (
 	MsgAgentTokenCreate MsgType = 33
 	MsgAgentTokenRevoke MsgType = 34
 	MsgAgentApprove     MsgType = 35
+	// Disconnected agents and the end of their grace (agents_disconnect.go).
+	MsgAgentsDisconnected     MsgType = 36
+	MsgAgentsDisconnectExpire MsgType = 37
 	// 40-49: compute sessions.
 	MsgSessionCreate MsgType = 40
 	// MsgPlanV1 is the plan of managers before issue 17 (agents only; the
@@ -110,6 +113,9 @@ func appliers() map[MsgType]applier {
 		MsgAgentTokenCreate: handle(applyAgentTokenCreate),
 		MsgAgentTokenRevoke: handle(applyAgentTokenRevoke),
 		MsgAgentApprove:     handle(applyAgentApprove),
+		// Disconnected agents: agents_disconnect.go.
+		MsgAgentsDisconnected:     handle(applyAgentsDisconnected),
+		MsgAgentsDisconnectExpire: handle(applyAgentsDisconnectExpire),
 		// Sessions: sessions_apply.go, plan.go, plan_v1.go, sessions_report.go,
 		// sessions_batch.go.
 		MsgSessionCreate:    handle(applySessionCreate),

@@ -110,6 +110,11 @@ func (a *API) reregisterAgent(c *Call, req *api.AgentRegister) error {
 		return err
 	}
 	now := a.now().UTC()
+	if rec.Status == state.AgentDisconnected {
+		// Restarted while disconnected: its return is its sessions'
+		// activity, as a heartbeat's would be.
+		a.leader.AgentReconnected(rec.ID, now)
+	}
 	alive := state.AgentAlive
 	if err := c.Propose(fsm.AgentUpdate{ID: rec.ID, Address: &req.Address, Capacity: &req.Capacity, Node: &req.Node,
 		Images: &req.Images, GPUs: &req.GPUs, GPUShareQuantum: &req.GPUShareQuantum, FolderHosts: &req.FolderHosts,

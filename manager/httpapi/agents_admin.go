@@ -1,8 +1,11 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/berth-cluster/berth/manager/apierr"
 	"github.com/berth-cluster/berth/manager/fsm"
@@ -33,6 +36,10 @@ func (a *API) agentView(tx *state.Txn, ag *state.Agent) (api.Agent, error) {
 			out.LastHeartbeatAt = at
 		}
 	}
+	if ag.Status == state.AgentDisconnected {
+		out.StatusInfo = fmt.Sprintf("disconnected since %s (its last heartbeat): no new sessions are placed on it, its sessions keep running and holding their slots; LOST at %s unless it reports before (-disconnect-grace %s; a policy's max_disconnect may end its sessions sooner)",
+			ag.LastHeartbeatAt.UTC().Format(time.RFC3339), ag.LastHeartbeatAt.Add(a.leader.DisconnectGrace()).UTC().Format(time.RFC3339), a.leader.DisconnectGrace())
+	}
 	return out, nil
 }
 
@@ -49,8 +56,8 @@ func agentGPUs(ag *state.Agent, held map[string]int64) []api.AgentGPU {
 
 func (a *API) listAgents(c *Call) error {
 	status := c.R.URL.Query().Get("status")
-	if status != "" && status != state.AgentAlive && status != state.AgentLost {
-		return apierr.Field(apierr.Invalid, "status", "status must be ALIVE or LOST")
+	if status != "" && !slices.Contains(state.AgentStatuses(), status) {
+		return apierr.Field(apierr.Invalid, "status", "status must be one of "+strings.Join(state.AgentStatuses(), ", "))
 	}
 	tx := a.cluster.Read()
 	agents, err := tx.Agents()

@@ -65,7 +65,12 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 		status    string
 		simulated bool
 	}
-	count := map[kind]int{{state.AgentAlive, false}: 0, {state.AgentLost, false}: 0, {state.AgentAlive, true}: 0, {state.AgentLost, true}: 0}
+	// Every status is exported, at 0 when no agent has it, so an alert on
+	// DISCONNECTED agents sees the series before the first one.
+	count := map[kind]int{}
+	for _, st := range state.AgentStatuses() {
+		count[kind{st, false}], count[kind{st, true}] = 0, 0
+	}
 	for _, ag := range agents {
 		count[kind{ag.Status, ag.Simulated}]++
 		sim := strconv.FormatBool(ag.Simulated)

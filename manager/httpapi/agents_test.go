@@ -279,7 +279,7 @@ func TestAgentHeartbeatsStayOffRaft(t *testing.T) {
 // beating stays ALIVE; the silent one's next beat makes it ALIVE again.
 func TestAgentLostAfterTheTimeoutAndBackOnItsNextHeartbeat(t *testing.T) {
 	t.Parallel()
-	s := testcluster.StartFake(t, withAgentToken, func(cfg *server.Config) { cfg.HeartbeatTimeout = time.Second }).Servers[0]
+	s := testcluster.StartFake(t, withAgentToken, func(cfg *server.Config) { cfg.HeartbeatTimeout, cfg.DisconnectGrace = time.Second, time.Second }).Servers[0]
 	admin := testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)
 	silent := register(t, s, registration("10.0.0.5:6001"))
 	busy := register(t, s, registration("10.0.0.6:6001"))

@@ -73,6 +73,8 @@ func (a *API) info(c *Call) error {
 		switch ag.Status {
 		case state.AgentAlive:
 			out.Agents.Alive++
+		case state.AgentDisconnected:
+			out.Agents.Disconnected++
 		case state.AgentLost:
 			out.Agents.Lost++
 		}

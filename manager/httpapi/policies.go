@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth-cluster/berth/manager/apierr"
 	"github.com/berth-cluster/berth/manager/fsm"
@@ -35,7 +36,7 @@ func (a *API) listResourcePolicies(c *Call) error {
 			out.NextCursor = p.Name
 			break
 		}
-		out.Items = append(out.Items, policyView(p))
+		out.Items = append(out.Items, a.policyView(p))
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -48,7 +49,7 @@ func (a *API) getResourcePolicy(c *Call) error {
 	if p == nil {
 		return apierr.New(apierr.NotFound, "no resource policy named %s", c.R.PathValue("name"))
 	}
-	return c.JSON(http.StatusOK, policyView(p))
+	return c.JSON(http.StatusOK, a.policyView(p))
 }
 
 func (a *API) createResourcePolicy(c *Call) error {
@@ -60,7 +61,7 @@ func (a *API) createResourcePolicy(c *Call) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, policyView(v))
+	return c.JSON(http.StatusCreated, a.policyView(v))
 }
 
 // updateResourcePolicy changes the fields the body names. Admission reads
@@ -80,7 +81,7 @@ func (a *API) updateResourcePolicy(c *Call) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, policyView(v))
+	return c.JSON(http.StatusOK, a.policyView(v))
 }
 
 func (a *API) deleteResourcePolicy(c *Call) error {
@@ -148,8 +149,9 @@ func csvOptional[T int | int64](v *T) string {
 }
 
 // policyView is the wire form: every slot present (null = unlimited, which
-// slots.Limits renders) and the folder hosts always a list.
-func policyView(p *state.ResourcePolicy) api.ResourcePolicy {
+// slots.Limits renders), the folder hosts always a list, and the disconnect
+// grace that applies to the policy's sessions on this manager's grace.
+func (a *API) policyView(p *state.ResourcePolicy) api.ResourcePolicy {
 	v := p.ResourcePolicy
 	if v.TotalResourceSlots == nil {
 		v.TotalResourceSlots = slots.Limits{}
@@ -162,5 +164,7 @@ func policyView(p *state.ResourcePolicy) api.ResourcePolicy {
 	}
 	egress := p.EgressAllowed()
 	v.AllowEgress = &egress
+	grace := int64(p.DisconnectGrace(a.leader.DisconnectGrace()) / time.Second)
+	v.MaxDisconnectEffective = &grace
 	return v
 }

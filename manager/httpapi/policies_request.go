@@ -37,7 +37,10 @@ const (
 
 // Defaults of a policy created without the field.
 const (
-	policyDefaultContainers   = 1
+	policyDefaultContainers = 1
+	// policyMaxDisconnect bounds max_disconnect: 30 days, far past any
+	// grace a manager would be given (the smaller of the two applies).
+	policyMaxDisconnect       = 30 * 24 * 3600
 	policyDefaultVfolderCount = 10
 )
 
@@ -57,6 +60,7 @@ type policyBody struct {
 	AllowRoot               *bool
 	AllowedImages           *[]string
 	AllowEgress             *bool
+	MaxDisconnect           *fsm.Nullable[int64]
 }
 
 // policyField reads one field's raw JSON into the body, recording every
@@ -111,6 +115,10 @@ func policyFields() []policyField {
 		{"max_session_lifetime", func(b *policyBody, raw json.RawMessage, bad *apierr.Fields) {
 			b.MaxSessionLifetime = nullableWhole(raw, 0, math.MaxInt64, bad, "max_session_lifetime",
 				"max_session_lifetime must be a whole number of seconds, 0 or more (0: no limit), or null for no limit")
+		}},
+		{"max_disconnect", func(b *policyBody, raw json.RawMessage, bad *apierr.Fields) {
+			b.MaxDisconnect = nullableWhole(raw, 0, policyMaxDisconnect, bad, "max_disconnect",
+				fmt.Sprintf("max_disconnect must be a whole number of seconds from 0 to %d (30 days), or null for the managers' -disconnect-grace", policyMaxDisconnect))
 		}},
 		{"allowed_vfolder_hosts", readPolicyHosts},
 		{"max_vfolder_size", func(b *policyBody, raw json.RawMessage, bad *apierr.Fields) {
@@ -179,7 +187,7 @@ func decodePolicyBody(body []byte, pathName string) (*policyBody, error) {
 	for _, k := range unknown {
 		// Fields of every policy the API returns: a client that sends one
 		// back is told it cannot set it rather than that it is unknown.
-		if k == "created_at" || k == "modified_at" {
+		if k == "created_at" || k == "modified_at" || k == "max_disconnect_effective" {
 			bad.Add(k, "%s is set by the manager; leave it out", k)
 			continue
 		}
@@ -245,6 +253,9 @@ func (b *policyBody) newPolicy(now time.Time) state.ResourcePolicy {
 	if b.MaxVfolderSize != nil {
 		p.MaxVfolderSize = b.MaxVfolderSize.Value
 	}
+	if b.MaxDisconnect != nil {
+		p.MaxDisconnect = b.MaxDisconnect.Value
+	}
 	setIfSent(&p.MaxVfolderCount, b.MaxVfolderCount)
 	setIfSent(&p.AllowRoot, b.AllowRoot)
 	p.AllowedImages = []string{}
@@ -266,10 +277,11 @@ func (b *policyBody) update(name string, now time.Time) (fsm.PolicyUpdate, error
 		MaxContainersPerSession: b.MaxContainersPerSession, IdleTimeout: b.IdleTimeout,
 		MaxConcurrentSessions: b.MaxConcurrentSessions, MaxSessionLifetime: b.MaxSessionLifetime,
 		AllowedVfolderHosts: b.AllowedVfolderHosts, MaxVfolderSize: b.MaxVfolderSize,
-		MaxVfolderCount: b.MaxVfolderCount, AllowRoot: b.AllowRoot, AllowEgress: b.AllowEgress, AllowedImages: b.AllowedImages}
+		MaxVfolderCount: b.MaxVfolderCount, AllowRoot: b.AllowRoot, AllowEgress: b.AllowEgress, AllowedImages: b.AllowedImages,
+		MaxDisconnect: b.MaxDisconnect}
 	if u.Slots == nil && u.MaxContainersPerSession == nil && u.IdleTimeout == nil && u.MaxConcurrentSessions == nil &&
 		u.MaxSessionLifetime == nil && u.AllowedVfolderHosts == nil && u.MaxVfolderSize == nil && u.MaxVfolderCount == nil &&
-		u.AllowRoot == nil && u.AllowEgress == nil && u.AllowedImages == nil {
+		u.AllowRoot == nil && u.AllowEgress == nil && u.AllowedImages == nil && u.MaxDisconnect == nil {
 		return fsm.PolicyUpdate{}, apierr.New(apierr.Invalid, "the request changes nothing; send at least one field to change")
 	}
 	return u, nil

@@ -83,7 +83,8 @@ func TestResourcePolicies(t *testing.T) {
 		delete(got, "modified_at")
 		wantJSON(t, "policy", got, `{"name":"bare","total_resource_slots":{"cpu":null,"mem":null,"cuda.device":null,"cuda.shares":null},
 			"max_containers_per_session":1,"idle_timeout":0,"max_concurrent_sessions":null,"max_session_lifetime":null,
-			"allowed_vfolder_hosts":[],"max_vfolder_size":null,"max_vfolder_count":10,"allow_root":false,"allow_egress":true,"allowed_images":[]}`)
+			"allowed_vfolder_hosts":[],"max_vfolder_size":null,"max_vfolder_count":10,"allow_root":false,"allow_egress":true,"allowed_images":[],
+			"max_disconnect":null,"max_disconnect_effective":300}`)
 	})
 
 	t.Run("create, get, update and delete", func(t *testing.T) {
@@ -96,7 +97,8 @@ func TestResourcePolicies(t *testing.T) {
 		wantStatus(t, r, http.StatusCreated)
 		want := `{"name":"student","total_resource_slots":{"cpu":2.5,"mem":4294967296,"cuda.device":null,"cuda.shares":0.25},
 			"max_containers_per_session":2,"idle_timeout":3600,"max_concurrent_sessions":3,"max_session_lifetime":86400,
-			"allowed_vfolder_hosts":["local","nfs-1"],"max_vfolder_size":10737418240,"max_vfolder_count":5,"allow_root":true,"allow_egress":false,"allowed_images":[]}`
+			"allowed_vfolder_hosts":["local","nfs-1"],"max_vfolder_size":10737418240,"max_vfolder_count":5,"allow_root":true,"allow_egress":false,"allowed_images":[],
+			"max_disconnect":null,"max_disconnect_effective":300}`
 		created := wirePolicy(t, r)
 		if created["created_at"] == "" || created["created_at"] != created["modified_at"] {
 			t.Errorf("created_at %v, modified_at %v: want both, equal", created["created_at"], created["modified_at"])
@@ -122,7 +124,8 @@ func TestResourcePolicies(t *testing.T) {
 		delete(got, "modified_at")
 		wantJSON(t, "updated", got, `{"name":"student","total_resource_slots":{"cpu":null,"mem":4294967296,"cuda.device":1,"cuda.shares":0.25},
 			"max_containers_per_session":2,"idle_timeout":0,"max_concurrent_sessions":null,"max_session_lifetime":86400,
-			"allowed_vfolder_hosts":["local","nfs-1"],"max_vfolder_size":10737418240,"max_vfolder_count":5,"allow_root":false,"allow_egress":true,"allowed_images":[]}`)
+			"allowed_vfolder_hosts":["local","nfs-1"],"max_vfolder_size":10737418240,"max_vfolder_count":5,"allow_root":false,"allow_egress":true,"allowed_images":[],
+			"max_disconnect":null,"max_disconnect_effective":300}`)
 
 		// total_resource_slots null makes every slot unlimited.
 		r = admin.do(http.MethodPatch, "/v1/resource-policies/student", map[string]any{"total_resource_slots": nil, "allowed_vfolder_hosts": nil})
@@ -277,6 +280,7 @@ func TestResourcePolicyValidation(t *testing.T) {
 		lifetime   = "max_session_lifetime must be a whole number of seconds, 0 or more (0: no limit), or null for no limit"
 		size       = "max_vfolder_size must be a whole number of bytes from 0 to 1099511627776 (1024 GiB), or null for unlimited"
 		count      = "max_vfolder_count must be a whole number from 0 to 50"
+		disconnect = "max_disconnect must be a whole number of seconds from 0 to 2592000 (30 days), or null for the managers' -disconnect-grace"
 		charset    = "name may contain only letters, digits, '.', '_' and '-'"
 	)
 	cases := []struct {
@@ -322,6 +326,11 @@ func TestResourcePolicyValidation(t *testing.T) {
 		{"folder size negative", with("max_vfolder_size", -1), map[string][]string{"max_vfolder_size": {size}}},
 		{"folder count 51", with("max_vfolder_count", 51), map[string][]string{"max_vfolder_count": {count}}},
 		{"folder count negative", with("max_vfolder_count", -1), map[string][]string{"max_vfolder_count": {count}}},
+		{"max_disconnect negative", with("max_disconnect", -1), map[string][]string{"max_disconnect": {disconnect}}},
+		{"max_disconnect over 30 days", with("max_disconnect", 2592001), map[string][]string{"max_disconnect": {disconnect}}},
+		{"max_disconnect fractional", with("max_disconnect", 1.5), map[string][]string{"max_disconnect": {disconnect}}},
+		{"max_disconnect a duration string", with("max_disconnect", "5m"), map[string][]string{"max_disconnect": {disconnect}}},
+		{"max_disconnect_effective is the manager's", with("max_disconnect_effective", 60), map[string][]string{"max_disconnect_effective": {"max_disconnect_effective is set by the manager; leave it out"}}},
 		{"hosts not a list", with("allowed_vfolder_hosts", "local"), map[string][]string{"allowed_vfolder_hosts": {"allowed_vfolder_hosts must be a list of folder host names"}}},
 		{"hosts bad and twice", with("allowed_vfolder_hosts", []string{"a", "b c", "a", ""}), map[string][]string{"allowed_vfolder_hosts": {
 			`host name "b c" must be 1 to 64 letters, digits, '.', '_' or '-'`, "host a is listed twice", `host name "" must be 1 to 64 letters, digits, '.', '_' or '-'`}}},
@@ -434,5 +443,32 @@ func TestResourcePolicyExport(t *testing.T) {
 	for _, b := range bad {
 		p := wantProblem(t, admin.do(http.MethodGet, "/v1/export/resource-policies.csv?filename="+url.QueryEscape(b.in), nil), http.StatusBadRequest, api.ProblemValidation)
 		wantFields(t, p, map[string][]string{"filename": {b.reason}})
+	}
+}
+
+// max_disconnect shortens the managers' -disconnect-grace for a policy's
+// sessions and never lengthens it: the view says which applies
+// (max_disconnect_effective), null goes back to the managers' grace.
+func TestPolicyMaxDisconnectTheSmallerWins(t *testing.T) {
+	t.Parallel()
+	s := testcluster.StartFake(t, func(cfg *server.Config) { cfg.DisconnectGrace = 10 * time.Minute }).Servers[0]
+	admin := policyClient{t: t, s: s, token: testcluster.Login(t, s, testcluster.AdminEmail, testcluster.AdminPassword)}
+	r := admin.do(http.MethodPost, "/v1/resource-policies", map[string]any{"name": "short", "max_disconnect": 60})
+	wantStatus(t, r, http.StatusCreated)
+	if m := wirePolicy(t, r); m["max_disconnect"] != float64(60) || m["max_disconnect_effective"] != float64(60) {
+		t.Errorf("shorter than the grace: max_disconnect %v, effective %v; want 60 and 60", m["max_disconnect"], m["max_disconnect_effective"])
+	}
+	r = admin.do(http.MethodPatch, "/v1/resource-policies/short", map[string]any{"max_disconnect": 3600})
+	wantStatus(t, r, http.StatusOK)
+	if m := wirePolicy(t, r); m["max_disconnect"] != float64(3600) || m["max_disconnect_effective"] != float64(600) {
+		t.Errorf("longer than the grace: max_disconnect %v, effective %v; want 3600 and the grace's 600", m["max_disconnect"], m["max_disconnect_effective"])
+	}
+	r = admin.do(http.MethodPatch, "/v1/resource-policies/short", map[string]any{"max_disconnect": nil})
+	wantStatus(t, r, http.StatusOK)
+	if m := wirePolicy(t, r); m["max_disconnect"] != nil || m["max_disconnect_effective"] != float64(600) {
+		t.Errorf("null: max_disconnect %v, effective %v; want null and 600", m["max_disconnect"], m["max_disconnect_effective"])
+	}
+	if m := wirePolicy(t, admin.do(http.MethodGet, "/v1/resource-policies/default", nil)); m["max_disconnect"] != nil || m["max_disconnect_effective"] != float64(600) {
+		t.Errorf("the default policy: max_disconnect %v, effective %v; want null and 600", m["max_disconnect"], m["max_disconnect_effective"])
 	}
 }

@@ -70,6 +70,12 @@ func statusInfo(tx *state.Txn, s *state.Session) string {
 	if s.Status.Ended() {
 		return info
 	}
+	for _, notice := range disconnectedNotices(tx, s) {
+		if info != "" {
+			info += "; "
+		}
+		info += notice
+	}
 	for _, m := range s.Mounts {
 		if m.Folder == "" || m.ReadOnly {
 			continue
@@ -90,6 +96,25 @@ func statusInfo(tx *state.Txn, s *state.Session) string {
 		info += notice
 	}
 	return info
+}
+
+// disconnectedNotices say, for each DISCONNECTED agent the session's
+// containers are on, since when: the session keeps its status and slots
+// until the agent reports again or the grace ends.
+func disconnectedNotices(tx *state.Txn, s *state.Session) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, c := range s.Containers {
+		if c.Agent == "" || seen[c.Agent] {
+			continue
+		}
+		seen[c.Agent] = true
+		if ag, err := tx.Agent(c.Agent); err == nil && ag != nil && ag.Status == state.AgentDisconnected {
+			out = append(out, fmt.Sprintf("agent %s disconnected since %s (its last heartbeat): the session keeps its slots and resumes when the agent reports again; past the disconnect grace it ends ERROR agent-lost",
+				ag.ID, ag.LastHeartbeatAt.UTC().Format(time.RFC3339)))
+		}
+	}
+	return out
 }
 
 // simulatedAgents are the simulated agents the session's containers were

@@ -1,6 +1,7 @@
 package leader
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
@@ -58,6 +59,21 @@ func (l *Leader) SessionUsed(id string) {
 	if t := l.current(); t != nil {
 		t.activity.touched.touch(id, l.now())
 	}
+}
+
+// reconnected counts an agent's return from a disconnection as activity
+// of the sessions it runs: the idle clock did not run while it was away
+// (nobody could tell whether they were busy), and must not end them for
+// the disconnection the moment it is over.
+func (a *activity) reconnected(tx *state.Txn, agent string, now time.Time) error {
+	ss, err := tx.OccupyingOnAgent(agent)
+	if err != nil {
+		return fmt.Errorf("read the sessions of agent %s: %w", agent, err)
+	}
+	for _, s := range ss {
+		a.touched.touch(s.ID, now)
+	}
+	return nil
 }
 
 // noteCPU compares an agent's report with its previous one and marks the

@@ -147,6 +147,17 @@ func (l *Leader) AgentRegistered(id string, at time.Time) {
 	}
 }
 
+// AgentReconnected notes that a DISCONNECTED agent is back (it registered
+// again) before its ALIVE is proposed: its sessions' activity (see
+// activity.reconnected).
+func (l *Leader) AgentReconnected(id string, at time.Time) {
+	if t := l.current(); t != nil {
+		if err := t.activity.reconnected(l.cfg.Cluster.Read(), id, at); err != nil {
+			l.log.Error("note a reconnected agent's sessions as active", "agent", id, "err", err)
+		}
+	}
+}
+
 // LastHeartbeat is when the agent last heartbeated to this leader and what
 // it reported using; ok is false on a manager that does not lead or has
 // not heard from the agent since it began to.
@@ -178,6 +189,12 @@ func (l *Leader) Heartbeat(ctx context.Context, rec *state.Agent, hb *api.AgentH
 		l.log.Warn("agent reports errors", "agent", rec.ID, "errors", hb.Errors)
 	}
 	if upd := heartbeatUpdate(rec, hb, now); upd != nil {
+		if rec.Status == state.AgentDisconnected {
+			// Before the ALIVE is proposed: see idle.round.
+			if err := t.activity.reconnected(l.cfg.Cluster.Read(), rec.ID, now); err != nil {
+				return nil, err
+			}
+		}
 		updated, err := proposeValue[*state.Agent](ctx, l.cfg.Cluster, *upd)
 		if err != nil {
 			return nil, err
@@ -195,7 +212,7 @@ func (l *Leader) Heartbeat(ctx context.Context, rec *state.Agent, hb *api.AgentH
 }
 
 // heartbeatUpdate is the Raft write a heartbeat needs, or nil: only a
-// change of status (LOST → ALIVE), address, capacity, images, GPU
+// change of status (DISCONNECTED or LOST → ALIVE), address, capacity, images, GPU
 // inventory, share quantum or folder hosts, or a replicated
 // last_heartbeat_at older than agentRecordEvery, is written. The report's
 // lists come sorted (images, GPUs, folder hosts) from the caller, so the

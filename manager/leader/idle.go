@@ -34,8 +34,13 @@ func (l *Leader) newIdle(t *term) *idle {
 func (d *idle) run(ctx context.Context) { every(ctx, d.l.cfg.IdleCheckEvery, d.round) }
 
 func (d *idle) round(ctx context.Context) {
+	// The state is read before the activity is gathered: an agent's
+	// return from a disconnection is noted as activity before its ALIVE is
+	// proposed (Heartbeat), so a state that shows it ALIVE is judged with
+	// that activity.
+	tx := d.l.cfg.Cluster.Read()
 	d.flushActivity(ctx)
-	if err := d.endOverdue(ctx); err != nil && ctx.Err() == nil {
+	if err := d.endOverdue(ctx, tx); err != nil && ctx.Err() == nil {
 		d.l.log.Warn("check idle sessions", "err", err)
 	}
 }
@@ -58,10 +63,10 @@ func (d *idle) flushActivity(ctx context.Context) {
 }
 
 // endOverdue terminates the sessions past a limit of their policy.
-func (d *idle) endOverdue(ctx context.Context) error {
+func (d *idle) endOverdue(ctx context.Context, tx *state.Txn) error {
 	now := d.l.now()
-	tx := d.l.cfg.Cluster.Read()
 	policies := map[string]*state.ResourcePolicy{} // by access key
+	disconnected := map[string]bool{}              // by agent id
 	live := map[string]bool{}
 	var ends []fsm.SessionTerminate
 	for _, status := range api.SessionStatuses() {
@@ -78,7 +83,11 @@ func (d *idle) endOverdue(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if reason := overdue(ses, p, now, d.seen[ses.ID]); reason != "" {
+			away, err := onDisconnectedAgent(tx, disconnected, ses)
+			if err != nil {
+				return err
+			}
+			if reason := overdue(ses, p, now, d.seen[ses.ID], away); reason != "" {
 				ends = append(ends, fsm.SessionTerminate{SessionID: ses.ID, At: now, Reason: reason})
 			}
 		}
@@ -120,13 +129,36 @@ func policyOf(tx *state.Txn, cache map[string]*state.ResourcePolicy, accessKey s
 	return p, nil
 }
 
+// onDisconnectedAgent says whether one of the session's agents is
+// DISCONNECTED, reading each agent once per round.
+func onDisconnectedAgent(tx *state.Txn, cache map[string]bool, s *state.Session) (bool, error) {
+	for _, id := range s.Agents {
+		away, ok := cache[id]
+		if !ok {
+			ag, err := tx.Agent(id)
+			if err != nil {
+				return false, err
+			}
+			away = ag != nil && ag.Status == state.AgentDisconnected
+			cache[id] = away
+		}
+		if away {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // overdue says why a session must end now, or "". max_session_lifetime
-// counts from started_at for any started session; idle_timeout (0 =
-// never) applies to RUNNING interactive sessions — a batch runs until its
-// command ends — and counts from the latest of: becoming RUNNING, the
-// recorded last activity, and activity this leader saw but has not
-// recorded yet.
-func overdue(s *state.Session, p *state.ResourcePolicy, now, seen time.Time) string {
+// counts from started_at for any started session, disconnected or not;
+// idle_timeout (0 = never) applies to RUNNING interactive sessions — a
+// batch runs until its command ends — and counts from the latest of:
+// becoming RUNNING, the recorded last activity, and activity this leader
+// saw but has not recorded yet. A session whose agent is disconnected is
+// never idle: nobody can tell what it does, and the agent coming back
+// counts as activity (Heartbeat), so the disconnection is not counted as
+// idleness.
+func overdue(s *state.Session, p *state.ResourcePolicy, now, seen time.Time, disconnected bool) string {
 	if p == nil {
 		return ""
 	}
@@ -134,7 +166,7 @@ func overdue(s *state.Session, p *state.ResourcePolicy, now, seen time.Time) str
 		now.Sub(*s.StartedAt) > time.Duration(*life)*time.Second {
 		return reasonLifetime
 	}
-	if p.IdleTimeout <= 0 || s.Status != api.SessionRunning || s.Type != api.SessionInteractive {
+	if disconnected || p.IdleTimeout <= 0 || s.Status != api.SessionRunning || s.Type != api.SessionInteractive {
 		return ""
 	}
 	last := latest(seen, s.CreatedAt)

@@ -25,7 +25,9 @@ func TestOverdueSessions(t *testing.T) {
 		policy  *state.ResourcePolicy
 		now     time.Time
 		seen    time.Time // activity the leader saw, not yet recorded
-		want    string
+		// disconnected: one of the session's agents is DISCONNECTED.
+		disconnected bool
+		want         string
 	}{
 		{name: "idle past the timeout", session: running(api.SessionInteractive, at(10)), policy: policy(60, nil),
 			now: *at(71), want: reasonIdle},
@@ -57,11 +59,15 @@ func TestOverdueSessions(t *testing.T) {
 		{name: "lifetime not over", session: running(api.SessionBatch, at(10)), policy: policy(0, &hour), now: *at(3610)},
 		{name: "lifetime wins over idleness", session: running(api.SessionInteractive, at(10)), policy: policy(60, &hour),
 			now: *at(4000), want: reasonLifetime},
+		{name: "a session on a disconnected agent is never idle", session: running(api.SessionInteractive, at(10)),
+			policy: policy(60, nil), now: *at(1000), disconnected: true},
+		{name: "the lifetime runs on while the agent is disconnected", session: running(api.SessionInteractive, at(10)),
+			policy: policy(60, &hour), now: *at(3611), disconnected: true, want: reasonLifetime},
 		{name: "no policy, no limits", session: running(api.SessionInteractive, at(10)), now: *at(1e6)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := overdue(tt.session, tt.policy, tt.now, tt.seen); got != tt.want {
+			if got := overdue(tt.session, tt.policy, tt.now, tt.seen, tt.disconnected); got != tt.want {
 				t.Fatalf("overdue = %q, want %q", got, tt.want)
 			}
 		})

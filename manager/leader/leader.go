@@ -59,8 +59,11 @@ type Node interface {
 // Defaults of the duties' periods.
 const (
 	// DefaultHeartbeatTimeout is how long an agent may be silent before it
-	// is LOST.
+	// is DISCONNECTED.
 	DefaultHeartbeatTimeout = 30 * time.Second
+	// DefaultDisconnectGrace is how long a DISCONNECTED agent keeps its
+	// sessions before it is LOST, counted from its last heartbeat.
+	DefaultDisconnectGrace = 5 * time.Minute
 	// DefaultKeypairTouchEvery is how often keypairs' last use is recorded.
 	DefaultKeypairTouchEvery = 15 * time.Second
 	// DefaultIdleCheckEvery is how often session activity is recorded and
@@ -103,7 +106,11 @@ type Config struct {
 	// the leader step down.
 	Setup func(ctx context.Context) error
 
-	HeartbeatTimeout  time.Duration
+	HeartbeatTimeout time.Duration
+	// DisconnectGrace: see DefaultDisconnectGrace; never less than
+	// HeartbeatTimeout (the flag refuses it, and a smaller value here is
+	// raised to it).
+	DisconnectGrace   time.Duration
 	KeypairTouchEvery time.Duration
 	IdleCheckEvery    time.Duration
 	// UsageCheckEvery: negative turns the periodic check off (the
@@ -136,6 +143,8 @@ func (c *Config) withDefaults() {
 		c.Setup = func(context.Context) error { return nil }
 	}
 	setDefault(&c.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	setDefault(&c.DisconnectGrace, DefaultDisconnectGrace)
+	c.DisconnectGrace = max(c.DisconnectGrace, c.HeartbeatTimeout)
 	setDefault(&c.KeypairTouchEvery, DefaultKeypairTouchEvery)
 	setDefault(&c.IdleCheckEvery, DefaultIdleCheckEvery)
 	if c.UsageCheckEvery == 0 {
@@ -202,6 +211,10 @@ func New(cfg Config) *Leader {
 	cfg.withDefaults()
 	return &Leader{cfg: cfg, log: cfg.Log, metrics: newMetrics(cfg.Metrics)}
 }
+
+// DisconnectGrace is how long a DISCONNECTED agent keeps its sessions
+// (the configured grace, with its default).
+func (l *Leader) DisconnectGrace() time.Duration { return l.cfg.DisconnectGrace }
 
 func (l *Leader) now() time.Time { return l.cfg.Now().UTC() }
 

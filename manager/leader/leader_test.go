@@ -199,7 +199,7 @@ func (e *env) bootstrap(t *testing.T) {
 }
 
 // A leader whose setup fails hands leadership over and runs no duty: an
-// agent silent past its timeout is not judged LOST by it. The control,
+// agent silent past its timeout is not judged DISCONNECTED by it. The control,
 // the same leader with a setup that works, judges it.
 func TestALeaderThatCannotSetUpStepsDown(t *testing.T) {
 	t.Parallel()
@@ -225,8 +225,8 @@ func TestALeaderThatCannotSetUpStepsDown(t *testing.T) {
 				eventually(t, "leadership transferred", func() bool { return e.node.transfers.Load() == 1 })
 				eventually(t, "leadership ended", func() bool { return e.l.current() == nil })
 				time.Sleep(100 * time.Millisecond) // what a duty would have done by now (checks every 100 ms)
-				if n := e.c.count(fsm.MsgAgentsLost); n != 0 {
-					t.Errorf("a leader that stepped down judged agents: %d AgentsLost", n)
+				if n := e.c.count(fsm.MsgAgentsDisconnected); n != 0 {
+					t.Errorf("a leader that stepped down judged agents: %d AgentsDisconnected", n)
 				}
 				if e.l.Ready() {
 					t.Error("a leader that stepped down is ready")
@@ -237,12 +237,12 @@ func TestALeaderThatCannotSetUpStepsDown(t *testing.T) {
 				return
 			}
 			// The leadership's clock started at its beginning: a full
-			// timeout later, the agent is LOST.
+			// timeout later, the agent is DISCONNECTED.
 			eventually(t, "ready", e.l.Ready)
 			e.clock.Advance(2 * time.Second)
-			eventually(t, "agent judged LOST", func() bool {
+			eventually(t, "agent judged DISCONNECTED", func() bool {
 				ag, _ := e.c.Read().Agent("agent-a")
-				return ag.Status == state.AgentLost
+				return ag.Status == state.AgentDisconnected
 			})
 			if n := e.node.transfers.Load(); n != 0 {
 				t.Errorf("a leader that set up transferred leadership %d times", n)
@@ -316,9 +316,9 @@ func TestEachLeadershipStartsAfresh(t *testing.T) {
 	}
 }
 
-// An agent silent past the timeout is LOST; one that heartbeats is not; the
-// clock of an agent not heard from starts with the leadership, so a new
-// leader gives every agent a full timeout.
+// An agent silent past the timeout is DISCONNECTED; one that heartbeats is
+// not; the clock of an agent not heard from starts with the leadership, so
+// a new leader gives every agent a full timeout.
 func TestLivenessJudgesByTheLeadershipsOwnClock(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(cfg *Config) { cfg.HeartbeatTimeout = 30 * time.Second })
@@ -341,15 +341,186 @@ func TestLivenessJudgesByTheLeadershipsOwnClock(t *testing.T) {
 	if !slices.Equal(lost, want) {
 		t.Fatalf("silent %+v, want %+v", lost, want)
 	}
-	v.markLost(context.Background())
-	if ag, _ := e.c.Read().Agent("agent-silent"); ag.Status != state.AgentLost {
-		t.Errorf("silent agent is %s", ag.Status)
+	v.markDisconnected(context.Background())
+	if ag, _ := e.c.Read().Agent("agent-silent"); ag.Status != state.AgentDisconnected || !ag.LastHeartbeatAt.Equal(tm.since) {
+		t.Errorf("silent agent is %s with last heartbeat %v", ag.Status, ag.LastHeartbeatAt)
 	}
 	if ag, _ := e.c.Read().Agent("agent-beating"); ag.Status != state.AgentAlive {
 		t.Errorf("beating agent is %s", ag.Status)
 	}
+	if got := counterValue(t, e.l.metrics.disconnected); got != 1 {
+		t.Errorf("berth_agents_disconnected_total %v, want 1", got)
+	}
+	if got := counterValue(t, e.l.metrics.lost); got != 0 {
+		t.Errorf("berth_agents_lost_total %v, want 0 within the grace", got)
+	}
+}
+
+// runningOn places a session (one core) on the agent and reports its
+// container running.
+func (e *env) runningOn(t *testing.T, id, agent string) {
+	t.Helper()
+	e.createSession(t, id)
+	if _, err := e.l.newScheduler().pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.c.must(t, fsm.SessionsReport{At: e.clock.Now(), Agent: agent, Reports: []fsm.ContainerReport{{SessionID: id, Index: 0, Status: "running"}}})
+	if s, _ := e.c.Read().Session(id); s.Status != api.SessionRunning || s.Containers[0].Agent != agent {
+		t.Fatalf("session %s is %s on %+v", id, s.Status, s.Containers)
+	}
+}
+
+// A disconnected agent keeps its sessions and their slots through the
+// grace and is LOST only after it, counted from its last heartbeat; a new
+// leadership neither shortens the grace nor judges before a full heartbeat
+// timeout of its own; the liveness rounds propose nothing while nothing is
+// due.
+func TestADisconnectedAgentIsLostOnlyAfterItsGrace(t *testing.T) {
+	t.Parallel()
+	const timeout, grace = 30 * time.Second, 5 * time.Minute
+	e := newEnv(t, func(cfg *Config) { cfg.HeartbeatTimeout, cfg.DisconnectGrace = timeout, grace })
+	e.bootstrap(t)
+	e.aliveAgent(t, "agent-a")
+	e.runningOn(t, "s-1", "agent-a")
+	tm := newTerm(e.clock.Now())
+	tm.agents.beat("agent-a", e.clock.Now(), nil)
+	lastBeat := e.clock.Now()
+	v := e.l.newLiveness(tm)
+	round := func() {
+		v.markDisconnected(context.Background())
+		v.expire(context.Background())
+	}
+	status := func() (string, api.SessionStatus, string) {
+		tx := e.c.Read()
+		ag, _ := tx.Agent("agent-a")
+		s, _ := tx.Session("s-1")
+		held, _ := tx.OccupiedOnAgent("agent-a")
+		return ag.Status, s.Status, slots.Format(slots.CPU, held[slots.CPU]).String()
+	}
+
+	e.clock.Advance(timeout + time.Second)
+	round()
+	if ag, s, cpu := status(); ag != state.AgentDisconnected || s != api.SessionRunning || cpu != "1" {
+		t.Fatalf("past the timeout: agent %s, session %s, %s cores held; want DISCONNECTED, RUNNING, 1", ag, s, cpu)
+	}
+	entries := len(e.c.proposed)
+	for range 5 {
+		e.clock.Advance(time.Second)
+		round()
+	}
+	if n := len(e.c.proposed); n != entries {
+		t.Errorf("%d entries proposed by rounds with nothing due", n-entries)
+	}
+
+	// A failover two minutes in: the new leadership hears nothing and
+	// measures from the replicated last heartbeat, not from its own start.
+	e.clock.Advance(2 * time.Minute)
+	tm2 := newTerm(e.clock.Now())
+	v = e.l.newLiveness(tm2)
+	e.clock.Advance(grace - e.clock.Now().Sub(lastBeat)) // exactly the grace: not past it
+	round()
+	if ag, s, _ := status(); ag != state.AgentDisconnected || s != api.SessionRunning {
+		t.Fatalf("at the grace: agent %s, session %s", ag, s)
+	}
+	e.clock.Advance(time.Second)
+	round()
+	ag, s, cpu := status()
+	if ag != state.AgentLost || s != api.SessionError || cpu != "0" {
+		t.Fatalf("past the grace: agent %s, session %s, %s cores held; want LOST, ERROR, 0", ag, s, cpu)
+	}
+	ses, _ := e.c.Read().Session("s-1")
+	if want := fsm.AgentLostReason(lastBeat); ses.StatusInfo != want {
+		t.Errorf("status_info %q, want %q", ses.StatusInfo, want)
+	}
 	if got := counterValue(t, e.l.metrics.lost); got != 1 {
 		t.Errorf("berth_agents_lost_total %v, want 1", got)
+	}
+}
+
+// A leadership younger than one heartbeat timeout expires no grace, even
+// one long past: the agent may be beating to it already.
+func TestANewLeaderGivesAFullTimeoutBeforeAnyGraceEnds(t *testing.T) {
+	t.Parallel()
+	const timeout, grace = 30 * time.Second, time.Minute
+	e := newEnv(t, func(cfg *Config) { cfg.HeartbeatTimeout, cfg.DisconnectGrace = timeout, grace })
+	e.bootstrap(t)
+	e.aliveAgent(t, "agent-a")
+	e.runningOn(t, "s-1", "agent-a")
+	e.c.must(t, fsm.AgentsDisconnected{At: e.clock.Now(), Agents: []fsm.LostAgent{{ID: "agent-a", LastSeen: e.clock.Now()}}})
+	e.clock.Advance(time.Hour)
+	v := e.l.newLiveness(newTerm(e.clock.Now()))
+	e.clock.Advance(timeout)
+	v.expire(context.Background())
+	if ag, _ := e.c.Read().Agent("agent-a"); ag.Status != state.AgentDisconnected {
+		t.Fatalf("within the new leadership's first timeout the agent is %s", ag.Status)
+	}
+	e.clock.Advance(time.Second)
+	v.expire(context.Background())
+	if ag, _ := e.c.Read().Agent("agent-a"); ag.Status != state.AgentLost {
+		t.Fatalf("after it the agent is %s", ag.Status)
+	}
+}
+
+// An agent back within the grace is ALIVE again, its running session keeps
+// its record (same started_at, no new history), and its return counts as
+// activity, so the idle timeout does not end the session for the
+// disconnection.
+func TestAnAgentBackWithinTheGraceKeepsItsSessions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(cfg *Config) { cfg.HeartbeatTimeout, cfg.DisconnectGrace = 30*time.Second, 5*time.Minute })
+	e.bootstrap(t)
+	idleTimeout := int64(60)
+	e.c.must(t, fsm.PolicyUpdate{Name: "default", IdleTimeout: &idleTimeout, ModifiedAt: e.clock.Now()})
+	e.aliveAgent(t, "agent-a")
+	e.runningOn(t, "s-1", "agent-a")
+	before, _ := e.c.Read().Session("s-1")
+	tm := newTerm(e.clock.Now())
+	e.l.term.Store(tm)
+	d := e.l.newIdle(tm)
+	e.c.must(t, fsm.AgentsDisconnected{At: e.clock.Now(), Agents: []fsm.LostAgent{{ID: "agent-a", LastSeen: e.clock.Now()}}})
+	e.clock.Advance(4 * time.Minute) // idle for far longer than 60 s, but disconnected
+	d.round(context.Background())
+	if s, _ := e.c.Read().Session("s-1"); s.Status != api.SessionRunning {
+		t.Fatalf("while its agent is disconnected the session is %s", s.Status)
+	}
+	rec, _ := e.c.Read().Agent("agent-a")
+	if _, err := e.l.Heartbeat(context.Background(), rec, &api.AgentHeartbeat{Containers: []api.ContainerReport{
+		{ID: state.ContainerID("s-1", 0), SessionID: "s-1", Status: api.ContainerRunning}}}); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(30 * time.Second)
+	d.round(context.Background())
+	tx := e.c.Read()
+	ag, _ := tx.Agent("agent-a")
+	s, _ := tx.Session("s-1")
+	if ag.Status != state.AgentAlive || s.Status != api.SessionRunning {
+		t.Fatalf("after the return: agent %s, session %s", ag.Status, s.Status)
+	}
+	if !s.StartedAt.Equal(*before.StartedAt) || len(s.StatusHistory) != len(before.StatusHistory) {
+		t.Errorf("the session's record moved: started %v (was %v), history %+v", s.StartedAt, before.StartedAt, s.StatusHistory)
+	}
+	e.clock.Advance(time.Minute)
+	d.round(context.Background())
+	if s, _ := e.c.Read().Session("s-1"); s.Status != api.SessionTerminating {
+		t.Errorf("idle for 90 s after the return the session is %s, want TERMINATING", s.Status)
+	}
+}
+
+// An agent that registers again while DISCONNECTED (its process was
+// restarted during the disconnection) is back as a heartbeat would be: its
+// sessions count as active.
+func TestAnAgentRegisteringAgainAfterADisconnectionIsActivity(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.bootstrap(t)
+	e.aliveAgent(t, "agent-a")
+	e.runningOn(t, "s-1", "agent-a")
+	tm := newTerm(e.clock.Now())
+	e.l.term.Store(tm)
+	e.clock.Advance(time.Minute)
+	e.l.AgentReconnected("agent-a", e.clock.Now())
+	if got := tm.activity.touched.drain(); !got["s-1"].Equal(e.clock.Now()) {
+		t.Fatalf("activity after the return: %v, want s-1 at %v", got, e.clock.Now())
 	}
 }
 
@@ -362,6 +533,8 @@ func TestAHeartbeatWritesOnlyNews(t *testing.T) {
 		Images: []api.Image{{Name: "x"}}, FolderHosts: []string{"h1"}, LastHeartbeatAt: now.Add(-10 * time.Second)}
 	lost := *rec
 	lost.Status = state.AgentLost
+	disconnected := *rec
+	disconnected.Status = state.AgentDisconnected
 	cases := []struct {
 		name  string
 		rec   *state.Agent
@@ -376,6 +549,7 @@ func TestAHeartbeatWritesOnlyNews(t *testing.T) {
 		{"a folder host more", rec, api.AgentHeartbeat{FolderHosts: []string{"h1", "h2"}}, true},
 		{"a quantum", rec, api.AgentHeartbeat{GPUShareQuantum: 25}, true},
 		{"back from LOST", &lost, api.AgentHeartbeat{}, true},
+		{"back from DISCONNECTED", &disconnected, api.AgentHeartbeat{}, true},
 	}
 	for _, c := range cases {
 		upd := heartbeatUpdate(c.rec, &c.hb, now)

@@ -7,10 +7,11 @@ import (
 // metrics are the leader's series. They are made once per manager and
 // keep counting across its leaderships.
 type metrics struct {
-	lost      prometheus.Counter
-	stepDowns prometheus.Counter
-	beats     prometheus.Counter
-	reports   prometheus.Counter
+	lost         prometheus.Counter
+	disconnected prometheus.Counter
+	stepDowns    prometheus.Counter
+	beats        prometheus.Counter
+	reports      prometheus.Counter
 	// The scheduler's.
 	plans         prometheus.Counter
 	placements    prometheus.Counter
@@ -27,7 +28,9 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		lost: prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_agents_lost_total",
-			Help: "Agents this manager, as leader, declared LOST for silence past the heartbeat timeout (their sessions became ERROR agent-lost)."}),
+			Help: "Agents this manager, as leader, declared LOST for silence past the disconnect grace (their sessions became ERROR agent-lost)."}),
+		disconnected: prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_agents_disconnected_total",
+			Help: "Agents this manager, as leader, declared DISCONNECTED for silence past the heartbeat timeout (their sessions kept for the disconnect grace)."}),
 		stepDowns: prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_leader_step_downs_total",
 			Help: "Leaderships this manager handed to another manager because it could not set them up."}),
 		beats: prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_agent_heartbeats_total",
@@ -52,7 +55,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Finished sessions this manager, as leader, removed after -session-retention (their usage stays in the usage rows)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.lost, m.stepDowns, m.beats, m.reports, m.plans, m.placements, m.pending, m.planDuration, m.admissionWait,
+		reg.MustRegister(m.lost, m.disconnected, m.stepDowns, m.beats, m.reports, m.plans, m.placements, m.pending, m.planDuration, m.admissionWait,
 			m.drift, m.driftFound, m.collected)
 	}
 	return m

@@ -42,8 +42,12 @@ func sessionNews(tx *state.Txn, agent string, reported []api.ContainerReport, fu
 		// An empty reason says nothing new (the record keeps the last one).
 		if ct.Status != r.Status || !sameExit(ct.ExitCode, r.ExitCode) || (r.Reason != "" && ct.Reason != r.Reason) ||
 			(r.Address != "" && ct.Address != r.Address) || (r.ImageDigest != "" && ct.ImageDigest != r.ImageDigest) {
-			news = append(news, fsm.ContainerReport{SessionID: s.ID, Index: r.Index, Status: r.Status,
-				ExitCode: r.ExitCode, Reason: r.Reason, Address: r.Address, ImageDigest: r.ImageDigest})
+			n := fsm.ContainerReport{SessionID: s.ID, Index: r.Index, Status: r.Status,
+				ExitCode: r.ExitCode, Reason: r.Reason, Address: r.Address, ImageDigest: r.ImageDigest}
+			if r.Status == api.ContainerExited {
+				n.ExitedAt = r.ExitedAt // its real time, however late the news
+			}
+			news = append(news, n)
 		}
 	}
 	if full {

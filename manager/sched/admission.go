@@ -17,9 +17,12 @@ import (
 // scheduler places on an idle cluster, and one it refuses is one the
 // scheduler would leave PENDING for ever.
 //
-// Two things are asked otherwise than in a scheduling pass, on purpose. An
+// Three things are asked otherwise than in a scheduling pass, on purpose. An
 // agent awaiting approval counts as approved: approval is an operator's
-// step, so a session only it could run waits PENDING for it. And one
+// step, so a session only it could run waits PENDING for it. A
+// DISCONNECTED agent counts as ALIVE: it keeps its sessions because it is
+// expected back within its grace, so a session only it could run waits for
+// it too. And one
 // container must fit one agent: how many agents are there for the others
 // is the moment's question, like what is free.
 //
@@ -45,6 +48,7 @@ func Admission(p *state.ResourcePolicy, agents iter.Seq[*state.Agent], r Request
 		ag := agentOf(a)
 		withGPUs(ag, a, nil)
 		ag.AwaitingApproval = false
+		ag.Alive = ag.Alive || a.Status == state.AgentDisconnected
 		s := newAgentState(ag)
 		if _, _, ok := s.trySession(need, 1, r.FolderHosts); ok {
 			return out

@@ -32,7 +32,9 @@ func idleCluster(p *state.ResourcePolicy, agents []*state.Agent) *Cluster {
 		MaxContainers: p.MaxContainersPerSession, Occupied: slots.Slots{}}
 	src := &fakeSource{keypairs: map[string]*Keypair{"AK": kp}}
 	for _, a := range agents {
-		ag := &Agent{ID: a.ID, Alive: a.Status == state.AgentAlive, Schedulable: a.Schedulable, Capacity: a.Capacity,
+		// A disconnected agent is expected back within its grace: the
+		// idle cluster is the one it is back in.
+		ag := &Agent{ID: a.ID, Alive: a.Status != state.AgentLost, Schedulable: a.Schedulable, Capacity: a.Capacity,
 			FolderHosts: a.FolderHosts, GPUQuantum: a.GPUShareQuantum}
 		for _, g := range a.GPUs {
 			ag.GPUs = append(ag.GPUs, GPU{UUID: g.UUID, Shares: g.Shares})
@@ -62,6 +64,8 @@ func TestAdmissionAcceptsWhatTheSchedulerPlacesOnAnIdleCluster(t *testing.T) {
 	off.Schedulable = false
 	waiting := admissionAgent("a5", cpuMem(64, 256))
 	waiting.AwaitingApproval = true
+	away := admissionAgent("a6", cpuMem(64, 256))
+	away.Status = state.AgentDisconnected
 	request := func(r slots.Slots, size int, hosts ...string) Request {
 		return Request{SessionID: "s", AccessKey: "AK", Slots: r, Containers: size, FolderHosts: hosts, Attempts: DefaultSkipAfter}
 	}
@@ -99,6 +103,8 @@ func TestAdmissionAcceptsWhatTheSchedulerPlacesOnAnIdleCluster(t *testing.T) {
 		{"no agent at all", open, nil, request(cpuMem(1, 1), 1, "nfs"), []Rule{RuleAgentSlots, RuleFolderHost}},
 		{"only a lost and an unschedulable agent", open, []*state.Agent{lost, off}, request(cpuMem(1, 1), 1), []Rule{RuleAgentSlots}},
 		{"an agent awaiting approval counts (the scheduler places once it is approved)", open, []*state.Agent{small, waiting},
+			request(cpuMem(16, 1), 1), nil},
+		{"a disconnected agent counts (the scheduler places once it is back)", open, []*state.Agent{small, away},
 			request(cpuMem(16, 1), 1), nil},
 		{"whole GPUs beyond every agent", open, []*state.Agent{withGPUInventory(admissionAgent("g", cpuMem(8, 8)), 2)},
 			request(wholeGPUs(3), 1), []Rule{RuleAgentSlots}},

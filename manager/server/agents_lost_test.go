@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,7 +26,8 @@ func TestLeaderKilledWhileAnAgentIsDeclaredLostFreesItsSlotsOnce(t *testing.T) {
 	c := testcluster.Start(t, 3, func(cfg *server.Config) {
 		cfg.AgentToken = "agents-welcome"
 		cfg.HeartbeatTimeout = timeout
-		cfg.UsageCheckEvery = -1 // the test looks for drift itself
+		cfg.DisconnectGrace = timeout // LOST at once after DISCONNECTED: this test is about the loss
+		cfg.UsageCheckEvery = -1      // the test looks for drift itself
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -87,7 +89,7 @@ func TestLeaderKilledWhileAnAgentIsDeclaredLostFreesItsSlotsOnce(t *testing.T) {
 				return fmt.Errorf("manager %s: agent %+v (%v)", m.ID(), a, err)
 			}
 			sess, err := tx.Session(s.ID)
-			if err != nil || sess == nil || sess.Status != api.SessionError || sess.StatusInfo != "agent-lost" {
+			if err != nil || sess == nil || sess.Status != api.SessionError || !strings.HasPrefix(sess.StatusInfo, "agent-lost: last heartbeat ") {
 				return fmt.Errorf("manager %s: session %+v (%v)", m.ID(), sess, err)
 			}
 			return nil

@@ -5,6 +5,7 @@
 package server
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/berth-cluster/berth/manager/auth"
 	"github.com/berth-cluster/berth/manager/httpapi"
+	"github.com/berth-cluster/berth/manager/leader"
 	"github.com/berth-cluster/berth/manager/sched"
 	"github.com/berth-cluster/berth/manager/secrets"
 	"github.com/berth-cluster/berth/shared/flagenv"
@@ -104,7 +106,12 @@ type Config struct {
 
 	AgentToken       string
 	HeartbeatTimeout time.Duration
-	FolderHosts      map[string]string
+	// DisconnectGrace is how long an agent silent past HeartbeatTimeout
+	// stays DISCONNECTED, its sessions and slots kept, before it is LOST
+	// (-disconnect-grace; zero: leader.DefaultDisconnectGrace). It may not
+	// be below HeartbeatTimeout.
+	DisconnectGrace time.Duration
+	FolderHosts     map[string]string
 
 	// AgentTokenNeedsApproval: agents that register with AgentToken wait
 	// for a superadmin's approval before they take sessions
@@ -238,10 +245,28 @@ func (c *Config) validate() error {
 		// by sessions, which never run as the host's root.
 		errs = append(errs, fmt.Sprintf("-folder-uid %d and -folder-gid %d must both be positive ids (the agents' container user and group)", c.FolderUID, c.FolderGID))
 	}
+	errs = append(errs, c.livenessProblems()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// livenessProblems: the grace is counted from the last heartbeat, and an
+// agent becomes DISCONNECTED only after the heartbeat timeout, so a grace
+// below the timeout would be a LOST that skips DISCONNECTED.
+func (c *Config) livenessProblems() []string {
+	var errs []string
+	timeout := cmp.Or(c.HeartbeatTimeout, leader.DefaultHeartbeatTimeout)
+	switch {
+	case c.HeartbeatTimeout < 0:
+		errs = append(errs, fmt.Sprintf("-heartbeat-timeout %s must be positive", c.HeartbeatTimeout))
+	case c.DisconnectGrace < 0:
+		errs = append(errs, fmt.Sprintf("-disconnect-grace %s must not be negative: it is how long a disconnected agent keeps its sessions", c.DisconnectGrace))
+	case c.DisconnectGrace != 0 && c.DisconnectGrace < timeout:
+		errs = append(errs, fmt.Sprintf("-disconnect-grace %s is below -heartbeat-timeout %s: an agent is only disconnected after the timeout, and the grace counts from its last heartbeat, so it must be at least the timeout", c.DisconnectGrace, timeout))
+	}
+	return errs
 }
 
 // ErrRaftNeedsTLS is the refusal of a manager that would serve Raft to the

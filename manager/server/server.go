@@ -202,7 +202,7 @@ func (s *Server) serve(b Backend, tc *tlsConfigs) {
 	cfg := s.cfg
 	s.backend = b
 	s.leader = leader.New(leader.Config{Cluster: b, Node: b, Log: s.log, Metrics: s.reg, Now: cfg.Now, Setup: s.setup,
-		HeartbeatTimeout: cfg.HeartbeatTimeout, KeypairTouchEvery: cfg.KeypairTouchEvery, IdleCheckEvery: cfg.IdleCheckEvery,
+		HeartbeatTimeout: cfg.HeartbeatTimeout, DisconnectGrace: cfg.DisconnectGrace, KeypairTouchEvery: cfg.KeypairTouchEvery, IdleCheckEvery: cfg.IdleCheckEvery,
 		UsageCheckEvery: cfg.UsageCheckEvery, FolderUsageEvery: cfg.FolderUsageEvery, Sched: cfg.schedOptions(),
 		Folders: s.folders, SessionRetention: cfg.SessionRetention, CollectEvery: cfg.CollectEvery, MeasureEvery: cfg.MeasureEvery})
 	var appTokens httpapi.AppTokens

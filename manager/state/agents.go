@@ -12,10 +12,18 @@ import (
 )
 
 // Agent statuses.
+// (shared/api defines them; AgentDisconnected: silent past the heartbeat
+// timeout but within the disconnect grace. Nothing new is placed on it;
+// its sessions keep their status and their slots until it is back or the
+// grace ends.)
 const (
-	AgentAlive = "ALIVE"
-	AgentLost  = "LOST"
+	AgentAlive        = api.AgentAlive
+	AgentDisconnected = api.AgentDisconnected
+	AgentLost         = api.AgentLost
 )
+
+// AgentStatuses are the agent statuses, in the order people read them.
+func AgentStatuses() []string { return []string{AgentAlive, AgentDisconnected, AgentLost} }
 
 // Agent is a node that runs sessions. Capacity is what it reported
 // (hardware minus reserved); what it has occupied is derived from the

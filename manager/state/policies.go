@@ -1,6 +1,8 @@
 package state
 
 import (
+	"time"
+
 	"github.com/hashicorp/go-memdb"
 
 	"github.com/berth-cluster/berth/shared/api"
@@ -14,6 +16,17 @@ type ResourcePolicy struct {
 }
 
 func (p *ResourcePolicy) id() string { return p.Name }
+
+// DisconnectGrace is how long a session of this policy is kept while its
+// agent is disconnected: the smaller of the policy's max_disconnect and the
+// managers' grace. A nil policy (a session whose keypair is gone) gets the
+// managers' grace.
+func (p *ResourcePolicy) DisconnectGrace(managers time.Duration) time.Duration {
+	if p == nil || p.MaxDisconnect == nil {
+		return managers
+	}
+	return min(managers, time.Duration(*p.MaxDisconnect)*time.Second)
+}
 
 const tablePolicies = "resource_policies"
 

@@ -32,6 +32,8 @@ type SessionContainer struct {
 	// CPUMillis is the CPU time the container used, as far as the leader's
 	// SessionsMeasured entries recorded it (usage_days.go).
 	CPUMillis int64 `json:"cpu_millis,omitempty"`
+	// ExitedAt is when the container exited, as its agent reported it.
+	ExitedAt *time.Time `json:"exited_at,omitempty"`
 }
 
 // GPUSlice is the part of one GPU a container holds: Share in slots units

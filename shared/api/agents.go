@@ -9,7 +9,10 @@ import (
 // Agent statuses.
 const (
 	AgentAlive = "ALIVE"
-	AgentLost  = "LOST"
+	// AgentDisconnected: silent past the heartbeat timeout, within the
+	// disconnect grace; its sessions and slots are kept.
+	AgentDisconnected = "DISCONNECTED"
+	AgentLost         = "LOST"
 )
 
 // Agent is GET /v1/agents: a node as the manager knows it.
@@ -27,6 +30,9 @@ type Agent struct {
 	Node            NodeInfo    `json:"node"`
 	LastHeartbeatAt time.Time   `json:"last_heartbeat_at"`
 	Version         string      `json:"version"`
+	// StatusInfo says, for a DISCONNECTED agent, since when and until
+	// when its sessions are kept; empty otherwise.
+	StatusInfo string `json:"status_info,omitempty"`
 
 	// Approved: sessions may be placed on the agent. One that joined with
 	// a token without auto_approve waits for POST /v1/agents/{id}/approve.

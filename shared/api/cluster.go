@@ -32,8 +32,9 @@ type Info struct {
 	License    string      `json:"license"`
 	Cluster    ClusterInfo `json:"cluster"`
 	Agents     struct {
-		Alive int `json:"alive"`
-		Lost  int `json:"lost"`
+		Alive        int `json:"alive"`
+		Disconnected int `json:"disconnected"`
+		Lost         int `json:"lost"`
 	} `json:"agents"`
 	Sessions struct {
 		Pending int `json:"pending"`

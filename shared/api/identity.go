@@ -83,6 +83,14 @@ type ResourcePolicy struct {
 	// the agent's -session-egress does too). Stored nil reads as true,
 	// which policies made before the field were; views always carry it.
 	AllowEgress *bool `json:"allow_egress,omitempty"`
+	// MaxDisconnect shortens, for the policy's sessions, how long a
+	// disconnected agent keeps them (seconds; nil: the managers'
+	// -disconnect-grace). The smaller of the two applies.
+	MaxDisconnect *int64 `json:"max_disconnect"`
+	// MaxDisconnectEffective is what applies, in seconds: the smaller of
+	// MaxDisconnect and the answering manager's -disconnect-grace. Views
+	// only; never stored or accepted.
+	MaxDisconnectEffective *int64 `json:"max_disconnect_effective,omitempty"`
 }
 
 // EgressAllowed reads AllowEgress with its default.

@@ -56,7 +56,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		agentTokenFile   = fs.String("agent-token-file", "", "file holding the shared agent token (mode 0600)")
 		agentAutoApprove = fs.Bool("agent-auto-approve", true, "agents registered with the shared agent token take sessions at once (false: each waits for berth agent approve ID)")
 		allowSimulated   = fs.Bool("allow-simulated-agents", false, "accept simulated agents (berth-agent -runtime sim), on which nothing runs: for benchmarks and development only")
-		heartbeatTimeout = fs.Duration("heartbeat-timeout", 30*time.Second, "an agent silent this long is LOST")
+		heartbeatTimeout = fs.Duration("heartbeat-timeout", 30*time.Second, "an agent silent this long is DISCONNECTED: it gets no new work, its sessions keep running and holding their slots")
+		disconnectGrace  = fs.Duration("disconnect-grace", 5*time.Minute, "a DISCONNECTED agent silent this long since its last heartbeat is LOST: its sessions end ERROR agent-lost (at least -heartbeat-timeout; a policy's max_disconnect may shorten it)")
 		usageCheckEvery  = fs.Duration("usage-check-every", time.Minute, "how often the leader checks derived usage against the session records and agents' reports, repairing drift (negative: never)")
 		adminEmail       = fs.String("bootstrap-admin-email", "admin@berth.local", "email of the superadmin created on first start")
 		tokenTTL         = fs.Duration("token-ttl", 12*time.Hour, "lifetime of login tokens")
@@ -140,6 +141,11 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("-peers: %w", err)
 	}
+	if !flagenv.Given(fs, "disconnect-grace") {
+		// Not asked for: the default, raised to a longer -heartbeat-timeout
+		// (leader.Config), rather than a refusal of a grace nobody chose.
+		*disconnectGrace = 0
+	}
 	abs, err := filepath.Abs(*dataDir)
 	if err != nil {
 		return fmt.Errorf("-data-dir: %w", err)
@@ -149,7 +155,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		Dev: *dev, BootstrapExpect: *bootstrapExpect, Peers: peerList, Join: *join, JoinToken: secrets[1],
 		TLS: tlsfiles.Files{Cert: *tlsCert, Key: *tlsKey, CA: *tlsCA}, InsecureRaft: *insecureRaft, AgentTLS: *agentTLS,
 		AppsAddr: *appsAddr, AppsDomain: *appsDomain,
-		AgentToken: secrets[0], AgentTokenNeedsApproval: !*agentAutoApprove, AllowSimulatedAgents: *allowSimulated, HeartbeatTimeout: *heartbeatTimeout, UsageCheckEvery: *usageCheckEvery, SessionRetention: time.Duration(retention), FolderHosts: folderHosts,
+		AgentToken: secrets[0], AgentTokenNeedsApproval: !*agentAutoApprove, AllowSimulatedAgents: *allowSimulated, HeartbeatTimeout: *heartbeatTimeout, DisconnectGrace: *disconnectGrace, UsageCheckEvery: *usageCheckEvery, SessionRetention: time.Duration(retention), FolderHosts: folderHosts,
 		NoGroupFolders: !*allowGroup, FolderUID: *folderUID, FolderGID: *folderGID, Secrets: box,
 		HTTPLimits:          httpapi.Limits{UploadsPerUser: *uploadsPerUser, Uploads: *uploads},
 		BootstrapAdminEmail: *adminEmail, BootstrapAdminPassword: getenv("BERTH_BOOTSTRAP_ADMIN_PASSWORD"),

@@ -114,7 +114,7 @@ func (c *cli) agentListCmd() *cobra.Command {
 			return showList(c, c.agentViewer(false))(cl.ListAgents(ctx, q))
 		}),
 	}
-	cmd.Flags().StringVar(&status, "status", "", "only agents in this status: ALIVE or LOST")
+	cmd.Flags().StringVar(&status, "status", "", "only agents in this status: ALIVE, DISCONNECTED or LOST")
 	pg.flags(cmd)
 	return cmd
 }

@@ -30,7 +30,7 @@ func (c *cli) policyViewer(detail bool) func(data any, ps []api.ResourcePolicy) 
 		v.columns = append(v.columns, "max_containers_per_session", "idle_timeout", "max_concurrent_sessions",
 			"max_session_lifetime", "allowed_vfolder_hosts", "max_vfolder_size", "max_vfolder_count", "allow_root", "allowed_images")
 		if detail {
-			v.columns = append(v.columns, "created_at", "modified_at")
+			v.columns = append(v.columns, "max_disconnect", "max_disconnect_effective", "created_at", "modified_at")
 		}
 		for _, p := range ps {
 			row := []string{p.Name}
@@ -66,7 +66,19 @@ func (c *cli) policyViewer(detail bool) func(data any, ps []api.ResourcePolicy) 
 			row = append(row, fmtInt(p.MaxContainersPerSession), idle, concurrent, lifetime,
 				strings.Join(p.AllowedVfolderHosts, ";"), size, fmtInt(p.MaxVfolderCount), strconv.FormatBool(p.AllowRoot), strings.Join(p.AllowedImages, ";"))
 			if detail {
-				row = append(row, fmtTime(p.CreatedAt), fmtTime(p.ModifiedAt))
+				// max_disconnect_effective: what applies, the smaller of
+				// max_disconnect and the answering manager's grace.
+				maxDisconnect, effective := fmtIntPtr(p.MaxDisconnect), fmtIntPtr(p.MaxDisconnectEffective)
+				if human {
+					maxDisconnect = "the managers' grace"
+					if p.MaxDisconnect != nil {
+						maxDisconnect = fmtSeconds(*p.MaxDisconnect)
+					}
+					if p.MaxDisconnectEffective != nil {
+						effective = fmtSeconds(*p.MaxDisconnectEffective)
+					}
+				}
+				row = append(row, maxDisconnect, effective, fmtTime(p.CreatedAt), fmtTime(p.ModifiedAt))
 			}
 			v.rows = append(v.rows, row)
 		}

@@ -43,6 +43,7 @@ func policyFlagList() []policyFlag {
 		{"idle-timeout", "seconds (or a duration such as 30m) a session may be idle before it is ended; 0 = never", secondsSetter("idle_timeout", false)},
 		{"max-concurrent-sessions", "sessions a keypair may run at once (1 to 100), or unlimited", wholeSetter("max_concurrent_sessions", true)},
 		{"max-session-lifetime", "seconds (or a duration such as 24h) a session may live, or unlimited", secondsSetter("max_session_lifetime", true)},
+		{"max-disconnect", "seconds (or a duration such as 10m) a disconnected agent keeps this policy's sessions before they end ERROR agent-lost; the managers' -disconnect-grace when smaller or when unlimited", secondsSetter("max_disconnect", true)},
 		{"allowed-vfolder-hosts", "comma-separated folder hosts the keypairs may use (empty: none)", hostsSetter},
 		{"max-vfolder-size", "most bytes per storage folder, or a size such as 100GiB, or unlimited", sizeSetter("max_vfolder_size")},
 		{"max-vfolder-count", "storage folders a user may have (0 to 50)", wholeSetter("max_vfolder_count", false)},

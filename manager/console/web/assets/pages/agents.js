@@ -1,4 +1,6 @@
-// Agents page (Administration > Agents): the nodes by ALIVE / LOST (a
+// Agents page (Administration > Agents): the nodes by ALIVE / DISCONNECTED
+// (silent past the heartbeat timeout, its sessions kept for the grace: the
+// manager's status_info says since when and until when) / LOST (a
 // simulated one, berth-agent -runtime sim, marked so: nothing runs there),
 // each with what it offers, what sessions occupy of it and what it measured,
 // with bars; its GPUs with the shares allocated; the schedulable switch
@@ -9,7 +11,8 @@ import * as api from "../api.js";
 import { h, clear, button, notice, table, tabs, toast, errorText, confirmDialog, shortId, meter, switchInput } from "../ui.js";
 import { amount, withUnit, bytes, duration, since, time } from "../format.js";
 
-const statuses = [{ key: "ALIVE", label: "ALIVE" }, { key: "LOST", label: "LOST" }];
+const statuses = [{ key: "ALIVE", label: "ALIVE" }, { key: "DISCONNECTED", label: "DISCONNECTED" }, { key: "LOST", label: "LOST" }];
+const empty = { ALIVE: "No agent is alive.", DISCONNECTED: "No agent is disconnected.", LOST: "No agent is lost." };
 
 export async function render(main, ctx) {
   const status = statuses.some((s) => s.key === ctx.params.get("status")) ? ctx.params.get("status") : "ALIVE";
@@ -31,6 +34,8 @@ export async function render(main, ctx) {
       { title: "Agent", cell: (a) => h("div", { class: "stack" }, shortId(a.id, 14),
         a.simulated ? h("span", { class: "badge", "data-simulated": a.id, title: "berth-agent -runtime sim: sessions placed here only pretend to run" }, "simulated") : null,
         h("span", { class: "hint" }, a.address),
+        a.status === "DISCONNECTED" ? h("span", { class: "status pending", "data-disconnected": a.id, title: a.status_info || "" }, "disconnected") : null,
+        a.status_info ? h("span", { class: "hint", "data-status-info": a.id }, a.status_info) : null,
         a.node && a.node.hostname ? h("span", { class: "hint" }, `${a.node.hostname} · ${a.node.arch || ""} · ${a.version || ""}`) : null) },
       { title: "Scheduling", cell: (a) => schedulingCell(a, ctx, msg, load) },
       { title: "Occupied of capacity", cell: (a) => h("div", { class: "meters" }, slotMeters(a)) },
@@ -40,7 +45,7 @@ export async function render(main, ctx) {
         h("div", { class: "hint" }, `CPU time ${duration((a.used || {}).cpu_seconds || 0)} · ${(a.used || {}).containers || 0} container${(a.used || {}).containers === 1 ? "" : "s"}`)) },
       { title: "GPUs", cell: (a) => gpuCell(a) },
       { title: "Heartbeat", cell: (a) => h("span", { title: time(a.last_heartbeat_at) }, since(a.last_heartbeat_at)) },
-    ], agents, { id: "agents-list", empty: status === "ALIVE" ? "No agent is alive." : "No agent is lost." }));
+    ], agents, { id: "agents-list", empty: empty[status] }));
   };
   await load();
   const timer = setInterval(() => {

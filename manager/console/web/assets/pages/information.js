@@ -19,7 +19,7 @@ export async function render(main, ctx) {
       h("dl", { class: "details" },
         row("Version", info.version, "info-version"), row("Commit", info.commit), row("API version", info.api_version),
         row("License", info.license, "info-license"), row("Leader", c.leader), row("Raft index", String(c.raft_index ?? "")),
-        row("Agents", `${info.agents.alive} alive, ${info.agents.lost} lost`),
+        row("Agents", `${info.agents.alive} alive, ${info.agents.disconnected || 0} disconnected, ${info.agents.lost} lost`, "info-agents"),
         row("Sessions", `${info.sessions.running} running, ${info.sessions.pending} pending`))),
     h("section", { class: "card" }, h("h2", {}, "Cluster members"),
       table([
