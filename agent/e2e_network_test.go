@@ -86,6 +86,12 @@ func startNetCluster(t *testing.T, tweak func(*network.Config)) *netCluster {
 // startSession starts a session of size containers running script in sh.
 func (nc *netCluster) startSession(size int, script string, extra map[string]any) api.Session {
 	nc.t.Helper()
+	return nc.waitAddressed(nc.createSession(size, script, extra).ID)
+}
+
+// createSession creates a session and returns at once.
+func (nc *netCluster) createSession(size int, script string, extra map[string]any) api.Session {
+	nc.t.Helper()
 	body := map[string]any{"image": testenv.BaseImageName, "type": api.SessionInteractive, "cluster_size": size,
 		"command": []string{"sh", "-c", script}, "resources": map[string]any{"cpu": 0.1, "mem": 64 << 20}}
 	for k, v := range extra {
@@ -96,7 +102,7 @@ func (nc *netCluster) startSession(size int, script string, extra map[string]any
 	var s api.Session
 	r.JSON(nc.t, &s)
 	nc.t.Cleanup(func() { nc.do(nc.user, http.MethodDelete, "/v1/sessions/"+s.ID, nil) })
-	return nc.waitAddressed(s.ID)
+	return s
 }
 
 // waitAddressed waits until the session runs and every container of it
@@ -427,9 +433,14 @@ func TestFiftySessionsLeaveNothingBehind(t *testing.T) {
 	const total, batch = 50, 10
 	seen := map[string]bool{}
 	for done := 0; done < total; done += batch {
+		// A batch is created at once, as users do: the agent starts its
+		// containers side by side.
 		var ss []api.Session
 		for i := 0; i < batch; i++ {
-			ss = append(ss, nc.startSession(1+i%2, serveHTTP, nil))
+			ss = append(ss, nc.createSession(1+i%2, serveHTTP, nil))
+		}
+		for i := range ss {
+			ss[i] = nc.waitAddressed(ss[i].ID)
 		}
 		for _, v := range nc.veths() {
 			seen[v] = true
