@@ -86,6 +86,12 @@ func startNetCluster(t *testing.T, tweak func(*network.Config)) *netCluster {
 // startSession starts a session of size containers running script in sh.
 func (nc *netCluster) startSession(size int, script string, extra map[string]any) api.Session {
 	nc.t.Helper()
+	return nc.waitAddressed(nc.createSession(size, script, extra).ID)
+}
+
+// createSession creates a session and returns at once.
+func (nc *netCluster) createSession(size int, script string, extra map[string]any) api.Session {
+	nc.t.Helper()
 	body := map[string]any{"image": testenv.BaseImageName, "type": api.SessionInteractive, "cluster_size": size,
 		"command": []string{"sh", "-c", script}, "resources": map[string]any{"cpu": 0.1, "mem": 64 << 20}}
 	for k, v := range extra {
@@ -96,7 +102,7 @@ func (nc *netCluster) startSession(size int, script string, extra map[string]any
 	var s api.Session
 	r.JSON(nc.t, &s)
 	nc.t.Cleanup(func() { nc.do(nc.user, http.MethodDelete, "/v1/sessions/"+s.ID, nil) })
-	return nc.waitAddressed(s.ID)
+	return s
 }
 
 // waitAddressed waits until the session runs and every container of it
@@ -245,20 +251,44 @@ func TestSessionsReachNoHostPortButTheAllowedOnes(t *testing.T) {
 	nc.unreachable(s, 0, "the metadata range", "nc -w 3 169.254.169.254 80 </dev/null")
 }
 
-// hostIPv4s are the host's own global IPv4 addresses.
+// hostIPv4s are the host's own global IPv4 addresses on the interfaces of
+// its default routes: where the agent's API is reached from. Addresses on
+// the bridges and veths other tests make and remove meanwhile (the
+// reliability suite's, in another package running at the same time) are
+// not the host's, and may be gone by the time the session tries them.
 func hostIPv4s(t *testing.T) []string {
 	t.Helper()
-	addrs, err := net.InterfaceAddrs()
+	out, err := exec.Command("ip", "-4", "-o", "route", "show", "default").Output()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("ip route show default: %v", err)
 	}
-	var out []string
-	for _, a := range addrs {
-		if ip, ok := a.(*net.IPNet); ok && ip.IP.To4() != nil && !ip.IP.IsLoopback() && ip.IP.IsGlobalUnicast() && !strings.HasPrefix(ip.IP.String(), "10.192.") {
-			out = append(out, ip.IP.String())
+	var addrs []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		dev := ""
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] == "dev" {
+				dev = f[i+1]
+			}
+		}
+		if dev == "" {
+			continue
+		}
+		ifc, err := net.InterfaceByName(dev)
+		if err != nil {
+			t.Fatalf("the default route's interface %s: %v", dev, err)
+		}
+		as, err := ifc.Addrs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range as {
+			if ip, ok := a.(*net.IPNet); ok && ip.IP.To4() != nil && !ip.IP.IsLoopback() && ip.IP.IsGlobalUnicast() && !slices.Contains(addrs, ip.IP.String()) {
+				addrs = append(addrs, ip.IP.String())
+			}
 		}
 	}
-	return out
+	return addrs
 }
 
 // outside is a network namespace the test makes to stand for the world
@@ -427,9 +457,14 @@ func TestFiftySessionsLeaveNothingBehind(t *testing.T) {
 	const total, batch = 50, 10
 	seen := map[string]bool{}
 	for done := 0; done < total; done += batch {
+		// A batch is created at once, as users do: the agent starts its
+		// containers side by side.
 		var ss []api.Session
 		for i := 0; i < batch; i++ {
-			ss = append(ss, nc.startSession(1+i%2, serveHTTP, nil))
+			ss = append(ss, nc.createSession(1+i%2, serveHTTP, nil))
+		}
+		for i := range ss {
+			ss[i] = nc.waitAddressed(ss[i].ID)
 		}
 		for _, v := range nc.veths() {
 			seen[v] = true
