@@ -360,7 +360,7 @@ trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done`
 			chromedp.SendKeys(chromedp.CSS("#login-email"), "dev@example.com"), chromedp.SendKeys(chromedp.CSS("#login-password"), "Passw0rd!"),
 			chromedp.Click(chromedp.CSS("#login-submit")), chromedp.WaitVisible(chromedp.CSS("#whoami")))
 		if err != nil {
-			t.Fatalf("log in to the console: %v", err)
+			t.Fatalf("log in to the console: %v; the page then: %s", err, pageText(bctx))
 		}
 		// The link the console's OPEN button opens, asked for as the
 		// button does, just before: a token lives a minute, and starting
@@ -370,7 +370,7 @@ trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done`
 			t.Fatal(err)
 		}
 		if err := chromedp.Do(sctx, chromedp.Navigate(tok.URL), chromedp.WaitVisible(chromedp.CSS("#page"))); err != nil {
-			t.Fatalf("open the app in the browser: %v", err)
+			t.Fatalf("open the app in the browser: %v; the page then: %s", err, pageText(bctx))
 		}
 		page, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS("#page")))
 		if err != nil || page != "hello from busybox httpd" {
@@ -387,4 +387,16 @@ trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done`
 			t.Fatalf("the app received %q; want %q: no Berth cookie, the prefix", seen, want)
 		}
 	})
+}
+
+// pageText is where the browser is and what its page says, for a failure's
+// message (a step that timed out says only that).
+func pageText(bctx context.Context) string {
+	ctx, cancel := context.WithTimeout(bctx, 10*time.Second)
+	defer cancel()
+	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + "\n" + (document.body ? document.body.innerText : "(no body)") + "\nloaded: " + performance.getEntriesByType("resource").map(e => e.name.replace(location.origin, "") + " " + e.responseStatus + " " + Math.round(e.duration) + "ms").join(", ")`))
+	if err != nil {
+		return fmt.Sprintf("(could not read it: %v)", err)
+	}
+	return text
 }
