@@ -13,9 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/wsnet"
 )
 
 // A port tunnel is one TCP connection to a port a session declared, made by
@@ -59,7 +58,7 @@ func (a *Agent) tunnel(w http.ResponseWriter, r *http.Request) {
 	defer a.streams.remove(c)
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	defer cancel()
-	ws := websocket.NetConn(ctx, c, websocket.MessageBinary)
+	ws := wsnet.NetConn(ctx, c)
 	defer ws.Close()
 	a.relay(ws, conn)
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/wsnet"
 )
 
 // Client dials agents.
@@ -136,7 +137,7 @@ func (c *Client) Tunnel(ctx context.Context, ag *state.Agent, container string, 
 		return nil, err
 	}
 	// The connection outlives the dial: its context is its own.
-	return websocket.NetConn(context.WithoutCancel(ctx), ws, websocket.MessageBinary), nil
+	return wsnet.NetConn(context.WithoutCancel(ctx), ws), nil
 }
 
 // CloseReason is how an agent's WebSocket ended, in words for the user: the

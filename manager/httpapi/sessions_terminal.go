@@ -17,6 +17,7 @@ import (
 	"github.com/berth-cluster/berth/manager/apierr"
 	"github.com/berth-cluster/berth/manager/state"
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/wsnet"
 )
 
 // A terminal is two WebSockets joined by the manager: the user's, and the
@@ -213,7 +214,7 @@ func (a *API) sessionPortForward(c *Call) error {
 		return nil
 	}
 	go a.keepActive(ctx, s.ID)
-	relay(websocket.NetConn(ctx, user, websocket.MessageBinary), up, a.limits.StreamStall)
+	relay(wsnet.NetConn(ctx, user), up, a.limits.StreamStall)
 	return nil
 }
 

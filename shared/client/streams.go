@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/berth-cluster/berth/shared/api"
+	"github.com/berth-cluster/berth/shared/wsnet"
 )
 
 // Streams: terminals and port-forwards (WebSockets), followed logs and
@@ -123,7 +124,7 @@ func (c *Client) PortForward(ctx context.Context, id, port string, container int
 	if err != nil {
 		return nil, err
 	}
-	return websocket.NetConn(context.Background(), ws, websocket.MessageBinary), nil
+	return wsnet.NetConn(context.Background(), ws), nil
 }
 
 // LogOptions says which output of a session to read.
