@@ -142,7 +142,7 @@ func TestConsoleAUsersDay(t *testing.T) {
 
 	step("the failed batch's detail: history, exit code, command words, environment names, mount, log", func(t *testing.T) {
 		b.t = t
-		b.do("open it", click(`a.session-link[data-session="`+batch.ID+`"]`), pageLoaded(),
+		b.do("open it", clickUntil(`a.session-link[data-session="`+batch.ID+`"]`, `location.hash.includes(`+js(batch.ID)+`)`), pageLoaded(),
 			waitText("#session-exit-code", "3"), waitText("#session-command", "echo second line"),
 			waitText("#session-env", "GREETING"), waitText("#session-mounts-list", "/home/work/work"),
 			waitText("#status-history", "RUNNING"), waitText("#status-history", "TERMINATED"),
@@ -171,7 +171,7 @@ func TestConsoleAUsersDay(t *testing.T) {
 		if inter.Name != "notebook" || !inter.RunAsRoot {
 			t.Fatalf("newest session %s (run_as_root %v), want notebook as root", inter.Name, inter.RunAsRoot)
 		}
-		b.do("detail", click(`a.session-link[data-session="`+inter.ID+`"]`), pageLoaded(),
+		b.do("detail", clickUntil(`a.session-link[data-session="`+inter.ID+`"]`, `location.hash.includes(`+js(inter.ID)+`)`), pageLoaded(),
 			waitText("#session-name", "notebook"), waitText("#containers-list", "GPU-fake"), waitText("#containers-list", "× 0.5"),
 			waitJS(`!document.querySelector("#exec-command").disabled`))
 		b.do("exec", typeIn("#exec-command", `sh -c 'echo from inside; echo oops >&2; exit 4'`), click("#exec-run"),
@@ -320,7 +320,7 @@ func TestConsoleAUsersDay(t *testing.T) {
 	step("the admin opens ann's session from the list and terminates it", func(t *testing.T) {
 		b.t = t
 		b.nav("sessions")
-		b.do("open", click(`a.session-link[data-session="`+inter.ID+`"]`), pageLoaded(), waitText("#session-name", "notebook"),
+		b.do("open", clickUntil(`a.session-link[data-session="`+inter.ID+`"]`, `location.hash.includes(`+js(inter.ID)+`)`), pageLoaded(), waitText("#session-name", "notebook"),
 			click("#terminate-session"), chromedp.WaitVisible(chromedp.CSS("#confirm-dialog")), click("#confirm-ok"),
 			waitText("#status-history", "TERMINATED"))
 		b.shot("57-session-terminated")

@@ -219,6 +219,28 @@ func click(css string) chromedp.Action[chromedp.Void] {
 	}
 }
 
+// clickUntil clicks css and waits for cond (a JavaScript expression);
+// when cond does not hold within a few seconds it clicks again, until the
+// step's deadline. A list that refreshes itself can redraw the row between
+// chromedp finding the link and the mouse reaching it: the click then
+// lands on a row that is gone and nothing happens, and a person clicks
+// again.
+func clickUntil(css, cond string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		for {
+			if _, err := click(css)(ctx, t); err != nil {
+				return chromedp.Void{}, err
+			}
+			wait, cancel := context.WithTimeout(ctx, 3*time.Second)
+			_, err := waitJS(cond)(wait, t)
+			cancel()
+			if err == nil || ctx.Err() != nil {
+				return chromedp.Void{}, err
+			}
+		}
+	}
+}
+
 // typeIn empties an input and types text into it, key by key, as a
 // person does.
 func typeIn(css, text string) chromedp.Action[chromedp.Void] {
