@@ -153,17 +153,28 @@ type LostAgent struct {
 // MsgType implements Command.
 func (AgentsLost) MsgType() MsgType { return MsgAgentsLost }
 
+// judged is the agent the leader judged silent, if it is still as judged:
+// present, in status, and not heard from after l.LastSeen (it came back
+// while the entry was on its way). nil: skip it.
+func judged(tx *state.Txn, l LostAgent, status string) (*state.Agent, error) {
+	a, err := tx.Agent(l.ID)
+	if err != nil || a == nil || a.Status != status || a.LastHeartbeatAt.After(l.LastSeen) {
+		return nil, err
+	}
+	return a, nil
+}
+
 // applyAgentsLost returns the ids it marked. An agent is skipped when it is
 // gone, already LOST, or when the log shows a heartbeat later than the one
 // the leader judged by (it came back while the entry was on its way).
 func applyAgentsLost(tx *state.Txn, index uint64, c *AgentsLost) (any, error) {
 	var marked []string
 	for _, l := range c.Agents {
-		old, err := tx.Agent(l.ID)
+		old, err := judged(tx, l, state.AgentAlive)
 		if err != nil {
 			return nil, err
 		}
-		if old == nil || old.Status != state.AgentAlive || old.LastHeartbeatAt.After(l.LastSeen) {
+		if old == nil {
 			continue
 		}
 		a := *old

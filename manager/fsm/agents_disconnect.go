@@ -34,11 +34,11 @@ func (AgentsDisconnected) MsgType() MsgType { return MsgAgentsDisconnected }
 func applyAgentsDisconnected(tx *state.Txn, index uint64, c *AgentsDisconnected) (any, error) {
 	var marked []string
 	for _, l := range c.Agents {
-		old, err := tx.Agent(l.ID)
+		old, err := judged(tx, l, state.AgentAlive)
 		if err != nil {
 			return nil, err
 		}
-		if old == nil || old.Status != state.AgentAlive || old.LastHeartbeatAt.After(l.LastSeen) {
+		if old == nil {
 			continue
 		}
 		a := *old
@@ -123,11 +123,11 @@ type DisconnectExpiry struct {
 func applyAgentsDisconnectExpire(tx *state.Txn, index uint64, c *AgentsDisconnectExpire) (any, error) {
 	out := &DisconnectExpiry{}
 	for _, l := range c.Agents {
-		old, err := tx.Agent(l.ID)
+		old, err := judged(tx, l, state.AgentDisconnected)
 		if err != nil {
 			return nil, err
 		}
-		if old == nil || old.Status != state.AgentDisconnected || old.LastHeartbeatAt.After(l.LastSeen) {
+		if old == nil {
 			continue
 		}
 		lost, ended, err := DisconnectExpired(tx, old, c.At, c.Grace)

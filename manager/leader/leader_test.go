@@ -270,7 +270,9 @@ func TestALeaderThatCannotHandOverSetsUpAgain(t *testing.T) {
 	e.node.transferErr = errors.New("injected: no other voter")
 	e.run(t)
 	e.node.ch <- true
-	eventually(t, "ready after the third setup", e.l.Ready)
+	// Ready turns true at each barrier, before its setup: a failed setup
+	// turns it back, so wait for the third setup too.
+	eventually(t, "ready after the third setup", func() bool { return setups.Load() >= 3 && e.l.Ready() })
 	if got, transfers := setups.Load(), e.node.transfers.Load(); got != 3 || transfers != 2 {
 		t.Errorf("%d setups and %d transfers, want 3 and 2", got, transfers)
 	}
