@@ -20,21 +20,12 @@ func (r *Runtime) StartExec(_ context.Context, id string, opts runtime.ExecOptio
 		// The contract: Stdin is read until it ends, whatever happens.
 		go func() { _, _ = io.Copy(io.Discard, opts.Stdin) }()
 	}
-	if len(opts.Command) == 0 {
-		return nil, fmt.Errorf("exec in %s: empty command", id)
-	}
-	now := r.cfg.Clock.Now()
-	r.mu.Lock()
-	_, err := r.running(id, now)
-	r.mu.Unlock()
+	in, echo, err := r.execCommand(id, opts.Command)
 	if err != nil {
-		return nil, fmt.Errorf("exec in %s: %w", id, err)
+		return nil, err
 	}
-	in := parseIntent(opts.Command)
-	echo := opts.Command[0] == "echo"
 	if !echo && in.kind == forever {
-		return nil, fmt.Errorf("exec in %s: %q was not run: this container is simulated and runs no programs (exit N, sleep N and echo are understood): %w",
-			id, opts.Command, runtime.ErrCommandNotFound)
+		return nil, fmt.Errorf("exec in %s: %s: %w", id, notRun(opts.Command), runtime.ErrCommandNotFound)
 	}
 	p := &process{tty: opts.TTY, done: make(chan struct{}), kill: make(chan struct{})}
 	go func() {
