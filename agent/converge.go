@@ -523,14 +523,6 @@ func mountSource(m api.Mount, folderHosts map[string]string) (string, error) {
 	return src, nil
 }
 
-// sortedKeys is m's keys in order. It is not inlined, so the slice it
-// returns is always on the heap: inlined into
-// converge, its backing array went on the stack of the desired loop's
-// goroutine, and the race detector once reported a read of it against a
-// write by another goroutine to the same address after the first had
-// ended (CI, once in many runs; a reused stack, not shared data).
-//
-//go:noinline
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
