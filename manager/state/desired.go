@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/hashicorp/go-memdb"
 )
@@ -120,14 +121,14 @@ func (t *Txn) markRestored(table string, obj any) error {
 // it changes again or the state is replaced by a restore. Every manager
 // derives the same marks from the same log.
 func (t *Txn) DesiredIndex(agent string) (uint64, Watch, error) {
-	w := Watch{t.swapped}
+	w := Watch{chans: []<-chan struct{}{t.swapped}}
 	var index uint64
 	for _, key := range []string{agent, desiredEveryone} {
 		ch, raw, err := t.tx.FirstWatch(tableDesired, "id", key)
 		if err != nil {
 			return 0, Watch{}, fmt.Errorf("read the desired-state mark of %s: %w", key, err)
 		}
-		w = append(w, ch)
+		w.chans = append(w.chans, ch)
 		if m, ok := raw.(*desiredMark); ok {
 			index = max(index, m.Index)
 		}
@@ -137,27 +138,140 @@ func (t *Txn) DesiredIndex(agent string) (uint64, Watch, error) {
 
 // SessionWatch is the session (nil: none has that id) and a Watch that
 // fires when it is written again or the state is replaced by a restore.
+// The watch costs nothing until someone waits on it (Wait registers it),
+// and nothing for the sessions nobody waits on: sessions are kept outside
+// go-memdb (trees.go), which gave every record its own watch channels.
 func (t *Txn) SessionWatch(id string) (*Session, Watch, error) {
-	ch, raw, err := t.tx.FirstWatch(tableSessions, "id", id)
-	if err != nil {
-		return nil, Watch{}, fmt.Errorf("read session %s: %w", id, err)
-	}
-	s, _ := raw.(*Session)
-	return s, Watch{t.swapped, ch}, nil
+	s := t.tr.session(id)
+	return s, Watch{chans: []<-chan struct{}{t.swapped}, session: &sessionWatch{st: t.st, id: id, seen: s}}, nil
 }
 
 // Watch is what a read saw, as channels that close when it changes: a
 // blocking query waits on it instead of on every applied entry.
-type Watch []<-chan struct{}
+type Watch struct {
+	chans   []<-chan struct{}
+	session *sessionWatch
+}
 
 // Wait returns nil once what was read changed, or ctx's error when ctx
 // ends first.
 func (w Watch) Wait(ctx context.Context) error {
 	ws := memdb.NewWatchSet()
-	for _, ch := range w {
+	for _, ch := range w.chans {
 		if ch != nil {
 			ws.Add(ch)
 		}
 	}
+	if w.session != nil {
+		ch, release := w.session.register()
+		defer release()
+		ws.Add(ch)
+	}
 	return ws.WatchCtx(ctx)
+}
+
+// sessionWatch is a read of one session, to be waited on.
+type sessionWatch struct {
+	st   *Store
+	id   string
+	seen *Session // the version read; nil: there was none
+}
+
+// sessionWatches are the channels of the sessions someone waits on, made
+// when the first waiter comes and closed by the commit that changes the
+// session (Commit, through Store.publish), or by a restore. Derived and
+// local: nothing of it is replicated or in a snapshot.
+type sessionWatches struct {
+	mu sync.Mutex
+	m  map[string]*sessionWaiters
+}
+
+type sessionWaiters struct {
+	ch chan struct{}
+	n  int
+}
+
+// maxTracked bounds the sessions a write remembers changing for their
+// watches; a write that changes more (a restore, a large collection)
+// wakes every waiter, who read again and wait again if theirs did not
+// change.
+const maxTracked = 1024
+
+// touched notes that the write changed a record of table.
+func (t *Txn) touched(table string, obj any) {
+	if table != tableSessions || t.changedMany {
+		return
+	}
+	if len(t.changed) == maxTracked {
+		t.changed, t.changedMany = nil, true
+		return
+	}
+	t.changed = append(t.changed, obj.(*Session).ID)
+}
+
+// publish makes v the current version and fires the watches of the
+// sessions t changed. Under the watches' lock, so that a waiter either
+// sees v (and that its session changed) or is registered before v is.
+func (s *Store) publish(v *version, t *Txn) {
+	w := &s.watches
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s.cur.Store(v)
+	if len(w.m) == 0 {
+		return
+	}
+	if t.changedMany {
+		w.fireAllLocked()
+		return
+	}
+	for _, id := range t.changed {
+		if x := w.m[id]; x != nil {
+			close(x.ch)
+			delete(w.m, id)
+		}
+	}
+}
+
+func (w *sessionWatches) fireAll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.fireAllLocked()
+}
+
+func (w *sessionWatches) fireAllLocked() {
+	for id, x := range w.m {
+		close(x.ch)
+		delete(w.m, id)
+	}
+}
+
+// register returns a channel that closes when the session changes from
+// the version seen (at once when it already has), and what to call when
+// the wait is over, so that a session nobody waits on any more keeps no
+// channel.
+func (sw *sessionWatch) register() (<-chan struct{}, func()) {
+	w := &sw.st.watches
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if sw.st.cur.Load().tr.session(sw.id) != sw.seen {
+		ch := make(chan struct{})
+		close(ch)
+		return ch, func() {}
+	}
+	x := w.m[sw.id]
+	if x == nil {
+		if w.m == nil {
+			w.m = map[string]*sessionWaiters{}
+		}
+		x = &sessionWaiters{ch: make(chan struct{})}
+		w.m[sw.id] = x
+	}
+	x.n++
+	return x.ch, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if x.n--; x.n == 0 && w.m[sw.id] == x {
+			delete(w.m, sw.id)
+		}
+	}
 }

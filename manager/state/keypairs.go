@@ -1,10 +1,6 @@
 package state
 
-import (
-	"time"
-
-	"github.com/hashicorp/go-memdb"
-)
+import "time"
 
 // Keypair is a programmatic credential. The secret is kept because HMAC
 // verification needs it; it leaves the manager only in the create response.
@@ -25,24 +21,27 @@ func (k *Keypair) id() string { return k.AccessKey }
 
 const tableKeypairs = "keypairs"
 
+// The keypairs table keeps its records and indexes in B-trees (trees.go):
+// by access key and by user. No index by policy: a policy is deleted
+// rarely, and KeypairsOnPolicy reads the table then.
 func keypairsTable() Table {
-	return Table{Name: tableKeypairs, ID: 5, New: func() any { return new(Keypair) },
-		schema: &memdb.TableSchema{Indexes: map[string]*memdb.IndexSchema{
-			"id":   stringIndex("id", "AccessKey", true, false),
-			"user": stringIndex("user", "User", false, false),
-			// No index by policy: it would cost every keypair about 400
-			// bytes for the rare deletion of a policy (KeypairsOnPolicy).
-		}}}
+	return Table{Name: tableKeypairs, ID: 5, New: func() any { return new(Keypair) }}
 }
 
 // Keypair returns the keypair with the access key or nil.
-func (t *Txn) Keypair(accessKey string) (*Keypair, error) {
-	return first[Keypair](t, tableKeypairs, "id", accessKey)
-}
+func (t *Txn) Keypair(accessKey string) (*Keypair, error) { return t.tr.keypair(accessKey), nil }
 
 // KeypairsOfUser lists a user's keypairs by access key.
 func (t *Txn) KeypairsOfUser(email string) ([]*Keypair, error) {
-	return list[Keypair](t, tableKeypairs, "user", email)
+	var out []*Keypair
+	ascend(t, t.tr.keypairsOfUser, true, &Keypair{User: email}, func(k *Keypair) bool {
+		if k.User != email {
+			return false
+		}
+		out = append(out, k)
+		return true
+	})
+	return out, nil
 }
 
 // KeypairsOnPolicy lists the keypairs that refer to a resource policy.
@@ -55,9 +54,24 @@ func (t *Txn) KeypairsOnPolicy(policy string) ([]*Keypair, error) {
 	return out, err
 }
 
-// Keypairs pages through keypairs in access-key order.
+// Keypairs pages through keypairs in access-key order from cursor (the
+// first access key of the page), at most limit (<= 0: no bound); next is
+// the cursor of the following page, "" at the end.
 func (t *Txn) Keypairs(cursor string, limit int, keep func(*Keypair) bool) ([]*Keypair, string, error) {
-	return after(t, tableKeypairs, cursor, limit, keep)
+	var out []*Keypair
+	next := ""
+	ascend(t, t.tr.keypairs, true, &Keypair{AccessKey: cursor}, func(k *Keypair) bool {
+		if keep != nil && !keep(k) {
+			return true
+		}
+		if limit > 0 && len(out) == limit {
+			next = k.AccessKey
+			return false
+		}
+		out = append(out, k)
+		return true
+	})
+	return out, next, nil
 }
 
 // PutKeypair inserts or replaces a keypair at the Raft index.
@@ -71,12 +85,15 @@ func (t *Txn) DeleteKeypair(k *Keypair) error { return t.remove(tableKeypairs, k
 
 // EachKeypair calls f for every keypair keep accepts, in access-key order.
 func (t *Txn) EachKeypair(keep func(*Keypair) bool, f func(*Keypair) error) error {
-	return each(t, tableKeypairs, keep, f)
+	var err error
+	ascend(t, t.tr.keypairs, false, nil, func(k *Keypair) bool {
+		if keep == nil || keep(k) {
+			err = f(k)
+		}
+		return err == nil
+	})
+	return err
 }
 
 // CountKeypairs is how many keypairs exist.
-func (t *Txn) CountKeypairs() (int, error) {
-	n := 0
-	err := t.EachKeypair(nil, func(*Keypair) error { n++; return nil })
-	return n, err
-}
+func (t *Txn) CountKeypairs() (int, error) { return t.tr.keypairs.Len(), nil }

@@ -8,6 +8,8 @@ import (
 
 // Table describes one table for snapshots: ID is its stable record type in a
 // snapshot stream and is never reused; New makes an empty object to decode into.
+// schema is its go-memdb schema; nil for the tables kept in B-trees
+// (trees.go).
 type Table struct {
 	Name   string
 	ID     byte
@@ -50,6 +52,9 @@ func schema() *memdb.DBSchema {
 			panic(fmt.Sprintf("state: tables %s and %s share snapshot id %d", other, t.Name, t.ID))
 		}
 		seen[t.ID] = t.Name
+		if t.schema == nil {
+			continue // kept in the trees (trees.go)
+		}
 		t.schema.Name = t.Name
 		s.Tables[t.Name] = t.schema
 	}
@@ -66,6 +71,9 @@ func stringIndex(name, field string, unique, lowercase bool) *memdb.IndexSchema 
 
 // All returns every object of a table in id order (snapshots, determinism tests).
 func (t *Txn) All(table string) ([]any, error) {
+	if out, ok := t.allInTrees(table); ok {
+		return out, nil
+	}
 	it, err := t.tx.Get(table, "id")
 	if err != nil {
 		return nil, fmt.Errorf("scan %s: %w", table, err)

@@ -1,12 +1,9 @@
 package state
 
 import (
-	"fmt"
 	"slices"
 	"strconv"
 	"time"
-
-	"github.com/hashicorp/go-memdb"
 
 	"github.com/berth-cluster/berth/shared/api"
 	"github.com/berth-cluster/berth/shared/slots"
@@ -169,37 +166,33 @@ func (s *Session) HoldsOn(agent string) slots.Slots {
 
 const tableSessions = "sessions"
 
+// The sessions table keeps its records and indexes in B-trees (trees.go):
+// by id; newest first (lists); by status, only while the session has not
+// ended (the ended ones are the bulk of the table and nothing lists them
+// by status: they are counted, sessions_counts.go); and by agent, only
+// while it occupies slots there (admission, sessions_index.go).
 func sessionsTable() Table {
-	return Table{Name: tableSessions, ID: 10, New: func() any { return new(Session) },
-		schema: &memdb.TableSchema{Indexes: map[string]*memdb.IndexSchema{
-			"id":     stringIndex("id", "ID", true, false),
-			"newest": newestIndexSchema(),
-			// Every entry of an index costs a session about 400 bytes
-			// (go-immutable-radix: a node and a leaf, each with its watch
-			// channel), as much as the record itself: a session has no
-			// index nothing reads, and the status index holds only the
-			// sessions that have not ended (sessions_index.go), since the
-			// ended ones are the bulk of the table and nothing lists them
-			// by status (they are counted: sessions_counts.go).
-			"status": {Name: "status", AllowMissing: true, Indexer: liveStatusIndex{}},
-			// Admission's index (sessions_index.go): the sessions that
-			// hold slots on an agent.
-			"occupying_agent": {Name: "occupying_agent", AllowMissing: true,
-				Indexer: &occupyingIndex{keys: func(s *Session) []string { return s.Agents }}},
-		}}}
+	return Table{Name: tableSessions, ID: 10, New: func() any { return new(Session) }}
 }
 
 // Session returns the session with the id or nil.
-func (t *Txn) Session(id string) (*Session, error) { return first[Session](t, tableSessions, "id", id) }
+func (t *Txn) Session(id string) (*Session, error) { return t.tr.session(id), nil }
 
 // SessionsInStatus lists the sessions in one status, in id order. A
 // status that has not ended is an index look-up; an ended one is a scan of
 // every session (nothing in the product asks for one).
 func (t *Txn) SessionsInStatus(status api.SessionStatus) ([]*Session, error) {
-	if !status.Ended() {
-		return list[Session](t, tableSessions, "status", string(status))
-	}
 	var out []*Session
+	if !status.Ended() {
+		ascend(t, t.tr.sessionsLive, true, &Session{Status: status}, func(s *Session) bool {
+			if s.Status != status {
+				return false
+			}
+			out = append(out, s)
+			return true
+		})
+		return out, nil
+	}
 	err := t.EachSession(func(s *Session) bool { return s.Status == status }, func(s *Session) error {
 		out = append(out, s)
 		return nil
@@ -210,12 +203,22 @@ func (t *Txn) SessionsInStatus(status api.SessionStatus) ([]*Session, error) {
 // Sessions pages through sessions newest first (by the Raft index that
 // created them); the cursor is opaque.
 func (t *Txn) Sessions(cursor string, limit int, keep func(*Session) bool) ([]*Session, string, error) {
-	return newest(t, tableSessions, cursor, limit, keep)
+	out, next := newestPage(t, t.tr.sessionsNewest, cursor, limit, keep, func(create uint64, id string) *Session {
+		return &Session{ID: id, Meta: Meta{CreateIndex: create}}
+	})
+	return out, next, nil
 }
 
 // EachSession calls f for every session keep accepts, in id order.
 func (t *Txn) EachSession(keep func(*Session) bool, f func(*Session) error) error {
-	return each(t, tableSessions, keep, f)
+	var err error
+	ascend(t, t.tr.sessions, false, nil, func(s *Session) bool {
+		if keep == nil || keep(s) {
+			err = f(s)
+		}
+		return err == nil
+	})
+	return err
 }
 
 // PutSession inserts or replaces a session at the Raft index.
@@ -286,15 +289,11 @@ func (t *Txn) OccupyingSessions(accessKey string) (int, error) {
 // EachSessionOldestFirst calls f for sessions from the oldest created
 // (the Raft index that created them) on, until f says stop.
 func (t *Txn) EachSessionOldestFirst(f func(*Session) (more bool, err error)) error {
-	it, err := t.tx.GetReverse(tableSessions, "newest")
-	if err != nil {
-		return fmt.Errorf("list sessions oldest first: %w", err)
-	}
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		more, err := f(raw.(*Session))
-		if err != nil || !more {
-			return err
-		}
-	}
-	return nil
+	var err error
+	stable(t, t.tr.sessionsNewest).Descend(func(s *Session) bool {
+		var more bool
+		more, err = f(s)
+		return err == nil && more
+	})
+	return err
 }

@@ -2,56 +2,27 @@ package state
 
 import (
 	"cmp"
-	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/berth-cluster/berth/shared/api"
 )
 
-// An index over the sessions that matter to an agent now. Finished sessions
-// stay in the table for their history, so an agent accumulates them without
-// bound; this index holds only the sessions that occupy slots, so reading
-// it costs what runs now, not the whole past. It is derived from the
-// records like every index.
-
-// occupyingIndex indexes an occupying session under each of its keys (the
-// agents its containers are on); other sessions are not in it at all.
-type occupyingIndex struct {
-	keys func(*Session) []string
-}
-
-func (ix *occupyingIndex) FromObject(raw any) (bool, [][]byte, error) {
-	s, ok := raw.(*Session)
-	if !ok {
-		return false, nil, fmt.Errorf("occupying index: %T is not a session", raw)
-	}
-	if !s.Status.Occupying() {
-		return false, nil, nil
-	}
-	var out [][]byte
-	for _, k := range ix.keys(s) {
-		if k != "" {
-			out = append(out, append([]byte(k), 0))
-		}
-	}
-	return len(out) > 0, out, nil
-}
-
-func (ix *occupyingIndex) FromArgs(args ...any) ([]byte, error) {
-	if len(args) != 1 {
-		return nil, fmt.Errorf("occupying index takes one key, got %d", len(args))
-	}
-	k, ok := args[0].(string)
-	if !ok {
-		return nil, fmt.Errorf("occupying index key must be a string, got %T", args[0])
-	}
-	return append([]byte(k), 0), nil
-}
-
-// OccupyingOnAgent lists the sessions that hold slots on an agent.
+// OccupyingOnAgent lists the sessions that hold slots on an agent, in id
+// order. Finished sessions stay in the table for their history, so an
+// agent accumulates them without bound; this index (trees.go) holds only
+// the sessions that occupy slots, so reading it costs what runs now, not
+// the whole past.
 func (t *Txn) OccupyingOnAgent(agent string) ([]*Session, error) {
-	return list[Session](t, tableSessions, "occupying_agent", agent)
+	var out []*Session
+	ascend(t, t.tr.sessionsOnAgent, true, agentSession{agent, &Session{}}, func(e agentSession) bool {
+		if e.agent != agent {
+			return false
+		}
+		out = append(out, e.s)
+		return true
+	})
+	return out, nil
 }
 
 // EachPending calls f for every PENDING session in creation order (Raft
@@ -73,30 +44,4 @@ func (t *Txn) EachPending(f func(*Session) bool) error {
 		}
 	}
 	return nil
-}
-
-// liveStatusIndex indexes a session by its status while it has not ended;
-// ended sessions are not in it (see the sessions table).
-type liveStatusIndex struct{}
-
-func (liveStatusIndex) FromObject(raw any) (bool, []byte, error) {
-	s, ok := raw.(*Session)
-	if !ok {
-		return false, nil, fmt.Errorf("status index: %T is not a session", raw)
-	}
-	if s.Status.Ended() {
-		return false, nil, nil
-	}
-	return true, append([]byte(s.Status), 0), nil
-}
-
-func (liveStatusIndex) FromArgs(args ...any) ([]byte, error) {
-	if len(args) != 1 {
-		return nil, fmt.Errorf("status index takes one status, got %d", len(args))
-	}
-	k, ok := args[0].(string)
-	if !ok {
-		return nil, fmt.Errorf("status index key must be a string, got %T", args[0])
-	}
-	return append([]byte(k), 0), nil
 }

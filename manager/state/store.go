@@ -23,10 +23,17 @@ func (m *Meta) meta() *Meta { return m }
 
 type versioned interface{ meta() *Meta }
 
-// Store holds the current database. Restore swaps it whole, so readers that
-// started before a restore keep a consistent view.
+// Store holds the current version of the state: the go-memdb database of
+// the small tables and the B-trees of the sessions, users and keypairs
+// (trees.go), published together so that a reader never sees one of them
+// at another commit than the other. Restore swaps it whole, so readers
+// that started before a restore keep a consistent view.
 type Store struct {
-	db atomic.Pointer[memdb.MemDB]
+	cur atomic.Pointer[version]
+	// The writer's own (only Write, Commit and Swap touch them): the
+	// database it writes and the trees of the last commit.
+	db *memdb.MemDB
+	tr *trees
 	// log hears what the writes find worth saying (a session whose times
 	// are inconsistent); nil: nothing is said.
 	log *slog.Logger
@@ -34,6 +41,15 @@ type Store struct {
 	// swapped is closed when Swap replaces the database: the watch
 	// channels of reads of the old one would never fire.
 	swapped atomic.Pointer[chan struct{}]
+	// watches are the sessions someone waits on (desired.go).
+	watches sessionWatches
+}
+
+// version is one commit: a go-memdb snapshot and the trees, neither ever
+// written again.
+type version struct {
+	db *memdb.MemDB
+	tr *trees
 }
 
 // SetLog gives the store's writes a logger; call it before the first
@@ -42,8 +58,8 @@ func (s *Store) SetLog(l *slog.Logger) { s.log = l }
 
 // New returns an empty store.
 func New() *Store {
-	s := &Store{in: newInterner()}
-	s.db.Store(newDB())
+	s := &Store{in: newInterner(), db: newDB(), tr: newTrees()}
+	s.cur.Store(&version{db: s.db.Snapshot(), tr: s.tr.clone()})
 	ch := make(chan struct{})
 	s.swapped.Store(&ch)
 	return s
@@ -62,32 +78,62 @@ func newDB() *memdb.MemDB {
 // Txn is a transaction on the store; reads see one consistent version.
 type Txn struct {
 	tx  *memdb.Txn
+	tr  *trees
+	st  *Store
 	log *slog.Logger
 	in  *interner // the writer's; nil on reads
+	// write: a write transaction; done once it committed or aborted.
+	write, done bool
+	// changed are the sessions this write changed, for their watches;
+	// past maxTracked, changedMany stands for all of them.
+	changed     []string
+	changedMany bool
 	// swapped (reads only) closes when the store's database is replaced.
 	swapped <-chan struct{}
 }
 
 // Read opens a read-only transaction.
 func (s *Store) Read() *Txn {
-	// The channel is taken before the database: a swap in between closes it.
+	// The channel is taken before the version: a swap in between closes it.
 	swapped := *s.swapped.Load()
-	return &Txn{tx: s.db.Load().Txn(false), swapped: swapped}
+	v := s.cur.Load()
+	return &Txn{tx: v.db.Txn(false), tr: v.tr, st: s, swapped: swapped}
 }
 
 // Write opens the write transaction. Only the FSM calls it, one at a time.
-func (s *Store) Write() *Txn { return &Txn{tx: s.db.Load().Txn(true), log: s.log, in: s.in} }
+func (s *Store) Write() *Txn {
+	return &Txn{tx: s.db.Txn(true), tr: s.tr.clone(), st: s, log: s.log, in: s.in, write: true}
+}
 
-// Commit makes a write transaction's changes visible.
-func (t *Txn) Commit() { t.tx.Commit() }
+// Commit makes a write transaction's changes visible: the database and
+// the trees as one new version.
+func (t *Txn) Commit() {
+	if !t.write || t.done {
+		t.tx.Commit()
+		return
+	}
+	t.done = true
+	t.tx.Commit()
+	s := t.st
+	s.tr = t.tr
+	// Readers get clones: the writer's next transaction clones s.tr, and
+	// nothing but readers may touch a published tree.
+	s.publish(&version{db: s.db.Snapshot(), tr: t.tr.clone()}, t)
+}
 
 // Abort drops a write transaction's changes; harmless after Commit and on reads.
-func (t *Txn) Abort() { t.tx.Abort() }
+func (t *Txn) Abort() {
+	t.tx.Abort()
+	t.done = true
+}
 
 // Snapshot returns a point-in-time copy of the store for the FSM snapshot.
+// The writer calls it between writes (Raft calls the FSM's Snapshot on the
+// goroutine that applies).
 func (s *Store) Snapshot() *Store {
-	c := &Store{}
-	c.db.Store(s.db.Load().Snapshot())
+	v := s.cur.Load()
+	c := &Store{db: v.db.Snapshot(), tr: v.tr.clone()}
+	c.cur.Store(v)
 	ch := make(chan struct{})
 	c.swapped.Store(&ch)
 	return c
@@ -104,9 +150,11 @@ func Reset() (*Store, *Txn) {
 // Swap makes other's database the current one (after a restore) and wakes
 // the blocking queries watching the old one.
 func (s *Store) Swap(other *Store) {
-	s.db.Store(other.db.Load())
+	s.db, s.tr = other.db, other.tr
+	s.cur.Store(other.cur.Load())
 	ch := make(chan struct{})
 	close(*s.swapped.Swap(&ch))
+	s.watches.fireAll()
 }
 
 // put stamps the object with the Raft index and inserts it.
@@ -116,7 +164,7 @@ func (t *Txn) put(table string, index uint64, obj versioned) error {
 		m.CreateIndex = index
 	}
 	m.ModifyIndex = index
-	if err := t.tx.Insert(table, obj); err != nil {
+	if err := t.insert(table, obj); err != nil {
 		return fmt.Errorf("insert into %s: %w", table, err)
 	}
 	return t.markWrite(table, index, obj)
@@ -138,7 +186,7 @@ func (t *Txn) Insert(table string, obj any) error {
 	case *Keypair:
 		t.compactKeypair(o)
 	}
-	if err := t.tx.Insert(table, obj); err != nil {
+	if err := t.insert(table, obj); err != nil {
 		return fmt.Errorf("restore into %s: %w", table, err)
 	}
 	if s, ok := obj.(*Session); ok && table == tableSessions {
@@ -157,8 +205,31 @@ func (t *Txn) Insert(table string, obj any) error {
 	return t.markRestored(table, obj)
 }
 
+// insert puts obj into its table, in the trees or in go-memdb.
+func (t *Txn) insert(table string, obj any) error {
+	if !t.write {
+		return fmt.Errorf("write to %s in a read transaction", table)
+	}
+	if ok, err := t.tr.put(table, obj); ok {
+		if err == nil {
+			t.touched(table, obj)
+		}
+		return err
+	}
+	return t.tx.Insert(table, obj)
+}
+
 func (t *Txn) remove(table string, obj any) error {
-	if err := t.tx.Delete(table, obj); err != nil {
+	if !t.write {
+		return fmt.Errorf("delete from %s in a read transaction", table)
+	}
+	ok, err := t.tr.remove(table, obj)
+	if !ok {
+		err = t.tx.Delete(table, obj)
+	} else if err == nil {
+		t.touched(table, obj)
+	}
+	if err != nil {
 		return fmt.Errorf("delete from %s: %w", table, err)
 	}
 	return nil
@@ -200,30 +271,6 @@ func count(t *Txn, table, index string, args ...any) (int, error) {
 	return n, nil
 }
 
-// after lists objects whose id sorts after cursor, at most limit of them
-// (limit <= 0: no bound). Ids never change, so a cursor stays valid while
-// other objects are written.
-func after[T any](t *Txn, table, cursor string, limit int, keep func(*T) bool) ([]*T, string, error) {
-	it, err := t.tx.LowerBound(table, "id", cursor)
-	if err != nil {
-		return nil, "", fmt.Errorf("list %s: %w", table, err)
-	}
-	var out []*T
-	next := ""
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		obj := raw.(*T)
-		if keep != nil && !keep(obj) {
-			continue
-		}
-		if limit > 0 && len(out) == limit {
-			next = idOf(obj)
-			break
-		}
-		out = append(out, obj)
-	}
-	return out, next, nil
-}
-
 func each[T any](t *Txn, table string, keep func(*T) bool, f func(*T) error) error {
 	it, err := t.tx.Get(table, "id")
 	if err != nil {
@@ -241,61 +288,13 @@ func each[T any](t *Txn, table string, keep func(*T) bool, f func(*T) error) err
 	return nil
 }
 
-// newestIndex orders a table newest first: the key is the creating Raft
-// index inverted, in hex (at most 16 edges per radix node however many
-// objects are created in a row), then the id for objects one entry made
-// together. The key is also the list cursor (NewestKey).
-type newestIndex struct{}
-
-// NewestKey is an object's key in newest-first order: keys sort
-// ascending from the newest object to the oldest. Lists sorted in memory
-// use it as their cursor too.
+// NewestKey is an object's key in newest-first order: the creating Raft
+// index inverted, in hex, then the id for objects one entry made together;
+// keys sort ascending from the newest object to the oldest. It is the
+// cursor of newest-first lists (newestPage), which compare records as the
+// keys would (newer) without building them.
 func NewestKey(obj any) string { return newestKey(obj) }
 
 func newestKey(obj any) string {
 	return fmt.Sprintf("%016x:%s", ^obj.(versioned).meta().CreateIndex, idOf(obj))
-}
-
-func (newestIndex) FromObject(raw any) (bool, []byte, error) {
-	if _, ok := raw.(versioned); !ok {
-		return false, nil, fmt.Errorf("newest index: %T has no creation index", raw)
-	}
-	return true, append([]byte(newestKey(raw)), 0), nil
-}
-
-func (newestIndex) FromArgs(args ...any) ([]byte, error) {
-	if len(args) != 1 {
-		return nil, fmt.Errorf("newest index takes one key, got %d", len(args))
-	}
-	k, ok := args[0].(string)
-	if !ok {
-		return nil, fmt.Errorf("newest index key must be a string, got %T", args[0])
-	}
-	return append([]byte(k), 0), nil
-}
-
-func newestIndexSchema() *memdb.IndexSchema {
-	return &memdb.IndexSchema{Name: "newest", Unique: true, Indexer: newestIndex{}}
-}
-
-// newest lists objects newest first from cursor (a key of newestIndex, ""
-// for the start), at most limit of them (<= 0: no bound); next is the
-// cursor of the following page.
-func newest[T any](t *Txn, table, cursor string, limit int, keep func(*T) bool) ([]*T, string, error) {
-	it, err := t.tx.LowerBound(table, "newest", cursor)
-	if err != nil {
-		return nil, "", fmt.Errorf("list %s newest first: %w", table, err)
-	}
-	var out []*T
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		obj := raw.(*T)
-		if keep != nil && !keep(obj) {
-			continue
-		}
-		if limit > 0 && len(out) == limit {
-			return out, newestKey(raw), nil
-		}
-		out = append(out, obj)
-	}
-	return out, "", nil
 }
