@@ -87,6 +87,14 @@ func exact[S ~[]E, E any](s S) S {
 // slices to length (see above).
 func (t *Txn) compactSession(s *Session) {
 	in := t.in
+	// Its access key and owner are its keypair's strings, as the create
+	// applier sets them; a session restored from a snapshot brings copies.
+	if k := t.tr.keypair(s.AccessKey); k != nil {
+		s.AccessKey = k.AccessKey
+		if s.Owner == k.User {
+			s.Owner = k.User
+		}
+	}
 	s.Image = in.str(s.Image)
 	s.Type = in.str(s.Type)
 	s.Domain = in.str(s.Domain)

@@ -3,13 +3,9 @@ package state
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"runtime"
-	"slices"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-memdb"
 
 	"github.com/berth-cluster/berth/shared/api"
 	"github.com/berth-cluster/berth/shared/slots"
@@ -17,7 +13,7 @@ import (
 
 // What a record costs the manager, part by part: the record as the FSM
 // keeps it (decoded from its entry, then compacted), and each index of its
-// table on its own. BenchmarkMemoryPerRecord (manager/fsm) measures the
+// table on its own (trees.go). BenchmarkMemoryPerRecord (manager/fsm) measures the
 // whole through Apply; this says where it goes (docs/BENCHMARKS.md).
 
 func liveHeap() uint64 {
@@ -51,33 +47,35 @@ func perRecord(b *testing.B, n int, what string, make func() any) {
 	b.ReportMetric(float64(int64(after)-int64(before))/float64(n), "B/"+what)
 }
 
-// indexOnly inserts the records into a table that has the id index and the
-// named one, and returns the database.
-func indexOnly(table Table, index string, objs []any) *memdb.MemDB {
-	idx := map[string]*memdb.IndexSchema{"id": table.schema.Indexes["id"]}
-	if index != "id" {
-		idx[index] = table.schema.Indexes[index]
+// indexCost reports the live heap one index adds per record: a fresh
+// set of trees with only that index filled with the records.
+func indexCost(b *testing.B, n int, what string, fill func(*trees)) {
+	for range b.N {
+		tr := newTrees()
+		before := liveHeap()
+		fill(tr)
+		after := liveHeap()
+		runtime.KeepAlive(tr)
+		b.ReportMetric(float64(int64(after)-int64(before))/float64(n), "B/"+what)
 	}
-	db, err := memdb.NewMemDB(&memdb.DBSchema{Tables: map[string]*memdb.TableSchema{table.Name: {Name: table.Name, Indexes: idx}}})
-	if err != nil {
-		panic(err)
-	}
-	for _, o := range objs {
-		tx := db.Txn(true)
-		if err := tx.Insert(table.Name, o); err != nil {
-			panic(err)
-		}
-		tx.Commit()
-	}
-	return db
 }
 
 func BenchmarkMemoryBreakdown(b *testing.B) {
 	const n = 20000
 	now := time.Now().UTC()
 	st := New()
+	// The sessions' keypair and owner, whose strings they share.
+	setup := st.Write()
+	if err := setup.PutUser(1, &User{Email: "user000001@example.com", Username: "user000001"}); err != nil {
+		b.Fatal(err)
+	}
+	if err := setup.PutKeypair(2, &Keypair{AccessKey: "AK000000000000000001", User: "user000001@example.com"}); err != nil {
+		b.Fatal(err)
+	}
+	setup.Commit()
 	sessions := func() []any {
 		tx := st.Write()
+		defer tx.Abort()
 		out := make([]any, n)
 		for i := range out {
 			s := decoded(b, &Session{ID: fmt.Sprintf("s-%012d", i), Name: fmt.Sprintf("job-%d", i), AccessKey: "AK000000000000000001",
@@ -91,6 +89,8 @@ func BenchmarkMemoryBreakdown(b *testing.B) {
 		return out
 	}
 	users := func() ([]any, []any) {
+		tx := st.Write()
+		defer tx.Abort()
 		us, ks := make([]any, n), make([]any, n)
 		for i := range us {
 			email := fmt.Sprintf("user%06d@example.com", i)
@@ -101,6 +101,12 @@ func BenchmarkMemoryBreakdown(b *testing.B) {
 			k := decoded(b, &Keypair{AccessKey: fmt.Sprintf("AK%018d", i), SecretKey: "0123456789012345678901234567890123456789",
 				User: email, IsActive: true, ResourcePolicy: "default", CreatedAt: now})
 			k.CreateIndex = uint64(2*i + 2)
+			// Compacted as PutUser and PutKeypair do; the keypair's
+			// user is its owner's email string (the user is not stored
+			// here for compactKeypair to find).
+			tx.compactUser(u)
+			tx.compactKeypair(k)
+			k.User = u.Email
 			us[i], ks[i] = u, k
 		}
 		return us, ks
@@ -111,26 +117,22 @@ func BenchmarkMemoryBreakdown(b *testing.B) {
 			perRecord(b, n, "session", func() any { ss = sessions(); return ss })
 		}
 	})
-	for _, index := range slices.Sorted(maps.Keys(sessionsTable().schema.Indexes)) {
-		b.Run("session/index:"+index, func(b *testing.B) {
-			for range b.N {
-				base := liveHeap()
-				id := indexOnly(sessionsTable(), "id", ss)
-				withID := liveHeap()
-				var db *memdb.MemDB
-				if index != "id" {
-					db = indexOnly(sessionsTable(), index, ss)
-				}
-				both := liveHeap()
-				runtime.KeepAlive(id)
-				runtime.KeepAlive(db)
-				cost := withID - base
-				if index != "id" {
-					cost = both - withID - (withID - base)
-				}
-				b.ReportMetric(float64(int64(cost))/n, "B/session")
+	each := func(objs []any, f func(any)) func(*trees) {
+		return func(*trees) {
+			for _, o := range objs {
+				f(o)
 			}
-		})
+		}
+	}
+	for _, ix := range []struct {
+		name string
+		fill func(*trees)
+	}{
+		{"id", func(tr *trees) { each(ss, func(o any) { tr.sessions.ReplaceOrInsert(o.(*Session)) })(tr) }},
+		{"newest", func(tr *trees) { each(ss, func(o any) { tr.sessionsNewest.ReplaceOrInsert(o.(*Session)) })(tr) }},
+		{"status", func(tr *trees) { each(ss, func(o any) { tr.sessionsLive.ReplaceOrInsert(o.(*Session)) })(tr) }},
+	} {
+		b.Run("session/index:"+ix.name, func(b *testing.B) { indexCost(b, n, "session", ix.fill) })
 	}
 	var us, ks []any
 	b.Run("user/record", func(b *testing.B) {
@@ -138,30 +140,26 @@ func BenchmarkMemoryBreakdown(b *testing.B) {
 			perRecord(b, n, "user", func() any { us, ks = users(); return [][]any{us, ks} })
 		}
 	})
-	for _, t := range []struct {
-		table Table
-		objs  *[]any
-	}{{usersTable(), &us}, {keypairsTable(), &ks}} {
-		for _, index := range slices.Sorted(maps.Keys(t.table.schema.Indexes)) {
-			b.Run(t.table.Name+"/index:"+index, func(b *testing.B) {
-				for range b.N {
-					base := liveHeap()
-					id := indexOnly(t.table, "id", *t.objs)
-					withID := liveHeap()
-					var db *memdb.MemDB
-					if index != "id" {
-						db = indexOnly(t.table, index, *t.objs)
-					}
-					both := liveHeap()
-					runtime.KeepAlive(id)
-					runtime.KeepAlive(db)
-					cost := withID - base
-					if index != "id" {
-						cost = both - withID - (withID - base)
-					}
-					b.ReportMetric(float64(int64(cost))/n, "B/user")
-				}
-			})
-		}
+	for _, ix := range []struct {
+		name string
+		fill func(*trees)
+	}{
+		{"users/index:id", func(tr *trees) {
+			each(us, func(o any) { tr.users.ReplaceOrInsert(o.(*User)) })(tr)
+		}},
+		{"users/index:username", func(tr *trees) {
+			each(us, func(o any) { tr.usersByName.ReplaceOrInsert(o.(*User)) })(tr)
+		}},
+		{"users/index:newest", func(tr *trees) {
+			each(us, func(o any) { tr.usersNewest.ReplaceOrInsert(o.(*User)) })(tr)
+		}},
+		{"keypairs/index:id", func(tr *trees) {
+			each(ks, func(o any) { tr.keypairs.ReplaceOrInsert(o.(*Keypair)) })(tr)
+		}},
+		{"keypairs/index:user", func(tr *trees) {
+			each(ks, func(o any) { tr.keypairsOfUser.ReplaceOrInsert(o.(*Keypair)) })(tr)
+		}},
+	} {
+		b.Run(ix.name, func(b *testing.B) { indexCost(b, n, "user", ix.fill) })
 	}
 }
