@@ -1,5 +1,6 @@
-// Package state is the manager's replicated state: go-memdb tables rebuilt
-// from the Raft log and snapshots. Only the FSM writes to it (through Write);
+// Package state is the manager's replicated state: go-memdb tables, and
+// B-trees for the sessions, users and keypairs (trees.go), rebuilt from the
+// Raft log and snapshots. Only the FSM writes to it (through Write);
 // everything else reads through Read. Objects handed out by a read are shared
 // with the store and must never be mutated: copy, change, put.
 package state
@@ -127,12 +128,13 @@ func (t *Txn) Abort() {
 	t.done = true
 }
 
-// Snapshot returns a point-in-time copy of the store for the FSM snapshot.
-// The writer calls it between writes (Raft calls the FSM's Snapshot on the
-// goroutine that applies).
+// Snapshot returns a point-in-time copy of the store for the FSM snapshot:
+// the current version, shared (nothing writes a published version). The
+// copy is read, never written; were it written, its first write would
+// clone the shared trees, which only one goroutine at a time may do.
 func (s *Store) Snapshot() *Store {
 	v := s.cur.Load()
-	c := &Store{db: v.db.Snapshot(), tr: v.tr.clone()}
+	c := &Store{db: v.db.Snapshot(), tr: v.tr}
 	c.cur.Store(v)
 	ch := make(chan struct{})
 	c.swapped.Store(&ch)

@@ -23,9 +23,9 @@ import (
 // shared until written), changes its clones and, on Commit, publishes them
 // with the go-memdb snapshot of the same commit as one version
 // (store.go); a reader holds one version for its whole transaction. A
-// published tree is never written again, and nothing but Store.Snapshot
-// clones it (a clone writes only the source tree's copy-on-write context,
-// which reads never touch).
+// published tree is never written or cloned again (a snapshot store shares
+// it unchanged): a clone writes the source tree's copy-on-write context,
+// so only the writer's own trees are cloned, by the writer.
 
 // treeDegree: nodes of 15 to 31 items; a write copies about four nodes
 // per index at 100,000 records, and a node's slack stays a few bytes per
@@ -248,8 +248,8 @@ func ascend[T any](t *Txn, b *btree.BTreeG[T], from bool, pivot T, f func(T) boo
 	}
 }
 
-// inTrees puts obj into its table when the table is kept here; handled
-// says whether it was.
+// put puts obj into its table when the table is kept here; handled says
+// whether it is.
 func (tr *trees) put(table string, obj any) (handled bool, err error) {
 	switch o := obj.(type) {
 	case *Session:
@@ -309,8 +309,8 @@ func typeName(obj any) string {
 	return "record of another table"
 }
 
-// all returns a tree table's records in id order; ok is false for a table
-// kept in go-memdb.
+// allInTrees returns a tree table's records in id order; ok is false for a
+// table kept in go-memdb.
 func (t *Txn) allInTrees(table string) (out []any, ok bool) {
 	switch table {
 	case tableSessions:
