@@ -31,10 +31,9 @@ type versioned interface{ meta() *Meta }
 // that started before a restore keep a consistent view.
 type Store struct {
 	cur atomic.Pointer[version]
-	// The writer's own (only Write, Commit and Swap touch them): the
-	// database it writes and the trees of the last commit.
+	// db is the database the writer writes (only Write, Commit and Swap
+	// touch it); readers read snapshots of it (version).
 	db *memdb.MemDB
-	tr *trees
 	// log hears what the writes find worth saying (a session whose times
 	// are inconsistent); nil: nothing is said.
 	log *slog.Logger
@@ -47,7 +46,7 @@ type Store struct {
 }
 
 // version is one commit: a go-memdb snapshot and the trees, neither ever
-// written again.
+// written again (the next write clones the trees: trees.go).
 type version struct {
 	db *memdb.MemDB
 	tr *trees
@@ -59,8 +58,8 @@ func (s *Store) SetLog(l *slog.Logger) { s.log = l }
 
 // New returns an empty store.
 func New() *Store {
-	s := &Store{in: newInterner(), db: newDB(), tr: newTrees()}
-	s.cur.Store(&version{db: s.db.Snapshot(), tr: s.tr.clone()})
+	s := &Store{in: newInterner(), db: newDB()}
+	s.cur.Store(&version{db: s.db.Snapshot(), tr: newTrees()})
 	ch := make(chan struct{})
 	s.swapped.Store(&ch)
 	return s
@@ -103,7 +102,7 @@ func (s *Store) Read() *Txn {
 
 // Write opens the write transaction. Only the FSM calls it, one at a time.
 func (s *Store) Write() *Txn {
-	return &Txn{tx: s.db.Txn(true), tr: s.tr.clone(), st: s, log: s.log, in: s.in, write: true}
+	return &Txn{tx: s.db.Txn(true), tr: s.cur.Load().tr.clone(), st: s, log: s.log, in: s.in, write: true}
 }
 
 // Commit makes a write transaction's changes visible: the database and
@@ -115,11 +114,7 @@ func (t *Txn) Commit() {
 	}
 	t.done = true
 	t.tx.Commit()
-	s := t.st
-	s.tr = t.tr
-	// Readers get clones: the writer's next transaction clones s.tr, and
-	// nothing but readers may touch a published tree.
-	s.publish(&version{db: s.db.Snapshot(), tr: t.tr.clone()}, t)
+	t.st.publish(&version{db: t.st.db.Snapshot(), tr: t.tr}, t)
 }
 
 // Abort drops a write transaction's changes; harmless after Commit and on reads.
@@ -130,11 +125,10 @@ func (t *Txn) Abort() {
 
 // Snapshot returns a point-in-time copy of the store for the FSM snapshot:
 // the current version, shared (nothing writes a published version). The
-// copy is read, never written; were it written, its first write would
-// clone the shared trees, which only one goroutine at a time may do.
+// copy is only read.
 func (s *Store) Snapshot() *Store {
 	v := s.cur.Load()
-	c := &Store{db: v.db.Snapshot(), tr: v.tr}
+	c := &Store{db: v.db.Snapshot()}
 	c.cur.Store(v)
 	ch := make(chan struct{})
 	c.swapped.Store(&ch)
@@ -152,7 +146,7 @@ func Reset() (*Store, *Txn) {
 // Swap makes other's database the current one (after a restore) and wakes
 // the blocking queries watching the old one.
 func (s *Store) Swap(other *Store) {
-	s.db, s.tr = other.db, other.tr
+	s.db = other.db
 	s.cur.Store(other.cur.Load())
 	ch := make(chan struct{})
 	close(*s.swapped.Swap(&ch))

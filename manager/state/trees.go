@@ -19,13 +19,14 @@ import (
 // pointers themselves, ordered by comparing the records' fields: a few
 // bytes per record and index, no copy of a key.
 //
-// Versions: a write transaction clones the trees (O(1): the nodes are
-// shared until written), changes its clones and, on Commit, publishes them
-// with the go-memdb snapshot of the same commit as one version
-// (store.go); a reader holds one version for its whole transaction. A
-// published tree is never written or cloned again (a snapshot store shares
-// it unchanged): a clone writes the source tree's copy-on-write context,
-// so only the writer's own trees are cloned, by the writer.
+// Versions: a write transaction clones the current version's trees (O(1):
+// the nodes are shared until written), changes its clones and, on Commit,
+// publishes them with the go-memdb snapshot of the same commit as one
+// version (store.go); an aborted write drops them. A reader holds one
+// version for its whole transaction. A published tree is never written
+// again. Cloning it writes only its copy-on-write context, which reads
+// never touch (they read the root and the nodes), so readers may read it
+// meanwhile; only the writer clones (google/btree: no two clones at once).
 
 // treeDegree: nodes of 15 to 31 items; a write copies about four nodes
 // per index at 100,000 records, and a node's slack stays a few bytes per
@@ -76,7 +77,7 @@ func newTrees() *trees {
 }
 
 // clone is an O(1) copy: writes to either side copy the nodes they touch.
-// Only one goroutine at a time may clone a given set of trees.
+// Only the writer clones (one goroutine at a time).
 func (tr *trees) clone() *trees {
 	return &trees{
 		sessions:        tr.sessions.Clone(),

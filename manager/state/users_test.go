@@ -8,11 +8,10 @@ import (
 	"testing"
 )
 
-// Users pages newest first by newestKey without an index: every page,
-// walked by its cursors, is the table sorted by newestKey, whatever the
-// page size, and users one entry created together (the same index) come
-// in email order.
-func TestUsersPagesNewestFirstWithoutAnIndex(t *testing.T) {
+// Users pages newest first by newestKey: every page, walked by its
+// cursors, is the table sorted by newestKey, whatever the page size, and
+// users one entry created together (the same index) come in email order.
+func TestUsersPagesNewestFirst(t *testing.T) {
 	st := New()
 	tx := st.Write()
 	rng := rand.New(rand.NewPCG(1, 2))
