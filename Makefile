@@ -10,7 +10,10 @@ LDFLAGS  := -X $(PKG)/shared/version.Version=$(VERSION) -X $(PKG)/shared/version
 # (docs/DEPENDENCIES.md): every build and test uses it.
 TAGS     := no_dynamic_plugins
 # The race detector roughly doubles test time on two cores; CI keeps it on.
-TESTFLAGS ?= -race -timeout 15m
+# Most of the suite waits (on containerd, Chromium, timeouts it proves),
+# not computes: four packages and four parallel tests at a time keep two
+# cores busy where -p 2 left them idle half the time.
+TESTFLAGS ?= -race -timeout 15m -p 4 -parallel 4
 # go-nvml's cgo wrapper calls NVML functions its own header marks deprecated:
 # gcc warns about each (about 150 lines on a cold build) and none is ours to
 # fix. Go's default flags (-O2 -g) stay.

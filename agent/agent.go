@@ -193,14 +193,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	events := a.cfg.Runtime.Events(ctx)
 	loops := []func(context.Context){a.heartbeatLoop, a.desiredLoop, a.resyncLoop, a.gcLoop,
 		func(ctx context.Context) { a.eventLoop(ctx, events) }}
+	var looping sync.WaitGroup
 	for _, loop := range loops {
-		wg.Add(1)
-		go func(loop func(context.Context)) {
-			defer wg.Done()
-			loop(ctx)
-		}(loop)
+		looping.Go(func() { loop(ctx) })
 	}
 	<-ctx.Done()
+	// The loops end first: a converge still running could start a stop
+	// (stops.Add) while waitStops waits, which sync.WaitGroup forbids and
+	// which would let that stop outlive Run.
+	looping.Wait()
 	a.conv.waitStops() // stops under way end with ctx; none outlives Run
 	return nil
 }

@@ -10,12 +10,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/berth-cluster/berth/agent/runtime"
 	"github.com/berth-cluster/berth/shared/api"
 	"github.com/berth-cluster/berth/shared/slots"
 )
@@ -197,4 +199,81 @@ func TestAgentReportsRuntimeErrorsAndStaysUp(t *testing.T) {
 		}
 		return fmt.Errorf("heartbeat errors %q", hb.Errors)
 	})
+}
+
+// stopArmingManager arms arm once the agent's desired-state query has
+// received a stop list: the converge that follows is the one under test.
+type stopArmingManager struct {
+	*fakeManager
+	arm func()
+}
+
+func (m *stopArmingManager) Desired(ctx context.Context, id, secret string, index uint64, wait time.Duration) (api.DesiredState, error) {
+	ds, err := m.fakeManager.Desired(ctx, id, secret, index, wait)
+	if err == nil && len(ds.Stop) > 0 && m.arm != nil {
+		m.arm()
+		m.arm = nil
+	}
+	return ds, err
+}
+
+// An agent that is told to end while a converge is between reading the
+// containers and stopping the ended ones must not return before that stop
+// is done: its caller (a restart, a test) takes the runtime back, and a
+// stop begun after the return would race the caller and the agent's own
+// wait for stops (sync.WaitGroup forbids Add during Wait).
+func TestRunReturnsOnlyAfterTheStopsOfItsLastConverge(t *testing.T) {
+	rt := newFakeRuntime("berth/base:latest")
+	rt.containers["c1"] = runtime.Container{ID: "c1", SessionID: "s-c1", Image: "berth/base:latest", State: runtime.Running}
+	fm := newFakeManager()
+	fm.desired = api.DesiredState{Index: 1, Containers: []api.DesiredContainer{desired("c1", "berth/base:latest")}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	returned := make(chan struct{})
+	mgr := &stopArmingManager{fakeManager: fm}
+	mgr.arm = func() {
+		rt.mu.Lock()
+		defer rt.mu.Unlock()
+		rt.afterList = func() {
+			cancel()
+			// Give a Run that does not wait for its loops the time to
+			// return before this converge goes on to stop c1.
+			select {
+			case <-returned:
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
+	reg := prometheus.NewRegistry()
+	a, err := New(Config{StateDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", ReservedMilliCPU: 1000, ReservedMemBytes: 1 << 30,
+		HeartbeatEvery: time.Hour, ResyncEvery: time.Hour, DesiredWait: 200 * time.Millisecond, Runtime: rt, Host: fakeHost{}, Manager: mgr,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: reg, Gatherer: reg, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx); close(returned) }()
+	eventually(t, 5*time.Second, func() error {
+		if a.ID() == "" {
+			return fmt.Errorf("not registered")
+		}
+		return nil
+	})
+	fm.mu.Lock()
+	fm.desired = api.DesiredState{Index: fm.desired.Index + 1, Stop: []string{"c1"}}
+	close(fm.changed)
+	fm.changed = make(chan struct{})
+	fm.mu.Unlock()
+
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10s of its context ending")
+	}
+	rt.mu.Lock()
+	removed := slices.Clone(rt.removed)
+	rt.mu.Unlock()
+	if !slices.Contains(removed, "c1") {
+		t.Fatalf("Run returned before the stop of c1 its last converge began was done (removed: %v)", removed)
+	}
 }

@@ -31,6 +31,7 @@ import (
 // the folder is 0770 and mounted nosuid,nodev. Root in a container needs a
 // policy with allow_root and still has no CAP_MKNOD and no unshare.
 func TestASessionNeverGetsRootOnTheHost(t *testing.T) {
+	t.Parallel()
 	payload := buildEUIDProgram(t)
 	socket := testenv.Containerd(t)
 	ns := testenv.Namespace(t)

@@ -145,6 +145,7 @@ func (sc *sessionCluster) container(id string) (runtime.Container, bool) {
 // freed, and the container is killed when the agent returns; the session
 // that waited for the slots then runs.
 func TestAStoppedAgentKeepsItsSessionsForTheGrace(t *testing.T) {
+	t.Parallel()
 	const timeout, grace = time.Second, 12 * time.Second
 	sc, agentProc := startDisconnectCluster(t, timeout, grace, nil)
 	// train runs on; exiter ends with 7 on SIGTERM; waiter needs more
@@ -327,6 +328,7 @@ func (sc *sessionCluster) checkReconciled(train api.Session, trainCt runtime.Con
 // ended meanwhile, and when the link is back it reports everything and the
 // managers reconcile as above.
 func TestANetworkCutKeepsTheSessionsForTheGrace(t *testing.T) {
+	t.Parallel()
 	const timeout, grace = time.Second, 12 * time.Second
 	netns := testenv.NewNetns(t)
 	sc, agentProc := startDisconnectCluster(t, timeout, grace, netns)

@@ -17,6 +17,7 @@ import (
 // news only hourly too). The bound is the test's deadline (slowMachine),
 // far inside the hour.
 func TestSessionsMoveWithoutWaitingForAHeartbeat(t *testing.T) {
+	t.Parallel()
 	sc := startSessionClusterWith(t, 0, func(cfg *agent.Config) { cfg.HeartbeatEvery, cfg.ResyncEvery = time.Hour, time.Hour })
 
 	s := sc.created(sc.do(sc.user, http.MethodPost, "/v1/sessions", map[string]any{"image": "berth/base:latest",

@@ -20,6 +20,7 @@ import (
 // and what waited for those slots runs elsewhere; restarted, it is ALIVE
 // again and kills the containers of the sessions that ended meanwhile.
 func TestKilledAgentIsLostAndItsStaleContainersDieWhenItReturns(t *testing.T) {
+	t.Parallel()
 	const timeout = 2 * time.Second
 	// The grace equals the timeout: LOST right after DISCONNECTED (the
 	// grace itself is TestAStoppedAgentKeepsItsSessionsForTheGrace's).
@@ -40,8 +41,10 @@ func TestKilledAgentIsLostAndItsStaleContainersDieWhenItReturns(t *testing.T) {
 	}
 	containerID := first.ID + "-0"
 
-	lost.stop()
+	// Timed from before the stop: the agent sends no heartbeat after it,
+	// while the stop itself (its loops and stops ending) takes a while.
 	killed := time.Now()
+	lost.stop()
 	var lostAfter time.Duration
 	testcluster.Eventually(t, slowMachine, func() error {
 		var ag api.Agent
@@ -108,6 +111,7 @@ func TestKilledAgentIsLostAndItsStaleContainersDieWhenItReturns(t *testing.T) {
 // not a new one, answers afterwards), and the agent goes on without a
 // restart of its own.
 func TestContainerdRestartedUnderARunningAgent(t *testing.T) {
+	t.Parallel()
 	sc := startSessionCluster(t, 0)
 	s := sc.wait(sc.start(api.SessionInteractive, 1).ID, api.SessionRunning)
 	execIn := func(cmd ...string) (api.ExecResult, int) {

@@ -23,6 +23,7 @@ import (
 // folder it cannot write to (a real read-only bind), and writes output into
 // the user's own folder that the API then serves.
 func TestSessionReadsAndWritesStorageFolders(t *testing.T) {
+	t.Parallel()
 	socket := testenv.Containerd(t)
 	ns := testenv.Namespace(t)
 	testenv.ImportBaseImage(t, socket, ns)

@@ -17,6 +17,7 @@ import (
 // CUDA_VISIBLE_DEVICES, MPS limits of half the GPU. A container without
 // GPUs sees NVIDIA_VISIBLE_DEVICES=void whatever the session said.
 func TestContainerWithAFakeHalfGPUSeesItsSlice(t *testing.T) {
+	t.Parallel()
 	socket := testenv.Containerd(t)
 	ns := testenv.Namespace(t)
 	testenv.ImportBaseImage(t, socket, ns)

@@ -22,6 +22,7 @@ import (
 // environment carries its slice; the indicator and the agents' view count
 // the shares; a policy limit of 1 fGPU caps the slider.
 func TestFakeGPUSessionsOnContainerd(t *testing.T) {
+	t.Parallel()
 	sc := startSessionClusterWith(t, 0, func(cfg *agent.Config) {
 		m, err := gpu.FakeMachine(2)
 		if err != nil {

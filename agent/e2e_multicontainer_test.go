@@ -228,6 +228,7 @@ func (mc *multiCluster) endAndClean(s api.Session) {
 // waits PENDING, saying that a session's containers run on one agent. A
 // session of two half-core containers fits on one agent, and runs there.
 func TestMultiContainerSessionsOnContainerd(t *testing.T) {
+	t.Parallel()
 	mc := startMultiCluster(t)
 
 	t.Run("no single agent holds it", func(t *testing.T) {

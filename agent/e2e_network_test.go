@@ -168,6 +168,7 @@ func (nc *netCluster) unreachable(s api.Session, index int, what, script string)
 // its environment and /etc/hosts, and main1 reaches busybox httpd in sub1
 // by name.
 func TestContainersOfASessionReachEachOtherByName(t *testing.T) {
+	t.Parallel()
 	nc := startNetCluster(t, nil)
 	s := nc.startSession(2, serveHTTP, nil)
 	if s.Containers[0].Agent != s.Containers[1].Agent {
@@ -206,6 +207,7 @@ func TestContainersOfASessionReachEachOtherByName(t *testing.T) {
 // A second session of the same user cannot reach the first one's
 // containers; the first one's own containers can (the control).
 func TestASessionCannotReachAnotherSession(t *testing.T) {
+	t.Parallel()
 	nc := startNetCluster(t, nil)
 	first := nc.startSession(2, serveHTTP, nil)
 	second := nc.startSession(1, serveHTTP, nil)
@@ -222,6 +224,7 @@ func TestASessionCannotReachAnotherSession(t *testing.T) {
 // not allow; a port allowed with -session-allow-host-port is reachable,
 // which shows the rules, not the route, decide.
 func TestSessionsReachNoHostPortButTheAllowedOnes(t *testing.T) {
+	t.Parallel()
 	allowed, err := net.Listen("tcp", "0.0.0.0:0")
 	if err != nil {
 		t.Fatal(err)
@@ -349,6 +352,7 @@ func makeOutside(t *testing.T) outside {
 // created under a policy with allow_egress false does not, and neither
 // does any session of an agent started with -session-egress=false.
 func TestEgressFollowsThePolicyAndTheAgent(t *testing.T) {
+	t.Parallel()
 	o := makeOutside(t)
 	get := httpGet(o.addr, o.port)
 	t.Run("policy", func(t *testing.T) {
@@ -452,6 +456,7 @@ func (nc *netCluster) waitNetworkGone() {
 // the rules as they were: no bridge, no container's veth, no lease, no
 // rule of theirs.
 func TestFiftySessionsLeaveNothingBehind(t *testing.T) {
+	t.Parallel()
 	nc := startNetCluster(t, nil)
 	before := nc.hostState()
 	const total, batch = 50, 10
@@ -530,6 +535,7 @@ exit 0
 // A CNI failure while a session starts ends it in ERROR with the plugin's
 // own message, frees what it held, and leaves no network behind.
 func TestACNIFailureEndsTheSessionWithThePluginsMessage(t *testing.T) {
+	t.Parallel()
 	const msg = "berth test: the bridge is out of order"
 	bin := brokenBridge(t, msg)
 	nc := startNetCluster(t, func(c *network.Config) { c.BinDir = bin })

@@ -115,6 +115,7 @@ func (sc *sessionCluster) agentOccupied() (string, int64) {
 }
 
 func TestSessionsPullTheirImageFromARegistry(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{TLS: true, Users: map[string]string{"lab": "s3cret-pass"}})
 	base := registrytest.OCIArchive(t, testenv.BaseImage(t))
 	digest := reg.Push(base, "lab/base:1")
@@ -256,6 +257,7 @@ func TestSessionsPullTheirImageFromARegistry(t *testing.T) {
 // A node whose image store is full: the session ends ERROR saying so, and
 // frees its slots.
 func TestAPullOntoAFullNodeEndsTheSessionSayingSo(t *testing.T) {
+	t.Parallel()
 	reg := registrytest.Start(t, registrytest.Options{})
 	base := registrytest.OCIArchive(t, testenv.BaseImage(t))
 	// The ~100 MB image, in 4 layers, onto a 64 MiB store.

@@ -159,6 +159,7 @@ func (sc *sessionCluster) terminate(id string) {
 // ends. exec works in a running session; a batch session ends with its
 // command's exit code; ended containers leave containerd.
 func TestSessionsWalkthroughOnContainerd(t *testing.T) {
+	t.Parallel()
 	sc := startSessionCluster(t, 0)
 
 	r := sc.do(sc.user, http.MethodPost, "/v1/sessions", map[string]any{"image": testenv.BaseImageName, "type": "interactive",
@@ -229,6 +230,7 @@ func TestSessionsWalkthroughOnContainerd(t *testing.T) {
 // An idle timeout of 2 s ends an idle session (reason idle-timeout) and
 // spares one that keeps its half core busy.
 func TestIdleTimeoutOnContainerd(t *testing.T) {
+	t.Parallel()
 	sc := startSessionCluster(t, 2)
 	idle := sc.start(api.SessionInteractive, 0.5, "sleep", "3600")
 	busy := sc.start(api.SessionInteractive, 0.5, "sh", "-c", "while :; do :; done")

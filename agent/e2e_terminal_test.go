@@ -144,6 +144,7 @@ func (sc *sessionCluster) waitProcesses(container string, want func(int) bool, w
 }
 
 func TestTerminalsAndFollowedLogsInRealContainers(t *testing.T) {
+	t.Parallel()
 	sc := startSessionCluster(t, 0)
 	cl, err := client.New(client.Config{Addrs: []string{testcluster.URL(sc.s)}, Token: sc.user})
 	if err != nil {
@@ -237,6 +238,7 @@ func TestTerminalsAndFollowedLogsInRealContainers(t *testing.T) {
 }
 
 func TestPortForwardAndAnAppInRealContainers(t *testing.T) {
+	t.Parallel()
 	nc := startNetCluster(t, nil)
 	cl, err := client.New(client.Config{Addrs: []string{testcluster.URL(nc.s)}, Token: nc.user})
 	if err != nil {

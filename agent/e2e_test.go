@@ -22,6 +22,7 @@ import (
 // A real agent on a real containerd joins a real manager: the manager shows
 // it ALIVE with the node's real capacity and its images.
 func TestAgentJoinsTheManagerWithItsRealCapacity(t *testing.T) {
+	t.Parallel()
 	socket := testenv.Containerd(t)
 	ns := testenv.Namespace(t)
 	testenv.ImportBaseImage(t, socket, ns)

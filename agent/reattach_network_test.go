@@ -25,6 +25,7 @@ import (
 // died mid-way left (a pinned namespace, a bridge no session owns) is
 // swept. Ending the session then removes its network whole.
 func TestARestartedAgentReattachesAndSweepsNetworks(t *testing.T) {
+	t.Parallel()
 	names := testenv.Network(t)
 	socket := testenv.Containerd(t)
 	ns := testenv.Namespace(t)

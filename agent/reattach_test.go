@@ -61,6 +61,7 @@ func reported(mgr *fakeManager, id string) (api.ContainerReport, int) {
 // task keeps running and is reported once; a container removed behind the
 // agent's back is then reported gone.
 func TestRestartedAgentReattachesAndReportsVanishedContainers(t *testing.T) {
+	t.Parallel()
 	socket := testenv.Containerd(t)
 	ns := testenv.Namespace(t)
 	testenv.ImportBaseImage(t, socket, ns)

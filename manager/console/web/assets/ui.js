@@ -242,3 +242,29 @@ export function errorText(err) {
   const fields = err.problem && err.problem.errors ? err.problem.errors.map((e) => `${e.field}: ${e.reason}`) : [];
   return [err.message, ...fields].filter(Boolean).join("; ");
 }
+
+// follow keeps a page's data fresh while the page is on screen: load runs
+// every `every` ms, and every `soon` ms while busy() says something on the
+// page is moving (a session starting, an image being pulled) or for
+// `soonFor` ms after the returned hurry() — called after the user acted,
+// whose result the agents bring a moment later. A page that does nothing
+// costs one request per `every`; one the user watches follows within a
+// second.
+export function follow(main, load, { every = 10000, soon = 1000, soonFor = 15000, busy = () => false } = {}) {
+  let until = 0;
+  let timer = null;
+  const schedule = () => {
+    clearTimeout(timer);
+    timer = setTimeout(tick, busy() || Date.now() < until ? soon : every);
+  };
+  const tick = async () => {
+    if (!main.isConnected) return;
+    await load();
+    schedule();
+  };
+  schedule();
+  return () => {
+    until = Date.now() + soonFor;
+    schedule();
+  };
+}

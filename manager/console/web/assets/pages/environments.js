@@ -4,17 +4,21 @@
 // one) and REMOVE of an image from one agent (refused while a container
 // there uses it). Admins act; monitors read.
 import * as api from "../api.js";
-import { h, clear, button, notice, table, toast, errorText, confirmDialog, openDialog, field, shortId, meter } from "../ui.js";
+import { h, clear, button, notice, table, toast, errorText, confirmDialog, openDialog, field, shortId, meter, follow } from "../ui.js";
 import { bytes } from "../format.js";
 
 export async function render(main, ctx) {
   const msg = h("div", { id: "environments-message" });
   const holder = h("div", { id: "environments-table" });
   const bar = h("div", { class: "toolbar" },
-    ctx.isAdmin ? button("PULL IMAGE", () => pullDialog(msg, load), { id: "image-pull" }) : null);
+    ctx.isAdmin ? button("PULL IMAGE", () => pullDialog(msg, acted), { id: "image-pull" }) : null);
   main.append(bar, msg, holder);
 
   let busy = false;
+  let hurry = () => {};
+  // acted: after a pull or a removal, the agents report the result with
+  // their next heartbeat: shown at once and then followed closely.
+  const acted = async () => { await load(); hurry(); };
   const load = async () => {
     let images;
     try {
@@ -30,7 +34,7 @@ export async function render(main, ctx) {
       { title: "Size", cell: (im) => (im.size ? bytes(im.size) : "") },
       { title: "Agents", cell: (im) => h("div", { class: "stack" }, (im.agents || []).map((id) => h("span", { class: "image-agent", "data-agent": id },
         shortId(id, 14),
-        ctx.isAdmin ? button("REMOVE", () => removeImage(im.name, id, msg, load), { class: "small secondary", "data-action": "remove-image", "data-image": im.name, "data-agent": id }) : null))) },
+        ctx.isAdmin ? button("REMOVE", () => removeImage(im.name, id, msg, acted), { class: "small secondary", "data-action": "remove-image", "data-image": im.name, "data-agent": id }) : null))) },
       { title: "Pulling", cell: (im) => h("div", { class: "meters" }, (im.pulling || []).map((p) => meter(shortId(p.agent, 14),
         p.done_bytes || 0, p.total_bytes || 0, p.total_bytes ? `${bytes(p.done_bytes || 0)} of ${bytes(p.total_bytes)}` : "starting",
         { "data-pull": im.name }))) },
@@ -38,12 +42,7 @@ export async function render(main, ctx) {
   };
   await load();
   // Every 2 s while something is pulled (as the agents report it), else 10 s.
-  const tick = async () => {
-    if (!main.isConnected) return;
-    await load();
-    setTimeout(tick, busy ? 2000 : 10000);
-  };
-  setTimeout(tick, busy ? 2000 : 10000);
+  hurry = follow(main, load, { soon: 2000, busy: () => busy });
 }
 
 async function removeImage(name, agent, msg, reload) {

@@ -107,18 +107,30 @@ export async function render(main, ctx) {
   drawExec(execCard, s, id);
   drawTerminal(termCard, s, ctx);
   loadLogs();
+  // A session on its way (placed, starting, ending) is read every second,
+  // so the page shows the moment it runs or ends; one that runs, every
+  // refreshEvery.
+  let last = Date.now();
+  let loading = false;
   const timer = setInterval(async () => {
     if (!main.isConnected) { clearInterval(timer); stopFollowing(); closeTerminal(termCard); return; }
-    if (!s || ended.has(s.status)) return;
+    if (!s || ended.has(s.status) || loading) return;
+    if (s.status === "RUNNING" && Date.now() - last < refreshEvery) return;
+    last = Date.now();
+    loading = true;
     const was = s.status;
-    await load();
+    try {
+      await load();
+    } finally {
+      loading = false;
+    }
     if (s.status !== was) {
       drawLogContainers(logContainer, s);
       drawExec(execCard, s, id);
       drawTerminal(termCard, s, ctx);
       if (!following) loadLogs();
     }
-  }, refreshEvery);
+  }, 1000);
 }
 
 // drawLogContainers offers a choice of container when there is more than one.

@@ -6,7 +6,7 @@
 // lines), terminate, a click on a session opens its detail, and for admins
 // the "..." → export CSV menu on the right of the OTHERS tab.
 import * as api from "../api.js";
-import { h, clear, button, iconButton, notice, table, tabs, moreMenu, toast, errorText, field, openDialog, confirmDialog, shortId, clip, switchInput } from "../ui.js";
+import { h, clear, button, iconButton, notice, table, tabs, moreMenu, toast, errorText, field, openDialog, confirmDialog, shortId, clip, switchInput, follow } from "../ui.js";
 import { exportDialog } from "../export.js";
 import { slotNames, amount, slotsText, time, GiB, INF } from "../format.js";
 import { splitWords } from "../shellwords.js";
@@ -59,6 +59,10 @@ export async function render(main, ctx) {
   const msg = h("div", { id: "sessions-message" });
   const list = h("div", { id: "sessions-table" });
   let res = null;
+  // moving: a listed session is on its way somewhere (placed, starting,
+  // ending): the list follows it closely.
+  let moving = false;
+  let hurry = () => {};
   const tails = new Map(); // session id → its last log lines, read once
 
   const loadIndicator = async () => {
@@ -78,6 +82,9 @@ export async function render(main, ctx) {
       clear(msg, notice("error", `Cannot list sessions: ${errorText(e)}`));
       return;
     }
+    // Of all the user's sessions, not only this tab's: one that leaves
+    // the RUNNING tab arrives in another.
+    moving = sessions.some((s) => !ended.has(s.status) && s.status !== "RUNNING");
     // The API lists newest first.
     sessions = sessions.filter((s) => group.has(s.status));
     const mine = (s) => s.owner === ctx.me.email;
@@ -109,6 +116,7 @@ export async function render(main, ctx) {
             clear(msg, notice("error", `Cannot terminate ${s.name || s.id}: ${errorText(e)}`));
           }
           await Promise.all([loadList(), loadIndicator()]);
+          hurry();
         }, { class: "danger", "data-action": "terminate", "data-session": s.id })) },
     ].filter(Boolean), sessions, { id: "sessions-list", empty: "No sessions here." }));
   };
@@ -120,6 +128,7 @@ export async function render(main, ctx) {
     if (created) {
       toast(`Session ${created.name || created.id} is ${created.status}`);
       await Promise.all([loadList(), loadIndicator()]);
+      hurry();
     }
   }, { id: "start-session" });
   const refresh = button("REFRESH", () => Promise.all([loadList(), loadIndicator()]), { class: "secondary", id: "refresh-sessions" });
@@ -133,11 +142,7 @@ export async function render(main, ctx) {
   await Promise.all([loadIndicator(), loadList()]);
   // Statuses move on their own (the scheduler, the agents): follow them
   // while this page is on screen.
-  const timer = setInterval(() => {
-    if (!main.isConnected) { clearInterval(timer); return; }
-    loadList();
-    loadIndicator();
-  }, 10000);
+  hurry = follow(main, () => Promise.all([loadList(), loadIndicator()]), { busy: () => moving });
 }
 
 // maxOf is the indicator's total for a slot: the policy's limit, or, when
