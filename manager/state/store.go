@@ -102,7 +102,10 @@ func (s *Store) Read() *Txn {
 
 // Write opens the write transaction. Only the FSM calls it, one at a time.
 func (s *Store) Write() *Txn {
-	return &Txn{tx: s.db.Txn(true), tr: s.cur.Load().tr.clone(), st: s, log: s.log, in: s.in, write: true}
+	// go-memdb's writer lock first: a second writer waits here for the
+	// first to end, then clones what it committed.
+	tx := s.db.Txn(true)
+	return &Txn{tx: tx, tr: s.cur.Load().tr.clone(), st: s, log: s.log, in: s.in, write: true}
 }
 
 // Commit makes a write transaction's changes visible: the database and
