@@ -227,11 +227,14 @@ func TestSessionsWalkthroughOnContainerd(t *testing.T) {
 	}
 }
 
-// An idle timeout of 2 s ends an idle session (reason idle-timeout) and
-// spares one that keeps its half core busy.
+// An idle timeout of 4 s ends an idle session (reason idle-timeout) and
+// spares one that keeps its half core busy. (The busy one's evidence is
+// two heartbeats' CPU readings apart: the timeout leaves room for a
+// loaded machine to send them late.)
 func TestIdleTimeoutOnContainerd(t *testing.T) {
 	t.Parallel()
-	sc := startSessionCluster(t, 2)
+	const timeout = 4
+	sc := startSessionCluster(t, timeout)
 	idle := sc.start(api.SessionInteractive, 0.5, "sleep", "3600")
 	busy := sc.start(api.SessionInteractive, 0.5, "sh", "-c", "while :; do :; done")
 	sc.wait(busy.ID, api.SessionRunning)
@@ -245,7 +248,7 @@ func TestIdleTimeoutOnContainerd(t *testing.T) {
 		t.Fatalf("idle session history %s, want TERMINATING with reason idle-timeout", reasons)
 	}
 	// The busy one outlives the idle one by more than the timeout.
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(timeout * time.Second)
 	testcluster.Eventually(t, slowMachine, func() error {
 		if b := sc.get(busy.ID); b.Status != api.SessionRunning {
 			t.Fatalf("busy session is %s (%+v)", b.Status, b.StatusHistory)

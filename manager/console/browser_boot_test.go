@@ -56,10 +56,13 @@ func TestAConsoleFileThatFailsToDownloadIsFetchedAgainOrSaidSo(t *testing.T) {
 		name         string
 		failingLoads int
 		want         chromedp.Action[chromedp.Void]
-		pages        int
+		// The loads of the page: a loaded machine may fail a download
+		// of its own (Chromium gives up on a slow module), which the
+		// page answers with its second reload, still within the limit.
+		minPages, maxPages int
 	}{
-		{"the first load fails: the page reloads once and comes up", 1, chromedp.WaitVisible(chromedp.CSS("#login-email")), 2},
-		{"every load fails: two reloads, then the page says what happened", -1, waitText("#app", "could not download its files"), 3},
+		{"the first load fails: the page reloads and comes up", 1, chromedp.WaitVisible(chromedp.CSS("#login-email")), 2, 3},
+		{"every load fails: two reloads, then the page says what happened", -1, waitText("#app", "could not download its files"), 3, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			files := &flakyFiles{path: "/assets/pages/statistics.js", next: console.Handler(), failingLoads: tc.failingLoads}
@@ -72,8 +75,8 @@ func TestAConsoleFileThatFailsToDownloadIsFetchedAgainOrSaidSo(t *testing.T) {
 			if files.dropped == 0 {
 				t.Fatal("no download was dropped: the test proves nothing")
 			}
-			if files.pages != tc.pages {
-				t.Errorf("the page was loaded %d times, want %d", files.pages, tc.pages)
+			if files.pages < tc.minPages || files.pages > tc.maxPages {
+				t.Errorf("the page was loaded %d times, want %d to %d", files.pages, tc.minPages, tc.maxPages)
 			}
 		})
 	}
